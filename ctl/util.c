@@ -1,0 +1,83 @@
+/* ctl util: file I/O shared by the attestctl subcommands. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl.h"
+
+int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+    int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "attestctl: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    at_buf b;
+    at_buf_init(&b);
+    at_buf_set_max(&b, max);
+    for (;;) {
+        if (at_buf_reserve(&b, 4096) != AT_OK) {
+            fprintf(stderr, "attestctl: %s: larger than %zu bytes\n", path, max);
+            goto fail;
+        }
+        ssize_t n = read(fd, b.p + b.len, b.cap - b.len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "attestctl: %s: %s\n", path, strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        b.len += (size_t)n;
+    }
+    if (fd != 0)
+        close(fd);
+    *len = b.len;
+    *out = b.len ? at_buf_take(&b, NULL) : calloc(1, 1);
+    return *out ? 0 : -1;
+fail:
+    if (fd != 0)
+        close(fd);
+    at_buf_cleanup(&b);
+    return -1;
+}
+
+int ctl_write_file(const char *path, const void *p, size_t len, int mode)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdout : NULL;
+    if (!f) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        if (fd >= 0 && fchmod(fd, (mode_t)mode) != 0) {
+            close(fd);
+            fd = -1;
+        }
+        if (fd < 0 || !(f = fdopen(fd, "wb"))) {
+            fprintf(stderr, "attestctl: %s: %s\n", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+    }
+    int ok = fwrite(p, 1, len, f) == len;
+    if (f == stdout)
+        ok = ok && fflush(f) == 0;
+    else
+        ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        fprintf(stderr, "attestctl: %s: write failed\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_version(int argc, char **argv)
+{
+    printf("attestctl %s\n", PACKAGE_VERSION);
+    return CTL_OK;
+}

@@ -1,0 +1,164 @@
+/* enc: hex and base64. Decoders parse untrusted text: explicit lengths,
+ * no allocation sized from anything but the input length. */
+#include "enc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char hexdig[] = "0123456789abcdef";
+
+void at_hex_encode(const uint8_t *p, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hexdig[p[i] >> 4];
+        out[2 * i + 1] = hexdig[p[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+char *at_hex_encode_new(at_span s)
+{
+    size_t n;
+    if (!at_size_mul(s.len, 2, &n) || !at_size_add(n, 1, &n))
+        return NULL;
+    char *out = malloc(n);
+    if (out)
+        at_hex_encode(s.p, s.len, out);
+    return out;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+at_err at_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t cap, size_t *outlen)
+{
+    if (hexlen % 2)
+        return AT_E_BAD_FIELD;
+    if (hexlen / 2 > cap)
+        return AT_E_TOO_LARGE;
+    for (size_t i = 0; i < hexlen / 2; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return AT_E_BAD_FIELD;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *outlen = hexlen / 2;
+    return AT_OK;
+}
+
+at_err at_hex_decode_new(const char *hex, uint8_t **out, size_t *outlen)
+{
+    size_t n = strlen(hex);
+    uint8_t *p = malloc(n / 2 + 1);
+    if (!p)
+        return AT_E_INTERNAL;
+    at_err rc = at_hex_decode(hex, n, p, n / 2 + 1, outlen);
+    if (rc != AT_OK) {
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return AT_OK;
+}
+
+static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static char *b64_encode(at_span s, const char *alpha, int pad)
+{
+    size_t groups = s.len / 3 + (s.len % 3 != 0), n;
+    if (!at_size_mul(groups, 4, &n) || !at_size_add(n, 1, &n))
+        return NULL;
+    char *out = malloc(n), *o = out;
+    if (!out)
+        return NULL;
+    size_t i = 0;
+    for (; i + 3 <= s.len; i += 3) {
+        uint32_t v = (uint32_t)s.p[i] << 16 | (uint32_t)s.p[i + 1] << 8 | s.p[i + 2];
+        *o++ = alpha[v >> 18];
+        *o++ = alpha[(v >> 12) & 63];
+        *o++ = alpha[(v >> 6) & 63];
+        *o++ = alpha[v & 63];
+    }
+    size_t rest = s.len - i;
+    if (rest) {
+        uint32_t v = (uint32_t)s.p[i] << 16 | (rest == 2 ? (uint32_t)s.p[i + 1] << 8 : 0);
+        *o++ = alpha[v >> 18];
+        *o++ = alpha[(v >> 12) & 63];
+        if (rest == 2)
+            *o++ = alpha[(v >> 6) & 63];
+        else if (pad)
+            *o++ = '=';
+        if (pad)
+            *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+char *at_b64_encode_new(at_span s) { return b64_encode(s, b64std, 1); }
+char *at_b64url_encode_new(at_span s) { return b64_encode(s, b64url, 0); }
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+at_err at_b64_decode_new(const char *txt, size_t len, uint8_t **out, size_t *outlen)
+{
+    /* Accept standard (padded) and URL-safe (unpadded) forms, nothing else:
+     * no whitespace, padding only at the end, no non-zero trailing bits. */
+    size_t pad = 0;
+    while (pad < 2 && len > 0 && txt[len - 1] == '=') {
+        len--;
+        pad++;
+    }
+    if (pad && (len + pad) % 4 != 0)
+        return AT_E_BAD_FIELD;
+    if (len % 4 == 1)
+        return AT_E_BAD_FIELD;
+    size_t n = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+    uint8_t *p = malloc(n + 1), *o = p;
+    if (!p)
+        return AT_E_INTERNAL;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64val((unsigned char)txt[i]);
+        if (v < 0) {
+            free(p);
+            return AT_E_BAD_FIELD;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            *o++ = (uint8_t)(acc >> bits);
+        }
+    }
+    if (bits && (acc & ((1u << bits) - 1))) {
+        free(p);
+        return AT_E_BAD_FIELD;
+    }
+    *out = p;
+    *outlen = (size_t)(o - p);
+    return AT_OK;
+}

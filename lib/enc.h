@@ -1,0 +1,33 @@
+/* enc: hex and base64 text encodings of binary values (API.md: base64 with
+ * padding in JSON, lowercase hex for PCRs and digests). Decoders are strict
+ * and read attacker-supplied text. */
+#ifndef AT_ENC_H
+#define AT_ENC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+/* Lowercase hex into out (2*len+1 bytes, NUL-terminated). */
+void at_hex_encode(const uint8_t *p, size_t len, char *out);
+/* Caller frees. NULL on OOM. */
+char *at_hex_encode_new(at_span s);
+/* Strict hex (either case, even length) into out; *outlen = bytes written.
+ * AT_E_BAD_FIELD when not hex, AT_E_TOO_LARGE when it does not fit. */
+at_err at_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t cap,
+                     size_t *outlen) AT_MUST_USE;
+/* Decode into a new buffer the caller frees. */
+at_err at_hex_decode_new(const char *hex, uint8_t **out, size_t *outlen) AT_MUST_USE;
+
+/* Standard base64 with padding. Caller frees. NULL on OOM. */
+char *at_b64_encode_new(at_span s);
+/* Strict standard base64 (padding required, no whitespace) or, when
+ * url_ok, also the URL-safe alphabet without padding. Caller frees *out. */
+at_err at_b64_decode_new(const char *txt, size_t txtlen, uint8_t **out,
+                         size_t *outlen) AT_MUST_USE;
+/* base64url without padding (JOSE). Caller frees. */
+char *at_b64url_encode_new(at_span s);
+
+#endif

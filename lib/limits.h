@@ -1,0 +1,38 @@
+/* limits: every bound libattest and the binaries enforce, with its reason.
+ * Stricter before authentication than after. */
+#ifndef AT_LIMITS_H
+#define AT_LIMITS_H
+
+/* Genuine Nitro documents are 4.4-7.6 KB (nitro-facts.md); above 16 KiB a
+ * document cannot be genuine, so refuse before any parsing. */
+#define AT_MAX_DOCUMENT_BYTES (16 * 1024)
+/* COSE_Sign1 -> payload map -> pcrs map / cabundle array: depth 3 is real;
+ * 8 leaves room for tags without letting libcbor recurse 2048 levels. */
+#define AT_MAX_CBOR_DEPTH 8
+/* Items in one document: 9 payload keys + 32 PCRs + 8 certs + envelope. */
+#define AT_MAX_CBOR_ITEMS 256
+/* NSM exposes 32 PCRs; NitroTPM 24. */
+#define AT_MAX_PCRS 32
+#define AT_MAX_PCR_INDEX 31
+/* Root + regional + zonal + instance CA = 4 in every genuine bundle. */
+#define AT_MAX_CABUNDLE 8
+/* AWS's CDDL: public_key, user_data, nonce each at most 1024 bytes. */
+#define AT_MAX_OPTIONAL_FIELD 1024
+/* A P-384 certificate from AWS is ~640 bytes. */
+#define AT_MAX_CERT_BYTES 4096
+#define AT_MAX_MODULE_ID 128
+/* SHA-512-sized PCR banks are the largest the NSM can report. */
+#define AT_MAX_PCR_LEN 64
+/* The certificate cache: a few hundred hosts x 5 certificates. */
+#define AT_CERT_CACHE_ENTRIES 4096
+/* Pinned roots configured at once. */
+#define AT_MAX_ROOTS 16
+
+/* HTTP bodies: documents are base64 (x4/3) inside small JSON. */
+#define AT_MAX_BODY_BYTES (64 * 1024)
+/* Allowed clock skew between an agent's document and the verifier. */
+#define AT_CLOCK_SKEW_MS (60 * 1000)
+#define AT_NONCE_TTL_S 60
+#define AT_NONCE_BYTES 32
+
+#endif

@@ -1,0 +1,7 @@
+# libattest: the shared core, one module per .c/.h pair.
+noinst_LIBRARIES += lib/libattest.a
+lib_libattest_a_SOURCES = \
+	lib/err.c lib/err.h \
+	lib/buf.c lib/buf.h \
+	lib/enc.c lib/enc.h \
+	lib/limits.h
