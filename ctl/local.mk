@@ -1,5 +1,6 @@
 # attestctl: the command-line tool, one file per subcommand.
 bin_PROGRAMS += ctl/attestctl
 ctl_attestctl_SOURCES = \
-	ctl/main.c ctl/ctl.h ctl/util.c
+	ctl/main.c ctl/ctl.h ctl/util.c \
+	ctl/cmd_sim.c ctl/cmd_verify.c
 ctl_attestctl_LDADD = $(AT_LIBS) $(CURL_LIBS)

@@ -11,6 +11,8 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* one line per subcommand, alphabetical */
+    {"sim", cmd_sim, "simulated Nitro PKI and attestation documents (tests, demos)"},
+    {"verify", cmd_verify, "verify attestation documents offline, print JSON"},
     {"version", cmd_version, "print the version"},
 };
 

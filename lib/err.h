@@ -57,7 +57,7 @@ typedef enum {
 
 /* Human detail for one failure: which field, expected vs actual. Owned by
  * the caller (stack), never global: the servers run several threads. */
-#define AT_DIAG_MAX 384
+#define AT_DIAG_MAX 1024
 typedef struct {
     char msg[AT_DIAG_MAX];
 } at_diag;

@@ -1,7 +1,8 @@
-/* limits: every bound libattest and the binaries enforce, with its reason.
+/* at_limits (not "limits.h": that name would shadow the C library's):
+ * every bound libattest and the binaries enforce, with its reason.
  * Stricter before authentication than after. */
-#ifndef AT_LIMITS_H
-#define AT_LIMITS_H
+#ifndef AT_AT_LIMITS_H
+#define AT_AT_LIMITS_H
 
 /* Genuine Nitro documents are 4.4-7.6 KB (nitro-facts.md); above 16 KiB a
  * document cannot be genuine, so refuse before any parsing. */

@@ -1,0 +1,185 @@
+/* evidence: orchestrates the checks of one attacker-supplied document in a
+ * fixed order: structure, chain (with time), signature, clock skew, nonce,
+ * policy. A document is valid only when every check ran and passed. */
+#include "evidence.h"
+
+#include <openssl/crypto.h>
+#include <string.h>
+#include <time.h>
+
+#include "enc.h"
+#include "at_limits.h"
+
+int64_t at_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Floor division so times before 1970 round the right way. */
+static int64_t ms_to_s(int64_t ms) { return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000); }
+
+static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evidence *ev)
+{
+    at_diag *d = &ev->diag;
+    at_err rc;
+    EVP_PKEY *key = NULL;
+    if (doc.len > AT_MAX_DOCUMENT_BYTES)
+        return at_fail(d, AT_E_TOO_LARGE, "document: %zu bytes, at most %d accepted", doc.len,
+                       AT_MAX_DOCUMENT_BYTES);
+    if ((rc = at_cose_sign1_decode(doc, &ev->cose, d)) != AT_OK)
+        return rc;
+    if ((rc = at_nitro_payload_decode(ev->cose.payload, o->format, &ev->payload, d)) != AT_OK)
+        return rc;
+    ev->decoded = true;
+
+    int64_t now = o->at_ms > 0 ? o->at_ms : at_now_ms();
+    switch (o->time_mode) {
+    case AT_TIME_GIVEN:
+        ev->checked_at_ms = o->at_ms;
+        break;
+    case AT_TIME_DOCUMENT:
+        ev->checked_at_ms = (int64_t)ev->payload.timestamp_ms;
+        break;
+    default:
+        ev->checked_at_ms = now;
+        break;
+    }
+    rc = at_trust_verify(trust, ev->payload.certificate, ev->payload.cabundle,
+                         ev->payload.n_cabundle, ms_to_s(ev->checked_at_ms), &ev->chain, &key, d);
+    if (rc != AT_OK)
+        return rc;
+    ev->chain_checked = true;
+    rc = at_cose_sign1_verify(&ev->cose, key, d);
+    EVP_PKEY_free(key);
+    if (rc != AT_OK)
+        return rc;
+
+    int64_t skew = o->clock_skew_ms > 0 ? o->clock_skew_ms : AT_CLOCK_SKEW_MS;
+    if (o->time_mode != AT_TIME_DOCUMENT &&
+        (int64_t)ev->payload.timestamp_ms > ev->checked_at_ms + skew)
+        return at_fail(d, AT_E_CLOCK_SKEW,
+                       "timestamp: document is %lld ms ahead of the check time, at most %lld "
+                       "allowed",
+                       (long long)((int64_t)ev->payload.timestamp_ms - ev->checked_at_ms),
+                       (long long)skew);
+    if (o->check_nonce) {
+        at_span got = ev->payload.has_nonce ? ev->payload.nonce : AT_SPAN_NULL;
+        if (!at_span_eq_ct(got, o->nonce)) {
+            char want[2 * 64 + 1] = "", have[2 * 64 + 1] = "";
+            at_hex_encode(o->nonce.p, o->nonce.len > 64 ? 64 : o->nonce.len, want);
+            if (ev->payload.has_nonce)
+                at_hex_encode(got.p, got.len > 64 ? 64 : got.len, have);
+            return at_fail(d, AT_E_NONCE_MISMATCH, "nonce: expected %s, got %s", want,
+                           ev->payload.has_nonce ? have : "none");
+        }
+    }
+    if (o->policy) {
+        ev->policy = o->policy;
+        int64_t ref = o->time_mode == AT_TIME_DOCUMENT ? (int64_t)ev->payload.timestamp_ms
+                                                       : ev->checked_at_ms;
+        if ((rc = at_policy_check(o->policy, &ev->payload, ref, &ev->pcr_report, d)) != AT_OK)
+            return rc;
+    }
+    return AT_OK;
+}
+
+at_err at_evidence_verify(at_trust *trust, at_span doc, const at_verify_opts *opts,
+                          at_evidence *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    at_verify_opts none = {0};
+    ev->result = run(trust, doc, opts ? opts : &none, ev);
+    if (ev->result == AT_OK)
+        ev->diag.msg[0] = '\0';
+    return ev->result;
+}
+
+void at_evidence_cleanup(at_evidence *ev)
+{
+    at_nitro_payload_cleanup(&ev->payload);
+    at_cose_sign1_cleanup(&ev->cose);
+    memset(ev, 0, sizeof *ev);
+}
+
+static json_t *b64_or_null(bool has, at_span s)
+{
+    if (!has)
+        return json_null();
+    char *b = at_b64_encode_new(s);
+    json_t *j = b ? json_string(b) : json_null();
+    free(b);
+    return j;
+}
+
+static json_t *time_json(int64_t unix_s)
+{
+    char buf[40];
+    at_time_rfc3339(unix_s, buf, sizeof buf);
+    return json_string(buf);
+}
+
+json_t *at_evidence_json(const at_evidence *ev)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "valid", json_boolean(ev->result == AT_OK));
+    if (ev->result == AT_OK) {
+        json_object_set_new(o, "error", json_null());
+    } else {
+        json_t *e = json_object();
+        json_object_set_new(e, "code", json_string(at_err_str(ev->result)));
+        json_object_set_new(e, "message", json_string(ev->diag.msg));
+        if (ev->result == AT_E_PCR_MISMATCH && ev->policy)
+            json_object_set_new(e, "pcrs", at_pcr_report_json(ev->policy, &ev->pcr_report));
+        json_object_set_new(o, "error", e);
+    }
+    if (!ev->decoded)
+        return o;
+    const at_nitro_payload *p = &ev->payload;
+    json_object_set_new(o, "format", json_string(at_format_name(p->format)));
+    json_object_set_new(o, "module_id", json_string(p->module_id));
+    json_object_set_new(o, "timestamp_ms", json_integer((json_int_t)p->timestamp_ms));
+    json_object_set_new(o, "timestamp", time_json((int64_t)(p->timestamp_ms / 1000)));
+    json_object_set_new(o, "digest", json_string("SHA384"));
+    json_t *pcrs = json_object();
+    for (size_t i = 0; i < p->n_pcrs; i++) {
+        char key[8], hex[2 * AT_MAX_PCR_LEN + 1];
+        snprintf(key, sizeof key, "%u", p->pcrs[i].index);
+        at_hex_encode(p->pcrs[i].value, p->pcrs[i].len, hex);
+        json_object_set_new(pcrs, key, json_string(hex));
+    }
+    json_object_set_new(o, "pcrs", pcrs);
+    json_object_set_new(o, "nonce", b64_or_null(p->has_nonce, p->nonce));
+    json_object_set_new(o, "user_data", b64_or_null(p->has_user_data, p->user_data));
+    json_object_set_new(o, "public_key", b64_or_null(p->has_public_key, p->public_key));
+    json_object_set_new(o, "chain_length", json_integer((json_int_t)p->n_cabundle + 1));
+    json_object_set_new(o, "cose_tagged", json_boolean(ev->cose.tagged));
+    json_object_set_new(o, "payload_map", json_string(p->map_indefinite ? "indefinite" : "definite"));
+    json_object_set_new(o, "checked_at", time_json(ms_to_s(ev->checked_at_ms)));
+    if (ev->chain_checked) {
+        json_t *c = json_object();
+        json_object_set_new(c, "subject", json_string(ev->chain.subject));
+        json_object_set_new(c, "not_before", time_json(ev->chain.not_before));
+        json_object_set_new(c, "not_after", time_json(ev->chain.not_after));
+        json_object_set_new(o, "certificate", c);
+        char hex[65];
+        at_hex_encode(ev->chain.root_sha256, 32, hex);
+        json_object_set_new(o, "root_sha256", json_string(hex));
+        json_object_set_new(o, "aws_root", json_boolean(memcmp(ev->chain.root_sha256,
+                                                               at_aws_root_g1_sha256, 32) == 0));
+    } else {
+        json_object_set_new(o, "certificate", json_null());
+    }
+    if (ev->policy) {
+        uint8_t h[32];
+        char hex[65];
+        if (at_policy_sha256(ev->policy, h) == AT_OK) {
+            at_hex_encode(h, 32, hex);
+            json_object_set_new(o, "policy_sha256", json_string(hex));
+        }
+    }
+    return o;
+}

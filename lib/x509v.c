@@ -1,0 +1,662 @@
+/* x509v: verifies attacker-supplied certificate chains against pinned roots
+ * and caches what it verified (see x509v.h for the rules). */
+#include "x509v.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "at_limits.h"
+
+/* AWS Nitro Enclaves root G1 (public), DER SHA-256 641a0321...79bb5b. */
+static const char aws_root_g1_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIICETCCAZagAwIBAgIRAPkxdWgbkK/hHUbMtOTn+FYwCgYIKoZIzj0EAwMwSTEL\n"
+    "MAkGA1UEBhMCVVMxDzANBgNVBAoMBkFtYXpvbjEMMAoGA1UECwwDQVdTMRswGQYD\n"
+    "VQQDDBJhd3Mubml0cm8tZW5jbGF2ZXMwHhcNMTkxMDI4MTMyODA1WhcNNDkxMDI4\n"
+    "MTQyODA1WjBJMQswCQYDVQQGEwJVUzEPMA0GA1UECgwGQW1hem9uMQwwCgYDVQQL\n"
+    "DANBV1MxGzAZBgNVBAMMEmF3cy5uaXRyby1lbmNsYXZlczB2MBAGByqGSM49AgEG\n"
+    "BSuBBAAiA2IABPwCVOumCMHzaHDimtqQvkY4MpJzbolL//Zy2YlES1BR5TSksfbb\n"
+    "48C8WBoyt7F2Bw7eEtaaP+ohG2bnUs990d0JX28TcPQXCEPZ3BABIeTPYwEoCWZE\n"
+    "h8l5YoQwTcU/9KNCMEAwDwYDVR0TAQH/BAUwAwEB/zAdBgNVHQ4EFgQUkCW1DdkF\n"
+    "R+eWw5b6cp3PmanfS5YwDgYDVR0PAQH/BAQDAgGGMAoGCCqGSM49BAMDA2kAMGYC\n"
+    "MQCjfy+Rocm9Xue4YnwWmNJVA44fA0P5W2OpYow9OYCVRaEevL8uO1XYru5xtMPW\n"
+    "rfMCMQCi85sWBbJwKKXdS6BptQFuZbT73o/gBh1qUxl/nNr12UO8Yfwr6wPLb+6N\n"
+    "IwLz3/Y=\n"
+    "-----END CERTIFICATE-----\n";
+
+const uint8_t at_aws_root_g1_sha256[32] = {
+    0x64, 0x1a, 0x03, 0x21, 0xa3, 0xe2, 0x44, 0xef, 0xe4, 0x56, 0x46, 0x31, 0x95, 0xd6, 0x06, 0x31,
+    0x7e, 0xd7, 0xcd, 0xcc, 0x3c, 0x17, 0x56, 0xe0, 0x98, 0x93, 0xf3, 0xc6, 0x8f, 0x79, 0xbb, 0x5b};
+
+struct root {
+    X509 *x509;
+    uint8_t *der;
+    size_t der_len;
+    uint8_t hash[32];
+    int64_t from, until;
+};
+
+struct entry {
+    uint8_t hash[32];
+    uint8_t parent[32];
+    X509 *x509;
+    int64_t from, until; /* the verification holds for from <= t <= until */
+    struct entry *hnext;
+    struct entry *prev, *next; /* LRU: head = most recent */
+};
+
+struct at_trust {
+    atomic_int refs;
+    struct root roots[AT_MAX_ROOTS];
+    size_t n_roots;
+    X509_STORE *store;
+
+    pthread_mutex_t lock;
+    struct entry **buckets;
+    size_t n_buckets, n_entries, capacity;
+    struct entry *lru_head, *lru_tail;
+    at_trust_stats stats;
+};
+
+static void sha256(at_span s, uint8_t out[32])
+{
+    unsigned int n = 32;
+    EVP_Digest(s.p, s.len, out, &n, EVP_sha256(), NULL);
+}
+
+int at_asn1_time_unix(const ASN1_TIME *a, int64_t *out)
+{
+    struct tm tm;
+    if (!a || ASN1_TIME_to_tm(a, &tm) != 1)
+        return 0;
+    *out = (int64_t)timegm(&tm);
+    return 1;
+}
+
+void at_time_rfc3339(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "@%lld", (long long)t);
+}
+
+at_trust *at_trust_new(size_t cache_entries)
+{
+    at_trust *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    atomic_init(&t->refs, 1);
+    t->capacity = cache_entries ? cache_entries : AT_CERT_CACHE_ENTRIES;
+    t->n_buckets = 1;
+    while (t->n_buckets < t->capacity * 2)
+        t->n_buckets <<= 1;
+    t->buckets = calloc(t->n_buckets, sizeof *t->buckets);
+    t->store = X509_STORE_new();
+    if (!t->buckets || !t->store || pthread_mutex_init(&t->lock, NULL) != 0) {
+        X509_STORE_free(t->store);
+        free(t->buckets);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+at_trust *at_trust_ref(at_trust *t)
+{
+    if (t)
+        atomic_fetch_add(&t->refs, 1);
+    return t;
+}
+
+static void cache_clear_locked(at_trust *t)
+{
+    struct entry *e = t->lru_head;
+    while (e) {
+        struct entry *next = e->next;
+        X509_free(e->x509);
+        free(e);
+        e = next;
+    }
+    memset(t->buckets, 0, t->n_buckets * sizeof *t->buckets);
+    t->lru_head = t->lru_tail = NULL;
+    t->n_entries = 0;
+}
+
+void at_trust_unref(at_trust *t)
+{
+    if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    cache_clear_locked(t);
+    for (size_t i = 0; i < t->n_roots; i++) {
+        X509_free(t->roots[i].x509);
+        free(t->roots[i].der);
+    }
+    X509_STORE_free(t->store);
+    pthread_mutex_destroy(&t->lock);
+    free(t->buckets);
+    free(t);
+}
+
+size_t at_trust_root_count(const at_trust *t) { return t->n_roots; }
+
+/* ECDSA P-384 key, signed with ECDSA-SHA384: nothing else occurs in the
+ * Nitro PKI, so nothing else is accepted. */
+static at_err check_cert_algs(X509 *x, const char *what, at_diag *d)
+{
+    if (X509_get_signature_nid(x) != NID_ecdsa_with_SHA384)
+        return at_fail(d, AT_E_CHAIN_INVALID, "%s: signature algorithm %s, expected ecdsa-with-SHA384",
+                       what, OBJ_nid2sn(X509_get_signature_nid(x)));
+    EVP_PKEY *k = X509_get0_pubkey(x);
+    char group[64] = "";
+    size_t glen = 0;
+    if (!k || EVP_PKEY_get_base_id(k) != EVP_PKEY_EC ||
+        EVP_PKEY_get_group_name(k, group, sizeof group, &glen) != 1 ||
+        strcmp(group, "secp384r1") != 0) {
+        ERR_clear_error();
+        return at_fail(d, AT_E_CHAIN_INVALID, "%s: public key %s%s%s, expected EC P-384", what,
+                       k ? OBJ_nid2sn(EVP_PKEY_get_base_id(k)) : "unreadable",
+                       group[0] ? " " : "", group);
+    }
+    return AT_OK;
+}
+
+static at_err cert_window(X509 *x, const char *what, int64_t *from, int64_t *until, at_diag *d)
+{
+    if (!at_asn1_time_unix(X509_get0_notBefore(x), from) ||
+        !at_asn1_time_unix(X509_get0_notAfter(x), until))
+        return at_fail(d, AT_E_CHAIN_INVALID, "%s: unreadable validity dates", what);
+    return AT_OK;
+}
+
+at_err at_trust_add_root_der(at_trust *t, at_span der, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    X509 *x = NULL;
+    const unsigned char *p = der.p;
+    AT_ENSURE(t->n_roots < AT_MAX_ROOTS, d, AT_E_TOO_LARGE, "roots: at most %d", AT_MAX_ROOTS);
+    AT_ENSURE(der.len > 0 && der.len <= AT_MAX_CERT_BYTES, d, AT_E_BAD_FIELD,
+              "root: %zu bytes", der.len);
+    x = d2i_X509(NULL, &p, (long)der.len);
+    AT_ENSURE(x && p == der.p + der.len, d, AT_E_BAD_FIELD, "root: not a DER certificate");
+    AT_TRY(check_cert_algs(x, "root", d));
+    AT_ENSURE(X509_check_ca(x) >= 1, d, AT_E_CHAIN_INVALID, "root: not a CA certificate");
+    AT_ENSURE(X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0 &&
+                  X509_verify(x, X509_get0_pubkey(x)) == 1,
+              d, AT_E_CHAIN_INVALID, "root: not self-signed");
+    uint8_t h[32];
+    sha256(der, h);
+    for (size_t i = 0; i < t->n_roots; i++)
+        if (memcmp(t->roots[i].hash, h, 32) == 0) {
+            rc = AT_OK; /* already pinned */
+            goto out;
+        }
+    struct root *r = &t->roots[t->n_roots];
+    AT_TRY(cert_window(x, "root", &r->from, &r->until, d));
+    AT_ENSURE((r->der = malloc(der.len)), d, AT_E_INTERNAL, "out of memory");
+    memcpy(r->der, der.p, der.len);
+    r->der_len = der.len;
+    memcpy(r->hash, h, 32);
+    AT_OSSL(X509_STORE_add_cert(t->store, x), d);
+    r->x509 = x;
+    x = NULL;
+    t->n_roots++;
+    rc = AT_OK;
+out:
+    ERR_clear_error();
+    X509_free(x);
+    return rc;
+}
+
+at_err at_trust_add_root_pem(at_trust *t, at_span pem, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    BIO *bio = BIO_new_mem_buf(pem.p, (int)pem.len);
+    X509 *x = NULL;
+    unsigned char *der = NULL;
+    int added = 0;
+    AT_ENSURE(bio && pem.len < 1024 * 1024, d, AT_E_BAD_FIELD, "root: PEM too large");
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        int n = i2d_X509(x, &der);
+        AT_ENSURE(n > 0, d, AT_E_BAD_FIELD, "root: unencodable certificate");
+        AT_TRY(at_trust_add_root_der(t, AT_SPAN(der, (size_t)n), d));
+        OPENSSL_free(der);
+        der = NULL;
+        X509_free(x);
+        x = NULL;
+        added++;
+    }
+    AT_ENSURE(added > 0, d, AT_E_BAD_FIELD, "root: no PEM certificate found");
+    rc = AT_OK;
+out:
+    ERR_clear_error();
+    OPENSSL_free(der);
+    X509_free(x);
+    BIO_free(bio);
+    return rc;
+}
+
+at_err at_trust_add_root_file(at_trust *t, const char *path, at_diag *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return at_fail(d, AT_E_IO, "root: cannot open %s", path);
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int big = !feof(f);
+    fclose(f);
+    if (big)
+        return at_fail(d, AT_E_TOO_LARGE, "root: %s is larger than 64 KiB", path);
+    at_err rc;
+    if (n > 0 && (unsigned char)buf[0] == 0x30)
+        rc = at_trust_add_root_der(t, AT_SPAN(buf, n), d);
+    else
+        rc = at_trust_add_root_pem(t, AT_SPAN(buf, n), d);
+    if (rc != AT_OK)
+        at_diag_prefix(d, "%s: ", path);
+    return rc;
+}
+
+at_err at_trust_add_aws_root(at_trust *t, at_diag *d)
+{
+    return at_trust_add_root_pem(t, AT_SPAN(aws_root_g1_pem, sizeof aws_root_g1_pem - 1), d);
+}
+
+/* ---- cache (callers hold t->lock) --------------------------------------- */
+
+static size_t bucket_of(const at_trust *t, const uint8_t h[32])
+{
+    uint64_t v;
+    memcpy(&v, h, sizeof v); /* SHA-256 output is uniform */
+    return (size_t)(v & (t->n_buckets - 1));
+}
+
+static struct entry *lookup(at_trust *t, const uint8_t h[32])
+{
+    for (struct entry *e = t->buckets[bucket_of(t, h)]; e; e = e->hnext)
+        if (memcmp(e->hash, h, 32) == 0)
+            return e;
+    return NULL;
+}
+
+static void lru_unlink(at_trust *t, struct entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        t->lru_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        t->lru_tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_front(at_trust *t, struct entry *e)
+{
+    e->prev = NULL;
+    e->next = t->lru_head;
+    if (t->lru_head)
+        t->lru_head->prev = e;
+    t->lru_head = e;
+    if (!t->lru_tail)
+        t->lru_tail = e;
+}
+
+static void touch(at_trust *t, struct entry *e)
+{
+    if (t->lru_head != e) {
+        lru_unlink(t, e);
+        lru_front(t, e);
+    }
+}
+
+static void remove_entry(at_trust *t, struct entry *e)
+{
+    struct entry **pp = &t->buckets[bucket_of(t, e->hash)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+    lru_unlink(t, e);
+    X509_free(e->x509);
+    free(e);
+    t->n_entries--;
+}
+
+static void insert(at_trust *t, const uint8_t h[32], const uint8_t parent[32], X509 *x,
+                   int64_t from, int64_t until)
+{
+    struct entry *e = lookup(t, h);
+    if (e) {
+        memcpy(e->parent, parent, 32);
+        e->from = from;
+        e->until = until;
+        touch(t, e);
+        return;
+    }
+    if (t->n_entries >= t->capacity && t->lru_tail)
+        remove_entry(t, t->lru_tail);
+    e = calloc(1, sizeof *e);
+    if (!e || X509_up_ref(x) != 1) {
+        free(e);
+        return; /* the cache is an optimisation: failing to fill it is fine */
+    }
+    memcpy(e->hash, h, 32);
+    memcpy(e->parent, parent, 32);
+    e->x509 = x;
+    e->from = from;
+    e->until = until;
+    size_t b = bucket_of(t, h);
+    e->hnext = t->buckets[b];
+    t->buckets[b] = e;
+    lru_front(t, e);
+    t->n_entries++;
+}
+
+void at_trust_cache_clear(at_trust *t)
+{
+    pthread_mutex_lock(&t->lock);
+    cache_clear_locked(t);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void at_trust_stats_get(at_trust *t, at_trust_stats *s)
+{
+    pthread_mutex_lock(&t->lock);
+    *s = t->stats;
+    s->entries = t->n_entries;
+    s->capacity = t->capacity;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* ---- verification ------------------------------------------------------- */
+
+static X509 *parse_cert(at_span der, const char *what, at_diag *d, at_err *rc)
+{
+    const unsigned char *p = der.p;
+    X509 *x = d2i_X509(NULL, &p, (long)der.len);
+    if (!x || p != der.p + der.len) {
+        ERR_clear_error();
+        X509_free(x);
+        *rc = at_fail(d, AT_E_BAD_FIELD, "%s: not a DER X.509 certificate%s", what,
+                      x ? " (trailing bytes)" : "");
+        return NULL;
+    }
+    return x;
+}
+
+static void fill_result(X509 *leaf, size_t n, const struct root *r, at_chain_path path,
+                        at_chain_result *res)
+{
+    memset(res, 0, sizeof *res);
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b) {
+        X509_NAME_print_ex(b, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253);
+        int len = BIO_read(b, res->subject, sizeof res->subject - 1);
+        res->subject[len > 0 ? len : 0] = '\0';
+        BIO_free(b);
+    }
+    at_asn1_time_unix(X509_get0_notBefore(leaf), &res->not_before);
+    at_asn1_time_unix(X509_get0_notAfter(leaf), &res->not_after);
+    res->chain_length = n + 1;
+    memcpy(res->root_sha256, r->hash, 32);
+    res->path = path;
+}
+
+/* Inclusive bounds (RFC 5280 §4.1.2.5): valid when from <= when <= until. */
+static at_err check_time(X509 *x, const char *what, int64_t when, int64_t *from, int64_t *until,
+                         at_diag *d)
+{
+    at_err rc = cert_window(x, what, from, until, d);
+    if (rc != AT_OK)
+        return rc;
+    char a[32], b[32];
+    if (when < *from) {
+        at_time_rfc3339(*from, a, sizeof a);
+        at_time_rfc3339(when, b, sizeof b);
+        return at_fail(d, AT_E_CERT_NOT_YET_VALID, "%s: not valid before %s, checked at %s", what,
+                       a, b);
+    }
+    if (when > *until) {
+        at_time_rfc3339(*until, a, sizeof a);
+        at_time_rfc3339(when, b, sizeof b);
+        return at_fail(d, AT_E_CERT_EXPIRED, "%s: expired at %s, checked at %s", what, a, b);
+    }
+    return AT_OK;
+}
+
+static at_err map_verify_error(X509_STORE_CTX *ctx, size_t n, at_diag *d)
+{
+    int err = X509_STORE_CTX_get_error(ctx);
+    int depth = X509_STORE_CTX_get_error_depth(ctx);
+    char what[40];
+    if (depth == 0)
+        snprintf(what, sizeof what, "certificate (leaf)");
+    else if ((size_t)depth <= n)
+        snprintf(what, sizeof what, "cabundle[%zu]", n - (size_t)depth);
+    else
+        snprintf(what, sizeof what, "chain depth %d", depth);
+    return at_fail(d, AT_E_CHAIN_INVALID, "%s: %s (X509 error %d)", what,
+                   X509_verify_cert_error_string(err), err);
+}
+
+/* Leaf under an issuer that is already verified (cached): OpenSSL checks the
+ * signature, names and extensions with the issuer as the trust anchor. */
+static at_err verify_under_issuer(X509 *leaf, X509 *issuer, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    X509_STORE *st = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    AT_ENSURE(st && ctx, d, AT_E_INTERNAL, "out of memory");
+    AT_OSSL(X509_STORE_add_cert(st, issuer), d);
+    AT_OSSL(X509_STORE_CTX_init(ctx, st, leaf, NULL), d);
+    X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_NO_CHECK_TIME);
+    if (X509_verify_cert(ctx) != 1) {
+        rc = map_verify_error(ctx, 1, d);
+        goto out;
+    }
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+    AT_ENSURE(chain && sk_X509_num(chain) == 2 && sk_X509_value(chain, 1) == issuer, d,
+              AT_E_CHAIN_INVALID, "certificate (leaf): not issued by cabundle's last certificate");
+    rc = AT_OK;
+out:
+    ERR_clear_error();
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(st);
+    return rc;
+}
+
+at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, size_t n,
+                       int64_t when, at_chain_result *res, EVP_PKEY **leaf_key, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    uint8_t h_leaf[32], h[AT_MAX_CABUNDLE][32];
+    X509 *certs[AT_MAX_CABUNDLE] = {0}; /* parsed cabundle[1..n-1] */
+    X509 *leaf = NULL, *issuer = NULL;
+    STACK_OF(X509) *untrusted = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    const struct root *r = NULL;
+    at_chain_path path = AT_CHAIN_FULL;
+    bool locked = false;
+
+    AT_ENSURE(n >= 1 && n <= AT_MAX_CABUNDLE, d, AT_E_BAD_FIELD,
+              "cabundle: %zu certificates, expected 1..%d", n, AT_MAX_CABUNDLE);
+    for (size_t i = 0; i < t->n_roots && !r; i++)
+        if (at_span_eq(bundle[0], AT_SPAN(t->roots[i].der, t->roots[i].der_len)))
+            r = &t->roots[i];
+    if (!r) {
+        uint8_t hr[32];
+        char hex[65];
+        sha256(bundle[0], hr);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", hr[i]);
+        rc = at_fail(d, AT_E_UNTRUSTED_ROOT,
+                     "cabundle[0]: root with DER SHA-256 %s is not a pinned root (%zu pinned)", hex,
+                     t->n_roots);
+        goto out;
+    }
+    memcpy(h[0], r->hash, 32);
+    for (size_t i = 1; i < n; i++)
+        sha256(bundle[i], h[i]);
+    sha256(leaf_der, h_leaf);
+
+    /* Fast paths: the bundle, link by link, is what we verified before. */
+    pthread_mutex_lock(&t->lock);
+    locked = true;
+    bool bundle_cached = true;
+    int64_t issuer_from = r->from, issuer_until = r->until;
+    X509 *issuer_x = r->x509;
+    for (size_t i = 1; i < n; i++) {
+        struct entry *e = lookup(t, h[i]);
+        if (e)
+            certs[i] = e->x509, X509_up_ref(e->x509); /* reuse the parse either way */
+        if (!e || memcmp(e->parent, h[i - 1], 32) != 0) {
+            bundle_cached = false;
+            continue;
+        }
+        issuer_from = e->from;
+        issuer_until = e->until;
+        issuer_x = e->x509;
+        touch(t, e);
+    }
+    if (bundle_cached) {
+        struct entry *le = lookup(t, h_leaf);
+        if (le && memcmp(le->parent, h[n - 1], 32) == 0 && when >= le->from && when <= le->until) {
+            touch(t, le);
+            leaf = le->x509;
+            X509_up_ref(leaf);
+            path = AT_CHAIN_CACHED_LEAF;
+        } else if (le) {
+            leaf = le->x509; /* reuse the parse, verify again */
+            X509_up_ref(leaf);
+        }
+        if (path == AT_CHAIN_FULL && when >= issuer_from && when <= issuer_until) {
+            issuer = issuer_x;
+            X509_up_ref(issuer);
+            path = AT_CHAIN_CACHED_ISSUER;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    locked = false;
+
+    if (!leaf && !(leaf = parse_cert(leaf_der, "certificate (leaf)", d, &rc)))
+        goto out;
+    if (path == AT_CHAIN_CACHED_LEAF)
+        goto done;
+
+    int64_t from, until;
+    if (path == AT_CHAIN_CACHED_ISSUER) {
+        AT_TRY(check_cert_algs(leaf, "certificate (leaf)", d));
+        AT_TRY(verify_under_issuer(leaf, issuer, d));
+        AT_TRY(check_time(leaf, "certificate (leaf)", when, &from, &until, d));
+        pthread_mutex_lock(&t->lock);
+        insert(t, h_leaf, h[n - 1], leaf, from > issuer_from ? from : issuer_from,
+               until < issuer_until ? until : issuer_until);
+        pthread_mutex_unlock(&t->lock);
+        goto done;
+    }
+
+    /* Full verification. */
+    AT_ENSURE((untrusted = sk_X509_new_null()), d, AT_E_INTERNAL, "out of memory");
+    for (size_t i = 1; i < n; i++) {
+        char what[24];
+        snprintf(what, sizeof what, "cabundle[%zu]", i);
+        if (!certs[i] && !(certs[i] = parse_cert(bundle[i], what, d, &rc)))
+            goto out;
+        AT_TRY(check_cert_algs(certs[i], what, d));
+        AT_ENSURE(sk_X509_push(untrusted, certs[i]) > 0, d, AT_E_INTERNAL, "out of memory");
+    }
+    AT_TRY(check_cert_algs(leaf, "certificate (leaf)", d));
+    AT_ENSURE((ctx = X509_STORE_CTX_new()), d, AT_E_INTERNAL, "out of memory");
+    AT_OSSL(X509_STORE_CTX_init(ctx, t->store, leaf, untrusted), d);
+    /* Time is checked below with inclusive bounds. X509_STRICT stays off:
+     * genuine leaves carry no AKI (nitro-facts.md). */
+    X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
+    if (X509_verify_cert(ctx) != 1) {
+        rc = map_verify_error(ctx, n, d);
+        goto out;
+    }
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+    AT_ENSURE(chain && (size_t)sk_X509_num(chain) == n + 1, d, AT_E_CHAIN_INVALID,
+              "cabundle: the chain from the leaf to the root has %d certificates, the bundle "
+              "lists %zu (expected leaf <- cabundle[%zu] <- ... <- cabundle[0])",
+              chain ? sk_X509_num(chain) : 0, n + 1, n - 1);
+    for (size_t k = 1; k < n; k++)
+        AT_ENSURE(sk_X509_value(chain, (int)k) == certs[n - k], d, AT_E_CHAIN_INVALID,
+                  "cabundle[%zu]: out of order (expected the issuer of %s)", n - k,
+                  k == 1 ? "the leaf" : "the next certificate");
+    AT_ENSURE(X509_cmp(sk_X509_value(chain, (int)n), r->x509) == 0, d, AT_E_CHAIN_INVALID,
+              "cabundle[0]: the chain ends at a different pinned root");
+
+    /* The window over which each link holds, then validity at `when`,
+     * reported leaf first. */
+    int64_t wf[AT_MAX_CABUNDLE], wu[AT_MAX_CABUNDLE];
+    wf[0] = r->from;
+    wu[0] = r->until;
+    for (size_t i = 1; i < n; i++) {
+        char what[24];
+        snprintf(what, sizeof what, "cabundle[%zu]", i);
+        int64_t f, u;
+        AT_TRY(cert_window(certs[i], what, &f, &u, d));
+        wf[i] = f > wf[i - 1] ? f : wf[i - 1];
+        wu[i] = u < wu[i - 1] ? u : wu[i - 1];
+    }
+    AT_TRY(check_time(leaf, "certificate (leaf)", when, &from, &until, d));
+    for (size_t i = n - 1; i >= 1; i--) {
+        char what[24];
+        snprintf(what, sizeof what, "cabundle[%zu]", i);
+        int64_t f, u;
+        AT_TRY(check_time(certs[i], what, when, &f, &u, d));
+    }
+    {
+        int64_t f, u;
+        AT_TRY(check_time(r->x509, "cabundle[0] (root)", when, &f, &u, d));
+    }
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 1; i < n; i++)
+        insert(t, h[i], h[i - 1], certs[i], wf[i], wu[i]);
+    insert(t, h_leaf, h[n - 1], leaf, from > wf[n - 1] ? from : wf[n - 1],
+           until < wu[n - 1] ? until : wu[n - 1]);
+    pthread_mutex_unlock(&t->lock);
+
+done:
+    if (leaf_key) {
+        EVP_PKEY *k = X509_get0_pubkey(leaf);
+        AT_ENSURE(k && EVP_PKEY_up_ref(k) == 1, d, AT_E_INTERNAL, "leaf: no public key");
+        *leaf_key = k;
+    }
+    fill_result(leaf, n, r, path, res);
+    rc = AT_OK;
+out:
+    if (locked)
+        pthread_mutex_unlock(&t->lock);
+    pthread_mutex_lock(&t->lock);
+    if (rc == AT_OK) {
+        if (path == AT_CHAIN_FULL)
+            t->stats.full++;
+        else if (path == AT_CHAIN_CACHED_ISSUER)
+            t->stats.cached_issuer++;
+        else
+            t->stats.cached_leaf++;
+    } else {
+        t->stats.failed++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    ERR_clear_error();
+    X509_STORE_CTX_free(ctx);
+    sk_X509_free(untrusted);
+    for (size_t i = 0; i < AT_MAX_CABUNDLE; i++)
+        X509_free(certs[i]);
+    X509_free(leaf);
+    X509_free(issuer);
+    return rc;
+}
