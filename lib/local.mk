@@ -14,3 +14,17 @@ lib_libattest_a_SOURCES += \
 	lib/policy.c lib/policy.h \
 	lib/evidence.c lib/evidence.h \
 	lib/sim.c lib/sim.h
+lib_libattest_a_SOURCES += \
+	lib/db.c lib/db.h \
+	lib/audit.c lib/audit.h \
+	lib/ear.c lib/ear.h \
+	lib/nonce.c lib/nonce.h \
+	lib/httpd.c lib/httpd.h \
+	lib/metrics.c lib/metrics.h
+nodist_lib_libattest_a_SOURCES = lib/schema_sql.c
+BUILT_SOURCES = lib/schema_sql.c
+CLEANFILES += lib/schema_sql.c
+SCHEMA_SQL = $(sort $(wildcard $(top_srcdir)/schema/*.sql))
+EXTRA_DIST += schema scripts/embed-sql.sh
+lib/schema_sql.c: $(SCHEMA_SQL) $(top_srcdir)/scripts/embed-sql.sh
+	$(AM_V_GEN)mkdir -p lib && $(SHELL) $(top_srcdir)/scripts/embed-sql.sh $@ $(SCHEMA_SQL)

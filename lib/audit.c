@@ -1,0 +1,282 @@
+/* audit: hash-chained rows. Row contents come from requests (client
+ * addresses, messages): they are only ever bound as SQL parameters and
+ * hashed, never interpreted. */
+#include "audit.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "enc.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+    json_object_set_new(o, k, v ? json_string(v) : json_null());
+}
+
+/* The fields a hash covers, canonical (sorted keys, compact). */
+static char *canonical(int64_t id, const at_audit_row *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(id));
+    json_object_set_new(o, "time_ms", json_integer(r->time_ms));
+    set_str(o, "actor", r->actor);
+    set_str(o, "action", r->action);
+    set_str(o, "outcome", r->outcome);
+    set_str(o, "code", r->code);
+    set_str(o, "message", r->message);
+    set_str(o, "policy", r->policy);
+    set_str(o, "instance_id", r->instance_id);
+    set_str(o, "session_id", r->session_id);
+    set_str(o, "pcr_sha256", r->pcr_sha256);
+    set_str(o, "evidence_sha256", r->evidence_sha256);
+    set_str(o, "client", r->client);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    json_decref(o);
+    return s;
+}
+
+static bool chain_hash(const char *prev_hex, const char *row_json, char out[65])
+{
+    uint8_t h[32];
+    unsigned int n = 32;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(c, prev_hex, strlen(prev_hex)) == 1 &&
+              EVP_DigestUpdate(c, "\n", 1) == 1 &&
+              EVP_DigestUpdate(c, row_json, strlen(row_json)) == 1 &&
+              EVP_DigestFinal_ex(c, h, &n) == 1;
+    EVP_MD_CTX_free(c);
+    if (ok)
+        at_hex_encode(h, 32, out);
+    return ok;
+}
+
+static void bind_opt(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    char *json = NULL;
+    char prev[65] = AT_AUDIT_GENESIS, hash[65];
+    int64_t last_id = 0;
+    at_audit_row r = *in;
+    if (!r.time_ms)
+        r.time_ms = now_ms();
+    AT_TRY(at_db_prepare(conn, "SELECT last_id, hash FROM audit_head WHERE one = 1", &st, d));
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        last_id = sqlite3_column_int64(st, 0);
+        const unsigned char *h = sqlite3_column_text(st, 1);
+        AT_ENSURE(h && strlen((const char *)h) == 64, d, AT_E_INTERNAL, "audit: corrupt head");
+        memcpy(prev, h, 65);
+    } else {
+        AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    int64_t id = last_id + 1;
+    AT_ENSURE((json = canonical(id, &r)) && chain_hash(prev, json, hash), d, AT_E_INTERNAL,
+              "audit: hashing failed");
+    AT_TRY(at_db_prepare(conn,
+                         "INSERT INTO audit (id, time_ms, actor, action, outcome, code, message,"
+                         " policy, instance_id, session_id, pcr_sha256, evidence_sha256, client,"
+                         " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         &st, d));
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, r.time_ms);
+    bind_opt(st, 3, r.actor ? r.actor : "anonymous");
+    bind_opt(st, 4, r.action);
+    bind_opt(st, 5, r.outcome);
+    bind_opt(st, 6, r.code);
+    bind_opt(st, 7, r.message);
+    bind_opt(st, 8, r.policy);
+    bind_opt(st, 9, r.instance_id);
+    bind_opt(st, 10, r.session_id);
+    bind_opt(st, 11, r.pcr_sha256);
+    bind_opt(st, 12, r.evidence_sha256);
+    bind_opt(st, 13, r.client);
+    bind_opt(st, 14, prev);
+    bind_opt(st, 15, hash);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    sqlite3_finalize(st);
+    st = NULL;
+    AT_TRY(at_db_prepare(conn,
+                         "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)"
+                         " ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id,"
+                         " hash = excluded.hash",
+                         &st, d));
+    sqlite3_bind_int64(st, 1, id);
+    bind_opt(st, 2, hash);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    if (id_out)
+        *id_out = id;
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    free(json);
+    return rc;
+}
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+#define AUDIT_COLUMNS                                                                          \
+    "id, time_ms, actor, action, outcome, code, message, policy, instance_id, session_id,"     \
+    " pcr_sha256, evidence_sha256, client, prev_hash, hash"
+
+static void row_from(sqlite3_stmt *st, at_audit_row *r)
+{
+    r->time_ms = sqlite3_column_int64(st, 1);
+    r->actor = col(st, 2);
+    r->action = col(st, 3);
+    r->outcome = col(st, 4);
+    r->code = col(st, 5);
+    r->message = col(st, 6);
+    r->policy = col(st, 7);
+    r->instance_id = col(st, 8);
+    r->session_id = col(st, 9);
+    r->pcr_sha256 = col(st, 10);
+    r->evidence_sha256 = col(st, 11);
+    r->client = col(st, 12);
+}
+
+at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    at_audit_check c = {.ok = true};
+    char prev[65] = AT_AUDIT_GENESIS;
+    int64_t expect_id = 1;
+    AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id", &st, d));
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        at_audit_row r;
+        row_from(st, &r);
+        const char *prev_col = col(st, 13), *hash_col = col(st, 14);
+        char *json = canonical(id, &r);
+        char h[65];
+        bool hashed = json && chain_hash(prev, json, h);
+        free(json);
+        AT_ENSURE(hashed, d, AT_E_INTERNAL, "audit: hashing failed");
+        c.entries++;
+        if (c.ok) {
+            const char *why = NULL;
+            if (id != expect_id)
+                why = "a row is missing before this one";
+            else if (!prev_col || strcmp(prev_col, prev) != 0)
+                why = "prev_hash does not match the previous row";
+            else if (!hash_col || strcmp(hash_col, h) != 0)
+                why = "hash does not match the row's contents";
+            if (why) {
+                c.ok = false;
+                c.first_bad = id;
+                snprintf(c.reason, sizeof c.reason, "row %lld: %s", (long long)id, why);
+            }
+        }
+        /* Continue from the stored hash so one edit names one row. */
+        snprintf(prev, sizeof prev, "%s", hash_col ? hash_col : "");
+        expect_id = id + 1;
+    }
+    AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    sqlite3_finalize(st);
+    st = NULL;
+    /* The head must name the last row: catches a deleted tail. */
+    AT_TRY(at_db_prepare(conn, "SELECT last_id, hash FROM audit_head WHERE one = 1", &st, d));
+    s = sqlite3_step(st);
+    int64_t head_id = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    const char *head_hash = s == SQLITE_ROW ? col(st, 1) : AT_AUDIT_GENESIS;
+    if (c.ok && (head_id != expect_id - 1 || !head_hash || strcmp(head_hash, prev) != 0)) {
+        c.ok = false;
+        c.first_bad = head_id > expect_id - 1 ? expect_id : head_id;
+        snprintf(c.reason, sizeof c.reason,
+                 "the log ends at row %lld but its head records row %lld: rows were removed",
+                 (long long)(expect_id - 1), (long long)head_id);
+    }
+    *out = c;
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries,
+                      int64_t *next_cursor, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    int limit = f->limit > 0 && f->limit <= 1000 ? f->limit : 100;
+    AT_TRY(at_db_prepare(conn,
+                         "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > ?1"
+                         " AND (?2 = 0 OR time_ms >= ?2) AND (?3 = 0 OR time_ms <= ?3)"
+                         " AND (?4 IS NULL OR outcome = ?4) AND (?5 IS NULL OR action = ?5)"
+                         " AND (?6 IS NULL OR policy = ?6"
+                         "      OR substr(policy, 1, length(?6) + 1) = ?6 || '@')"
+                         " AND (?7 IS NULL OR instance_id = ?7)"
+                         " ORDER BY id LIMIT ?8",
+                         &st, d));
+    sqlite3_bind_int64(st, 1, f->after_id);
+    sqlite3_bind_int64(st, 2, f->since_ms);
+    sqlite3_bind_int64(st, 3, f->until_ms);
+    bind_opt(st, 4, f->outcome);
+    bind_opt(st, 5, f->action);
+    bind_opt(st, 6, f->policy);
+    bind_opt(st, 7, f->instance_id);
+    sqlite3_bind_int(st, 8, limit + 1);
+    int s, n = 0;
+    int64_t last = 0;
+    *next_cursor = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *next_cursor = last;
+            break;
+        }
+        json_t *o = json_object();
+        int64_t id = sqlite3_column_int64(st, 0);
+        int64_t t = sqlite3_column_int64(st, 1);
+        char ts[40];
+        time_t tt = (time_t)(t / 1000);
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        size_t w = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(ts + w, sizeof ts - w, ".%03dZ", (int)(t % 1000));
+        json_object_set_new(o, "id", json_integer(id));
+        json_object_set_new(o, "time", json_string(ts));
+        json_object_set_new(o, "time_ms", json_integer(t));
+        static const char *names[] = {NULL,       NULL,        "actor",           "action",
+                                      "outcome",  "code",      "message",         "policy",
+                                      "instance_id", "session_id", "pcr_sha256", "evidence_sha256",
+                                      "client",   "prev_hash", "hash"};
+        for (int i = 2; i <= 14; i++)
+            set_str(o, names[i], col(st, i));
+        json_array_append_new(entries, o);
+        last = id;
+        n++;
+    }
+    AT_ENSURE(s == SQLITE_DONE || s == SQLITE_ROW, d, AT_E_INTERNAL, "audit: %s",
+              sqlite3_errmsg(conn));
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/* audit: the append-only, hash-chained audit log (table `audit`). Each row
+ * carries hash = hex(SHA-256(prev_hash || "\n" || canonical JSON of the row's
+ * other fields)); audit_head keeps the last id and hash, written in the same
+ * transaction, so edited, deleted and truncated rows are all detected. Rows
+ * are appended inside the caller's write job, i.e. in the same transaction
+ * as the effect they record. */
+#ifndef AT_AUDIT_H
+#define AT_AUDIT_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct {
+    int64_t time_ms;            /* 0 = now */
+    const char *actor;          /* "token:3/owner", "instance:i-...", "anonymous" */
+    const char *action;         /* "attestation.create", "policy.put", ... */
+    const char *outcome;        /* "ok" | "refused" | "error" */
+    const char *code;           /* stable error code, NULL when ok */
+    const char *message;        /* human detail, NULL when ok */
+    const char *policy;         /* "name@version" or NULL */
+    const char *instance_id;
+    const char *session_id;
+    const char *pcr_sha256;     /* hex */
+    const char *evidence_sha256;/* hex */
+    const char *client;         /* remote address */
+} at_audit_row;
+
+#define AT_AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Append one row on a write connection (inside a transaction). *id_out gets
+ * the row id when not NULL. */
+at_err at_audit_append(sqlite3 *conn, const at_audit_row *row, int64_t *id_out,
+                       at_diag *d) AT_MUST_USE;
+
+typedef struct {
+    bool ok;
+    int64_t entries;
+    int64_t first_bad;          /* 0 when ok */
+    char reason[160];
+} at_audit_check;
+
+/* Recompute the whole chain. */
+at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d) AT_MUST_USE;
+
+typedef struct {
+    int64_t since_ms, until_ms; /* 0 = unbounded */
+    const char *outcome, *action, *policy, *instance_id;
+    int64_t after_id;           /* cursor: rows with id > after_id */
+    int limit;                  /* 1..1000 */
+} at_audit_filter;
+
+/* Rows matching f, oldest first, as JSON objects appended to `entries`;
+ * *next_cursor is the last id returned when more may follow, else 0. */
+at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries,
+                      int64_t *next_cursor, at_diag *d) AT_MUST_USE;
+
+#endif

@@ -1,0 +1,83 @@
+/* httpd: the HTTP server shared by the verifier, agent and gateway, on
+ * libmicrohttpd (a thread per connection, so a request may block on the
+ * database's group commit without stalling others). Owns the network trust
+ * boundary for requests: bodies are capped before they are buffered,
+ * connections are limited and time out, shutdown drains in-flight requests.
+ * Handlers get a complete, bounded request and fill a response. */
+#ifndef AT_HTTPD_H
+#define AT_HTTPD_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+typedef struct {
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;            /* path only (MHD strips the query) */
+    at_buf body;
+    char client[64];            /* remote address, "ip" */
+    const char *route;          /* metrics label, set by the handler */
+    int64_t start_ns;
+    bool body_too_large;
+    size_t declared_len;
+} at_http_req;
+
+typedef struct {
+    int status;
+    char *body;                 /* owned (free()) */
+    size_t len;
+    const char *content_type;
+    struct MHD_Response *mhd;   /* alternatively a ready response (streams) */
+    char location[256];
+    const char *extra_header_name, *extra_header_value;
+} at_http_resp;
+
+typedef void (*at_http_handler)(void *app, at_http_req *req, at_http_resp *resp);
+
+typedef struct {
+    size_t max_body;            /* 0 = AT_MAX_BODY_BYTES */
+    unsigned connection_limit;  /* 0 = 512 */
+    unsigned per_ip_limit;      /* 0 = none */
+    unsigned timeout_s;         /* idle connection timeout, 0 = 30 */
+    /* Called after every request with its route label, status and duration. */
+    void (*observe)(void *app, const char *route, const char *method, int status, double seconds);
+} at_httpd_opts;
+
+typedef struct at_httpd at_httpd;
+
+/* Listen on "host:port" ("127.0.0.1:8440", "[::1]:0", ":8080"; port 0 picks
+ * a free one) and serve. Caller stops with at_httpd_stop. */
+at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handler h, void *app,
+                      at_httpd **out, at_diag *d) AT_MUST_USE;
+uint16_t at_httpd_port(const at_httpd *s);
+/* Stop accepting, wait up to drain_ms for in-flight requests, stop. */
+void at_httpd_stop(at_httpd *s, int drain_ms);
+unsigned at_httpd_in_flight(const at_httpd *s);
+
+/* Parse "host:port" into a socket address (for servers and clients). */
+at_err at_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
+                       at_diag *d) AT_MUST_USE;
+
+/* Response helpers: JSON body (steals the reference), plain text, errors in
+ * API.md's shape {"error":{"code","message","audit_id"}}. */
+void at_http_json(at_http_resp *r, int status, json_t *body);
+void at_http_text(at_http_resp *r, int status, const char *content_type, const char *text);
+void at_http_error(at_http_resp *r, at_err code, const char *message, int64_t audit_id);
+
+/* Request helpers. */
+const char *at_http_header(const at_http_req *r, const char *name);
+const char *at_http_query(const at_http_req *r, const char *name);
+/* The bearer token of an Authorization header, or NULL. */
+const char *at_http_bearer(const at_http_req *r);
+/* Parse the body as a JSON object (duplicates rejected); AT_E_BAD_REQUEST
+ * naming the position otherwise. New reference in *out. */
+at_err at_http_body_json(const at_http_req *r, json_t **out, at_diag *d) AT_MUST_USE;
+
+int64_t at_monotonic_ns(void);
+
+#endif
