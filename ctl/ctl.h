@@ -6,11 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "buf.h"
+#include "httpc.h"
 
 enum { CTL_OK = 0, CTL_FAILED = 1, CTL_USAGE = 2 };
 
+int cmd_audit(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_secret(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
@@ -22,5 +29,20 @@ int ctl_decode_document(const uint8_t *in, size_t len, uint8_t **out, size_t *ou
 int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
 /* Write bytes to a file created with the given mode. 0 or -1 (printed). */
 int ctl_write_file(const char *path, const void *p, size_t len, int mode);
+
+/* Talking to the verifier: --verifier URL (env ATTEST_VERIFIER, default
+ * http://127.0.0.1:8440) and --token-file F (env ATTEST_TOKEN). */
+typedef struct {
+    char url[1024];
+    char token[512];
+} ctl_client;
+void ctl_client_defaults(ctl_client *c);
+int ctl_client_token_file(ctl_client *c, const char *path);
+/* 0 on a 2xx answer (JSON in *out when not NULL), the HTTP status on
+ * another answer (error printed; the error JSON in *out), -1 when the
+ * verifier cannot be reached. */
+int ctl_client_call(const ctl_client *c, const char *method, const char *path, json_t *body,
+                    json_t **out);
+void ctl_print_json(json_t *j);
 
 #endif

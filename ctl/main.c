@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "httpc.h"
 
 static const struct {
     const char *name;
@@ -11,7 +12,11 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* one line per subcommand, alphabetical */
+    {"audit", cmd_audit, "query, export and verify the verifier's audit log"},
+    {"policy", cmd_policy, "put, get, revoke and import PCR policies"},
+    {"secret", cmd_secret, "store a secret on the verifier, bound to a policy"},
     {"sim", cmd_sim, "simulated Nitro PKI and attestation documents (tests, demos)"},
+    {"token", cmd_token, "create an API token in the verifier's database"},
     {"verify", cmd_verify, "verify attestation documents offline, print JSON"},
     {"version", cmd_version, "print the version"},
 };
@@ -27,6 +32,7 @@ static int usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    at_httpc_global_init();
     if (argc < 2)
         return usage(stderr);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)

@@ -20,7 +20,8 @@ lib_libattest_a_SOURCES += \
 	lib/ear.c lib/ear.h \
 	lib/nonce.c lib/nonce.h \
 	lib/httpd.c lib/httpd.h \
-	lib/metrics.c lib/metrics.h
+	lib/metrics.c lib/metrics.h \
+	lib/httpc.c lib/httpc.h
 nodist_lib_libattest_a_SOURCES = lib/schema_sql.c
 BUILT_SOURCES = lib/schema_sql.c
 CLEANFILES += lib/schema_sql.c

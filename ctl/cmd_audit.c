@@ -1,0 +1,113 @@
+/* attestctl audit query|verify|export: the security team's view of the
+ * verifier's hash-chained audit log. query and export print JSON lines
+ * (export follows every page). verify exits 1 when the chain is broken. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: attestctl audit query [--since T] [--until T] [--outcome ok|refused|error]\n"
+               "                             [--action A] [--policy NAME] [--instance ID] [--limit N]\n"
+               "       attestctl audit export [same filters]      # every page, JSON lines\n"
+               "       attestctl audit verify\n"
+               "common: [--verifier URL] [--token-file F]; T is RFC 3339 UTC or ms since the epoch\n");
+}
+
+int cmd_audit(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CTL_USAGE : CTL_OK;
+    }
+    const char *sub = argv[1];
+    ctl_client cl;
+    ctl_client_defaults(&cl);
+    static const struct option opts[] = {
+        {"verifier", required_argument, NULL, 'v'}, {"token-file", required_argument, NULL, 't'},
+        {"since", required_argument, NULL, 's'},    {"until", required_argument, NULL, 'u'},
+        {"outcome", required_argument, NULL, 'o'},  {"action", required_argument, NULL, 'a'},
+        {"policy", required_argument, NULL, 'p'},   {"instance", required_argument, NULL, 'i'},
+        {"limit", required_argument, NULL, 'l'},    {NULL, 0, NULL, 0}};
+    const char *names[128] = {0};
+    char *query = calloc(1, 4096);
+    size_t qlen = 0;
+    int c, ret = CTL_USAGE;
+    optind = 1;
+    CURL *esc = curl_easy_init();
+    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+        const char *key = NULL;
+        switch (c) {
+        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); continue;
+        case 't': if (ctl_client_token_file(&cl, optarg) != 0) goto out; continue;
+        case 's': key = "since"; break;
+        case 'u': key = "until"; break;
+        case 'o': key = "outcome"; break;
+        case 'a': key = "action"; break;
+        case 'p': key = "policy"; break;
+        case 'i': key = "instance"; break;
+        case 'l': key = "limit"; break;
+        default: usage(stderr); goto out;
+        }
+        names[c] = key;
+        char *e = curl_easy_escape(esc, optarg, 0);
+        qlen += (size_t)snprintf(query + qlen, 4096 - qlen, "%s%s=%s", qlen ? "&" : "", key, e);
+        curl_free(e);
+        if (qlen >= 4096)
+            goto out;
+    }
+    json_t *out = NULL;
+    if (strcmp(sub, "verify") == 0) {
+        int rc = ctl_client_call(&cl, "GET", "/v1/audit/verify", NULL, &out);
+        if (rc == 0) {
+            ctl_print_json(out);
+            ret = json_is_true(json_object_get(out, "ok")) ? CTL_OK : CTL_FAILED;
+        } else {
+            ret = rc < 0 ? CTL_USAGE : CTL_FAILED;
+        }
+        json_decref(out);
+        goto out;
+    }
+    if (strcmp(sub, "query") != 0 && strcmp(sub, "export") != 0) {
+        usage(stderr);
+        goto out;
+    }
+    bool all = strcmp(sub, "export") == 0;
+    char cursor[32] = "";
+    for (;;) {
+        char path[4400];
+        snprintf(path, sizeof path, "/v1/audit?%s%s%s%s", query, cursor[0] && qlen ? "&" : "",
+                 cursor[0] ? "cursor=" : "", cursor);
+        int rc = ctl_client_call(&cl, "GET", path, NULL, &out);
+        if (rc != 0) {
+            json_decref(out);
+            ret = rc < 0 ? CTL_USAGE : CTL_FAILED;
+            goto out;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(out, "entries"), i, e)
+        {
+            char *s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            printf("%s\n", s);
+            free(s);
+        }
+        const char *next = json_string_value(json_object_get(out, "next"));
+        if (!all || !next) {
+            json_decref(out);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", next);
+        json_decref(out);
+    }
+    ret = CTL_OK;
+out:
+    (void)names;
+    curl_easy_cleanup(esc);
+    free(query);
+    return ret;
+}

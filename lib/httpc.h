@@ -1,0 +1,39 @@
+/* httpc: a small HTTP client on libcurl for attestctl, the agent and the
+ * gateway. Responses are peer input: bodies are capped. */
+#ifndef AT_HTTPC_H
+#define AT_HTTPC_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "err.h"
+
+typedef struct {
+    const char *method;        /* NULL = GET, or POST when a body is given */
+    const char *url;
+    const char *bearer;        /* Authorization: Bearer ... */
+    const char *content_type;
+    at_span body;
+    const char *const *headers;/* extra "K: V" lines, NULL-terminated */
+    size_t max_response;       /* 0 = 16 MiB */
+    long timeout_ms;           /* 0 = 30 s */
+} at_httpc_req;
+
+typedef struct {
+    long status;
+    at_buf body;               /* at_buf_cleanup it */
+    char content_type[128];
+} at_httpc_resp;
+
+/* Perform a request; AT_E_UNAVAILABLE when the peer cannot be reached,
+ * AT_E_TOO_LARGE when the answer exceeds the cap. Any HTTP status is AT_OK. */
+at_err at_httpc_do(const at_httpc_req *r, at_httpc_resp *out, at_diag *d) AT_MUST_USE;
+/* JSON helper: send json (may be NULL) and parse a JSON answer into *out
+ * (new reference, NULL when the body is not JSON). */
+at_err at_httpc_json(const char *method, const char *url, const char *bearer, json_t *json,
+                     long *status, json_t **out, at_diag *d) AT_MUST_USE;
+/* A process-wide curl_global_init; call once from main. */
+void at_httpc_global_init(void);
+
+#endif

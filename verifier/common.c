@@ -1,0 +1,254 @@
+/* verifier common: authentication by bearer token (hash lookup), refusals
+ * with their audit rows, rate limiting, logging. Tokens and client
+ * addresses are attacker input. */
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "enc.h"
+#include "verifier.h"
+
+int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sha256_hex(const void *p, size_t n, char out[65])
+{
+    uint8_t h[32];
+    unsigned int len = 32;
+    EVP_Digest(p, n, h, &len, EVP_sha256(), NULL);
+    at_hex_encode(h, 32, out);
+}
+
+void vlog(const char *level, const char *event, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *o = json_object();
+    char ts[40];
+    int64_t t = now_ms();
+    time_t tt = (time_t)(t / 1000);
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    size_t w = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + w, sizeof ts - w, ".%03dZ", (int)(t % 1000));
+    json_object_set_new(o, "ts", json_string(ts));
+    json_object_set_new(o, "level", json_string(level));
+    json_object_set_new(o, "event", json_string(event));
+    json_object_set_new(o, "msg", json_string(msg));
+    char *s = json_dumps(o, JSON_COMPACT);
+    if (s)
+        fprintf(stderr, "%s\n", s);
+    free(s);
+    json_decref(o);
+}
+
+static const char *role_names[] = {"none", "agent", "gateway", "auditor", "owner", "admin"};
+
+const char *role_name(role r) { return r <= ROLE_ADMIN ? role_names[r] : "none"; }
+
+bool role_parse(const char *s, role *out)
+{
+    for (int i = ROLE_AGENT; i <= ROLE_ADMIN; i++)
+        if (strcmp(s, role_names[i]) == 0) {
+            *out = (role)i;
+            return true;
+        }
+    return false;
+}
+
+bool valid_name(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+        if (n >= 128)
+            return false;
+    }
+    return n > 0 && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+at_err only_keys(json_t *o, const char *const *keys, at_diag *d)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        bool ok = false;
+        for (const char *const *p = keys; *p; p++)
+            ok = ok || strcmp(*p, k) == 0;
+        if (!ok)
+            return at_fail(d, AT_E_BAD_REQUEST, "body: unknown field \"%.64s\"", k);
+    }
+    return AT_OK;
+}
+
+void identify(verifier *v, at_http_req *req, caller *who)
+{
+    memset(who, 0, sizeof *who);
+    snprintf(who->actor, sizeof who->actor, "anonymous");
+    const char *tok = at_http_bearer(req);
+    if (!tok || strlen(tok) > 256)
+        return;
+    uint8_t h[32];
+    unsigned int n = 32;
+    EVP_Digest(tok, strlen(tok), h, &n, EVP_sha256(), NULL);
+    sqlite3 *c = at_db_read_acquire(v->db);
+    sqlite3_stmt *st = NULL;
+    if (c && sqlite3_prepare_v2(c,
+                                "SELECT id, role FROM api_tokens WHERE token_sha256 = ?"
+                                " AND revoked_ms IS NULL",
+                                -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            role r;
+            if (role_parse((const char *)sqlite3_column_text(st, 1), &r)) {
+                who->role = r;
+                who->token_id = sqlite3_column_int64(st, 0);
+                snprintf(who->actor, sizeof who->actor, "token:%lld/%s",
+                         (long long)who->token_id, role_name(r));
+            }
+        } else {
+            snprintf(who->actor, sizeof who->actor, "invalid-token");
+        }
+    }
+    sqlite3_finalize(st);
+    at_db_read_release(v->db, c);
+}
+
+bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned need,
+                  const char *action, caller *who)
+{
+    identify(v, req, who);
+    if (who->role == ROLE_NONE) {
+        refuse(v, req, resp, who, action, AT_E_UNAUTHORIZED,
+               at_http_bearer(req) ? "authorization: bearer token unknown or revoked"
+                                   : "authorization: a bearer token is required",
+               NULL);
+        return false;
+    }
+    if (who->role != ROLE_ADMIN && !(need & ROLE_BIT(who->role))) {
+        char msg[160], want[80] = "";
+        for (int r = ROLE_AGENT; r <= ROLE_ADMIN; r++)
+            if (need & ROLE_BIT(r))
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s",
+                         want[0] ? " or " : "", role_name((role)r));
+        snprintf(msg, sizeof msg, "authorization: role %s required, token has role %s", want,
+                 role_name(who->role));
+        refuse(v, req, resp, who, action, AT_E_FORBIDDEN, msg, NULL);
+        return false;
+    }
+    return true;
+}
+
+struct refusal_job {
+    at_audit_row row;
+    int64_t id;
+};
+
+static at_err write_refusal(sqlite3 *conn, void *ctx, at_diag *d)
+{
+    struct refusal_job *j = ctx;
+    return at_audit_append(conn, &j->row, &j->id, d);
+}
+
+void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
+            const char *action, at_err code, const char *message, const at_audit_row *extra)
+{
+    struct refusal_job j = {0};
+    if (extra)
+        j.row = *extra;
+    j.row.actor = who ? who->actor : "anonymous";
+    j.row.action = action;
+    j.row.outcome = at_err_http_status(code) >= 500 ? "error" : "refused";
+    j.row.code = at_err_str(code);
+    j.row.message = message;
+    j.row.client = req->client;
+    at_diag d = {{0}};
+    if (at_db_write(v->db, write_refusal, &j, &d) != AT_OK) {
+        vlog("error", "audit_failed", "cannot record refusal of %s: %s", action, d.msg);
+        j.id = 0;
+    }
+    char labels[128];
+    snprintf(labels, sizeof labels, "action=\"%s\",code=\"%s\"", action, at_err_str(code));
+    at_metrics_add(v->metrics, "attest_refusals_total", labels, 1);
+    at_http_error(resp, code, message, j.id);
+}
+
+/* ---- rate limiting: token bucket per client address ---------------------- */
+
+#define RL_SLOTS 4096
+
+struct bucket {
+    char client[64];
+    double tokens;
+    int64_t last_ns;
+};
+
+struct ratelimit {
+    pthread_mutex_t lock;
+    double per_s, burst;
+    struct bucket slots[RL_SLOTS];
+};
+
+ratelimit *ratelimit_new(double per_s, double burst)
+{
+    ratelimit *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    pthread_mutex_init(&r->lock, NULL);
+    r->per_s = per_s;
+    r->burst = burst;
+    return r;
+}
+
+void ratelimit_free(ratelimit *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+bool ratelimit_allow(ratelimit *r, const char *client, int64_t now_ns)
+{
+    if (!r || r->per_s <= 0)
+        return true;
+    pthread_mutex_lock(&r->lock);
+    struct bucket *b = &r->slots[fnv1a(client) % RL_SLOTS];
+    if (strcmp(b->client, client) != 0) {
+        /* A new client takes over the slot with a full bucket: collisions
+         * can only make the limit looser, never lock anyone out. */
+        snprintf(b->client, sizeof b->client, "%s", client);
+        b->tokens = r->burst;
+        b->last_ns = now_ns;
+    }
+    double add = (double)(now_ns - b->last_ns) / 1e9 * r->per_s;
+    b->tokens = b->tokens + add > r->burst ? r->burst : b->tokens + add;
+    b->last_ns = now_ns;
+    bool ok = b->tokens >= 1.0;
+    if (ok)
+        b->tokens -= 1.0;
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}

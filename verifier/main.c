@@ -1,0 +1,594 @@
+/* attest-verifier: entry point. Reads configuration, opens the database
+ * (migrations), makes sure its keys and the bootstrap admin token exist,
+ * pins roots, serves the HTTP API (router below) and handles signals:
+ * SIGTERM/SIGINT drain and stop, SIGHUP reloads roots and signing keys. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "enc.h"
+#include "verifier.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: attest-verifier [--listen ADDR:PORT] [--db FILE] [--root PEM]...\n"
+            "                       [--no-aws-root] [--admin-token-file F] [--config FILE.json]\n"
+            "                       [--nonce-ttl S] [--clock-skew S] [--max-body BYTES]\n"
+            "                       [--connection-limit N] [--rate R] [--burst B] [--port-file F]\n"
+            "       attest-verifier --db FILE --rotate-signing-key\n"
+            "Defaults: --listen 127.0.0.1:8440 --db ./attest.db; the AWS Nitro root G1 is\n"
+            "always trusted unless --no-aws-root. SIGHUP reloads roots and keys.\n");
+}
+
+at_trust *verifier_trust(verifier *v)
+{
+    pthread_rwlock_rdlock(&v->trust_lock);
+    at_trust *t = at_trust_ref(v->trust);
+    pthread_rwlock_unlock(&v->trust_lock);
+    return t;
+}
+
+at_err verifier_load_roots(verifier *v, at_diag *d)
+{
+    at_trust *t = at_trust_new(0);
+    bool sim = false;
+    if (!t)
+        return at_fail(d, AT_E_INTERNAL, "out of memory");
+    at_err rc = AT_OK;
+    if (!v->cfg.no_aws_root)
+        rc = at_trust_add_aws_root(t, d);
+    for (size_t i = 0; rc == AT_OK && i < v->cfg.n_root_files; i++) {
+        rc = at_trust_add_root_file(t, v->cfg.root_files[i], d);
+        sim = true;
+    }
+    if (rc == AT_OK && at_trust_root_count(t) == 0)
+        rc = at_fail(d, AT_E_UNTRUSTED_ROOT, "roots: none pinned");
+    if (rc != AT_OK) {
+        at_trust_unref(t);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&v->trust_lock);
+    at_trust *old = v->trust;
+    v->trust = t;
+    v->trusts_sim_root = sim;
+    pthread_rwlock_unlock(&v->trust_lock);
+    at_trust_unref(old);
+    if (sim)
+        vlog("warn", "roots", "trusting %zu root file(s) besides%s the AWS Nitro root: documents "
+             "signed by such a root (e.g. the simulator) are NOT from AWS hardware",
+             v->cfg.n_root_files, v->cfg.no_aws_root ? " (instead of)" : "");
+    return AT_OK;
+}
+
+/* ---- keys ---------------------------------------------------------------- */
+
+struct key_job {
+    const char *kind;
+    bool rotate;
+    char *material;
+};
+
+static at_err ensure_key(sqlite3 *c, void *ctx, at_diag *d)
+{
+    struct key_job *j = ctx;
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    char *material = NULL;
+    char kid[65];
+    AT_TRY(at_db_prepare(c, "SELECT count(*) FROM verifier_keys WHERE kind = ? AND state = 'current'",
+                         &st, d));
+    sqlite3_bind_text(st, 1, j->kind, -1, SQLITE_STATIC);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
+    int have = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (have && !j->rotate) {
+        rc = AT_OK;
+        goto out;
+    }
+    if (strcmp(j->kind, "signing") == 0) {
+        AT_TRY(at_signer_generate(&material, d));
+        json_t *jw = json_loads(material, 0, NULL);
+        snprintf(kid, sizeof kid, "%s", json_string_value(json_object_get(jw, "kid")) ?: "?");
+        json_decref(jw);
+    } else {
+        uint8_t k[AT_NONCE_KEY_LEN];
+        AT_ENSURE(RAND_bytes(k, sizeof k) == 1, d, AT_E_INTERNAL, "keys: no randomness");
+        material = at_b64_encode_new(AT_SPAN(k, sizeof k));
+        at_wipe(k, sizeof k);
+        uint8_t r[8];
+        AT_ENSURE(RAND_bytes(r, sizeof r) == 1, d, AT_E_INTERNAL, "keys: no randomness");
+        at_hex_encode(r, sizeof r, kid);
+    }
+    AT_ENSURE(material, d, AT_E_INTERNAL, "out of memory");
+    AT_TRY(at_db_prepare(c, "UPDATE verifier_keys SET state = 'retired' WHERE kind = ? AND state = 'previous'", &st, d));
+    sqlite3_bind_text(st, 1, j->kind, -1, SQLITE_STATIC);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
+    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(c, "UPDATE verifier_keys SET state = 'previous' WHERE kind = ? AND state = 'current'", &st, d));
+    sqlite3_bind_text(st, 1, j->kind, -1, SQLITE_STATIC);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
+    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(c, "INSERT INTO verifier_keys (kid, kind, material, state, created_ms)"
+                            " VALUES (?, ?, ?, 'current', ?)", &st, d));
+    sqlite3_bind_text(st, 1, kid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, j->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, material, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now_ms());
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
+    at_audit_row row = {.actor = "verifier", .action = j->rotate ? "key.rotate" : "key.create",
+                        .outcome = "ok", .message = j->kind};
+    AT_TRY(at_audit_append(c, &row, NULL, d));
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    if (material)
+        at_wipe_free(material, strlen(material));
+    return rc;
+}
+
+/* Load current (first) and previous keys of a kind. Caller frees each. */
+static size_t load_keys(at_db *db, const char *kind, char **out, size_t max)
+{
+    sqlite3 *c = at_db_read_acquire(db);
+    sqlite3_stmt *st = NULL;
+    size_t n = 0;
+    if (c && sqlite3_prepare_v2(c, "SELECT material FROM verifier_keys WHERE kind = ? AND state IN"
+                                   " ('current', 'previous') ORDER BY state = 'current' DESC,"
+                                   " created_ms DESC", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        while (n < max && sqlite3_step(st) == SQLITE_ROW)
+            out[n++] = strdup((const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    at_db_read_release(db, c);
+    return n;
+}
+
+/* A signer over the current and previous signing keys. Caller frees. */
+static at_err load_signer(verifier *v, at_signer **out, at_diag *d)
+{
+    char *keys[4] = {0};
+    size_t n = load_keys(v->db, "signing", keys, 4);
+    at_err rc = n ? at_signer_new((const char *const *)keys, n, out, d)
+                  : at_fail(d, AT_E_INTERNAL, "keys: no signing key");
+    for (size_t i = 0; i < n; i++)
+        at_wipe_free(keys[i], strlen(keys[i]));
+    return rc;
+}
+
+static at_err load_nonce_keys(verifier *v, at_diag *d)
+{
+    char *keys[4] = {0};
+    size_t n = load_keys(v->db, "nonce_mac", keys, 2);
+    v->n_nonce_keys = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *k = NULL;
+        size_t klen = 0;
+        if (at_b64_decode_new(keys[i], strlen(keys[i]), &k, &klen) == AT_OK && klen == AT_NONCE_KEY_LEN)
+            memcpy(v->nonce_keys[v->n_nonce_keys++], k, AT_NONCE_KEY_LEN);
+        if (k)
+            at_wipe_free(k, klen);
+        at_wipe_free(keys[i], strlen(keys[i]));
+    }
+    return v->n_nonce_keys ? AT_OK : at_fail(d, AT_E_INTERNAL, "keys: no nonce MAC key");
+}
+
+/* ---- bootstrap admin token ------------------------------------------------ */
+
+struct token_job {
+    uint8_t hash[32];
+    const char *role;
+    const char *label;
+    int64_t id;
+};
+
+at_err insert_token(sqlite3 *c, void *ctx, at_diag *d);
+at_err insert_token(sqlite3 *c, void *ctx, at_diag *d)
+{
+    struct token_job *j = ctx;
+    sqlite3_stmt *st = NULL;
+    at_err rc = at_db_prepare(c, "INSERT INTO api_tokens (token_sha256, role, label, created_ms)"
+                                 " VALUES (?, ?, ?, ?) ON CONFLICT (token_sha256) DO NOTHING", &st, d);
+    if (rc != AT_OK)
+        return rc;
+    sqlite3_bind_blob(st, 1, j->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, j->label, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now_ms());
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s != SQLITE_DONE)
+        return at_fail(d, AT_E_INTERNAL, "tokens: %s", sqlite3_errmsg(c));
+    if (sqlite3_changes(c) == 0)
+        return AT_OK; /* already present */
+    j->id = sqlite3_last_insert_rowid(c);
+    at_audit_row row = {.actor = "verifier", .action = "token.create", .outcome = "ok",
+                        .message = j->role};
+    return at_audit_append(c, &row, NULL, d);
+}
+
+static at_err bootstrap_admin(verifier *v, at_diag *d)
+{
+    const char *path = v->cfg.admin_token_file;
+    char tok[300] = "";
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(tok, 1, sizeof tok - 1, f);
+        fclose(f);
+        tok[n] = '\0';
+        /* Surrounding whitespace is ignored. */
+        char *s = tok;
+        while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r')
+            s++;
+        memmove(tok, s, strlen(s) + 1);
+        for (n = strlen(tok); n && (tok[n - 1] == ' ' || tok[n - 1] == '\n' || tok[n - 1] == '\r' ||
+                                    tok[n - 1] == '\t');)
+            tok[--n] = '\0';
+        if (n < 16)
+            return at_fail(d, AT_E_BAD_REQUEST, "%s: admin token shorter than 16 characters", path);
+    } else {
+        if (errno != ENOENT)
+            return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
+        uint8_t r[32];
+        if (RAND_bytes(r, sizeof r) != 1)
+            return at_fail(d, AT_E_INTERNAL, "no randomness");
+        char *b = at_b64url_encode_new(AT_SPAN(r, sizeof r));
+        snprintf(tok, sizeof tok, "at_%s", b ? b : "");
+        free(b);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
+        bool ok = write(fd, tok, strlen(tok)) == (ssize_t)strlen(tok) && write(fd, "\n", 1) == 1 &&
+                  fsync(fd) == 0;
+        close(fd);
+        if (!ok)
+            return at_fail(d, AT_E_IO, "%s: write failed", path);
+        vlog("info", "admin_token", "generated a bootstrap admin token in %s (mode 0600)", path);
+    }
+    struct token_job j = {.role = "admin", .label = "bootstrap"};
+    unsigned int hl = 32;
+    EVP_Digest(tok, strlen(tok), j.hash, &hl, EVP_sha256(), NULL);
+    at_wipe(tok, sizeof tok);
+    return at_db_write(v->db, insert_token, &j, d);
+}
+
+/* ---- maintenance ---------------------------------------------------------- */
+
+static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
+{
+    int64_t now = now_ms();
+    sqlite3_stmt *st = NULL;
+    static const char *sql[] = {
+        "DELETE FROM nonces_used WHERE expires_ms < ?",
+        "DELETE FROM proofs_used WHERE expires_ms < ?",
+        "UPDATE sessions SET ended_ms = expires_ms, end_reason = 'expired'"
+        " WHERE ended_ms IS NULL AND expires_ms < ?",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        at_err rc = at_db_prepare(c, sql[i], &st, d);
+        if (rc != AT_OK)
+            return rc;
+        sqlite3_bind_int64(st, 1, now - 60 * 1000);
+        int s = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (s != SQLITE_DONE)
+            return at_fail(d, AT_E_INTERNAL, "prune: %s", sqlite3_errmsg(c));
+    }
+    return AT_OK;
+}
+
+/* ---- router --------------------------------------------------------------- */
+
+static void observe(void *app, const char *route, const char *method, int status, double sec)
+{
+    verifier *v = app;
+    char labels[128];
+    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%d\"", route, method,
+             status);
+    at_metrics_add(v->metrics, "attest_http_requests_total", labels, 1);
+    snprintf(labels, sizeof labels, "route=\"%s\"", route);
+    at_metrics_observe(v->metrics, "attest_http_request_duration_seconds", labels, sec);
+}
+
+static void handle(void *app, at_http_req *req, at_http_resp *resp)
+{
+    verifier *v = app;
+    const char *u = req->url;
+    const char *m = req->method;
+    if (req->body_too_large) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "body: larger than %zu bytes", v->cfg.max_body);
+        refuse(v, req, resp, NULL, "http.body", AT_E_TOO_LARGE, msg, NULL);
+        return;
+    }
+    if (strcmp(u, "/v1/challenge") == 0 && strcmp(m, "POST") == 0) {
+        req->route = "challenge";
+        route_challenge(v, req, resp);
+    } else if (strcmp(u, "/v1/verify") == 0 && strcmp(m, "POST") == 0) {
+        req->route = "verify";
+        route_verify(v, req, resp);
+    } else if (strcmp(u, "/v1/attestations") == 0 && strcmp(m, "POST") == 0) {
+        req->route = "attestations";
+        route_attestations(v, req, resp);
+    } else if (strncmp(u, "/v1/policies/", 13) == 0) {
+        req->route = "policies";
+        route_policies(v, req, resp, u + 13);
+    } else if (strcmp(u, "/v1/sessions") == 0 && strcmp(m, "GET") == 0) {
+        req->route = "sessions";
+        route_sessions(v, req, resp);
+    } else if (strncmp(u, "/v1/secrets/", 12) == 0) {
+        req->route = "secrets";
+        route_secrets(v, req, resp, u + 12);
+    } else if (strncmp(u, "/v1/audit", 9) == 0 && strcmp(m, "GET") == 0) {
+        req->route = "audit";
+        route_audit(v, req, resp, u + 9);
+    } else if (strcmp(u, "/.well-known/jwks.json") == 0 && strcmp(m, "GET") == 0) {
+        req->route = "jwks";
+        route_jwks(v, req, resp);
+    } else if (strcmp(u, "/healthz") == 0 && strcmp(m, "GET") == 0) {
+        req->route = "healthz";
+        at_http_text(resp, 200, "text/plain", "ok\n");
+    } else if (strcmp(u, "/metrics") == 0 && strcmp(m, "GET") == 0) {
+        req->route = "metrics";
+        route_metrics(v, req, resp);
+    } else {
+        char msg[300];
+        snprintf(msg, sizeof msg, "route: no %s %.200s", m, u);
+        at_http_error(resp, AT_E_NOT_FOUND, msg, -1);
+    }
+}
+
+/* ---- configuration -------------------------------------------------------- */
+
+static int set_root(verifier_config *c, const char *path)
+{
+    if (c->n_root_files == MAX_ROOT_FILES) {
+        fprintf(stderr, "attest-verifier: at most %d roots\n", MAX_ROOT_FILES);
+        return -1;
+    }
+    c->root_files[c->n_root_files++] = strdup(path);
+    return 0;
+}
+
+static int load_config_file(verifier_config *c, const char *path)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!j || !json_is_object(j)) {
+        fprintf(stderr, "attest-verifier: %s: %s (line %d)\n", path, j ? "not an object" : je.text,
+                je.line);
+        json_decref(j);
+        return -1;
+    }
+    static const char *const keys[] = {"listen", "db", "roots", "no_aws_root", "admin_token_file",
+                                       "nonce_ttl_s", "clock_skew_s", "max_body_bytes",
+                                       "connection_limit", "rate_per_s", "rate_burst", NULL};
+    at_diag d = {{0}};
+    if (only_keys(j, keys, &d) != AT_OK) {
+        fprintf(stderr, "attest-verifier: %s: %s\n", path, d.msg);
+        json_decref(j);
+        return -1;
+    }
+    const char *s;
+    if ((s = json_string_value(json_object_get(j, "listen"))))
+        snprintf(c->listen, sizeof c->listen, "%s", s);
+    if ((s = json_string_value(json_object_get(j, "db"))))
+        snprintf(c->db_path, sizeof c->db_path, "%s", s);
+    if ((s = json_string_value(json_object_get(j, "admin_token_file"))))
+        snprintf(c->admin_token_file, sizeof c->admin_token_file, "%s", s);
+    json_t *r = json_object_get(j, "roots"), *e;
+    size_t i;
+    json_array_foreach(r, i, e) if (json_is_string(e) && set_root(c, json_string_value(e)) != 0)
+    {
+        json_decref(j);
+        return -1;
+    }
+    if (json_is_true(json_object_get(j, "no_aws_root")))
+        c->no_aws_root = true;
+    if (json_is_integer(json_object_get(j, "nonce_ttl_s")))
+        c->nonce_ttl_s = (int)json_integer_value(json_object_get(j, "nonce_ttl_s"));
+    if (json_is_integer(json_object_get(j, "clock_skew_s")))
+        c->clock_skew_ms = json_integer_value(json_object_get(j, "clock_skew_s")) * 1000;
+    if (json_is_integer(json_object_get(j, "max_body_bytes")))
+        c->max_body = (size_t)json_integer_value(json_object_get(j, "max_body_bytes"));
+    if (json_is_integer(json_object_get(j, "connection_limit")))
+        c->connection_limit = (unsigned)json_integer_value(json_object_get(j, "connection_limit"));
+    if (json_is_number(json_object_get(j, "rate_per_s")))
+        c->rate_per_s = json_number_value(json_object_get(j, "rate_per_s"));
+    if (json_is_number(json_object_get(j, "rate_burst")))
+        c->rate_burst = json_number_value(json_object_get(j, "rate_burst"));
+    json_decref(j);
+    return 0;
+}
+
+static long parse_long(const char *opt, const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *s == '\0' || *end || v < min || v > max) {
+        fprintf(stderr, "attest-verifier: %s: expected %ld..%ld, got '%s'\n", opt, min, max, s);
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    static verifier v;
+    verifier_config *c = &v.cfg;
+    snprintf(c->listen, sizeof c->listen, "127.0.0.1:8440");
+    snprintf(c->db_path, sizeof c->db_path, "./attest.db");
+    c->nonce_ttl_s = AT_NONCE_TTL_S;
+    c->clock_skew_ms = AT_CLOCK_SKEW_MS;
+    c->max_body = AT_MAX_BODY_BYTES;
+    c->connection_limit = 512;
+    c->rate_per_s = 100;
+    c->rate_burst = 200;
+    bool rotate = false;
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},     {"db", required_argument, NULL, 'd'},
+        {"root", required_argument, NULL, 'r'},       {"no-aws-root", no_argument, NULL, 'N'},
+        {"admin-token-file", required_argument, NULL, 'a'}, {"config", required_argument, NULL, 'c'},
+        {"nonce-ttl", required_argument, NULL, 't'},  {"clock-skew", required_argument, NULL, 's'},
+        {"max-body", required_argument, NULL, 'b'},   {"connection-limit", required_argument, NULL, 'C'},
+        {"rate", required_argument, NULL, 'R'},       {"burst", required_argument, NULL, 'B'},
+        {"port-file", required_argument, NULL, 'p'},  {"rotate-signing-key", no_argument, NULL, 'K'},
+        {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    /* The config file first, so command-line flags override it. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--config") == 0 && load_config_file(c, argv[i + 1]) != 0)
+            return 2;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'l': snprintf(c->listen, sizeof c->listen, "%s", optarg); break;
+        case 'd': snprintf(c->db_path, sizeof c->db_path, "%s", optarg); break;
+        case 'r': if (set_root(c, optarg) != 0) return 2; break;
+        case 'N': c->no_aws_root = true; break;
+        case 'a': snprintf(c->admin_token_file, sizeof c->admin_token_file, "%s", optarg); break;
+        case 'c': break;
+        case 't': c->nonce_ttl_s = (int)parse_long("--nonce-ttl", optarg, 1, 3600); break;
+        case 's': c->clock_skew_ms = parse_long("--clock-skew", optarg, 0, 3600) * 1000; break;
+        case 'b': c->max_body = (size_t)parse_long("--max-body", optarg, 1024, 16 << 20); break;
+        case 'C': c->connection_limit = (unsigned)parse_long("--connection-limit", optarg, 1, 100000); break;
+        case 'R': c->rate_per_s = (double)parse_long("--rate", optarg, 0, 1000000); break;
+        case 'B': c->rate_burst = (double)parse_long("--burst", optarg, 1, 1000000); break;
+        case 'p': snprintf(c->port_file, sizeof c->port_file, "%s", optarg); break;
+        case 'K': rotate = true; break;
+        case 'V': printf("attest-verifier %s\n", PACKAGE_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!c->admin_token_file[0])
+        snprintf(c->admin_token_file, sizeof c->admin_token_file, "%s.admin-token", c->db_path);
+    snprintf(v.build, sizeof v.build, "attest-verifier %s", PACKAGE_VERSION);
+
+    /* Signals go to the main thread only: block them before any thread starts. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    at_diag d = {{0}};
+    umask(077);
+    if (at_db_open(c->db_path, &v.db, &d) != AT_OK) {
+        vlog("fatal", "db", "%s", d.msg);
+        return 1;
+    }
+    struct key_job sk = {.kind = "signing", .rotate = rotate}, nk = {.kind = "nonce_mac"};
+    if (at_db_write(v.db, ensure_key, &sk, &d) != AT_OK ||
+        at_db_write(v.db, ensure_key, &nk, &d) != AT_OK) {
+        vlog("fatal", "keys", "%s", d.msg);
+        at_db_close(v.db);
+        return 1;
+    }
+    if (rotate) {
+        vlog("info", "keys", "signing key rotated; running verifiers pick it up on SIGHUP");
+        at_db_close(v.db);
+        return 0;
+    }
+    pthread_rwlock_init(&v.trust_lock, NULL);
+    v.metrics = at_metrics_new();
+    v.rl = ratelimit_new(c->rate_per_s, c->rate_burst);
+    if (load_signer(&v, &v.signer, &d) != AT_OK || load_nonce_keys(&v, &d) != AT_OK ||
+        bootstrap_admin(&v, &d) != AT_OK ||
+        verifier_load_roots(&v, &d) != AT_OK) {
+        vlog("fatal", "startup", "%s", d.msg);
+        at_db_close(v.db);
+        return 1;
+    }
+    at_metrics_describe(v.metrics, "attest_http_requests_total", AT_METRIC_COUNTER,
+                        "HTTP requests by route, method and status");
+    at_metrics_describe(v.metrics, "attest_http_request_duration_seconds", AT_METRIC_HISTOGRAM,
+                        "HTTP request latency by route");
+    at_metrics_describe(v.metrics, "attest_verifications_total", AT_METRIC_COUNTER,
+                        "Evidence verifications by outcome and error code");
+    at_metrics_describe(v.metrics, "attest_refusals_total", AT_METRIC_COUNTER,
+                        "Refused requests by action and error code");
+    at_metrics_describe(v.metrics, "attest_sessions_live", AT_METRIC_GAUGE, "Live sessions");
+    at_metrics_describe(v.metrics, "attest_cert_cache", AT_METRIC_GAUGE,
+                        "Certificate cache: verifications by path and size");
+    at_metrics_describe(v.metrics, "attest_db_transactions_total", AT_METRIC_COUNTER,
+                        "Committed write transactions (group commit) and jobs in them");
+
+    at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
+                        .observe = observe};
+    at_httpd *srv = NULL;
+    if (at_httpd_start(c->listen, &ho, handle, &v, &srv, &d) != AT_OK) {
+        vlog("fatal", "listen", "%s", d.msg);
+        at_db_close(v.db);
+        return 1;
+    }
+    vlog("info", "start", "%s listening on %s (port %u), database %s schema v%d, signing key %s",
+         v.build, c->listen, at_httpd_port(srv), c->db_path, at_db_schema_version(v.db),
+         at_signer_kid(v.signer));
+    if (c->port_file[0]) {
+        char tmp[1100];
+        snprintf(tmp, sizeof tmp, "%s.tmp", c->port_file);
+        FILE *pf = fopen(tmp, "w");
+        if (pf) {
+            fprintf(pf, "%u\n", at_httpd_port(srv));
+            fclose(pf);
+            rename(tmp, c->port_file);
+        }
+    }
+
+    enum { MAX_RETIRED = 64 };
+    at_signer *retired[MAX_RETIRED];
+    size_t n_retired = 0;
+    for (;;) {
+        struct timespec ts = {30, 0};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGHUP) {
+            if (verifier_load_roots(&v, &d) != AT_OK)
+                vlog("error", "reload", "roots not reloaded: %s", d.msg);
+            else
+                vlog("info", "reload", "roots reloaded (%zu files)", c->n_root_files);
+            /* Signing keys: a rotation done with --rotate-signing-key. Requests
+             * in flight may hold the old signer: it is kept until exit. */
+            at_signer *fresh = NULL;
+            if (n_retired < MAX_RETIRED && load_signer(&v, &fresh, &d) == AT_OK) {
+                retired[n_retired++] = __atomic_exchange_n(&v.signer, fresh, __ATOMIC_ACQ_REL);
+                vlog("info", "reload", "signing key %s", at_signer_kid(fresh));
+            }
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            vlog("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
+            break;
+        } else if (sig < 0 && errno == EAGAIN) {
+            if (at_db_write(v.db, prune, NULL, &d) != AT_OK)
+                vlog("error", "prune", "%s", d.msg);
+        }
+    }
+    at_httpd_stop(srv, 10000);
+    at_db_close(v.db);
+    for (size_t i = 0; i < n_retired; i++)
+        at_signer_free(retired[i]);
+    at_signer_free(v.signer);
+    vlog("info", "stop", "stopped cleanly");
+    at_trust_unref(v.trust);
+    at_metrics_free(v.metrics);
+    ratelimit_free(v.rl);
+    for (size_t i = 0; i < c->n_root_files; i++)
+        free(c->root_files[i]);
+    return 0;
+}

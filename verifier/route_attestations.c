@@ -1,0 +1,415 @@
+/* POST /v1/attestations: evidence in, session + attestation result out.
+ * Everything in the request is attacker-supplied until the document's
+ * signature, chain, nonce and policy have all been checked; the session key
+ * leaves this process only sealed to the key the document attests. */
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "at_limits.h"
+#include "enc.h"
+#include "evidence.h"
+#include "seal.h"
+#include "verifier.h"
+
+at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d);
+
+/* SHA-256 over (index u8 || length u8 || value) for every PCR, ascending. */
+void pcr_digest_hex(const at_nitro_payload *p, char out[65]);
+void pcr_digest_hex(const at_nitro_payload *p, char out[65])
+{
+    at_buf b;
+    at_buf_init(&b);
+    for (size_t i = 0; i < p->n_pcrs; i++) {
+        at_buf_u8(&b, p->pcrs[i].index);
+        at_buf_u8(&b, p->pcrs[i].len);
+        at_buf_append(&b, p->pcrs[i].value, p->pcrs[i].len);
+    }
+    sha256_hex(b.p ? b.p : (const uint8_t *)"", b.len, out);
+    at_buf_cleanup(&b);
+}
+
+static json_t *pcrs_json(const at_nitro_payload *p)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < p->n_pcrs; i++) {
+        char k[8], hex[2 * AT_MAX_PCR_LEN + 1];
+        snprintf(k, sizeof k, "%u", p->pcrs[i].index);
+        at_hex_encode(p->pcrs[i].value, p->pcrs[i].len, hex);
+        json_object_set_new(o, k, json_string(hex));
+    }
+    return o;
+}
+
+/* Which other version of the policy would have admitted these PCRs. */
+static void explain_pcr_mismatch(verifier *v, const char *name, int64_t tried,
+                                 const at_nitro_payload *doc, char *out, size_t len)
+{
+    out[0] = '\0';
+    sqlite3 *c = at_db_read_acquire(v->db);
+    sqlite3_stmt *st = NULL;
+    if (!c || sqlite3_prepare_v2(c, "SELECT version, body, revoked_ms FROM policy_versions WHERE"
+                                    " name = ? AND version != ? ORDER BY version DESC", -1, &st,
+                                 NULL) != SQLITE_OK) {
+        at_db_read_release(v->db, c);
+        return;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, tried);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        at_policy *p = NULL;
+        const char *body = (const char *)sqlite3_column_text(st, 1);
+        if (at_policy_parse(body, strlen(body), &p, NULL) != AT_OK)
+            continue;
+        at_err rc = at_policy_eval_pcrs(p, doc, NULL, NULL);
+        at_policy_free(p);
+        if (rc == AT_OK) {
+            snprintf(out, len, "; version %lld of policy %s would admit these PCRs%s",
+                     (long long)sqlite3_column_int64(st, 0), name,
+                     sqlite3_column_type(st, 2) != SQLITE_NULL ? " (it is revoked)" : "");
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    at_db_read_release(v->db, c);
+    if (!out[0])
+        snprintf(out, len, "; no other version of policy %s admits these PCRs", name);
+}
+
+struct admit_job {
+    /* inputs */
+    const uint8_t *nonce;
+    size_t nonce_len;
+    int64_t nonce_expires_ms;
+    const char *session_id, *instance_id, *policy, *format, *module_id, *pcrs, *pcr_sha,
+        *endpoint, *token, *actor, *client, *ev_sha;
+    int64_t policy_version, expires_ms;
+    at_span key_config;
+    uint8_t proof_key[32];
+    /* outputs */
+    int64_t audit_id, replaced;
+};
+
+static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
+{
+    struct admit_job *j = ctx;
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    int64_t now = now_ms();
+    char ref[200];
+    snprintf(ref, sizeof ref, "%s@%lld", j->policy, (long long)j->policy_version);
+    if (j->nonce_len) {
+        /* Single use: the primary key refuses a second insert. */
+        AT_TRY(at_db_prepare(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)",
+                             &st, d));
+        sqlite3_bind_blob(st, 1, j->nonce, (int)j->nonce_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, j->nonce_expires_ms);
+        sqlite3_bind_int64(st, 3, now);
+        int s = sqlite3_step(st);
+        sqlite3_finalize(st);
+        st = NULL;
+        if (s == SQLITE_CONSTRAINT_PRIMARYKEY || s == SQLITE_CONSTRAINT) {
+            rc = at_fail(d, AT_E_NONCE_REUSED,
+                         "nonce: already consumed by an earlier attestation (single use)");
+            at_audit_row row = {.actor = j->actor, .action = "attestation.create",
+                                .outcome = "refused", .code = "nonce_reused", .message = d->msg,
+                                .policy = ref, .instance_id = j->instance_id,
+                                .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
+                                .client = j->client};
+            at_diag scratch;
+            if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+                return AT_E_INTERNAL;
+            return rc;
+        }
+        AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    }
+    /* Re-attestation by the same instance replaces its session. */
+    AT_TRY(at_db_prepare(c, "UPDATE sessions SET ended_ms = ?, end_reason = 'replaced'"
+                            " WHERE instance_id = ? AND ended_ms IS NULL", &st, d));
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, j->instance_id, -1, SQLITE_STATIC);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    j->replaced = sqlite3_changes(c);
+    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(c, "INSERT INTO sessions (id, instance_id, policy, policy_version, format,"
+                            " module_id, pcrs, pcr_sha256, key_config, endpoint, proof_key, token,"
+                            " created_ms, expires_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, d));
+    sqlite3_bind_text(st, 1, j->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->instance_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, j->policy, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, j->policy_version);
+    sqlite3_bind_text(st, 5, j->format, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, j->module_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, j->pcrs, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, j->pcr_sha, -1, SQLITE_STATIC);
+    if (j->key_config.len)
+        sqlite3_bind_blob(st, 9, j->key_config.p, (int)j->key_config.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 9);
+    if (j->endpoint)
+        sqlite3_bind_text(st, 10, j->endpoint, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 10);
+    sqlite3_bind_blob(st, 11, j->proof_key, sizeof j->proof_key, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, j->token, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 13, now);
+    sqlite3_bind_int64(st, 14, j->expires_ms);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    char msg[64];
+    snprintf(msg, sizeof msg, "%lld earlier session(s) replaced", (long long)j->replaced);
+    at_audit_row row = {.actor = j->actor, .action = "attestation.create", .outcome = "ok",
+                        .policy = ref, .instance_id = j->instance_id, .session_id = j->session_id,
+                        .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha, .client = j->client,
+                        .message = j->replaced ? msg : NULL};
+    AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static bool valid_endpoint(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 8 || n > 512)
+        return false;
+    if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
+{
+    static const char *const keys[] = {"evidence", "format", "policy", "instance_id", "endpoint", NULL};
+    caller who;
+    identify(v, req, &who);
+    json_t *body = NULL, *claims = NULL;
+    uint8_t *doc = NULL;
+    size_t doc_len = 0;
+    at_policy *policy = NULL;
+    at_trust *trust = NULL;
+    at_evidence ev;
+    bool have_ev = false;
+    char *token = NULL, *pcrs_text = NULL, *key_sealed_b64 = NULL, *kc_b64 = NULL;
+    at_buf sealed;
+    at_buf_init(&sealed);
+    at_diag d = {{0}};
+    at_err rc;
+    int64_t version = 0;
+    char pol_sha[65] = "", ref[200] = "", ev_sha[65] = "", pcr_sha[65] = "";
+    const char *name = NULL, *endpoint = NULL;
+    at_audit_row extra = {0};
+    uint8_t session_key[32], id_raw[16];
+    char session_id[33];
+    int64_t nonce_exp = 0;
+
+    if (!ratelimit_allow(v->rl, req->client, at_monotonic_ns())) {
+        rc = at_fail(&d, AT_E_RATE_LIMITED, "rate: too many attestations from this client");
+        goto refused;
+    }
+    if ((rc = at_http_body_json(req, &body, &d)) != AT_OK || (rc = only_keys(body, keys, &d)) != AT_OK ||
+        (rc = decode_evidence(body, &doc, &doc_len, &d)) != AT_OK)
+        goto refused;
+    sha256_hex(doc, doc_len, ev_sha);
+    extra.evidence_sha256 = ev_sha;
+    json_t *jp = json_object_get(body, "policy");
+    if (!json_is_string(jp) || !valid_name(json_string_value(jp))) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "policy: expected the name of a policy");
+        goto refused;
+    }
+    name = json_string_value(jp);
+    at_verify_opts o = {.clock_skew_ms = v->cfg.clock_skew_ms};
+    json_t *fmt = json_object_get(body, "format");
+    if (fmt && (!json_is_string(fmt) || !at_format_parse(json_string_value(fmt), &o.format))) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "format: expected auto, nitro-enclave or nitro-tpm");
+        goto refused;
+    }
+    json_t *je = json_object_get(body, "endpoint");
+    if (je) {
+        if (!json_is_string(je) || !valid_endpoint(json_string_value(je))) {
+            rc = at_fail(&d, AT_E_BAD_REQUEST,
+                         "endpoint: expected an http:// or https:// URL of at most 512 characters");
+            goto refused;
+        }
+        endpoint = json_string_value(je);
+    }
+    json_t *ji = json_object_get(body, "instance_id");
+    if (ji && !json_is_string(ji)) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "instance_id: expected a string");
+        goto refused;
+    }
+    {
+        sqlite3 *c = at_db_read_acquire(v->db);
+        rc = c ? policy_load(c, name, 0, &policy, &version, pol_sha, &d)
+               : at_fail(&d, AT_E_INTERNAL, "database unavailable");
+        at_db_read_release(v->db, c);
+        if (rc != AT_OK)
+            goto refused;
+    }
+    snprintf(ref, sizeof ref, "%s@%lld", name, (long long)version);
+    extra.policy = ref;
+    o.policy = policy;
+
+    trust = verifier_trust(v);
+    rc = at_evidence_verify(trust, AT_SPAN(doc, doc_len), &o, &ev);
+    have_ev = true;
+    if (ev.decoded) {
+        extra.instance_id = ev.payload.module_id;
+        pcr_digest_hex(&ev.payload, pcr_sha);
+        extra.pcr_sha256 = pcr_sha;
+    }
+    {
+        char labels[96];
+        snprintf(labels, sizeof labels, "outcome=\"%s\",code=\"%s\"",
+                 rc == AT_OK ? "valid" : "invalid", at_err_str(rc));
+        at_metrics_add(v->metrics, "attest_verifications_total", labels, 1);
+    }
+    if (rc != AT_OK) {
+        d = ev.diag;
+        if (rc == AT_E_PCR_MISMATCH) {
+            char more[300];
+            explain_pcr_mismatch(v, name, version, &ev.payload, more, sizeof more);
+            size_t used = strlen(d.msg);
+            snprintf(d.msg + used, sizeof d.msg - used, "%s", more);
+        }
+        goto refused;
+    }
+    /* The nonce is read from the signed document and must be one this
+     * verifier issued, unexpired; single use is enforced at commit. A
+     * present nonce is always checked, required or not. */
+    if (ev.payload.has_nonce && ev.payload.nonce.len) {
+        if ((rc = at_nonce_check((const uint8_t(*)[AT_NONCE_KEY_LEN])v->nonce_keys, v->n_nonce_keys,
+                                 ev.payload.nonce, now_ms(), &nonce_exp, &d)) != AT_OK)
+            goto refused;
+    } else if (policy->require_nonce) {
+        rc = at_fail(&d, AT_E_NONCE_MISMATCH, "nonce: the policy requires a nonce from POST /v1/challenge, the document has none");
+        goto refused;
+    }
+    if (ji && strcmp(json_string_value(ji), ev.payload.module_id) != 0) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST,
+                     "instance_id: %.64s does not match the attested module_id %s",
+                     json_string_value(ji), ev.payload.module_id);
+        goto refused;
+    }
+    /* Session key, sealed to the attested key configuration. */
+    if (RAND_bytes(session_key, sizeof session_key) != 1 || RAND_bytes(id_raw, sizeof id_raw) != 1) {
+        rc = at_fail(&d, AT_E_INTERNAL, "no randomness");
+        goto refused;
+    }
+    at_hex_encode(id_raw, sizeof id_raw, session_id);
+    bool have_key = ev.payload.has_public_key && ev.payload.public_key.len > 0;
+    if (have_key) {
+        rc = at_seal_to_key_config(ev.payload.public_key, AT_SEAL_INFO_SESSION, AT_SPAN(session_key, 32),
+                                   &sealed, &d);
+        if (rc != AT_OK) {
+            at_diag_prefix(&d, "public_key: ");
+            rc = policy->require_public_key ? AT_E_KEY_REQUIRED : rc;
+            goto refused;
+        }
+        key_sealed_b64 = at_b64_encode_new(at_buf_span(&sealed));
+        kc_b64 = at_b64_encode_new(ev.payload.public_key);
+    }
+    struct admit_job j = {.nonce = ev.payload.has_nonce ? ev.payload.nonce.p : NULL,
+                          .nonce_len = ev.payload.has_nonce ? ev.payload.nonce.len : 0,
+                          .nonce_expires_ms = nonce_exp, .session_id = session_id,
+                          .instance_id = ev.payload.module_id, .policy = name,
+                          .policy_version = version, .format = at_format_name(ev.payload.format),
+                          .module_id = ev.payload.module_id, .pcr_sha = pcr_sha, .endpoint = endpoint,
+                          .actor = who.actor, .client = req->client, .ev_sha = ev_sha,
+                          .key_config = have_key ? ev.payload.public_key : AT_SPAN_NULL};
+    at_session_proof_key(AT_SPAN(session_key, 32), j.proof_key);
+    int64_t now = now_ms();
+    j.expires_ms = now + policy->session_ttl_s * 1000;
+
+    /* The attestation result (EAR), signed. */
+    claims = json_object();
+    uint8_t jti[16];
+    char jti_hex[33];
+    RAND_bytes(jti, sizeof jti);
+    at_hex_encode(jti, sizeof jti, jti_hex);
+    json_object_set_new(claims, "iss", json_string("attest-verifier"));
+    json_object_set_new(claims, "iat", json_integer(now / 1000));
+    json_object_set_new(claims, "exp", json_integer(j.expires_ms / 1000));
+    json_object_set_new(claims, "jti", json_string(jti_hex));
+    json_object_set_new(claims, "eat_profile", json_string(AT_EAR_PROFILE));
+    json_t *vid = json_object();
+    json_object_set_new(vid, "build", json_string(v->build));
+    json_object_set_new(vid, "developer", json_string(VERIFIER_ID_DEVELOPER));
+    json_object_set_new(claims, "ear.verifier-id", vid);
+    json_t *ae = json_object();
+    json_object_set_new(ae, "format", json_string(at_format_name(ev.payload.format)));
+    json_object_set_new(ae, "module_id", json_string(ev.payload.module_id));
+    json_object_set_new(ae, "pcrs", pcrs_json(&ev.payload));
+    json_object_set_new(ae, "key_config", kc_b64 ? json_string(kc_b64) : json_null());
+    json_object_set_new(ae, "session_id", json_string(session_id));
+    json_object_set_new(ae, "policy_sha256", json_string(pol_sha));
+    json_object_set_new(ae, "policy_version", json_integer(version));
+    if (endpoint)
+        json_object_set_new(ae, "endpoint", json_string(endpoint));
+    char root_hex[65];
+    at_hex_encode(ev.chain.root_sha256, 32, root_hex);
+    json_object_set_new(ae, "root_sha256", json_string(root_hex));
+    json_object_set_new(ae, "aws_root", json_boolean(memcmp(ev.chain.root_sha256, at_aws_root_g1_sha256, 32) == 0));
+    json_t *sub = json_object();
+    json_object_set_new(sub, "ear.status", json_string("affirming"));
+    char pid[220];
+    snprintf(pid, sizeof pid, "policy:%s", ref);
+    json_object_set_new(sub, "ear.appraisal-policy-id", json_string(pid));
+    json_object_set_new(sub, "ear.veraison.annotated-evidence", ae);
+    json_t *submods = json_object();
+    json_object_set_new(submods, ev.payload.module_id, sub);
+    json_object_set_new(claims, "submods", submods);
+    if ((rc = at_signer_sign(verifier_signer(v), claims, &token, &d)) != AT_OK)
+        goto refused;
+    pcrs_text = json_dumps(json_object_get(ae, "pcrs"), JSON_COMPACT | JSON_SORT_KEYS);
+    j.pcrs = pcrs_text;
+    j.token = token;
+    rc = at_db_write(v->db, admit, &j, &d);
+    at_wipe(j.proof_key, sizeof j.proof_key);
+    if (rc == AT_E_NONCE_REUSED) {
+        at_http_error(resp, rc, d.msg, j.audit_id);
+        goto done;
+    }
+    if (rc != AT_OK) {
+        at_http_error(resp, rc, d.msg, -1);
+        goto done;
+    }
+    json_t *out = json_object(), *sess = json_object();
+    char exp[40];
+    at_time_rfc3339(j.expires_ms / 1000, exp, sizeof exp);
+    json_object_set_new(sess, "id", json_string(session_id));
+    json_object_set_new(sess, "expires_at", json_string(exp));
+    json_object_set_new(sess, "expires_at_ms", json_integer(j.expires_ms));
+    json_object_set_new(sess, "key_sealed", key_sealed_b64 ? json_string(key_sealed_b64) : json_null());
+    json_object_set_new(out, "status", json_string("affirming"));
+    json_object_set_new(out, "session", sess);
+    json_object_set_new(out, "token", json_string(token));
+    json_object_set_new(out, "claims", json_incref(claims));
+    json_object_set_new(out, "audit_id", json_integer(j.audit_id));
+    if (!json_is_true(json_object_get(ae, "aws_root")))
+        json_object_set_new(out, "warning", json_string("signed by a non-AWS root pinned on this verifier"));
+    at_http_json(resp, 201, out);
+    goto done;
+refused:
+    refuse(v, req, resp, &who, "attestation.create", rc, d.msg, &extra);
+done:
+    at_wipe(session_key, sizeof session_key);
+    if (have_ev)
+        at_evidence_cleanup(&ev);
+    at_trust_unref(trust);
+    at_policy_free(policy);
+    json_decref(body);
+    json_decref(claims);
+    at_buf_cleanup(&sealed);
+    free(doc);
+    free(token);
+    free(pcrs_text);
+    free(key_sealed_b64);
+    free(kc_b64);
+}

@@ -1,0 +1,44 @@
+/* POST /v1/challenge: a fresh nonce (API.md). Stateless: the nonce carries
+ * its own expiry and MAC; nothing is stored until it is consumed. */
+#include <string.h>
+
+#include "enc.h"
+#include "verifier.h"
+
+void route_challenge(verifier *v, at_http_req *req, at_http_resp *resp)
+{
+    if (!ratelimit_allow(v->rl, req->client, at_monotonic_ns())) {
+        refuse(v, req, resp, NULL, "challenge", AT_E_RATE_LIMITED,
+               "rate: too many challenges from this client, retry later", NULL);
+        return;
+    }
+    /* The body is "{}" (or empty): anything else is a client bug worth naming. */
+    if (req->body.len) {
+        json_t *b = NULL;
+        at_diag d = {{0}};
+        static const char *const none[] = {NULL};
+        at_err rc = at_http_body_json(req, &b, &d);
+        if (rc == AT_OK)
+            rc = only_keys(b, none, &d);
+        json_decref(b);
+        if (rc != AT_OK) {
+            refuse(v, req, resp, NULL, "challenge", rc, d.msg, NULL);
+            return;
+        }
+    }
+    uint8_t nonce[AT_NONCE_LEN];
+    int64_t exp_ms;
+    if (at_nonce_issue(v->nonce_keys[0], now_ms(), v->cfg.nonce_ttl_s, nonce, &exp_ms) != AT_OK) {
+        refuse(v, req, resp, NULL, "challenge", AT_E_INTERNAL, "nonce: cannot mint", NULL);
+        return;
+    }
+    char *b64 = at_b64_encode_new(AT_SPAN(nonce, sizeof nonce));
+    char exp[40];
+    at_time_rfc3339(exp_ms / 1000, exp, sizeof exp);
+    json_t *o = json_object();
+    json_object_set_new(o, "nonce", json_string(b64));
+    json_object_set_new(o, "expires_at", json_string(exp));
+    json_object_set_new(o, "expires_at_ms", json_integer(exp_ms));
+    free(b64);
+    at_http_json(resp, 201, o);
+}

@@ -1,0 +1,303 @@
+/* /v1/policies/{name}: versioned PCR policies. PUT makes a new version
+ * (never edits one), GET shows the current version and history, DELETE
+ * .../versions/{v} revokes a version and ends the sessions admitted under
+ * it. Policy bodies are owner input: parsed strictly and linted. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "verifier.h"
+
+at_err policy_load(sqlite3 *c, const char *name, int64_t version, at_policy **out,
+                   int64_t *version_out, char sha256_hex[65], at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    AT_TRY(at_db_prepare(c,
+                         version ? "SELECT body, version, sha256 FROM policy_versions WHERE name = ?"
+                                   " AND version = ?"
+                                 : "SELECT body, version, sha256 FROM policy_versions WHERE name = ?"
+                                   " AND revoked_ms IS NULL ORDER BY version DESC LIMIT 1",
+                         &st, d));
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (version)
+        sqlite3_bind_int64(st, 2, version);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_DONE) {
+        rc = version ? at_fail(d, AT_E_POLICY_NOT_FOUND, "policy: %s has no version %lld", name,
+                               (long long)version)
+                     : at_fail(d, AT_E_POLICY_NOT_FOUND,
+                               "policy: no policy named %s (or every version is revoked)", name);
+        goto out;
+    }
+    AT_ENSURE(s == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    const char *body = (const char *)sqlite3_column_text(st, 0);
+    AT_TRY(at_policy_parse(body, strlen(body), out, d));
+    *version_out = sqlite3_column_int64(st, 1);
+    snprintf(sha256_hex, 65, "%s", (const char *)sqlite3_column_text(st, 2));
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct put_job {
+    const char *name;
+    const char *body;
+    const char *sha;
+    const char *actor;
+    const char *client;
+    bool lint_overridden;
+    int64_t version, audit_id;
+};
+
+static at_err put_policy(sqlite3 *c, void *ctx, at_diag *d)
+{
+    struct put_job *j = ctx;
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    AT_TRY(at_db_prepare(c, "INSERT INTO policies (name, created_ms) VALUES (?, ?)"
+                            " ON CONFLICT (name) DO NOTHING", &st, d));
+    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms());
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(c, "SELECT coalesce(max(version), 0) + 1 FROM policy_versions WHERE name = ?",
+                         &st, d));
+    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    j->version = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(c, "INSERT INTO policy_versions (name, version, body, sha256, created_ms,"
+                            " created_by, lint_overridden) VALUES (?, ?, ?, ?, ?, ?, ?)", &st, d));
+    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, j->version);
+    sqlite3_bind_text(st, 3, j->body, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, j->sha, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now_ms());
+    sqlite3_bind_text(st, 6, j->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, j->lint_overridden);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    char ref[200];
+    snprintf(ref, sizeof ref, "%s@%lld", j->name, (long long)j->version);
+    at_audit_row row = {.actor = j->actor, .action = "policy.put", .outcome = "ok",
+                        .policy = ref, .client = j->client,
+                        .message = j->lint_overridden ? "lint overridden" : NULL};
+    AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct revoke_job {
+    const char *name;
+    int64_t version;
+    const char *actor, *client;
+    int64_t ended, audit_id;
+    bool already;
+};
+
+static at_err revoke_version(sqlite3 *c, void *ctx, at_diag *d)
+{
+    struct revoke_job *j = ctx;
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    int64_t now = now_ms();
+    char ref[200];
+    snprintf(ref, sizeof ref, "%s@%lld", j->name, (long long)j->version);
+    AT_TRY(at_db_prepare(c, "SELECT revoked_ms FROM policy_versions WHERE name = ? AND version = ?",
+                         &st, d));
+    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, j->version);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_DONE) {
+        sqlite3_finalize(st);
+        st = NULL;
+        at_audit_row row = {.actor = j->actor, .action = "policy.revoke", .outcome = "refused",
+                            .code = "policy_not_found", .policy = ref, .client = j->client};
+        AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
+        rc = at_fail(d, AT_E_POLICY_NOT_FOUND, "policy: %s has no version %lld", j->name,
+                     (long long)j->version);
+        goto out;
+    }
+    AT_ENSURE(s == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    j->already = sqlite3_column_type(st, 0) != SQLITE_NULL;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!j->already) {
+        AT_TRY(at_db_prepare(c, "UPDATE policy_versions SET revoked_ms = ? WHERE name = ? AND version = ?",
+                             &st, d));
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, j->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, j->version);
+        AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+        sqlite3_finalize(st);
+    }
+    AT_TRY(at_db_prepare(c, "UPDATE sessions SET ended_ms = ?, end_reason = 'policy revoked'"
+                            " WHERE policy = ? AND policy_version = ? AND ended_ms IS NULL", &st, d));
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, j->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, j->version);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    j->ended = sqlite3_changes(c);
+    char msg[96];
+    snprintf(msg, sizeof msg, "%lld live session(s) ended%s", (long long)j->ended,
+             j->already ? " (version was already revoked)" : "");
+    at_audit_row row = {.actor = j->actor, .action = "policy.revoke", .outcome = "ok",
+                        .policy = ref, .client = j->client, .message = msg};
+    AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void get_policy(verifier *v, at_http_req *req, at_http_resp *resp, const char *name)
+{
+    caller who;
+    if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER) | ROLE_BIT(ROLE_AUDITOR), "policy.get", &who))
+        return;
+    sqlite3 *c = at_db_read_acquire(v->db);
+    sqlite3_stmt *st = NULL;
+    json_t *hist = json_array(), *current = NULL;
+    int64_t current_version = 0;
+    if (!c || sqlite3_prepare_v2(c, "SELECT version, body, sha256, created_ms, created_by, revoked_ms,"
+                                    " lint_overridden FROM policy_versions WHERE name = ? ORDER BY version",
+                                 -1, &st, NULL) != SQLITE_OK) {
+        at_db_read_release(v->db, c);
+        json_decref(hist);
+        at_http_error(resp, AT_E_INTERNAL, "database unavailable", -1);
+        return;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *e = json_object();
+        int64_t ver = sqlite3_column_int64(st, 0);
+        char t[40];
+        json_object_set_new(e, "version", json_integer(ver));
+        json_object_set_new(e, "sha256", json_string((const char *)sqlite3_column_text(st, 2)));
+        at_time_rfc3339(sqlite3_column_int64(st, 3) / 1000, t, sizeof t);
+        json_object_set_new(e, "created_at", json_string(t));
+        json_object_set_new(e, "created_by", json_string((const char *)sqlite3_column_text(st, 4)));
+        if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+            at_time_rfc3339(sqlite3_column_int64(st, 5) / 1000, t, sizeof t);
+            json_object_set_new(e, "revoked_at", json_string(t));
+        } else {
+            json_object_set_new(e, "revoked_at", json_null());
+            json_decref(current);
+            current = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+            current_version = ver;
+        }
+        json_object_set_new(e, "lint_overridden", json_boolean(sqlite3_column_int(st, 6)));
+        json_array_append_new(hist, e);
+    }
+    sqlite3_finalize(st);
+    at_db_read_release(v->db, c);
+    if (json_array_size(hist) == 0) {
+        json_decref(hist);
+        char msg[200];
+        snprintf(msg, sizeof msg, "policy: no policy named %s", name);
+        refuse(v, req, resp, &who, "policy.get", AT_E_POLICY_NOT_FOUND, msg, NULL);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "version", current ? json_integer(current_version) : json_null());
+    json_object_set_new(o, "policy", current ? current : json_null());
+    json_object_set_new(o, "history", hist);
+    at_http_json(resp, 200, o);
+}
+
+void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest)
+{
+    char name[160];
+    const char *slash = strchr(rest, '/');
+    size_t nlen = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (nlen == 0 || nlen >= sizeof name) {
+        at_http_error(resp, AT_E_NOT_FOUND, "policy: name missing or too long", -1);
+        return;
+    }
+    memcpy(name, rest, nlen);
+    name[nlen] = '\0';
+    if (!valid_name(name)) {
+        at_http_error(resp, AT_E_BAD_REQUEST, "policy: names are 1..128 of [A-Za-z0-9._-]", -1);
+        return;
+    }
+    caller who;
+    at_diag d = {{0}};
+    if (!slash && strcmp(req->method, "PUT") == 0) {
+        if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER), "policy.put", &who))
+            return;
+        at_policy *p = NULL;
+        at_err rc = at_policy_parse((const char *)req->body.p, req->body.len, &p, &d);
+        at_audit_row extra = {.policy = name};
+        if (rc != AT_OK) {
+            refuse(v, req, resp, &who, "policy.put", rc, d.msg, &extra);
+            return;
+        }
+        const char *ov = at_http_query(req, "allow_lint");
+        bool override = ov && (strcmp(ov, "1") == 0 || strcmp(ov, "true") == 0);
+        at_diag lint = {{0}};
+        at_err lrc = at_policy_lint(p, &lint);
+        if (lrc != AT_OK && !override) {
+            at_policy_free(p);
+            char msg[AT_DIAG_MAX + 64];
+            snprintf(msg, sizeof msg, "%s (override with ?allow_lint=1)", lint.msg);
+            refuse(v, req, resp, &who, "policy.put", lrc, msg, &extra);
+            return;
+        }
+        char *canon = at_policy_canonical_json(p);
+        char sha[65];
+        sha256_hex(canon, strlen(canon), sha);
+        struct put_job j = {.name = name, .body = canon, .sha = sha, .actor = who.actor,
+                            .client = req->client, .lint_overridden = lrc != AT_OK};
+        rc = at_db_write(v->db, put_policy, &j, &d);
+        free(canon);
+        at_policy_free(p);
+        if (rc != AT_OK) {
+            at_http_error(resp, rc, d.msg, -1);
+            return;
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(name));
+        json_object_set_new(o, "version", json_integer(j.version));
+        json_object_set_new(o, "sha256", json_string(sha));
+        json_object_set_new(o, "audit_id", json_integer(j.audit_id));
+        if (lrc != AT_OK)
+            json_object_set_new(o, "lint_overridden", json_string(lint.msg));
+        snprintf(resp->location, sizeof resp->location, "/v1/policies/%s", name);
+        at_http_json(resp, 201, o);
+        return;
+    }
+    if (!slash && strcmp(req->method, "GET") == 0) {
+        get_policy(v, req, resp, name);
+        return;
+    }
+    if (slash && strncmp(slash, "/versions/", 10) == 0 && strcmp(req->method, "DELETE") == 0) {
+        if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER), "policy.revoke", &who))
+            return;
+        char *end;
+        long long ver = strtoll(slash + 10, &end, 10);
+        if (slash[10] == '\0' || *end || ver < 1) {
+            refuse(v, req, resp, &who, "policy.revoke", AT_E_BAD_REQUEST,
+                   "version: expected a positive integer", NULL);
+            return;
+        }
+        struct revoke_job j = {.name = name, .version = ver, .actor = who.actor, .client = req->client};
+        at_err rc = at_db_write(v->db, revoke_version, &j, &d);
+        if (rc != AT_OK) {
+            at_http_error(resp, rc, d.msg, j.audit_id);
+            return;
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(name));
+        json_object_set_new(o, "version", json_integer(ver));
+        json_object_set_new(o, "revoked", json_true());
+        json_object_set_new(o, "sessions_ended", json_integer(j.ended));
+        json_object_set_new(o, "audit_id", json_integer(j.audit_id));
+        at_http_json(resp, 200, o);
+        return;
+    }
+    at_http_error(resp, AT_E_NOT_FOUND, "policy: no such resource or method", -1);
+}

@@ -1,0 +1,316 @@
+/* /v1/secrets/{name}: an owner stores a value bound to a policy (PUT); an
+ * agent with a live session admitted under that policy gets it released,
+ * sealed with HPKE to the session's attested key (POST .../release). The
+ * release request proves possession of the session key with a MAC over a
+ * fresh timestamp; each proof is accepted once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "at_limits.h"
+#include "enc.h"
+#include "seal.h"
+#include "verifier.h"
+
+#define MAX_SECRET_BYTES (32 * 1024)
+
+struct put_job {
+    const char *name, *policy, *actor, *client;
+    at_span value;
+    int64_t audit_id;
+    bool replaced;
+};
+
+static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
+{
+    struct put_job *j = ctx;
+    sqlite3_stmt *st = NULL;
+    at_err rc = AT_E_INTERNAL;
+    int64_t now = now_ms();
+    AT_TRY(at_db_prepare(c, "INSERT INTO secrets (name, policy, value, created_ms, updated_ms)"
+                            " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
+                            " policy = excluded.policy, value = excluded.value,"
+                            " updated_ms = excluded.updated_ms", &st, d));
+    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->policy, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, j->value.p, (int)j->value.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    char msg[200];
+    snprintf(msg, sizeof msg, "secret %s bound to policy %s", j->name, j->policy);
+    at_audit_row row = {.actor = j->actor, .action = "secret.put", .outcome = "ok",
+                        .policy = j->policy, .client = j->client, .message = msg};
+    AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct release_job {
+    const char *name, *session_id, *client, *actor;
+    uint8_t mac[32];
+    int64_t proof_expires_ms;
+    const char *policy_ref, *instance_id;
+    int64_t audit_id;
+};
+
+static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
+{
+    struct release_job *j = ctx;
+    sqlite3_stmt *st = NULL;
+    at_err rc = AT_E_INTERNAL;
+    AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
+    sqlite3_bind_blob(st, 1, j->mac, sizeof j->mac, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, j->proof_expires_ms);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    char msg[200];
+    snprintf(msg, sizeof msg, "secret %s", j->name);
+    at_audit_row row = {.actor = j->actor, .action = "secret.release", .outcome = "ok",
+                        .policy = j->policy_ref, .instance_id = j->instance_id,
+                        .session_id = j->session_id, .client = j->client, .message = msg};
+    if (s == SQLITE_CONSTRAINT_PRIMARYKEY || s == SQLITE_CONSTRAINT) {
+        rc = at_fail(d, AT_E_UNAUTHORIZED, "proof: already used (replayed release request)");
+        row.outcome = "refused";
+        row.code = at_err_str(rc);
+        row.message = d->msg;
+        at_diag scratch;
+        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+            return AT_E_INTERNAL;
+        return rc;
+    }
+    AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *name)
+{
+    static const char *const keys[] = {"policy", "value", NULL};
+    caller who;
+    if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER), "secret.put", &who))
+        return;
+    json_t *body = NULL;
+    uint8_t *value = NULL;
+    size_t vlen = 0;
+    at_diag d = {{0}};
+    at_err rc;
+    if ((rc = at_http_body_json(req, &body, &d)) != AT_OK || (rc = only_keys(body, keys, &d)) != AT_OK)
+        goto refused;
+    json_t *jp = json_object_get(body, "policy"), *jv = json_object_get(body, "value");
+    if (!json_is_string(jp) || !valid_name(json_string_value(jp))) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "policy: expected the name of a policy");
+        goto refused;
+    }
+    if (!json_is_string(jv) ||
+        at_b64_decode_new(json_string_value(jv), json_string_length(jv), &value, &vlen) != AT_OK) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "value: expected base64");
+        goto refused;
+    }
+    if (vlen == 0 || vlen > MAX_SECRET_BYTES) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "value: %zu bytes, expected 1..%d", vlen, MAX_SECRET_BYTES);
+        goto refused;
+    }
+    {
+        sqlite3 *c = at_db_read_acquire(v->db);
+        at_policy *p = NULL;
+        int64_t ver;
+        char sha[65];
+        rc = c ? policy_load(c, json_string_value(jp), 0, &p, &ver, sha, &d)
+               : at_fail(&d, AT_E_INTERNAL, "database unavailable");
+        at_db_read_release(v->db, c);
+        at_policy_free(p);
+        if (rc != AT_OK)
+            goto refused;
+    }
+    struct put_job j = {.name = name, .policy = json_string_value(jp), .actor = who.actor,
+                        .client = req->client, .value = AT_SPAN(value, vlen)};
+    if ((rc = at_db_write(v->db, put_secret, &j, &d)) != AT_OK) {
+        at_http_error(resp, rc, d.msg, -1);
+        goto done;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "policy", json_string(j.policy));
+    json_object_set_new(o, "audit_id", json_integer(j.audit_id));
+    at_http_json(resp, 201, o);
+    goto done;
+refused:
+    refuse(v, req, resp, &who, "secret.put", rc, d.msg, NULL);
+done:
+    if (value)
+        at_wipe_free(value, vlen);
+    json_decref(body);
+}
+
+static void release(verifier *v, at_http_req *req, at_http_resp *resp, const char *name)
+{
+    static const char *const keys[] = {"session", "proof", NULL};
+    caller who;
+    identify(v, req, &who);
+    json_t *body = NULL;
+    at_diag d = {{0}};
+    at_err rc;
+    sqlite3 *c = NULL;
+    sqlite3_stmt *st = NULL;
+    uint8_t *value = NULL, *kc = NULL, proof_key[32];
+    size_t vlen = 0, kclen = 0;
+    char *sess_policy = NULL, *instance = NULL, ref[200] = "", actor[96];
+    at_buf sealed;
+    at_buf_init(&sealed);
+    at_audit_row extra = {0};
+    int64_t ts_ms = 0;
+    uint8_t mac[32];
+
+    if ((rc = at_http_body_json(req, &body, &d)) != AT_OK || (rc = only_keys(body, keys, &d)) != AT_OK)
+        goto refused;
+    json_t *js = json_object_get(body, "session"), *jpr = json_object_get(body, "proof");
+    if (!json_is_string(js) || json_string_length(js) > 64) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "session: expected a session id");
+        goto refused;
+    }
+    if (!json_is_string(jpr) || (rc = at_release_proof_parse(json_string_value(jpr), &ts_ms, mac, &d)) != AT_OK) {
+        rc = json_is_string(jpr) ? rc : at_fail(&d, AT_E_BAD_REQUEST, "proof: expected \"<ms>.<base64url MAC>\"");
+        goto refused;
+    }
+    const char *sid = json_string_value(js);
+    extra.session_id = sid;
+    snprintf(actor, sizeof actor, "session:%.64s", sid);
+    snprintf(who.actor, sizeof who.actor, "session:%.50s", sid);
+    c = at_db_read_acquire(v->db);
+    if (!c) {
+        rc = at_fail(&d, AT_E_INTERNAL, "database unavailable");
+        goto refused;
+    }
+    if (sqlite3_prepare_v2(c, "SELECT policy, policy_version, instance_id, key_config, proof_key,"
+                              " expires_ms, ended_ms, end_reason FROM sessions WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = at_fail(&d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+        goto refused;
+    }
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: %.64s unknown", sid);
+        goto refused;
+    }
+    sess_policy = strdup((const char *)sqlite3_column_text(st, 0));
+    snprintf(ref, sizeof ref, "%s@%lld", sess_policy, (long long)sqlite3_column_int64(st, 1));
+    instance = strdup((const char *)sqlite3_column_text(st, 2));
+    extra.policy = ref;
+    extra.instance_id = instance;
+    if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+        rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: ended (%s)",
+                     (const char *)sqlite3_column_text(st, 7));
+        goto refused;
+    }
+    if (sqlite3_column_int64(st, 5) <= now_ms()) {
+        rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: expired");
+        goto refused;
+    }
+    if (sqlite3_column_type(st, 3) == SQLITE_NULL || sqlite3_column_bytes(st, 4) != 32) {
+        rc = at_fail(&d, AT_E_KEY_REQUIRED, "session: no attested key to seal the secret to");
+        goto refused;
+    }
+    kclen = (size_t)sqlite3_column_bytes(st, 3);
+    kc = malloc(kclen);
+    memcpy(kc, sqlite3_column_blob(st, 3), kclen);
+    memcpy(proof_key, sqlite3_column_blob(st, 4), 32);
+    sqlite3_finalize(st);
+    st = NULL;
+    /* Proof: fresh (within the clock skew) and made with the session key. */
+    int64_t now = now_ms(), skew = v->cfg.clock_skew_ms;
+    if (ts_ms < now - skew || ts_ms > now + skew) {
+        rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: timestamp %lld is %lld ms from the verifier's clock, at most %lld allowed (stale)",
+                     (long long)ts_ms, (long long)(ts_ms - now), (long long)skew);
+        goto refused;
+    }
+    if (!at_release_proof_check(AT_SPAN(proof_key, 32), name, sid, ts_ms, mac)) {
+        rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: MAC does not verify with the session key");
+        goto refused;
+    }
+    if (sqlite3_prepare_v2(c, "SELECT policy, value FROM secrets WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+        rc = at_fail(&d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+        goto refused;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = at_fail(&d, AT_E_NOT_FOUND, "secret: no secret named %s", name);
+        goto refused;
+    }
+    if (strcmp((const char *)sqlite3_column_text(st, 0), sess_policy) != 0) {
+        rc = at_fail(&d, AT_E_FORBIDDEN, "secret: %s is bound to policy %s, the session was admitted under %s",
+                     name, (const char *)sqlite3_column_text(st, 0), sess_policy);
+        goto refused;
+    }
+    vlen = (size_t)sqlite3_column_bytes(st, 1);
+    value = malloc(vlen ? vlen : 1);
+    memcpy(value, sqlite3_column_blob(st, 1), vlen);
+    sqlite3_finalize(st);
+    st = NULL;
+    at_db_read_release(v->db, c);
+    c = NULL;
+    char info[300];
+    snprintf(info, sizeof info, "%s%s", AT_SEAL_INFO_SECRET_PREFIX, name);
+    if ((rc = at_seal_to_key_config(AT_SPAN(kc, kclen), info, AT_SPAN(value, vlen), &sealed, &d)) != AT_OK)
+        goto refused;
+    struct release_job j = {.name = name, .session_id = sid, .client = req->client, .actor = actor,
+                            .proof_expires_ms = now + 2 * skew, .policy_ref = ref, .instance_id = instance};
+    memcpy(j.mac, mac, 32);
+    rc = at_db_write(v->db, consume_proof, &j, &d);
+    if (rc != AT_OK) {
+        at_http_error(resp, rc, d.msg, j.audit_id);
+        goto done;
+    }
+    char *b = at_b64_encode_new(at_buf_span(&sealed));
+    json_t *o = json_object();
+    json_object_set_new(o, "sealed", json_string(b));
+    json_object_set_new(o, "audit_id", json_integer(j.audit_id));
+    free(b);
+    at_http_json(resp, 200, o);
+    goto done;
+refused:
+    sqlite3_finalize(st);
+    st = NULL;
+    at_db_read_release(v->db, c);
+    c = NULL;
+    refuse(v, req, resp, &who, "secret.release", rc, d.msg, &extra);
+done:
+    sqlite3_finalize(st);
+    at_db_read_release(v->db, c);
+    at_wipe(proof_key, sizeof proof_key);
+    if (value)
+        at_wipe_free(value, vlen);
+    free(kc);
+    free(sess_policy);
+    free(instance);
+    at_buf_cleanup(&sealed);
+    json_decref(body);
+}
+
+void route_secrets(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest)
+{
+    char name[160];
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n == 0 || n >= sizeof name) {
+        at_http_error(resp, AT_E_NOT_FOUND, "secret: name missing or too long", -1);
+        return;
+    }
+    memcpy(name, rest, n);
+    name[n] = '\0';
+    if (!valid_name(name)) {
+        at_http_error(resp, AT_E_BAD_REQUEST, "secret: names are 1..128 of [A-Za-z0-9._-]", -1);
+        return;
+    }
+    if (!slash && strcmp(req->method, "PUT") == 0)
+        put(v, req, resp, name);
+    else if (slash && strcmp(slash, "/release") == 0 && strcmp(req->method, "POST") == 0)
+        release(v, req, resp, name);
+    else
+        at_http_error(resp, AT_E_NOT_FOUND, "secret: no such resource or method", -1);
+}

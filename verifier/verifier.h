@@ -1,0 +1,126 @@
+/* verifier: the attest-verifier service. Shared state of the process and
+ * the helpers every route uses (authentication, refusals with audit rows,
+ * metrics). One file per HTTP resource: route_*.c. */
+#ifndef AT_VERIFIER_H
+#define AT_VERIFIER_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "db.h"
+#include "ear.h"
+#include "httpd.h"
+#include "metrics.h"
+#include "nonce.h"
+#include "policy.h"
+#include "x509v.h"
+
+#define VERIFIER_ID_DEVELOPER "attest"
+#define MAX_ROOT_FILES 16
+
+typedef struct {
+    char listen[128];
+    char db_path[1024];
+    char admin_token_file[1024];
+    char *root_files[MAX_ROOT_FILES];
+    size_t n_root_files;
+    bool no_aws_root;           /* trust only --root files */
+    int nonce_ttl_s;            /* default 60 */
+    int64_t clock_skew_ms;      /* default 60 s */
+    size_t max_body;            /* default 64 KiB */
+    unsigned connection_limit;  /* default 512 */
+    double rate_per_s;          /* challenge+attestation per client, default 100 */
+    double rate_burst;          /* default 200 */
+    char port_file[1024];       /* write the bound port here (tests) */
+    char log_level[16];
+} verifier_config;
+
+/* Roles by privilege; admin implies every other role. */
+typedef enum { ROLE_NONE = 0, ROLE_AGENT, ROLE_GATEWAY, ROLE_AUDITOR, ROLE_OWNER, ROLE_ADMIN } role;
+const char *role_name(role r);
+bool role_parse(const char *s, role *out);
+
+typedef struct ratelimit ratelimit;
+
+typedef struct {
+    verifier_config cfg;
+    at_db *db;
+    pthread_rwlock_t trust_lock;
+    at_trust *trust;            /* swap under trust_lock (SIGHUP) */
+    bool trusts_sim_root;       /* a non-AWS root is pinned: say so */
+    at_signer *signer;
+    uint8_t nonce_keys[2][AT_NONCE_KEY_LEN];
+    size_t n_nonce_keys;
+    at_metrics *metrics;
+    ratelimit *rl;
+    char build[64];
+} verifier;
+
+/* The request's caller, after authentication. */
+typedef struct {
+    role role;
+    int64_t token_id;
+    char actor[64];             /* "token:3/owner", "anonymous" */
+} caller;
+
+/* The current signer (swapped on SIGHUP; old ones live until exit). */
+static inline at_signer *verifier_signer(verifier *v)
+{
+    return __atomic_load_n(&v->signer, __ATOMIC_ACQUIRE);
+}
+
+/* Current trust set (a reference: at_trust_unref it). */
+at_trust *verifier_trust(verifier *v);
+at_err verifier_load_roots(verifier *v, at_diag *d) AT_MUST_USE;
+
+/* Authenticate the bearer token and require one of the roles in `need`
+ * (a mask of ROLE_BIT()s; admin passes every check). On refusal the
+ * response and an audit row are written and false is returned. */
+#define ROLE_BIT(r) (1u << (r))
+bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned need,
+                  const char *action, caller *who);
+/* Authenticate without requiring anything (anonymous allowed). */
+void identify(verifier *v, at_http_req *req, caller *who);
+
+/* Refuse a request: audit row (outcome "refused", or "error" for 5xx) in
+ * its own transaction, then the error response naming the audit id. */
+void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
+            const char *action, at_err code, const char *message, const at_audit_row *extra);
+
+/* Per-client token bucket for unauthenticated, expensive routes. */
+ratelimit *ratelimit_new(double per_s, double burst);
+void ratelimit_free(ratelimit *r);
+bool ratelimit_allow(ratelimit *r, const char *client, int64_t now_ns);
+
+/* Routes. */
+void route_challenge(verifier *v, at_http_req *req, at_http_resp *resp);
+void route_verify(verifier *v, at_http_req *req, at_http_resp *resp);
+void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp);
+void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
+void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp);
+void route_secrets(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
+void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
+void route_jwks(verifier *v, at_http_req *req, at_http_resp *resp);
+void route_metrics(verifier *v, at_http_req *req, at_http_resp *resp);
+
+/* Shared pieces. */
+/* Look up the current (non-revoked, highest) version of a policy, or a
+ * given version. *out: parsed policy (at_policy_free), *version. */
+at_err policy_load(sqlite3 *conn, const char *name, int64_t version, at_policy **out,
+                   int64_t *version_out, char sha256_hex[65], at_diag *d) AT_MUST_USE;
+/* Validate a name used in a URL path: [A-Za-z0-9._-]{1,128}. */
+bool valid_name(const char *s);
+/* A JSON object has only these keys; AT_E_BAD_REQUEST naming the first other. */
+at_err only_keys(json_t *o, const char *const *keys, at_diag *d) AT_MUST_USE;
+
+/* Structured log line on stderr. */
+void vlog(const char *level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+int64_t now_ms(void);
+void sha256_hex(const void *p, size_t n, char out[65]);
+
+#endif
