@@ -5,3 +5,7 @@ lib_libattest_a_SOURCES = \
 	lib/buf.c lib/buf.h \
 	lib/enc.c lib/enc.h \
 	lib/limits.h
+# End-to-end encryption: HPKE (RFC 9180), Oblivious HTTP (RFC 9458 + chunked
+# draft), Binary HTTP (RFC 9292).
+lib_libattest_a_SOURCES += \
+	lib/hpke.c lib/hpke.h

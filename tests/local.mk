@@ -9,3 +9,10 @@ tests_unit_test_buf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_buf_LDADD = $(UNIT_LDADD)
 
 TESTS += $(check_PROGRAMS)
+
+# End-to-end encryption (issue 3): hpke, ohttp, bhttp.
+check_PROGRAMS += tests/unit/test_hpke
+tests_unit_test_hpke_SOURCES = tests/unit/test_hpke.c
+tests_unit_test_hpke_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_hpke_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/data/hpke/rfc9180-x25519-vectors.txt tests/data/hpke/rfc9458-example.txt
