@@ -9,3 +9,5 @@ lib_libattest_a_SOURCES = \
 # draft), Binary HTTP (RFC 9292).
 lib_libattest_a_SOURCES += \
 	lib/hpke.c lib/hpke.h
+lib_libattest_a_SOURCES += \
+	lib/bhttp.c lib/bhttp.h

@@ -16,3 +16,7 @@ tests_unit_test_hpke_SOURCES = tests/unit/test_hpke.c
 tests_unit_test_hpke_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_hpke_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/data/hpke/rfc9180-x25519-vectors.txt tests/data/hpke/rfc9458-example.txt
+check_PROGRAMS += tests/unit/test_bhttp
+tests_unit_test_bhttp_SOURCES = tests/unit/test_bhttp.c
+tests_unit_test_bhttp_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_bhttp_LDADD = $(UNIT_LDADD)
