@@ -471,19 +471,28 @@ static at_err extract_and_expand(uint16_t kem, at_span dhv, at_span kem_context,
     return rc;
 }
 
-/* Encap / AuthEncap: skS NULL for Encap. ikmE empty = random ephemeral. */
+/* Encap / AuthEncap: skS NULL for Encap. The ephemeral key is skE when
+ * given (tests), else DeriveKeyPair(ikmE) when ikmE is non-empty (tests),
+ * else fresh. */
 static at_err encap(const at_hpke_key *pkR, const at_hpke_key *skS, at_span ikmE,
-                    uint8_t enc[AT_HPKE_NENC], uint8_t ss[AT_HPKE_NH], at_diag *d)
+                    const at_hpke_key *skE, uint8_t enc[AT_HPKE_NENC], uint8_t ss[AT_HPKE_NH],
+                    at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    at_hpke_key *eph = NULL;
+    at_hpke_key *owned = NULL;
+    const at_hpke_key *eph = skE;
     uint8_t dhv[64], kem_context[3 * AT_HPKE_NPK];
     size_t dhlen = 32, kclen = 0;
 
-    if (ikmE.len)
-        AT_TRY(at_hpke_key_derive(pkR->kem, ikmE, &eph, d));
-    else
-        AT_TRY(at_hpke_key_generate(pkR->kem, &eph, d));
+    if (!eph) {
+        if (ikmE.len)
+            AT_TRY(at_hpke_key_derive(pkR->kem, ikmE, &owned, d));
+        else
+            AT_TRY(at_hpke_key_generate(pkR->kem, &owned, d));
+        eph = owned;
+    }
+    AT_ENSURE(eph->has_private && eph->kem == pkR->kem, d, AT_E_KEY_REQUIRED,
+              "ephemeral key: a private key of the suite's KEM is needed");
     AT_TRY(dh(eph, pkR, dhv, d));
     if (skS) {
         AT_TRY(dh(skS, pkR, dhv + 32, d));
@@ -501,7 +510,7 @@ static at_err encap(const at_hpke_key *pkR, const at_hpke_key *skS, at_span ikmE
     rc = AT_OK;
 out:
     at_wipe(dhv, sizeof dhv);
-    at_hpke_key_free(eph);
+    at_hpke_key_free(owned);
     return rc;
 }
 
@@ -667,8 +676,8 @@ out:
 #endif
 
 static at_err setup(at_hpke_suite suite, const at_hpke_params *params, bool sender,
-                    const at_hpke_key *key, at_span enc_in, at_span ikmE, uint8_t *enc_out,
-                    at_hpke_ctx **out, at_diag *d)
+                    const at_hpke_key *key, at_span enc_in, at_span ikmE, const at_hpke_key *skE,
+                    uint8_t *enc_out, at_hpke_ctx **out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_hpke_ctx *c = NULL;
@@ -689,13 +698,13 @@ static at_err setup(at_hpke_suite suite, const at_hpke_params *params, bool send
     c->sender = sender;
     c->nk = at_hpke_aead_nk(suite.aead);
 #ifdef AT_HAVE_OSSL_HPKE
-    if (p->mode == AT_HPKE_MODE_BASE) {
+    if (p->mode == AT_HPKE_MODE_BASE && !skE) {
         AT_TRY(ossl_setup(c, p, key, enc_in, ikmE, enc_out, d));
         goto done;
     }
 #endif
     if (sender)
-        AT_TRY(encap(key, p->auth, ikmE, enc_out, ss, d));
+        AT_TRY(encap(key, p->auth, ikmE, skE, enc_out, ss, d));
     else
         AT_TRY(decap(enc_in, key, p->auth, ss, d));
     AT_TRY(key_schedule(c, p, ss, d));
@@ -715,7 +724,7 @@ at_err at_hpke_setup_sender(at_hpke_suite suite, const at_hpke_params *params,
                             const at_hpke_key *pkR, uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out,
                             at_diag *d)
 {
-    return setup(suite, params, true, pkR, AT_SPAN_NULL, AT_SPAN_NULL, enc, out, d);
+    return setup(suite, params, true, pkR, AT_SPAN_NULL, AT_SPAN_NULL, NULL, enc, out, d);
 }
 
 at_err at_hpke_setup_sender_det(at_hpke_suite suite, const at_hpke_params *params,
@@ -724,13 +733,22 @@ at_err at_hpke_setup_sender_det(at_hpke_suite suite, const at_hpke_params *param
 {
     if (ikmE.len == 0)
         return at_fail(d, AT_E_BAD_FIELD, "ikmE: empty");
-    return setup(suite, params, true, pkR, AT_SPAN_NULL, ikmE, enc, out, d);
+    return setup(suite, params, true, pkR, AT_SPAN_NULL, ikmE, NULL, enc, out, d);
+}
+
+at_err at_hpke_setup_sender_eph(at_hpke_suite suite, const at_hpke_params *params,
+                                const at_hpke_key *pkR, const at_hpke_key *skE,
+                                uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out, at_diag *d)
+{
+    if (!skE)
+        return at_fail(d, AT_E_KEY_REQUIRED, "skE: missing");
+    return setup(suite, params, true, pkR, AT_SPAN_NULL, AT_SPAN_NULL, skE, enc, out, d);
 }
 
 at_err at_hpke_setup_recipient(at_hpke_suite suite, const at_hpke_params *params,
                                const at_hpke_key *skR, at_span enc, at_hpke_ctx **out, at_diag *d)
 {
-    return setup(suite, params, false, skR, enc, AT_SPAN_NULL, NULL, out, d);
+    return setup(suite, params, false, skR, enc, AT_SPAN_NULL, NULL, NULL, out, d);
 }
 
 /* ComputeNonce(seq) = base_nonce XOR I2OSP(seq, Nn) */

@@ -112,6 +112,12 @@ at_err at_hpke_setup_sender_det(at_hpke_suite suite, const at_hpke_params *param
                                 const at_hpke_key *pkR, at_span ikmE,
                                 uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out,
                                 at_diag *d) AT_MUST_USE;
+/* TESTS ONLY: SetupS with a given ephemeral key pair skE (RFC 9458's example
+ * publishes skE, not ikmE). Always runs the built-in implementation. */
+at_err at_hpke_setup_sender_eph(at_hpke_suite suite, const at_hpke_params *params,
+                                const at_hpke_key *pkR, const at_hpke_key *skE,
+                                uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out,
+                                at_diag *d) AT_MUST_USE;
 
 /* Seal pt with the next sequence number; appends ct (|pt| + Nt bytes) to
  * out. AT_E_SEQUENCE_OVERFLOW when the sequence number is exhausted. On

@@ -11,3 +11,5 @@ lib_libattest_a_SOURCES += \
 	lib/hpke.c lib/hpke.h
 lib_libattest_a_SOURCES += \
 	lib/bhttp.c lib/bhttp.h
+lib_libattest_a_SOURCES += \
+	lib/ohttp.c lib/ohttp.h

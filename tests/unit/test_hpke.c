@@ -234,6 +234,24 @@ static void run_vector(const vec *v)
     assert_int_equal(at_hpke_setup_sender_det(suite, &ps, pkR, AT_SPAN(ikmE, ikmE_len), enc, &cs, &d),
                      AT_OK);
     assert_bytes(enc, sizeof enc, s, "enc");
+    /* The same sender from the ephemeral key pair itself (the test-only
+     * path RFC 9458's example needs) produces the same enc and first ct. */
+    {
+        at_hpke_ctx *ce = NULL;
+        uint8_t enc2[AT_HPKE_NENC];
+        size_t l0, a0;
+        uint8_t *pt0e = get_bytes(&v->enc[0], "pt", &l0), *aad0 = get_bytes(&v->enc[0], "aad", &a0);
+        at_buf ct0;
+        at_buf_init(&ct0);
+        assert_int_equal(at_hpke_setup_sender_eph(suite, &ps, pkR, kE, enc2, &ce, &d), AT_OK);
+        assert_bytes(enc2, sizeof enc2, s, "enc");
+        assert_int_equal(at_hpke_seal(ce, AT_SPAN(aad0, a0), AT_SPAN(pt0e, l0), &ct0, &d), AT_OK);
+        assert_bytes(ct0.p, ct0.len, &v->enc[0], "ct");
+        at_buf_cleanup(&ct0);
+        at_hpke_ctx_free(ce);
+        free(pt0e);
+        free(aad0);
+    }
     assert_int_equal(at_hpke_setup_recipient(suite, &pr, kR, AT_SPAN(enc, sizeof enc), &cr, &d),
                      AT_OK);
 
