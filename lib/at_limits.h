@@ -36,4 +36,33 @@
 #define AT_NONCE_TTL_S 60
 #define AT_NONCE_BYTES 32
 
+/* End-to-end encryption (hpke, ohttp, bhttp). An encapsulated request
+ * arrives before any authentication (anyone can encrypt to a public key),
+ * so these bound what an anonymous sender can make the agent hold. */
+/* A 128k-token prompt is ~0.5 MB of JSON; 8 MiB leaves room for inline
+ * images while bounding memory per request. Whole OHTTP messages and
+ * in-memory Binary HTTP content are capped at this. */
+#define AT_MAX_OHTTP_MESSAGE (8 * 1024 * 1024)
+#define AT_MAX_BHTTP_CONTENT AT_MAX_OHTTP_MESSAGE
+/* Chunked OHTTP: the draft obliges receivers to take 16 KiB chunks; we
+ * take up to 64 KiB of plaintext per chunk and send at most 16 KiB. */
+#define AT_MAX_OHTTP_CHUNK (64 * 1024)
+#define AT_OHTTP_SEND_CHUNK (16 * 1024)
+/* (KDF, AEAD) pairs in one key configuration: we offer 3; 64 is generous
+ * and keeps a config under 300 bytes. */
+#define AT_MAX_OHTTP_SUITES 64
+/* Keys in one key set, and configs in one application/ohttp-keys list. */
+#define AT_MAX_OHTTP_KEYS 16
+/* Key files are a few lines. */
+#define AT_MAX_OHTTP_KEYFILE (16 * 1024)
+/* Field lines in one Binary HTTP field section: browsers send ~20. */
+#define AT_MAX_BHTTP_FIELDS 128
+/* Bytes of one field section (names + values): HTTP servers cap header
+ * blocks at 8-64 KiB. Also bounds any single name or value. */
+#define AT_MAX_BHTTP_SECTION_BYTES (64 * 1024)
+/* Method, scheme, authority or path: servers refuse URLs over 8 KiB. */
+#define AT_MAX_BHTTP_CONTROL_BYTES (8 * 1024)
+/* Informational (1xx) responses before the final one. */
+#define AT_MAX_BHTTP_INFORMATIONAL 8
+
 #endif

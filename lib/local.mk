@@ -29,3 +29,13 @@ SCHEMA_SQL = $(sort $(wildcard $(top_srcdir)/schema/*.sql))
 EXTRA_DIST += schema scripts/embed-sql.sh
 lib/schema_sql.c: $(SCHEMA_SQL) $(top_srcdir)/scripts/embed-sql.sh
 	$(AM_V_GEN)mkdir -p lib && $(SHELL) $(top_srcdir)/scripts/embed-sql.sh $@ $(SCHEMA_SQL)
+# End-to-end encryption: HPKE (RFC 9180), Oblivious HTTP (RFC 9458 + chunked
+# draft), Binary HTTP (RFC 9292).
+lib_libattest_a_SOURCES += \
+	lib/hpke.c lib/hpke.h
+lib_libattest_a_SOURCES += \
+	lib/bhttp.c lib/bhttp.h
+lib_libattest_a_SOURCES += \
+	lib/ohttp.c lib/ohttp.h
+lib_libattest_a_SOURCES += \
+	lib/seal.c lib/seal.h

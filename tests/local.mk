@@ -9,3 +9,19 @@ tests_unit_test_buf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_buf_LDADD = $(UNIT_LDADD)
 
 TESTS += $(check_PROGRAMS)
+
+# End-to-end encryption (issue 3): hpke, ohttp, bhttp.
+check_PROGRAMS += tests/unit/test_hpke
+tests_unit_test_hpke_SOURCES = tests/unit/test_hpke.c
+tests_unit_test_hpke_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_hpke_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/data/hpke/rfc9180-x25519-vectors.txt tests/data/hpke/rfc9458-example.txt
+check_PROGRAMS += tests/unit/test_bhttp
+tests_unit_test_bhttp_SOURCES = tests/unit/test_bhttp.c
+tests_unit_test_bhttp_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_bhttp_LDADD = $(UNIT_LDADD)
+check_PROGRAMS += tests/unit/test_ohttp
+tests_unit_test_ohttp_SOURCES = tests/unit/test_ohttp.c
+tests_unit_test_ohttp_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_ohttp_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/data/hpke/chunked-ohttp-example.txt

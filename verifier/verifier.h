@@ -24,7 +24,7 @@
 typedef struct {
     char listen[128];
     char db_path[1024];
-    char admin_token_file[1024];
+    char admin_token_file[1100];
     char *root_files[MAX_ROOT_FILES];
     size_t n_root_files;
     bool no_aws_root;           /* trust only --root files */
