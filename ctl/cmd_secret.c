@@ -16,9 +16,12 @@ int cmd_secret(int argc, char **argv)
                                          {"policy", required_argument, NULL, 'p'},
                                          {"value-file", required_argument, NULL, 'f'},
                                          {NULL, 0, NULL, 0}};
+    if (argc >= 3 && strcmp(argv[1], "release") == 0)
+        return ctl_secret_release(argc - 1, argv + 1);
     if (argc < 3 || strcmp(argv[1], "put") != 0) {
         fprintf(stderr, "usage: attestctl secret put NAME --policy POLICY --value-file F"
-                        " [--verifier URL] [--token-file F]\n");
+                        " [--verifier URL] [--token-file F]\n"
+                        "       attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n");
         return CTL_USAGE;
     }
     ctl_client cl;

@@ -12,6 +12,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* one line per subcommand, alphabetical */
+    {"attest", cmd_attest, "attest once with the simulator, as an agent would (tests, scripts)"},
     {"audit", cmd_audit, "query, export and verify the verifier's audit log"},
     {"policy", cmd_policy, "put, get, revoke and import PCR policies"},
     {"secret", cmd_secret, "store a secret on the verifier, bound to a policy"},

@@ -19,9 +19,10 @@ int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
     }
     at_buf b;
     at_buf_init(&b);
-    at_buf_set_max(&b, max);
+    at_buf_set_max(&b, max + 1);
     for (;;) {
-        if (at_buf_reserve(&b, 4096) != AT_OK) {
+        size_t want = max + 1 - b.len < 4096 ? max + 1 - b.len : 4096;
+        if (b.len > max || at_buf_reserve(&b, want) != AT_OK) {
             fprintf(stderr, "attestctl: %s: larger than %zu bytes\n", path, max);
             goto fail;
         }

@@ -1363,3 +1363,9 @@ at_err at_ohttp_server_seal_chunk(at_ohttp_server *s, at_span piece, bool final,
         return rc;
     RUN_STICKY(s, server_seal_chunk(s, piece, final, out, d));
 }
+
+const at_hpke_key *at_ohttp_keyset_key(const at_ohttp_keyset *ks, uint8_t key_id)
+{
+    const ks_entry *e = find_key(ks, key_id);
+    return e ? e->key : NULL;
+}

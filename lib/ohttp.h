@@ -114,6 +114,10 @@ at_err at_ohttp_keyset_serialize(const at_ohttp_keyset *ks, at_buf *out, at_diag
 at_err at_ohttp_keyset_load(const char *path, at_ohttp_keyset **out, at_diag *d) AT_MUST_USE;
 at_err at_ohttp_keyset_save(const at_ohttp_keyset *ks, const char *path, at_diag *d) AT_MUST_USE;
 void at_ohttp_keyset_free(at_ohttp_keyset *ks); /* wipes; accepts NULL */
+/* The HPKE key pair under key_id (borrowed from the set), NULL when absent.
+ * For values sealed to the attested key outside OHTTP (session keys,
+ * released secrets: lib/seal.h). */
+const at_hpke_key *at_ohttp_keyset_key(const at_ohttp_keyset *ks, uint8_t key_id);
 
 /* ---- client side (gateway, attestctl) ----------------------------------------
  * One exchange: encapsulate a request to a key configuration, then open the

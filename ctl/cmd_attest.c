@@ -1,0 +1,281 @@
+/* attestctl attest / attestctl secret release: the agent's side of the
+ * verifier protocol in one process, for scripts, tests and debugging:
+ * challenge -> simulated document carrying the nonce and the key
+ * configuration of KEYFILE -> attestation -> open the sealed session key;
+ * then release secrets with session-key proofs. The session state (id,
+ * session key) goes to a 0600 state file, never to stdout. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "enc.h"
+#include "ohttp.h"
+#include "seal.h"
+#include "sim.h"
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: attestctl attest --policy NAME --pki DIR --key-file KEYFILE --state-file OUT\n"
+            "                 [--format nitro-enclave|nitro-tpm] [--pcr N=HEX]... [--endpoint URL]\n"
+            "                 [--no-nonce] [--verifier URL]\n"
+            "       attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n"
+            "attest plays an agent with the simulator: it prints the verifier's answer (without\n"
+            "the sealed key) and keeps the opened session key in the 0600 state file.\n");
+}
+
+static int open_keyset(const char *path, at_ohttp_keyset **ks, const at_hpke_key **key,
+                       at_buf *kc)
+{
+    at_diag d = {{0}};
+    at_ohttp_key_config cfg;
+    if (at_ohttp_keyset_load(path, ks, &d) != AT_OK || at_ohttp_keyset_count(*ks) == 0) {
+        fprintf(stderr, "attestctl: %s: %s\n", path, d.msg[0] ? d.msg : "no key");
+        return -1;
+    }
+    uint8_t id = at_ohttp_keyset_id(*ks, 0);
+    *key = at_ohttp_keyset_key(*ks, id);
+    if (!*key || at_ohttp_keyset_config(*ks, id, &cfg, &d) != AT_OK ||
+        (kc && at_ohttp_key_config_encode(&cfg, kc, &d) != AT_OK)) {
+        fprintf(stderr, "attestctl: %s: %s\n", path, d.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_attest(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"policy", required_argument, NULL, 'P'},  {"pki", required_argument, NULL, 'k'},
+        {"key-file", required_argument, NULL, 'K'}, {"state-file", required_argument, NULL, 's'},
+        {"format", required_argument, NULL, 'f'},  {"pcr", required_argument, NULL, 'p'},
+        {"endpoint", required_argument, NULL, 'e'}, {"no-nonce", no_argument, NULL, 'n'},
+        {"verifier", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *policy = NULL, *pki_dir = NULL, *key_file = NULL, *state = NULL, *endpoint = NULL;
+    bool no_nonce = false;
+    ctl_client cl;
+    ctl_client_defaults(&cl);
+    at_sim_doc_opts o = {0};
+    int c, ret = CTL_USAGE;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'P': policy = optarg; break;
+        case 'k': pki_dir = optarg; break;
+        case 'K': key_file = optarg; break;
+        case 's': state = optarg; break;
+        case 'e': endpoint = optarg; break;
+        case 'n': no_nonce = true; break;
+        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
+        case 'f':
+            if (!at_format_parse(optarg, &o.format)) {
+                usage(stderr);
+                return CTL_USAGE;
+            }
+            break;
+        case 'p': {
+            char *end;
+            long idx = strtol(optarg, &end, 10);
+            size_t n;
+            if (*end != '=' || idx < 0 || idx > 31 ||
+                at_hex_decode(end + 1, strlen(end + 1), o.pcr[idx], AT_SHA384_LEN, &n) != AT_OK ||
+                n != AT_SHA384_LEN) {
+                fprintf(stderr, "attestctl attest: --pcr N=<96 hex>\n");
+                return CTL_USAGE;
+            }
+            o.pcr_set[idx] = true;
+            break;
+        }
+        case 'h': usage(stdout); return CTL_OK;
+        default: usage(stderr); return CTL_USAGE;
+        }
+    }
+    if (!policy || !pki_dir || !key_file || !state) {
+        usage(stderr);
+        return CTL_USAGE;
+    }
+    at_ohttp_keyset *ks = NULL;
+    const at_hpke_key *key = NULL;
+    at_sim_pki *pki = NULL;
+    at_buf kc, doc, sk;
+    at_buf_init(&kc);
+    at_buf_init(&doc);
+    at_buf_init_secret(&sk);
+    json_t *out = NULL, *body = NULL;
+    uint8_t *nonce = NULL, *sealed = NULL;
+    size_t nonce_len = 0, sealed_len = 0;
+    at_diag d = {{0}};
+    if (open_keyset(key_file, &ks, &key, &kc) != 0)
+        goto done;
+    if (at_sim_pki_load(pki_dir, &pki, &d) != AT_OK) {
+        fprintf(stderr, "attestctl attest: %s\n", d.msg);
+        goto done;
+    }
+    if (!no_nonce) {
+        if (ctl_client_call(&cl, "POST", "/v1/challenge", NULL, &out) != 0)
+            goto failed;
+        const char *nb = json_string_value(json_object_get(out, "nonce"));
+        if (!nb || at_b64_decode_new(nb, strlen(nb), &nonce, &nonce_len) != AT_OK)
+            goto failed;
+        json_decref(out);
+        out = NULL;
+        o.has_nonce = true;
+        o.nonce = AT_SPAN(nonce, nonce_len);
+    }
+    o.has_public_key = true;
+    o.public_key = at_buf_span(&kc);
+    if (at_sim_doc(pki, &o, &doc, &d) != AT_OK) {
+        fprintf(stderr, "attestctl attest: %s\n", d.msg);
+        goto done;
+    }
+    char *ev = at_b64_encode_new(at_buf_span(&doc));
+    body = json_object();
+    json_object_set_new(body, "evidence", json_string(ev));
+    json_object_set_new(body, "policy", json_string(policy));
+    if (endpoint)
+        json_object_set_new(body, "endpoint", json_string(endpoint));
+    free(ev);
+    int rc = ctl_client_call(&cl, "POST", "/v1/attestations", body, &out);
+    if (rc != 0) {
+        if (out)
+            ctl_print_json(out);
+        ret = rc < 0 ? CTL_USAGE : CTL_FAILED;
+        goto done;
+    }
+    json_t *sess = json_object_get(out, "session");
+    const char *ks64 = json_string_value(json_object_get(sess, "key_sealed"));
+    const char *sid = json_string_value(json_object_get(sess, "id"));
+    if (!ks64 || !sid || at_b64_decode_new(ks64, strlen(ks64), &sealed, &sealed_len) != AT_OK ||
+        at_seal_open(key, AT_SEAL_INFO_SESSION, AT_SPAN(sealed, sealed_len), &sk, &d) != AT_OK ||
+        sk.len != 32) {
+        fprintf(stderr, "attestctl attest: cannot open the sealed session key: %s\n", d.msg);
+        goto failed;
+    }
+    char hex[65];
+    at_hex_encode(sk.p, 32, hex);
+    json_t *st = json_object();
+    json_object_set_new(st, "session", json_string(sid));
+    json_object_set_new(st, "session_key", json_string(hex));
+    json_object_set_new(st, "key_file", json_string(key_file));
+    json_object_set_new(st, "verifier", json_string(cl.url));
+    char *txt = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    at_wipe(hex, sizeof hex);
+    int wrc = ctl_write_file(state, txt, strlen(txt), 0600);
+    at_wipe_free(txt, strlen(txt));
+    if (wrc != 0)
+        goto done;
+    json_object_del(sess, "key_sealed");
+    ctl_print_json(out);
+    ret = CTL_OK;
+    goto done;
+failed:
+    ret = CTL_FAILED;
+done:
+    json_decref(out);
+    json_decref(body);
+    free(nonce);
+    free(sealed);
+    at_buf_cleanup(&kc);
+    at_buf_cleanup(&doc);
+    at_buf_cleanup(&sk);
+    at_sim_pki_free(pki);
+    at_ohttp_keyset_free(ks);
+    return ret;
+}
+
+/* attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT] */
+int ctl_secret_release(int argc, char **argv)
+{
+    static const struct option opts[] = {{"state-file", required_argument, NULL, 's'},
+                                         {"timestamp-ms", required_argument, NULL, 't'},
+                                         {"verifier", required_argument, NULL, 'v'},
+                                         {NULL, 0, NULL, 0}};
+    const char *state = NULL, *out_path = "-", *verifier = NULL;
+    int64_t ts = 0;
+    int c, ret = CTL_USAGE;
+    optind = 1;
+    while ((c = getopt_long(argc - 1, argv + 1, "o:", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': state = optarg; break;
+        case 't': ts = strtoll(optarg, NULL, 10); break;
+        case 'v': verifier = optarg; break;
+        case 'o': out_path = optarg; break;
+        default: usage(stderr); return CTL_USAGE;
+        }
+    }
+    if (!state || argc < 2) {
+        usage(stderr);
+        return CTL_USAGE;
+    }
+    const char *name = argv[1];
+    json_error_t je;
+    json_t *st = json_load_file(state, 0, &je), *body = NULL, *out = NULL;
+    const char *sid = json_string_value(json_object_get(st, "session"));
+    const char *skhex = json_string_value(json_object_get(st, "session_key"));
+    const char *kf = json_string_value(json_object_get(st, "key_file"));
+    uint8_t skey[32], pk[32], *sealed = NULL;
+    size_t n = 0, sealed_len = 0;
+    at_ohttp_keyset *ks = NULL;
+    const at_hpke_key *key = NULL;
+    at_buf value;
+    at_buf_init_secret(&value);
+    at_diag d = {{0}};
+    ctl_client cl;
+    ctl_client_defaults(&cl);
+    const char *vurl = verifier ? verifier : json_string_value(json_object_get(st, "verifier"));
+    if (vurl)
+        snprintf(cl.url, sizeof cl.url, "%s", vurl);
+    if (!sid || !skhex || !kf || at_hex_decode(skhex, strlen(skhex), skey, 32, &n) != AT_OK || n != 32) {
+        fprintf(stderr, "attestctl secret release: %s: not a state file from 'attestctl attest'\n", state);
+        goto done;
+    }
+    if (open_keyset(kf, &ks, &key, NULL) != 0)
+        goto done;
+    at_session_proof_key(AT_SPAN(skey, 32), pk);
+    char proof[128];
+    if (at_release_proof_make(AT_SPAN(pk, 32), name, sid, ts ? ts : wall_ms(), proof, sizeof proof) != AT_OK)
+        goto done;
+    body = json_object();
+    json_object_set_new(body, "session", json_string(sid));
+    json_object_set_new(body, "proof", json_string(proof));
+    char path[300];
+    snprintf(path, sizeof path, "/v1/secrets/%s/release", name);
+    int rc = ctl_client_call(&cl, "POST", path, body, &out);
+    if (rc != 0) {
+        ret = rc < 0 ? CTL_USAGE : CTL_FAILED;
+        goto done;
+    }
+    const char *s64 = json_string_value(json_object_get(out, "sealed"));
+    char info[300];
+    snprintf(info, sizeof info, "%s%s", AT_SEAL_INFO_SECRET_PREFIX, name);
+    if (!s64 || at_b64_decode_new(s64, strlen(s64), &sealed, &sealed_len) != AT_OK ||
+        at_seal_open(key, info, AT_SPAN(sealed, sealed_len), &value, &d) != AT_OK) {
+        fprintf(stderr, "attestctl secret release: cannot open the released secret: %s\n", d.msg);
+        ret = CTL_FAILED;
+        goto done;
+    }
+    ret = ctl_write_file(out_path, value.p ? value.p : (const uint8_t *)"", value.len, 0600) == 0
+              ? CTL_OK : CTL_USAGE;
+done:
+    at_wipe(skey, sizeof skey);
+    at_wipe(pk, sizeof pk);
+    at_buf_cleanup(&value);
+    at_ohttp_keyset_free(ks);
+    free(sealed);
+    json_decref(out);
+    json_decref(body);
+    json_decref(st);
+    return ret;
+}
