@@ -28,7 +28,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: attestctl attest --policy NAME --pki DIR --key-file KEYFILE --state-file OUT\n"
             "                 [--format nitro-enclave|nitro-tpm] [--pcr N=HEX]... [--endpoint URL]\n"
-            "                 [--no-nonce] [--verifier URL]\n"
+            "                 [--no-nonce] [--module-id ID] [--verifier URL]\n"
             "       attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n"
             "attest plays an agent with the simulator: it prints the verifier's answer (without\n"
             "the sealed key) and keeps the opened session key in the 0600 state file.\n");
@@ -61,7 +61,7 @@ int cmd_attest(int argc, char **argv)
         {"format", required_argument, NULL, 'f'},  {"pcr", required_argument, NULL, 'p'},
         {"endpoint", required_argument, NULL, 'e'}, {"no-nonce", no_argument, NULL, 'n'},
         {"verifier", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"module-id", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
     const char *policy = NULL, *pki_dir = NULL, *key_file = NULL, *state = NULL, *endpoint = NULL;
     bool no_nonce = false;
     ctl_client cl;
@@ -77,6 +77,7 @@ int cmd_attest(int argc, char **argv)
         case 's': state = optarg; break;
         case 'e': endpoint = optarg; break;
         case 'n': no_nonce = true; break;
+        case 'm': o.module_id = optarg; break;
         case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
         case 'f':
             if (!at_format_parse(optarg, &o.format)) {

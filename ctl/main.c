@@ -14,6 +14,7 @@ static const struct {
     /* one line per subcommand, alphabetical */
     {"attest", cmd_attest, "attest once with the simulator, as an agent would (tests, scripts)"},
     {"audit", cmd_audit, "query, export and verify the verifier's audit log"},
+    {"ear", cmd_ear, "verify an attestation result token against the verifier's JWKS"},
     {"policy", cmd_policy, "put, get, revoke and import PCR policies"},
     {"secret", cmd_secret, "store a secret on the verifier, bound to a policy"},
     {"sim", cmd_sim, "simulated Nitro PKI and attestation documents (tests, demos)"},
