@@ -1,1 +1,4 @@
-# Benchmarks: built by `make bench`, not installed.
+# Benchmarks: built with the rest, run by hand (README quotes their figures).
+noinst_PROGRAMS += bench/verifier
+bench_verifier_SOURCES = bench/verifier.c
+bench_verifier_LDADD = $(AT_LIBS)
