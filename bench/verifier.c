@@ -301,7 +301,7 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/attest-bench-XXXXXX";
     if (!mkdtemp(dir))
         return 2;
-    char pki_dir[300], db[300], portfile[300], root[300], log[300];
+    char pki_dir[100], db[100], portfile[100], root[160], log[100];
     snprintf(pki_dir, sizeof pki_dir, "%s/pki", dir);
     snprintf(db, sizeof db, "%s/attest.db", dir);
     snprintf(portfile, sizeof portfile, "%s/port", dir);
@@ -421,7 +421,10 @@ int main(int argc, char **argv)
         /* One leaf for every document, as the NSM does for hours. */
         at_buf warm;
         at_buf_init(&warm);
-        (void)at_sim_doc(pki, &so, &warm, &d);
+        if (at_sim_doc(pki, &so, &warm, &d) != AT_OK) {
+            fprintf(stderr, "bench: %s\n", d.msg);
+            return 2;
+        }
         at_buf_cleanup(&warm);
     }
     int mt = cores;
