@@ -175,7 +175,7 @@ static void *client_worker(void *arg)
         /* The full cycle: a challenge (its nonce went into a pre-minted
          * document earlier, so this one is only paid for) + attestation. */
         long s1 = post(c, url_c, NULL, "POST", "{}", r);
-        bool replay = w->replay_every && i > 0 && i % (size_t)w->replay_every == 0;
+        bool replay = w->replay_every && i > 0 && (i + 1) % (size_t)w->replay_every == 0;
         long s2 = post(c, url_a, NULL, "POST", w->bodies[replay ? i - 1 : i], r);
         if (s1 == 201 && s2 == 201) {
             w->ok++;
@@ -478,10 +478,12 @@ int main(int argc, char **argv)
     if (first)
         printf("first unexpected answer: %s\n", first);
     printf("verifier exit: %s\n", clean ? "clean" : "NOT clean");
+    int ret = 0;
     if (check) {
         bool pass = unexpected == 0 && ok > 0 && clean;
         printf("%s\n", pass ? "check passed" : "check FAILED");
-        return pass ? 0 : 1;
+        ret = pass ? 0 : 1;
+        goto cleanup;
     }
     printf("cores: %d\n", cores);
     printf("raw ECDSA P-384 verify:          %8.0f /s (%8.0f /s/core)\n", raw, raw / cores);
@@ -490,5 +492,23 @@ int main(int argc, char **argv)
     printf("HTTP full cycle (challenge + attestation + durable audit row): %8.0f /s (%8.0f /s/core)\n",
            http, http / cores);
     printf("ratio http/inprocess=%.2f inprocess/raw=%.2f\n", http / inproc, inproc / raw);
-    return 0;
+cleanup:
+    fflush(stdout);
+    for (long i = 0; i < docs; i++)
+        free(bodies[i]);
+    free(bodies);
+    free(r);
+    at_buf_cleanup(&doc);
+    at_buf_cleanup(&kc);
+    at_buf_cleanup(&pj);
+    at_policy_free(policy);
+    at_trust_unref(trust);
+    at_ohttp_keyset_free(ks);
+    at_sim_pki_free(pki);
+    curl_global_cleanup();
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench: could not remove %s\n", dir);
+    return ret;
 }
