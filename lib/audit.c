@@ -80,7 +80,7 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, a
     at_audit_row r = *in;
     if (!r.time_ms)
         r.time_ms = now_ms();
-    AT_TRY(at_db_prepare(conn, "SELECT last_id, hash FROM audit_head WHERE one = 1", &st, d));
+    AT_TRY(at_db_stmt(conn, "SELECT last_id, hash FROM audit_head WHERE one = 1", &st, d));
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
         last_id = sqlite3_column_int64(st, 0);
@@ -90,12 +90,12 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, a
     } else {
         AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     st = NULL;
     int64_t id = last_id + 1;
     AT_ENSURE((json = canonical(id, &r)) && chain_hash(prev, json, hash), d, AT_E_INTERNAL,
               "audit: hashing failed");
-    AT_TRY(at_db_prepare(conn,
+    AT_TRY(at_db_stmt(conn,
                          "INSERT INTO audit (id, time_ms, actor, action, outcome, code, message,"
                          " policy, instance_id, session_id, pcr_sha256, evidence_sha256, client,"
                          " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -116,9 +116,9 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, a
     bind_opt(st, 14, prev);
     bind_opt(st, 15, hash);
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     st = NULL;
-    AT_TRY(at_db_prepare(conn,
+    AT_TRY(at_db_stmt(conn,
                          "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)"
                          " ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id,"
                          " hash = excluded.hash",
@@ -130,7 +130,8 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, a
         *id_out = id;
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    if (st)
+        sqlite3_reset(st);
     free(json);
     return rc;
 }

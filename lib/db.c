@@ -64,6 +64,54 @@ at_err at_db_prepare(sqlite3 *conn, const char *sql, sqlite3_stmt **st, at_diag 
     return AT_OK;
 }
 
+#define STMT_CACHE 32
+static __thread struct {
+    sqlite3 *conn;
+    const char *sql;
+    sqlite3_stmt *st;
+} stmt_cache[STMT_CACHE];
+
+at_err at_db_stmt(sqlite3 *conn, const char *sql, sqlite3_stmt **st, at_diag *d)
+{
+    int free_slot = -1;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        if (stmt_cache[i].conn == conn && stmt_cache[i].sql == sql) {
+            sqlite3_reset(stmt_cache[i].st);
+            sqlite3_clear_bindings(stmt_cache[i].st);
+            *st = stmt_cache[i].st;
+            return AT_OK;
+        }
+        if (!stmt_cache[i].conn && free_slot < 0)
+            free_slot = i;
+    }
+    if (sqlite3_prepare_v3(conn, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+        return at_fail(d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(conn));
+    if (free_slot >= 0) {
+        stmt_cache[free_slot].conn = conn;
+        stmt_cache[free_slot].sql = sql;
+        stmt_cache[free_slot].st = *st;
+        return AT_OK;
+    }
+    /* Cache full: evict slot 0 (more distinct hot statements than slots
+     * only costs re-preparing). */
+    sqlite3_finalize(stmt_cache[0].st);
+    stmt_cache[0].conn = conn;
+    stmt_cache[0].sql = sql;
+    stmt_cache[0].st = *st;
+    return AT_OK;
+}
+
+void at_db_stmt_cache_clear(sqlite3 *conn)
+{
+    for (int i = 0; i < STMT_CACHE; i++)
+        if (stmt_cache[i].conn == conn) {
+            sqlite3_finalize(stmt_cache[i].st);
+            stmt_cache[i].conn = NULL;
+            stmt_cache[i].sql = NULL;
+            stmt_cache[i].st = NULL;
+        }
+}
+
 static at_err open_conn(const char *path, bool readonly, sqlite3 **out, at_diag *d)
 {
     sqlite3 *c = NULL;
@@ -204,6 +252,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&db->lock);
     }
     pthread_mutex_unlock(&db->lock);
+    at_db_stmt_cache_clear(db->wconn);
     return NULL;
 }
 

@@ -51,6 +51,13 @@ void at_db_stats_get(at_db *db, at_db_stats *s);
 /* Small helpers for jobs and readers. */
 /* Execute SQL without results; AT_E_INTERNAL with the SQLite message. */
 at_err at_db_exec(sqlite3 *conn, const char *sql, at_diag *d) AT_MUST_USE;
+/* A prepared statement from the calling thread's cache (the writer's hot
+ * path: no re-parsing of the same SQL per job). The statement is borrowed:
+ * never finalize it; it is reset and its bindings cleared on every fetch.
+ * `sql` must be a string literal (the cache keys on its address). */
+at_err at_db_stmt(sqlite3 *conn, const char *sql, sqlite3_stmt **st, at_diag *d) AT_MUST_USE;
+/* Finalize the calling thread's cached statements for conn. */
+void at_db_stmt_cache_clear(sqlite3 *conn);
 /* sqlite3_prepare_v2 with diagnostics. */
 at_err at_db_prepare(sqlite3 *conn, const char *sql, sqlite3_stmt **st, at_diag *d) AT_MUST_USE;
 

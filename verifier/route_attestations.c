@@ -103,13 +103,13 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
     snprintf(ref, sizeof ref, "%s@%lld", j->policy, (long long)j->policy_version);
     if (j->nonce_len) {
         /* Single use: the primary key refuses a second insert. */
-        AT_TRY(at_db_prepare(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)",
+        AT_TRY(at_db_stmt(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)",
                              &st, d));
         sqlite3_bind_blob(st, 1, j->nonce, (int)j->nonce_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, j->nonce_expires_ms);
         sqlite3_bind_int64(st, 3, now);
         int s = sqlite3_step(st);
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
         st = NULL;
         if (s == SQLITE_CONSTRAINT_PRIMARYKEY || s == SQLITE_CONSTRAINT) {
             rc = at_fail(d, AT_E_NONCE_REUSED,
@@ -127,14 +127,14 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
         AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     }
     /* Re-attestation by the same instance replaces its session. */
-    AT_TRY(at_db_prepare(c, "UPDATE sessions SET ended_ms = ?, end_reason = 'replaced'"
+    AT_TRY(at_db_stmt(c, "UPDATE sessions SET ended_ms = ?, end_reason = 'replaced'"
                             " WHERE instance_id = ? AND ended_ms IS NULL", &st, d));
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_text(st, 2, j->instance_id, -1, SQLITE_STATIC);
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     j->replaced = sqlite3_changes(c);
-    sqlite3_finalize(st);
-    AT_TRY(at_db_prepare(c, "INSERT INTO sessions (id, instance_id, policy, policy_version, format,"
+    sqlite3_reset(st);
+    AT_TRY(at_db_stmt(c, "INSERT INTO sessions (id, instance_id, policy, policy_version, format,"
                             " module_id, pcrs, pcr_sha256, key_config, endpoint, proof_key, token,"
                             " created_ms, expires_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, d));
     sqlite3_bind_text(st, 1, j->session_id, -1, SQLITE_STATIC);
@@ -167,7 +167,8 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    if (st)
+        sqlite3_reset(st);
     return rc;
 }
 
