@@ -26,8 +26,23 @@ void sha256_hex(const void *p, size_t n, char out[65])
     at_hex_encode(h, 32, out);
 }
 
+static int level_rank(const char *l)
+{
+    static const char *order[] = {"debug", "info", "warn", "error", "fatal"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(l, order[i]) == 0)
+            return i;
+    return 1;
+}
+
+static int min_level = 1;
+
+void vlog_set_level(const char *level) { min_level = level_rank(level); }
+
 void vlog(const char *level, const char *event, const char *fmt, ...)
 {
+    if (level_rank(level) < min_level)
+        return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);

@@ -24,6 +24,7 @@ static void usage(FILE *f)
             "                       [--no-aws-root] [--admin-token-file F] [--config FILE.json]\n"
             "                       [--nonce-ttl S] [--clock-skew S] [--max-body BYTES]\n"
             "                       [--connection-limit N] [--rate R] [--burst B] [--port-file F]\n"
+            "                       [--log-level debug|info|warn|error]\n"
             "       attest-verifier --db FILE --rotate-signing-key\n"
             "Defaults: --listen 127.0.0.1:8440 --db ./attest.db; the AWS Nitro root G1 is\n"
             "always trusted unless --no-aws-root. SIGHUP reloads roots and keys.\n");
@@ -298,6 +299,8 @@ static void observe(void *app, const char *route, const char *method, int status
     at_metrics_add(v->metrics, "attest_http_requests_total", labels, 1);
     snprintf(labels, sizeof labels, "route=\"%s\"", route);
     at_metrics_observe(v->metrics, "attest_http_request_duration_seconds", labels, sec);
+    vlog(status >= 500 ? "error" : "info", "request", "%s %s -> %d in %.2f ms", method, route,
+         status, sec * 1e3);
 }
 
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
@@ -444,6 +447,7 @@ int main(int argc, char **argv)
         {"max-body", required_argument, NULL, 'b'},   {"connection-limit", required_argument, NULL, 'C'},
         {"rate", required_argument, NULL, 'R'},       {"burst", required_argument, NULL, 'B'},
         {"port-file", required_argument, NULL, 'p'},  {"rotate-signing-key", no_argument, NULL, 'K'},
+        {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     /* The config file first, so command-line flags override it. */
@@ -467,6 +471,7 @@ int main(int argc, char **argv)
         case 'B': c->rate_burst = (double)parse_long("--burst", optarg, 1, 1000000); break;
         case 'p': snprintf(c->port_file, sizeof c->port_file, "%s", optarg); break;
         case 'K': rotate = true; break;
+        case 'L': vlog_set_level(optarg); break;
         case 'V': printf("attest-verifier %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

@@ -125,7 +125,10 @@ bool valid_name(const char *s);
 /* A JSON object has only these keys; AT_E_BAD_REQUEST naming the first other. */
 at_err only_keys(json_t *o, const char *const *keys, at_diag *d) AT_MUST_USE;
 
-/* Structured log line on stderr. */
+/* Structured log line on stderr (one JSON object per line); lines below
+ * the level set with vlog_set_level ("debug".."fatal", default "info") are
+ * dropped. */
+void vlog_set_level(const char *level);
 void vlog(const char *level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -195,6 +195,14 @@ try:
     st, body = attest(bytes(flipped))
     refused(st, body, 422, "bad_signature", "flipped signature byte")
 
+    # a nonce that is present is always compared, even when not required
+    st, body = v.call("PUT", "/v1/policies/nonceless", body=pki.policy(require_nonce=False), token=owner)
+    check(st == 201, "policy with require_nonce false")
+    st, body = attest(pki.doc(nonce=secrets.token_bytes(32), public_key=kp.config), policy="nonceless")
+    refused(st, body, 422, "nonce_unknown", "foreign nonce under a policy that does not require one")
+    st, body = attest(pki.doc(public_key=kp.config), policy="nonceless")
+    check(st == 201, "no nonce under a policy that does not require one: admitted")
+
     # expired nonce: a verifier with a 1 s nonce TTL on the same database
     v.stop()
     v.extra = ["--rate", "0", "--nonce-ttl", "1"]
