@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,4 +111,47 @@ bool at_release_proof_check(at_span key, const char *name, const char *session, 
     bool ok = CRYPTO_memcmp(want, mac, 32) == 0;
     OPENSSL_cleanse(want, sizeof want);
     return ok;
+}
+
+static void storage_aad(at_buf *aad, const char *name, const char *policy)
+{
+    at_buf_printf(aad, "attest secret at rest v1\n%s\n%s", name, policy);
+}
+
+at_err at_storage_seal(const uint8_t key[AT_STORAGE_KEY_LEN], const char *name, const char *policy,
+                       at_span pt, at_buf *out, at_diag *d)
+{
+    uint8_t nonce[12];
+    at_buf aad;
+    at_buf_init(&aad);
+    storage_aad(&aad, name, policy);
+    at_err rc = AT_E_INTERNAL;
+    if (RAND_bytes(nonce, sizeof nonce) != 1 || at_buf_status(&aad) != AT_OK)
+        goto out;
+    at_buf_u8(out, 1);
+    at_buf_append(out, nonce, sizeof nonce);
+    rc = at_hpke_aead_seal(AT_HPKE_AEAD_AES_256_GCM, AT_SPAN(key, AT_STORAGE_KEY_LEN),
+                           AT_SPAN(nonce, sizeof nonce), at_buf_span(&aad), pt, out, d);
+out:
+    at_buf_cleanup(&aad);
+    return rc;
+}
+
+at_err at_storage_open(const uint8_t key[AT_STORAGE_KEY_LEN], const char *name, const char *policy,
+                       at_span stored, at_buf *out, at_diag *d)
+{
+    if (stored.len < 1 + 12 + 16 || stored.p[0] != 1)
+        return at_fail(d, AT_E_DECRYPT_FAILED, "secret at rest: unknown format");
+    at_buf aad;
+    at_buf_init(&aad);
+    storage_aad(&aad, name, policy);
+    at_err rc = at_buf_status(&aad) != AT_OK
+                    ? AT_E_INTERNAL
+                    : at_hpke_aead_open(AT_HPKE_AEAD_AES_256_GCM, AT_SPAN(key, AT_STORAGE_KEY_LEN),
+                                        AT_SPAN(stored.p + 1, 12), at_buf_span(&aad),
+                                        AT_SPAN(stored.p + 13, stored.len - 13), out, d);
+    at_buf_cleanup(&aad);
+    if (rc == AT_E_DECRYPT_FAILED)
+        at_fail(d, rc, "secret at rest: does not open with this verifier's storage key");
+    return rc;
 }

@@ -43,4 +43,15 @@ at_err at_release_proof_parse(const char *proof, int64_t *ts_ms, uint8_t mac[32]
 bool at_release_proof_check(at_span proof_key, const char *name, const char *session,
                             int64_t ts_ms, const uint8_t mac[32]);
 
+/* Secrets at rest in the verifier's database: AES-256-GCM under a storage
+ * key kept outside the database, bound to the secret's name and policy.
+ * Stored form: 0x01 || nonce (12) || ciphertext || tag (16). */
+#define AT_STORAGE_KEY_LEN 32
+at_err at_storage_seal(const uint8_t key[AT_STORAGE_KEY_LEN], const char *name, const char *policy,
+                       at_span pt, at_buf *out, at_diag *d) AT_MUST_USE;
+/* Appends the plaintext to out (a secret buffer); AT_E_DECRYPT_FAILED when
+ * the key, name or policy do not match. */
+at_err at_storage_open(const uint8_t key[AT_STORAGE_KEY_LEN], const char *name, const char *policy,
+                       at_span stored, at_buf *out, at_diag *d) AT_MUST_USE;
+
 #endif

@@ -24,7 +24,7 @@ static void usage(FILE *f)
             "                       [--no-aws-root] [--admin-token-file F] [--config FILE.json]\n"
             "                       [--nonce-ttl S] [--clock-skew S] [--max-body BYTES]\n"
             "                       [--connection-limit N] [--rate R] [--burst B] [--port-file F]\n"
-            "                       [--log-level debug|info|warn|error]\n"
+            "                       [--log-level debug|info|warn|error] [--storage-key-file F]\n"
             "       attest-verifier --db FILE --rotate-signing-key\n"
             "Defaults: --listen 127.0.0.1:8440 --db ./attest.db; the AWS Nitro root G1 is\n"
             "always trusted unless --no-aws-root. SIGHUP reloads roots and keys.\n");
@@ -263,6 +263,40 @@ static at_err bootstrap_admin(verifier *v, at_diag *d)
     return at_db_write(v->db, insert_token, &j, d);
 }
 
+/* ---- storage key for secrets at rest -------------------------------------- */
+
+/* Read the key file, or create it (0600, 32 random bytes) when absent. It
+ * lives outside the database on purpose: a copy of the database alone
+ * reveals no secret. Replicas sharing a database share this file too. */
+static at_err load_storage_key(verifier *v, at_diag *d)
+{
+    const char *path = v->cfg.storage_key_file;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        uint8_t k[32];
+        if (RAND_bytes(k, sizeof k) != 1)
+            return at_fail(d, AT_E_INTERNAL, "no randomness");
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        bool ok = fd >= 0 && write(fd, k, sizeof k) == (ssize_t)sizeof k && fsync(fd) == 0;
+        at_wipe(k, sizeof k);
+        if (fd >= 0)
+            close(fd);
+        if (!ok)
+            return at_fail(d, AT_E_IO, "%s: cannot create: %s", path, strerror(errno));
+        vlog("info", "storage_key", "created %s (mode 0600): keep it with the database", path);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
+    ssize_t n = read(fd, v->storage_key, sizeof v->storage_key);
+    uint8_t extra;
+    ssize_t more = read(fd, &extra, 1);
+    close(fd);
+    if (n != (ssize_t)sizeof v->storage_key || more != 0)
+        return at_fail(d, AT_E_IO, "%s: expected exactly 32 bytes", path);
+    return AT_OK;
+}
+
 /* ---- maintenance ---------------------------------------------------------- */
 
 static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
@@ -374,6 +408,7 @@ static int load_config_file(verifier_config *c, const char *path)
         return -1;
     }
     static const char *const keys[] = {"listen", "db", "roots", "no_aws_root", "admin_token_file",
+                                       "storage_key_file",
                                        "nonce_ttl_s", "clock_skew_s", "max_body_bytes",
                                        "connection_limit", "rate_per_s", "rate_burst", NULL};
     at_diag d = {{0}};
@@ -387,6 +422,8 @@ static int load_config_file(verifier_config *c, const char *path)
         snprintf(c->listen, sizeof c->listen, "%s", s);
     if ((s = json_string_value(json_object_get(j, "db"))))
         snprintf(c->db_path, sizeof c->db_path, "%s", s);
+    if ((s = json_string_value(json_object_get(j, "storage_key_file"))))
+        snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", s);
     if ((s = json_string_value(json_object_get(j, "admin_token_file"))))
         snprintf(c->admin_token_file, sizeof c->admin_token_file, "%s", s);
     json_t *r = json_object_get(j, "roots"), *e;
@@ -448,6 +485,7 @@ int main(int argc, char **argv)
         {"rate", required_argument, NULL, 'R'},       {"burst", required_argument, NULL, 'B'},
         {"port-file", required_argument, NULL, 'p'},  {"rotate-signing-key", no_argument, NULL, 'K'},
         {"log-level", required_argument, NULL, 'L'},
+        {"storage-key-file", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     /* The config file first, so command-line flags override it. */
@@ -472,6 +510,7 @@ int main(int argc, char **argv)
         case 'p': snprintf(c->port_file, sizeof c->port_file, "%s", optarg); break;
         case 'K': rotate = true; break;
         case 'L': vlog_set_level(optarg); break;
+        case 'S': snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", optarg); break;
         case 'V': printf("attest-verifier %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -481,6 +520,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (!c->storage_key_file[0])
+        snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s.storage-key", c->db_path);
     if (!c->admin_token_file[0])
         snprintf(c->admin_token_file, sizeof c->admin_token_file, "%s.admin-token", c->db_path);
     snprintf(v.build, sizeof v.build, "attest-verifier %s", PACKAGE_VERSION);
@@ -520,7 +561,7 @@ int main(int argc, char **argv)
     v.metrics = at_metrics_new();
     v.rl = ratelimit_new(c->rate_per_s, c->rate_burst);
     if (load_signer(&v, &v.signer, &d) != AT_OK || load_nonce_keys(&v, &d) != AT_OK ||
-        bootstrap_admin(&v, &d) != AT_OK ||
+        bootstrap_admin(&v, &d) != AT_OK || load_storage_key(&v, &d) != AT_OK ||
         verifier_load_roots(&v, &d) != AT_OK) {
         vlog("fatal", "startup", "%s", d.msg);
         at_db_close(v.db);
@@ -597,6 +638,7 @@ int main(int argc, char **argv)
     at_trust_unref(v.trust);
     at_metrics_free(v.metrics);
     ratelimit_free(v.rl);
+    at_wipe(v.storage_key, sizeof v.storage_key);
     for (size_t i = 0; i < c->n_root_files; i++)
         free(c->root_files[i]);
     return 0;

@@ -16,6 +16,7 @@
 
 struct put_job {
     const char *name, *policy, *actor, *client;
+    const uint8_t *key;
     at_span value;
     int64_t audit_id;
     bool replaced;
@@ -27,13 +28,16 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
     sqlite3_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
     int64_t now = now_ms();
+    at_buf stored;
+    at_buf_init(&stored);
+    AT_TRY(at_storage_seal(j->key, j->name, j->policy, j->value, &stored, d));
     AT_TRY(at_db_prepare(c, "INSERT INTO secrets (name, policy, value, created_ms, updated_ms)"
                             " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
                             " policy = excluded.policy, value = excluded.value,"
                             " updated_ms = excluded.updated_ms", &st, d));
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->policy, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, j->value.p, (int)j->value.len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, stored.p, (int)stored.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now);
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     char msg[200];
@@ -44,6 +48,7 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
     rc = AT_OK;
 out:
     sqlite3_finalize(st);
+    at_buf_cleanup(&stored);
     return rc;
 }
 
@@ -129,7 +134,7 @@ static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *n
             goto refused;
     }
     struct put_job j = {.name = name, .policy = json_string_value(jp), .actor = who.actor,
-                        .client = req->client, .value = AT_SPAN(value, vlen)};
+                        .client = req->client, .value = AT_SPAN(value, vlen), .key = v->storage_key};
     if ((rc = at_db_write(v->db, put_secret, &j, &d)) != AT_OK) {
         at_http_error(resp, rc, d.msg, -1);
         goto done;
@@ -247,9 +252,20 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
                      name, (const char *)sqlite3_column_text(st, 0), sess_policy);
         goto refused;
     }
-    vlen = (size_t)sqlite3_column_bytes(st, 1);
-    value = malloc(vlen ? vlen : 1);
-    memcpy(value, sqlite3_column_blob(st, 1), vlen);
+    {
+        at_buf plain;
+        at_buf_init_secret(&plain);
+        rc = at_storage_open(v->storage_key, name, sess_policy,
+                             AT_SPAN(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)),
+                             &plain, &d);
+        if (rc != AT_OK) {
+            at_buf_cleanup(&plain);
+            rc = AT_E_INTERNAL;
+            goto refused;
+        }
+        vlen = plain.len;
+        value = at_buf_take(&plain, NULL);
+    }
     sqlite3_finalize(st);
     st = NULL;
     at_db_read_release(v->db, c);

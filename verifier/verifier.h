@@ -35,6 +35,7 @@ typedef struct {
     double rate_per_s;          /* challenge+attestation per client, default 100 */
     double rate_burst;          /* default 200 */
     char port_file[1024];       /* write the bound port here (tests) */
+    char storage_key_file[1100];/* key for secrets at rest (default DB.storage-key) */
     char log_level[16];
 } verifier_config;
 
@@ -54,6 +55,7 @@ typedef struct {
     at_signer *signer;
     uint8_t nonce_keys[2][AT_NONCE_KEY_LEN];
     size_t n_nonce_keys;
+    uint8_t storage_key[32];    /* secrets at rest (lib/seal.h) */
     at_metrics *metrics;
     ratelimit *rl;
     char build[64];

@@ -242,6 +242,9 @@ try:
     p = ctl("secret", "put", "model-key", "--policy", "llm", "--value-file", wd("model.key"),
             "--verifier", v.url, env=dict(os.environ, ATTEST_TOKEN=owner))
     check(p.returncode == 0, "owner stores a secret bound to policy llm")
+    stored = v.sql("SELECT value FROM secrets WHERE name = 'model-key'")[0][0]
+    check(secret not in stored and len(stored) == 1 + 12 + len(secret) + 16,
+          "the database holds the secret encrypted (AES-256-GCM under the storage key file)")
     p = ctl("secret", "release", "model-key", "--state-file", state, "-o", wd("got.key"))
     check(p.returncode == 0 and open(wd("got.key"), "rb").read() == secret,
           "release to a live session under the policy, sealed to the attested key")
