@@ -14,6 +14,7 @@
 #include "enc.h"
 #include "ohttp.h"
 #include "seal.h"
+#include "attester.h"
 #include "sim.h"
 
 static int64_t wall_ms(void)
@@ -26,12 +27,15 @@ static int64_t wall_ms(void)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: attestctl attest --policy NAME --pki DIR --key-file KEYFILE --state-file OUT\n"
-            "                 [--format nitro-enclave|nitro-tpm] [--pcr N=HEX]... [--endpoint URL]\n"
-            "                 [--no-nonce] [--module-id ID] [--verifier URL]\n"
+            "usage: attestctl attest --policy NAME --key-file KEYFILE --state-file OUT\n"
+            "                 [--attester sim|nsm|nitro-tpm] [--pki DIR] [--endpoint URL]\n"
+            "                 [--format nitro-enclave|nitro-tpm] [--pcr N=HEX]... [--module-id ID]\n"
+            "                 [--user-data B64] [--no-nonce] [--verifier URL]\n"
+            "--attester: sim (default; --pki DIR), nsm (/dev/nsm inside a Nitro Enclave) or\n"
+            "nitro-tpm (AWS's nitro-tpm-attest on an attestable-AMI instance; $NITRO_TPM_ATTEST).\n"
             "       attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n"
-            "attest plays an agent with the simulator: it prints the verifier's answer (without\n"
-            "the sealed key) and keeps the opened session key in the 0600 state file.\n");
+            "attest plays the agent once: it prints the verifier's answer (without the sealed\n"
+            "key) and keeps the opened session key in the 0600 state file.\n");
 }
 
 static int open_keyset(const char *path, at_ohttp_keyset **ks, const at_hpke_key **key,
@@ -61,9 +65,13 @@ int cmd_attest(int argc, char **argv)
         {"format", required_argument, NULL, 'f'},  {"pcr", required_argument, NULL, 'p'},
         {"endpoint", required_argument, NULL, 'e'}, {"no-nonce", no_argument, NULL, 'n'},
         {"verifier", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
-        {"module-id", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
+        {"module-id", required_argument, NULL, 'm'}, {"attester", required_argument, NULL, 'A'},
+        {"user-data", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0}};
     const char *policy = NULL, *pki_dir = NULL, *key_file = NULL, *state = NULL, *endpoint = NULL;
     bool no_nonce = false;
+    at_attester_kind kind = AT_ATTESTER_SIM;
+    uint8_t *user_data = NULL;
+    size_t user_data_len = 0;
     ctl_client cl;
     ctl_client_defaults(&cl);
     at_sim_doc_opts o = {0};
@@ -78,6 +86,19 @@ int cmd_attest(int argc, char **argv)
         case 'e': endpoint = optarg; break;
         case 'n': no_nonce = true; break;
         case 'm': o.module_id = optarg; break;
+        case 'A':
+            if (!at_attester_parse(optarg, &kind)) {
+                fprintf(stderr, "attestctl attest: --attester sim, nsm or nitro-tpm\n");
+                return CTL_USAGE;
+            }
+            break;
+        case 'u':
+            free(user_data);
+            if (at_b64_decode_new(optarg, strlen(optarg), &user_data, &user_data_len) != AT_OK) {
+                fprintf(stderr, "attestctl attest: --user-data: expected base64\n");
+                return CTL_USAGE;
+            }
+            break;
         case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
         case 'f':
             if (!at_format_parse(optarg, &o.format)) {
@@ -102,13 +123,14 @@ int cmd_attest(int argc, char **argv)
         default: usage(stderr); return CTL_USAGE;
         }
     }
-    if (!policy || !pki_dir || !key_file || !state) {
+    if (!policy || !key_file || !state || (kind == AT_ATTESTER_SIM && !pki_dir)) {
         usage(stderr);
+        free(user_data);
         return CTL_USAGE;
     }
     at_ohttp_keyset *ks = NULL;
     const at_hpke_key *key = NULL;
-    at_sim_pki *pki = NULL;
+    at_attester *att = NULL;
     at_buf kc, doc, sk;
     at_buf_init(&kc);
     at_buf_init(&doc);
@@ -119,7 +141,9 @@ int cmd_attest(int argc, char **argv)
     at_diag d = {{0}};
     if (open_keyset(key_file, &ks, &key, &kc) != 0)
         goto done;
-    if (at_sim_pki_load(pki_dir, &pki, &d) != AT_OK) {
+    at_attester_opts ao = {.sim_pki = pki_dir, .sim_format = o.format, .sim_pcr_set = o.pcr_set,
+                           .sim_pcr = (const uint8_t(*)[AT_SHA384_LEN])o.pcr, .sim_module_id = o.module_id};
+    if (at_attester_open(kind, &ao, &att, &d) != AT_OK) {
         fprintf(stderr, "attestctl attest: %s\n", d.msg);
         goto done;
     }
@@ -134,9 +158,8 @@ int cmd_attest(int argc, char **argv)
         o.has_nonce = true;
         o.nonce = AT_SPAN(nonce, nonce_len);
     }
-    o.has_public_key = true;
-    o.public_key = at_buf_span(&kc);
-    if (at_sim_doc(pki, &o, &doc, &d) != AT_OK) {
+    if (at_attester_document(att, o.nonce, AT_SPAN(user_data, user_data_len), at_buf_span(&kc), &doc,
+                             &d) != AT_OK) {
         fprintf(stderr, "attestctl attest: %s\n", d.msg);
         goto done;
     }
@@ -191,8 +214,9 @@ done:
     at_buf_cleanup(&kc);
     at_buf_cleanup(&doc);
     at_buf_cleanup(&sk);
-    at_sim_pki_free(pki);
+    at_attester_close(att);
     at_ohttp_keyset_free(ks);
+    free(user_data);
     return ret;
 }
 

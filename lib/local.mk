@@ -39,3 +39,5 @@ lib_libattest_a_SOURCES += \
 	lib/ohttp.c lib/ohttp.h
 lib_libattest_a_SOURCES += \
 	lib/seal.c lib/seal.h
+lib_libattest_a_SOURCES += \
+	lib/attester.c lib/attester.h

@@ -25,3 +25,8 @@ tests_unit_test_ohttp_SOURCES = tests/unit/test_ohttp.c
 tests_unit_test_ohttp_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_ohttp_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/data/hpke/chunked-ohttp-example.txt
+
+check_PROGRAMS += tests/unit/test_attester
+tests_unit_test_attester_SOURCES = tests/unit/test_attester.c
+tests_unit_test_attester_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_attester_LDADD = $(UNIT_LDADD)

@@ -127,6 +127,18 @@ try:
     check(old and old[0]["state"] == "replaced", "the old session shows state 'replaced'")
     state = wd("state2.json")
 
+    # the NitroTPM attester path (AWS's tool replaced by a simulator stand-in)
+    st, body = v.call("PUT", "/v1/policies/tpm-llm", body=pki.policy(fmt="nitro-tpm"), token=owner)
+    check(st == 201, "nitro-tpm policy (PCR4, PCR7, PCR12 pinned: lint passes)")
+    env = dict(os.environ, NITRO_TPM_ATTEST=os.path.join(SRCDIR, "tests", "e2e", "fake-nitro-tpm-attest"),
+               FAKE_TPM_PKI=pki.dir)
+    p = ctl("attest", "--attester", "nitro-tpm", "--verifier", v.url, "--policy", "tpm-llm",
+            "--key-file", kp.file, "--state-file", wd("state-tpm.json"), env=env)
+    res = json.loads(p.stdout) if p.returncode == 0 else {}
+    ae = list(res.get("claims", {}).get("submods", {"x": {}}).values())[0].get("ear.veraison.annotated-evidence", {})
+    check(p.returncode == 0 and ae.get("format") == "nitro-tpm" and len(ae.get("pcrs", {})) == 24,
+          f"attestctl attest --attester nitro-tpm: a nitro-tpm session ({p.stderr.decode()[:200]})")
+
     # ---- refusals on /v1/attestations ---------------------------------------
     def attest(doc, policy="llm", **extra):
         body = {"evidence": b64(doc), "policy": policy}
