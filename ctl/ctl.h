@@ -11,6 +11,8 @@
 enum { CTL_OK = 0, CTL_FAILED = 1, CTL_USAGE = 2 };
 
 int cmd_version(int argc, char **argv);
+int cmd_hpke(int argc, char **argv);
+int cmd_ohttp(int argc, char **argv);
 
 /* Read a whole file ("-" = stdin) of at most max bytes. Caller frees *out.
  * Returns 0, or prints why to stderr and returns -1. */

@@ -11,6 +11,8 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* one line per subcommand, alphabetical */
+    {"hpke", cmd_hpke, "HPKE / OHTTP gateway keys (keygen, config)"},
+    {"ohttp", cmd_ohttp, "Oblivious HTTP client: send a sealed request"},
     {"version", cmd_version, "print the version"},
 };
 

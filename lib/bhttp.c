@@ -2,6 +2,8 @@
  * OHTTP decryption, but from an unauthenticated sender) through the bounded
  * reader, incrementally, never sizing an allocation from a declared length;
  * encodes what the gateway, attestctl and the agent send. */
+#include "config.h"
+
 #include "bhttp.h"
 
 #include <stdlib.h>

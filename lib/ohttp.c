@@ -3,6 +3,8 @@
  * key configurations, encapsulated requests and responses through the
  * bounded reader; holds the gateway's private keys and the per-exchange
  * response keys, wiping both when freed. */
+#include "config.h"
+
 #include "ohttp.h"
 
 #include <errno.h>

@@ -25,3 +25,10 @@ tests_unit_test_ohttp_SOURCES = tests/unit/test_ohttp.c
 tests_unit_test_ohttp_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_ohttp_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/data/hpke/chunked-ohttp-example.txt
+
+# A tiny OHTTP gateway for end-to-end tests (stands in for the agent).
+noinst_PROGRAMS += tests/e2e/ohttp_echo_server
+tests_e2e_ohttp_echo_server_SOURCES = tests/e2e/ohttp_echo_server.c
+tests_e2e_ohttp_echo_server_LDADD = $(AT_LIBS) $(MHD_LIBS)
+TESTS += tests/e2e/ohttp_request.sh
+dist_noinst_SCRIPTS += tests/e2e/ohttp_request.sh
