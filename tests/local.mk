@@ -32,3 +32,11 @@ tests_e2e_ohttp_echo_server_SOURCES = tests/e2e/ohttp_echo_server.c
 tests_e2e_ohttp_echo_server_LDADD = $(AT_LIBS) $(MHD_LIBS)
 TESTS += tests/e2e/ohttp_request.sh
 dist_noinst_SCRIPTS += tests/e2e/ohttp_request.sh
+
+# Interop with @hpke/core (npm): a JSON-driven C helper and its test.
+noinst_PROGRAMS += tests/interop/hpke_tool
+tests_interop_hpke_tool_SOURCES = tests/interop/hpke_tool.c
+tests_interop_hpke_tool_LDADD = $(AT_LIBS)
+TESTS += tests/e2e/hpke_interop.sh
+dist_noinst_SCRIPTS += tests/e2e/hpke_interop.sh
+EXTRA_DIST += tests/interop/hpke_interop.mjs
