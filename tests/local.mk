@@ -40,3 +40,25 @@ tests_interop_hpke_tool_LDADD = $(AT_LIBS)
 TESTS += tests/e2e/hpke_interop.sh
 dist_noinst_SCRIPTS += tests/e2e/hpke_interop.sh
 EXTRA_DIST += tests/interop/hpke_interop.mjs
+
+# Fuzz targets for bhttp decoding and OHTTP decapsulation: their corpora are
+# replayed by `make check` everywhere; libFuzzer binaries with --enable-fuzzing.
+check_PROGRAMS += tests/fuzz/replay_bhttp tests/fuzz/replay_ohttp
+tests_fuzz_replay_bhttp_SOURCES = tests/fuzz/fuzz_bhttp.c tests/fuzz/replay.c
+tests_fuzz_replay_bhttp_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DAT_FUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/bhttp"'
+tests_fuzz_replay_bhttp_LDADD = $(AT_LIBS)
+tests_fuzz_replay_ohttp_SOURCES = tests/fuzz/fuzz_ohttp.c tests/fuzz/replay.c
+tests_fuzz_replay_ohttp_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DAT_FUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/ohttp"'
+tests_fuzz_replay_ohttp_LDADD = $(AT_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/bhttp tests/fuzz/corpus/ohttp
+if ENABLE_FUZZING
+noinst_PROGRAMS += tests/fuzz/fuzz_bhttp tests/fuzz/fuzz_ohttp
+tests_fuzz_fuzz_bhttp_SOURCES = tests/fuzz/fuzz_bhttp.c
+tests_fuzz_fuzz_bhttp_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_bhttp_LDADD = $(AT_LIBS)
+tests_fuzz_fuzz_ohttp_SOURCES = tests/fuzz/fuzz_ohttp.c
+tests_fuzz_fuzz_ohttp_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_ohttp_LDADD = $(AT_LIBS)
+endif
