@@ -412,7 +412,8 @@ static int run_request(const req_opts *o)
             goto out;
         }
         show_head(&x, m);
-        bool ok = fwrite(m->content.p, 1, m->content.len, stdout) == m->content.len &&
+        bool ok = (m->content.len == 0 ||
+                   fwrite(m->content.p, 1, m->content.len, stdout) == m->content.len) &&
                   fflush(stdout) == 0;
         int status = m->status;
         at_bhttp_msg_free(m);

@@ -1015,7 +1015,8 @@ static at_err client_feed(at_ohttp_client *c, at_span in, at_buf *out, at_diag *
         size_t n = el - c->rnonce_have;
         if (n > in.len)
             n = in.len;
-        memcpy(c->rnonce + c->rnonce_have, in.p, n);
+        if (n)
+            memcpy(c->rnonce + c->rnonce_have, in.p, n);
         c->rnonce_have += n;
         in.p += n;
         in.len -= n;
@@ -1291,7 +1292,8 @@ static at_err server_feed(at_ohttp_server *s, at_span in, at_buf *out, at_diag *
         size_t want = sizeof s->hdr - s->hdr_have;
         size_t n = want < in.len ? want : in.len;
         bool had_hdr = s->hdr_have >= HDR_LEN;
-        memcpy(s->hdr + s->hdr_have, in.p, n);
+        if (n)
+            memcpy(s->hdr + s->hdr_have, in.p, n);
         s->hdr_have += n;
         in.p += n;
         in.len -= n;

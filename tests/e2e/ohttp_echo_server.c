@@ -279,7 +279,7 @@ static enum MHD_Result answer_chunked(struct MHD_Connection *conn, req_state *st
     ss->slow = strcmp(req->path, "/slow") == 0;
     int bad = add_event(ss, req->method, " ", req->path);
     /* One event per line of the content. */
-    char *text = strndup((const char *)req->content.p, req->content.len);
+    char *text = req->content.len ? strndup((const char *)req->content.p, req->content.len) : NULL;
     for (char *save = NULL, *line = text ? strtok_r(text, "\n", &save) : NULL; line && !bad;
          line = strtok_r(NULL, "\n", &save))
         bad = add_event(ss, line, "", "");
