@@ -121,6 +121,8 @@ at_err at_ohttp_keys_parse(at_span in, at_ohttp_key_config *out, size_t cap, siz
 {
     at_reader r;
     size_t seen = 0, usable = 0;
+    /* Collected here: the caller's array is written only on success. */
+    at_ohttp_key_config found[AT_MAX_OHTTP_KEYS];
     at_reader_init(&r, in.p, in.len);
     if (at_reader_at_end(&r))
         return at_fail(d, AT_E_BAD_FIELD, "ohttp-keys: empty");
@@ -146,14 +148,15 @@ at_err at_ohttp_keys_parse(at_span in, at_ohttp_key_config *out, size_t cap, siz
         if (!at_reader_at_end(&sub))
             return at_fail(d, AT_E_BAD_FIELD, "ohttp-keys[%zu]: %zu bytes after the configuration",
                            seen - 1, at_reader_left(&sub));
-        if (usable < cap)
-            out[usable] = kc;
-        usable++;
+        found[usable++] = kc;
     }
     if (usable == 0)
         return at_fail(d, AT_E_UNSUPPORTED_SUITE,
                        "ohttp-keys: none of %zu configurations uses X25519", seen);
-    *n = usable < cap ? usable : cap;
+    size_t take = usable < cap ? usable : cap;
+    if (take)
+        memcpy(out, found, take * sizeof *found);
+    *n = take;
     return AT_OK;
 }
 
