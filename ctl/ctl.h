@@ -23,6 +23,8 @@ int cmd_sim(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_hpke(int argc, char **argv);
+int cmd_ohttp(int argc, char **argv);
 
 /* A document given as raw CBOR or base64 text; caller frees *out. 0 or -1. */
 int ctl_decode_document(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen);

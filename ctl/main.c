@@ -12,9 +12,11 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* one line per subcommand, alphabetical */
-    {"attest", cmd_attest, "attest once with the simulator, as an agent would (tests, scripts)"},
+    {"attest", cmd_attest, "attest once as an agent would (sim, nsm or nitro-tpm), keep the session"},
     {"audit", cmd_audit, "query, export and verify the verifier's audit log"},
     {"ear", cmd_ear, "verify an attestation result token against the verifier's JWKS"},
+    {"hpke", cmd_hpke, "HPKE / OHTTP gateway keys (keygen, config)"},
+    {"ohttp", cmd_ohttp, "Oblivious HTTP client: send a sealed request"},
     {"policy", cmd_policy, "put, get, revoke and import PCR policies"},
     {"secret", cmd_secret, "store a secret on the verifier, bound to a policy"},
     {"sim", cmd_sim, "simulated Nitro PKI and attestation documents (tests, demos)"},

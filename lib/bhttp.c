@@ -2,6 +2,8 @@
  * OHTTP decryption, but from an unauthenticated sender) through the bounded
  * reader, incrementally, never sizing an allocation from a declared length;
  * encodes what the gateway, attestctl and the agent send. */
+#include "config.h"
+
 #include "bhttp.h"
 
 #include <stdlib.h>
@@ -561,9 +563,10 @@ static at_err read_field_line(at_bhttp_decoder *dec, at_reader *r, bool in_known
         goto need;
     if (nlen == 0)
         return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: zero length", dec->sc.what, dec->cur->n);
-    if (nlen > AT_MAX_BHTTP_SECTION_BYTES)
-        return at_fail(d, AT_E_TOO_LARGE, "%s[%zu] name length: %llu, limit %d", dec->sc.what,
-                       dec->cur->n, (unsigned long long)nlen, AT_MAX_BHTTP_SECTION_BYTES);
+    if (nlen > AT_MAX_BHTTP_SECTION_BYTES - dec->cur->bytes)
+        return at_fail(d, AT_E_TOO_LARGE, "%s[%zu] name length: %llu, over the %d-byte section",
+                       dec->sc.what, dec->cur->n, (unsigned long long)nlen,
+                       AT_MAX_BHTTP_SECTION_BYTES);
     if (!at_reader_take(r, (size_t)nlen, &name))
         goto need;
     if (!at_reader_varint(r, &vlen))
@@ -571,6 +574,10 @@ static at_err read_field_line(at_bhttp_decoder *dec, at_reader *r, bool in_known
     if (vlen > AT_MAX_BHTTP_SECTION_BYTES)
         return at_fail(d, AT_E_TOO_LARGE, "%s[%zu] value length: %llu, limit %d", dec->sc.what,
                        dec->cur->n, (unsigned long long)vlen, AT_MAX_BHTTP_SECTION_BYTES);
+    /* The section's byte budget, before waiting for the bytes. */
+    if (nlen + vlen > AT_MAX_BHTTP_SECTION_BYTES - dec->cur->bytes)
+        return at_fail(d, AT_E_TOO_LARGE, "%s: field section over %d bytes", dec->sc.what,
+                       AT_MAX_BHTTP_SECTION_BYTES);
     if (!at_reader_take(r, (size_t)vlen, &value))
         goto need;
     return fields_add(dec->cur, &dec->sc, name, value, d);

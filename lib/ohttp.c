@@ -3,6 +3,8 @@
  * key configurations, encapsulated requests and responses through the
  * bounded reader; holds the gateway's private keys and the per-exchange
  * response keys, wiping both when freed. */
+#include "config.h"
+
 #include "ohttp.h"
 
 #include <errno.h>
@@ -119,6 +121,8 @@ at_err at_ohttp_keys_parse(at_span in, at_ohttp_key_config *out, size_t cap, siz
 {
     at_reader r;
     size_t seen = 0, usable = 0;
+    /* Collected here: the caller's array is written only on success. */
+    at_ohttp_key_config found[AT_MAX_OHTTP_KEYS];
     at_reader_init(&r, in.p, in.len);
     if (at_reader_at_end(&r))
         return at_fail(d, AT_E_BAD_FIELD, "ohttp-keys: empty");
@@ -144,14 +148,15 @@ at_err at_ohttp_keys_parse(at_span in, at_ohttp_key_config *out, size_t cap, siz
         if (!at_reader_at_end(&sub))
             return at_fail(d, AT_E_BAD_FIELD, "ohttp-keys[%zu]: %zu bytes after the configuration",
                            seen - 1, at_reader_left(&sub));
-        if (usable < cap)
-            out[usable] = kc;
-        usable++;
+        found[usable++] = kc;
     }
     if (usable == 0)
         return at_fail(d, AT_E_UNSUPPORTED_SUITE,
                        "ohttp-keys: none of %zu configurations uses X25519", seen);
-    *n = usable < cap ? usable : cap;
+    size_t take = usable < cap ? usable : cap;
+    if (take)
+        memcpy(out, found, take * sizeof *found);
+    *n = take;
     return AT_OK;
 }
 
@@ -1013,7 +1018,8 @@ static at_err client_feed(at_ohttp_client *c, at_span in, at_buf *out, at_diag *
         size_t n = el - c->rnonce_have;
         if (n > in.len)
             n = in.len;
-        memcpy(c->rnonce + c->rnonce_have, in.p, n);
+        if (n)
+            memcpy(c->rnonce + c->rnonce_have, in.p, n);
         c->rnonce_have += n;
         in.p += n;
         in.len -= n;
@@ -1289,7 +1295,8 @@ static at_err server_feed(at_ohttp_server *s, at_span in, at_buf *out, at_diag *
         size_t want = sizeof s->hdr - s->hdr_have;
         size_t n = want < in.len ? want : in.len;
         bool had_hdr = s->hdr_have >= HDR_LEN;
-        memcpy(s->hdr + s->hdr_have, in.p, n);
+        if (n)
+            memcpy(s->hdr + s->hdr_have, in.p, n);
         s->hdr_have += n;
         in.p += n;
         in.len -= n;

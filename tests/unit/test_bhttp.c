@@ -325,6 +325,21 @@ static void oversized_lengths(void **state)
     /* Indeterminate field name and value lengths. */
     assert_int_equal(decode_hex_rc("0340c8bfffffff", &d), AT_E_TOO_LARGE);
     assert_int_equal(decode_hex_rc("0340c80161bfffffff", &d), AT_E_TOO_LARGE);
+    /* One indeterminate field line of a 40000-byte name and a 40000-byte
+     * value: refused once the value's length is read, before its bytes. */
+    {
+        at_bhttp_decoder *dec = at_bhttp_decoder_new(AT_BHTTP_ANY);
+        static uint8_t name[40000];
+        memset(name, 'n', sizeof name);
+        assert_int_equal(at_bhttp_decoder_feed(dec, AT_SPAN("\x03\x40\xc8\x80\x00\x9c\x40", 7),
+                                               NULL, &d),
+                         AT_OK);
+        assert_int_equal(at_bhttp_decoder_feed(dec, AT_SPAN(name, sizeof name), NULL, &d), AT_OK);
+        assert_int_equal(at_bhttp_decoder_feed(dec, AT_SPAN("\x80\x00\x9c\x40", 4), NULL, &d),
+                         AT_E_TOO_LARGE);
+        assert_non_null(strstr(d.msg, "field section over"));
+        at_bhttp_decoder_free(dec);
+    }
     /* Trailer section length in a known-length message. */
     assert_int_equal(decode_hex_rc("0140c80000c0000000ffffffff", &d), AT_E_TOO_LARGE);
 
