@@ -51,14 +51,8 @@ echo "  the model owner registers the golden PCRs as policy 'llm':"
 ATTEST_TOKEN=$owner "$ctl" policy put llm "$work/policy.json" | python3 -c "import json,sys; d=json.load(sys.stdin); print('  policy %s version %s sha256 %s' % (d['name'], d['version'], d['sha256'][:16]))"
 
 step "4. An agent attests: challenge -> document(nonce, its HPKE key) -> session"
-python3 - "$work/keys.txt" <<'PY'
-import os, subprocess, sys
-pem = sys.argv[1] + ".pem"
-subprocess.run(["openssl", "genpkey", "-algorithm", "X25519", "-out", pem], check=True)
-der = subprocess.run(["openssl", "pkey", "-in", pem, "-outform", "DER"], capture_output=True, check=True).stdout
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-os.write(fd, f"attest-ohttp-keys v1\nkey 1 x25519 {der[-32:].hex()} 0001:0001\n".encode())
-PY
+"$ctl" hpke keygen -o "$work/keys.txt" >"$work/key-config.b64"
+echo "  the agent's HPKE key configuration (it goes into the document's public_key): $(cut -c1-40 "$work/key-config.b64")..."
 "$ctl" attest --policy llm --pki "$work/pki" --key-file "$work/keys.txt" --state-file "$work/state.json" \
     --endpoint http://127.0.0.1:8080 >"$work/attest.json"
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['session']; print('  status=%s session=%s expires=%s' % (d['status'], s['id'], s['expires_at'])); print('  the session key came back sealed to the attested key and was opened inside the \"enclave\"')" "$work/attest.json"
