@@ -18,6 +18,7 @@ struct job {
     at_diag *d;
     at_err rc;
     bool done;
+    pthread_cond_t cond;   /* its own: a commit wakes exactly its waiters */
     struct job *next;
 };
 
@@ -27,7 +28,7 @@ struct at_db {
     int version;
 
     pthread_mutex_t lock;
-    pthread_cond_t queued, finished;
+    pthread_cond_t queued;
     struct job *head, *tail;
     bool stopping;
     pthread_t writer;
@@ -224,9 +225,12 @@ static void run_batch(at_db *db, struct job *batch)
     db->stats.jobs += n;
     if (n > db->stats.max_batch)
         db->stats.max_batch = n;
-    for (struct job *j = batch; j; j = j->next)
+    for (struct job *j = batch; j;) {
+        struct job *next = j->next; /* j lives on its waiter's stack */
         j->done = true;
-    pthread_cond_broadcast(&db->finished);
+        pthread_cond_signal(&j->cond);
+        j = next;
+    }
     pthread_mutex_unlock(&db->lock);
 }
 
@@ -259,9 +263,11 @@ static void *writer_main(void *arg)
 at_err at_db_write(at_db *db, at_db_write_fn fn, void *ctx, at_diag *d)
 {
     struct job j = {.fn = fn, .ctx = ctx, .d = d, .rc = AT_E_INTERNAL};
+    pthread_cond_init(&j.cond, NULL);
     pthread_mutex_lock(&db->lock);
     if (db->stopping) {
         pthread_mutex_unlock(&db->lock);
+        pthread_cond_destroy(&j.cond);
         return at_fail(d, AT_E_UNAVAILABLE, "database: shutting down");
     }
     if (db->tail)
@@ -271,8 +277,9 @@ at_err at_db_write(at_db *db, at_db_write_fn fn, void *ctx, at_diag *d)
     db->tail = &j;
     pthread_cond_signal(&db->queued);
     while (!j.done)
-        pthread_cond_wait(&db->finished, &db->lock);
+        pthread_cond_wait(&j.cond, &db->lock);
     pthread_mutex_unlock(&db->lock);
+    pthread_cond_destroy(&j.cond);
     return j.rc;
 }
 
@@ -284,7 +291,6 @@ at_err at_db_open(const char *path, at_db **out, at_diag *d)
     pthread_mutex_init(&db->lock, NULL);
     pthread_mutex_init(&db->pool_lock, NULL);
     pthread_cond_init(&db->queued, NULL);
-    pthread_cond_init(&db->finished, NULL);
     AT_TRY(open_conn(path, false, &db->wconn, d));
     AT_TRY(migrate(db, d));
     AT_ENSURE(pthread_create(&db->writer, NULL, writer_main, db) == 0, d, AT_E_INTERNAL,
@@ -319,7 +325,6 @@ void at_db_close(at_db *db)
     pthread_mutex_destroy(&db->lock);
     pthread_mutex_destroy(&db->pool_lock);
     pthread_cond_destroy(&db->queued);
-    pthread_cond_destroy(&db->finished);
     free(db->path);
     free(db);
 }

@@ -2,6 +2,7 @@
  * no allocation sized from anything but the input length. */
 #include "enc.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,19 +108,18 @@ static char *b64_encode(at_span s, const char *alpha, int pad)
 char *at_b64_encode_new(at_span s) { return b64_encode(s, b64std, 1); }
 char *at_b64url_encode_new(at_span s) { return b64_encode(s, b64url, 0); }
 
-static int b64val(unsigned char c)
+/* Decoding table: 0..63 for both alphabets (standard and URL-safe), -1 for
+ * anything else. Built once, read-only afterwards. */
+static signed char b64table[256];
+static pthread_once_t b64once = PTHREAD_ONCE_INIT;
+
+static void b64_init(void)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
+    memset(b64table, -1, sizeof b64table);
+    for (int i = 0; i < 64; i++) {
+        b64table[(unsigned char)b64std[i]] = (signed char)i;
+        b64table[(unsigned char)b64url[i]] = (signed char)i;
+    }
 }
 
 at_err at_b64_decode_new(const char *txt, size_t len, uint8_t **out, size_t *outlen)
@@ -139,10 +139,11 @@ at_err at_b64_decode_new(const char *txt, size_t len, uint8_t **out, size_t *out
     uint8_t *p = malloc(n + 1), *o = p;
     if (!p)
         return AT_E_INTERNAL;
+    pthread_once(&b64once, b64_init);
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < len; i++) {
-        int v = b64val((unsigned char)txt[i]);
+        int v = b64table[(unsigned char)txt[i]];
         if (v < 0) {
             free(p);
             return AT_E_BAD_FIELD;

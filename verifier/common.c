@@ -268,19 +268,3 @@ bool ratelimit_allow(ratelimit *r, const char *client, int64_t now_ns)
     return ok;
 }
 
-void gate_enter(verifier *v)
-{
-    pthread_mutex_lock(&v->gate_lock);
-    while (v->gate_free <= 0)
-        pthread_cond_wait(&v->gate_cond, &v->gate_lock);
-    v->gate_free--;
-    pthread_mutex_unlock(&v->gate_lock);
-}
-
-void gate_leave(verifier *v)
-{
-    pthread_mutex_lock(&v->gate_lock);
-    v->gate_free++;
-    pthread_cond_signal(&v->gate_cond);
-    pthread_mutex_unlock(&v->gate_lock);
-}

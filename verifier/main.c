@@ -554,10 +554,6 @@ int main(int argc, char **argv)
         return 0;
     }
     pthread_rwlock_init(&v.trust_lock, NULL);
-    pthread_mutex_init(&v.gate_lock, NULL);
-    pthread_cond_init(&v.gate_cond, NULL);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    v.gate_free = cpus > 0 ? (int)cpus : 1;
     v.metrics = at_metrics_new();
     v.rl = ratelimit_new(c->rate_per_s, c->rate_burst);
     if (load_signer(&v, &v.signer, &d) != AT_OK || load_nonce_keys(&v, &d) != AT_OK ||

@@ -209,7 +209,6 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     uint8_t session_key[32], id_raw[16];
     char session_id[33];
     int64_t nonce_exp = 0;
-    bool in_gate = false;
 
     if (!ratelimit_allow(v->rl, req->client, at_monotonic_ns())) {
         rc = at_fail(&d, AT_E_RATE_LIMITED, "rate: too many attestations from this client");
@@ -259,8 +258,6 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     o.policy = policy;
 
     trust = verifier_trust(v);
-    gate_enter(v);
-    in_gate = true;
     rc = at_evidence_verify(trust, AT_SPAN(doc, doc_len), &o, &ev);
     have_ev = true;
     if (ev.decoded) {
@@ -374,8 +371,6 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     pcrs_text = json_dumps(json_object_get(ae, "pcrs"), JSON_COMPACT | JSON_SORT_KEYS);
     j.pcrs = pcrs_text;
     j.token = token;
-    gate_leave(v);
-    in_gate = false;
     rc = at_db_write(v->db, admit, &j, &d);
     at_wipe(j.proof_key, sizeof j.proof_key);
     if (rc == AT_E_NONCE_REUSED) {
@@ -403,14 +398,8 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     at_http_json(resp, 201, out);
     goto done;
 refused:
-    if (in_gate) {
-        gate_leave(v);
-        in_gate = false;
-    }
     refuse(v, req, resp, &who, "attestation.create", rc, d.msg, &extra);
 done:
-    if (in_gate)
-        gate_leave(v);
     at_wipe(session_key, sizeof session_key);
     if (have_ev)
         at_evidence_cleanup(&ev);

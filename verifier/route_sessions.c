@@ -29,29 +29,35 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
     }
     bool all = state && strcmp(state, "all") == 0;
     int64_t now = now_ms();
+    /* Only the conditions asked for, so SQLite can use the partial indexes
+     * on live sessions (schema/0002); fixed fragments, bound values. */
+    char sql[700] = "SELECT id, instance_id, endpoint, key_config, pcrs, expires_ms, token, policy,"
+                    " policy_version, ended_ms, end_reason, module_id, format FROM sessions WHERE 1";
+    if (!all)
+        strcat(sql, " AND ended_ms IS NULL AND expires_ms > :now");
+    if (policy)
+        strcat(sql, " AND policy = :policy");
+    if (instance)
+        strcat(sql, " AND instance_id = :instance");
+    if (id)
+        strcat(sql, " AND id = :id");
+    strcat(sql, " ORDER BY created_ms DESC LIMIT 1000");
     sqlite3 *c = at_db_read_acquire(v->db);
     sqlite3_stmt *st = NULL;
-    if (!c || sqlite3_prepare_v2(
-                  c,
-                  "SELECT id, instance_id, endpoint, key_config, pcrs, expires_ms, token, policy,"
-                  " policy_version, ended_ms, end_reason, module_id, format FROM sessions"
-                  " WHERE (?1 IS NULL OR policy = ?1) AND (?2 IS NULL OR instance_id = ?2)"
-                  " AND (?3 IS NULL OR id = ?3)"
-                  " AND (?4 OR (ended_ms IS NULL AND expires_ms > ?5))"
-                  " ORDER BY created_ms DESC LIMIT 1000",
-                  -1, &st, NULL) != SQLITE_OK) {
+    if (!c || sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK) {
         at_db_read_release(v->db, c);
         at_http_error(resp, AT_E_INTERNAL, "database unavailable", -1);
         return;
     }
-    if (policy)
-        sqlite3_bind_text(st, 1, policy, -1, SQLITE_STATIC);
-    if (instance)
-        sqlite3_bind_text(st, 2, instance, -1, SQLITE_STATIC);
-    if (id)
-        sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, all);
-    sqlite3_bind_int64(st, 5, now);
+    int i;
+    if ((i = sqlite3_bind_parameter_index(st, ":now")))
+        sqlite3_bind_int64(st, i, now);
+    if ((i = sqlite3_bind_parameter_index(st, ":policy")))
+        sqlite3_bind_text(st, i, policy, -1, SQLITE_STATIC);
+    if ((i = sqlite3_bind_parameter_index(st, ":instance")))
+        sqlite3_bind_text(st, i, instance, -1, SQLITE_STATIC);
+    if ((i = sqlite3_bind_parameter_index(st, ":id")))
+        sqlite3_bind_text(st, i, id, -1, SQLITE_STATIC);
     json_t *arr = json_array();
     while (sqlite3_step(st) == SQLITE_ROW) {
         json_t *s = json_object();

@@ -59,16 +59,7 @@ typedef struct {
     at_metrics *metrics;
     ratelimit *rl;
     char build[64];
-    /* Admission to CPU-heavy work (verification, sealing, signing): at most
-     * one request per core at a time, so the database writer, which every
-     * attestation waits for, is never starved by dozens of busy threads. */
-    pthread_mutex_t gate_lock;
-    pthread_cond_t gate_cond;
-    int gate_free;
 } verifier;
-
-void gate_enter(verifier *v);
-void gate_leave(verifier *v);
 
 /* The request's caller, after authentication. */
 typedef struct {
