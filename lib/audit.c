@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "enc.h"
+#include "x509v.h"
 
 static int64_t now_ms(void)
 {
@@ -256,11 +257,7 @@ at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries,
         int64_t id = sqlite3_column_int64(st, 0);
         int64_t t = sqlite3_column_int64(st, 1);
         char ts[40];
-        time_t tt = (time_t)(t / 1000);
-        struct tm tm;
-        gmtime_r(&tt, &tm);
-        size_t w = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(ts + w, sizeof ts - w, ".%03dZ", (int)(t % 1000));
+        at_time_rfc3339_ms(t, ts, sizeof ts);
         json_object_set_new(o, "id", json_integer(id));
         json_object_set_new(o, "time", json_string(ts));
         json_object_set_new(o, "time_ms", json_integer(t));

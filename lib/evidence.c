@@ -120,6 +120,18 @@ static json_t *time_json(int64_t unix_s)
     return json_string(buf);
 }
 
+json_t *at_nitro_pcrs_json(const at_nitro_payload *p)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < p->n_pcrs; i++) {
+        char key[8], hex[2 * AT_MAX_PCR_LEN + 1];
+        snprintf(key, sizeof key, "%u", p->pcrs[i].index);
+        at_hex_encode(p->pcrs[i].value, p->pcrs[i].len, hex);
+        json_object_set_new(o, key, json_string(hex));
+    }
+    return o;
+}
+
 json_t *at_evidence_json(const at_evidence *ev)
 {
     json_t *o = json_object();
@@ -144,14 +156,7 @@ json_t *at_evidence_json(const at_evidence *ev)
     json_object_set_new(o, "timestamp_ms", json_integer((json_int_t)p->timestamp_ms));
     json_object_set_new(o, "timestamp", time_json((int64_t)(p->timestamp_ms / 1000)));
     json_object_set_new(o, "digest", json_string("SHA384"));
-    json_t *pcrs = json_object();
-    for (size_t i = 0; i < p->n_pcrs; i++) {
-        char key[8], hex[2 * AT_MAX_PCR_LEN + 1];
-        snprintf(key, sizeof key, "%u", p->pcrs[i].index);
-        at_hex_encode(p->pcrs[i].value, p->pcrs[i].len, hex);
-        json_object_set_new(pcrs, key, json_string(hex));
-    }
-    json_object_set_new(o, "pcrs", pcrs);
+    json_object_set_new(o, "pcrs", at_nitro_pcrs_json(p));
     json_object_set_new(o, "nonce", b64_or_null(p->has_nonce, p->nonce));
     json_object_set_new(o, "user_data", b64_or_null(p->has_user_data, p->user_data));
     json_object_set_new(o, "public_key", b64_or_null(p->has_public_key, p->public_key));

@@ -55,6 +55,9 @@ void at_evidence_cleanup(at_evidence *ev);
  * "public_key", "certificate", "chain_length", ...}. */
 json_t *at_evidence_json(const at_evidence *ev);
 
+/* A payload's PCRs as {"index": "hex", ...} (new reference). */
+json_t *at_nitro_pcrs_json(const at_nitro_payload *p);
+
 /* Milliseconds since the epoch, wall clock. */
 int64_t at_now_ms(void);
 

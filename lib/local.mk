@@ -41,3 +41,5 @@ lib_libattest_a_SOURCES += \
 	lib/seal.c lib/seal.h
 lib_libattest_a_SOURCES += \
 	lib/attester.c lib/attester.h
+lib_libattest_a_SOURCES += \
+	lib/token.c lib/token.h

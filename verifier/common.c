@@ -50,12 +50,7 @@ void vlog(const char *level, const char *event, const char *fmt, ...)
     va_end(ap);
     json_t *o = json_object();
     char ts[40];
-    int64_t t = now_ms();
-    time_t tt = (time_t)(t / 1000);
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    size_t w = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + w, sizeof ts - w, ".%03dZ", (int)(t % 1000));
+    at_time_rfc3339_ms(now_ms(), ts, sizeof ts);
     json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "level", json_string(level));
     json_object_set_new(o, "event", json_string(event));
@@ -168,38 +163,46 @@ bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned ne
     return true;
 }
 
-struct refusal_job {
-    at_audit_row row;
+struct audit_job {
+    const at_audit_row *row;
     int64_t id;
 };
 
-static at_err write_refusal(sqlite3 *conn, void *ctx, at_diag *d)
+static at_err write_audit_row(sqlite3 *conn, void *ctx, at_diag *d)
 {
-    struct refusal_job *j = ctx;
-    return at_audit_append(conn, &j->row, &j->id, d);
+    struct audit_job *j = ctx;
+    return at_audit_append(conn, j->row, &j->id, d);
+}
+
+at_err audit_write(verifier *v, const at_audit_row *row, int64_t *id, at_diag *d)
+{
+    struct audit_job j = {.row = row};
+    at_err rc = at_db_write(v->db, write_audit_row, &j, d);
+    if (rc == AT_OK && id)
+        *id = j.id;
+    return rc;
 }
 
 void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
             const char *action, at_err code, const char *message, const at_audit_row *extra)
 {
-    struct refusal_job j = {0};
+    at_audit_row row = {0};
     if (extra)
-        j.row = *extra;
-    j.row.actor = who ? who->actor : "anonymous";
-    j.row.action = action;
-    j.row.outcome = at_err_http_status(code) >= 500 ? "error" : "refused";
-    j.row.code = at_err_str(code);
-    j.row.message = message;
-    j.row.client = req->client;
+        row = *extra;
+    row.actor = who ? who->actor : "anonymous";
+    row.action = action;
+    row.outcome = at_err_http_status(code) >= 500 ? "error" : "refused";
+    row.code = at_err_str(code);
+    row.message = message;
+    row.client = req->client;
     at_diag d = {{0}};
-    if (at_db_write(v->db, write_refusal, &j, &d) != AT_OK) {
+    int64_t id = 0;
+    if (audit_write(v, &row, &id, &d) != AT_OK)
         vlog("error", "audit_failed", "cannot record refusal of %s: %s", action, d.msg);
-        j.id = 0;
-    }
     char labels[128];
     snprintf(labels, sizeof labels, "action=\"%s\",code=\"%s\"", action, at_err_str(code));
     at_metrics_add(v->metrics, "attest_refusals_total", labels, 1);
-    at_http_error(resp, code, message, j.id);
+    at_http_error(resp, code, message, id);
 }
 
 /* ---- rate limiting: token bucket per client address ---------------------- */

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "enc.h"
+#include "token.h"
 #include "verifier.h"
 
 static void usage(FILE *f)
@@ -186,38 +187,6 @@ static at_err load_nonce_keys(verifier *v, at_diag *d)
 
 /* ---- bootstrap admin token ------------------------------------------------ */
 
-struct token_job {
-    uint8_t hash[32];
-    const char *role;
-    const char *label;
-    int64_t id;
-};
-
-at_err insert_token(sqlite3 *c, void *ctx, at_diag *d);
-at_err insert_token(sqlite3 *c, void *ctx, at_diag *d)
-{
-    struct token_job *j = ctx;
-    sqlite3_stmt *st = NULL;
-    at_err rc = at_db_prepare(c, "INSERT INTO api_tokens (token_sha256, role, label, created_ms)"
-                                 " VALUES (?, ?, ?, ?) ON CONFLICT (token_sha256) DO NOTHING", &st, d);
-    if (rc != AT_OK)
-        return rc;
-    sqlite3_bind_blob(st, 1, j->hash, 32, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, j->role, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, j->label, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now_ms());
-    int s = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (s != SQLITE_DONE)
-        return at_fail(d, AT_E_INTERNAL, "tokens: %s", sqlite3_errmsg(c));
-    if (sqlite3_changes(c) == 0)
-        return AT_OK; /* already present */
-    j->id = sqlite3_last_insert_rowid(c);
-    at_audit_row row = {.actor = "verifier", .action = "token.create", .outcome = "ok",
-                        .message = j->role};
-    return at_audit_append(c, &row, NULL, d);
-}
-
 static at_err bootstrap_admin(verifier *v, at_diag *d)
 {
     const char *path = v->cfg.admin_token_file;
@@ -240,12 +209,8 @@ static at_err bootstrap_admin(verifier *v, at_diag *d)
     } else {
         if (errno != ENOENT)
             return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
-        uint8_t r[32];
-        if (RAND_bytes(r, sizeof r) != 1)
+        if (at_token_generate(tok) != AT_OK)
             return at_fail(d, AT_E_INTERNAL, "no randomness");
-        char *b = at_b64url_encode_new(AT_SPAN(r, sizeof r));
-        snprintf(tok, sizeof tok, "at_%s", b ? b : "");
-        free(b);
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
             return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
@@ -256,11 +221,10 @@ static at_err bootstrap_admin(verifier *v, at_diag *d)
             return at_fail(d, AT_E_IO, "%s: write failed", path);
         vlog("info", "admin_token", "generated a bootstrap admin token in %s (mode 0600)", path);
     }
-    struct token_job j = {.role = "admin", .label = "bootstrap"};
-    unsigned int hl = 32;
-    EVP_Digest(tok, strlen(tok), j.hash, &hl, EVP_sha256(), NULL);
+    at_token_insert_job j = {.role = "admin", .label = "bootstrap", .actor = "verifier"};
+    at_token_hash(tok, j.hash);
     at_wipe(tok, sizeof tok);
-    return at_db_write(v->db, insert_token, &j, d);
+    return at_db_write(v->db, at_token_insert, &j, d);
 }
 
 /* ---- storage key for secrets at rest -------------------------------------- */

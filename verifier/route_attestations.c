@@ -32,18 +32,6 @@ void pcr_digest_hex(const at_nitro_payload *p, char out[65])
     at_buf_cleanup(&b);
 }
 
-static json_t *pcrs_json(const at_nitro_payload *p)
-{
-    json_t *o = json_object();
-    for (size_t i = 0; i < p->n_pcrs; i++) {
-        char k[8], hex[2 * AT_MAX_PCR_LEN + 1];
-        snprintf(k, sizeof k, "%u", p->pcrs[i].index);
-        at_hex_encode(p->pcrs[i].value, p->pcrs[i].len, hex);
-        json_object_set_new(o, k, json_string(hex));
-    }
-    return o;
-}
-
 /* Which other version of the policy would have admitted these PCRs. */
 static void explain_pcr_mismatch(verifier *v, const char *name, int64_t tried,
                                  const at_nitro_payload *doc, char *out, size_t len)
@@ -346,7 +334,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     json_t *ae = json_object();
     json_object_set_new(ae, "format", json_string(at_format_name(ev.payload.format)));
     json_object_set_new(ae, "module_id", json_string(ev.payload.module_id));
-    json_object_set_new(ae, "pcrs", pcrs_json(&ev.payload));
+    json_object_set_new(ae, "pcrs", at_nitro_pcrs_json(&ev.payload));
     json_object_set_new(ae, "key_config", kc_b64 ? json_string(kc_b64) : json_null());
     json_object_set_new(ae, "session_id", json_string(session_id));
     json_object_set_new(ae, "policy_sha256", json_string(pol_sha));

@@ -9,17 +9,6 @@
 #include "evidence.h"
 #include "verifier.h"
 
-struct verify_audit {
-    at_audit_row row;
-    int64_t id;
-};
-
-static at_err write_row(sqlite3 *c, void *ctx, at_diag *d)
-{
-    struct verify_audit *a = ctx;
-    return at_audit_append(c, &a->row, &a->id, d);
-}
-
 /* Decode the "evidence" member: base64 of at most a maximal document. */
 at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d);
 at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d)
@@ -119,25 +108,23 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp)
              at_err_str(vrc));
     at_metrics_add(v->metrics, "attest_verifications_total", labels, 1);
 
-    struct verify_audit a = {0};
     char ev_sha[65];
     sha256_hex(doc, doc_len, ev_sha);
-    a.row.actor = who.actor;
-    a.row.action = "verify";
-    a.row.outcome = vrc == AT_OK ? "ok" : "refused";
-    a.row.code = vrc == AT_OK ? NULL : at_err_str(vrc);
-    a.row.message = vrc == AT_OK ? NULL : ev.diag.msg;
-    a.row.policy = policy_ref[0] ? policy_ref : NULL;
-    a.row.evidence_sha256 = ev_sha;
-    a.row.client = req->client;
-    a.row.instance_id = ev.decoded ? ev.payload.module_id : NULL;
-    if (at_db_write(v->db, write_row, &a, &d) != AT_OK) {
+    at_audit_row row = {.actor = who.actor, .action = "verify",
+                        .outcome = vrc == AT_OK ? "ok" : "refused",
+                        .code = vrc == AT_OK ? NULL : at_err_str(vrc),
+                        .message = vrc == AT_OK ? NULL : ev.diag.msg,
+                        .policy = policy_ref[0] ? policy_ref : NULL, .evidence_sha256 = ev_sha,
+                        .client = req->client,
+                        .instance_id = ev.decoded ? ev.payload.module_id : NULL};
+    int64_t audit_id = 0;
+    if (audit_write(v, &row, &audit_id, &d) != AT_OK) {
         json_decref(out);
         at_evidence_cleanup(&ev);
         at_http_error(resp, AT_E_INTERNAL, d.msg, -1);
         goto done;
     }
-    json_object_set_new(out, "audit_id", json_integer(a.id));
+    json_object_set_new(out, "audit_id", json_integer(audit_id));
     if (v->trusts_sim_root && ev.chain_checked &&
         !json_is_true(json_object_get(out, "aws_root")))
         json_object_set_new(out, "warning",

@@ -92,6 +92,9 @@ void identify(verifier *v, at_http_req *req, caller *who);
 void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
             const char *action, at_err code, const char *message, const at_audit_row *extra);
 
+/* Append one audit row in its own (group-committed) transaction. */
+at_err audit_write(verifier *v, const at_audit_row *row, int64_t *id, at_diag *d) AT_MUST_USE;
+
 /* Per-client token bucket for unauthenticated, expensive routes. */
 ratelimit *ratelimit_new(double per_s, double burst);
 void ratelimit_free(ratelimit *r);
