@@ -316,7 +316,14 @@ bool at_cbor_get_text(const cbor_item_t *it, at_span *out)
     return true;
 }
 
-bool at_cbor_is_null(const cbor_item_t *it) { return it && cbor_is_null(it); }
+/* libcbor's cbor_is_null() asserts (aborts) when handed a float: a document
+ * with 1.5 where null may stand would kill the process. Check the width
+ * first; only width-0 items are simple values. */
+bool at_cbor_is_null(const cbor_item_t *it)
+{
+    return it && cbor_isa_float_ctrl(it) && cbor_float_get_width(it) == CBOR_FLOAT_0 &&
+           cbor_ctrl_value(it) == CBOR_CTRL_NULL;
+}
 
 const char *at_cbor_type_name(const cbor_item_t *it)
 {
@@ -338,6 +345,8 @@ const char *at_cbor_type_name(const cbor_item_t *it)
     case CBOR_TYPE_TAG:
         return "tag";
     default:
-        return cbor_is_null(it) ? "null" : "simple/float";
+        if (cbor_float_get_width(it) != CBOR_FLOAT_0)
+            return "float";
+        return at_cbor_is_null(it) ? "null" : "simple value";
     }
 }

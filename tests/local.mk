@@ -66,3 +66,18 @@ tests_fuzz_fuzz_ohttp_SOURCES = tests/fuzz/fuzz_ohttp.c
 tests_fuzz_fuzz_ohttp_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_ohttp_LDADD = $(AT_LIBS)
 endif
+
+# Fuzz target for the verifier's request-text parsers (policy JSON, release
+# proofs, base64, NSM responses).
+check_PROGRAMS += tests/fuzz/replay_policy
+tests_fuzz_replay_policy_SOURCES = tests/fuzz/fuzz_policy.c tests/fuzz/replay.c
+tests_fuzz_replay_policy_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DAT_FUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/policy"'
+tests_fuzz_replay_policy_LDADD = $(AT_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/policy
+if ENABLE_FUZZING
+noinst_PROGRAMS += tests/fuzz/fuzz_policy
+tests_fuzz_fuzz_policy_SOURCES = tests/fuzz/fuzz_policy.c
+tests_fuzz_fuzz_policy_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_policy_LDADD = $(AT_LIBS)
+endif
