@@ -2,10 +2,21 @@
 # scripts (tests/e2e).
 UNIT_LDADD = $(AT_LIBS) $(CMOCKA_LIBS)
 UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+EXTRA_DIST += tests/unit/test_util.h
 
 check_PROGRAMS += tests/unit/test_buf
 tests_unit_test_buf_SOURCES = tests/unit/test_buf.c
 tests_unit_test_buf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_buf_LDADD = $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_cbor_rd
+tests_unit_test_cbor_rd_SOURCES = tests/unit/test_cbor_rd.c tests/unit/test_util.h
+tests_unit_test_cbor_rd_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_cbor_rd_LDADD = $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_cose
+tests_unit_test_cose_SOURCES = tests/unit/test_cose.c tests/unit/test_util.h
+tests_unit_test_cose_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_cose_LDADD = $(UNIT_LDADD)
 
 TESTS += $(check_PROGRAMS)
