@@ -19,4 +19,9 @@ tests_unit_test_cose_SOURCES = tests/unit/test_cose.c tests/unit/test_util.h
 tests_unit_test_cose_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_cose_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_nitro
+tests_unit_test_nitro_SOURCES = tests/unit/test_nitro.c tests/unit/test_util.h
+tests_unit_test_nitro_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_nitro_LDADD = $(UNIT_LDADD)
+
 TESTS += $(check_PROGRAMS)
