@@ -24,4 +24,9 @@ tests_unit_test_nitro_SOURCES = tests/unit/test_nitro.c tests/unit/test_util.h
 tests_unit_test_nitro_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_nitro_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_x509v
+tests_unit_test_x509v_SOURCES = tests/unit/test_x509v.c tests/unit/test_util.h
+tests_unit_test_x509v_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_x509v_LDADD = $(UNIT_LDADD)
+
 TESTS += $(check_PROGRAMS)
