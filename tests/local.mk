@@ -29,4 +29,9 @@ tests_unit_test_x509v_SOURCES = tests/unit/test_x509v.c tests/unit/test_util.h
 tests_unit_test_x509v_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_x509v_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_policy
+tests_unit_test_policy_SOURCES = tests/unit/test_policy.c tests/unit/test_util.h
+tests_unit_test_policy_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_policy_LDADD = $(UNIT_LDADD)
+
 TESTS += $(check_PROGRAMS)
