@@ -34,4 +34,9 @@ tests_unit_test_policy_SOURCES = tests/unit/test_policy.c tests/unit/test_util.h
 tests_unit_test_policy_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_policy_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_evidence
+tests_unit_test_evidence_SOURCES = tests/unit/test_evidence.c tests/unit/test_util.h
+tests_unit_test_evidence_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_evidence_LDADD = $(UNIT_LDADD)
+
 TESTS += $(check_PROGRAMS)
