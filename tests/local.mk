@@ -39,4 +39,9 @@ tests_unit_test_evidence_SOURCES = tests/unit/test_evidence.c tests/unit/test_ut
 tests_unit_test_evidence_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_evidence_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_sim
+tests_unit_test_sim_SOURCES = tests/unit/test_sim.c tests/unit/test_util.h
+tests_unit_test_sim_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_LDADD = $(UNIT_LDADD)
+
 TESTS += $(check_PROGRAMS)
