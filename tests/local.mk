@@ -45,3 +45,10 @@ tests_unit_test_sim_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_LDADD = $(UNIT_LDADD)
 
 TESTS += $(check_PROGRAMS)
+
+# End-to-end scripts run the real binaries; in VPATH builds they find the
+# binaries through AT_BUILD and the test data through AT_SRCDIR.
+AM_TESTS_ENVIRONMENT = AT_BUILD='$(abs_top_builddir)'; AT_SRCDIR='$(abs_top_srcdir)'; \
+	export AT_BUILD AT_SRCDIR;
+TESTS += tests/e2e/verify_cli.sh
+EXTRA_DIST += tests/e2e/verify_cli.sh
