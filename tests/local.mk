@@ -44,6 +44,22 @@ tests_unit_test_sim_SOURCES = tests/unit/test_sim.c tests/unit/test_util.h
 tests_unit_test_sim_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_LDADD = $(UNIT_LDADD)
 
+# Fuzz targets: the replay driver runs each corpus under `make check` in
+# every build; with --enable-fuzzing (CC=clang) the libFuzzer binary too.
+check_PROGRAMS += tests/fuzz/replay_cose
+tests_fuzz_replay_cose_SOURCES = tests/fuzz/fuzz_cose.c tests/fuzz/replay.c
+tests_fuzz_replay_cose_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DAT_FUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/cose"'
+tests_fuzz_replay_cose_LDADD = $(AT_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/cose tests/fuzz/sim_root.pem tests/fuzz/cose.dict
+if ENABLE_FUZZING
+noinst_PROGRAMS += tests/fuzz/fuzz_cose
+tests_fuzz_fuzz_cose_SOURCES = tests/fuzz/fuzz_cose.c
+tests_fuzz_fuzz_cose_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_cose_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_cose_LDADD = $(AT_LIBS)
+endif
+
 TESTS += $(check_PROGRAMS)
 
 # End-to-end scripts run the real binaries; in VPATH builds they find the
