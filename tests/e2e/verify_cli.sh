@@ -116,6 +116,19 @@ set +e; "$CTL" verify --root "$ROOT" - <"$T/enc.cbor" >"$T/out" 2>"$T/err"; rc=$
 [ $rc -eq 0 ] || fail "stdin: exit $rc"
 check 1 'j["valid"]'
 
+# Raw CBOR in any form goes to the decoder: tag 18 in its two-byte form
+# (d8 12) is a COSE_Sign1 too; a raw map is not one (and says so).
+python3 - "$T/enc.cbor" "$T/tag2.cbor" "$T/map.cbor" <<'PY'
+import sys
+d = open(sys.argv[1], 'rb').read()
+open(sys.argv[2], 'wb').write(b'\xd8\x12' + d)
+open(sys.argv[3], 'wb').write(b'\xa1\x01\x02')
+PY
+run 0 "$CTL" verify --root "$ROOT" "$T/tag2.cbor"
+check 1 'j["valid"] and j["cose_tagged"] is True'
+run 1 "$CTL" verify --root "$ROOT" "$T/map.cbor"
+check 1 'j["error"]["code"] == "not_cose_sign1"'
+
 # ---- policies ------------------------------------------------------------
 run 0 "$CTL" sim pcrs --pki "$PKI"
 python3 - "$T/out" "$T/policy.json" "$T/policy-bad.json" "$T/policy-unknown.json" <<'PY'
