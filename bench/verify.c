@@ -8,6 +8,10 @@
  *   cached     the same document again (whole chain cached): 1
  * The last line is `ratio warm/raw1=<x> cached/raw2=<x> full/raw5=<x>`
  * (per-core figures; 1.00 would mean no overhead beyond the verifications).
+ * Each case runs in slices, each paired with an adjacent slice of raw
+ * verifications; ratios and rates are medians over the slices. Per-core
+ * rates count the threads' CPU time (so preemption by other jobs on a shared
+ * machine does not count), all-cores totals count wall time.
  * Seconds per case: AT_BENCH_SECONDS (default 1), or -t SECONDS; -j THREADS
  * for the all-cores pass (default: online CPUs); -m cold|int|cached|raw runs
  * that one case only, on -j threads (for profiling). */
@@ -41,6 +45,16 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* CPU time of the calling thread: per-core rates are operations per CPU
+ * second, so time the thread spends preempted by other jobs on a shared
+ * machine does not count against it. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static void die(const char *what, const at_diag *d)
 {
     fprintf(stderr, "bench/verify: %s: %s\n", what, d ? d->msg : "");
@@ -69,7 +83,8 @@ struct job {
     at_trust *shared; /* CACHED_INT / CACHED */
     int id;
     uint64_t ops;
-    double elapsed;
+    double elapsed; /* wall seconds */
+    double cpu;     /* CPU seconds of this thread */
     int failures;
 };
 
@@ -89,7 +104,7 @@ static void raw_loop(struct job *j, double until)
         EVP_DigestSign(c, sig, &sl, msg, n) != 1)
         die("raw: sign", NULL);
     uint64_t ops = 0;
-    double t0 = now_s(), t;
+    double t0 = now_s(), c0 = cpu_s(), t;
     do {
         for (int i = 0; i < 16; i++) {
             if (EVP_DigestVerifyInit(c, NULL, EVP_sha384(), NULL, k) != 1 ||
@@ -100,6 +115,7 @@ static void raw_loop(struct job *j, double until)
     } while ((t = now_s()) < until);
     j->ops = ops;
     j->elapsed = t - t0;
+    j->cpu = cpu_s() - c0;
     EVP_MD_CTX_free(c);
     EVP_PKEY_free(k);
     free(msg);
@@ -117,7 +133,7 @@ static void *run_job(void *arg)
     at_verify_opts o = {.time_mode = AT_TIME_NOW, .at_ms = doc_time_ms + 1000};
     uint64_t ops = 0;
     size_t k = (size_t)j->id * 7;
-    double t0 = now_s(), now;
+    double t0 = now_s(), c0 = cpu_s(), now;
     do {
         const at_buf *doc = &docs[j->mode == CACHED ? 0 : k++ % N_LEAVES];
         if (j->mode == COLD)
@@ -130,13 +146,15 @@ static void *run_job(void *arg)
     } while ((now = now_s()) < until);
     j->ops = ops;
     j->elapsed = now - t0;
+    j->cpu = cpu_s() - c0;
     if (j->mode == COLD)
         at_trust_unref(t);
     return NULL;
 }
 
-/* Run one mode on `threads` threads; returns operations per second per
- * thread (i.e. per core when threads <= cores) and the total. */
+/* Run one mode on `threads` threads; returns operations per CPU second per
+ * thread (per core) and, in *total, operations per wall second of all
+ * threads together. */
 static double bench(enum mode m, int threads, double *total, at_trust_stats *st)
 {
     at_trust *shared = NULL;
@@ -174,11 +192,12 @@ static double bench(enum mode m, int threads, double *total, at_trust_stats *st)
     for (int i = 0; i < threads; i++) {
         pthread_join(th[i], NULL);
         sum += jobs[i].ops / jobs[i].elapsed;
+        per += jobs[i].ops / jobs[i].cpu;
         failures += jobs[i].failures;
     }
     if (failures)
         fprintf(stderr, "bench/verify: %d verifications failed in mode %d\n", failures, m);
-    per = sum / threads;
+    per /= threads;
     *total = sum;
     memset(st, 0, sizeof *st);
     if (shared) {
@@ -190,6 +209,20 @@ static double bench(enum mode m, int threads, double *total, at_trust_stats *st)
         at_trust_unref(shared);
     }
     return per;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n)
+{
+    double tmp[64];
+    memcpy(tmp, v, (size_t)n * sizeof *v);
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
 }
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
@@ -258,7 +291,7 @@ int main(int argc, char **argv)
 
     printf("bench/verify: at_evidence_verify on %zu-byte nitro-enclave documents, %s, %.1f s per case\n",
            docs[0].len, OpenSSL_version(OPENSSL_VERSION), seconds);
-    double per[N_MODES], all[N_MODES], total;
+    double total;
     at_trust_stats st;
     if (only >= 0) {
         double v = bench((enum mode)only, threads, &total, &st);
@@ -266,35 +299,50 @@ int main(int argc, char **argv)
                total, threads);
         return 0;
     }
-    /* Each case runs in ROUNDS slices interleaved with the others, and the
-     * best slice counts: on a machine shared with other jobs this keeps a
-     * burst of foreign load from landing on one case only. */
-    enum { ROUNDS = 3 };
+    /* The machine may be shared and its clock may boost: each case runs in
+     * ROUNDS slices, each followed by a slice of raw verifications, and a
+     * ratio is the median of the ratios of those adjacent pairs, so a drift
+     * or a burst of foreign load hits both sides of a pair alike. Rates are
+     * medians over the slices too. */
+    enum { ROUNDS = 7 };
+    static const double cost[N_MODES] = {5, 2, 1, 1}; /* verifications per document */
     double slice = seconds / ROUNDS;
     double full_seconds = seconds;
+    double ratio[2][N_MODES];
     seconds = slice;
     for (int pass = 0; pass < 2; pass++) {
         int n = pass == 0 ? 1 : threads;
-        double best[N_MODES] = {0}, best_total[N_MODES] = {0};
+        double rate[N_MODES][ROUNDS], tot[N_MODES][ROUNDS], pr[N_MODES][ROUNDS];
+        double raw_rate[N_MODES * ROUNDS], raw_tot[N_MODES * ROUNDS];
+        int n_raw = 0;
         at_trust_stats paths[N_MODES];
+        memset(paths, 0, sizeof paths);
         for (int round = 0; round < ROUNDS; round++)
-            for (int m = 0; m < N_MODES; m++) {
-                double v = bench((enum mode)m, n, &total, &st);
-                if (v > best[m]) {
-                    best[m] = v;
-                    paths[m] = st;
-                }
-                if (total > best_total[m])
-                    best_total[m] = total;
+            for (int m = 0; m < RAW; m++) {
+                rate[m][round] = bench((enum mode)m, n, &tot[m][round], &st);
+                paths[m].full += st.full;
+                paths[m].cached_issuer += st.cached_issuer;
+                paths[m].cached_leaf += st.cached_leaf;
+                double raw_total;
+                raw_rate[n_raw] = bench(RAW, n, &raw_total, &st);
+                raw_tot[n_raw] = raw_total;
+                /* per core: CPU-time rates; all cores: wall-clock throughput */
+                pr[m][round] = pass == 0 ? rate[m][round] / (raw_rate[n_raw] / cost[m])
+                                         : tot[m][round] / (raw_total / cost[m]);
+                n_raw++;
             }
         printf("%s (%d thread%s):\n", pass == 0 ? "per core" : "all cores", n, n > 1 ? "s" : "");
         for (int m = 0; m < N_MODES; m++) {
-            if (pass == 0)
-                per[m] = best[m];
-            else
-                all[m] = best_total[m];
-            printf("  %-50s %9.1f /s per core %10.1f /s total", mode_name[m], best[m],
-                   best_total[m]);
+            double v, t;
+            if (m == RAW) {
+                v = median(raw_rate, n_raw);
+                t = median(raw_tot, n_raw);
+            } else {
+                v = median(rate[m], ROUNDS);
+                t = median(tot[m], ROUNDS);
+                ratio[pass][m] = median(pr[m], ROUNDS);
+            }
+            printf("  %-50s %9.1f /s per core %10.1f /s total", mode_name[m], v, t);
             if (m == CACHED_INT || m == CACHED)
                 printf("  [paths: full=%llu cached_issuer=%llu cached_leaf=%llu]",
                        (unsigned long long)paths[m].full, (unsigned long long)paths[m].cached_issuer,
@@ -304,9 +352,9 @@ int main(int argc, char **argv)
     }
     seconds = full_seconds;
     printf("all cores: ratio warm/raw1=%.2f cached/raw2=%.2f full/raw5=%.2f\n",
-           all[CACHED] / all[RAW], all[CACHED_INT] / (all[RAW] / 2), all[COLD] / (all[RAW] / 5));
-    printf("ratio warm/raw1=%.2f cached/raw2=%.2f full/raw5=%.2f\n", per[CACHED] / per[RAW],
-           per[CACHED_INT] / (per[RAW] / 2), per[COLD] / (per[RAW] / 5));
+           ratio[1][CACHED], ratio[1][CACHED_INT], ratio[1][COLD]);
+    printf("ratio warm/raw1=%.2f cached/raw2=%.2f full/raw5=%.2f\n", ratio[0][CACHED],
+           ratio[0][CACHED_INT], ratio[0][COLD]);
     for (int i = 0; i < N_LEAVES; i++)
         at_buf_cleanup(&docs[i]);
     free(rcopy);
