@@ -22,11 +22,14 @@ static void usage(FILE *f)
             "Exit 0 when every document is valid, 1 when one is not, 2 on usage/IO errors.\n");
 }
 
-/* Raw CBOR starts with an array (0x84) or tag 18 (0xd2); anything else is
- * taken as base64 text, whitespace ignored. Caller frees *out. */
+/* Raw CBOR: a first byte of 0x80 or more (an array such as 0x84, a map, a
+ * tag such as 0xd2 or its two-byte form 0xd8 0x12, ...) is never base64
+ * text, so it goes to the decoder as it is and gets its precise error;
+ * anything else is taken as base64 text, whitespace ignored. Caller frees
+ * *out. */
 int ctl_decode_document(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
 {
-    if (len > 0 && (in[0] == 0x84 || in[0] == 0xd2)) {
+    if (len > 0 && in[0] >= 0x80) {
         *out = malloc(len ? len : 1);
         if (!*out)
             return -1;

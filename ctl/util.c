@@ -19,11 +19,17 @@ int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
     }
     at_buf b;
     at_buf_init(&b);
-    at_buf_set_max(&b, max + 1);
+    /* No at_buf max here: reserving a whole chunk ahead would refuse every
+     * file within 4096 bytes of max (and any max below 4096). The size is
+     * checked after each read instead, so memory stays within about twice
+     * max. */
     for (;;) {
-        size_t want = max + 1 - b.len < 4096 ? max + 1 - b.len : 4096;
-        if (b.len > max || at_buf_reserve(&b, want) != AT_OK) {
+        if (b.len > max) {
             fprintf(stderr, "attestctl: %s: larger than %zu bytes\n", path, max);
+            goto fail;
+        }
+        if (at_buf_reserve(&b, 4096) != AT_OK) {
+            fprintf(stderr, "attestctl: %s: out of memory\n", path);
             goto fail;
         }
         ssize_t n = read(fd, b.p + b.len, b.cap - b.len);
@@ -36,6 +42,10 @@ int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
         if (n == 0)
             break;
         b.len += (size_t)n;
+    }
+    if (b.len > max) {
+        fprintf(stderr, "attestctl: %s: larger than %zu bytes\n", path, max);
+        goto fail;
     }
     if (fd != 0)
         close(fd);

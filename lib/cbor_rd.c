@@ -316,14 +316,14 @@ bool at_cbor_get_text(const cbor_item_t *it, at_span *out)
     return true;
 }
 
-/* libcbor's cbor_is_null() asserts (aborts) when handed a float: a document
- * with 1.5 where null may stand would kill the process. Check the width
- * first; only width-0 items are simple values. */
-bool at_cbor_is_null(const cbor_item_t *it)
+/* libcbor's cbor_is_null() calls cbor_ctrl_value(), which asserts (aborts
+ * the process) on a float: ask only width-0 items, simple values. */
+static bool is_ctrl(const cbor_item_t *it)
 {
-    return it && cbor_isa_float_ctrl(it) && cbor_float_get_width(it) == CBOR_FLOAT_0 &&
-           cbor_ctrl_value(it) == CBOR_CTRL_NULL;
+    return cbor_isa_float_ctrl(it) && cbor_float_get_width(it) == CBOR_FLOAT_0;
 }
+
+bool at_cbor_is_null(const cbor_item_t *it) { return it && is_ctrl(it) && cbor_is_null(it); }
 
 const char *at_cbor_type_name(const cbor_item_t *it)
 {
@@ -345,8 +345,8 @@ const char *at_cbor_type_name(const cbor_item_t *it)
     case CBOR_TYPE_TAG:
         return "tag";
     default:
-        if (cbor_float_get_width(it) != CBOR_FLOAT_0)
+        if (!is_ctrl(it))
             return "float";
-        return at_cbor_is_null(it) ? "null" : "simple value";
+        return cbor_is_null(it) ? "null" : "simple value";
     }
 }

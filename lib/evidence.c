@@ -66,7 +66,9 @@ static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evid
                        (long long)skew);
     if (o->check_nonce) {
         at_span got = ev->payload.has_nonce ? ev->payload.nonce : AT_SPAN_NULL;
-        if (!at_span_eq_ct(got, o->nonce)) {
+        /* A document without a nonce (null) never matches, not even an
+         * empty expected nonce: absence must not pass for freshness. */
+        if (!ev->payload.has_nonce || !at_span_eq_ct(got, o->nonce)) {
             char want[2 * 64 + 1] = "", have[2 * 64 + 1] = "";
             at_hex_encode(o->nonce.p, o->nonce.len > 64 ? 64 : o->nonce.len, want);
             if (ev->payload.has_nonce)
