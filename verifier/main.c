@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -288,6 +290,8 @@ static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
 
 /* ---- router --------------------------------------------------------------- */
 
+#define REQUEST_NICE 5
+
 static void observe(void *app, const char *route, const char *method, int status, double sec)
 {
     verifier *v = app;
@@ -304,6 +308,15 @@ static void observe(void *app, const char *route, const char *method, int status
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
 {
     verifier *v = app;
+    /* Request threads run at a lower priority than the database writer:
+     * every attestation waits for the writer's commit, so under load the
+     * one serial thread must not be starved by the parallel ones. */
+    static __thread bool reniced;
+    if (!reniced) {
+        reniced = true;
+        if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), REQUEST_NICE) != 0)
+            vlog("debug", "nice", "setpriority: %s", strerror(errno));
+    }
     const char *u = req->url;
     const char *m = req->method;
     if (req->body_too_large) {
