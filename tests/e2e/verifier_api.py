@@ -316,6 +316,24 @@ try:
     st, body = v.call("GET", "/v1/audit/verify", token=auditor)
     check(not body["ok"] and "removed" in body.get("reason", ""), f"a truncated tail is detected ({body.get('reason')})")
 
+    # SIGHUP reloads the roots: pin a new root by rewriting the root file
+    reload_pki = Pki(wd, "reload-pki")
+    kp3 = KeyPair(wd)
+    st, body = v.call("POST", "/v1/verify", body={"evidence": b64(reload_pki.doc(public_key=kp3.config))})
+    check(body.get("error", {}).get("code") == "untrusted_root", "a root not yet pinned: untrusted_root")
+    original_root = open(pki.root, "rb").read()
+    old_doc = pki.doc(public_key=kp3.config)
+    shutil.copy(reload_pki.root, pki.root)
+    v.proc.send_signal(1)  # SIGHUP
+    time.sleep(0.5)
+    st, body = v.call("POST", "/v1/verify", body={"evidence": b64(reload_pki.doc(public_key=kp3.config))})
+    check(st == 200 and body.get("valid"), "after SIGHUP the rewritten root file is trusted")
+    st, body = v.call("POST", "/v1/verify", body={"evidence": b64(old_doc)})
+    check(body.get("error", {}).get("code") == "untrusted_root", "and the replaced root no longer is")
+    open(pki.root, "wb").write(original_root)
+    v.proc.send_signal(1)
+    time.sleep(0.5)
+
     # ---- operations --------------------------------------------------------------
     st, text = v.call("GET", "/metrics")
     check(st == 200 and 'attest_http_requests_total{route="attestations"' in text
