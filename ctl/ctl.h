@@ -16,6 +16,7 @@ enum { CTL_OK = 0, CTL_FAILED = 1, CTL_USAGE = 2 };
 int cmd_attest(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_ear(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 int ctl_secret_release(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_secret(int argc, char **argv);

@@ -16,6 +16,7 @@ static const struct {
     {"audit", cmd_audit, "query, export and verify the verifier's audit log"},
     {"ear", cmd_ear, "verify an attestation result token against the verifier's JWKS"},
     {"hpke", cmd_hpke, "HPKE / OHTTP gateway keys (keygen, config)"},
+    {"model", cmd_model, "seal model weights for an attested environment (and open them)"},
     {"ohttp", cmd_ohttp, "Oblivious HTTP client: send a sealed request"},
     {"policy", cmd_policy, "put, get, revoke and import PCR policies"},
     {"secret", cmd_secret, "store a secret on the verifier, bound to a policy"},

@@ -43,3 +43,5 @@ lib_libattest_a_SOURCES += \
 	lib/attester.c lib/attester.h
 lib_libattest_a_SOURCES += \
 	lib/token.c lib/token.h
+lib_libattest_a_SOURCES += \
+	lib/sealfile.c lib/sealfile.h
