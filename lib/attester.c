@@ -32,6 +32,10 @@ struct at_attester {
     at_attester_opts o;
     at_sim_pki *pki;
     int nsm_fd;
+    /* sim: the PCRs documents carry (defaults, then the caller's, then
+     * extensions) */
+    bool pcr_set[AT_MAX_PCRS];
+    uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN];
 };
 
 bool at_attester_parse(const char *name, at_attester_kind *out)
@@ -60,6 +64,17 @@ at_err at_attester_open(at_attester_kind kind, const at_attester_opts *o, at_att
     if (kind == AT_ATTESTER_SIM) {
         rc = o->sim_pki ? at_sim_pki_load(o->sim_pki, &a->pki, d)
                         : at_fail(d, AT_E_BAD_REQUEST, "attester sim: a PKI directory is required");
+        if (rc == AT_OK) {
+            at_format f = o->sim_format == AT_FORMAT_NITRO_TPM ? AT_FORMAT_NITRO_TPM
+                                                              : AT_FORMAT_NITRO_ENCLAVE;
+            const char *iid = at_sim_instance_id(a->pki);
+            at_sim_default_pcrs(f, AT_SPAN(iid, strlen(iid)), a->pcr_set, a->pcr);
+            for (int i = 0; o->sim_pcr_set && i < AT_MAX_PCRS; i++)
+                if (o->sim_pcr_set[i]) {
+                    a->pcr_set[i] = true;
+                    memcpy(a->pcr[i], o->sim_pcr[i], AT_SHA384_LEN);
+                }
+        }
     } else if (kind == AT_ATTESTER_NSM) {
         const char *dev = o->nsm_device ? o->nsm_device : "/dev/nsm";
         a->nsm_fd = open(dev, O_RDWR | O_CLOEXEC);
@@ -289,13 +304,55 @@ at_err at_attester_document(at_attester *a, at_span nonce, at_span ud, at_span p
                              .has_nonce = nonce.len > 0, .nonce = nonce,
                              .has_user_data = ud.len > 0, .user_data = ud,
                              .has_public_key = pk.len > 0, .public_key = pk};
-        if (a->o.sim_pcr_set)
-            for (int i = 0; i < AT_MAX_PCRS; i++)
-                if (a->o.sim_pcr_set[i]) {
-                    o.pcr_set[i] = true;
-                    memcpy(o.pcr[i], a->o.sim_pcr[i], AT_SHA384_LEN);
-                }
+        memcpy(o.pcr_set, a->pcr_set, sizeof o.pcr_set);
+        memcpy(o.pcr, a->pcr, sizeof o.pcr);
         return at_sim_doc(a->pki, &o, out, d);
     }
     }
+}
+
+at_err at_attester_extend_pcr(at_attester *a, unsigned index, at_span data, at_diag *d)
+{
+    if (index > AT_MAX_PCR_INDEX || data.len > AT_MAX_OPTIONAL_FIELD)
+        return at_fail(d, AT_E_BAD_REQUEST, "extend: PCR %u / %zu bytes out of range", index, data.len);
+    if (a->kind == AT_ATTESTER_SIM) {
+        if (!a->pcr_set[index]) {
+            memset(a->pcr[index], 0, AT_SHA384_LEN);
+            a->pcr_set[index] = true;
+        }
+        return at_pcr_extend(a->pcr[index], data);
+    }
+    if (a->kind == AT_ATTESTER_NITRO_TPM)
+        return at_fail(d, AT_E_UNAVAILABLE,
+                       "extend: on NitroTPM measure with the TPM tools (tpm2_pcrextend) before starting");
+    /* {"ExtendPCR": {"index": u16, "data": bstr}} -> {"ExtendPCR": {"data": bstr}} */
+    at_buf req;
+    at_buf_init(&req);
+    at_cbor_put_head(&req, AT_CBOR_MAP, 1);
+    at_cbor_put_text(&req, "ExtendPCR");
+    at_cbor_put_head(&req, AT_CBOR_MAP, 2);
+    at_cbor_put_text(&req, "index");
+    at_cbor_put_uint(&req, index);
+    at_cbor_put_text(&req, "data");
+    at_cbor_put_bytes(&req, data);
+    uint8_t *resp = malloc(NSM_RESPONSE_MAX);
+    at_err rc = resp && at_buf_status(&req) == AT_OK ? AT_OK : AT_E_INTERNAL;
+    if (rc == AT_OK) {
+        struct nsm_message msg = {{req.p, req.len}, {resp, NSM_RESPONSE_MAX}};
+        if (ioctl(a->nsm_fd, NSM_IOCTL_REQUEST, &msg) != 0) {
+            rc = at_fail(d, AT_E_UNAVAILABLE, "nsm: ioctl: %s", strerror(errno));
+        } else {
+            at_cbor_limits lim = {4, 16};
+            cbor_item_t *m = NULL;
+            size_t n = msg.response.iov_len > NSM_RESPONSE_MAX ? NSM_RESPONSE_MAX : msg.response.iov_len;
+            rc = at_cbor_decode(AT_SPAN(resp, n), &lim, &m, d);
+            if (rc == AT_OK && !at_cbor_map_get_text(m, "ExtendPCR"))
+                rc = at_fail(d, AT_E_UNAVAILABLE, "nsm: ExtendPCR %u refused (locked PCR?)", index);
+            if (m)
+                cbor_decref(&m);
+        }
+    }
+    free(resp);
+    at_buf_cleanup(&req);
+    return rc;
 }

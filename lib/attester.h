@@ -39,6 +39,11 @@ void at_attester_close(at_attester *a);
 at_err at_attester_document(at_attester *a, at_span nonce, at_span user_data, at_span public_key,
                             at_buf *out, at_diag *d) AT_MUST_USE;
 
+/* Extend PCR `index` with `data` (NSM: the ExtendPCR request; sim: in the
+ * attester's own PCR set; nitro-tpm: AT_E_UNAVAILABLE, extend with the TPM
+ * tools before starting). */
+at_err at_attester_extend_pcr(at_attester *a, unsigned index, at_span data, at_diag *d) AT_MUST_USE;
+
 /* The NSM wire format, exposed for tests: the CBOR request for an
  * Attestation, and the document out of the NSM's response. */
 at_err at_nsm_attestation_request(at_span nonce, at_span user_data, at_span public_key,

@@ -235,10 +235,10 @@ at_err at_pcr_extend(uint8_t pcr[AT_SHA384_LEN], at_span data)
     return ok ? AT_OK : AT_E_INTERNAL;
 }
 
-at_err at_pcr_measure_file(uint8_t pcr[AT_SHA384_LEN], const char *path, at_diag *d)
+at_err at_sha384_file(const char *path, uint8_t out[AT_SHA384_LEN], at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    uint8_t buf[65536], digest[AT_SHA384_LEN];
+    uint8_t buf[65536];
     unsigned int n = 0;
     EVP_MD_CTX *c = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -254,13 +254,21 @@ at_err at_pcr_measure_file(uint8_t pcr[AT_SHA384_LEN], const char *path, at_diag
             break;
         AT_ENSURE(EVP_DigestUpdate(c, buf, (size_t)r) == 1, d, AT_E_INTERNAL, "sha384 failed");
     }
-    AT_ENSURE(EVP_DigestFinal_ex(c, digest, &n) == 1 && n == AT_SHA384_LEN, d, AT_E_INTERNAL,
+    AT_ENSURE(EVP_DigestFinal_ex(c, out, &n) == 1 && n == AT_SHA384_LEN, d, AT_E_INTERNAL,
               "sha384 failed");
-    AT_TRY(at_pcr_extend(pcr, AT_SPAN(digest, sizeof digest)));
     rc = AT_OK;
 out:
     if (fd >= 0)
         close(fd);
     EVP_MD_CTX_free(c);
+    return rc;
+}
+
+at_err at_pcr_measure_file(uint8_t pcr[AT_SHA384_LEN], const char *path, at_diag *d)
+{
+    uint8_t digest[AT_SHA384_LEN];
+    at_err rc = at_sha384_file(path, digest, d);
+    if (rc == AT_OK)
+        rc = at_pcr_extend(pcr, AT_SPAN(digest, sizeof digest));
     return rc;
 }

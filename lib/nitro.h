@@ -60,6 +60,8 @@ const at_pcr *at_nitro_pcr(const at_nitro_payload *p, unsigned index);
 
 /* PCR extend, NSM and TPM alike: pcr = SHA-384(pcr || data). */
 at_err at_pcr_extend(uint8_t pcr[AT_SHA384_LEN], at_span data) AT_MUST_USE;
+/* SHA-384 of a file's contents, streamed. */
+at_err at_sha384_file(const char *path, uint8_t out[AT_SHA384_LEN], at_diag *d) AT_MUST_USE;
 /* Measure a file: pcr = SHA-384(pcr || SHA-384(file contents)). This is how
  * the simulator's --measure and the agent's --model-pcr record a file. */
 at_err at_pcr_measure_file(uint8_t pcr[AT_SHA384_LEN], const char *path, at_diag *d) AT_MUST_USE;

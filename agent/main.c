@@ -1,0 +1,335 @@
+/* attest-agent: entry point (flags as API.md lists them), the HTTP routes
+ * and the lifecycle: make the in-memory key, attest, keep the session
+ * fresh, open the sealed model, serve OHTTP, drain on SIGTERM. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "config.h"
+#include "enc.h"
+#include "httpc.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: attest-agent --verifier URL --policy NAME --attester nsm|nitro-tpm|sim\n"
+            "                    [--sim-pki DIR] [--sim-pcr N=HEX]... [--sim-format nitro-enclave|nitro-tpm]\n"
+            "                    --listen ADDR:PORT [--advertise URL] --upstream URL [--token-file F]\n"
+            "                    [--model FILE | --model-sealed FILE --model-secret NAME --model-out PATH]\n"
+            "                    [--model-pcr N] [--print-pcrs] [--port-file F] [--max-body BYTES]\n"
+            "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), GET /v1/status.\n");
+}
+
+static void handle(void *app, at_http_req *req, at_http_resp *resp)
+{
+    agent *a = app;
+    if (req->body_too_large) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "body: larger than %zu bytes", a->cfg.max_body);
+        at_http_error(resp, AT_E_TOO_LARGE, msg, -1);
+    } else if (strcmp(req->url, "/v1/ohttp") == 0 && strcmp(req->method, "POST") == 0) {
+        req->route = "ohttp";
+        route_ohttp(a, req, resp);
+    } else if (strcmp(req->url, "/v1/key-config") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "key-config";
+        route_key_config(a, req, resp);
+    } else if (strcmp(req->url, "/v1/status") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "status";
+        route_status(a, req, resp);
+    } else if (strcmp(req->url, "/healthz") == 0 && strcmp(req->method, "GET") == 0) {
+        at_http_text(resp, 200, "text/plain", "ok\n");
+    } else {
+        char msg[300];
+        snprintf(msg, sizeof msg, "route: no %s %.200s", req->method, req->url);
+        at_http_error(resp, AT_E_NOT_FOUND, msg, -1);
+    }
+}
+
+static int parse_pcr_arg(agent_config *c, const char *arg)
+{
+    char *end;
+    long idx = strtol(arg, &end, 10);
+    size_t n = 0;
+    if (end == arg || *end != '=' || idx < 0 || idx > AT_MAX_PCR_INDEX ||
+        at_hex_decode(end + 1, strlen(end + 1), c->sim_pcr[idx], AT_SHA384_LEN, &n) != AT_OK ||
+        n != AT_SHA384_LEN) {
+        fprintf(stderr, "attest-agent: --sim-pcr: expected N=<96 hex>, got '%s'\n", arg);
+        return -1;
+    }
+    c->sim_pcr_set[idx] = true;
+    return 0;
+}
+
+/* --print-pcrs: the policy an owner registers for this agent. */
+static int print_pcrs(const agent *a)
+{
+    bool set[AT_MAX_PCRS];
+    uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN];
+    at_diag d = {{0}};
+    if (a->cfg.attester != AT_ATTESTER_SIM) {
+        fprintf(stderr, "attest-agent: --print-pcrs computes the simulator's PCRs; for %s take the\n"
+                        "measurements your image build printed (attestctl policy import)\n",
+                a->cfg.attester == AT_ATTESTER_NSM ? "nsm" : "nitro-tpm");
+        return 2;
+    }
+    if (agent_sim_pcrs(&a->cfg, a->format, set, pcr, &d) != AT_OK) {
+        fprintf(stderr, "attest-agent: %s\n", d.msg);
+        return 2;
+    }
+    bool want[AT_MAX_PCRS] = {0};
+    if (a->format == AT_FORMAT_NITRO_TPM)
+        want[4] = want[7] = want[8] = want[12] = true;
+    else
+        want[0] = want[1] = want[2] = true;
+    int mp = a->cfg.model_pcr >= 0 ? a->cfg.model_pcr : a->format == AT_FORMAT_NITRO_TPM ? 15 : 16;
+    if (a->cfg.model[0])
+        want[mp] = true;
+    for (int i = 0; i < AT_MAX_PCRS; i++)
+        want[i] = want[i] || a->cfg.sim_pcr_set[i];
+    json_t *pcrs = json_object();
+    for (int i = 0; i < AT_MAX_PCRS; i++) {
+        if (!want[i] || !set[i])
+            continue;
+        char k[8], hex[2 * AT_SHA384_LEN + 1];
+        snprintf(k, sizeof k, "%d", i);
+        at_hex_encode(pcr[i], AT_SHA384_LEN, hex);
+        json_object_set_new(pcrs, k, json_pack("[s]", hex));
+    }
+    json_t *o = json_pack("{s:s,s:o,s:{s:s,s:s}}", "format", at_format_name(a->format), "pcrs", pcrs,
+                          "provenance", "tool", "attest-agent --print-pcrs", "version", PACKAGE_VERSION);
+    char *s = json_dumps(o, JSON_INDENT(2));
+    printf("%s\n", s);
+    free(s);
+    json_decref(o);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static agent a;
+    agent_config *c = &a.cfg;
+    c->model_pcr = -1;
+    c->max_body = 1024 * 1024;
+    c->sim_format = AT_FORMAT_NITRO_ENCLAVE;
+    bool attester_given = false;
+    static const struct option opts[] = {
+        {"verifier", required_argument, NULL, 'v'},   {"policy", required_argument, NULL, 'p'},
+        {"attester", required_argument, NULL, 'a'},   {"sim-pki", required_argument, NULL, 'k'},
+        {"sim-pcr", required_argument, NULL, 'P'},    {"sim-format", required_argument, NULL, 'F'},
+        {"listen", required_argument, NULL, 'l'},     {"advertise", required_argument, NULL, 'A'},
+        {"upstream", required_argument, NULL, 'u'},   {"token-file", required_argument, NULL, 't'},
+        {"model", required_argument, NULL, 'm'},      {"model-sealed", required_argument, NULL, 's'},
+        {"model-secret", required_argument, NULL, 'S'}, {"model-out", required_argument, NULL, 'o'},
+        {"model-pcr", required_argument, NULL, 'M'},  {"print-pcrs", no_argument, NULL, 'x'},
+        {"port-file", required_argument, NULL, 'f'},  {"max-body", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int o;
+#define COPY(field) snprintf(c->field, sizeof c->field, "%s", optarg)
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'v': COPY(verifier); break;
+        case 'p': COPY(policy); break;
+        case 'a':
+            if (!at_attester_parse(optarg, &c->attester)) {
+                fprintf(stderr, "attest-agent: --attester nsm, nitro-tpm or sim\n");
+                return 2;
+            }
+            attester_given = true;
+            break;
+        case 'k': COPY(sim_pki); break;
+        case 'P': if (parse_pcr_arg(c, optarg) != 0) return 2; break;
+        case 'F':
+            if (!at_format_parse(optarg, &c->sim_format) || c->sim_format == AT_FORMAT_AUTO) {
+                fprintf(stderr, "attest-agent: --sim-format nitro-enclave or nitro-tpm\n");
+                return 2;
+            }
+            break;
+        case 'l': COPY(listen); break;
+        case 'A': COPY(advertise); break;
+        case 'u': COPY(upstream); break;
+        case 't': COPY(token_file); break;
+        case 'm': COPY(model); break;
+        case 's': COPY(model_sealed); break;
+        case 'S': COPY(model_secret); break;
+        case 'o': COPY(model_out); break;
+        case 'M': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 0 || n > AT_MAX_PCR_INDEX) {
+                fprintf(stderr, "attest-agent: --model-pcr 0..31\n");
+                return 2;
+            }
+            c->model_pcr = (int)n;
+            break;
+        }
+        case 'x': c->print_pcrs = true; break;
+        case 'f': COPY(port_file); break;
+        case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
+        case 'V': printf("attest-agent %s\n", PACKAGE_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+#undef COPY
+    a.format = c->attester == AT_ATTESTER_NITRO_TPM ? AT_FORMAT_NITRO_TPM
+               : c->attester == AT_ATTESTER_NSM     ? AT_FORMAT_NITRO_ENCLAVE
+                                                    : c->sim_format;
+    if (!attester_given || !c->policy[0] || (!c->print_pcrs && (!c->verifier[0] || !c->listen[0] ||
+                                                                !c->upstream[0]))) {
+        usage(stderr);
+        return 2;
+    }
+    if (c->attester == AT_ATTESTER_SIM && !c->sim_pki[0]) {
+        fprintf(stderr, "attest-agent: --attester sim needs --sim-pki DIR\n");
+        return 2;
+    }
+    if (c->model[0] && c->model_sealed[0]) {
+        fprintf(stderr, "attest-agent: --model and --model-sealed exclude each other\n");
+        return 2;
+    }
+    if (c->model_sealed[0] && (!c->model_secret[0] || !c->model_out[0])) {
+        fprintf(stderr, "attest-agent: --model-sealed needs --model-secret and --model-out\n");
+        return 2;
+    }
+    if (c->print_pcrs)
+        return print_pcrs(&a);
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    at_httpc_global_init();
+    pthread_mutex_init(&a.lock, NULL);
+    pthread_cond_init(&a.changed, NULL);
+    at_buf_init(&a.key_config);
+    at_diag d = {{0}};
+    int ret = 1;
+    at_httpd *srv = NULL;
+    pthread_t loop;
+    bool loop_started = false;
+
+    if (c->token_file[0]) {
+        FILE *f = fopen(c->token_file, "r");
+        if (!f || !fgets(a.token, sizeof a.token, f)) {
+            alog("fatal", "token", "%s: %s", c->token_file, f ? "empty" : strerror(errno));
+            if (f)
+                fclose(f);
+            return 1;
+        }
+        fclose(f);
+        a.token[strcspn(a.token, " \t\r\n")] = '\0';
+    }
+    /* The key sealed prompts and secrets open with: made here, in memory,
+     * never written anywhere; its configuration goes into every document. */
+    at_ohttp_key_config kc;
+    if (at_ohttp_keyset_new(&a.keys, &d) != AT_OK || at_ohttp_keyset_generate(a.keys, AGENT_KEY_ID, &d) != AT_OK ||
+        at_ohttp_keyset_config(a.keys, AGENT_KEY_ID, &kc, &d) != AT_OK ||
+        at_ohttp_key_config_encode(&kc, &a.key_config, &d) != AT_OK) {
+        alog("fatal", "keys", "%s", d.msg);
+        goto out;
+    }
+    bool set[AT_MAX_PCRS];
+    uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN];
+    at_attester_opts ao = {.sim_pki = c->sim_pki, .sim_format = a.format};
+    if (c->attester == AT_ATTESTER_SIM) {
+        if (agent_sim_pcrs(c, a.format, set, pcr, &d) != AT_OK) {
+            alog("fatal", "pcrs", "%s", d.msg);
+            goto out;
+        }
+        ao.sim_pcr_set = set;
+        ao.sim_pcr = (const uint8_t(*)[AT_SHA384_LEN])pcr;
+    }
+    if (at_attester_open(c->attester, &ao, &a.attester, &d) != AT_OK) {
+        alog("fatal", "attester", "%s", d.msg);
+        goto out;
+    }
+    if (c->model[0] && c->attester != AT_ATTESTER_SIM) {
+        /* Measure the model into its PCR before the first document:
+         * the NSM extends with SHA-384(model), as the simulator does. */
+        uint8_t digest[AT_SHA384_LEN];
+        bool ok = at_sha384_file(c->model, digest, &d) == AT_OK;
+        int idx = c->model_pcr >= 0 ? c->model_pcr : a.format == AT_FORMAT_NITRO_TPM ? 15 : 16;
+        if (!ok || at_attester_extend_pcr(a.attester, (unsigned)idx, AT_SPAN(digest, sizeof digest), &d) != AT_OK) {
+            alog("fatal", "model", "measuring %s into PCR%d: %s", c->model, idx, d.msg);
+            goto out;
+        }
+    }
+    at_httpd_opts ho = {.max_body = c->max_body};
+    if (at_httpd_start(c->listen, &ho, handle, &a, &srv, &d) != AT_OK) {
+        alog("fatal", "listen", "%s", d.msg);
+        goto out;
+    }
+    if (!c->advertise[0]) {
+        char host[128];
+        snprintf(host, sizeof host, "%s", c->listen);
+        char *colon = strrchr(host, ':');
+        if (colon)
+            *colon = '\0';
+        snprintf(c->advertise, sizeof c->advertise, "http://%s:%u", host[0] ? host : "127.0.0.1",
+                 at_httpd_port(srv));
+    }
+    if (c->port_file[0]) {
+        char tmp[1100];
+        snprintf(tmp, sizeof tmp, "%s.tmp", c->port_file);
+        FILE *pf = fopen(tmp, "w");
+        if (pf) {
+            fprintf(pf, "%u\n", at_httpd_port(srv));
+            fclose(pf);
+            rename(tmp, c->port_file);
+        }
+    }
+    alog("info", "start", "attest-agent %s on %s (advertised %s), policy %s, attester %s, upstream %s",
+         PACKAGE_VERSION, c->listen, c->advertise, c->policy,
+         c->attester == AT_ATTESTER_SIM ? "sim" : c->attester == AT_ATTESTER_NSM ? "nsm" : "nitro-tpm",
+         c->upstream);
+    if (pthread_create(&loop, NULL, agent_session_loop, &a) != 0)
+        goto out;
+    loop_started = true;
+
+    bool model_pending = c->model_sealed[0] != '\0';
+    int backoff = 1;
+    for (;;) {
+        struct timespec ts = {model_pending ? backoff : 3600, 0};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (model_pending) {
+            pthread_mutex_lock(&a.lock);
+            bool have = a.have_session;
+            pthread_mutex_unlock(&a.lock);
+            if (have) {
+                at_diag md = {{0}};
+                if (agent_unseal_model(&a, &md) == AT_OK)
+                    model_pending = false;
+                else
+                    alog("error", "model", "%s (retrying)", md.msg);
+            }
+            backoff = backoff >= 30 ? 30 : backoff * 2;
+        }
+    }
+    alog("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
+    ret = 0;
+out:
+    if (loop_started) {
+        pthread_mutex_lock(&a.lock);
+        a.stopping = true;
+        pthread_cond_broadcast(&a.changed);
+        pthread_mutex_unlock(&a.lock);
+        pthread_join(loop, NULL);
+    }
+    at_httpd_stop(srv, 10000);
+    at_attester_close(a.attester);
+    at_ohttp_keyset_free(a.keys);
+    at_buf_cleanup(&a.key_config);
+    at_wipe(a.session_key, sizeof a.session_key);
+    at_wipe(a.token, sizeof a.token);
+    return ret;
+}

@@ -1,0 +1,229 @@
+/* agent OHTTP gateway: GET /v1/key-config (application/ohttp-keys) and
+ * POST /v1/ohttp (message/ohttp-req -> message/ohttp-res, or the chunked
+ * media types, answered chunk by chunk as the upstream streams). Request
+ * bodies come from anonymous senders: only what opens under our key is
+ * forwarded, and only to the configured upstream. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agent.h"
+
+void route_key_config(agent *a, at_http_req *req, at_http_resp *resp)
+{
+    at_buf b;
+    at_buf_init(&b);
+    at_diag d = {{0}};
+    if (at_ohttp_keyset_keys(a->keys, &b, &d) != AT_OK) {
+        at_buf_cleanup(&b);
+        at_http_error(resp, AT_E_INTERNAL, d.msg, -1);
+        return;
+    }
+    resp->status = 200;
+    resp->len = b.len;
+    resp->body = (char *)at_buf_take(&b, NULL);
+    resp->content_type = AT_OHTTP_MEDIA_KEYS;
+}
+
+static bool media_is(const char *ct, const char *want)
+{
+    size_t n = strlen(want);
+    return ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* An inner error answer, so the client gets it authenticated. */
+static at_err inner_error(int status, const char *msg, at_bhttp_msg **out, at_diag *d)
+{
+    at_bhttp_msg *m = NULL;
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "upstream", "message", msg);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    at_err rc = at_bhttp_response_new(status, &m, d);
+    if (rc == AT_OK)
+        rc = at_bhttp_add_header(m, "content-type", AT_SPAN("application/json", 16), d);
+    if (rc == AT_OK && s)
+        rc = at_bhttp_append_content(m, AT_SPAN(s, strlen(s)), d);
+    free(s);
+    if (rc != AT_OK) {
+        at_bhttp_msg_free(m);
+        return rc;
+    }
+    *out = m;
+    return AT_OK;
+}
+
+static void whole(agent *a, at_http_req *req, at_http_resp *resp)
+{
+    at_bhttp_msg *in = NULL, *out = NULL;
+    at_ohttp_server *srv = NULL;
+    at_buf plain, sealed;
+    at_buf_init(&plain);
+    at_buf_init(&sealed);
+    at_diag d = {{0}};
+    at_err rc = at_ohttp_server_open_bhttp(a->keys, at_buf_span(&req->body), &in, &srv, &d);
+    if (rc != AT_OK) {
+        alog("info", "ohttp", "refused: %s: %s", at_err_str(rc), d.msg);
+        at_http_error(resp, rc, d.msg, -1);
+        goto done;
+    }
+    at_diag ud = {{0}};
+    if (upstream_forward(a, in, &out, &ud) != AT_OK) {
+        alog("error", "upstream", "%s", ud.msg);
+        if ((rc = inner_error(502, ud.msg, &out, &d)) != AT_OK)
+            goto fail;
+    }
+    if ((rc = at_bhttp_encode(out, &plain, &d)) != AT_OK ||
+        (rc = at_ohttp_server_seal_response(srv, at_buf_span(&plain), &sealed, &d)) != AT_OK)
+        goto fail;
+    resp->status = 200;
+    resp->len = sealed.len;
+    resp->body = (char *)at_buf_take(&sealed, NULL);
+    resp->content_type = AT_OHTTP_MEDIA_RES;
+    goto done;
+fail:
+    at_http_error(resp, rc, d.msg, -1);
+done:
+    at_bhttp_msg_free(in);
+    at_bhttp_msg_free(out);
+    at_ohttp_server_free(srv);
+    at_buf_cleanup(&plain);
+    at_buf_cleanup(&sealed);
+}
+
+/* ---- chunked: the answer streams out as the upstream produces it ---------- */
+
+struct chunked {
+    at_ohttp_server *srv;
+    upstream_stream *up;
+    at_buf outbox;
+    size_t off;
+    bool sent_any, finished;
+};
+
+static void chunked_free(void *cls)
+{
+    struct chunked *c = cls;
+    upstream_stream_free(c->up);
+    at_ohttp_server_free(c->srv);
+    at_buf_cleanup(&c->outbox);
+    free(c);
+}
+
+/* Seal a whole inner error as the (only) chunked answer. */
+static at_err seal_error_stream(struct chunked *c, const char *msg, at_diag *d)
+{
+    at_bhttp_msg *m = NULL;
+    at_buf plain;
+    at_buf_init(&plain);
+    at_err rc = inner_error(502, msg, &m, d);
+    if (rc == AT_OK)
+        rc = at_bhttp_encode_indeterminate(m, &plain, d);
+    if (rc == AT_OK)
+        rc = at_ohttp_server_seal_chunk(c->srv, at_buf_span(&plain), true, &c->outbox, d);
+    at_bhttp_msg_free(m);
+    at_buf_cleanup(&plain);
+    return rc;
+}
+
+static ssize_t chunked_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct chunked *c = cls;
+    for (;;) {
+        if (c->off < c->outbox.len) {
+            size_t n = c->outbox.len - c->off < max ? c->outbox.len - c->off : max;
+            memcpy(buf, c->outbox.p + c->off, n);
+            c->off += n;
+            c->sent_any = true;
+            return (ssize_t)n;
+        }
+        if (c->finished)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        at_buf_reset(&c->outbox);
+        c->off = 0;
+        at_buf piece;
+        at_buf_init(&piece);
+        bool done = false;
+        at_diag d = {{0}};
+        at_err rc = upstream_stream_next(c->up, &piece, &done, &d);
+        if (rc == AT_OK && (piece.len || done))
+            rc = at_ohttp_server_seal_chunk(c->srv, at_buf_span(&piece), done, &c->outbox, &d);
+        at_buf_cleanup(&piece);
+        if (rc != AT_OK) {
+            alog("error", "upstream", "stream: %s", d.msg);
+            /* Nothing out yet: answer an authenticated 502. Otherwise end
+             * the body without its final chunk: the client detects it. */
+            if (c->sent_any || c->outbox.len || seal_error_stream(c, d.msg, &d) != AT_OK)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            done = true;
+        }
+        c->finished = done;
+    }
+}
+
+static void chunked(agent *a, at_http_req *req, at_http_resp *resp)
+{
+    struct chunked *c = calloc(1, sizeof *c);
+    at_buf plain;
+    at_buf_init(&plain);
+    at_bhttp_msg *in = NULL;
+    at_diag d = {{0}};
+    at_err rc = c ? at_ohttp_server_new_chunked(a->keys, &c->srv, &d) : AT_E_INTERNAL;
+    if (c)
+        at_buf_init(&c->outbox);
+    if (rc == AT_OK)
+        rc = at_ohttp_server_feed(c->srv, at_buf_span(&req->body), &plain, &d);
+    if (rc == AT_OK)
+        rc = at_ohttp_server_finish(c->srv, &plain, &d);
+    if (rc == AT_OK)
+        rc = at_bhttp_decode(at_buf_span(&plain), AT_BHTTP_REQUEST, &in, &d);
+    if (rc != AT_OK) {
+        alog("info", "ohttp", "refused (chunked): %s: %s", at_err_str(rc), d.msg);
+        at_http_error(resp, rc, d.msg, -1);
+        goto fail;
+    }
+    at_diag ud = {{0}};
+    if (upstream_stream_start(a, in, &c->up, &ud) != AT_OK && seal_error_stream(c, ud.msg, &d) == AT_OK)
+        c->finished = true;
+    resp->mhd = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, chunked_read, c,
+                                                  chunked_free);
+    if (!resp->mhd) {
+        at_http_error(resp, AT_E_INTERNAL, "out of memory", -1);
+        goto fail;
+    }
+    MHD_add_response_header(resp->mhd, MHD_HTTP_HEADER_CONTENT_TYPE, AT_OHTTP_MEDIA_CHUNKED_RES);
+    resp->status = 200;
+    c = NULL;
+fail:
+    if (c)
+        chunked_free(c);
+    at_bhttp_msg_free(in);
+    at_buf_cleanup(&plain);
+}
+
+void route_ohttp(agent *a, at_http_req *req, at_http_resp *resp)
+{
+    const char *ct = at_http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (media_is(ct, AT_OHTTP_MEDIA_REQ))
+        whole(a, req, resp);
+    else if (media_is(ct, AT_OHTTP_MEDIA_CHUNKED_REQ))
+        chunked(a, req, resp);
+    else {
+        char msg[200];
+        snprintf(msg, sizeof msg, "content-type: expected %s or %s, got %.64s", AT_OHTTP_MEDIA_REQ,
+                 AT_OHTTP_MEDIA_CHUNKED_REQ, ct ? ct : "none");
+        at_http_error(resp, AT_E_BAD_REQUEST, msg, -1);
+        resp->status = 415;
+    }
+}
+
+void route_status(agent *a, at_http_req *req, at_http_resp *resp)
+{
+    pthread_mutex_lock(&a->lock);
+    json_t *o = json_pack("{s:b,s:s,s:I,s:s,s:b,s:s}", "attested", a->have_session, "session",
+                          a->have_session ? a->session_id : "", "expires_at_ms",
+                          (json_int_t)a->session_expires_ms, "policy", a->cfg.policy, "model_ready",
+                          a->model_ready, "last_error", a->last_error);
+    pthread_mutex_unlock(&a->lock);
+    at_http_json(resp, 200, o);
+}

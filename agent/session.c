@@ -1,0 +1,263 @@
+/* agent session: the verifier protocol from the attested side. Answers
+ * from the verifier are peer input (bounded by httpc, parsed strictly);
+ * the session key and released secrets exist only in wiped memory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "config.h"
+#include "enc.h"
+#include "httpc.h"
+#include "sealfile.h"
+#include "seal.h"
+#include "sim.h"
+#include "x509v.h"
+
+int64_t agent_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void alog(const char *level, const char *event, const char *fmt, ...)
+{
+    char msg[1024], ts[40];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    at_time_rfc3339_ms(agent_now_ms(), ts, sizeof ts);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "ts", ts, "level", level, "event", event, "msg", msg);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (s)
+        fprintf(stderr, "%s\n", s);
+    free(s);
+    json_decref(o);
+}
+
+static void sha384_text(const char *s, uint8_t out[AT_SHA384_LEN])
+{
+    unsigned int n = 0;
+    EVP_Digest(s, strlen(s), out, &n, EVP_sha384(), NULL);
+}
+
+at_err agent_sim_pcrs(const agent_config *c, at_format f, bool set[AT_MAX_PCRS],
+                      uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN], at_diag *d)
+{
+    at_sim_default_pcrs(f, AT_SPAN_NULL, set, pcr);
+    /* What an enclave image measures: the code, its version, its
+     * configuration (for nitro-tpm: the boot manager, Secure Boot, the
+     * kernel command line, which stays all zero when unmodified). */
+    char cfg[2400];
+    snprintf(cfg, sizeof cfg, "{\"policy\":\"%s\",\"upstream\":\"%s\",\"model_pcr\":%d}", c->policy,
+             c->upstream, c->model_pcr);
+    unsigned code = f == AT_FORMAT_NITRO_TPM ? 4 : 0, version = f == AT_FORMAT_NITRO_TPM ? 7 : 1;
+    at_err rc = at_sha384_file("/proc/self/exe", pcr[code], d);
+    if (rc != AT_OK)
+        return rc;
+    sha384_text("attest-agent " PACKAGE_VERSION, pcr[version]);
+    if (f == AT_FORMAT_NITRO_TPM) {
+        uint8_t h[AT_SHA384_LEN];
+        sha384_text(cfg, h);
+        memset(pcr[8], 0, AT_SHA384_LEN);
+        if ((rc = at_pcr_extend(pcr[8], AT_SPAN(h, sizeof h))) != AT_OK)
+            return rc;
+    } else {
+        sha384_text(cfg, pcr[2]);
+    }
+    for (int i = 0; i < AT_MAX_PCRS; i++)
+        if (c->sim_pcr_set[i]) {
+            set[i] = true;
+            memcpy(pcr[i], c->sim_pcr[i], AT_SHA384_LEN);
+        }
+    if (c->model[0]) {
+        int idx = c->model_pcr >= 0 ? c->model_pcr : f == AT_FORMAT_NITRO_TPM ? 15 : 16;
+        if (!set[idx]) {
+            set[idx] = true;
+            memset(pcr[idx], 0, AT_SHA384_LEN);
+        }
+        if ((rc = at_pcr_measure_file(pcr[idx], c->model, d)) != AT_OK)
+            return rc;
+    }
+    return AT_OK;
+}
+
+static at_err verifier_call(const agent *a, const char *method, const char *path, json_t *body,
+                            json_t **out, at_diag *d)
+{
+    char url[1300];
+    snprintf(url, sizeof url, "%s%s", a->cfg.verifier, path);
+    long status = 0;
+    json_t *resp = NULL;
+    at_err rc = at_httpc_json(method, url, a->token[0] ? a->token : NULL, body, &status, &resp, d);
+    if (rc != AT_OK)
+        return rc;
+    if (status < 200 || status >= 300) {
+        json_t *e = json_object_get(resp, "error");
+        const char *code = json_string_value(json_object_get(e, "code"));
+        rc = at_fail(d, code ? at_err_from_str(code) : AT_E_UNAVAILABLE, "verifier: %s %s: HTTP %ld %s: %s",
+                     method, path, status, code ? code : "",
+                     json_string_value(json_object_get(e, "message")) ?: "");
+        json_decref(resp);
+        return rc;
+    }
+    *out = resp;
+    return AT_OK;
+}
+
+at_err agent_attest_once(agent *a, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    json_t *out = NULL, *body = NULL;
+    uint8_t *nonce = NULL, *sealed = NULL;
+    size_t nonce_len = 0, sealed_len = 0;
+    at_buf doc, key;
+    at_buf_init(&doc);
+    at_buf_init_secret(&key);
+    char *ev = NULL;
+    AT_TRY(verifier_call(a, "POST", "/v1/challenge", NULL, &out, d));
+    const char *nb = json_string_value(json_object_get(out, "nonce"));
+    AT_ENSURE(nb && at_b64_decode_new(nb, strlen(nb), &nonce, &nonce_len) == AT_OK && nonce_len <= 64,
+              d, AT_E_BAD_FIELD, "verifier: challenge without a usable nonce");
+    json_decref(out);
+    out = NULL;
+    AT_TRY(at_attester_document(a->attester, AT_SPAN(nonce, nonce_len), AT_SPAN_NULL,
+                                at_buf_span(&a->key_config), &doc, d));
+    AT_ENSURE((ev = at_b64_encode_new(at_buf_span(&doc))), d, AT_E_INTERNAL, "out of memory");
+    body = json_pack("{s:s,s:s,s:s}", "evidence", ev, "policy", a->cfg.policy, "endpoint",
+                     a->cfg.advertise);
+    AT_ENSURE(body, d, AT_E_INTERNAL, "out of memory");
+    AT_TRY(verifier_call(a, "POST", "/v1/attestations", body, &out, d));
+    json_t *sess = json_object_get(out, "session");
+    const char *sid = json_string_value(json_object_get(sess, "id"));
+    const char *ks = json_string_value(json_object_get(sess, "key_sealed"));
+    json_t *exp = json_object_get(sess, "expires_at_ms");
+    AT_ENSURE(sid && strlen(sid) < sizeof a->session_id && ks && json_is_integer(exp), d,
+              AT_E_BAD_FIELD, "verifier: attestation answer without session id, sealed key or expiry");
+    AT_ENSURE(at_b64_decode_new(ks, strlen(ks), &sealed, &sealed_len) == AT_OK, d, AT_E_BAD_FIELD,
+              "verifier: key_sealed is not base64");
+    AT_TRY(at_seal_open(at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), AT_SEAL_INFO_SESSION,
+                        AT_SPAN(sealed, sealed_len), &key, d));
+    AT_ENSURE(key.len == 32, d, AT_E_BAD_FIELD, "verifier: session key of %zu bytes", key.len);
+    pthread_mutex_lock(&a->lock);
+    snprintf(a->session_id, sizeof a->session_id, "%s", sid);
+    memcpy(a->session_key, key.p, 32);
+    a->session_expires_ms = json_integer_value(exp);
+    a->have_session = true;
+    a->last_error[0] = '\0';
+    pthread_cond_broadcast(&a->changed);
+    pthread_mutex_unlock(&a->lock);
+    alog("info", "attested", "session %s under policy %s until %lld", sid, a->cfg.policy,
+         (long long)json_integer_value(exp));
+    rc = AT_OK;
+out:
+    json_decref(out);
+    json_decref(body);
+    free(ev);
+    free(nonce);
+    free(sealed);
+    at_buf_cleanup(&doc);
+    at_buf_cleanup(&key);
+    return rc;
+}
+
+void *agent_session_loop(void *arg)
+{
+    agent *a = arg;
+    int backoff_s = 1;
+    pthread_mutex_lock(&a->lock);
+    while (!a->stopping) {
+        pthread_mutex_unlock(&a->lock);
+        at_diag d = {{0}};
+        at_err rc = agent_attest_once(a, &d);
+        pthread_mutex_lock(&a->lock);
+        int64_t wait_ms;
+        if (rc == AT_OK) {
+            backoff_s = 1;
+            int64_t left = a->session_expires_ms - agent_now_ms();
+            wait_ms = left > 3000 ? left * 2 / 3 : 1000;
+        } else {
+            snprintf(a->last_error, sizeof a->last_error, "%s: %s", at_err_str(rc), d.msg);
+            pthread_mutex_unlock(&a->lock);
+            alog("error", "attest", "%s (retry in %d s)", a->last_error, backoff_s);
+            pthread_mutex_lock(&a->lock);
+            wait_ms = (int64_t)backoff_s * 1000;
+            backoff_s = backoff_s >= 30 ? 30 : backoff_s * 2;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(wait_ms / 1000);
+        until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        while (!a->stopping && pthread_cond_timedwait(&a->changed, &a->lock, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
+}
+
+at_err agent_release_secret(agent *a, const char *name, at_buf *out, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    uint8_t proof_key[32], *sealed = NULL;
+    size_t sealed_len = 0;
+    char sid[80], proof[128], path[300], info[300];
+    json_t *body = NULL, *resp = NULL;
+    pthread_mutex_lock(&a->lock);
+    bool have = a->have_session;
+    if (have) {
+        snprintf(sid, sizeof sid, "%s", a->session_id);
+        at_session_proof_key(AT_SPAN(a->session_key, 32), proof_key);
+    }
+    pthread_mutex_unlock(&a->lock);
+    AT_ENSURE(have, d, AT_E_SESSION_EXPIRED, "release: no session yet");
+    AT_TRY(at_release_proof_make(AT_SPAN(proof_key, 32), name, sid, agent_now_ms(), proof, sizeof proof));
+    body = json_pack("{s:s,s:s}", "session", sid, "proof", proof);
+    snprintf(path, sizeof path, "/v1/secrets/%s/release", name);
+    AT_TRY(verifier_call(a, "POST", path, body, &resp, d));
+    const char *s64 = json_string_value(json_object_get(resp, "sealed"));
+    AT_ENSURE(s64 && at_b64_decode_new(s64, strlen(s64), &sealed, &sealed_len) == AT_OK, d,
+              AT_E_BAD_FIELD, "verifier: release answer without a sealed value");
+    snprintf(info, sizeof info, "%s%s", AT_SEAL_INFO_SECRET_PREFIX, name);
+    AT_TRY(at_seal_open(at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), info, AT_SPAN(sealed, sealed_len),
+                        out, d));
+    rc = AT_OK;
+out:
+    at_wipe(proof_key, sizeof proof_key);
+    json_decref(body);
+    json_decref(resp);
+    free(sealed);
+    return rc;
+}
+
+at_err agent_unseal_model(agent *a, at_diag *d)
+{
+    at_buf key;
+    at_buf_init_secret(&key);
+    at_err rc = agent_release_secret(a, a->cfg.model_secret, &key, d);
+    if (rc == AT_OK && key.len != AT_SEALFILE_KEY_LEN)
+        rc = at_fail(d, AT_E_BAD_FIELD, "model: secret %s is %zu bytes, expected a 32-byte data key",
+                     a->cfg.model_secret, key.len);
+    if (rc == AT_OK)
+        rc = at_sealfile_open(a->cfg.model_sealed, a->cfg.model_out, key.p, d);
+    at_buf_cleanup(&key);
+    if (rc == AT_OK) {
+        pthread_mutex_lock(&a->lock);
+        a->model_ready = true;
+        pthread_mutex_unlock(&a->lock);
+        alog("info", "model", "opened %s into %s with the released key %s", a->cfg.model_sealed,
+             a->cfg.model_out, a->cfg.model_secret);
+    }
+    return rc;
+}

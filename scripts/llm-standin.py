@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""llm-standin: a tiny OpenAI-compatible server standing in for the LLM in
+demos and tests (`scripts/quickstart demo` uses it unless a real one is
+named). It answers /v1/chat/completions and /v1/completions (whole, or
+server-sent events with "stream": true) with a deterministic echo of the
+last prompt, and /v1/models. Loopback only.
+
+usage: llm-standin.py [--port N] [--port-file F]"""
+import argparse
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODEL = "attest-standin-1"
+
+
+def reply_for(body, chat):
+    if chat:
+        msgs = body.get("messages") or [{}]
+        prompt = str(msgs[-1].get("content", ""))
+    else:
+        prompt = str(body.get("prompt", ""))
+    return f"You said: {prompt}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send_json(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/v1/models":
+            self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "attest"}]})
+        elif self.path == "/healthz":
+            self.send_json(200, {"ok": True})
+        else:
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        if self.path not in ("/v1/chat/completions", "/v1/completions"):
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self.send_json(400, {"error": {"message": "body is not JSON"}})
+            return
+        chat = self.path == "/v1/chat/completions"
+        text = reply_for(body, chat)
+        created = int(time.time())
+        if not body.get("stream"):
+            choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                      if chat else {"index": 0, "text": text, "finish_reason": "stop"})
+            self.send_json(200, {"id": "cmpl-standin", "object": "chat.completion" if chat else "text_completion",
+                                 "created": created, "model": body.get("model", MODEL), "choices": [choice],
+                                 "usage": {"prompt_tokens": len(text.split()), "completion_tokens": len(text.split())}})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def send(data):
+            chunk = f"data: {data}\n\n".encode()
+            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            self.wfile.flush()
+
+        for i, word in enumerate(text.split(" ")):
+            piece = word if i == 0 else " " + word
+            delta = {"content": piece} if chat else None
+            ev = {"id": "cmpl-standin", "object": "chat.completion.chunk" if chat else "text_completion",
+                  "created": created, "model": body.get("model", MODEL),
+                  "choices": [{"index": 0, "delta": delta, "finish_reason": None} if chat
+                              else {"index": 0, "text": piece, "finish_reason": None}]}
+            send(json.dumps(ev))
+            time.sleep(0.02)
+        send("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    a = ap.parse_args()
+    srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    if a.port_file:
+        tmp = a.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{srv.server_address[1]}\n")
+        os.rename(tmp, a.port_file)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
