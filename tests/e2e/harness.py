@@ -21,6 +21,8 @@ SRCDIR = os.environ.get("AT_SRCDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 ATTESTCTL = os.path.join(BUILD, "ctl", "attestctl")
 VERIFIER = os.path.join(BUILD, "verifier", "attest-verifier")
+AGENT = os.path.join(BUILD, "agent", "attest-agent")
+STANDIN = os.path.join(SRCDIR, "scripts", "llm-standin.py")
 
 failures = []
 
@@ -168,6 +170,51 @@ class Verifier:
             return rows
         finally:
             con.close()
+
+
+class Process:
+    """A background binary that writes its port to a file (--port-file)."""
+
+    def __init__(self, wd, name, args, sanitizer_check=True):
+        self.wd, self.name, self.args = wd, name, list(args)
+        self.log = wd(f"{name}.log")
+        self.portfile = wd(f"{name}.port")
+        self.proc = None
+        self.sanitizer_check = sanitizer_check
+
+    def start(self):
+        if os.path.exists(self.portfile):
+            os.unlink(self.portfile)
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(self.args + ["--port-file", self.portfile], stdout=self.logf,
+                                     stderr=self.logf)
+        for _ in range(500):
+            if os.path.exists(self.portfile):
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {open(self.log).read()}")
+            time.sleep(0.01)
+        self.port = int(open(self.portfile).read())
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    def stop(self):
+        if not self.proc:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.logf.close()
+        self.proc = None
+        if self.sanitizer_check:
+            log = open(self.log, errors="replace").read()
+            check("AddressSanitizer" not in log and "LeakSanitizer" not in log
+                  and "runtime error:" not in log, f"{self.name} log has no sanitizer report")
+            check(rc == 0, f"{self.name} exited cleanly on SIGTERM (status {rc})")
+        return rc
 
 
 class Pki:
