@@ -1,0 +1,66 @@
+/* gateway: attest-gateway, on the consumer's side. An OpenAI-compatible
+ * endpoint that seals every request end to end (Oblivious HTTP, HPKE) to an
+ * instance the verifier currently vouches for, and opens the answers; it
+ * fails closed when no instance is verified. One file per concern: main.c
+ * (flags, routes), sessions.c (which instances may be used: the verifier's
+ * sessions, each with its attestation result token checked against the
+ * verifier's JWKS), route_openai.c (sealing and forwarding). */
+#ifndef AT_GATEWAY_H
+#define AT_GATEWAY_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "httpd.h"
+#include "ohttp.h"
+
+#define GW_MAX_TARGETS 64
+
+typedef struct {
+    char verifier[1024];
+    char policy[160];
+    char listen[128];
+    char token_file[1024];
+    char jwks_file[1024];   /* pin the verifier's keys instead of fetching them */
+    char port_file[1024];
+    int refresh_s;          /* how long a verified session list is used */
+    size_t max_body;
+} gateway_config;
+
+/* An instance the gateway may send to: verified from its session. */
+typedef struct {
+    char session_id[80];
+    char instance_id[160];
+    char endpoint[600];
+    at_ohttp_key_config key_config;
+    int64_t expires_ms;
+} gw_target;
+
+typedef struct {
+    gateway_config cfg;
+    char token[512];
+    json_t *pinned_jwks;      /* from --verifier-jwks, else NULL */
+
+    pthread_mutex_t lock;     /* guards the fields below */
+    gw_target targets[GW_MAX_TARGETS];
+    size_t n_targets;
+    int64_t refreshed_ms;
+    unsigned next;            /* round robin */
+    char last_error[1100];
+} gateway;
+
+/* A target to send the next request to (copied out), refreshing the list
+ * from the verifier when it is stale. AT_E_UNAVAILABLE (fail closed) when
+ * no session verifies. */
+at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d) AT_MUST_USE;
+/* Forget a target that failed, so the next pick takes another. */
+void gw_drop_target(gateway *g, const char *session_id);
+
+void route_openai(gateway *g, at_http_req *req, at_http_resp *resp);
+void glog(const char *level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int64_t gw_now_ms(void);
+
+#endif

@@ -1,0 +1,159 @@
+/* attest-gateway: entry point (flags as API.md lists them) and routes. The
+ * consumer's side of attest: an OpenAI-compatible endpoint that only ever
+ * talks to verified instances, sealed. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "httpc.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: attest-gateway --verifier URL --policy NAME --listen ADDR:PORT --token-file F\n"
+            "                      [--verifier-jwks FILE] [--refresh S] [--port-file F] [--max-body BYTES]\n"
+            "Serves /v1/chat/completions, /v1/completions, /v1/models (OpenAI shape, \"stream\": true\n"
+            "supported), each sealed to an instance whose session and attestation result verify;\n"
+            "GET /v1/gateway/instances lists them. --verifier-jwks pins the verifier's keys.\n");
+}
+
+static void instances(gateway *g, at_http_resp *resp)
+{
+    gw_target t;
+    at_diag d = {{0}};
+    /* Refresh if stale, then list what would be used. */
+    at_err rc = gw_pick_target(g, &t, &d);
+    json_t *arr = json_array();
+    pthread_mutex_lock(&g->lock);
+    for (size_t i = 0; i < g->n_targets; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I}", "session", g->targets[i].session_id,
+                                             "instance", g->targets[i].instance_id, "endpoint",
+                                             g->targets[i].endpoint, "expires_at_ms",
+                                             (json_int_t)g->targets[i].expires_ms));
+    pthread_mutex_unlock(&g->lock);
+    json_t *o = json_pack("{s:s,s:o,s:s}", "policy", g->cfg.policy, "instances", arr, "error",
+                          rc == AT_OK ? "" : d.msg);
+    at_http_json(resp, 200, o);
+}
+
+static void handle(void *app, at_http_req *req, at_http_resp *resp)
+{
+    gateway *g = app;
+    const char *u = req->url;
+    if (req->body_too_large) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "body: larger than %zu bytes", g->cfg.max_body);
+        at_http_error(resp, AT_E_TOO_LARGE, msg, -1);
+    } else if ((strcmp(u, "/v1/chat/completions") == 0 || strcmp(u, "/v1/completions") == 0) &&
+               strcmp(req->method, "POST") == 0) {
+        req->route = "completions";
+        route_openai(g, req, resp);
+    } else if (strcmp(u, "/v1/models") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "models";
+        route_openai(g, req, resp);
+    } else if (strcmp(u, "/v1/gateway/instances") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "instances";
+        instances(g, resp);
+    } else if (strcmp(u, "/healthz") == 0 && strcmp(req->method, "GET") == 0) {
+        at_http_text(resp, 200, "text/plain", "ok\n");
+    } else {
+        char msg[300];
+        snprintf(msg, sizeof msg, "route: no %s %.200s", req->method, u);
+        at_http_error(resp, AT_E_NOT_FOUND, msg, -1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static gateway g;
+    gateway_config *c = &g.cfg;
+    c->refresh_s = 5;
+    c->max_body = 1024 * 1024;
+    static const struct option opts[] = {
+        {"verifier", required_argument, NULL, 'v'},  {"policy", required_argument, NULL, 'p'},
+        {"listen", required_argument, NULL, 'l'},    {"token-file", required_argument, NULL, 't'},
+        {"verifier-jwks", required_argument, NULL, 'j'}, {"refresh", required_argument, NULL, 'r'},
+        {"port-file", required_argument, NULL, 'f'}, {"max-body", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int o;
+#define COPY(field) snprintf(c->field, sizeof c->field, "%s", optarg)
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'v': COPY(verifier); break;
+        case 'p': COPY(policy); break;
+        case 'l': COPY(listen); break;
+        case 't': COPY(token_file); break;
+        case 'j': COPY(jwks_file); break;
+        case 'r': c->refresh_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+        case 'f': COPY(port_file); break;
+        case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
+        case 'V': printf("attest-gateway %s\n", PACKAGE_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+#undef COPY
+    if (!c->verifier[0] || !c->policy[0] || !c->listen[0] || !c->token_file[0]) {
+        usage(stderr);
+        return 2;
+    }
+    FILE *f = fopen(c->token_file, "r");
+    if (!f || !fgets(g.token, sizeof g.token, f)) {
+        fprintf(stderr, "attest-gateway: %s: %s\n", c->token_file, f ? "empty" : strerror(errno));
+        if (f)
+            fclose(f);
+        return 2;
+    }
+    fclose(f);
+    g.token[strcspn(g.token, " \t\r\n")] = '\0';
+    if (c->jwks_file[0]) {
+        json_error_t je;
+        if (!(g.pinned_jwks = json_load_file(c->jwks_file, 0, &je)) ||
+            !json_is_array(json_object_get(g.pinned_jwks, "keys"))) {
+            fprintf(stderr, "attest-gateway: %s: not a JWKS (%s)\n", c->jwks_file, je.text);
+            return 2;
+        }
+    }
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    at_httpc_global_init();
+    pthread_mutex_init(&g.lock, NULL);
+    at_httpd_opts ho = {.max_body = c->max_body};
+    at_httpd *srv = NULL;
+    at_diag d = {{0}};
+    if (at_httpd_start(c->listen, &ho, handle, &g, &srv, &d) != AT_OK) {
+        glog("fatal", "listen", "%s", d.msg);
+        return 1;
+    }
+    if (c->port_file[0]) {
+        char tmp[1100];
+        snprintf(tmp, sizeof tmp, "%s.tmp", c->port_file);
+        FILE *pf = fopen(tmp, "w");
+        if (pf) {
+            fprintf(pf, "%u\n", at_httpd_port(srv));
+            fclose(pf);
+            rename(tmp, c->port_file);
+        }
+    }
+    glog("info", "start", "attest-gateway %s on %s (port %u) for policy %s via %s%s", PACKAGE_VERSION,
+         c->listen, at_httpd_port(srv), c->policy, c->verifier,
+         g.pinned_jwks ? " (pinned JWKS)" : "");
+    int sig;
+    while ((sig = sigwaitinfo(&sigs, NULL)) < 0 && errno == EINTR)
+        ;
+    glog("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
+    at_httpd_stop(srv, 10000);
+    json_decref(g.pinned_jwks);
+    at_wipe(g.token, sizeof g.token);
+    return 0;
+}

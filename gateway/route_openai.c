@@ -1,0 +1,317 @@
+/* gateway OpenAI routes: /v1/chat/completions, /v1/completions, /v1/models.
+ * Every request leaves sealed (OHTTP, HPKE) to the key of a verified
+ * instance; its answer is opened here, whole or, for "stream": true, chunk
+ * by chunk as the instance produces it. A truncated or tampered answer is
+ * never passed on as complete. Consumer bodies are bounded by lib/httpd. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "bhttp.h"
+#include "gateway.h"
+#include "httpc.h"
+
+static at_err build_request(at_http_req *req, at_buf *out, at_diag *d)
+{
+    at_bhttp_msg *m = NULL;
+    at_err rc = at_bhttp_request_new(req->method, "http", "", req->url, &m, d);
+    const char *ct = at_http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (rc == AT_OK && req->body.len)
+        rc = at_bhttp_add_header(m, "content-type",
+                                 ct ? AT_SPAN(ct, strlen(ct)) : AT_SPAN("application/json", 16), d);
+    if (rc == AT_OK)
+        rc = at_bhttp_add_header(m, "accept", AT_SPAN("application/json, text/event-stream", 35), d);
+    if (rc == AT_OK && req->body.len)
+        rc = at_bhttp_append_content(m, at_buf_span(&req->body), d);
+    if (rc == AT_OK)
+        rc = at_bhttp_encode(m, out, d);
+    at_bhttp_msg_free(m);
+    return rc;
+}
+
+/* ---- whole exchanges --------------------------------------------------------- */
+
+static at_err send_whole(gw_target *t, at_span bhttp, at_bhttp_msg **answer, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    at_ohttp_client *c = NULL;
+    at_buf sealed, plain;
+    at_buf_init(&sealed);
+    at_buf_init_secret(&plain);
+    at_httpc_resp r = {0};
+    at_buf_init(&r.body);
+    char url[700];
+    snprintf(url, sizeof url, "%s/v1/ohttp", t->endpoint);
+    AT_TRY(at_ohttp_client_new(&t->key_config, NULL, false, &c, d));
+    AT_TRY(at_ohttp_client_seal_request(c, bhttp, &sealed, d));
+    at_httpc_req hr = {.method = "POST", .url = url, .content_type = AT_OHTTP_MEDIA_REQ,
+                       .body = at_buf_span(&sealed), .max_response = AT_MAX_OHTTP_MESSAGE + 1024,
+                       .timeout_ms = 600000};
+    AT_TRY(at_httpc_do(&hr, &r, d));
+    AT_ENSURE(r.status == 200 && strncasecmp(r.content_type, AT_OHTTP_MEDIA_RES, strlen(AT_OHTTP_MEDIA_RES)) == 0,
+              d, AT_E_UNAVAILABLE, "instance %s: HTTP %ld %.*s", t->instance_id, r.status,
+              (int)(r.body.len < 200 ? r.body.len : 200), r.body.p ? (const char *)r.body.p : "");
+    AT_TRY(at_ohttp_client_open_response(c, at_buf_span(&r.body), &plain, d));
+    AT_TRY(at_bhttp_decode(at_buf_span(&plain), AT_BHTTP_RESPONSE, answer, d));
+    rc = AT_OK;
+out:
+    at_ohttp_client_free(c);
+    at_buf_cleanup(&sealed);
+    at_buf_cleanup(&plain);
+    at_buf_cleanup(&r.body);
+    return rc;
+}
+
+/* ---- streamed exchanges ------------------------------------------------------ */
+
+typedef struct {
+    CURLM *multi;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    at_ohttp_client *client;
+    at_bhttp_decoder *dec;
+    at_buf sealed_req;
+    at_buf content;          /* opened answer content not yet passed on */
+    size_t off;
+    bool finished, ended;
+    CURLcode result;
+    at_err err;
+    at_diag d;
+    char url[700];
+} stream;
+
+static void stream_free(void *cls)
+{
+    stream *s = cls;
+    if (s->multi && s->easy)
+        curl_multi_remove_handle(s->multi, s->easy);
+    curl_easy_cleanup(s->easy);
+    curl_multi_cleanup(s->multi);
+    curl_slist_free_all(s->hdrs);
+    at_ohttp_client_free(s->client);
+    at_bhttp_decoder_free(s->dec);
+    at_buf_cleanup(&s->sealed_req);
+    at_buf_cleanup(&s->content);
+    free(s);
+}
+
+static size_t on_sealed(char *p, size_t sz, size_t n, void *ud)
+{
+    stream *s = ud;
+    long status = 0;
+    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (s->err != AT_OK)
+        return 0;
+    if (status != 200) {
+        s->err = at_fail(&s->d, AT_E_UNAVAILABLE, "instance: HTTP %ld", status);
+        return 0;
+    }
+    at_buf plain;
+    at_buf_init_secret(&plain);
+    s->err = at_ohttp_client_feed(s->client, AT_SPAN(p, sz * n), &plain, &s->d);
+    if (s->err == AT_OK && plain.len)
+        s->err = at_bhttp_decoder_feed(s->dec, at_buf_span(&plain), &s->content, &s->d);
+    at_buf_cleanup(&plain);
+    return s->err == AT_OK ? sz * n : 0;
+}
+
+static void pump(stream *s)
+{
+    int running = 0;
+    curl_multi_perform(s->multi, &running);
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(s->multi, &left)) != NULL)
+        if (m->msg == CURLMSG_DONE) {
+            s->finished = true;
+            s->result = m->data.result;
+        }
+    if (!s->finished && s->err == AT_OK && s->content.len == s->off)
+        curl_multi_poll(s->multi, NULL, 0, 200, NULL);
+}
+
+/* After the transfer: the final chunk and the end of the message must both
+ * be there, or the answer was cut. */
+static void stream_end(stream *s)
+{
+    if (s->ended || s->err != AT_OK)
+        return;
+    s->ended = true;
+    if (s->result != CURLE_OK) {
+        s->err = at_fail(&s->d, AT_E_UNAVAILABLE, "instance: %s", curl_easy_strerror(s->result));
+        return;
+    }
+    at_buf plain;
+    at_buf_init_secret(&plain);
+    s->err = at_ohttp_client_finish(s->client, &plain, &s->d);
+    if (s->err == AT_OK && plain.len)
+        s->err = at_bhttp_decoder_feed(s->dec, at_buf_span(&plain), &s->content, &s->d);
+    if (s->err == AT_OK)
+        s->err = at_bhttp_decoder_finish(s->dec, &s->d);
+    at_buf_cleanup(&plain);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream *s = cls;
+    for (;;) {
+        if (s->off < s->content.len) {
+            size_t n = s->content.len - s->off < max ? s->content.len - s->off : max;
+            memcpy(buf, s->content.p + s->off, n);
+            s->off += n;
+            if (s->off == s->content.len) {
+                at_buf_reset(&s->content);
+                s->off = 0;
+            }
+            return (ssize_t)n;
+        }
+        if (s->err != AT_OK) {
+            glog("error", "stream", "answer cut: %s: %s", at_err_str(s->err), s->d.msg);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (s->finished) {
+            stream_end(s);
+            if (s->err == AT_OK && s->content.len == 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            continue;
+        }
+        pump(s);
+    }
+}
+
+static at_err start_stream(gw_target *t, at_span bhttp, stream **out, at_diag *d)
+{
+    stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return at_fail(d, AT_E_INTERNAL, "out of memory");
+    at_buf_init(&s->sealed_req);
+    at_buf_init_secret(&s->content);
+    at_err rc = at_ohttp_client_new(&t->key_config, NULL, true, &s->client, d);
+    if (rc == AT_OK)
+        rc = at_ohttp_client_seal_chunk(s->client, bhttp, true, &s->sealed_req, d);
+    if (rc == AT_OK && (!(s->dec = at_bhttp_decoder_new(AT_BHTTP_RESPONSE)) ||
+                        !(s->easy = curl_easy_init()) || !(s->multi = curl_multi_init())))
+        rc = at_fail(d, AT_E_INTERNAL, "out of memory");
+    if (rc != AT_OK) {
+        stream_free(s);
+        return rc;
+    }
+    snprintf(s->url, sizeof s->url, "%s/v1/ohttp", t->endpoint);
+    s->hdrs = curl_slist_append(NULL, "Content-Type: " AT_OHTTP_MEDIA_CHUNKED_REQ);
+    s->hdrs = curl_slist_append(s->hdrs, "Expect:");
+    curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
+    curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_TIME, 120L);
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->hdrs);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, (const char *)s->sealed_req.p);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->sealed_req.len);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_sealed);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+    curl_multi_add_handle(s->multi, s->easy);
+    /* Wait for the answer's head: its status goes out before any body. */
+    while (!at_bhttp_decoder_head(s->dec) && s->err == AT_OK && !s->finished)
+        pump(s);
+    if (!at_bhttp_decoder_head(s->dec)) {
+        if (s->err == AT_OK)
+            stream_end(s);
+        rc = s->err != AT_OK ? at_fail(d, s->err, "%s", s->d.msg)
+                             : at_fail(d, AT_E_UNAVAILABLE, "instance %s: answer without a head",
+                                       t->instance_id);
+        stream_free(s);
+        return rc;
+    }
+    *out = s;
+    return AT_OK;
+}
+
+static bool wants_stream(const at_http_req *req)
+{
+    if (!req->body.len)
+        return false;
+    json_t *j = json_loadb((const char *)req->body.p, req->body.len, 0, NULL);
+    bool s = json_is_true(json_object_get(j, "stream"));
+    json_decref(j);
+    return s;
+}
+
+void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
+{
+    at_buf bhttp;
+    at_buf_init_secret(&bhttp);
+    at_diag d = {{0}};
+    at_err rc = build_request(req, &bhttp, &d);
+    if (rc != AT_OK) {
+        at_http_error(resp, rc, d.msg, -1);
+        goto out;
+    }
+    bool streaming = wants_stream(req);
+    /* One retry on another instance if the first cannot be reached. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        gw_target t;
+        if ((rc = gw_pick_target(g, &t, &d)) != AT_OK) {
+            at_http_error(resp, rc, d.msg, -1);
+            goto out;
+        }
+        if (streaming) {
+            stream *s = NULL;
+            rc = start_stream(&t, at_buf_span(&bhttp), &s, &d);
+            if (rc == AT_OK) {
+                const at_bhttp_msg *head = at_bhttp_decoder_head(s->dec);
+                const char *ct = at_bhttp_fields_get(&head->headers, "content-type");
+                resp->mhd = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read,
+                                                              s, stream_free);
+                if (!resp->mhd) {
+                    stream_free(s);
+                    at_http_error(resp, AT_E_INTERNAL, "out of memory", -1);
+                    goto out;
+                }
+                MHD_add_response_header(resp->mhd, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        ct ? ct : "text/event-stream");
+                resp->status = head->status;
+                glog("info", "forward", "%s %s -> %s (streamed, session %s)", req->method, req->url,
+                     t.instance_id, t.session_id);
+                goto out;
+            }
+        } else {
+            at_bhttp_msg *answer = NULL;
+            rc = send_whole(&t, at_buf_span(&bhttp), &answer, &d);
+            if (rc == AT_OK) {
+                const char *ct = at_bhttp_fields_get(&answer->headers, "content-type");
+                resp->status = answer->status;
+                resp->len = answer->content.len;
+                resp->body = answer->content.len ? malloc(answer->content.len) : NULL;
+                if (resp->body)
+                    memcpy(resp->body, answer->content.p, answer->content.len);
+                else
+                    resp->len = 0;
+                /* The instance's content type, if it is a plain token/value:
+                 * kept in this thread's buffer until the answer is queued. */
+                static __thread char ctbuf[128];
+                snprintf(ctbuf, sizeof ctbuf, "%s", "application/json");
+                if (ct && strlen(ct) < sizeof ctbuf && strspn(ct, "abcdefghijklmnopqrstuvwxyz"
+                                                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                                                  "!#$%&'*+-.^_`|~/;= \"") == strlen(ct))
+                    snprintf(ctbuf, sizeof ctbuf, "%s", ct);
+                resp->content_type = ctbuf;
+                at_bhttp_msg_free(answer);
+                glog("info", "forward", "%s %s -> %s (session %s): %d", req->method, req->url,
+                     t.instance_id, t.session_id, resp->status);
+                goto out;
+            }
+        }
+        glog("warn", "forward", "instance %s failed: %s", t.instance_id, d.msg);
+        if (rc != AT_E_UNAVAILABLE)
+            break;
+        gw_drop_target(g, t.session_id);
+    }
+    at_http_error(resp, rc == AT_E_DECRYPT_FAILED || rc == AT_E_TRUNCATED ? rc : AT_E_UNAVAILABLE, d.msg, -1);
+    if (resp->status < 500)
+        resp->status = 502;
+out:
+    at_buf_cleanup(&bhttp);
+}

@@ -1,0 +1,189 @@
+/* gateway sessions: the verifier says which instances are attested; the
+ * gateway believes a session only when its attestation result token (EAR,
+ * JWS ES256) verifies against the verifier's keys and binds the very key
+ * configuration and endpoint it will seal to. The verifier's answers are
+ * peer input, parsed strictly. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ear.h"
+#include "enc.h"
+#include "gateway.h"
+#include "httpc.h"
+#include "x509v.h"
+
+int64_t gw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void glog(const char *level, const char *event, const char *fmt, ...)
+{
+    char msg[1024], ts[40];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    at_time_rfc3339_ms(gw_now_ms(), ts, sizeof ts);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "ts", ts, "level", level, "event", event, "msg", msg);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (s)
+        fprintf(stderr, "%s\n", s);
+    free(s);
+    json_decref(o);
+}
+
+/* Check one session from GET /v1/sessions and turn it into a target. */
+static at_err verify_session(const gateway *g, json_t *s, json_t *jwks, gw_target *t, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    json_t *claims = NULL;
+    uint8_t *kc = NULL;
+    size_t kclen = 0;
+    const char *id = json_string_value(json_object_get(s, "id"));
+    const char *token = json_string_value(json_object_get(s, "token"));
+    const char *endpoint = json_string_value(json_object_get(s, "endpoint"));
+    const char *kc64 = json_string_value(json_object_get(s, "key_config"));
+    memset(t, 0, sizeof *t);
+    AT_ENSURE(id && token && strlen(id) < sizeof t->session_id, d, AT_E_BAD_FIELD,
+              "session: id or token missing");
+    AT_ENSURE(endpoint && strlen(endpoint) < sizeof t->endpoint &&
+                  (strncmp(endpoint, "http://", 7) == 0 || strncmp(endpoint, "https://", 8) == 0),
+              d, AT_E_BAD_FIELD, "session %s: no usable endpoint", id);
+    AT_ENSURE(kc64 && at_b64_decode_new(kc64, strlen(kc64), &kc, &kclen) == AT_OK, d, AT_E_KEY_REQUIRED,
+              "session %s: no attested key configuration", id);
+    AT_TRY(at_ear_verify(token, jwks, gw_now_ms() / 1000, &claims, d));
+    /* The token must bind this session, this key, this endpoint, and an
+     * affirming appraisal under our policy. */
+    json_t *submods = json_object_get(claims, "submods");
+    AT_ENSURE(json_is_object(submods) && json_object_size(submods) == 1, d, AT_E_BAD_FIELD,
+              "session %s: token has %zu submods, expected 1", id, json_object_size(submods));
+    const char *instance;
+    json_t *sub;
+    json_object_foreach(submods, instance, sub)
+    {
+        const char *status = json_string_value(json_object_get(sub, "ear.status"));
+        const char *pid = json_string_value(json_object_get(sub, "ear.appraisal-policy-id"));
+        json_t *ae = json_object_get(sub, "ear.veraison.annotated-evidence");
+        char want[200];
+        snprintf(want, sizeof want, "policy:%s@", g->cfg.policy);
+        AT_ENSURE(status && strcmp(status, "affirming") == 0, d, AT_E_FORBIDDEN,
+                  "session %s: ear.status %s, expected affirming", id, status ? status : "(none)");
+        AT_ENSURE(pid && strncmp(pid, want, strlen(want)) == 0, d, AT_E_FORBIDDEN,
+                  "session %s: appraised under %s, expected %s<version>", id, pid ? pid : "(none)", want);
+        const char *tsid = json_string_value(json_object_get(ae, "session_id"));
+        const char *tkc = json_string_value(json_object_get(ae, "key_config"));
+        const char *tep = json_string_value(json_object_get(ae, "endpoint"));
+        AT_ENSURE(tsid && strcmp(tsid, id) == 0, d, AT_E_FORBIDDEN,
+                  "session %s: the token is for session %s", id, tsid ? tsid : "(none)");
+        AT_ENSURE(tkc && strcmp(tkc, kc64) == 0, d, AT_E_FORBIDDEN,
+                  "session %s: the token attests another key configuration", id);
+        AT_ENSURE(tep && strcmp(tep, endpoint) == 0, d, AT_E_FORBIDDEN,
+                  "session %s: the token names endpoint %s, the session %s", id, tep ? tep : "(none)",
+                  endpoint);
+        snprintf(t->instance_id, sizeof t->instance_id, "%s", instance);
+    }
+    AT_TRY(at_ohttp_key_config_parse(AT_SPAN(kc, kclen), &t->key_config, d));
+    snprintf(t->session_id, sizeof t->session_id, "%s", id);
+    snprintf(t->endpoint, sizeof t->endpoint, "%s", endpoint);
+    t->expires_ms = json_integer_value(json_object_get(claims, "exp")) * 1000;
+    rc = AT_OK;
+out:
+    json_decref(claims);
+    free(kc);
+    return rc;
+}
+
+static at_err refresh(gateway *g, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    json_t *jwks = NULL, *list = NULL;
+    char url[1400];
+    long status = 0;
+    if (g->pinned_jwks) {
+        jwks = json_incref(g->pinned_jwks);
+    } else {
+        snprintf(url, sizeof url, "%s/.well-known/jwks.json", g->cfg.verifier);
+        AT_TRY(at_httpc_json("GET", url, NULL, NULL, &status, &jwks, d));
+        AT_ENSURE(status == 200 && json_is_array(json_object_get(jwks, "keys")), d, AT_E_UNAVAILABLE,
+                  "verifier: JWKS answered HTTP %ld", status);
+    }
+    snprintf(url, sizeof url, "%s/v1/sessions?policy=%s&state=active", g->cfg.verifier, g->cfg.policy);
+    AT_TRY(at_httpc_json("GET", url, g->token[0] ? g->token : NULL, NULL, &status, &list, d));
+    AT_ENSURE(status == 200, d, AT_E_UNAVAILABLE, "verifier: sessions answered HTTP %ld (%s)", status,
+              json_string_value(json_object_get(json_object_get(list, "error"), "code")) ?: "?");
+    gw_target fresh[GW_MAX_TARGETS];
+    size_t n = 0, i;
+    json_t *s;
+    json_array_foreach(json_object_get(list, "sessions"), i, s)
+    {
+        if (n == GW_MAX_TARGETS)
+            break;
+        at_diag sd = {{0}};
+        if (verify_session(g, s, jwks, &fresh[n], &sd) == AT_OK)
+            n++;
+        else
+            glog("warn", "session", "not used: %s", sd.msg);
+    }
+    pthread_mutex_lock(&g->lock);
+    memcpy(g->targets, fresh, n * sizeof fresh[0]);
+    g->n_targets = n;
+    g->refreshed_ms = gw_now_ms();
+    g->last_error[0] = '\0';
+    pthread_mutex_unlock(&g->lock);
+    rc = AT_OK;
+out:
+    json_decref(jwks);
+    json_decref(list);
+    return rc;
+}
+
+at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d)
+{
+    int64_t now = gw_now_ms();
+    pthread_mutex_lock(&g->lock);
+    bool stale = now - g->refreshed_ms > (int64_t)g->cfg.refresh_s * 1000 || g->n_targets == 0;
+    pthread_mutex_unlock(&g->lock);
+    if (stale) {
+        at_diag rd = {{0}};
+        if (refresh(g, &rd) != AT_OK) {
+            glog("error", "refresh", "%s", rd.msg);
+            pthread_mutex_lock(&g->lock);
+            /* Fail closed: without a fresh, verified list nothing is used. */
+            g->n_targets = 0;
+            snprintf(g->last_error, sizeof g->last_error, "%s", rd.msg);
+            pthread_mutex_unlock(&g->lock);
+        }
+    }
+    at_err rc = AT_OK;
+    pthread_mutex_lock(&g->lock);
+    size_t live = 0;
+    for (size_t i = 0; i < g->n_targets; i++)
+        if (g->targets[i].expires_ms > now)
+            g->targets[live++] = g->targets[i];
+    g->n_targets = live;
+    if (live == 0) {
+        rc = at_fail(d, AT_E_UNAVAILABLE, "no attested instance for policy %s%s%s", g->cfg.policy,
+                     g->last_error[0] ? ": " : "", g->last_error);
+    } else {
+        *out = g->targets[g->next++ % live];
+    }
+    pthread_mutex_unlock(&g->lock);
+    return rc;
+}
+
+void gw_drop_target(gateway *g, const char *session_id)
+{
+    pthread_mutex_lock(&g->lock);
+    size_t k = 0;
+    for (size_t i = 0; i < g->n_targets; i++)
+        if (strcmp(g->targets[i].session_id, session_id) != 0)
+            g->targets[k++] = g->targets[i];
+    g->n_targets = k;
+    pthread_mutex_unlock(&g->lock);
+}
