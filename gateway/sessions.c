@@ -118,23 +118,30 @@ static at_err refresh(gateway *g, at_diag *d)
     AT_ENSURE(status == 200, d, AT_E_UNAVAILABLE, "verifier: sessions answered HTTP %ld (%s)", status,
               json_string_value(json_object_get(json_object_get(list, "error"), "code")) ?: "?");
     gw_target fresh[GW_MAX_TARGETS];
-    size_t n = 0, i;
+    size_t n = 0, i, refused = 0;
+    char why[700] = "";
     json_t *s;
     json_array_foreach(json_object_get(list, "sessions"), i, s)
     {
         if (n == GW_MAX_TARGETS)
             break;
         at_diag sd = {{0}};
-        if (verify_session(g, s, jwks, &fresh[n], &sd) == AT_OK)
+        if (verify_session(g, s, jwks, &fresh[n], &sd) == AT_OK) {
             n++;
-        else
+        } else {
             glog("warn", "session", "not used: %s", sd.msg);
+            if (!refused++)
+                snprintf(why, sizeof why, "%.600s", sd.msg);
+        }
     }
     pthread_mutex_lock(&g->lock);
     memcpy(g->targets, fresh, n * sizeof fresh[0]);
     g->n_targets = n;
     g->refreshed_ms = gw_now_ms();
-    g->last_error[0] = '\0';
+    if (refused)
+        snprintf(g->last_error, sizeof g->last_error, "%zu session(s) refused, e.g. %s", refused, why);
+    else
+        g->last_error[0] = '\0';
     pthread_mutex_unlock(&g->lock);
     rc = AT_OK;
 out:

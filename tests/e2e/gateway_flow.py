@@ -1,0 +1,99 @@
+"""End-to-end: the whole path a consumer's prompt takes. attest-gateway
+(OpenAI-compatible) -> sealed with OHTTP to the attested attest-agent ->
+the LLM stand-in, and back; the gateway only uses sessions whose EAR token
+verifies and binds the key and endpoint, and fails closed when none does
+(agent gone, policy revoked, JWKS not the verifier's)."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (AGENT, BUILD, STANDIN, Pki, Process, Verifier, Workdir, check, finish, http)
+
+GATEWAY = os.path.join(BUILD, "gateway", "attest-gateway")
+wd = Workdir("gateway")
+pki = Pki(wd)
+v = Verifier(wd, roots=[pki.root], extra=["--rate", "0"]).start()
+llm = Process(wd, "llm", ["python3", STANDIN], sanitizer_check=False).start()
+procs = []
+
+
+def start(p):
+    procs.append(p)
+    return p.start()
+
+
+try:
+    owner = v.token("owner")
+    gw_token = wd("gateway.token")
+    open(gw_token, "w").write(v.token("gateway") + "\n")
+    agent_args = [AGENT, "--attester", "sim", "--sim-pki", pki.dir, "--policy", "llm", "--verifier", v.url,
+                  "--listen", "127.0.0.1:0", "--upstream", llm.url]
+    pol = json.loads(subprocess.run(agent_args + ["--print-pcrs"], capture_output=True).stdout)
+    st, body = v.call("PUT", "/v1/policies/llm", body=pol, token=owner)
+    check(st == 201, "policy from the agent's --print-pcrs")
+    agent = start(Process(wd, "agent", agent_args))
+    gw = start(Process(wd, "gateway", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
+                                       "127.0.0.1:0", "--token-file", gw_token, "--refresh", "1"]))
+    end = time.time() + 15
+    while time.time() < end:
+        st, inst = http("GET", gw.url + "/v1/gateway/instances")
+        if inst.get("instances"):
+            break
+        time.sleep(0.2)
+    check(len(inst.get("instances", [])) == 1 and inst["instances"][0]["endpoint"] == agent.url,
+          "the gateway sees the attested agent (token verified, key and endpoint bound)")
+
+    st, ans = http("POST", gw.url + "/v1/chat/completions",
+                   body={"model": "x", "messages": [{"role": "user", "content": "confidential question"}]})
+    check(st == 200 and ans["choices"][0]["message"]["content"] == "You said: confidential question",
+          "chat completion through gateway -> OHTTP -> agent -> LLM and back")
+    st, ans = http("POST", gw.url + "/v1/completions", body={"prompt": "plain completion"})
+    check(st == 200 and ans["choices"][0]["text"] == "You said: plain completion", "/v1/completions")
+    st, ans = http("GET", gw.url + "/v1/models")
+    check(st == 200 and ans["data"][0]["id"], "/v1/models")
+    # streamed: read the server-sent events as they come
+    import urllib.request
+    req = urllib.request.Request(gw.url + "/v1/chat/completions", method="POST",
+                                 data=json.dumps({"stream": True, "messages": [{"role": "user", "content": "a b c d"}]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        ctype = r.headers.get("Content-Type")
+        events = [l[6:].decode().strip() for l in r.read().splitlines() if l.startswith(b"data: ")]
+    words = "".join(json.loads(e)["choices"][0]["delta"]["content"] for e in events if e != "[DONE]")
+    check(ctype.startswith("text/event-stream") and events[-1] == "[DONE]" and words == "You said: a b c d",
+          "stream: true comes back as server-sent events, end to end")
+    # nothing readable crossed the network between gateway and agent: the
+    # agent's log has no prompt text either (it never logs content)
+    check("confidential" not in open(agent.log, errors="replace").read(), "the agent does not log prompts")
+
+    # fail closed: a pinned JWKS that is not the verifier's
+    other_jwks = wd("other.jwks")
+    open(other_jwks, "w").write(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "someone-else",
+                                                      "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                                                      "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
+    gw2 = start(Process(wd, "gateway-pinned", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
+                                               "127.0.0.1:0", "--token-file", gw_token, "--verifier-jwks", other_jwks]))
+    st, ans = http("POST", gw2.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
+    check(st == 503 and ans["error"]["code"] == "unavailable" and "kid" in ans["error"]["message"],
+          f"tokens that do not verify against the pinned JWKS: nothing is sent (503) ({ans})")
+    gw2.stop()
+
+    # fail closed: the policy version revoked -> its sessions end -> 503
+    st, pv = v.call("GET", "/v1/policies/llm", token=owner)
+    st, body = v.call("DELETE", f"/v1/policies/llm/versions/{pv['version']}", token=owner)
+    check(st == 200 and body["sessions_ended"] >= 1, "revoke the policy version")
+    time.sleep(1.5)
+    st, ans = http("POST", gw.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
+    check(st == 503 and ans["error"]["code"] == "unavailable", "after revocation the gateway refuses (503)")
+    check("confidential" not in open(v.log, errors="replace").read(), "the verifier never saw a prompt")
+finally:
+    for p in procs:
+        if p.proc:
+            p.stop()
+    llm.stop()
+    v.stop()
+    wd.cleanup()
+finish()
