@@ -9,8 +9,10 @@ build=${AT_BUILD:-$top/build}
 ctl="$build/ctl/attestctl"
 work=$(mktemp -d /tmp/attest-demo-XXXXXX)
 vpid=
+pids=()
 cleanup() {
-    [ -n "$vpid" ] && kill "$vpid" 2>/dev/null && wait "$vpid" 2>/dev/null
+    for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    if [ -n "$vpid" ]; then kill "$vpid" 2>/dev/null || true; wait "$vpid" 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -83,5 +85,49 @@ ATTEST_TOKEN=$auditor "$ctl" audit query --limit 100 | python3 -c "import json,s
 rows=[json.loads(l) for l in sys.stdin]
 for r in rows[-5:]: print('  #%d %s %s %s %s' % (r['id'], r['actor'], r['action'], r['outcome'], r['code'] or ''))"
 ATTEST_TOKEN=$auditor "$ctl" audit verify | python3 -c "import json,sys; d=json.load(sys.stdin); print('  hash chain ok=%s over %d entries' % (d['ok'], d['entries']))"
+
+step "7. The whole path of a prompt: gateway -> sealed (OHTTP/HPKE) -> agent -> LLM"
+wait_port() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "no port in $1" >&2; return 1; }
+if [ -n "${LLM_URL:-}" ]; then
+    llm=$LLM_URL
+    echo "  LLM: $llm (LLM_URL)"
+else
+    python3 "$top/scripts/llm-standin.py" --port-file "$work/llm.port" & pids+=($!)
+    wait_port "$work/llm.port"
+    llm="http://127.0.0.1:$(cat "$work/llm.port")"
+    echo "  LLM: the OpenAI-compatible stand-in on $llm (set LLM_URL to use a real one)"
+fi
+agent_args=(--attester sim --sim-pki "$work/pki" --policy chat --verifier "$url" --listen 127.0.0.1:0 --upstream "$llm")
+"$build/agent/attest-agent" "${agent_args[@]}" --print-pcrs >"$work/chat-policy.json"
+ATTEST_TOKEN=$owner "$ctl" policy put chat "$work/chat-policy.json" >/dev/null
+echo "  the owner registered what the agent attests (attest-agent --print-pcrs) as policy 'chat'"
+"$ctl" model seal --in "$work/model.key" --out "$work/weights.sealed" --key-out "$work/weights.key"
+ATTEST_TOKEN=$owner "$ctl" secret put weights-key --policy chat --value-file "$work/weights.key" >/dev/null
+"$build/agent/attest-agent" "${agent_args[@]}" --port-file "$work/agent.port" \
+    --model-sealed "$work/weights.sealed" --model-secret weights-key --model-out "$work/weights.out" \
+    2>"$work/agent.log" & pids+=($!)
+wait_port "$work/agent.port"
+"$ctl" token create --db "$work/attest.db" --role gateway >"$work/gateway.token"
+"$build/gateway/attest-gateway" --verifier "$url" --policy chat --listen 127.0.0.1:0 \
+    --token-file "$work/gateway.token" --port-file "$work/gateway.port" 2>"$work/gateway.log" & pids+=($!)
+wait_port "$work/gateway.port"
+gw="http://127.0.0.1:$(cat "$work/gateway.port")"
+for _ in $(seq 100); do
+    curl -s "$gw/v1/gateway/instances" | grep -q '"session"' && break
+    sleep 0.1
+done
+echo "  attest-agent attested, opened its sealed model ($(cmp -s "$work/model.key" "$work/weights.out" && echo identical || echo NOT YET)), gateway on $gw"
+echo "  curl $gw/v1/chat/completions:"
+curl -s "$gw/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d '{"model":"any","messages":[{"role":"user","content":"Is my prompt private?"}]}' |
+    python3 -c "import json,sys; d=json.load(sys.stdin); print('  assistant:', d['choices'][0]['message']['content'])"
+echo "  the same with \"stream\": true (server-sent events, each sealed chunk by chunk):"
+curl -sN "$gw/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d '{"stream":true,"messages":[{"role":"user","content":"stream it"}]}' |
+    python3 -c "import json,sys
+out=''
+for l in sys.stdin:
+    if l.startswith('data: ') and '[DONE]' not in l: out+=json.loads(l[6:])['choices'][0]['delta']['content']
+print('  assistant (streamed):', out)"
 echo
 echo "Done. See README.md for running each binary for real (Nitro Enclave, NitroTPM)."
