@@ -295,9 +295,10 @@ int main(int argc, char **argv)
     loop_started = true;
 
     bool model_pending = c->model_sealed[0] != '\0';
-    int backoff = 1;
+    int backoff_ms = 100;
     for (;;) {
-        struct timespec ts = {model_pending ? backoff : 3600, 0};
+        struct timespec ts = {model_pending ? backoff_ms / 1000 : 3600,
+                              model_pending ? (long)(backoff_ms % 1000) * 1000000 : 0};
         int sig = sigtimedwait(&sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             break;
@@ -311,8 +312,8 @@ int main(int argc, char **argv)
                     model_pending = false;
                 else
                     alog("error", "model", "%s (retrying)", md.msg);
+                backoff_ms = backoff_ms >= 30000 ? 30000 : backoff_ms * 2;
             }
-            backoff = backoff >= 30 ? 30 : backoff * 2;
         }
     }
     alog("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));

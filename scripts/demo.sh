@@ -113,7 +113,8 @@ wait_port "$work/agent.port"
 wait_port "$work/gateway.port"
 gw="http://127.0.0.1:$(cat "$work/gateway.port")"
 for _ in $(seq 100); do
-    curl -s "$gw/v1/gateway/instances" | grep -q '"session"' && break
+    curl -s "$gw/v1/gateway/instances" | grep -q '"session"' &&
+        curl -s "http://127.0.0.1:$(cat "$work/agent.port")/v1/status" | grep -q '"model_ready":true' && break
     sleep 0.1
 done
 echo "  attest-agent attested, opened its sealed model ($(cmp -s "$work/model.key" "$work/weights.out" && echo identical || echo NOT YET)), gateway on $gw"
