@@ -1,0 +1,77 @@
+"""End-to-end: attest-verifier under concurrency: single use of a nonce
+with many parallel attestations of one document."""
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import KeyPair, Pki, Verifier, Workdir, b64, check, ctl, finish, http
+
+wd = Workdir("races")
+pki = Pki(wd)
+v = Verifier(wd, roots=[pki.root], extra=["--rate", "0"]).start()
+
+
+def hammer(n_threads, fn, seconds=None, stop=None):
+    """Run fn(i) in n_threads loops until stop is set (or once each)."""
+    results = []
+    lock = threading.Lock()
+
+    def loop(i):
+        while True:
+            r = fn(i)
+            with lock:
+                results.append(r)
+            if stop is None or stop.is_set():
+                return
+
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(n_threads)]
+    for t in ts:
+        t.start()
+    return ts, results
+
+
+try:
+    owner = v.token("owner")
+    auditor = v.token("auditor")
+    kp = KeyPair(wd)
+
+    # ---- single use of a nonce under concurrency ---------------------------
+    st, body = v.call("PUT", "/v1/policies/once", body=pki.policy(), token=owner)
+    check(st == 201, "policy 'once'")
+    doc = pki.doc(nonce=v.challenge(), public_key=kp.config)
+    go = threading.Event()
+
+    def attest_once(i):
+        go.wait()
+        return v.call("POST", "/v1/attestations", body={"evidence": b64(doc), "policy": "once"})
+
+    ts, results = hammer(16, attest_once)
+    go.set()
+    for t in ts:
+        t.join()
+    created = [b for s, b in results if s == 201]
+    reused = [b for s, b in results if s == 409 and b["error"]["code"] == "nonce_reused"]
+    check(len(created) == 1 and len(reused) == 15,
+          f"16 parallel attestations of one document: 1 admitted, 15 nonce_reused "
+          f"(got {[s for s, _ in results]})")
+    ids = [b["error"]["audit_id"] for b in reused]
+    rows = [v.audit_row(i) for i in ids]
+    check(all(r and r["code"] == "nonce_reused" and r["outcome"] == "refused" for r in rows)
+          and len(set(ids)) == 15, "every nonce_reused refusal has its own audit row")
+    ev_sha = hashlib.sha256(doc).hexdigest()
+    ok_rows = v.sql("SELECT count(*) FROM audit WHERE evidence_sha256 = ? AND outcome = 'ok'", (ev_sha,))[0][0]
+    check(ok_rows == 1, f"exactly one ok audit row for the document (got {ok_rows})")
+    n_nonce = v.sql("SELECT count(*) FROM nonces_used")[0][0]
+    check(n_nonce == 1, "the nonce is recorded once")
+
+finally:
+    v.stop()
+    wd.cleanup()
+finish()
