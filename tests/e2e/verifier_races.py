@@ -1,5 +1,8 @@
-"""End-to-end: attest-verifier under concurrency: single use of a nonce
-with many parallel attestations of one document."""
+"""End-to-end: attest-verifier under concurrency. Checks that a state change
+acknowledged by one request holds against requests already in flight:
+single use of a nonce with many parallel attestations of one document,
+revocation of a policy version racing attestations (nothing is admitted
+under it once the revocation is recorded)."""
 import base64
 import hashlib
 import hmac
@@ -70,6 +73,40 @@ try:
     check(ok_rows == 1, f"exactly one ok audit row for the document (got {ok_rows})")
     n_nonce = v.sql("SELECT count(*) FROM nonces_used")[0][0]
     check(n_nonce == 1, "the nonce is recorded once")
+
+    # ---- revocation racing attestations ----------------------------------------
+    # No nonce (require_nonce false), so one document can be submitted over
+    # and over; each admission replaces the instance's previous session.
+    race_doc = pki.doc(public_key=kp.config)
+    late = []
+    for rnd in range(3):
+        st, body = v.call("PUT", "/v1/policies/race", body=pki.policy(require_nonce=False), token=owner)
+        ver = body.get("version")
+        check(st == 201, f"round {rnd}: policy race@{ver}")
+        stop = threading.Event()
+
+        def attest_loop(i):
+            return v.call("POST", "/v1/attestations", body={"evidence": b64(race_doc), "policy": "race"})
+
+        ts, results = hammer(6, attest_loop, stop=stop)
+        time.sleep(0.6)
+        st, body = v.call("DELETE", f"/v1/policies/race/versions/{ver}", token=owner)
+        revoked_at = body.get("audit_id", 0)
+        check(st == 200, f"round {rnd}: revoke race@{ver} (audit {revoked_at})")
+        time.sleep(0.3)
+        stop.set()
+        for t in ts:
+            t.join()
+        admitted = sum(1 for s, _ in results if s == 201)
+        after = v.sql("SELECT id FROM audit WHERE action = 'attestation.create' AND outcome = 'ok'"
+                      " AND policy = ? AND id > ?", (f"race@{ver}", revoked_at))
+        live = v.sql("SELECT count(*) FROM sessions WHERE policy = 'race' AND policy_version = ?"
+                     " AND ended_ms IS NULL", (ver,))[0][0]
+        print(f"     round {rnd}: {admitted} admitted, {len(after)} after the revocation, {live} live")
+        late += after
+        check(live == 0, f"round {rnd}: no live session under the revoked race@{ver} (got {live})")
+    check(not late, f"no attestation admitted under a version after its revocation was recorded "
+          f"(audit rows {[r[0] for r in late]})")
 
 finally:
     v.stop()
