@@ -1,8 +1,9 @@
 """End-to-end: attest-verifier under concurrency. Checks that a state change
 acknowledged by one request holds against requests already in flight:
 single use of a nonce with many parallel attestations of one document,
-revocation of a policy version racing attestations (nothing is admitted
-under it once the revocation is recorded)."""
+revocation of a policy version racing attestations and secret releases
+(nothing is admitted or released under it once the revocation is
+recorded)."""
 import base64
 import hashlib
 import hmac
@@ -107,6 +108,54 @@ try:
         check(live == 0, f"round {rnd}: no live session under the revoked race@{ver} (got {live})")
     check(not late, f"no attestation admitted under a version after its revocation was recorded "
           f"(audit rows {[r[0] for r in late]})")
+
+    # ---- revocation racing secret releases -------------------------------------
+    st, body = v.call("PUT", "/v1/policies/rel", body=pki.policy(), token=owner)
+    check(st == 201, "policy 'rel'")
+    state = wd("rel-state.json")
+    p = ctl("attest", "--verifier", v.url, "--policy", "rel", "--pki", pki.dir, "--key-file", kp.file,
+            "--state-file", state, "--module-id", "i-0aaaaaaaaaaaaaaaa-enc0aaaaaaaaaaaaaaa")
+    check(p.returncode == 0, f"session under 'rel' ({p.stderr.decode()[:200]})")
+    sj = json.load(open(state))
+    sid, skey = sj["session"], bytes.fromhex(sj["session_key"])
+    secret_file = wd("rel.key")
+    open(secret_file, "wb").write(os.urandom(32))
+    p = ctl("secret", "put", "rel-key", "--policy", "rel", "--value-file", secret_file,
+            "--verifier", v.url, env=dict(os.environ, ATTEST_TOKEN=owner))
+    check(p.returncode == 0, "secret rel-key bound to 'rel'")
+    proof_key = hmac.new(skey, b"attest session proof v1", hashlib.sha256).digest()
+    counter = itertools.count()
+    base_ms = int(time.time() * 1000)
+
+    def proof(name):
+        ts = base_ms + next(counter)
+        mac = hmac.new(proof_key, f"attest release v1\n{name}\n{sid}\n{ts}".encode(), hashlib.sha256).digest()
+        return f"{ts}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+    st, body = v.call("POST", "/v1/secrets/rel-key/release", body={"session": sid, "proof": proof("rel-key")})
+    check(st == 200 and body.get("sealed"), "a release with a proof computed here works")
+    stop = threading.Event()
+
+    def release_loop(i):
+        return v.call("POST", "/v1/secrets/rel-key/release", body={"session": sid, "proof": proof("rel-key")})
+
+    ts, results = hammer(6, release_loop, stop=stop)
+    time.sleep(0.6)
+    st, body = v.call("DELETE", "/v1/policies/rel/versions/1", token=owner)
+    revoked_at = body.get("audit_id", 0)
+    check(st == 200 and body.get("sessions_ended") == 1, f"revoke rel@1 ends the session (audit {revoked_at})")
+    time.sleep(0.3)
+    stop.set()
+    for t in ts:
+        t.join()
+    released = sum(1 for s, _ in results if s == 200)
+    after = v.sql("SELECT id FROM audit WHERE action = 'secret.release' AND outcome = 'ok'"
+                  " AND session_id = ? AND id > ?", (sid, revoked_at))
+    print(f"     {released} released in the race, {len(after)} after the revocation")
+    check(not after, f"no secret released to a session after its end was recorded "
+          f"(audit rows {[r[0] for r in after]})")
+    st, body = v.call("POST", "/v1/secrets/rel-key/release", body={"session": sid, "proof": proof("rel-key")})
+    check(st == 401 and body["error"]["code"] == "session_expired", "afterwards: session_expired")
 
 finally:
     v.stop()
