@@ -169,6 +169,12 @@ at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
     at_audit_check c = {.ok = true};
     char prev[65] = AT_AUDIT_GENESIS;
     int64_t expect_id = 1;
+    bool in_snapshot = false;
+    /* One snapshot for the rows and the head: read in two statements
+     * outside a transaction, a row appended between them would look like
+     * a removed tail. A savepoint works inside a caller's transaction too. */
+    AT_TRY(at_db_exec(conn, "SAVEPOINT audit_verify", d));
+    in_snapshot = true;
     AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id", &st, d));
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -219,6 +225,8 @@ at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
     rc = AT_OK;
 out:
     sqlite3_finalize(st);
+    if (in_snapshot && sqlite3_exec(conn, "RELEASE audit_verify", NULL, NULL, NULL) != SQLITE_OK)
+        rc = at_fail(d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
     return rc;
 }
 

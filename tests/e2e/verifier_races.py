@@ -3,7 +3,7 @@ acknowledged by one request holds against requests already in flight:
 single use of a nonce with many parallel attestations of one document,
 revocation of a policy version racing attestations and secret releases
 (nothing is admitted or released under it once the revocation is
-recorded)."""
+recorded), and the audit chain check while rows are being appended."""
 import base64
 import hashlib
 import hmac
@@ -157,6 +157,27 @@ try:
     st, body = v.call("POST", "/v1/secrets/rel-key/release", body={"session": sid, "proof": proof("rel-key")})
     check(st == 401 and body["error"]["code"] == "session_expired", "afterwards: session_expired")
 
+    # ---- the chain check while rows are appended ----------------------------------
+    stop = threading.Event()
+
+    def refusal_loop(i):
+        return v.call("POST", "/v1/challenge", raw=b'{"x": 1}')
+
+    ts, results = hammer(4, refusal_loop, stop=stop)
+    answers = []
+    t_end = time.time() + 8
+    while time.time() < t_end:
+        st, body = v.call("GET", "/v1/audit/verify", token=auditor)
+        answers.append((st, body))
+    stop.set()
+    for t in ts:
+        t.join()
+    bad = [b for s, b in answers if s != 200 or not b.get("ok")]
+    print(f"     {len(answers)} chain checks while {len(results)} rows were appended")
+    check(len(results) > 100 and answers, "rows were appended during the checks")
+    check(not bad, f"the chain check never reports an intact log as broken (first: {bad[:1]})")
+    st, body = v.call("GET", "/v1/audit/verify", token=auditor)
+    check(st == 200 and body["ok"], "and it verifies at rest")
 finally:
     v.stop()
     wd.cleanup()
