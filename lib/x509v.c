@@ -50,6 +50,10 @@ struct entry {
     uint8_t parent[32];
     X509 *x509;
     int64_t from, until; /* the verification holds for from <= t <= until */
+    /* Verified as the document's leaf (true) or as an issuer in a bundle:
+     * reused only in that role, since the checks differ (an issuer's
+     * ancestors' path lengths, a leaf's names). */
+    bool leaf;
     /* It or a certificate above it constrains what it may issue (names,
      * policies): a leaf under it needs the whole chain, not just it. */
     bool constrained;
@@ -362,13 +366,14 @@ static void remove_entry(at_trust *t, struct entry *e)
 }
 
 static void insert(at_trust *t, const uint8_t h[32], const uint8_t parent[32], X509 *x,
-                   int64_t from, int64_t until, bool constrained)
+                   int64_t from, int64_t until, bool leaf, bool constrained)
 {
     struct entry *e = lookup(t, h);
     if (e) {
         memcpy(e->parent, parent, 32);
         e->from = from;
         e->until = until;
+        e->leaf = leaf;
         e->constrained = constrained;
         touch(t, e);
         return;
@@ -385,6 +390,7 @@ static void insert(at_trust *t, const uint8_t h[32], const uint8_t parent[32], X
     e->x509 = x;
     e->from = from;
     e->until = until;
+    e->leaf = leaf;
     e->constrained = constrained;
     size_t b = bucket_of(t, h);
     e->hnext = t->buckets[b];
@@ -550,7 +556,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
         struct entry *e = lookup(t, h[i]);
         if (e)
             certs[i] = e->x509, X509_up_ref(e->x509); /* reuse the parse either way */
-        if (!e || memcmp(e->parent, h[i - 1], 32) != 0) {
+        if (!e || e->leaf || memcmp(e->parent, h[i - 1], 32) != 0) {
             bundle_cached = false;
             continue;
         }
@@ -562,7 +568,8 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     }
     if (bundle_cached) {
         struct entry *le = lookup(t, h_leaf);
-        if (le && memcmp(le->parent, h[n - 1], 32) == 0 && when >= le->from && when <= le->until) {
+        if (le && le->leaf && memcmp(le->parent, h[n - 1], 32) == 0 && when >= le->from &&
+            when <= le->until) {
             touch(t, le);
             leaf = le->x509;
             X509_up_ref(leaf);
@@ -595,7 +602,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
         AT_TRY(check_time(leaf, "certificate (leaf)", when, &from, &until, d));
         pthread_mutex_lock(&t->lock);
         insert(t, h_leaf, h[n - 1], leaf, from > issuer_from ? from : issuer_from,
-               until < issuer_until ? until : issuer_until, has_chain_constraints(leaf));
+               until < issuer_until ? until : issuer_until, true, false);
         pthread_mutex_unlock(&t->lock);
         goto done;
     }
@@ -661,10 +668,9 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     }
     pthread_mutex_lock(&t->lock);
     for (size_t i = 1; i < n; i++)
-        insert(t, h[i], h[i - 1], certs[i], wf[i], wu[i], wc[i]);
-    /* A CA certificate seen as a leaf may later issue one: it inherits. */
+        insert(t, h[i], h[i - 1], certs[i], wf[i], wu[i], false, wc[i]);
     insert(t, h_leaf, h[n - 1], leaf, from > wf[n - 1] ? from : wf[n - 1],
-           until < wu[n - 1] ? until : wu[n - 1], wc[n - 1] || has_chain_constraints(leaf));
+           until < wu[n - 1] ? until : wu[n - 1], true, false);
     pthread_mutex_unlock(&t->lock);
 
 done:
