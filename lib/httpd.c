@@ -73,6 +73,36 @@ at_err at_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_
     return AT_OK;
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decoding of the path and of query keys and values, in place.
+ * MHD's own decodes %00 too, and handlers see C strings: "/v1/policies/
+ * a%00b" would name policy "a". %00 stays encoded here, so it fails every
+ * name check instead of silently truncating. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo)) {
+            *w++ = (char)(hi << 4 | lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static void client_addr(struct MHD_Connection *c, char *out, size_t len)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -217,7 +247,8 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(s->o.connection_limit ? s->o.connection_limit : 512),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->o.per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->o.timeout_s ? s->o.timeout_s : 30),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE,
         (unsigned)1, MHD_OPTION_END);
     if (!s->mhd) {
         free(s);
