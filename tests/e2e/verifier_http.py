@@ -1,6 +1,7 @@
 """End-to-end: attest-verifier's HTTP layer with hand-made requests:
 percent-encoded NUL bytes in paths and query values, oversized bodies
-with and without Content-Length (one refusal, one audit row each)."""
+with and without Content-Length (one refusal, one audit row each); and
+out-of-range values in its configuration file."""
 import os
 import socket
 import sys
@@ -65,6 +66,26 @@ try:
     check(st == 413, f"chunked oversized body: 413 (got {st})")
     n1 = v.sql("SELECT count(*) FROM audit WHERE action = 'http.body'")[0][0]
     check(n1 - n0 == 2, f"one audit row per oversized request (got {n1 - n0})")
+    # ---- configuration file: the same bounds as the flags ----------------------
+    import subprocess
+    from harness import VERIFIER
+    for key, value in (("nonce_ttl_s", 0), ("nonce_ttl_s", 10 ** 10), ("clock_skew_s", -5),
+                       ("max_body_bytes", -1), ("connection_limit", 0), ("rate_per_s", -1),
+                       ("rate_burst", 0)):
+        cfg = wd(f"bad-{key}.json")
+        with open(cfg, "w") as f:
+            f.write('{"%s": %d}' % (key, value))
+        p = subprocess.Popen([VERIFIER, "--config", cfg, "--db", wd(f"bad-{key}.db"),
+                              "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = p.communicate(timeout=5)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            p.terminate()
+            out, err = p.communicate()
+            rc = None
+        check(rc == 2 and key.encode() in err,
+              f"config {key} = {value}: refused at start-up like the flag (exit {rc})")
 finally:
     v.stop()
     wd.cleanup()
