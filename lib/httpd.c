@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "at_limits.h"
+#include "enc.h"
 
 struct at_httpd {
     struct MHD_Daemon *mhd;
@@ -297,7 +298,13 @@ void at_http_error(at_http_resp *r, at_err code, const char *message, int64_t au
 {
     json_t *e = json_object();
     json_object_set_new(e, "code", json_string(at_err_str(code)));
-    json_object_set_new(e, "message", json_string(message ? message : at_err_str(code)));
+    json_t *m = json_string(message ? message : at_err_str(code));
+    if (!m) { /* not UTF-8 (request bytes, a cut character): still say it */
+        char *clean = at_utf8_sanitize_new(message);
+        m = json_string(clean ? clean : at_err_str(code));
+        free(clean);
+    }
+    json_object_set_new(e, "message", m);
     json_object_set_new(e, "audit_id", audit_id > 0 ? json_integer(audit_id) : json_null());
     json_t *o = json_object();
     json_object_set_new(o, "error", e);

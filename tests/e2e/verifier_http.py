@@ -2,6 +2,7 @@
 percent-encoded NUL bytes in paths and query values, oversized bodies
 with and without Content-Length (one refusal, one audit row each); and
 out-of-range values in its configuration file."""
+import json
 import os
 import socket
 import sys
@@ -66,6 +67,26 @@ try:
     check(st == 413, f"chunked oversized body: 413 (got {st})")
     n1 = v.sql("SELECT count(*) FROM audit WHERE action = 'http.body'")[0][0]
     check(n1 - n0 == 2, f"one audit row per oversized request (got {n1 - n0})")
+    # ---- audit rows are valid UTF-8, every field covered by the hash -------------
+    # "session:%.50s" cuts this session id inside a two-byte character.
+    sid = "a" + "\u00e9" * 31
+    st, body = v.call("POST", "/v1/secrets/x/release", raw=json.dumps(
+        {"session": sid, "proof": "1." + "A" * 43}, ensure_ascii=False).encode())
+    aid = body["error"]["audit_id"] if isinstance(body, dict) else None
+    row = v.audit_row(aid) if aid else None
+    check(st == 401 and row is not None and isinstance(row.get("actor"), str)
+          and row["actor"].startswith("session:a"),
+          f"a refusal naming a non-ASCII session id: its audit entry has an actor ({row})")
+    st, body = v.call("GET", "/v1/audit/verify", token=auditor)
+    check(st == 200 and body["ok"], "the chain verifies")
+    v.sql("UPDATE audit SET actor = CAST(X'73657373696f6e3a62ff' AS TEXT) WHERE id = ?", (aid,))
+    st, body = v.call("GET", "/v1/audit/verify", token=auditor)
+    check(st == 200 and not body["ok"] and body["first_bad"] == aid,
+          f"an edited actor is detected (got {body})")
+    v.sql("DELETE FROM audit WHERE id >= ?", (aid,))
+    v.sql("UPDATE audit_head SET last_id = (SELECT max(id) FROM audit),"
+          " hash = (SELECT hash FROM audit ORDER BY id DESC LIMIT 1)")
+
     # ---- configuration file: the same bounds as the flags ----------------------
     import subprocess
     from harness import VERIFIER
