@@ -71,16 +71,44 @@ static void bind_opt(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
+/* Fields that are not valid UTF-8 (a request's bytes, or a "%.50s" that
+ * cut a character) would be left out of the canonical JSON, i.e. stored
+ * but not covered by the hash: store and hash a sanitized copy instead. */
+#define N_TEXT_FIELDS 11
+static bool sanitize_row(at_audit_row *r, char *copies[N_TEXT_FIELDS])
+{
+    const char **f[N_TEXT_FIELDS] = {&r->actor,      &r->action,     &r->outcome, &r->code,
+                                     &r->message,    &r->policy,     &r->instance_id,
+                                     &r->session_id, &r->pcr_sha256, &r->evidence_sha256,
+                                     &r->client};
+    for (int i = 0; i < N_TEXT_FIELDS; i++) {
+        copies[i] = NULL;
+        const char *v = *f[i];
+        if (!v)
+            continue;
+        size_t k = 0, n;
+        while (v[k] && (n = at_utf8_seq_len(v + k)) > 0)
+            k += n;
+        if (!v[k])
+            continue;
+        if (!(copies[i] = at_utf8_sanitize_new(v)))
+            return false;
+        *f[i] = copies[i];
+    }
+    return true;
+}
+
 at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     sqlite3_stmt *st = NULL;
-    char *json = NULL;
+    char *json = NULL, *copies[N_TEXT_FIELDS] = {0};
     char prev[65] = AT_AUDIT_GENESIS, hash[65];
     int64_t last_id = 0;
     at_audit_row r = *in;
     if (!r.time_ms)
         r.time_ms = now_ms();
+    AT_ENSURE(sanitize_row(&r, copies), d, AT_E_INTERNAL, "out of memory");
     AT_TRY(at_db_stmt(conn, "SELECT last_id, hash FROM audit_head WHERE one = 1", &st, d));
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
@@ -134,6 +162,8 @@ out:
     if (st)
         sqlite3_reset(st);
     free(json);
+    for (int i = 0; i < N_TEXT_FIELDS; i++)
+        free(copies[i]);
     return rc;
 }
 
@@ -169,6 +199,12 @@ at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
     at_audit_check c = {.ok = true};
     char prev[65] = AT_AUDIT_GENESIS;
     int64_t expect_id = 1;
+    bool in_snapshot = false;
+    /* One snapshot for the rows and the head: read in two statements
+     * outside a transaction, a row appended between them would look like
+     * a removed tail. A savepoint works inside a caller's transaction too. */
+    AT_TRY(at_db_exec(conn, "SAVEPOINT audit_verify", d));
+    in_snapshot = true;
     AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id", &st, d));
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -219,6 +255,8 @@ at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
     rc = AT_OK;
 out:
     sqlite3_finalize(st);
+    if (in_snapshot && sqlite3_exec(conn, "RELEASE audit_verify", NULL, NULL, NULL) != SQLITE_OK)
+        rc = at_fail(d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
     return rc;
 }
 

@@ -197,6 +197,7 @@ static void run_batch(at_db *db, struct job *batch)
 {
     at_diag scratch;
     bool in_tx = sqlite3_exec(db->wconn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    bool lost = false;
     uint64_t n = 0;
     for (struct job *j = batch; j; j = j->next) {
         n++;
@@ -205,16 +206,34 @@ static void run_batch(at_db *db, struct job *batch)
                             sqlite3_errmsg(db->wconn));
             continue;
         }
+        if (lost) {
+            j->rc = at_fail(j->d, AT_E_INTERNAL, "database: the transaction was rolled back "
+                                                 "(an error in a job committed with this one)");
+            continue;
+        }
         if (sqlite3_exec(db->wconn, "SAVEPOINT job", NULL, NULL, NULL) != SQLITE_OK) {
             j->rc = at_fail(j->d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(db->wconn));
             continue;
         }
         j->rc = j->fn(db->wconn, j->ctx, j->d ? j->d : &scratch);
+        /* SQLite rolls the whole transaction back by itself on some errors
+         * (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM). Going on would run the
+         * next jobs in autocommit mode: committed, then reported failed
+         * when the final COMMIT finds no transaction. */
+        if (sqlite3_get_autocommit(db->wconn)) {
+            lost = true;
+            continue;
+        }
         if (j->rc == AT_E_INTERNAL || j->rc == AT_E_IO)
             (void)sqlite3_exec(db->wconn, "ROLLBACK TO job", NULL, NULL, NULL);
         (void)sqlite3_exec(db->wconn, "RELEASE job", NULL, NULL, NULL);
     }
-    if (in_tx && sqlite3_exec(db->wconn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (lost) {
+        for (struct job *j = batch; j; j = j->next)
+            if (j->rc != AT_E_INTERNAL && j->rc != AT_E_IO)
+                j->rc = at_fail(j->d, AT_E_INTERNAL, "database: the transaction was rolled back "
+                                                     "(an error in a job committed with this one)");
+    } else if (in_tx && sqlite3_exec(db->wconn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         const char *why = sqlite3_errmsg(db->wconn);
         (void)sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);
         for (struct job *j = batch; j; j = j->next)

@@ -163,3 +163,51 @@ at_err at_b64_decode_new(const char *txt, size_t len, uint8_t **out, size_t *out
     *outlen = (size_t)(o - p);
     return AT_OK;
 }
+
+size_t at_utf8_seq_len(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return c ? 1 : 0;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+char *at_utf8_sanitize_new(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    size_t i = 0;
+    while (i < len) {
+        size_t n = at_utf8_seq_len(s + i);
+        if (n == 0) {
+            out[i++] = '?';
+            continue;
+        }
+        memcpy(out + i, s + i, n);
+        i += n;
+    }
+    out[len] = '\0';
+    return out;
+}

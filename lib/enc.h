@@ -30,4 +30,12 @@ at_err at_b64_decode_new(const char *txt, size_t txtlen, uint8_t **out,
 /* base64url without padding (JOSE). Caller frees. */
 char *at_b64url_encode_new(at_span s);
 
+/* Length of the valid UTF-8 sequence (RFC 3629: no overlongs, surrogates or
+ * code points past U+10FFFF) starting at s, or 0 when s does not start one. */
+size_t at_utf8_seq_len(const char *s);
+/* A copy of s with every byte that does not belong to a valid UTF-8
+ * sequence replaced by '?' (JSON text must be UTF-8). Caller frees; NULL on
+ * OOM. */
+char *at_utf8_sanitize_new(const char *s);
+
 #endif

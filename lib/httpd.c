@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "at_limits.h"
+#include "enc.h"
 
 struct at_httpd {
     struct MHD_Daemon *mhd;
@@ -71,6 +72,36 @@ at_err at_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_
         return at_fail(d, AT_E_BAD_REQUEST, "listen: '%s' is not an IP address", host);
     }
     return AT_OK;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decoding of the path and of query keys and values, in place.
+ * MHD's own decodes %00 too, and handlers see C strings: "/v1/policies/
+ * a%00b" would name policy "a". %00 stays encoded here, so it fails every
+ * name check instead of silently truncating. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo)) {
+            *w++ = (char)(hi << 4 | lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
 }
 
 static void client_addr(struct MHD_Connection *c, char *out, size_t len)
@@ -217,7 +248,8 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(s->o.connection_limit ? s->o.connection_limit : 512),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->o.per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->o.timeout_s ? s->o.timeout_s : 30),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE,
         (unsigned)1, MHD_OPTION_END);
     if (!s->mhd) {
         free(s);
@@ -266,7 +298,13 @@ void at_http_error(at_http_resp *r, at_err code, const char *message, int64_t au
 {
     json_t *e = json_object();
     json_object_set_new(e, "code", json_string(at_err_str(code)));
-    json_object_set_new(e, "message", json_string(message ? message : at_err_str(code)));
+    json_t *m = json_string(message ? message : at_err_str(code));
+    if (!m) { /* not UTF-8 (request bytes, a cut character): still say it */
+        char *clean = at_utf8_sanitize_new(message);
+        m = json_string(clean ? clean : at_err_str(code));
+        free(clean);
+    }
+    json_object_set_new(e, "message", m);
     json_object_set_new(e, "audit_id", audit_id > 0 ? json_integer(audit_id) : json_null());
     json_t *o = json_object();
     json_object_set_new(o, "error", e);

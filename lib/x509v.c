@@ -42,6 +42,7 @@ struct root {
     size_t der_len;
     uint8_t hash[32];
     int64_t from, until;
+    bool constrained; /* carries name or policy constraints */
 };
 
 struct entry {
@@ -49,6 +50,13 @@ struct entry {
     uint8_t parent[32];
     X509 *x509;
     int64_t from, until; /* the verification holds for from <= t <= until */
+    /* Verified as the document's leaf (true) or as an issuer in a bundle:
+     * reused only in that role, since the checks differ (an issuer's
+     * ancestors' path lengths, a leaf's names). */
+    bool leaf;
+    /* It or a certificate above it constrains what it may issue (names,
+     * policies): a leaf under it needs the whole chain, not just it. */
+    bool constrained;
     struct entry *hnext;
     struct entry *prev, *next; /* LRU: head = most recent */
 };
@@ -181,6 +189,18 @@ static at_err check_cert_algs(X509 *x, const char *what, at_diag *d)
     return AT_OK;
 }
 
+/* Extensions whose effect reaches below the issuing certificate: OpenSSL
+ * applies them to the whole chain under the certificate carrying them. */
+static bool has_chain_constraints(X509 *x)
+{
+    static const int nids[] = {NID_name_constraints, NID_policy_constraints,
+                               NID_inhibit_any_policy};
+    for (size_t i = 0; i < sizeof nids / sizeof nids[0]; i++)
+        if (X509_get_ext_by_NID(x, nids[i], -1) >= 0)
+            return true;
+    return false;
+}
+
 static at_err cert_window(X509 *x, const char *what, int64_t *from, int64_t *until, at_diag *d)
 {
     if (!at_asn1_time_unix(X509_get0_notBefore(x), from) ||
@@ -217,6 +237,7 @@ at_err at_trust_add_root_der(at_trust *t, at_span der, at_diag *d)
     memcpy(r->der, der.p, der.len);
     r->der_len = der.len;
     memcpy(r->hash, h, 32);
+    r->constrained = has_chain_constraints(x);
     AT_OSSL(X509_STORE_add_cert(t->store, x), d);
     r->x509 = x;
     x = NULL;
@@ -345,13 +366,15 @@ static void remove_entry(at_trust *t, struct entry *e)
 }
 
 static void insert(at_trust *t, const uint8_t h[32], const uint8_t parent[32], X509 *x,
-                   int64_t from, int64_t until)
+                   int64_t from, int64_t until, bool leaf, bool constrained)
 {
     struct entry *e = lookup(t, h);
     if (e) {
         memcpy(e->parent, parent, 32);
         e->from = from;
         e->until = until;
+        e->leaf = leaf;
+        e->constrained = constrained;
         touch(t, e);
         return;
     }
@@ -367,6 +390,8 @@ static void insert(at_trust *t, const uint8_t h[32], const uint8_t parent[32], X
     e->x509 = x;
     e->from = from;
     e->until = until;
+    e->leaf = leaf;
+    e->constrained = constrained;
     size_t b = bucket_of(t, h);
     e->hnext = t->buckets[b];
     t->buckets[b] = e;
@@ -524,25 +549,27 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     /* Fast paths: the bundle, link by link, is what we verified before. */
     pthread_mutex_lock(&t->lock);
     locked = true;
-    bool bundle_cached = true;
+    bool bundle_cached = true, issuer_constrained = r->constrained;
     int64_t issuer_from = r->from, issuer_until = r->until;
     X509 *issuer_x = r->x509;
     for (size_t i = 1; i < n; i++) {
         struct entry *e = lookup(t, h[i]);
         if (e)
             certs[i] = e->x509, X509_up_ref(e->x509); /* reuse the parse either way */
-        if (!e || memcmp(e->parent, h[i - 1], 32) != 0) {
+        if (!e || e->leaf || memcmp(e->parent, h[i - 1], 32) != 0) {
             bundle_cached = false;
             continue;
         }
         issuer_from = e->from;
         issuer_until = e->until;
         issuer_x = e->x509;
+        issuer_constrained = e->constrained;
         touch(t, e);
     }
     if (bundle_cached) {
         struct entry *le = lookup(t, h_leaf);
-        if (le && memcmp(le->parent, h[n - 1], 32) == 0 && when >= le->from && when <= le->until) {
+        if (le && le->leaf && memcmp(le->parent, h[n - 1], 32) == 0 && when >= le->from &&
+            when <= le->until) {
             touch(t, le);
             leaf = le->x509;
             X509_up_ref(leaf);
@@ -551,7 +578,10 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
             leaf = le->x509; /* reuse the parse, verify again */
             X509_up_ref(leaf);
         }
-        if (path == AT_CHAIN_FULL && when >= issuer_from && when <= issuer_until) {
+        /* verify_under_issuer sees only the issuer: constraints from
+         * above it would go unchecked, so such chains are verified whole. */
+        if (path == AT_CHAIN_FULL && !issuer_constrained && when >= issuer_from &&
+            when <= issuer_until) {
             issuer = issuer_x;
             X509_up_ref(issuer);
             path = AT_CHAIN_CACHED_ISSUER;
@@ -572,7 +602,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
         AT_TRY(check_time(leaf, "certificate (leaf)", when, &from, &until, d));
         pthread_mutex_lock(&t->lock);
         insert(t, h_leaf, h[n - 1], leaf, from > issuer_from ? from : issuer_from,
-               until < issuer_until ? until : issuer_until);
+               until < issuer_until ? until : issuer_until, true, false);
         pthread_mutex_unlock(&t->lock);
         goto done;
     }
@@ -612,8 +642,10 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     /* The window over which each link holds, then validity at `when`,
      * reported leaf first. */
     int64_t wf[AT_MAX_CABUNDLE], wu[AT_MAX_CABUNDLE];
+    bool wc[AT_MAX_CABUNDLE];
     wf[0] = r->from;
     wu[0] = r->until;
+    wc[0] = r->constrained;
     for (size_t i = 1; i < n; i++) {
         char what[24];
         snprintf(what, sizeof what, "cabundle[%zu]", i);
@@ -621,6 +653,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
         AT_TRY(cert_window(certs[i], what, &f, &u, d));
         wf[i] = f > wf[i - 1] ? f : wf[i - 1];
         wu[i] = u < wu[i - 1] ? u : wu[i - 1];
+        wc[i] = wc[i - 1] || has_chain_constraints(certs[i]);
     }
     AT_TRY(check_time(leaf, "certificate (leaf)", when, &from, &until, d));
     for (size_t i = n - 1; i >= 1; i--) {
@@ -635,9 +668,9 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     }
     pthread_mutex_lock(&t->lock);
     for (size_t i = 1; i < n; i++)
-        insert(t, h[i], h[i - 1], certs[i], wf[i], wu[i]);
+        insert(t, h[i], h[i - 1], certs[i], wf[i], wu[i], false, wc[i]);
     insert(t, h_leaf, h[n - 1], leaf, from > wf[n - 1] ? from : wf[n - 1],
-           until < wu[n - 1] ? until : wu[n - 1]);
+           until < wu[n - 1] ? until : wu[n - 1], true, false);
     pthread_mutex_unlock(&t->lock);
 
 done:

@@ -137,3 +137,8 @@ endif
 # attestctl verify end to end (AT_BUILD / AT_SRCDIR come from Makefile.am).
 TESTS += tests/e2e/verify_cli.sh
 EXTRA_DIST += tests/e2e/verify_cli.sh
+
+check_PROGRAMS += tests/unit/test_db
+tests_unit_test_db_SOURCES = tests/unit/test_db.c
+tests_unit_test_db_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_db_LDADD = $(UNIT_LDADD)

@@ -412,6 +412,26 @@ static int load_config_file(verifier_config *c, const char *path)
     }
     if (json_is_true(json_object_get(j, "no_aws_root")))
         c->no_aws_root = true;
+    /* The same bounds as the flags (a negative max_body_bytes would lift the
+     * body cap, a zero nonce TTL would fail every challenge). */
+    static const struct {
+        const char *key;
+        double min, max;
+    } bounds[] = {{"nonce_ttl_s", 1, 3600},         {"clock_skew_s", 0, 3600},
+                  {"max_body_bytes", 1024, 16 << 20}, {"connection_limit", 1, 100000},
+                  {"rate_per_s", 0, 1000000},        {"rate_burst", 1, 1000000}};
+    for (size_t k = 0; k < sizeof bounds / sizeof bounds[0]; k++) {
+        json_t *x = json_object_get(j, bounds[k].key);
+        bool real_ok = strncmp(bounds[k].key, "rate_", 5) == 0;
+        if (x && (!(json_is_integer(x) || (real_ok && json_is_real(x))) ||
+                  json_number_value(x) < bounds[k].min || json_number_value(x) > bounds[k].max)) {
+            fprintf(stderr, "attest-verifier: %s: %s: expected %s %.0f..%.0f\n", path,
+                    bounds[k].key, real_ok ? "a number" : "an integer", bounds[k].min,
+                    bounds[k].max);
+            json_decref(j);
+            return -1;
+        }
+    }
     if (json_is_integer(json_object_get(j, "nonce_ttl_s")))
         c->nonce_ttl_s = (int)json_integer_value(json_object_get(j, "nonce_ttl_s"));
     if (json_is_integer(json_object_get(j, "clock_skew_s")))

@@ -89,6 +89,32 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
     int64_t now = now_ms();
     char ref[200];
     snprintf(ref, sizeof ref, "%s@%lld", j->policy, (long long)j->policy_version);
+    /* The version was read outside this transaction: a revocation committed
+     * since (it ends the version's live sessions) must also stop this
+     * admission, or a session would outlive its acknowledged revocation. */
+    AT_TRY(at_db_stmt(c, "SELECT revoked_ms FROM policy_versions WHERE name = ? AND version = ?",
+                      &st, d));
+    sqlite3_bind_text(st, 1, j->policy, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, j->policy_version);
+    int ps = sqlite3_step(st);
+    AT_ENSURE(ps == SQLITE_ROW || ps == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s",
+              sqlite3_errmsg(c));
+    bool revoked = ps == SQLITE_DONE || sqlite3_column_type(st, 0) != SQLITE_NULL;
+    sqlite3_reset(st);
+    st = NULL;
+    if (revoked) {
+        rc = at_fail(d, AT_E_POLICY_NOT_FOUND,
+                     "policy: %s was revoked while the document was being checked", ref);
+        at_audit_row row = {.actor = j->actor, .action = "attestation.create",
+                            .outcome = "refused", .code = "policy_not_found", .message = d->msg,
+                            .policy = ref, .instance_id = j->instance_id,
+                            .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
+                            .client = j->client};
+        at_diag scratch;
+        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+            return AT_E_INTERNAL;
+        return rc;
+    }
     if (j->nonce_len) {
         /* Single use: the primary key refuses a second insert. */
         AT_TRY(at_db_stmt(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)",
@@ -361,7 +387,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     j.token = token;
     rc = at_db_write(v->db, admit, &j, &d);
     at_wipe(j.proof_key, sizeof j.proof_key);
-    if (rc == AT_E_NONCE_REUSED) {
+    if (rc == AT_E_NONCE_REUSED || rc == AT_E_POLICY_NOT_FOUND) {
         at_http_error(resp, rc, d.msg, j.audit_id);
         goto done;
     }

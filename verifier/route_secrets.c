@@ -65,17 +65,44 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
     struct release_job *j = ctx;
     sqlite3_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
-    AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
-    sqlite3_bind_blob(st, 1, j->mac, sizeof j->mac, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, j->proof_expires_ms);
-    int s = sqlite3_step(st);
-    sqlite3_finalize(st);
-    st = NULL;
     char msg[200];
     snprintf(msg, sizeof msg, "secret %s", j->name);
     at_audit_row row = {.actor = j->actor, .action = "secret.release", .outcome = "ok",
                         .policy = j->policy_ref, .instance_id = j->instance_id,
                         .session_id = j->session_id, .client = j->client, .message = msg};
+    /* The session was checked on a read connection: an end committed since
+     * (revocation, replacement) must stop the release it acknowledged. */
+    AT_TRY(at_db_prepare(c, "SELECT ended_ms, end_reason, expires_ms FROM sessions WHERE id = ?",
+                         &st, d));
+    sqlite3_bind_text(st, 1, j->session_id, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s",
+              sqlite3_errmsg(c));
+    if (s == SQLITE_DONE || sqlite3_column_type(st, 0) != SQLITE_NULL ||
+        sqlite3_column_int64(st, 2) <= now_ms()) {
+        rc = at_fail(d, AT_E_SESSION_EXPIRED, "session: %s before the release was recorded",
+                     s == SQLITE_DONE ? "gone"
+                     : sqlite3_column_type(st, 0) != SQLITE_NULL
+                         ? (const char *)sqlite3_column_text(st, 1) ?: "ended"
+                         : "expired");
+        sqlite3_finalize(st);
+        st = NULL;
+        row.outcome = "refused";
+        row.code = at_err_str(rc);
+        row.message = d->msg;
+        at_diag scratch;
+        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+            return AT_E_INTERNAL;
+        return rc;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
+    sqlite3_bind_blob(st, 1, j->mac, sizeof j->mac, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, j->proof_expires_ms);
+    s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
     if (s == SQLITE_CONSTRAINT_PRIMARYKEY || s == SQLITE_CONSTRAINT) {
         rc = at_fail(d, AT_E_UNAUTHORIZED, "proof: already used (replayed release request)");
         row.outcome = "refused";
@@ -279,7 +306,8 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     memcpy(j.mac, mac, 32);
     rc = at_db_write(v->db, consume_proof, &j, &d);
     if (rc != AT_OK) {
-        at_http_error(resp, rc, d.msg, j.audit_id);
+        /* A refusal kept its audit row; an internal error rolled it back. */
+        at_http_error(resp, rc, d.msg, rc == AT_E_INTERNAL ? -1 : j.audit_id);
         goto done;
     }
     char *b = at_b64_encode_new(at_buf_span(&sealed));

@@ -111,8 +111,21 @@ static EVP_PKEY *keygen(const char *kind)
     return k;
 }
 
+/* One extra extension (nid, OpenSSL config value) when nid != NID_undef;
+ * NID_basic_constraints replaces the default one. */
+static X509 *mk_cert_ext(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+                         bool ca, int64_t nb, int64_t na, const EVP_MD *md, int nid,
+                         const char *value);
+
 static X509 *mk_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, bool ca,
                      int64_t nb, int64_t na, const EVP_MD *md)
+{
+    return mk_cert_ext(cn, key, issuer, issuer_key, ca, nb, na, md, NID_undef, NULL);
+}
+
+static X509 *mk_cert_ext(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+                         bool ca, int64_t nb, int64_t na, const EVP_MD *md, int nid,
+                         const char *value)
 {
     static long serial = 1000;
     X509 *x = X509_new();
@@ -130,7 +143,9 @@ static X509 *mk_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issu
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
     X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
-                                            ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+                                            nid == NID_basic_constraints ? value
+                                            : ca ? "critical,CA:TRUE"
+                                                 : "critical,CA:FALSE");
     X509_add_ext(x, e, -1);
     X509_EXTENSION_free(e);
     e = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
@@ -138,6 +153,12 @@ static X509 *mk_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issu
                                : "critical,digitalSignature");
     X509_add_ext(x, e, -1);
     X509_EXTENSION_free(e);
+    if (nid != NID_undef && nid != NID_basic_constraints) {
+        e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+        assert_non_null(e);
+        X509_add_ext(x, e, -1);
+        X509_EXTENSION_free(e);
+    }
     assert_true(X509_sign(x, issuer_key ? issuer_key : key, md) > 0);
     return x;
 }
@@ -694,6 +715,87 @@ static void same_name_forgery(void **state)
         EVP_PKEY_free(ks[i]);
 }
 
+/* A pinned root may constrain the names below it (RFC 5280 §4.2.1.10).
+ * A full verification applies the root's constraints to the leaf; a leaf
+ * under a cached intermediate must not escape them. */
+static void name_constraints_of_the_root(void **state)
+{
+    int64_t nb = NOW - 3600, na = NOW + 86400;
+    EVP_PKEY *kr = keygen("P-384"), *ki = keygen("P-384"), *kl = keygen("P-384");
+    X509 *root = mk_cert_ext("root", kr, NULL, NULL, true, nb, na, EVP_sha384(),
+                             NID_name_constraints, "critical,permitted;DNS:good.example");
+    X509 *inter = mk_cert("inter", ki, root, kr, true, nb, na, EVP_sha384());
+    X509 *good = mk_cert_ext("good", kl, inter, ki, false, nb, na, EVP_sha384(),
+                             NID_subject_alt_name, "DNS:a.good.example");
+    X509 *evil = mk_cert_ext("evil", kl, inter, ki, false, nb, na, EVP_sha384(),
+                             NID_subject_alt_name, "DNS:evil.example");
+    der dr = to_der(root), di = to_der(inter), dg = to_der(good), de = to_der(evil);
+    at_span b[2] = {DSPAN(dr), DSPAN(di)};
+    at_diag d = {{0}};
+    /* Cold: the root's constraint refuses the evil leaf. */
+    at_trust *t = at_trust_new(0);
+    assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
+    assert_int_equal(verify_spans(t, DSPAN(de), b, 2, NOW), AT_E_CHAIN_INVALID);
+    at_trust_unref(t);
+    /* Warm: the intermediate is cached by a good leaf; the evil leaf is
+     * still refused, and the good one still admitted. */
+    t = at_trust_new(0);
+    assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
+    assert_int_equal(verify_spans(t, DSPAN(dg), b, 2, NOW), AT_OK);
+    assert_int_equal(verify_spans(t, DSPAN(de), b, 2, NOW), AT_E_CHAIN_INVALID);
+    assert_int_equal(verify_spans(t, DSPAN(dg), b, 2, NOW), AT_OK);
+    at_trust_unref(t);
+    X509 *all[] = {root, inter, good, evil};
+    for (int i = 0; i < 4; i++)
+        X509_free(all[i]);
+    der ds[] = {dr, di, dg, de};
+    for (int i = 0; i < 4; i++)
+        OPENSSL_free(ds[i].p);
+    EVP_PKEY *ks[] = {kr, ki, kl};
+    for (int i = 0; i < 3; i++)
+        EVP_PKEY_free(ks[i]);
+}
+
+/* A CA certificate can be a document's leaf (nothing forbids it) and, in
+ * another document, the last intermediate. Verified as a leaf, it was not
+ * checked as an issuer: its parent's pathLenConstraint forbids it to
+ * issue. Cached as a leaf, it must not serve as a cached issuer. */
+static void leaf_not_reused_as_issuer(void **state)
+{
+    int64_t nb = NOW - 3600, na = NOW + 86400;
+    EVP_PKEY *kr = keygen("P-384"), *k1 = keygen("P-384"), *k2 = keygen("P-384"),
+             *kl = keygen("P-384");
+    X509 *root = mk_cert("root", kr, NULL, NULL, true, nb, na, EVP_sha384());
+    X509 *i1 = mk_cert_ext("i1", k1, root, kr, true, nb, na, EVP_sha384(), NID_basic_constraints,
+                           "critical,CA:TRUE,pathlen:0");
+    X509 *i2 = mk_cert("i2", k2, i1, k1, true, nb, na, EVP_sha384());
+    X509 *leaf = mk_cert("leaf", kl, i2, k2, false, nb, na, EVP_sha384());
+    der dr = to_der(root), d1 = to_der(i1), d2 = to_der(i2), dl = to_der(leaf);
+    at_span short_b[2] = {DSPAN(dr), DSPAN(d1)}, long_b[3] = {DSPAN(dr), DSPAN(d1), DSPAN(d2)};
+    at_diag d = {{0}};
+    /* Cold: i1 (pathlen 0) may not issue the CA i2 that issues the leaf. */
+    at_trust *t = at_trust_new(0);
+    assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
+    assert_int_equal(verify_spans(t, DSPAN(dl), long_b, 3, NOW), AT_E_CHAIN_INVALID);
+    at_trust_unref(t);
+    /* Warm: i2 verified (and cached) as the leaf of [root, i1] first. */
+    t = at_trust_new(0);
+    assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
+    assert_int_equal(verify_spans(t, DSPAN(d2), short_b, 2, NOW), AT_OK);
+    assert_int_equal(verify_spans(t, DSPAN(dl), long_b, 3, NOW), AT_E_CHAIN_INVALID);
+    assert_int_equal(verify_spans(t, DSPAN(d2), short_b, 2, NOW), AT_OK);
+    at_trust_unref(t);
+    X509 *all[] = {root, i1, i2, leaf};
+    for (int i = 0; i < 4; i++)
+        X509_free(all[i]);
+    der ds[] = {dr, d1, d2, dl};
+    for (int i = 0; i < 4; i++)
+        OPENSSL_free(ds[i].p);
+    EVP_PKEY *ks[] = {kr, k1, k2, kl};
+    for (int i = 0; i < 4; i++)
+        EVP_PKEY_free(ks[i]);
+}
+
 /* root (P-384) -> intermediate (key_kind, signed md_i) -> leaf (leaf_kind,
  * signed with md_l); returns the code of verifying at NOW. */
 static at_err alg_chain(const char *inter_kind, const EVP_MD *md_i, const char *leaf_kind,
@@ -881,6 +983,8 @@ int main(void)
         cmocka_unit_test(foreign_leaf),
         cmocka_unit_test(untrusted_roots),
         cmocka_unit_test(same_name_forgery),
+        cmocka_unit_test(name_constraints_of_the_root),
+        cmocka_unit_test(leaf_not_reused_as_issuer),
         cmocka_unit_test(only_p384_sha384),
         cmocka_unit_test(expired_intermediate),
         cmocka_unit_test(malformed_certificates),

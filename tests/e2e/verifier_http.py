@@ -1,0 +1,113 @@
+"""End-to-end: attest-verifier's HTTP layer with hand-made requests:
+percent-encoded NUL bytes in paths and query values, oversized bodies
+with and without Content-Length (one refusal, one audit row each); and
+out-of-range values in its configuration file."""
+import json
+import os
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Pki, Verifier, Workdir, check, finish
+
+wd = Workdir("http")
+pki = Pki(wd)
+v = Verifier(wd, roots=[pki.root], extra=["--rate", "0"]).start()
+
+
+def raw(request):
+    """Send raw bytes, return (status, body bytes)."""
+    s = socket.create_connection(("127.0.0.1", v.port), timeout=30)
+    try:
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            if b"content-length:" in head.lower():
+                n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+                if len(body) >= n:
+                    break
+    finally:
+        s.close()
+    return int(data.split(b" ")[1]), data.partition(b"\r\n\r\n")[2]
+
+
+try:
+    owner = v.token("owner")
+    auditor = v.token("auditor")
+    pol = pki.policy()
+    st, body = v.call("PUT", "/v1/policies/llm", body=pol, token=owner)
+    check(st == 201 and body["version"] == 1, "policy llm v1")
+
+    # ---- percent-encoded NUL: never truncates a name -------------------------
+    st, body = v.call("PUT", "/v1/policies/llm%00other", body=pol, token=owner)
+    check(st == 400 and body["error"]["code"] == "bad_request",
+          f"PUT /v1/policies/llm%00other: 400 bad_request (got {st} {body})")
+    st, body = v.call("GET", "/v1/policies/llm", token=owner)
+    check(st == 200 and len(body["history"]) == 1, "policy llm has still one version")
+    st, body = v.call("GET", "/v1/policies/llm%00x", token=owner)
+    check(st == 400, f"GET /v1/policies/llm%00x: 400 (got {st})")
+    st, body = v.call("GET", "/v1/sessions?policy=llm%00x", token=auditor)
+    check(st == 400 and body["error"]["code"] == "bad_request",
+          f"a query value with %00: 400 bad_request (got {st})")
+    st, body = v.call("GET", "/v1/policies/ll%6d", token=owner)
+    check(st == 200 and body["name"] == "llm", "other percent-encodings still decode (ll%6d = llm)")
+
+    # ---- oversized bodies ----------------------------------------------------------
+    big = b'{"evidence":"' + b"A" * 70000 + b'"}'
+    n0 = v.sql("SELECT count(*) FROM audit WHERE action = 'http.body'")[0][0]
+    st, body = raw(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+    check(st == 413, f"announced oversized body: 413 (got {st})")
+    chunks = b"".join(b"%x\r\n" % 8000 + b"A" * 8000 + b"\r\n" for _ in range(10)) + b"0\r\n\r\n"
+    st, body = raw(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+    check(st == 413, f"chunked oversized body: 413 (got {st})")
+    n1 = v.sql("SELECT count(*) FROM audit WHERE action = 'http.body'")[0][0]
+    check(n1 - n0 == 2, f"one audit row per oversized request (got {n1 - n0})")
+    # ---- audit rows are valid UTF-8, every field covered by the hash -------------
+    # "session:%.50s" cuts this session id inside a two-byte character.
+    sid = "a" + "\u00e9" * 31
+    st, body = v.call("POST", "/v1/secrets/x/release", raw=json.dumps(
+        {"session": sid, "proof": "1." + "A" * 43}, ensure_ascii=False).encode())
+    aid = body["error"]["audit_id"] if isinstance(body, dict) else None
+    row = v.audit_row(aid) if aid else None
+    check(st == 401 and row is not None and isinstance(row.get("actor"), str)
+          and row["actor"].startswith("session:a"),
+          f"a refusal naming a non-ASCII session id: its audit entry has an actor ({row})")
+    st, body = v.call("GET", "/v1/audit/verify", token=auditor)
+    check(st == 200 and body["ok"], "the chain verifies")
+    v.sql("UPDATE audit SET actor = CAST(X'73657373696f6e3a62ff' AS TEXT) WHERE id = ?", (aid,))
+    st, body = v.call("GET", "/v1/audit/verify", token=auditor)
+    check(st == 200 and not body["ok"] and body["first_bad"] == aid,
+          f"an edited actor is detected (got {body})")
+    v.sql("DELETE FROM audit WHERE id >= ?", (aid,))
+    v.sql("UPDATE audit_head SET last_id = (SELECT max(id) FROM audit),"
+          " hash = (SELECT hash FROM audit ORDER BY id DESC LIMIT 1)")
+
+    # ---- configuration file: the same bounds as the flags ----------------------
+    import subprocess
+    from harness import VERIFIER
+    for key, value in (("nonce_ttl_s", 0), ("nonce_ttl_s", 10 ** 10), ("clock_skew_s", -5),
+                       ("max_body_bytes", -1), ("connection_limit", 0), ("rate_per_s", -1),
+                       ("rate_burst", 0)):
+        cfg = wd(f"bad-{key}.json")
+        with open(cfg, "w") as f:
+            f.write('{"%s": %d}' % (key, value))
+        p = subprocess.Popen([VERIFIER, "--config", cfg, "--db", wd(f"bad-{key}.db"),
+                              "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = p.communicate(timeout=5)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            p.terminate()
+            out, err = p.communicate()
+            rc = None
+        check(rc == 2 and key.encode() in err,
+              f"config {key} = {value}: refused at start-up like the flag (exit {rc})")
+finally:
+    v.stop()
+    wd.cleanup()
+finish()
