@@ -251,6 +251,8 @@ at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
                  "the log ends at row %lld but its head records row %lld: rows were removed",
                  (long long)(expect_id - 1), (long long)head_id);
     }
+    c.head_id = expect_id - 1;
+    snprintf(c.head_hash, sizeof c.head_hash, "%s", prev);
     *out = c;
     rc = AT_OK;
 out:

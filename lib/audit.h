@@ -41,6 +41,8 @@ typedef struct {
     int64_t entries;
     int64_t first_bad;          /* 0 when ok */
     char reason[160];
+    int64_t head_id;            /* the last row's id and hash (as recomputed) */
+    char head_hash[65];
 } at_audit_check;
 
 /* Recompute the whole chain. */

@@ -173,7 +173,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         req->url = url;
         req->start_ns = at_monotonic_ns();
         req->route = "other";
-        at_buf_init(&req->body);
+        /* Bodies can carry secrets (PUT /v1/secrets): wiped when freed. */
+        at_buf_init_secret(&req->body);
         at_buf_set_max(&req->body, cap);
         client_addr(c, req->client, sizeof req->client);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);

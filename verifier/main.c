@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -275,6 +277,7 @@ static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
         "UPDATE sessions SET ended_ms = expires_ms, end_reason = 'expired'"
         " WHERE ended_ms IS NULL AND expires_ms < ?",
     };
+    int ended = 0;
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
         at_err rc = at_db_prepare(c, sql[i], &st, d);
         if (rc != AT_OK)
@@ -284,8 +287,25 @@ static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
         sqlite3_finalize(st);
         if (s != SQLITE_DONE)
             return at_fail(d, AT_E_INTERNAL, "prune: %s", sqlite3_errmsg(c));
+        if (i == 2)
+            ended = sqlite3_changes(c);
     }
-    return AT_OK;
+    if (ended == 0)
+        return AT_OK;
+    /* Ending sessions is a state change: it gets its row. */
+    char msg[64];
+    snprintf(msg, sizeof msg, "%d expired session(s) ended", ended);
+    at_audit_row row = {.actor = "verifier", .action = "session.expire", .outcome = "ok", .message = msg};
+    return at_audit_append(c, &row, NULL, d);
+}
+
+/* jansson's allocations hold request bodies, secrets and keys: wipe each
+ * block before it goes back to the allocator. */
+static void wiping_free(void *p)
+{
+    if (p)
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+    free(p);
 }
 
 /* ---- router --------------------------------------------------------------- */
@@ -533,6 +553,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     at_diag d = {{0}};
+    json_set_alloc_funcs(malloc, wiping_free);
     umask(077);
     if (at_db_open(c->db_path, &v.db, &d) != AT_OK) {
         vlog("fatal", "db", "%s", d.msg);

@@ -66,6 +66,10 @@ void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *
         json_object_set_new(o, "ok", json_boolean(chk.ok));
         json_object_set_new(o, "entries", json_integer(chk.entries));
         json_object_set_new(o, "first_bad", chk.ok ? json_null() : json_integer(chk.first_bad));
+        /* The head to anchor outside the database (a row's hash commits to
+         * every row before it). */
+        json_object_set_new(o, "head", json_pack("{s:I,s:s}", "id", (json_int_t)chk.head_id,
+                                                 "hash", chk.head_hash));
         if (!chk.ok)
             json_object_set_new(o, "reason", json_string(chk.reason));
         at_http_json(resp, 200, o);

@@ -300,6 +300,8 @@ try:
           "attestctl audit export: JSON lines across pages")
     st, body = v.call("GET", "/v1/audit/verify", token=auditor)
     check(st == 200 and body["ok"] and body["first_bad"] is None, "audit chain verifies")
+    last = v.sql("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")[0]
+    check(body["head"] == {"id": last[0], "hash": last[1]}, "verify reports the head to anchor outside (id, hash)")
     total = body["entries"]
     v.sql("UPDATE audit SET message = 'nothing to see' WHERE id = 7")
     st, body = v.call("GET", "/v1/audit/verify", token=auditor)
