@@ -84,6 +84,7 @@ at_err agent_unseal_model(agent *a, at_diag *d) AT_MUST_USE;
 void route_ohttp(agent *a, at_http_req *req, at_http_resp *resp);
 void route_key_config(agent *a, at_http_req *req, at_http_resp *resp);
 void route_status(agent *a, at_http_req *req, at_http_resp *resp);
+void route_evidence(agent *a, at_http_req *req, at_http_resp *resp);
 
 /* Upstream (the local LLM server). */
 typedef struct upstream_stream upstream_stream;

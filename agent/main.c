@@ -22,7 +22,8 @@ static void usage(FILE *f)
             "                    --listen ADDR:PORT [--advertise URL] --upstream URL [--token-file F]\n"
             "                    [--model FILE | --model-sealed FILE --model-secret NAME --model-out PATH]\n"
             "                    [--model-pcr N] [--print-pcrs] [--port-file F] [--max-body BYTES]\n"
-            "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), GET /v1/status.\n");
+            "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
+            "(a fresh document for a caller's nonce), GET /v1/status.\n");
 }
 
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
@@ -38,6 +39,9 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     } else if (strcmp(req->url, "/v1/key-config") == 0 && strcmp(req->method, "GET") == 0) {
         req->route = "key-config";
         route_key_config(a, req, resp);
+    } else if (strcmp(req->url, "/v1/evidence") == 0 && strcmp(req->method, "POST") == 0) {
+        req->route = "evidence";
+        route_evidence(a, req, resp);
     } else if (strcmp(req->url, "/v1/status") == 0 && strcmp(req->method, "GET") == 0) {
         req->route = "status";
         route_status(a, req, resp);

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "agent.h"
+#include "enc.h"
 
 void route_key_config(agent *a, at_http_req *req, at_http_resp *resp)
 {
@@ -226,4 +227,37 @@ void route_status(agent *a, at_http_req *req, at_http_resp *resp)
                           a->model_ready, "last_error", a->last_error);
     pthread_mutex_unlock(&a->lock);
     at_http_json(resp, 200, o);
+}
+
+/* POST /v1/evidence {"nonce": "b64"} -> {"evidence": "b64"}: a fresh
+ * document bound to the caller's nonce and carrying our key configuration,
+ * for relying parties that verify locally (attest-gateway --verify-locally).
+ * The nonce is attacker-chosen: only its length matters here. */
+void route_evidence(agent *a, at_http_req *req, at_http_resp *resp)
+{
+    json_t *body = NULL;
+    uint8_t *nonce = NULL;
+    size_t nonce_len = 0;
+    at_buf doc;
+    at_buf_init(&doc);
+    at_diag d = {{0}};
+    at_err rc = at_http_body_json(req, &body, &d);
+    const char *nb = rc == AT_OK ? json_string_value(json_object_get(body, "nonce")) : NULL;
+    if (rc == AT_OK && (!nb || json_object_size(body) != 1 ||
+                        at_b64_decode_new(nb, strlen(nb), &nonce, &nonce_len) != AT_OK ||
+                        nonce_len < 16 || nonce_len > 64))
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "nonce: expected {\"nonce\": base64 of 16..64 bytes}");
+    if (rc == AT_OK)
+        rc = at_attester_document(a->attester, AT_SPAN(nonce, nonce_len), AT_SPAN_NULL,
+                                  at_buf_span(&a->key_config), &doc, &d);
+    if (rc != AT_OK) {
+        at_http_error(resp, rc, d.msg, -1);
+    } else {
+        char *ev = at_b64_encode_new(at_buf_span(&doc));
+        at_http_json(resp, 200, json_pack("{s:s}", "evidence", ev ? ev : ""));
+        free(ev);
+    }
+    json_decref(body);
+    free(nonce);
+    at_buf_cleanup(&doc);
 }

@@ -26,6 +26,9 @@ typedef struct {
     char jwks_file[1024];   /* pin the verifier's keys instead of fetching them */
     char port_file[1024];
     int refresh_s;          /* how long a verified session list is used */
+    bool verify_locally;    /* also check each instance's own fresh document */
+    char *roots[8];         /* --root PEM (default: the AWS Nitro root) */
+    size_t n_roots;
     size_t max_body;
 } gateway_config;
 
@@ -36,10 +39,14 @@ typedef struct {
     char endpoint[600];
     at_ohttp_key_config key_config;
     int64_t expires_ms;
+    bool checked_locally;
 } gw_target;
+
+typedef struct at_trust at_trust;
 
 typedef struct {
     gateway_config cfg;
+    at_trust *trust;          /* --verify-locally */
     char token[512];
     json_t *pinned_jwks;      /* from --verifier-jwks, else NULL */
 

@@ -11,15 +11,19 @@
 #include "config.h"
 #include "gateway.h"
 #include "httpc.h"
+#include "x509v.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: attest-gateway --verifier URL --policy NAME --listen ADDR:PORT --token-file F\n"
-            "                      [--verifier-jwks FILE] [--refresh S] [--port-file F] [--max-body BYTES]\n"
+            "                      [--verifier-jwks FILE] [--verify-locally [--root PEM]...] [--refresh S]\n"
+            "                      [--port-file F] [--max-body BYTES]\n"
             "Serves /v1/chat/completions, /v1/completions, /v1/models (OpenAI shape, \"stream\": true\n"
             "supported), each sealed to an instance whose session and attestation result verify;\n"
-            "GET /v1/gateway/instances lists them. --verifier-jwks pins the verifier's keys.\n");
+            "GET /v1/gateway/instances lists them. --verifier-jwks pins the verifier's keys;\n"
+            "--verify-locally also checks each instance's own fresh document against --root (default:\n"
+            "the AWS Nitro root) before using it.\n");
 }
 
 static void instances(gateway *g, at_http_resp *resp)
@@ -79,6 +83,7 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},    {"token-file", required_argument, NULL, 't'},
         {"verifier-jwks", required_argument, NULL, 'j'}, {"refresh", required_argument, NULL, 'r'},
         {"port-file", required_argument, NULL, 'f'}, {"max-body", required_argument, NULL, 'b'},
+        {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int o;
@@ -93,6 +98,14 @@ int main(int argc, char **argv)
         case 'r': c->refresh_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
         case 'f': COPY(port_file); break;
         case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
+        case 'L': c->verify_locally = true; break;
+        case 'R':
+            if (c->n_roots == 8) {
+                fprintf(stderr, "attest-gateway: at most 8 --root\n");
+                return 2;
+            }
+            c->roots[c->n_roots++] = optarg;
+            break;
         case 'V': printf("attest-gateway %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -117,6 +130,21 @@ int main(int argc, char **argv)
         if (!(g.pinned_jwks = json_load_file(c->jwks_file, 0, &je)) ||
             !json_is_array(json_object_get(g.pinned_jwks, "keys"))) {
             fprintf(stderr, "attest-gateway: %s: not a JWKS (%s)\n", c->jwks_file, je.text);
+            return 2;
+        }
+    }
+    if (c->n_roots && !c->verify_locally) {
+        fprintf(stderr, "attest-gateway: --root only makes sense with --verify-locally\n");
+        return 2;
+    }
+    if (c->verify_locally) {
+        at_diag rd = {{0}};
+        g.trust = at_trust_new(0);
+        at_err rrc = !g.trust ? AT_E_INTERNAL : c->n_roots ? AT_OK : at_trust_add_aws_root(g.trust, &rd);
+        for (size_t i = 0; rrc == AT_OK && i < c->n_roots; i++)
+            rrc = at_trust_add_root_file(g.trust, c->roots[i], &rd);
+        if (rrc != AT_OK) {
+            fprintf(stderr, "attest-gateway: --root: %s\n", rd.msg);
             return 2;
         }
     }
@@ -154,6 +182,7 @@ int main(int argc, char **argv)
     glog("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
     at_httpd_stop(srv, 10000);
     json_decref(g.pinned_jwks);
+    at_trust_unref(g.trust);
     at_wipe(g.token, sizeof g.token);
     return 0;
 }

@@ -3,6 +3,7 @@
  * JWS ES256) verifies against the verifier's keys and binds the very key
  * configuration and endpoint it will seal to. The verifier's answers are
  * peer input, parsed strictly. */
+#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 
 #include "ear.h"
+#include "evidence.h"
 #include "enc.h"
 #include "gateway.h"
 #include "httpc.h"
@@ -38,8 +40,10 @@ void glog(const char *level, const char *event, const char *fmt, ...)
     json_decref(o);
 }
 
+static at_err check_locally(gateway *g, gw_target *t, json_t *token_pcrs, at_diag *d);
+
 /* Check one session from GET /v1/sessions and turn it into a target. */
-static at_err verify_session(const gateway *g, json_t *s, json_t *jwks, gw_target *t, at_diag *d)
+static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     json_t *claims = NULL;
@@ -64,7 +68,7 @@ static at_err verify_session(const gateway *g, json_t *s, json_t *jwks, gw_targe
     AT_ENSURE(json_is_object(submods) && json_object_size(submods) == 1, d, AT_E_BAD_FIELD,
               "session %s: token has %zu submods, expected 1", id, json_object_size(submods));
     const char *instance;
-    json_t *sub;
+    json_t *sub = NULL;
     json_object_foreach(submods, instance, sub)
     {
         const char *status = json_string_value(json_object_get(sub, "ear.status"));
@@ -92,10 +96,80 @@ static at_err verify_session(const gateway *g, json_t *s, json_t *jwks, gw_targe
     snprintf(t->session_id, sizeof t->session_id, "%s", id);
     snprintf(t->endpoint, sizeof t->endpoint, "%s", endpoint);
     t->expires_ms = json_integer_value(json_object_get(claims, "exp")) * 1000;
+    if (g->cfg.verify_locally) {
+        /* Once per session: a session's key and PCRs do not change. */
+        bool known = false;
+        pthread_mutex_lock(&g->lock);
+        for (size_t i = 0; i < g->n_targets; i++)
+            known = known || (g->targets[i].checked_locally &&
+                              strcmp(g->targets[i].session_id, id) == 0);
+        pthread_mutex_unlock(&g->lock);
+        t->checked_locally = known;
+        if (!known) {
+            /* submods has exactly one entry, sub (checked above). */
+            json_t *token_pcrs = json_object_get(json_object_get(sub, "ear.veraison.annotated-evidence"), "pcrs");
+            AT_TRY(check_locally(g, t, token_pcrs, d));
+        }
+    }
     rc = AT_OK;
 out:
     json_decref(claims);
     free(kc);
+    return rc;
+}
+
+/* --verify-locally: ask the instance for a document bound to our own nonce
+ * and check it here (signature, chain to our roots, nonce), then require
+ * that it attests the key we will seal to and the PCRs the verifier's token
+ * reports. The verifier's word is corroborated by the hardware's. */
+static at_err check_locally(gateway *g, gw_target *t, json_t *token_pcrs, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    uint8_t nonce[32], *doc = NULL;
+    size_t doc_len = 0;
+    json_t *resp = NULL, *pcrs = NULL;
+    char url[700];
+    long status = 0;
+    at_evidence ev;
+    bool have_ev = false;
+    AT_ENSURE(RAND_bytes(nonce, sizeof nonce) == 1, d, AT_E_INTERNAL, "no randomness");
+    char *nb = at_b64_encode_new(AT_SPAN(nonce, sizeof nonce));
+    json_t *body = json_pack("{s:s}", "nonce", nb ? nb : "");
+    free(nb);
+    snprintf(url, sizeof url, "%s/v1/evidence", t->endpoint);
+    rc = at_httpc_json("POST", url, NULL, body, &status, &resp, d);
+    json_decref(body);
+    if (rc != AT_OK)
+        goto out;
+    const char *e64 = json_string_value(json_object_get(resp, "evidence"));
+    AT_ENSURE(status == 200 && e64 && at_b64_decode_new(e64, strlen(e64), &doc, &doc_len) == AT_OK, d,
+              AT_E_UNAVAILABLE, "instance %s: no fresh evidence (HTTP %ld)", t->instance_id, status);
+    at_verify_opts o = {.check_nonce = true, .nonce = AT_SPAN(nonce, sizeof nonce)};
+    rc = at_evidence_verify(g->trust, AT_SPAN(doc, doc_len), &o, &ev);
+    have_ev = true;
+    if (rc != AT_OK) {
+        rc = at_fail(d, rc, "instance %s: its own document does not verify here: %s", t->instance_id,
+                     ev.diag.msg);
+        goto out;
+    }
+    at_buf kc;
+    at_buf_init(&kc);
+    bool same_key = at_ohttp_key_config_encode(&t->key_config, &kc, d) == AT_OK &&
+                    at_span_eq(at_buf_span(&kc), ev.payload.public_key);
+    at_buf_cleanup(&kc);
+    AT_ENSURE(same_key, d, AT_E_FORBIDDEN,
+              "instance %s: its document attests another key than its session", t->instance_id);
+    pcrs = at_nitro_pcrs_json(&ev.payload);
+    AT_ENSURE(json_is_object(token_pcrs) && json_equal(pcrs, token_pcrs), d, AT_E_PCR_MISMATCH,
+              "instance %s: its PCRs differ from those the verifier appraised", t->instance_id);
+    t->checked_locally = true;
+    rc = AT_OK;
+out:
+    if (have_ev)
+        at_evidence_cleanup(&ev);
+    json_decref(resp);
+    json_decref(pcrs);
+    free(doc);
     return rc;
 }
 

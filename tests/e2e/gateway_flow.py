@@ -69,6 +69,23 @@ try:
     # agent's log has no prompt text either (it never logs content)
     check("confidential" not in open(agent.log, errors="replace").read(), "the agent does not log prompts")
 
+    # --verify-locally: the instance's own fresh document, checked here
+    gw3 = start(Process(wd, "gateway-local", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
+                                              "127.0.0.1:0", "--token-file", gw_token, "--verify-locally",
+                                              "--root", pki.root]))
+    st, ans = http("POST", gw3.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "local"}]})
+    check(st == 200 and ans["choices"][0]["message"]["content"] == "You said: local",
+          "--verify-locally: the agent's own document (our nonce, its key, the appraised PCRs) verifies here")
+    gw3.stop()
+    gw4 = start(Process(wd, "gateway-aws-only", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
+                                                 "127.0.0.1:0", "--token-file", gw_token, "--verify-locally"]))
+    st, ans = http("POST", gw4.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
+    check(st == 503 and "untrusted_root" not in ans["error"]["code"] and "does not verify here" in ans["error"]["message"],
+          f"--verify-locally with only the AWS root: a simulator instance is not used ({ans['error']['message'][:120]})")
+    gw4.stop()
+    status, body = http("POST", agent.url + "/v1/evidence", body={"nonce": "AAAA"})
+    check(status == 400 and body["error"]["code"] == "bad_request", "POST /v1/evidence refuses a short nonce")
+
     # fail closed: a pinned JWKS that is not the verifier's
     other_jwks = wd("other.jwks")
     open(other_jwks, "w").write(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "someone-else",
