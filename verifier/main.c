@@ -10,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <malloc.h>
-#include <openssl/crypto.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -299,15 +297,6 @@ static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
     return at_audit_append(c, &row, NULL, d);
 }
 
-/* jansson's allocations hold request bodies, secrets and keys: wipe each
- * block before it goes back to the allocator. */
-static void wiping_free(void *p)
-{
-    if (p)
-        OPENSSL_cleanse(p, malloc_usable_size(p));
-    free(p);
-}
-
 /* ---- router --------------------------------------------------------------- */
 
 #define REQUEST_NICE 5
@@ -553,7 +542,6 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     at_diag d = {{0}};
-    json_set_alloc_funcs(malloc, wiping_free);
     umask(077);
     if (at_db_open(c->db_path, &v.db, &d) != AT_OK) {
         vlog("fatal", "db", "%s", d.msg);

@@ -177,6 +177,11 @@ refused:
 done:
     if (value)
         at_wipe_free(value, vlen);
+    /* jansson's copy of the base64 value: wiped in place before it is freed
+     * (the request body buffer itself is wiped by lib/httpd). */
+    json_t *jv_wipe = json_object_get(body, "value");
+    if (json_is_string(jv_wipe))
+        at_wipe((char *)json_string_value(jv_wipe), json_string_length(jv_wipe));
     json_decref(body);
 }
 
