@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "usage: attest-verifier [--listen ADDR:PORT] [--db FILE] [--root PEM]...\n"
             "                       [--no-aws-root] [--admin-token-file F] [--config FILE.json]\n"
             "                       [--nonce-ttl S] [--clock-skew S] [--max-body BYTES]\n"
-            "                       [--connection-limit N] [--rate R] [--burst B] [--port-file F]\n"
+            "                       [--connection-limit N] [--per-ip-limit N] [--rate R] [--burst B]\n"
+            "                       [--port-file F]\n"
             "                       [--log-level debug|info|warn|error] [--storage-key-file F]\n"
             "       attest-verifier --db FILE --rotate-signing-key\n"
             "Defaults: --listen 127.0.0.1:8440 --db ./attest.db; the AWS Nitro root G1 is\n"
@@ -491,6 +492,7 @@ int main(int argc, char **argv)
         {"rate", required_argument, NULL, 'R'},       {"burst", required_argument, NULL, 'B'},
         {"port-file", required_argument, NULL, 'p'},  {"rotate-signing-key", no_argument, NULL, 'K'},
         {"log-level", required_argument, NULL, 'L'},
+        {"per-ip-limit", required_argument, NULL, 'I'},
         {"storage-key-file", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -511,6 +513,7 @@ int main(int argc, char **argv)
         case 's': c->clock_skew_ms = parse_long("--clock-skew", optarg, 0, 3600) * 1000; break;
         case 'b': c->max_body = (size_t)parse_long("--max-body", optarg, 1024, 16 << 20); break;
         case 'C': c->connection_limit = (unsigned)parse_long("--connection-limit", optarg, 1, 100000); break;
+        case 'I': c->per_ip_limit = (unsigned)parse_long("--per-ip-limit", optarg, 0, 100000); break;
         case 'R': c->rate_per_s = (double)parse_long("--rate", optarg, 0, 1000000); break;
         case 'B': c->rate_burst = (double)parse_long("--burst", optarg, 1, 1000000); break;
         case 'p': snprintf(c->port_file, sizeof c->port_file, "%s", optarg); break;
@@ -584,6 +587,7 @@ int main(int argc, char **argv)
                         "Committed write transactions (group commit) and jobs in them");
 
     at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
+                        .per_ip_limit = c->per_ip_limit,
                         .observe = observe};
     at_httpd *srv = NULL;
     if (at_httpd_start(c->listen, &ho, handle, &v, &srv, &d) != AT_OK) {

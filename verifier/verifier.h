@@ -32,6 +32,7 @@ typedef struct {
     int64_t clock_skew_ms;      /* default 60 s */
     size_t max_body;            /* default 64 KiB */
     unsigned connection_limit;  /* default 512 */
+    unsigned per_ip_limit;      /* connections per client address, 0 = off */
     double rate_per_s;          /* challenge+attestation per client, default 100 */
     double rate_burst;          /* default 200 */
     char port_file[1024];       /* write the bound port here (tests) */
