@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Pki, Verifier, Workdir, check, finish
@@ -107,6 +108,25 @@ try:
             rc = None
         check(rc == 2 and key.encode() in err,
               f"config {key} = {value}: refused at start-up like the flag (exit {rc})")
+    # --per-ip-limit: a client holding N connections gets no N+1st
+    import socket
+    v2 = Verifier(wd, roots=[pki.root], extra=["--rate", "0", "--per-ip-limit", "2"], db=wd("perip.db")).start()
+    held = [socket.create_connection(("127.0.0.1", v2.port)) for _ in range(2)]
+    time.sleep(0.2)
+    third = socket.create_connection(("127.0.0.1", v2.port))
+    third.settimeout(3)
+    try:
+        third.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = third.recv(100)
+    except OSError:
+        answer = b""
+    check(not answer.startswith(b"HTTP/1.1 200"), "--per-ip-limit 2: a third connection is not served")
+    for sck in held + [third]:
+        sck.close()
+    time.sleep(0.2)
+    st, _ = v2.call("GET", "/healthz")
+    check(st == 200, "after the client let go, it is served again")
+    v2.stop()
 finally:
     v.stop()
     wd.cleanup()
