@@ -41,6 +41,10 @@ at_err at_httpc_do(const at_httpc_req *r, at_httpc_resp *out, at_diag *d)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* A private CA for the verifier's TLS certificate (tests, internal PKI). */
+    const char *ca = getenv("ATTEST_CA_FILE");
+    if (ca && *ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
     if (r->bearer) {
         size_t n = strlen(r->bearer) + 32;
         AT_ENSURE((auth = malloc(n)), d, AT_E_INTERNAL, "out of memory");

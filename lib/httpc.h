@@ -1,5 +1,6 @@
 /* httpc: a small HTTP client on libcurl for attestctl, the agent and the
- * gateway. Responses are peer input: bodies are capped. */
+ * gateway. Responses are peer input: bodies are capped. HTTPS is verified
+ * against the system CAs, or the PEM file named by $ATTEST_CA_FILE. */
 #ifndef AT_HTTPC_H
 #define AT_HTTPC_H
 

@@ -244,14 +244,27 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if ((s->o.tls_cert_pem != NULL) != (s->o.tls_key_pem != NULL)) {
+        free(s);
+        return at_fail(d, AT_E_BAD_REQUEST, "tls: a certificate and a key are both needed");
+    }
+    if (s->o.tls_cert_pem) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            free(s);
+            return at_fail(d, AT_E_UNAVAILABLE, "tls: this libmicrohttpd has no TLS support");
+        }
+        flags |= MHD_USE_TLS;
+    }
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(s->o.connection_limit ? s->o.connection_limit : 512),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->o.per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->o.timeout_s ? s->o.timeout_s : 30),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned)1, MHD_OPTION_END);
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        /* Without TLS the rest is not read: MHD_OPTION_END ends the list. */
+        s->o.tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->o.tls_cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, s->o.tls_key_pem, MHD_OPTION_END);
     if (!s->mhd) {
         free(s);
         return at_fail(d, AT_E_IO, "listen: cannot serve on %s (address in use?)", listen);

@@ -44,6 +44,8 @@ typedef struct {
     unsigned connection_limit;  /* 0 = 512 */
     unsigned per_ip_limit;      /* 0 = none */
     unsigned timeout_s;         /* idle connection timeout, 0 = 30 */
+    const char *tls_cert_pem;   /* serve HTTPS with this certificate chain (PEM text) */
+    const char *tls_key_pem;    /* ... and this private key; both or neither */
     /* Called after every request with its route label, status and duration. */
     void (*observe)(void *app, const char *route, const char *method, int status, double seconds);
 } at_httpd_opts;

@@ -27,7 +27,7 @@ static void usage(FILE *f)
             "                       [--no-aws-root] [--admin-token-file F] [--config FILE.json]\n"
             "                       [--nonce-ttl S] [--clock-skew S] [--max-body BYTES]\n"
             "                       [--connection-limit N] [--per-ip-limit N] [--rate R] [--burst B]\n"
-            "                       [--port-file F]\n"
+            "                       [--tls-cert PEM --tls-key PEM] [--port-file F]\n"
             "                       [--log-level debug|info|warn|error] [--storage-key-file F]\n"
             "       attest-verifier --db FILE --rotate-signing-key\n"
             "Defaults: --listen 127.0.0.1:8440 --db ./attest.db; the AWS Nitro root G1 is\n"
@@ -298,6 +298,23 @@ static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
     return at_audit_append(c, &row, NULL, d);
 }
 
+/* A whole PEM file as text (at most 64 KiB). Caller frees. */
+static char *read_text_file(const char *path)
+{
+    FILE *f = path && *path ? fopen(path, "r") : NULL;
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    bool big = !feof(f);
+    fclose(f);
+    if (!buf || n == 0 || big) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 /* ---- router --------------------------------------------------------------- */
 
 #define REQUEST_NICE 5
@@ -395,7 +412,7 @@ static int load_config_file(verifier_config *c, const char *path)
         return -1;
     }
     static const char *const keys[] = {"listen", "db", "roots", "no_aws_root", "admin_token_file",
-                                       "storage_key_file",
+                                       "storage_key_file", "tls_cert_file", "tls_key_file",
                                        "nonce_ttl_s", "clock_skew_s", "max_body_bytes",
                                        "connection_limit", "rate_per_s", "rate_burst", NULL};
     at_diag d = {{0}};
@@ -409,6 +426,10 @@ static int load_config_file(verifier_config *c, const char *path)
         snprintf(c->listen, sizeof c->listen, "%s", s);
     if ((s = json_string_value(json_object_get(j, "db"))))
         snprintf(c->db_path, sizeof c->db_path, "%s", s);
+    if ((s = json_string_value(json_object_get(j, "tls_cert_file"))))
+        snprintf(c->tls_cert_file, sizeof c->tls_cert_file, "%s", s);
+    if ((s = json_string_value(json_object_get(j, "tls_key_file"))))
+        snprintf(c->tls_key_file, sizeof c->tls_key_file, "%s", s);
     if ((s = json_string_value(json_object_get(j, "storage_key_file"))))
         snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", s);
     if ((s = json_string_value(json_object_get(j, "admin_token_file"))))
@@ -493,6 +514,7 @@ int main(int argc, char **argv)
         {"port-file", required_argument, NULL, 'p'},  {"rotate-signing-key", no_argument, NULL, 'K'},
         {"log-level", required_argument, NULL, 'L'},
         {"per-ip-limit", required_argument, NULL, 'I'},
+        {"tls-cert", required_argument, NULL, 'T'},   {"tls-key", required_argument, NULL, 'k'},
         {"storage-key-file", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -513,6 +535,8 @@ int main(int argc, char **argv)
         case 's': c->clock_skew_ms = parse_long("--clock-skew", optarg, 0, 3600) * 1000; break;
         case 'b': c->max_body = (size_t)parse_long("--max-body", optarg, 1024, 16 << 20); break;
         case 'C': c->connection_limit = (unsigned)parse_long("--connection-limit", optarg, 1, 100000); break;
+        case 'T': snprintf(c->tls_cert_file, sizeof c->tls_cert_file, "%s", optarg); break;
+        case 'k': snprintf(c->tls_key_file, sizeof c->tls_key_file, "%s", optarg); break;
         case 'I': c->per_ip_limit = (unsigned)parse_long("--per-ip-limit", optarg, 0, 100000); break;
         case 'R': c->rate_per_s = (double)parse_long("--rate", optarg, 0, 1000000); break;
         case 'B': c->rate_burst = (double)parse_long("--burst", optarg, 1, 1000000); break;
@@ -586,8 +610,19 @@ int main(int argc, char **argv)
     at_metrics_describe(v.metrics, "attest_db_transactions_total", AT_METRIC_COUNTER,
                         "Committed write transactions (group commit) and jobs in them");
 
+    char *tls_cert = NULL, *tls_key = NULL;
+    if (c->tls_cert_file[0] || c->tls_key_file[0]) {
+        tls_cert = read_text_file(c->tls_cert_file);
+        tls_key = read_text_file(c->tls_key_file);
+        if (!tls_cert || !tls_key) {
+            vlog("fatal", "tls", "--tls-cert and --tls-key must both name readable PEM files");
+            at_db_close(v.db);
+            return 1;
+        }
+    }
     at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
-                        .per_ip_limit = c->per_ip_limit,
+                        .per_ip_limit = c->per_ip_limit, .tls_cert_pem = tls_cert,
+                        .tls_key_pem = tls_key,
                         .observe = observe};
     at_httpd *srv = NULL;
     if (at_httpd_start(c->listen, &ho, handle, &v, &srv, &d) != AT_OK) {
@@ -636,6 +671,10 @@ int main(int argc, char **argv)
         }
     }
     at_httpd_stop(srv, 10000);
+    if (tls_key)
+        at_wipe(tls_key, strlen(tls_key));
+    free(tls_key);
+    free(tls_cert);
     at_db_close(v.db);
     for (size_t i = 0; i < n_retired; i++)
         at_signer_free(retired[i]);

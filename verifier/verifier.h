@@ -37,6 +37,8 @@ typedef struct {
     double rate_burst;          /* default 200 */
     char port_file[1024];       /* write the bound port here (tests) */
     char storage_key_file[1100];/* key for secrets at rest (default DB.storage-key) */
+    char tls_cert_file[1024];   /* serve HTTPS (both or neither) */
+    char tls_key_file[1024];
     char log_level[16];
 } verifier_config;
 

@@ -9,7 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Pki, Verifier, Workdir, check, finish
+from harness import Pki, Verifier, Workdir, check, ctl, finish, http
 
 wd = Workdir("http")
 pki = Pki(wd)
@@ -108,6 +108,29 @@ try:
             rc = None
         check(rc == 2 and key.encode() in err,
               f"config {key} = {value}: refused at start-up like the flag (exit {rc})")
+    # HTTPS: --tls-cert/--tls-key; clients trust a private CA via ATTEST_CA_FILE
+    cert, key = wd("tls-cert.pem"), wd("tls-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    vt = Verifier(wd, roots=[pki.root], extra=["--rate", "0", "--tls-cert", cert, "--tls-key", key],
+                  db=wd("tls.db"))
+    vt.start()
+    https = f"https://127.0.0.1:{vt.port}"
+    owner_t = vt.token("owner")
+    tls_env = dict(os.environ, ATTEST_CA_FILE=cert, ATTEST_TOKEN=owner_t)
+    open(wd("tls-policy.json"), "w").write(json.dumps(pki.policy()))
+    p = ctl("policy", "put", "p", wd("tls-policy.json"), "--verifier", https, env=tls_env)
+    check(p.returncode == 0, f"attestctl over HTTPS with ATTEST_CA_FILE ({p.stderr.decode()[:150]})")
+    p = ctl("policy", "get", "p", "--verifier", https, env=dict(os.environ, ATTEST_TOKEN=owner_t))
+    check(p.returncode != 0 and b"certificate" in p.stderr.lower(), "without the CA the certificate is refused")
+    try:
+        st, _ = http("GET", f"http://127.0.0.1:{vt.port}/healthz", timeout=3)
+    except Exception:
+        st = None
+    check(st != 200, "plain HTTP is not served on the TLS port")
+    vt.stop()
+
     # --per-ip-limit: a client holding N connections gets no N+1st
     import socket
     v2 = Verifier(wd, roots=[pki.root], extra=["--rate", "0", "--per-ip-limit", "2"], db=wd("perip.db")).start()
