@@ -15,6 +15,8 @@
 
 #include "attester.h"
 #include "bhttp.h"
+#include "evidence.h"
+#include "log.h"
 #include "httpd.h"
 #include "ohttp.h"
 
@@ -99,8 +101,5 @@ at_err upstream_stream_start(const agent *a, const at_bhttp_msg *req, upstream_s
 at_err upstream_stream_next(upstream_stream *s, at_buf *piece, bool *done, at_diag *d) AT_MUST_USE;
 void upstream_stream_free(upstream_stream *s);
 
-void alog(const char *level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-int64_t agent_now_ms(void);
 
 #endif

@@ -223,7 +223,7 @@ int main(int argc, char **argv)
     if (c->token_file[0]) {
         FILE *f = fopen(c->token_file, "r");
         if (!f || !fgets(a.token, sizeof a.token, f)) {
-            alog("fatal", "token", "%s: %s", c->token_file, f ? "empty" : strerror(errno));
+            at_log("fatal", "token", "%s: %s", c->token_file, f ? "empty" : strerror(errno));
             if (f)
                 fclose(f);
             return 1;
@@ -237,7 +237,7 @@ int main(int argc, char **argv)
     if (at_ohttp_keyset_new(&a.keys, &d) != AT_OK || at_ohttp_keyset_generate(a.keys, AGENT_KEY_ID, &d) != AT_OK ||
         at_ohttp_keyset_config(a.keys, AGENT_KEY_ID, &kc, &d) != AT_OK ||
         at_ohttp_key_config_encode(&kc, &a.key_config, &d) != AT_OK) {
-        alog("fatal", "keys", "%s", d.msg);
+        at_log("fatal", "keys", "%s", d.msg);
         goto out;
     }
     bool set[AT_MAX_PCRS];
@@ -245,14 +245,14 @@ int main(int argc, char **argv)
     at_attester_opts ao = {.sim_pki = c->sim_pki, .sim_format = a.format};
     if (c->attester == AT_ATTESTER_SIM) {
         if (agent_sim_pcrs(c, a.format, set, pcr, &d) != AT_OK) {
-            alog("fatal", "pcrs", "%s", d.msg);
+            at_log("fatal", "pcrs", "%s", d.msg);
             goto out;
         }
         ao.sim_pcr_set = set;
         ao.sim_pcr = (const uint8_t(*)[AT_SHA384_LEN])pcr;
     }
     if (at_attester_open(c->attester, &ao, &a.attester, &d) != AT_OK) {
-        alog("fatal", "attester", "%s", d.msg);
+        at_log("fatal", "attester", "%s", d.msg);
         goto out;
     }
     if (c->model[0] && c->attester != AT_ATTESTER_SIM) {
@@ -262,13 +262,13 @@ int main(int argc, char **argv)
         bool ok = at_sha384_file(c->model, digest, &d) == AT_OK;
         int idx = c->model_pcr >= 0 ? c->model_pcr : a.format == AT_FORMAT_NITRO_TPM ? 15 : 16;
         if (!ok || at_attester_extend_pcr(a.attester, (unsigned)idx, AT_SPAN(digest, sizeof digest), &d) != AT_OK) {
-            alog("fatal", "model", "measuring %s into PCR%d: %s", c->model, idx, d.msg);
+            at_log("fatal", "model", "measuring %s into PCR%d: %s", c->model, idx, d.msg);
             goto out;
         }
     }
     at_httpd_opts ho = {.max_body = c->max_body};
     if (at_httpd_start(c->listen, &ho, handle, &a, &srv, &d) != AT_OK) {
-        alog("fatal", "listen", "%s", d.msg);
+        at_log("fatal", "listen", "%s", d.msg);
         goto out;
     }
     if (!c->advertise[0]) {
@@ -280,17 +280,9 @@ int main(int argc, char **argv)
         snprintf(c->advertise, sizeof c->advertise, "http://%s:%u", host[0] ? host : "127.0.0.1",
                  at_httpd_port(srv));
     }
-    if (c->port_file[0]) {
-        char tmp[1100];
-        snprintf(tmp, sizeof tmp, "%s.tmp", c->port_file);
-        FILE *pf = fopen(tmp, "w");
-        if (pf) {
-            fprintf(pf, "%u\n", at_httpd_port(srv));
-            fclose(pf);
-            rename(tmp, c->port_file);
-        }
-    }
-    alog("info", "start", "attest-agent %s on %s (advertised %s), policy %s, attester %s, upstream %s",
+    if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
+        at_log("error", "port_file", "cannot write %s", c->port_file);
+    at_log("info", "start", "attest-agent %s on %s (advertised %s), policy %s, attester %s, upstream %s",
          PACKAGE_VERSION, c->listen, c->advertise, c->policy,
          c->attester == AT_ATTESTER_SIM ? "sim" : c->attester == AT_ATTESTER_NSM ? "nsm" : "nitro-tpm",
          c->upstream);
@@ -315,12 +307,12 @@ int main(int argc, char **argv)
                 if (agent_unseal_model(&a, &md) == AT_OK)
                     model_pending = false;
                 else
-                    alog("error", "model", "%s (retrying)", md.msg);
+                    at_log("error", "model", "%s (retrying)", md.msg);
                 backoff_ms = backoff_ms >= 30000 ? 30000 : backoff_ms * 2;
             }
         }
     }
-    alog("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
+    at_log("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
     ret = 0;
 out:
     if (loop_started) {

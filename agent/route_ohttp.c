@@ -64,13 +64,13 @@ static void whole(agent *a, at_http_req *req, at_http_resp *resp)
     at_diag d = {{0}};
     at_err rc = at_ohttp_server_open_bhttp(a->keys, at_buf_span(&req->body), &in, &srv, &d);
     if (rc != AT_OK) {
-        alog("info", "ohttp", "refused: %s: %s", at_err_str(rc), d.msg);
+        at_log("info", "ohttp", "refused: %s: %s", at_err_str(rc), d.msg);
         at_http_error(resp, rc, d.msg, -1);
         goto done;
     }
     at_diag ud = {{0}};
     if (upstream_forward(a, in, &out, &ud) != AT_OK) {
-        alog("error", "upstream", "%s", ud.msg);
+        at_log("error", "upstream", "%s", ud.msg);
         if ((rc = inner_error(502, ud.msg, &out, &d)) != AT_OK)
             goto fail;
     }
@@ -151,7 +151,7 @@ static ssize_t chunked_read(void *cls, uint64_t pos, char *buf, size_t max)
             rc = at_ohttp_server_seal_chunk(c->srv, at_buf_span(&piece), done, &c->outbox, &d);
         at_buf_cleanup(&piece);
         if (rc != AT_OK) {
-            alog("error", "upstream", "stream: %s", d.msg);
+            at_log("error", "upstream", "stream: %s", d.msg);
             /* Nothing out yet: answer an authenticated 502. Otherwise end
              * the body without its final chunk: the client detects it. */
             if (c->sent_any || c->outbox.len || seal_error_stream(c, d.msg, &d) != AT_OK)
@@ -179,7 +179,7 @@ static void chunked(agent *a, at_http_req *req, at_http_resp *resp)
     if (rc == AT_OK)
         rc = at_bhttp_decode(at_buf_span(&plain), AT_BHTTP_REQUEST, &in, &d);
     if (rc != AT_OK) {
-        alog("info", "ohttp", "refused (chunked): %s: %s", at_err_str(rc), d.msg);
+        at_log("info", "ohttp", "refused (chunked): %s: %s", at_err_str(rc), d.msg);
         at_http_error(resp, rc, d.msg, -1);
         goto fail;
     }

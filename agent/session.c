@@ -20,29 +20,6 @@
 #include "sim.h"
 #include "x509v.h"
 
-int64_t agent_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void alog(const char *level, const char *event, const char *fmt, ...)
-{
-    char msg[1024], ts[40];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    at_time_rfc3339_ms(agent_now_ms(), ts, sizeof ts);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "ts", ts, "level", level, "event", event, "msg", msg);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    if (s)
-        fprintf(stderr, "%s\n", s);
-    free(s);
-    json_decref(o);
-}
-
 static void sha384_text(const char *s, uint8_t out[AT_SHA384_LEN])
 {
     unsigned int n = 0;
@@ -155,7 +132,7 @@ at_err agent_attest_once(agent *a, at_diag *d)
     a->last_error[0] = '\0';
     pthread_cond_broadcast(&a->changed);
     pthread_mutex_unlock(&a->lock);
-    alog("info", "attested", "session %s under policy %s until %lld", sid, a->cfg.policy,
+    at_log("info", "attested", "session %s under policy %s until %lld", sid, a->cfg.policy,
          (long long)json_integer_value(exp));
     rc = AT_OK;
 out:
@@ -182,12 +159,12 @@ void *agent_session_loop(void *arg)
         int64_t wait_ms;
         if (rc == AT_OK) {
             backoff_s = 1;
-            int64_t left = a->session_expires_ms - agent_now_ms();
+            int64_t left = a->session_expires_ms - at_now_ms();
             wait_ms = left > 3000 ? left * 2 / 3 : 1000;
         } else {
             snprintf(a->last_error, sizeof a->last_error, "%s: %s", at_err_str(rc), d.msg);
             pthread_mutex_unlock(&a->lock);
-            alog("error", "attest", "%s (retry in %d s)", a->last_error, backoff_s);
+            at_log("error", "attest", "%s (retry in %d s)", a->last_error, backoff_s);
             pthread_mutex_lock(&a->lock);
             wait_ms = (int64_t)backoff_s * 1000;
             backoff_s = backoff_s >= 30 ? 30 : backoff_s * 2;
@@ -222,7 +199,7 @@ at_err agent_release_secret(agent *a, const char *name, at_buf *out, at_diag *d)
     }
     pthread_mutex_unlock(&a->lock);
     AT_ENSURE(have, d, AT_E_SESSION_EXPIRED, "release: no session yet");
-    AT_TRY(at_release_proof_make(AT_SPAN(proof_key, 32), name, sid, agent_now_ms(), proof, sizeof proof));
+    AT_TRY(at_release_proof_make(AT_SPAN(proof_key, 32), name, sid, at_now_ms(), proof, sizeof proof));
     body = json_pack("{s:s,s:s}", "session", sid, "proof", proof);
     snprintf(path, sizeof path, "/v1/secrets/%s/release", name);
     AT_TRY(verifier_call(a, "POST", path, body, &resp, d));
@@ -256,7 +233,7 @@ at_err agent_unseal_model(agent *a, at_diag *d)
         pthread_mutex_lock(&a->lock);
         a->model_ready = true;
         pthread_mutex_unlock(&a->lock);
-        alog("info", "model", "opened %s into %s with the released key %s", a->cfg.model_sealed,
+        at_log("info", "model", "opened %s into %s with the released key %s", a->cfg.model_sealed,
              a->cfg.model_out, a->cfg.model_secret);
     }
     return rc;

@@ -13,7 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "evidence.h"
 #include "httpd.h"
+#include "log.h"
 #include "ohttp.h"
 
 #define GW_MAX_TARGETS 64
@@ -66,8 +68,5 @@ at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d) AT_MUST_USE;
 void gw_drop_target(gateway *g, const char *session_id);
 
 void route_openai(gateway *g, at_http_req *req, at_http_resp *resp);
-void glog(const char *level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-int64_t gw_now_ms(void);
 
 #endif

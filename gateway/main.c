@@ -160,26 +160,18 @@ int main(int argc, char **argv)
     at_httpd *srv = NULL;
     at_diag d = {{0}};
     if (at_httpd_start(c->listen, &ho, handle, &g, &srv, &d) != AT_OK) {
-        glog("fatal", "listen", "%s", d.msg);
+        at_log("fatal", "listen", "%s", d.msg);
         return 1;
     }
-    if (c->port_file[0]) {
-        char tmp[1100];
-        snprintf(tmp, sizeof tmp, "%s.tmp", c->port_file);
-        FILE *pf = fopen(tmp, "w");
-        if (pf) {
-            fprintf(pf, "%u\n", at_httpd_port(srv));
-            fclose(pf);
-            rename(tmp, c->port_file);
-        }
-    }
-    glog("info", "start", "attest-gateway %s on %s (port %u) for policy %s via %s%s", PACKAGE_VERSION,
+    if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
+        at_log("error", "port_file", "cannot write %s", c->port_file);
+    at_log("info", "start", "attest-gateway %s on %s (port %u) for policy %s via %s%s", PACKAGE_VERSION,
          c->listen, at_httpd_port(srv), c->policy, c->verifier,
          g.pinned_jwks ? " (pinned JWKS)" : "");
     int sig;
     while ((sig = sigwaitinfo(&sigs, NULL)) < 0 && errno == EINTR)
         ;
-    glog("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
+    at_log("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
     at_httpd_stop(srv, 10000);
     json_decref(g.pinned_jwks);
     at_trust_unref(g.trust);

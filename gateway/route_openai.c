@@ -168,7 +168,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             return (ssize_t)n;
         }
         if (s->err != AT_OK) {
-            glog("error", "stream", "answer cut: %s: %s", at_err_str(s->err), s->d.msg);
+            at_log("error", "stream", "answer cut: %s: %s", at_err_str(s->err), s->d.msg);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         if (s->finished) {
@@ -273,7 +273,7 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
                 MHD_add_response_header(resp->mhd, MHD_HTTP_HEADER_CONTENT_TYPE,
                                         ct ? ct : "text/event-stream");
                 resp->status = head->status;
-                glog("info", "forward", "%s %s -> %s (streamed, session %s)", req->method, req->url,
+                at_log("info", "forward", "%s %s -> %s (streamed, session %s)", req->method, req->url,
                      t.instance_id, t.session_id);
                 goto out;
             }
@@ -299,12 +299,12 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
                     snprintf(ctbuf, sizeof ctbuf, "%s", ct);
                 resp->content_type = ctbuf;
                 at_bhttp_msg_free(answer);
-                glog("info", "forward", "%s %s -> %s (session %s): %d", req->method, req->url,
+                at_log("info", "forward", "%s %s -> %s (session %s): %d", req->method, req->url,
                      t.instance_id, t.session_id, resp->status);
                 goto out;
             }
         }
-        glog("warn", "forward", "instance %s failed: %s", t.instance_id, d.msg);
+        at_log("warn", "forward", "instance %s failed: %s", t.instance_id, d.msg);
         if (rc != AT_E_UNAVAILABLE)
             break;
         gw_drop_target(g, t.session_id);

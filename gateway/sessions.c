@@ -17,29 +17,6 @@
 #include "httpc.h"
 #include "x509v.h"
 
-int64_t gw_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void glog(const char *level, const char *event, const char *fmt, ...)
-{
-    char msg[1024], ts[40];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    at_time_rfc3339_ms(gw_now_ms(), ts, sizeof ts);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "ts", ts, "level", level, "event", event, "msg", msg);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    if (s)
-        fprintf(stderr, "%s\n", s);
-    free(s);
-    json_decref(o);
-}
-
 static at_err check_locally(gateway *g, gw_target *t, json_t *token_pcrs, at_diag *d);
 
 /* Check one session from GET /v1/sessions and turn it into a target. */
@@ -61,7 +38,7 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
               d, AT_E_BAD_FIELD, "session %s: no usable endpoint", id);
     AT_ENSURE(kc64 && at_b64_decode_new(kc64, strlen(kc64), &kc, &kclen) == AT_OK, d, AT_E_KEY_REQUIRED,
               "session %s: no attested key configuration", id);
-    AT_TRY(at_ear_verify(token, jwks, gw_now_ms() / 1000, &claims, d));
+    AT_TRY(at_ear_verify(token, jwks, at_now_ms() / 1000, &claims, d));
     /* The token must bind this session, this key, this endpoint, and an
      * affirming appraisal under our policy. */
     json_t *submods = json_object_get(claims, "submods");
@@ -203,7 +180,7 @@ static at_err refresh(gateway *g, at_diag *d)
         if (verify_session(g, s, jwks, &fresh[n], &sd) == AT_OK) {
             n++;
         } else {
-            glog("warn", "session", "not used: %s", sd.msg);
+            at_log("warn", "session", "not used: %s", sd.msg);
             if (!refused++)
                 snprintf(why, sizeof why, "%.600s", sd.msg);
         }
@@ -211,7 +188,7 @@ static at_err refresh(gateway *g, at_diag *d)
     pthread_mutex_lock(&g->lock);
     memcpy(g->targets, fresh, n * sizeof fresh[0]);
     g->n_targets = n;
-    g->refreshed_ms = gw_now_ms();
+    g->refreshed_ms = at_now_ms();
     if (refused)
         snprintf(g->last_error, sizeof g->last_error, "%zu session(s) refused, e.g. %s", refused, why);
     else
@@ -226,14 +203,14 @@ out:
 
 at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d)
 {
-    int64_t now = gw_now_ms();
+    int64_t now = at_now_ms();
     pthread_mutex_lock(&g->lock);
     bool stale = now - g->refreshed_ms > (int64_t)g->cfg.refresh_s * 1000 || g->n_targets == 0;
     pthread_mutex_unlock(&g->lock);
     if (stale) {
         at_diag rd = {{0}};
         if (refresh(g, &rd) != AT_OK) {
-            glog("error", "refresh", "%s", rd.msg);
+            at_log("error", "refresh", "%s", rd.msg);
             pthread_mutex_lock(&g->lock);
             /* Fail closed: without a fresh, verified list nothing is used. */
             g->n_targets = 0;

@@ -276,6 +276,19 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
 }
 
 uint16_t at_httpd_port(const at_httpd *s) { return s->port; }
+int at_httpd_write_port_file(const at_httpd *s, const char *path)
+{
+    char tmp[1200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    bool ok = fprintf(f, "%u\n", s->port) > 0;
+    ok = fclose(f) == 0 && ok;
+    return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
 unsigned at_httpd_in_flight(const at_httpd *s) { return atomic_load(&s->in_flight); }
 
 void at_httpd_stop(at_httpd *s, int drain_ms)

@@ -57,6 +57,9 @@ typedef struct at_httpd at_httpd;
 at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handler h, void *app,
                       at_httpd **out, at_diag *d) AT_MUST_USE;
 uint16_t at_httpd_port(const at_httpd *s);
+/* Write the bound port to path atomically (tests and scripts pick free
+ * ports with port 0 and read it back). 0 or -1. */
+int at_httpd_write_port_file(const at_httpd *s, const char *path);
 /* Stop accepting, wait up to drain_ms for in-flight requests, stop. */
 void at_httpd_stop(at_httpd *s, int drain_ms);
 unsigned at_httpd_in_flight(const at_httpd *s);

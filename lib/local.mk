@@ -45,3 +45,5 @@ lib_libattest_a_SOURCES += \
 	lib/token.c lib/token.h
 lib_libattest_a_SOURCES += \
 	lib/sealfile.c lib/sealfile.h
+lib_libattest_a_SOURCES += \
+	lib/log.c lib/log.h

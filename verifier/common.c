@@ -11,55 +11,12 @@
 #include "enc.h"
 #include "verifier.h"
 
-int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void sha256_hex(const void *p, size_t n, char out[65])
 {
     uint8_t h[32];
     unsigned int len = 32;
     EVP_Digest(p, n, h, &len, EVP_sha256(), NULL);
     at_hex_encode(h, 32, out);
-}
-
-static int level_rank(const char *l)
-{
-    static const char *order[] = {"debug", "info", "warn", "error", "fatal"};
-    for (int i = 0; i < 5; i++)
-        if (strcmp(l, order[i]) == 0)
-            return i;
-    return 1;
-}
-
-static int min_level = 1;
-
-void vlog_set_level(const char *level) { min_level = level_rank(level); }
-
-void vlog(const char *level, const char *event, const char *fmt, ...)
-{
-    if (level_rank(level) < min_level)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    json_t *o = json_object();
-    char ts[40];
-    at_time_rfc3339_ms(now_ms(), ts, sizeof ts);
-    json_object_set_new(o, "ts", json_string(ts));
-    json_object_set_new(o, "level", json_string(level));
-    json_object_set_new(o, "event", json_string(event));
-    json_object_set_new(o, "msg", json_string(msg));
-    char *s = json_dumps(o, JSON_COMPACT);
-    if (s)
-        fprintf(stderr, "%s\n", s);
-    free(s);
-    json_decref(o);
 }
 
 static const char *role_names[] = {"none", "agent", "gateway", "auditor", "owner", "admin"};
@@ -198,7 +155,7 @@ void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who
     at_diag d = {{0}};
     int64_t id = 0;
     if (audit_write(v, &row, &id, &d) != AT_OK)
-        vlog("error", "audit_failed", "cannot record refusal of %s: %s", action, d.msg);
+        at_log("error", "audit_failed", "cannot record refusal of %s: %s", action, d.msg);
     char labels[128];
     snprintf(labels, sizeof labels, "action=\"%s\",code=\"%s\"", action, at_err_str(code));
     at_metrics_add(v->metrics, "attest_refusals_total", labels, 1);

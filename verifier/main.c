@@ -68,7 +68,7 @@ at_err verifier_load_roots(verifier *v, at_diag *d)
     pthread_rwlock_unlock(&v->trust_lock);
     at_trust_unref(old);
     if (sim)
-        vlog("warn", "roots", "trusting %zu root file(s) besides%s the AWS Nitro root: documents "
+        at_log("warn", "roots", "trusting %zu root file(s) besides%s the AWS Nitro root: documents "
              "signed by such a root (e.g. the simulator) are NOT from AWS hardware",
              v->cfg.n_root_files, v->cfg.no_aws_root ? " (instead of)" : "");
     return AT_OK;
@@ -128,7 +128,7 @@ static at_err ensure_key(sqlite3 *c, void *ctx, at_diag *d)
     sqlite3_bind_text(st, 1, kid, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, j->kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, material, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now_ms());
+    sqlite3_bind_int64(st, 4, at_now_ms());
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
     at_audit_row row = {.actor = "verifier", .action = j->rotate ? "key.rotate" : "key.create",
                         .outcome = "ok", .message = j->kind};
@@ -222,7 +222,7 @@ static at_err bootstrap_admin(verifier *v, at_diag *d)
         close(fd);
         if (!ok)
             return at_fail(d, AT_E_IO, "%s: write failed", path);
-        vlog("info", "admin_token", "generated a bootstrap admin token in %s (mode 0600)", path);
+        at_log("info", "admin_token", "generated a bootstrap admin token in %s (mode 0600)", path);
     }
     at_token_insert_job j = {.role = "admin", .label = "bootstrap", .actor = "verifier"};
     at_token_hash(tok, j.hash);
@@ -250,7 +250,7 @@ static at_err load_storage_key(verifier *v, at_diag *d)
             close(fd);
         if (!ok)
             return at_fail(d, AT_E_IO, "%s: cannot create: %s", path, strerror(errno));
-        vlog("info", "storage_key", "created %s (mode 0600): keep it with the database", path);
+        at_log("info", "storage_key", "created %s (mode 0600): keep it with the database", path);
         fd = open(path, O_RDONLY | O_CLOEXEC);
     }
     if (fd < 0)
@@ -268,7 +268,7 @@ static at_err load_storage_key(verifier *v, at_diag *d)
 
 static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
 {
-    int64_t now = now_ms();
+    int64_t now = at_now_ms();
     sqlite3_stmt *st = NULL;
     static const char *sql[] = {
         "DELETE FROM nonces_used WHERE expires_ms < ?",
@@ -328,7 +328,7 @@ static void observe(void *app, const char *route, const char *method, int status
     at_metrics_add(v->metrics, "attest_http_requests_total", labels, 1);
     snprintf(labels, sizeof labels, "route=\"%s\"", route);
     at_metrics_observe(v->metrics, "attest_http_request_duration_seconds", labels, sec);
-    vlog(status >= 500 ? "error" : "info", "request", "%s %s -> %d in %.2f ms", method, route,
+    at_log(status >= 500 ? "error" : "info", "request", "%s %s -> %d in %.2f ms", method, route,
          status, sec * 1e3);
 }
 
@@ -342,7 +342,7 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     if (!reniced) {
         reniced = true;
         if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), REQUEST_NICE) != 0)
-            vlog("debug", "nice", "setpriority: %s", strerror(errno));
+            at_log("debug", "nice", "setpriority: %s", strerror(errno));
     }
     const char *u = req->url;
     const char *m = req->method;
@@ -542,7 +542,7 @@ int main(int argc, char **argv)
         case 'B': c->rate_burst = (double)parse_long("--burst", optarg, 1, 1000000); break;
         case 'p': snprintf(c->port_file, sizeof c->port_file, "%s", optarg); break;
         case 'K': rotate = true; break;
-        case 'L': vlog_set_level(optarg); break;
+        case 'L': at_log_set_level(optarg); break;
         case 'S': snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", optarg); break;
         case 'V': printf("attest-verifier %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -571,18 +571,18 @@ int main(int argc, char **argv)
     at_diag d = {{0}};
     umask(077);
     if (at_db_open(c->db_path, &v.db, &d) != AT_OK) {
-        vlog("fatal", "db", "%s", d.msg);
+        at_log("fatal", "db", "%s", d.msg);
         return 1;
     }
     struct key_job sk = {.kind = "signing", .rotate = rotate}, nk = {.kind = "nonce_mac"};
     if (at_db_write(v.db, ensure_key, &sk, &d) != AT_OK ||
         at_db_write(v.db, ensure_key, &nk, &d) != AT_OK) {
-        vlog("fatal", "keys", "%s", d.msg);
+        at_log("fatal", "keys", "%s", d.msg);
         at_db_close(v.db);
         return 1;
     }
     if (rotate) {
-        vlog("info", "keys", "signing key rotated; running verifiers pick it up on SIGHUP");
+        at_log("info", "keys", "signing key rotated; running verifiers pick it up on SIGHUP");
         at_db_close(v.db);
         return 0;
     }
@@ -592,7 +592,7 @@ int main(int argc, char **argv)
     if (load_signer(&v, &v.signer, &d) != AT_OK || load_nonce_keys(&v, &d) != AT_OK ||
         bootstrap_admin(&v, &d) != AT_OK || load_storage_key(&v, &d) != AT_OK ||
         verifier_load_roots(&v, &d) != AT_OK) {
-        vlog("fatal", "startup", "%s", d.msg);
+        at_log("fatal", "startup", "%s", d.msg);
         at_db_close(v.db);
         return 1;
     }
@@ -615,7 +615,7 @@ int main(int argc, char **argv)
         tls_cert = read_text_file(c->tls_cert_file);
         tls_key = read_text_file(c->tls_key_file);
         if (!tls_cert || !tls_key) {
-            vlog("fatal", "tls", "--tls-cert and --tls-key must both name readable PEM files");
+            at_log("fatal", "tls", "--tls-cert and --tls-key must both name readable PEM files");
             at_db_close(v.db);
             return 1;
         }
@@ -626,23 +626,15 @@ int main(int argc, char **argv)
                         .observe = observe};
     at_httpd *srv = NULL;
     if (at_httpd_start(c->listen, &ho, handle, &v, &srv, &d) != AT_OK) {
-        vlog("fatal", "listen", "%s", d.msg);
+        at_log("fatal", "listen", "%s", d.msg);
         at_db_close(v.db);
         return 1;
     }
-    vlog("info", "start", "%s listening on %s (port %u), database %s schema v%d, signing key %s",
+    at_log("info", "start", "%s listening on %s (port %u), database %s schema v%d, signing key %s",
          v.build, c->listen, at_httpd_port(srv), c->db_path, at_db_schema_version(v.db),
          at_signer_kid(v.signer));
-    if (c->port_file[0]) {
-        char tmp[1100];
-        snprintf(tmp, sizeof tmp, "%s.tmp", c->port_file);
-        FILE *pf = fopen(tmp, "w");
-        if (pf) {
-            fprintf(pf, "%u\n", at_httpd_port(srv));
-            fclose(pf);
-            rename(tmp, c->port_file);
-        }
-    }
+    if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
+        at_log("error", "port_file", "cannot write %s", c->port_file);
 
     enum { MAX_RETIRED = 64 };
     at_signer *retired[MAX_RETIRED];
@@ -652,22 +644,22 @@ int main(int argc, char **argv)
         int sig = sigtimedwait(&sigs, NULL, &ts);
         if (sig == SIGHUP) {
             if (verifier_load_roots(&v, &d) != AT_OK)
-                vlog("error", "reload", "roots not reloaded: %s", d.msg);
+                at_log("error", "reload", "roots not reloaded: %s", d.msg);
             else
-                vlog("info", "reload", "roots reloaded (%zu files)", c->n_root_files);
+                at_log("info", "reload", "roots reloaded (%zu files)", c->n_root_files);
             /* Signing keys: a rotation done with --rotate-signing-key. Requests
              * in flight may hold the old signer: it is kept until exit. */
             at_signer *fresh = NULL;
             if (n_retired < MAX_RETIRED && load_signer(&v, &fresh, &d) == AT_OK) {
                 retired[n_retired++] = __atomic_exchange_n(&v.signer, fresh, __ATOMIC_ACQ_REL);
-                vlog("info", "reload", "signing key %s", at_signer_kid(fresh));
+                at_log("info", "reload", "signing key %s", at_signer_kid(fresh));
             }
         } else if (sig == SIGTERM || sig == SIGINT) {
-            vlog("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
+            at_log("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
             break;
         } else if (sig < 0 && errno == EAGAIN) {
             if (at_db_write(v.db, prune, NULL, &d) != AT_OK)
-                vlog("error", "prune", "%s", d.msg);
+                at_log("error", "prune", "%s", d.msg);
         }
     }
     at_httpd_stop(srv, 10000);
@@ -679,7 +671,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n_retired; i++)
         at_signer_free(retired[i]);
     at_signer_free(v.signer);
-    vlog("info", "stop", "stopped cleanly");
+    at_log("info", "stop", "stopped cleanly");
     at_trust_unref(v.trust);
     at_metrics_free(v.metrics);
     ratelimit_free(v.rl);

@@ -86,7 +86,7 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
     struct admit_job *j = ctx;
     at_err rc = AT_E_INTERNAL;
     sqlite3_stmt *st = NULL;
-    int64_t now = now_ms();
+    int64_t now = at_now_ms();
     char ref[200];
     snprintf(ref, sizeof ref, "%s@%lld", j->policy, (long long)j->policy_version);
     /* The version was read outside this transaction: a revocation committed
@@ -300,7 +300,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
      * present nonce is always checked, required or not. */
     if (ev.payload.has_nonce && ev.payload.nonce.len) {
         if ((rc = at_nonce_check((const uint8_t(*)[AT_NONCE_KEY_LEN])v->nonce_keys, v->n_nonce_keys,
-                                 ev.payload.nonce, now_ms(), &nonce_exp, &d)) != AT_OK)
+                                 ev.payload.nonce, at_now_ms(), &nonce_exp, &d)) != AT_OK)
             goto refused;
     } else if (policy->require_nonce) {
         rc = at_fail(&d, AT_E_NONCE_MISMATCH, "nonce: the policy requires a nonce from POST /v1/challenge, the document has none");
@@ -339,7 +339,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
                           .actor = who.actor, .client = req->client, .ev_sha = ev_sha,
                           .key_config = have_key ? ev.payload.public_key : AT_SPAN_NULL};
     at_session_proof_key(AT_SPAN(session_key, 32), j.proof_key);
-    int64_t now = now_ms();
+    int64_t now = at_now_ms();
     j.expires_ms = now + policy->session_ttl_s * 1000;
 
     /* The attestation result (EAR), signed. */

@@ -59,7 +59,7 @@ static at_err put_policy(sqlite3 *c, void *ctx, at_diag *d)
     AT_TRY(at_db_prepare(c, "INSERT INTO policies (name, created_ms) VALUES (?, ?)"
                             " ON CONFLICT (name) DO NOTHING", &st, d));
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now_ms());
+    sqlite3_bind_int64(st, 2, at_now_ms());
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     sqlite3_finalize(st);
     AT_TRY(at_db_prepare(c, "SELECT coalesce(max(version), 0) + 1 FROM policy_versions WHERE name = ?",
@@ -74,7 +74,7 @@ static at_err put_policy(sqlite3 *c, void *ctx, at_diag *d)
     sqlite3_bind_int64(st, 2, j->version);
     sqlite3_bind_text(st, 3, j->body, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, j->sha, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, now_ms());
+    sqlite3_bind_int64(st, 5, at_now_ms());
     sqlite3_bind_text(st, 6, j->actor, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 7, j->lint_overridden);
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
@@ -103,7 +103,7 @@ static at_err revoke_version(sqlite3 *c, void *ctx, at_diag *d)
     struct revoke_job *j = ctx;
     at_err rc = AT_E_INTERNAL;
     sqlite3_stmt *st = NULL;
-    int64_t now = now_ms();
+    int64_t now = at_now_ms();
     char ref[200];
     snprintf(ref, sizeof ref, "%s@%lld", j->name, (long long)j->version);
     AT_TRY(at_db_prepare(c, "SELECT revoked_ms FROM policy_versions WHERE name = ? AND version = ?",

@@ -27,7 +27,7 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
     struct put_job *j = ctx;
     sqlite3_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
-    int64_t now = now_ms();
+    int64_t now = at_now_ms();
     at_buf stored;
     at_buf_init(&stored);
     AT_TRY(at_storage_seal(j->key, j->name, j->policy, j->value, &stored, d));
@@ -79,7 +79,7 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
     AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s",
               sqlite3_errmsg(c));
     if (s == SQLITE_DONE || sqlite3_column_type(st, 0) != SQLITE_NULL ||
-        sqlite3_column_int64(st, 2) <= now_ms()) {
+        sqlite3_column_int64(st, 2) <= at_now_ms()) {
         rc = at_fail(d, AT_E_SESSION_EXPIRED, "session: %s before the release was recorded",
                      s == SQLITE_DONE ? "gone"
                      : sqlite3_column_type(st, 0) != SQLITE_NULL
@@ -245,7 +245,7 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
                      (const char *)sqlite3_column_text(st, 7));
         goto refused;
     }
-    if (sqlite3_column_int64(st, 5) <= now_ms()) {
+    if (sqlite3_column_int64(st, 5) <= at_now_ms()) {
         rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: expired");
         goto refused;
     }
@@ -260,7 +260,7 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     sqlite3_finalize(st);
     st = NULL;
     /* Proof: fresh (within the clock skew) and made with the session key. */
-    int64_t now = now_ms(), skew = v->cfg.clock_skew_ms;
+    int64_t now = at_now_ms(), skew = v->cfg.clock_skew_ms;
     if (ts_ms < now - skew || ts_ms > now + skew) {
         rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: timestamp %lld is %lld ms from the verifier's clock, at most %lld allowed (stale)",
                      (long long)ts_ms, (long long)(ts_ms - now), (long long)skew);

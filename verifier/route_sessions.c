@@ -28,7 +28,7 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
         return;
     }
     bool all = state && strcmp(state, "all") == 0;
-    int64_t now = now_ms();
+    int64_t now = at_now_ms();
     /* Only the conditions asked for, so SQLite can use the partial indexes
      * on live sessions (schema/0002); fixed fragments, bound values. */
     char sql[700] = "SELECT id, instance_id, endpoint, key_config, pcrs, expires_ms, token, policy,"

@@ -30,7 +30,7 @@ void route_metrics(verifier *v, at_http_req *req, at_http_resp *resp)
     sqlite3_stmt *st = NULL;
     if (c && sqlite3_prepare_v2(c, "SELECT count(*) FROM sessions WHERE ended_ms IS NULL AND expires_ms > ?",
                                 -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, now_ms());
+        sqlite3_bind_int64(st, 1, at_now_ms());
         if (sqlite3_step(st) == SQLITE_ROW)
             at_metrics_set(v->metrics, "attest_sessions_live", "", (double)sqlite3_column_int64(st, 0));
     }

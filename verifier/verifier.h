@@ -12,7 +12,9 @@
 #include "audit.h"
 #include "db.h"
 #include "ear.h"
+#include "evidence.h"
 #include "httpd.h"
+#include "log.h"
 #include "metrics.h"
 #include "nonce.h"
 #include "policy.h"
@@ -124,14 +126,7 @@ bool valid_name(const char *s);
 /* A JSON object has only these keys; AT_E_BAD_REQUEST naming the first other. */
 at_err only_keys(json_t *o, const char *const *keys, at_diag *d) AT_MUST_USE;
 
-/* Structured log line on stderr (one JSON object per line); lines below
- * the level set with vlog_set_level ("debug".."fatal", default "info") are
- * dropped. */
-void vlog_set_level(const char *level);
-void vlog(const char *level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-int64_t now_ms(void);
 void sha256_hex(const void *p, size_t n, char out[65]);
 
 #endif

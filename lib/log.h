@@ -1,0 +1,14 @@
+/* log: structured log lines on stderr, one JSON object per line
+ * ({"ts","level","event","msg"}), shared by the verifier, the agent and the
+ * gateway. Messages are built by the binaries; request content and secrets
+ * never go into them. */
+#ifndef AT_LOG_H
+#define AT_LOG_H
+
+/* Lines below this level ("debug", "info", "warn", "error", "fatal";
+ * default "info") are dropped. Call before threads start. */
+void at_log_set_level(const char *level);
+void at_log(const char *level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
