@@ -13,6 +13,7 @@
 #include "config.h"
 #include "enc.h"
 #include "httpc.h"
+#include "token.h"
 
 static void usage(FILE *f)
 {
@@ -221,15 +222,10 @@ int main(int argc, char **argv)
     bool loop_started = false;
 
     if (c->token_file[0]) {
-        FILE *f = fopen(c->token_file, "r");
-        if (!f || !fgets(a.token, sizeof a.token, f)) {
-            at_log("fatal", "token", "%s: %s", c->token_file, f ? "empty" : strerror(errno));
-            if (f)
-                fclose(f);
+        if (at_token_read_file(c->token_file, a.token, sizeof a.token, &d) != AT_OK) {
+            at_log("fatal", "token", "%s", d.msg);
             return 1;
         }
-        fclose(f);
-        a.token[strcspn(a.token, " \t\r\n")] = '\0';
     }
     /* The key sealed prompts and secrets open with: made here, in memory,
      * never written anywhere; its configuration goes into every document. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "token.h"
 
 void ctl_client_defaults(ctl_client *c)
 {
@@ -18,24 +19,11 @@ void ctl_client_defaults(ctl_client *c)
 
 int ctl_client_token_file(ctl_client *c, const char *path)
 {
-    uint8_t *p = NULL;
-    size_t n = 0;
-    if (ctl_read_file(path, 4096, &p, &n) != 0)
-        return -1;
-    /* Surrounding whitespace is ignored (API.md). */
-    size_t a = 0, b = n;
-    while (a < b && (p[a] == ' ' || p[a] == '\n' || p[a] == '\r' || p[a] == '\t'))
-        a++;
-    while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\n' || p[b - 1] == '\r' || p[b - 1] == '\t'))
-        b--;
-    if (b - a >= sizeof c->token) {
-        free(p);
-        fprintf(stderr, "attestctl: %s: token too long\n", path);
+    at_diag d = {{0}};
+    if (at_token_read_file(path, c->token, sizeof c->token, &d) != AT_OK) {
+        fprintf(stderr, "attestctl: %s\n", d.msg);
         return -1;
     }
-    memcpy(c->token, p + a, b - a);
-    c->token[b - a] = '\0';
-    at_wipe_free(p, n);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "gateway.h"
 #include "httpc.h"
+#include "token.h"
 #include "x509v.h"
 
 static void usage(FILE *f)
@@ -116,15 +117,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    FILE *f = fopen(c->token_file, "r");
-    if (!f || !fgets(g.token, sizeof g.token, f)) {
-        fprintf(stderr, "attest-gateway: %s: %s\n", c->token_file, f ? "empty" : strerror(errno));
-        if (f)
-            fclose(f);
+    at_diag td = {{0}};
+    if (at_token_read_file(c->token_file, g.token, sizeof g.token, &td) != AT_OK) {
+        fprintf(stderr, "attest-gateway: %s\n", td.msg);
         return 2;
     }
-    fclose(f);
-    g.token[strcspn(g.token, " \t\r\n")] = '\0';
     if (c->jwks_file[0]) {
         json_error_t je;
         if (!(g.pinned_jwks = json_load_file(c->jwks_file, 0, &je)) ||

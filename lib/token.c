@@ -61,3 +61,31 @@ at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
     at_audit_row row = {.actor = j->actor, .action = "token.create", .outcome = "ok", .message = msg};
     return at_audit_append(c, &row, NULL, d);
 }
+
+at_err at_token_read_file(const char *path, char *out, size_t cap, at_diag *d)
+{
+    char buf[1024];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return at_fail(d, AT_E_IO, "%s: cannot open", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    bool more = !feof(f);
+    fclose(f);
+    buf[n] = '\0';
+    size_t a = strspn(buf, " \t\r\n"), b = n;
+    while (b > a && strchr(" \t\r\n", buf[b - 1]))
+        b--;
+    at_err rc = AT_OK;
+    if (more || b - a >= cap)
+        rc = at_fail(d, AT_E_BAD_FIELD, "%s: token longer than %zu characters", path, cap - 1);
+    else if (b == a)
+        rc = at_fail(d, AT_E_BAD_FIELD, "%s: no token in the file", path);
+    else if (strcspn(buf + a, " \t\r\n") < b - a)
+        rc = at_fail(d, AT_E_BAD_FIELD, "%s: whitespace inside the token", path);
+    if (rc == AT_OK) {
+        memcpy(out, buf + a, b - a);
+        out[b - a] = '\0';
+    }
+    at_wipe(buf, sizeof buf);
+    return rc;
+}

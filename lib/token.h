@@ -6,6 +6,7 @@
 #define AT_TOKEN_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -15,6 +16,10 @@
 /* A fresh token into out (secret: wipe it after use). */
 at_err at_token_generate(char out[AT_TOKEN_MAX]) AT_MUST_USE;
 void at_token_hash(const char *token, uint8_t out[32]);
+/* A token file's token (API.md: surrounding whitespace is ignored) into out
+ * (a secret: wipe it after use). AT_E_IO when unreadable, AT_E_BAD_FIELD
+ * when empty, too long or holding inner whitespace. */
+at_err at_token_read_file(const char *path, char *out, size_t cap, at_diag *d) AT_MUST_USE;
 
 typedef struct {
     uint8_t hash[32];

@@ -194,21 +194,14 @@ static at_err bootstrap_admin(verifier *v, at_diag *d)
 {
     const char *path = v->cfg.admin_token_file;
     char tok[300] = "";
-    FILE *f = fopen(path, "r");
-    if (f) {
-        size_t n = fread(tok, 1, sizeof tok - 1, f);
-        fclose(f);
-        tok[n] = '\0';
-        /* Surrounding whitespace is ignored. */
-        char *s = tok;
-        while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r')
-            s++;
-        memmove(tok, s, strlen(s) + 1);
-        for (n = strlen(tok); n && (tok[n - 1] == ' ' || tok[n - 1] == '\n' || tok[n - 1] == '\r' ||
-                                    tok[n - 1] == '\t');)
-            tok[--n] = '\0';
-        if (n < 16)
+    if (access(path, F_OK) == 0) {
+        at_err rc = at_token_read_file(path, tok, sizeof tok, d);
+        if (rc != AT_OK)
+            return rc;
+        if (strlen(tok) < 16) {
+            at_wipe(tok, sizeof tok);
             return at_fail(d, AT_E_BAD_REQUEST, "%s: admin token shorter than 16 characters", path);
+        }
     } else {
         if (errno != ENOENT)
             return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
