@@ -5,6 +5,7 @@
 // generated and C opens; C seals to a JS key and JS opens; the exported
 // secrets agree; tampering is refused on both sides. DeriveKeyPair agrees too.
 // usage: HPKE_TOOL=/path/to/hpke_tool node hpke_interop.mjs
+import "./webcrypto.mjs";
 import { execFileSync } from "node:child_process";
 import { Aes128Gcm, Aes256Gcm, CipherSuite } from "@hpke/core";
 import { DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/dhkem-x25519";
