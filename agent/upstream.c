@@ -22,23 +22,36 @@ static bool hop_by_hop(const char *name)
     return false;
 }
 
-static struct curl_slist *request_headers(const at_bhttp_msg *req)
+/* The request's end-to-end headers for curl. A request is never forwarded
+ * without a header its sender put in it: AT_E_INTERNAL when one cannot be
+ * built. The caller frees *out with curl_slist_free_all. */
+static at_err request_headers(const at_bhttp_msg *req, struct curl_slist **out, at_diag *d)
 {
-    struct curl_slist *h = NULL;
+    at_err rc = AT_E_INTERNAL;
+    struct curl_slist *h = NULL, *t;
+    char *line = NULL;
     for (size_t i = 0; i < req->headers.n; i++) {
         const at_bhttp_field *f = &req->headers.v[i];
         if (hop_by_hop(f->name))
             continue;
-        size_t n = f->name_len + f->value_len + 3;
-        char *line = malloc(n);
-        if (!line)
-            continue;
+        size_t n;
+        AT_ENSURE(at_size_add(f->name_len, f->value_len, &n) && at_size_add(n, 3, &n) &&
+                      (line = malloc(n)) != NULL,
+                  d, AT_E_INTERNAL, "upstream: header %s: out of memory", f->name);
         snprintf(line, n, "%s: %s", f->name, f->value);
-        h = curl_slist_append(h, line);
+        t = curl_slist_append(h, line);
         free(line);
+        line = NULL;
+        AT_ENSURE(t, d, AT_E_INTERNAL, "upstream: header %s: out of memory", f->name);
+        h = t;
     }
-    h = curl_slist_append(h, "Expect:");
-    return h;
+    AT_ENSURE((t = curl_slist_append(h, "Expect:")), d, AT_E_INTERNAL, "upstream: out of memory");
+    *out = t;
+    h = NULL;
+    rc = AT_OK;
+out:
+    curl_slist_free_all(h);
+    return rc;
 }
 
 static CURL *easy_for(const agent *a, const at_bhttp_msg *req, struct curl_slist *h, char *url,
@@ -125,8 +138,9 @@ at_err upstream_forward(const agent *a, const at_bhttp_msg *req, at_bhttp_msg **
     struct whole w = {0};
     at_buf_init(&w.body);
     at_buf_set_max(&w.body, AT_MAX_BHTTP_CONTENT);
-    struct curl_slist *h = request_headers(req);
+    struct curl_slist *h = NULL;
     CURL *c = NULL;
+    AT_TRY(request_headers(req, &h, d));
     /* The final status is set once known; 502 stands in until then. */
     AT_TRY(at_bhttp_response_new(502, &w.resp, d));
     AT_ENSURE((c = easy_for(a, req, h, url, sizeof url)), d, AT_E_INTERNAL, "upstream: curl init");
@@ -207,8 +221,9 @@ at_err upstream_stream_start(const agent *a, const at_bhttp_msg *req, upstream_s
     /* Backpressure: one burst of upstream bytes is handed out before more
      * are read, so this only bounds a single burst. */
     at_buf_set_max(&st->pending, AT_MAX_OHTTP_MESSAGE);
-    st->hdrs = request_headers(req);
-    at_err rc = at_bhttp_response_new(502, &st->head, d);
+    at_err rc = request_headers(req, &st->hdrs, d);
+    if (rc == AT_OK)
+        rc = at_bhttp_response_new(502, &st->head, d);
     if (rc == AT_OK && (!(st->easy = easy_for(a, req, st->hdrs, st->url, sizeof st->url)) ||
                         !(st->multi = curl_multi_init())))
         rc = at_fail(d, AT_E_INTERNAL, "upstream: curl init");

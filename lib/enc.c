@@ -45,12 +45,12 @@ at_err at_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t cap, s
         return AT_E_BAD_FIELD;
     if (hexlen / 2 > cap)
         return AT_E_TOO_LARGE;
-    for (size_t i = 0; i < hexlen / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+    /* Check everything first: out is written only on success. */
+    for (size_t i = 0; i < hexlen; i++)
+        if (hexval(hex[i]) < 0)
             return AT_E_BAD_FIELD;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
+    for (size_t i = 0; i < hexlen / 2; i++)
+        out[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
     *outlen = hexlen / 2;
     return AT_OK;
 }
@@ -108,24 +108,27 @@ static char *b64_encode(at_span s, const char *alpha, int pad)
 char *at_b64_encode_new(at_span s) { return b64_encode(s, b64std, 1); }
 char *at_b64url_encode_new(at_span s) { return b64_encode(s, b64url, 0); }
 
-/* Decoding table: 0..63 for both alphabets (standard and URL-safe), -1 for
- * anything else. Built once, read-only afterwards. */
-static signed char b64table[256];
+/* Decoding tables: 0..63, -1 for anything else. Built once, read-only
+ * afterwards. */
+static signed char b64std_table[256], b64url_table[256];
 static pthread_once_t b64once = PTHREAD_ONCE_INIT;
 
 static void b64_init(void)
 {
-    memset(b64table, -1, sizeof b64table);
+    memset(b64std_table, -1, sizeof b64std_table);
+    memset(b64url_table, -1, sizeof b64url_table);
     for (int i = 0; i < 64; i++) {
-        b64table[(unsigned char)b64std[i]] = (signed char)i;
-        b64table[(unsigned char)b64url[i]] = (signed char)i;
+        b64std_table[(unsigned char)b64std[i]] = (signed char)i;
+        b64url_table[(unsigned char)b64url[i]] = (signed char)i;
     }
 }
 
 at_err at_b64_decode_new(const char *txt, size_t len, uint8_t **out, size_t *outlen)
 {
-    /* Accept standard (padded) and URL-safe (unpadded) forms, nothing else:
-     * no whitespace, padding only at the end, no non-zero trailing bits. */
+    /* RFC 4648 §4 (standard alphabet, padded) or §5 (URL-safe alphabet,
+     * unpadded, as JOSE writes it), never a mix: padding and a partial last
+     * group say which; a text of whole groups without padding may use either
+     * alphabet, but only one. No whitespace, no non-zero trailing bits. */
     size_t pad = 0;
     while (pad < 2 && len > 0 && txt[len - 1] == '=') {
         len--;
@@ -135,20 +138,24 @@ at_err at_b64_decode_new(const char *txt, size_t len, uint8_t **out, size_t *out
         return AT_E_BAD_FIELD;
     if (len % 4 == 1)
         return AT_E_BAD_FIELD;
+    pthread_once(&b64once, b64_init);
+    int std_ok = pad > 0 || len % 4 == 0, url_ok = pad == 0;
+    for (size_t i = 0; i < len && (std_ok || url_ok); i++) {
+        unsigned char c = (unsigned char)txt[i];
+        std_ok = std_ok && b64std_table[c] >= 0;
+        url_ok = url_ok && b64url_table[c] >= 0;
+    }
+    if (!std_ok && !url_ok)
+        return AT_E_BAD_FIELD;
+    const signed char *table = std_ok ? b64std_table : b64url_table;
     size_t n = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
     uint8_t *p = malloc(n + 1), *o = p;
     if (!p)
         return AT_E_INTERNAL;
-    pthread_once(&b64once, b64_init);
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < len; i++) {
-        int v = b64table[(unsigned char)txt[i]];
-        if (v < 0) {
-            free(p);
-            return AT_E_BAD_FIELD;
-        }
-        acc = (acc << 6) | (uint32_t)v;
+        acc = (acc << 6) | (uint32_t)table[(unsigned char)txt[i]];
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
@@ -156,7 +163,7 @@ at_err at_b64_decode_new(const char *txt, size_t len, uint8_t **out, size_t *out
         }
     }
     if (bits && (acc & ((1u << bits) - 1))) {
-        free(p);
+        at_wipe_free(p, n + 1); /* the value may be a secret */
         return AT_E_BAD_FIELD;
     }
     *out = p;

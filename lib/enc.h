@@ -15,7 +15,8 @@ void at_hex_encode(const uint8_t *p, size_t len, char *out);
 /* Caller frees. NULL on OOM. */
 char *at_hex_encode_new(at_span s);
 /* Strict hex (either case, even length) into out; *outlen = bytes written.
- * AT_E_BAD_FIELD when not hex, AT_E_TOO_LARGE when it does not fit. */
+ * AT_E_BAD_FIELD when not hex, AT_E_TOO_LARGE when it does not fit; out and
+ * *outlen are written only on success. */
 at_err at_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t cap,
                      size_t *outlen) AT_MUST_USE;
 /* Decode into a new buffer the caller frees. */
@@ -23,8 +24,10 @@ at_err at_hex_decode_new(const char *hex, uint8_t **out, size_t *outlen) AT_MUST
 
 /* Standard base64 with padding. Caller frees. NULL on OOM. */
 char *at_b64_encode_new(at_span s);
-/* Strict standard base64 (padding required, no whitespace) or, when
- * url_ok, also the URL-safe alphabet without padding. Caller frees *out. */
+/* Strict base64 (RFC 4648): the standard alphabet with padding (§4) or the
+ * URL-safe alphabet without padding (§5), never a mix of alphabets; no
+ * whitespace, no non-zero trailing bits. AT_E_BAD_FIELD otherwise, and
+ * nothing is allocated. Caller frees *out (at_wipe_free for secrets). */
 at_err at_b64_decode_new(const char *txt, size_t txtlen, uint8_t **out,
                          size_t *outlen) AT_MUST_USE;
 /* base64url without padding (JOSE). Caller frees. */

@@ -91,6 +91,13 @@ static void hex_and_b64(void **state)
     assert_int_equal(at_hex_decode("0g", 2, out, sizeof out, &n), AT_E_BAD_FIELD);
     assert_int_equal(at_hex_decode("abc", 3, out, sizeof out, &n), AT_E_BAD_FIELD);
     assert_int_equal(at_hex_decode("0011223344", 10, out, sizeof out, &n), AT_E_TOO_LARGE);
+    /* Nothing is written on failure, not even the valid prefix. */
+    memset(out, 0x5a, sizeof out);
+    n = 99;
+    assert_int_equal(at_hex_decode("0102zz", 6, out, sizeof out, &n), AT_E_BAD_FIELD);
+    assert_int_equal(out[0], 0x5a);
+    assert_int_equal(out[1], 0x5a);
+    assert_int_equal(n, 99);
 
     char *e = at_b64_encode_new(AT_SPAN("foob", 4));
     assert_string_equal(e, "Zm9vYg==");
@@ -109,6 +116,22 @@ static void hex_and_b64(void **state)
     assert_int_equal(at_b64_decode_new("Z", 1, &d, &n), AT_E_BAD_FIELD);
     assert_int_equal(at_b64_decode_new("", 0, &d, &n), AT_OK);
     assert_int_equal(n, 0);
+    free(d);
+
+    /* One alphabet per text (RFC 4648 §4 padded, or §5 unpadded). */
+    assert_int_equal(at_b64_decode_new("-_8", 3, &d, &n), AT_OK); /* §5 */
+    assert_int_equal(n, 2);
+    assert_memory_equal(d, "\xfb\xff", 2);
+    free(d);
+    assert_int_equal(at_b64_decode_new("+/8=", 4, &d, &n), AT_OK); /* §4 */
+    assert_int_equal(n, 2);
+    assert_memory_equal(d, "\xfb\xff", 2);
+    free(d);
+    assert_int_equal(at_b64_decode_new("+_8=", 4, &d, &n), AT_E_BAD_FIELD); /* mixed */
+    assert_int_equal(at_b64_decode_new("-/+_", 4, &d, &n), AT_E_BAD_FIELD); /* mixed */
+    assert_int_equal(at_b64_decode_new("-_8=", 4, &d, &n), AT_E_BAD_FIELD); /* §5 padded */
+    assert_int_equal(at_b64_decode_new("+/8", 3, &d, &n), AT_E_BAD_FIELD); /* §4 unpadded */
+    assert_int_equal(at_b64_decode_new("Zm9v", 4, &d, &n), AT_OK); /* whole groups: either */
     free(d);
 }
 
