@@ -41,6 +41,22 @@ def hammer(n_threads, fn, seconds=None, stop=None):
     return ts, results
 
 
+def wait_for(pred, seconds=30):
+    """Wait (bounded) until pred() holds; returns whether it did."""
+    end = time.time() + seconds
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def code(body):
+    """The stable error code of an answer, or None."""
+    err = body.get("error") if isinstance(body, dict) else None
+    return err.get("code") if isinstance(err, dict) else None
+
+
 try:
     owner = v.token("owner")
     auditor = v.token("auditor")
@@ -90,15 +106,22 @@ try:
             return v.call("POST", "/v1/attestations", body={"evidence": b64(race_doc), "policy": "race"})
 
         ts, results = hammer(6, attest_loop, stop=stop)
-        time.sleep(0.6)
+        wait_for(lambda: sum(1 for s, _ in list(results) if s == 201) >= 10)
         st, body = v.call("DELETE", f"/v1/policies/race/versions/{ver}", token=owner)
         revoked_at = body.get("audit_id", 0)
         check(st == 200, f"round {rnd}: revoke race@{ver} (audit {revoked_at})")
-        time.sleep(0.3)
+        wait_for(lambda: sum(1 for s, _ in list(results) if s == 404) >= 10)
         stop.set()
         for t in ts:
             t.join()
         admitted = sum(1 for s, _ in results if s == 201)
+        refused = sum(1 for s, b in results if (s, code(b)) == (404, "policy_not_found"))
+        other = [(s, code(b)) for s, b in results if s != 201 and (s, code(b)) != (404, "policy_not_found")]
+        # The race only tests something when both sides of it happened: some
+        # admitted before the revocation, refused with the exact code after.
+        check(admitted > 0 and refused > 0 and not other,
+              f"round {rnd}: {admitted} admitted before, {refused} refused policy_not_found after, "
+              f"nothing else (other answers: {other[:5]})")
         after = v.sql("SELECT id FROM audit WHERE action = 'attestation.create' AND outcome = 'ok'"
                       " AND policy = ? AND id > ?", (f"race@{ver}", revoked_at))
         live = v.sql("SELECT count(*) FROM sessions WHERE policy = 'race' AND policy_version = ?"
@@ -140,15 +163,20 @@ try:
         return v.call("POST", "/v1/secrets/rel-key/release", body={"session": sid, "proof": proof("rel-key")})
 
     ts, results = hammer(6, release_loop, stop=stop)
-    time.sleep(0.6)
+    wait_for(lambda: sum(1 for s, _ in list(results) if s == 200) >= 10)
     st, body = v.call("DELETE", "/v1/policies/rel/versions/1", token=owner)
     revoked_at = body.get("audit_id", 0)
     check(st == 200 and body.get("sessions_ended") == 1, f"revoke rel@1 ends the session (audit {revoked_at})")
-    time.sleep(0.3)
+    wait_for(lambda: sum(1 for s, _ in list(results) if s == 401) >= 10)
     stop.set()
     for t in ts:
         t.join()
     released = sum(1 for s, _ in results if s == 200)
+    ended = sum(1 for s, b in results if (s, code(b)) == (401, "session_expired"))
+    other = [(s, code(b)) for s, b in results if s != 200 and (s, code(b)) != (401, "session_expired")]
+    check(released > 0 and ended > 0 and not other,
+          f"{released} released before the revocation, {ended} refused session_expired after, nothing "
+          f"else (other answers: {other[:5]})")
     after = v.sql("SELECT id FROM audit WHERE action = 'secret.release' AND outcome = 'ok'"
                   " AND session_id = ? AND id > ?", (sid, revoked_at))
     print(f"     {released} released in the race, {len(after)} after the revocation")
