@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +27,7 @@ struct at_db {
     char *path;
     sqlite3 *wconn;
     int version;
+    at_db_durability durability; /* read back from wconn at open */
 
     pthread_mutex_t lock;
     pthread_cond_t queued;
@@ -136,6 +138,38 @@ static at_err open_conn(const char *path, bool readonly, sqlite3 **out, at_diag 
     *out = c;
     return AT_OK;
 }
+
+/* Read back what the write connection really does: a journal mode SQLite
+ * could not switch (some file systems refuse WAL) or a lower synchronous
+ * level would acknowledge writes that a power cut loses. Fail closed. */
+static at_err check_durability(at_db *db, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    AT_TRY(at_db_prepare(db->wconn, "PRAGMA journal_mode", &st, d));
+    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0), d, AT_E_IO,
+              "database %s: PRAGMA journal_mode: %s", db->path, sqlite3_errmsg(db->wconn));
+    snprintf(db->durability.journal_mode, sizeof db->durability.journal_mode, "%s",
+             (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    st = NULL;
+    AT_TRY(at_db_prepare(db->wconn, "PRAGMA synchronous", &st, d));
+    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_IO, "database %s: PRAGMA synchronous: %s",
+              db->path, sqlite3_errmsg(db->wconn));
+    db->durability.synchronous = sqlite3_column_int(st, 0);
+    AT_ENSURE(strcmp(db->durability.journal_mode, "wal") == 0, d, AT_E_IO,
+              "database %s: journal_mode is %s, expected wal", db->path,
+              db->durability.journal_mode);
+    AT_ENSURE(db->durability.synchronous == 2, d, AT_E_IO,
+              "database %s: synchronous is %d, expected 2 (FULL)", db->path,
+              db->durability.synchronous);
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void at_db_durability_get(const at_db *db, at_db_durability *out) { *out = db->durability; }
 
 static at_err migrate(at_db *db, at_diag *d)
 {
@@ -311,6 +345,7 @@ at_err at_db_open(const char *path, at_db **out, at_diag *d)
     pthread_mutex_init(&db->pool_lock, NULL);
     pthread_cond_init(&db->queued, NULL);
     AT_TRY(open_conn(path, false, &db->wconn, d));
+    AT_TRY(check_durability(db, d));
     AT_TRY(migrate(db, d));
     AT_ENSURE(pthread_create(&db->writer, NULL, writer_main, db) == 0, d, AT_E_INTERNAL,
               "database: cannot start the writer thread");

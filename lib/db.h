@@ -30,6 +30,15 @@ at_err at_db_open(const char *path, at_db **out, at_diag *d) AT_MUST_USE;
 void at_db_close(at_db *db);
 int at_db_schema_version(const at_db *db);
 
+/* What the write connection reported when it was opened (read back, not
+ * assumed): SQLite's journal mode and synchronous level (2 = FULL).
+ * at_db_open refuses anything but "wal" and 2. */
+typedef struct {
+    char journal_mode[16];
+    int synchronous;
+} at_db_durability;
+void at_db_durability_get(const at_db *db, at_db_durability *out);
+
 /* A read-only connection from the pool; give it back with at_db_read_release. */
 sqlite3 *at_db_read_acquire(at_db *db);
 void at_db_read_release(at_db *db, sqlite3 *conn);

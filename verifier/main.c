@@ -567,6 +567,10 @@ int main(int argc, char **argv)
         at_log("fatal", "db", "%s", d.msg);
         return 1;
     }
+    at_db_durability dur;
+    at_db_durability_get(v.db, &dur);
+    at_log("info", "db", "database %s open: journal_mode=%s synchronous=%d", c->db_path,
+           dur.journal_mode, dur.synchronous);
     struct key_job sk = {.kind = "signing", .rotate = rotate}, nk = {.kind = "nonce_mac"};
     if (at_db_write(v.db, ensure_key, &sk, &d) != AT_OK ||
         at_db_write(v.db, ensure_key, &nk, &d) != AT_OK) {

@@ -106,6 +106,20 @@ static bool row_exists(int x)
     return yes;
 }
 
+/* Durability is read back from the write connection, never assumed. */
+static void durability_read_back(void **state)
+{
+    (void)state;
+    at_db *db = NULL;
+    at_diag d = {{0}};
+    assert_int_equal(at_db_open(path, &db, &d), AT_OK);
+    at_db_durability dur;
+    at_db_durability_get(db, &dur);
+    assert_string_equal(dur.journal_mode, "wal");
+    assert_int_equal(dur.synchronous, 2);
+    at_db_close(db);
+}
+
 /* Job 1 holds the writer; jobs 2..4 queue up and run as one batch, where
  * job 3 loses the transaction. Every job's result must say what happened
  * to its row. */
@@ -180,6 +194,7 @@ static void internal_error_rolls_back_one_job(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(durability_read_back),
         cmocka_unit_test(lost_transaction_in_a_batch),
         cmocka_unit_test(internal_error_rolls_back_one_job),
     };
