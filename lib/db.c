@@ -414,5 +414,8 @@ void at_db_stats_get(at_db *db, at_db_stats *s)
 {
     pthread_mutex_lock(&db->lock);
     *s = db->stats;
+    s->queued = 0;
+    for (const struct job *j = db->head; j; j = j->next)
+        s->queued++;
     pthread_mutex_unlock(&db->lock);
 }

@@ -52,8 +52,10 @@ typedef at_err (*at_db_write_fn)(sqlite3 *conn, void *ctx, at_diag *d);
  * Returns fn's result, or AT_E_INTERNAL when the commit failed. */
 at_err at_db_write(at_db *db, at_db_write_fn fn, void *ctx, at_diag *d) AT_MUST_USE;
 
+/* transactions and jobs committed so far, the largest batch, and the jobs
+ * queued for the writer right now (not yet taken into a transaction). */
 typedef struct {
-    uint64_t transactions, jobs, max_batch;
+    uint64_t transactions, jobs, max_batch, queued;
 } at_db_stats;
 void at_db_stats_get(at_db *db, at_db_stats *s);
 
