@@ -52,7 +52,8 @@ struct entry {
     int64_t from, until; /* the verification holds for from <= t <= until */
     /* Verified as the document's leaf (true) or as an issuer in a bundle:
      * reused only in that role, since the checks differ (an issuer's
-     * ancestors' path lengths, a leaf's names). */
+     * ancestors' path lengths, a leaf's names, the profile of each role).
+     * Set only after the profile of that role passed (check_profile). */
     bool leaf;
     /* It or a certificate above it constrains what it may issue (names,
      * policies): a leaf under it needs the whole chain, not just it. */
@@ -755,22 +756,27 @@ static X509 *parse_cert(at_span der, const char *what, at_diag *d, at_err *rc)
     return x;
 }
 
-/* The profile of every certificate in its role and the path lengths, on
- * every path (cached or not): cheap next to one signature, and it never
- * depends on where a cached certificate was first seen. */
+/* The profile of each certificate in its role, then the path lengths. A
+ * cache entry is only ever made after its certificate passed the profile of
+ * the role it is stored with, and is only reused in that role (its bytes,
+ * hence its extensions, are its key): so on a cache path the profile of a
+ * cached role is the checked result, and only what is new is checked — the
+ * leaf unless the whole chain was cached. Path lengths depend on the
+ * position and are checked on every path. */
 static at_err check_chain_profile(const struct root *r, X509 *const *certs, size_t n, X509 *leaf,
-                                  at_diag *d)
+                                  at_chain_path path, at_diag *d)
 {
     X509 *cas[AT_MAX_CABUNDLE];
-    at_err rc = check_profile(r->x509, true, "cabundle[0] (root)", d);
-    cas[0] = r->x509;
-    for (size_t i = 1; i < n && rc == AT_OK; i++) {
+    at_err rc = AT_OK;
+    cas[0] = r->x509; /* checked when pinned */
+    for (size_t i = 1; i < n; i++) {
         char what[24];
         snprintf(what, sizeof what, "cabundle[%zu]", i);
-        rc = check_profile(certs[i], true, what, d);
+        if (rc == AT_OK && path == AT_CHAIN_FULL)
+            rc = check_profile(certs[i], true, what, d);
         cas[i] = certs[i];
     }
-    if (rc == AT_OK)
+    if (rc == AT_OK && path != AT_CHAIN_CACHED_LEAF)
         rc = check_profile(leaf, false, "certificate (leaf)", d);
     if (rc == AT_OK)
         rc = check_path_lengths(cas, n, d);
@@ -939,7 +945,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     if (!leaf && !(leaf = parse_cert(leaf_der, "certificate (leaf)", d, &rc)))
         goto out;
     if (path != AT_CHAIN_FULL)
-        AT_TRY(check_chain_profile(r, certs, n, leaf, d)); /* every certs[i] is cached */
+        AT_TRY(check_chain_profile(r, certs, n, leaf, path, d)); /* every certs[i] is cached */
     if (path == AT_CHAIN_CACHED_LEAF)
         goto done;
 
@@ -966,7 +972,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
         AT_ENSURE(sk_X509_push(untrusted, certs[i]) > 0, d, AT_E_INTERNAL, "out of memory");
     }
     AT_TRY(check_cert_algs(leaf, "certificate (leaf)", d));
-    AT_TRY(check_chain_profile(r, certs, n, leaf, d));
+    AT_TRY(check_chain_profile(r, certs, n, leaf, AT_CHAIN_FULL, d));
     AT_ENSURE((ctx = X509_STORE_CTX_new()), d, AT_E_INTERNAL, "out of memory");
     AT_OSSL(X509_STORE_CTX_init(ctx, t->store, leaf, untrusted), d);
     /* Time is checked below with inclusive bounds. X509_STRICT stays off:

@@ -17,11 +17,11 @@
  * The cache is keyed by the SHA-256 of a certificate's DER (never by name),
  * remembers the parent it was verified under and the window of time over
  * which that whole verification holds, and keeps the parsed X509. What
- * depends only on the bytes (size, DER) is checked once per entry; the
- * profile, which depends on the role, and path lengths, which depend on the
- * position, are checked on every path, cached or not. A document
- * whose intermediates were seen costs one certificate signature; one whose
- * leaf was seen costs none. Bounded (LRU), thread-safe. */
+ * depends only on the bytes (size, DER) or on the bytes and the role (the
+ * profile) is checked before an entry is made and reused only in that role;
+ * path lengths, which depend on the position, are checked on every path. A
+ * document whose intermediates were seen costs one certificate signature;
+ * one whose leaf was seen costs none. Bounded (LRU), thread-safe. */
 #ifndef AT_X509V_H
 #define AT_X509V_H
 

@@ -1173,6 +1173,40 @@ static void ca_as_leaf_on_cache_hit(void **state)
     chain_free(&c);
 }
 
+/* The other way round: a signing certificate, verified and cached as a
+ * leaf, offered as the issuer of another leaf. */
+static void leaf_as_issuer_on_cache_hit(void **state)
+{
+    EVP_PKEY *kr = keygen("P-384"), *ki = keygen("P-384"), *kl = keygen("P-384"),
+             *k2 = keygen("P-384");
+    X509 *root = mk_prof("root", kr, NULL, NULL, CA_BC, CA_KU, NID_undef, NULL);
+    X509 *inter = mk_prof("inter", ki, root, kr, CA_BC, CA_KU, NID_undef, NULL);
+    X509 *leaf = mk_prof("leaf", kl, inter, ki, LEAF_BC, LEAF_KU, NID_undef, NULL);
+    X509 *leaf2 = mk_prof("leaf2", k2, leaf, kl, LEAF_BC, LEAF_KU, NID_undef, NULL);
+    der dr = to_der(root), di = to_der(inter), dl = to_der(leaf), d2 = to_der(leaf2);
+    at_trust *t = at_trust_new(0);
+    at_diag d = {{0}};
+    at_chain_result res;
+    assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
+    at_span b[2] = {DSPAN(dr), DSPAN(di)}, b3[3] = {DSPAN(dr), DSPAN(di), DSPAN(dl)};
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(at_trust_verify(t, DSPAN(dl), b, 2, NOW, &res, NULL, &d), AT_OK);
+        assert_int_equal(res.path, round ? AT_CHAIN_CACHED_LEAF : AT_CHAIN_FULL);
+        assert_int_equal(at_trust_verify(t, DSPAN(d2), b3, 3, NOW, &res, NULL, &d),
+                         AT_E_CHAIN_INVALID);
+        assert_non_null(strstr(d.msg, "cabundle[2]: basicConstraints: CA:FALSE, expected CA:TRUE"));
+    }
+    at_trust_unref(t);
+    X509 *all[] = {root, inter, leaf, leaf2};
+    der ds[] = {dr, di, dl, d2};
+    EVP_PKEY *ks[] = {kr, ki, kl, k2};
+    for (int i = 0; i < 4; i++) {
+        X509_free(all[i]);
+        OPENSSL_free(ds[i].p);
+        EVP_PKEY_free(ks[i]);
+    }
+}
+
 /* DER only (X.690 §10): BER variants of the same certificate, and a byte
  * string re-encoding to different bytes, are refused in every position. */
 static void der_only(void **state)
@@ -1325,6 +1359,7 @@ int main(void)
         cmocka_unit_test(certificate_profiles),
         cmocka_unit_test(path_length_named),
         cmocka_unit_test(ca_as_leaf_on_cache_hit),
+        cmocka_unit_test(leaf_as_issuer_on_cache_hit),
         cmocka_unit_test(der_only),
         cmocka_unit_test(certificates_at_most_1024_bytes),
     };
