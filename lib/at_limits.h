@@ -19,8 +19,9 @@
 #define AT_MAX_CABUNDLE 8
 /* AWS's CDDL: public_key, user_data, nonce each at most 1024 bytes. */
 #define AT_MAX_OPTIONAL_FIELD 1024
-/* A P-384 certificate from AWS is ~640 bytes. */
-#define AT_MAX_CERT_BYTES 4096
+/* AWS's CDDL: cert = bytes .size (1..1024); a P-384 certificate from AWS
+ * is 530-810 bytes. Applies to pinned roots too (cabundle[0] is one). */
+#define AT_MAX_CERT_BYTES 1024
 #define AT_MAX_MODULE_ID 128
 /* SHA-512-sized PCR banks are the largest the NSM can report. */
 #define AT_MAX_PCR_LEN 64

@@ -1,6 +1,7 @@
 /* evidence: orchestrates the checks of one attacker-supplied document in a
- * fixed order: structure, chain (with time), signature, clock skew, nonce,
- * policy. A document is valid only when every check ran and passed. */
+ * fixed order: structure, chain (with time), signature, timestamp within the
+ * leaf's validity, clock skew, nonce, policy. A document is valid only when
+ * every check ran and passed. */
 #include "evidence.h"
 
 #include <openssl/crypto.h>
@@ -55,6 +56,23 @@ static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evid
     EVP_PKEY_free(key);
     if (rc != AT_OK)
         return rc;
+    /* AWS's semantic validation: the document was made while its signing
+     * certificate was valid (inclusive bounds, to the second). Whatever
+     * time the chain was checked at, a timestamp outside that window (e.g.
+     * seconds written as milliseconds, which reads as January 1970) is a
+     * document that contradicts its own certificate. */
+    int64_t ts_s = ms_to_s((int64_t)ev->payload.timestamp_ms);
+    if (ts_s < ev->chain.not_before || ts_s > ev->chain.not_after) {
+        char ts[40], nb[32], na[32];
+        at_time_rfc3339_ms((int64_t)ev->payload.timestamp_ms, ts, sizeof ts);
+        at_time_rfc3339(ev->chain.not_before, nb, sizeof nb);
+        at_time_rfc3339(ev->chain.not_after, na, sizeof na);
+        return at_fail(d, AT_E_TIMESTAMP_OUTSIDE_VALIDITY,
+                       "timestamp: %s (%llu ms) is %s the validity of certificate (leaf), %s to "
+                       "%s",
+                       ts, (unsigned long long)ev->payload.timestamp_ms,
+                       ts_s < ev->chain.not_before ? "before" : "after", nb, na);
+    }
 
     int64_t skew = o->clock_skew_ms > 0 ? o->clock_skew_ms : AT_CLOCK_SKEW_MS;
     if (o->time_mode != AT_TIME_DOCUMENT &&

@@ -39,9 +39,12 @@ bool at_format_parse(const char *name, at_format *out)
 
 static const at_cbor_limits payload_limits = {AT_MAX_CBOR_DEPTH, AT_MAX_CBOR_ITEMS};
 
-/* bstr-or-null optional field (public_key, user_data, nonce). */
-static at_err optional_bytes(const cbor_item_t *map, const char *key, bool *has, at_span *out,
-                             at_diag *d)
+/* bstr-or-null optional field (public_key, user_data, nonce) of min..1024
+ * bytes. AWS's semantic validation: public_key, when present, is 1..1024
+ * bytes; user_data and nonce 0..1024 (genuine documents carry empty
+ * user_data, and 1024-byte user_data and nonce). */
+static at_err optional_bytes(const cbor_item_t *map, const char *key, size_t min, bool *has,
+                             at_span *out, at_diag *d)
 {
     const cbor_item_t *v = at_cbor_map_get_text(map, key);
     *has = false;
@@ -52,9 +55,9 @@ static at_err optional_bytes(const cbor_item_t *map, const char *key, bool *has,
     if (!at_cbor_get_bytes(v, &s))
         return at_fail(d, AT_E_BAD_FIELD, "%s: expected a byte string or null, got %s", key,
                        at_cbor_type_name(v));
-    if (s.len > AT_MAX_OPTIONAL_FIELD)
-        return at_fail(d, AT_E_BAD_FIELD, "%s: %zu bytes, at most %d allowed", key, s.len,
-                       AT_MAX_OPTIONAL_FIELD);
+    if (s.len < min || s.len > AT_MAX_OPTIONAL_FIELD)
+        return at_fail(d, AT_E_BAD_FIELD, "%s: %zu bytes, expected %zu..%d or null", key, s.len,
+                       min, AT_MAX_OPTIONAL_FIELD);
     *has = true;
     *out = s;
     return AT_OK;
@@ -193,9 +196,9 @@ at_err at_nitro_payload_decode(at_span payload, at_format expect, at_nitro_paylo
     }
     p.n_cabundle = nb;
 
-    if ((rc = optional_bytes(m, "public_key", &p.has_public_key, &p.public_key, d)) != AT_OK ||
-        (rc = optional_bytes(m, "user_data", &p.has_user_data, &p.user_data, d)) != AT_OK ||
-        (rc = optional_bytes(m, "nonce", &p.has_nonce, &p.nonce, d)) != AT_OK)
+    if ((rc = optional_bytes(m, "public_key", 1, &p.has_public_key, &p.public_key, d)) != AT_OK ||
+        (rc = optional_bytes(m, "user_data", 0, &p.has_user_data, &p.user_data, d)) != AT_OK ||
+        (rc = optional_bytes(m, "nonce", 0, &p.has_nonce, &p.nonce, d)) != AT_OK)
         goto out;
 
     p.root = m;

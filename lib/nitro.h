@@ -40,8 +40,9 @@ typedef struct {
     at_span certificate;
     at_span cabundle[AT_MAX_CABUNDLE];
     size_t n_cabundle;
-    /* Optional fields: has_x is false for CBOR null; an empty byte string
-     * is present with length 0. */
+    /* Optional fields: has_x is false for CBOR null or absent; an empty
+     * user_data or nonce is present with length 0 (an empty public_key is
+     * refused: AWS's rules say 1..1024 bytes). */
     bool has_public_key, has_user_data, has_nonce;
     at_span public_key, user_data, nonce;
     bool map_indefinite;  /* 0xbf ... 0xff payload map */

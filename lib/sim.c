@@ -426,6 +426,9 @@ at_err at_sim_doc(at_sim_pki *pki, const at_sim_doc_opts *o, at_buf *out, at_dia
         AT_ENSURE(s.len <= AT_MAX_OPTIONAL_FIELD, d, AT_E_BAD_FIELD,
                   "sim: optional fields hold at most %d bytes", AT_MAX_OPTIONAL_FIELD);
     }
+    /* The NSM never writes an empty public_key (AWS: 1..1024 bytes). */
+    AT_ENSURE(!o->has_public_key || o->public_key.len > 0, d, AT_E_BAD_FIELD,
+              "sim: public_key: 0 bytes, expected 1..%d (or none)", AT_MAX_OPTIONAL_FIELD);
 
     bool set[AT_MAX_PCRS];
     uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN];

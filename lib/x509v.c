@@ -52,7 +52,8 @@ struct entry {
     int64_t from, until; /* the verification holds for from <= t <= until */
     /* Verified as the document's leaf (true) or as an issuer in a bundle:
      * reused only in that role, since the checks differ (an issuer's
-     * ancestors' path lengths, a leaf's names). */
+     * ancestors' path lengths, a leaf's names, the profile of each role).
+     * Set only after the profile of that role passed (check_profile). */
     bool leaf;
     /* It or a certificate above it constrains what it may issue (names,
      * policies): a leaf under it needs the whole chain, not just it. */
@@ -209,6 +210,317 @@ static at_err cert_window(X509 *x, const char *what, int64_t *from, int64_t *unt
     return AT_OK;
 }
 
+/* ---- DER (X.690 §10-11): one certificate, one byte string ---------------- */
+
+/* A BER variant of a certificate is another byte string for the same
+ * certificate (other hash, other cache key, and a parser that differs from
+ * ours on it). AWS issues DER only, so anything else is refused. */
+typedef struct {
+    const uint8_t *base;
+    size_t err_off;
+    const char *why;
+} der_ctx;
+
+static bool der_fail(der_ctx *c, const uint8_t *at, const char *why)
+{
+    c->err_off = (size_t)(at - c->base);
+    c->why = why;
+    return false;
+}
+
+/* X.690 §11.6: SET OF elements in ascending order of their encodings, the
+ * shorter padded with zero octets. */
+static int der_set_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    size_t n = al < bl ? al : bl;
+    int r = memcmp(a, b, n);
+    if (r != 0)
+        return r;
+    for (size_t i = n; i < al; i++)
+        if (a[i])
+            return 1;
+    for (size_t i = n; i < bl; i++)
+        if (b[i])
+            return -1;
+    return 0;
+}
+
+static bool all_digits(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+    return true;
+}
+
+/* One TLV at p (len bytes available) and everything inside it; its size in
+ * *used. Refuses what BER allows and DER does not. */
+static bool der_tlv(der_ctx *c, const uint8_t *p, size_t len, size_t *used, int depth)
+{
+    if (len < 2)
+        return der_fail(c, p, "truncated");
+    uint8_t id = p[0], l0 = p[1];
+    unsigned cls = id >> 6, tag = id & 0x1f;
+    bool constructed = (id & 0x20) != 0;
+    if (tag == 0x1f)
+        return der_fail(c, p, "tag number above 30 (X.509 uses none)");
+    size_t off = 2, clen;
+    if (l0 < 0x80) {
+        clen = l0;
+    } else if (l0 == 0x80) {
+        return der_fail(c, p, "indefinite length");
+    } else {
+        size_t k = l0 & 0x7f;
+        if (k > 3) /* 16 MiB: far beyond any certificate */
+            return der_fail(c, p, "length field too long");
+        if (k > len - 2)
+            return der_fail(c, p, "truncated");
+        if (p[2] == 0)
+            return der_fail(c, p, "length with a leading zero octet");
+        clen = 0;
+        for (size_t i = 0; i < k; i++)
+            clen = clen << 8 | p[2 + i];
+        if (clen < 0x80)
+            return der_fail(c, p, "long-form length below 128");
+        off += k;
+    }
+    if (clen > len - off)
+        return der_fail(c, p, "truncated");
+    const uint8_t *v = p + off;
+    if (constructed) {
+        if (cls == 0 && tag != 16 && tag != 17)
+            return der_fail(c, p, "constructed encoding of a primitive type");
+        if (depth >= 24)
+            return der_fail(c, p, "nested too deeply");
+        const uint8_t *prev = NULL;
+        size_t prev_len = 0;
+        for (size_t k = 0; k < clen;) {
+            size_t u;
+            if (!der_tlv(c, v + k, clen - k, &u, depth + 1))
+                return false;
+            if (cls == 0 && tag == 17 && prev && der_set_cmp(prev, prev_len, v + k, u) > 0)
+                return der_fail(c, v + k, "SET OF elements out of order");
+            prev = v + k;
+            prev_len = u;
+            k += u;
+        }
+    } else if (cls == 0) {
+        switch (tag) {
+        case 1: /* BOOLEAN: §11.1; in X.509 every BOOLEAN is DEFAULT FALSE */
+            if (clen != 1 || (v[0] != 0xff && v[0] != 0x00))
+                return der_fail(c, p, "BOOLEAN other than 00 or FF");
+            if (v[0] == 0x00)
+                return der_fail(c, p, "BOOLEAN FALSE encoded (the DEFAULT, omitted in DER)");
+            break;
+        case 2:  /* INTEGER */
+        case 10: /* ENUMERATED: §8.3.2, minimal two's complement */
+            if (clen == 0)
+                return der_fail(c, p, "empty INTEGER");
+            if (clen > 1 && ((v[0] == 0x00 && !(v[1] & 0x80)) || (v[0] == 0xff && (v[1] & 0x80))))
+                return der_fail(c, p, "INTEGER not in minimal form");
+            break;
+        case 3: /* BIT STRING: §11.2, unused bits zero */
+            if (clen == 0 || v[0] > 7 || (clen == 1 && v[0] != 0))
+                return der_fail(c, p, "BIT STRING with a bad unused-bits count");
+            if (v[0] && (v[clen - 1] & ((1u << v[0]) - 1)))
+                return der_fail(c, p, "BIT STRING unused bits not zero");
+            break;
+        case 5: /* NULL */
+            if (clen != 0)
+                return der_fail(c, p, "NULL with contents");
+            break;
+        case 6: /* OBJECT IDENTIFIER: §8.19, minimal subidentifiers */
+            if (clen == 0 || (v[clen - 1] & 0x80))
+                return der_fail(c, p, "OBJECT IDENTIFIER truncated");
+            for (size_t k = 0; k < clen; k++)
+                if (v[k] == 0x80 && (k == 0 || !(v[k - 1] & 0x80)))
+                    return der_fail(c, p, "OBJECT IDENTIFIER not in minimal form");
+            break;
+        case 23: /* UTCTime: §11.8, YYMMDDHHMMSSZ (RFC 5280 §4.1.2.5.1) */
+            if (clen != 13 || !all_digits(v, 12) || v[12] != 'Z')
+                return der_fail(c, p, "UTCTime not YYMMDDHHMMSSZ");
+            break;
+        case 24: /* GeneralizedTime: YYYYMMDDHHMMSSZ (RFC 5280 §4.1.2.5.2) */
+            if (clen != 15 || !all_digits(v, 14) || v[14] != 'Z')
+                return der_fail(c, p, "GeneralizedTime not YYYYMMDDHHMMSSZ");
+            break;
+        default:
+            break;
+        }
+    }
+    *used = off + clen;
+    return true;
+}
+
+/* All of s is exactly one DER TLV. */
+static bool der_whole(der_ctx *c, const uint8_t *p, size_t len)
+{
+    size_t used;
+    if (!der_tlv(c, p, len, &used, 0))
+        return false;
+    if (used != len)
+        return der_fail(c, p + used, "trailing bytes");
+    return true;
+}
+
+/* der is the certificate x was parsed from. Every TLV, the DER inside each
+ * extension's extnValue and inside the signature, and (the brief rule) the
+ * certificate re-encoded from its parsed fields equals der. */
+static at_err check_der(X509 *x, at_span der, const char *what, at_diag *d)
+{
+    der_ctx c = {der.p, 0, NULL};
+    if (!der_whole(&c, der.p, der.len))
+        return at_fail(d, AT_E_BAD_FIELD, "%s: not DER: %s at byte %zu", what, c.why, c.err_off);
+    for (int i = 0; i < X509_get_ext_count(x); i++) {
+        X509_EXTENSION *e = X509_get_ext(x, i);
+        ASN1_OCTET_STRING *os = X509_EXTENSION_get_data(e);
+        char oid[64] = "?";
+        OBJ_obj2txt(oid, sizeof oid, X509_EXTENSION_get_object(e), 0);
+        c.base = os ? os->data : NULL;
+        if (!os || !der_whole(&c, os->data, (size_t)os->length))
+            return at_fail(d, AT_E_BAD_FIELD, "%s: extension %s: not DER: %s at byte %zu", what,
+                           oid, os ? c.why : "no value", c.err_off);
+    }
+    /* An ECDSA signature is an Ecdsa-Sig-Value (DER); other algorithms
+     * are refused by check_cert_algs, with their own name. */
+    const ASN1_BIT_STRING *sig = NULL;
+    X509_get0_signature(&sig, NULL, x);
+    c.base = sig ? sig->data : NULL;
+    if (X509_get_signature_nid(x) == NID_ecdsa_with_SHA384 &&
+        (!sig || !der_whole(&c, sig->data, (size_t)sig->length)))
+        return at_fail(d, AT_E_BAD_FIELD, "%s: signatureValue: not DER: %s at byte %zu", what,
+                       sig ? c.why : "missing", c.err_off);
+    /* d2i keeps the tbsCertificate bytes as received; i2d_re_X509_tbs
+     * forces encoding it again from the parsed fields. */
+    at_err rc = AT_OK;
+    unsigned char *re = NULL;
+    int n = i2d_re_X509_tbs(x, NULL) > 0 ? i2d_X509(x, &re) : -1;
+    if (n <= 0)
+        rc = at_fail(d, AT_E_BAD_FIELD, "%s: cannot be encoded again", what);
+    else if ((size_t)n != der.len || memcmp(re, der.p, der.len) != 0)
+        rc = at_fail(d, AT_E_BAD_FIELD,
+                     "%s: not DER: encoding it again gives %d bytes that differ from the %zu "
+                     "received",
+                     what, n, der.len);
+    OPENSSL_free(re);
+    ERR_clear_error();
+    return rc;
+}
+
+/* ---- the Nitro PKI certificate profile ----------------------------------- */
+
+/* keyUsage bits as OpenSSL reports them (X509_get_key_usage). */
+static void ku_names(uint32_t ku, char *buf, size_t len)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {{KU_DIGITAL_SIGNATURE, "digitalSignature"}, {KU_NON_REPUDIATION, "nonRepudiation"},
+                 {KU_KEY_ENCIPHERMENT, "keyEncipherment"},  {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+                 {KU_KEY_AGREEMENT, "keyAgreement"},        {KU_KEY_CERT_SIGN, "keyCertSign"},
+                 {KU_CRL_SIGN, "cRLSign"},                  {KU_ENCIPHER_ONLY, "encipherOnly"},
+                 {KU_DECIPHER_ONLY, "decipherOnly"}};
+    size_t w = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((ku & names[i].bit) && w < len)
+            w += (size_t)snprintf(buf + w, len - w, "%s%s", w ? "," : "", names[i].name);
+    if (!buf[0])
+        snprintf(buf, len, "(none)");
+}
+
+/* Genuine chains (tests/data/nitro): root and intermediates carry
+ * basicConstraints CA:TRUE (critical) and keyUsage keyCertSign, with
+ * digitalSignature and cRLSign on all but the instance CA; leaves carry
+ * CA:FALSE without pathLen and keyUsage digitalSignature + nonRepudiation.
+ * AWS's certificate validation requires basicConstraints and keyUsage on
+ * every certificate, keyCertSign on CAs, digitalSignature on the signing
+ * certificate, which must not be a CA. Other keyUsage bits never occur and
+ * are refused. Depends only on the certificate and its role. */
+#define KU_CA_ALLOWED (KU_DIGITAL_SIGNATURE | KU_KEY_CERT_SIGN | KU_CRL_SIGN)
+#define KU_LEAF_ALLOWED (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)
+
+static at_err check_profile(X509 *x, bool ca, const char *what, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    int crit = -1;
+    char got[160], want[160];
+    BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL);
+    ASN1_BIT_STRING *kus = NULL;
+    AT_ENSURE(X509_get_version(x) == X509_VERSION_3, d, AT_E_CHAIN_INVALID,
+              "%s: version v%ld, expected v3", what, X509_get_version(x) + 1);
+    AT_ENSURE(crit != -2, d, AT_E_CHAIN_INVALID, "%s: basicConstraints: present more than once",
+              what);
+    AT_ENSURE(bc, d, AT_E_CHAIN_INVALID, "%s: basicConstraints: %s, expected CA:%s", what,
+              crit == -1 ? "missing" : "unreadable", ca ? "TRUE" : "FALSE");
+    if (ca) {
+        AT_ENSURE(bc->ca, d, AT_E_CHAIN_INVALID, "%s: basicConstraints: CA:FALSE, expected CA:TRUE",
+                  what);
+        /* RFC 5280 §4.2.1.9: critical in CA certificates. */
+        AT_ENSURE(crit == 1, d, AT_E_CHAIN_INVALID,
+                  "%s: basicConstraints: not critical, expected critical", what);
+        AT_ENSURE(!bc->pathlen || (bc->pathlen->type == V_ASN1_INTEGER &&
+                                   ASN1_INTEGER_get(bc->pathlen) >= 0),
+                  d, AT_E_CHAIN_INVALID, "%s: basicConstraints: negative pathLenConstraint", what);
+    } else {
+        AT_ENSURE(!bc->ca, d, AT_E_CHAIN_INVALID,
+                  "%s: basicConstraints: CA:TRUE, expected CA:FALSE (the signing certificate "
+                  "must not be a CA)",
+                  what);
+        AT_ENSURE(!bc->pathlen, d, AT_E_CHAIN_INVALID,
+                  "%s: basicConstraints: pathLenConstraint %ld, expected none", what,
+                  ASN1_INTEGER_get(bc->pathlen));
+    }
+    crit = -1;
+    kus = X509_get_ext_d2i(x, NID_key_usage, &crit, NULL);
+    AT_ENSURE(crit != -2, d, AT_E_CHAIN_INVALID, "%s: keyUsage: present more than once", what);
+    AT_ENSURE(kus, d, AT_E_CHAIN_INVALID, "%s: keyUsage: %s, expected %s", what,
+              crit == -1 ? "missing" : "unreadable", ca ? "keyCertSign" : "digitalSignature");
+    uint32_t ku = 0;
+    if (kus->length > 0)
+        ku = kus->data[0];
+    if (kus->length > 1)
+        ku |= (uint32_t)kus->data[1] << 8;
+    ku_names(ku, got, sizeof got);
+    uint32_t need = ca ? KU_KEY_CERT_SIGN : KU_DIGITAL_SIGNATURE;
+    uint32_t allowed = ca ? KU_CA_ALLOWED : KU_LEAF_ALLOWED;
+    ku_names(need, want, sizeof want);
+    AT_ENSURE(ku & need, d, AT_E_CHAIN_INVALID, "%s: keyUsage: %s, expected %s", what, got, want);
+    ku_names(allowed, want, sizeof want);
+    AT_ENSURE(!(ku & ~allowed) && kus->length <= 2, d, AT_E_CHAIN_INVALID,
+              "%s: keyUsage: %s, expected only %s for %s", what, got, want,
+              ca ? "a CA" : "the signing certificate");
+    /* Anything else OpenSSL finds wrong with the extensions (repeated
+     * extensions, unreadable ones it knows): refuse here, in every role. */
+    AT_ENSURE(!(X509_get_extension_flags(x) & EXFLAG_INVALID), d, AT_E_CHAIN_INVALID,
+              "%s: extensions: unreadable or repeated", what);
+    rc = AT_OK;
+out:
+    BASIC_CONSTRAINTS_free(bc);
+    ASN1_BIT_STRING_free(kus);
+    ERR_clear_error();
+    return rc;
+}
+
+/* RFC 5280 §4.2.1.9 / AWS: a CA's pathLenConstraint bounds the CA
+ * certificates below it. cas[0] is the root, cas[n-1] the leaf's issuer;
+ * the leaf is not a CA (check_profile) and does not count. Depends on the
+ * position, so it runs on every path, cached or not. */
+static at_err check_path_lengths(X509 *const *cas, size_t n, at_diag *d)
+{
+    for (size_t i = 0; i < n; i++) {
+        long pl = X509_get_pathlen(cas[i]);
+        size_t below = n - 1 - i;
+        if (pl >= 0 && below > (size_t)pl)
+            return at_fail(d, AT_E_CHAIN_INVALID,
+                           "cabundle[%zu]%s: basicConstraints: pathLenConstraint %ld, but %zu CA "
+                           "certificate%s follow%s it",
+                           i, i == 0 ? " (root)" : "", pl, below, below == 1 ? "" : "s",
+                           below == 1 ? "s" : "");
+    }
+    return AT_OK;
+}
+
 at_err at_trust_add_root_der(at_trust *t, at_span der, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
@@ -219,8 +531,10 @@ at_err at_trust_add_root_der(at_trust *t, at_span der, at_diag *d)
               "root: %zu bytes", der.len);
     x = d2i_X509(NULL, &p, (long)der.len);
     AT_ENSURE(x && p == der.p + der.len, d, AT_E_BAD_FIELD, "root: not a DER certificate");
+    AT_TRY(check_der(x, der, "root", d));
     AT_TRY(check_cert_algs(x, "root", d));
     AT_ENSURE(X509_check_ca(x) >= 1, d, AT_E_CHAIN_INVALID, "root: not a CA certificate");
+    AT_TRY(check_profile(x, true, "root", d));
     AT_ENSURE(X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0 &&
                   X509_verify(x, X509_get0_pubkey(x)) == 1,
               d, AT_E_CHAIN_INVALID, "root: not self-signed");
@@ -417,8 +731,15 @@ void at_trust_stats_get(at_trust *t, at_trust_stats *s)
 
 /* ---- verification ------------------------------------------------------- */
 
+/* A certificate as received: 1..1024 bytes (AWS's CDDL), DER. Its bytes are
+ * its cache key, so what is checked here holds for every later cache hit. */
 static X509 *parse_cert(at_span der, const char *what, at_diag *d, at_err *rc)
 {
+    if (der.len == 0 || der.len > AT_MAX_CERT_BYTES) {
+        *rc = at_fail(d, AT_E_BAD_FIELD, "%s: %zu bytes, expected 1..%d", what, der.len,
+                      AT_MAX_CERT_BYTES);
+        return NULL;
+    }
     const unsigned char *p = der.p;
     X509 *x = d2i_X509(NULL, &p, (long)der.len);
     if (!x || p != der.p + der.len) {
@@ -428,7 +749,38 @@ static X509 *parse_cert(at_span der, const char *what, at_diag *d, at_err *rc)
                       x ? " (trailing bytes)" : "");
         return NULL;
     }
+    if ((*rc = check_der(x, der, what, d)) != AT_OK) {
+        X509_free(x);
+        return NULL;
+    }
     return x;
+}
+
+/* The profile of each certificate in its role, then the path lengths. A
+ * cache entry is only ever made after its certificate passed the profile of
+ * the role it is stored with, and is only reused in that role (its bytes,
+ * hence its extensions, are its key): so on a cache path the profile of a
+ * cached role is the checked result, and only what is new is checked — the
+ * leaf unless the whole chain was cached. Path lengths depend on the
+ * position and are checked on every path. */
+static at_err check_chain_profile(const struct root *r, X509 *const *certs, size_t n, X509 *leaf,
+                                  at_chain_path path, at_diag *d)
+{
+    X509 *cas[AT_MAX_CABUNDLE];
+    at_err rc = AT_OK;
+    cas[0] = r->x509; /* checked when pinned */
+    for (size_t i = 1; i < n; i++) {
+        char what[24];
+        snprintf(what, sizeof what, "cabundle[%zu]", i);
+        if (rc == AT_OK && path == AT_CHAIN_FULL)
+            rc = check_profile(certs[i], true, what, d);
+        cas[i] = certs[i];
+    }
+    if (rc == AT_OK && path != AT_CHAIN_CACHED_LEAF)
+        rc = check_profile(leaf, false, "certificate (leaf)", d);
+    if (rc == AT_OK)
+        rc = check_path_lengths(cas, n, d);
+    return rc;
 }
 
 static void fill_result(X509 *leaf, size_t n, const struct root *r, at_chain_path path,
@@ -592,6 +944,8 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
 
     if (!leaf && !(leaf = parse_cert(leaf_der, "certificate (leaf)", d, &rc)))
         goto out;
+    if (path != AT_CHAIN_FULL)
+        AT_TRY(check_chain_profile(r, certs, n, leaf, path, d)); /* every certs[i] is cached */
     if (path == AT_CHAIN_CACHED_LEAF)
         goto done;
 
@@ -618,6 +972,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
         AT_ENSURE(sk_X509_push(untrusted, certs[i]) > 0, d, AT_E_INTERNAL, "out of memory");
     }
     AT_TRY(check_cert_algs(leaf, "certificate (leaf)", d));
+    AT_TRY(check_chain_profile(r, certs, n, leaf, AT_CHAIN_FULL, d));
     AT_ENSURE((ctx = X509_STORE_CTX_new()), d, AT_E_INTERNAL, "out of memory");
     AT_OSSL(X509_STORE_CTX_init(ctx, t->store, leaf, untrusted), d);
     /* Time is checked below with inclusive bounds. X509_STRICT stays off:

@@ -5,12 +5,23 @@
  * the chain OpenSSL builds must be exactly leaf <- cabundle[n-1] <- ... <-
  * cabundle[0]. Every certificate is ECDSA P-384 / SHA-384. Validity bounds
  * are inclusive (RFC 5280 §4.1.2.5) and checked here, not by OpenSSL.
+ * AWS's certificate validation, each rule with the certificate and field
+ * named: every certificate 1..1024 bytes (CDDL) and DER (a BER variant is
+ * bad_field); root and intermediates basicConstraints CA:TRUE (critical)
+ * and keyUsage keyCertSign (digitalSignature, cRLSign allowed), each
+ * pathLenConstraint holding for the CAs below it; the leaf CA:FALSE without
+ * pathLen and keyUsage digitalSignature (nonRepudiation allowed); both
+ * extensions present everywhere (chain_invalid). Roots are checked when
+ * pinned.
  *
  * The cache is keyed by the SHA-256 of a certificate's DER (never by name),
  * remembers the parent it was verified under and the window of time over
- * which that whole verification holds, and keeps the parsed X509. A document
- * whose intermediates were seen costs one certificate signature; one whose
- * leaf was seen costs none. Bounded (LRU), thread-safe. */
+ * which that whole verification holds, and keeps the parsed X509. What
+ * depends only on the bytes (size, DER) or on the bytes and the role (the
+ * profile) is checked before an entry is made and reused only in that role;
+ * path lengths, which depend on the position, are checked on every path. A
+ * document whose intermediates were seen costs one certificate signature;
+ * one whose leaf was seen costs none. Bounded (LRU), thread-safe. */
 #ifndef AT_X509V_H
 #define AT_X509V_H
 
@@ -59,8 +70,8 @@ typedef struct {
 /* Verify leaf <- bundle[n-1] <- ... <- bundle[0] (a pinned root) at UNIX
  * time `when`. On success fills *res and, when leaf_key is not NULL, hands
  * the caller a reference to the leaf's public key (EVP_PKEY_free it).
- * Codes: untrusted_root, chain_invalid, cert_expired, cert_not_yet_valid,
- * bad_field. */
+ * Codes: untrusted_root, chain_invalid (also the profile rules),
+ * cert_expired, cert_not_yet_valid, bad_field (size, not DER). */
 at_err at_trust_verify(at_trust *t, at_span leaf, const at_span *bundle, size_t n,
                        int64_t when, at_chain_result *res, EVP_PKEY **leaf_key,
                        at_diag *d) AT_MUST_USE;

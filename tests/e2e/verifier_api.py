@@ -246,6 +246,25 @@ try:
     st, body = v.call("POST", "/v1/verify", body={"evidence": b64(doc), "nonce": b64(b"x" * 32)})
     check(st == 200 and body["error"]["code"] == "nonce_mismatch", "expected nonce differs: nonce_mismatch")
 
+    # documents AWS's rules forbid (tests/data/conformance), at their own time,
+    # on a verifier that trusts their test root
+    conf = os.path.join(SRCDIR, "tests", "data", "conformance")
+    cv = Verifier(wd, roots=[os.path.join(conf, "test_root.pem")], extra=["--rate", "0"],
+                  db=wd("conformance.db")).start()
+    try:
+        for name, code in [("control_valid", None), ("leaf_ku_no_digsig", "chain_invalid"),
+                           ("leaf_is_ca", "chain_invalid"), ("pubkey_empty", "bad_field")]:
+            with open(os.path.join(conf, name + ".cbor"), "rb") as f:
+                cdoc = f.read()
+            st, body = cv.call("POST", "/v1/verify", body={"evidence": b64(cdoc), "at": 1795964840})
+            if code is None:
+                check(st == 200 and body["valid"], f"POST /v1/verify {name}: valid")
+            else:
+                check(st == 200 and not body["valid"] and body["error"]["code"] == code,
+                      f"POST /v1/verify {name}: {code}")
+    finally:
+        cv.stop()
+
     # ---- secrets -------------------------------------------------------------
     # a fresh session (the refusal tests above re-attested the same instance)
     state = wd("state3.json")

@@ -3,7 +3,8 @@
 # binary: every sim doc option, every verify option, JSON fields, exit codes
 # (0 valid, 1 invalid, 2 usage/IO), several documents per call, and the
 # genuine AWS documents in tests/data/nitro (valid at their own time, expired
-# now). Needs python3 for JSON; runs from any build dir via AT_BUILD/AT_SRCDIR.
+# now), and the documents AWS's rules forbid in tests/data/conformance. Needs
+# python3 for JSON; runs from any build dir via AT_BUILD/AT_SRCDIR.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -259,5 +260,27 @@ i=1
 for f in "$@"; do check $i 'j["error"]["code"] == "cert_expired"'; i=$((i + 1)); done
 run 1 "$CTL" verify --root "$ROOT" --at-document-time "$DATA/ev_ga_2023.cbor"
 check 1 'j["error"]["code"] == "untrusted_root"'
+
+# ---- documents AWS's rules forbid (tests/data/conformance, README there) ----
+CONF="$AT_SRCDIR/tests/data/conformance"
+for c in control_valid:0:none leaf_ku_no_digsig:1:chain_invalid leaf_is_ca:1:chain_invalid \
+    pubkey_empty:1:bad_field; do
+    name=${c%%:*}; rest=${c#*:}; want=${rest%%:*}; code=${rest#*:}
+    run "$want" "$CTL" verify --root "$CONF/test_root.pem" --at-document-time "$CONF/$name.cbor"
+    if [ "$code" = none ]; then
+        check 1 'j["valid"] is True and j["error"] is None'
+    else
+        check 1 'j["valid"] is False and j["error"]["code"] == "'"$code"'"'
+    fi
+done
+run 1 "$CTL" verify --root "$CONF/test_root.pem" --at-document-time "$CONF"/*.cbor
+lines 4
+check 2 '"certificate (leaf): basicConstraints: CA:TRUE" in j["error"]["message"]'
+check 3 '"certificate (leaf): keyUsage: keyAgreement, expected digitalSignature" in j["error"]["message"]'
+check 4 'j["error"]["message"] == "public_key: 0 bytes, expected 1..1024 or null"'
+# The simulator never makes an empty public_key.
+: >"$T/empty.key"
+run 1 "$CTL" sim doc --pki "$PKI" --public-key "$T/empty.key" -o "$T/x.cbor"
+grep -q "public_key: 0 bytes" "$T/err" || fail "sim: no reason given for an empty public_key"
 
 echo "verify_cli: $n_ok checks passed"

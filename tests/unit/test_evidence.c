@@ -5,7 +5,8 @@
  * clock skew, nonce, size, policy outcomes), each asserting the exact code
  * and the JSON summary; together they cover every code the evidence core
  * can produce (checked by a test). Also truncation at every 97th byte,
- * bit flips across a document, genuine documents, and the order of checks. */
+ * bit flips across a document, genuine documents, the order of checks, and
+ * the conformance documents AWS's rules forbid (tests/data/conformance). */
 #include "test_util.h"
 
 #include <setjmp.h>
@@ -379,10 +380,53 @@ static void mk_with_key(at_buf *doc, ctx *c)
     mint(&(at_sim_doc_opts){.has_public_key = true, .public_key = AT_SPAN("key-config", 10)}, doc);
 }
 
-static void mk_empty_key(at_buf *doc, ctx *c)
+/* AWS: public_key is 1..1024 bytes or null; the simulator will not make an
+ * empty one, so the builder does. */
+static void edit_empty_key(tu_payload *p)
 {
-    mint(&(at_sim_doc_opts){.has_public_key = true}, doc);
+    at_cbor_put_bytes(tu_payload_val(p, "public_key"), AT_SPAN_NULL);
 }
+static void mk_empty_key(at_buf *doc, ctx *c) { built(edit_empty_key, doc); }
+
+/* The leaf of built() is valid from NOW - 60 for AT_SIM_LIFETIME_LEAF. */
+#define LEAF_NB_MS ((NOW - 60) * 1000)
+#define LEAF_NA_MS ((NOW - 60 + AT_SIM_LIFETIME_LEAF) * 1000)
+static int64_t TS_MS; /* the timestamp edit_ts writes */
+static void edit_ts(tu_payload *p) { at_cbor_put_uint(tu_payload_val(p, "timestamp"), (uint64_t)TS_MS); }
+
+/* Seconds written as milliseconds: 1970, long before the leaf, checked at
+ * now with no policy (no age limit). */
+static void mk_ts_seconds(at_buf *doc, ctx *c)
+{
+    TS_MS = NOW;
+    built(edit_ts, doc);
+}
+
+/* The window of the leaf, inclusive to the second, whatever the check
+ * time (here inside the window). */
+static void ts_at(at_buf *doc, ctx *c, int64_t ts_ms)
+{
+    TS_MS = ts_ms;
+    built(edit_ts, doc);
+    c->opts.time_mode = AT_TIME_GIVEN;
+    c->opts.at_ms = NOW * 1000;
+    c->opts.clock_skew_ms = 4 * HOUR_S * 1000; /* so skew is not what refuses */
+}
+static void mk_ts_at_nb(at_buf *doc, ctx *c) { ts_at(doc, c, LEAF_NB_MS); }
+static void mk_ts_before_nb(at_buf *doc, ctx *c) { ts_at(doc, c, LEAF_NB_MS - 1); }
+static void mk_ts_at_na(at_buf *doc, ctx *c) { ts_at(doc, c, LEAF_NA_MS + 999); }
+static void mk_ts_after_na(at_buf *doc, ctx *c) { ts_at(doc, c, LEAF_NA_MS + 1000); }
+
+/* A leaf in BER (its outer SEQUENCE with an indefinite length): the same
+ * certificate as another byte string. */
+static void edit_ber_leaf(tu_payload *p)
+{
+    at_buf ber;
+    tu_ber_variant(at_sim_cert_der(SA.pki, AT_SIM_LEAF), 0, true, &ber);
+    at_cbor_put_bytes(tu_payload_val(p, "certificate"), at_buf_span(&ber));
+    at_buf_cleanup(&ber);
+}
+static void mk_ber_leaf(at_buf *doc, ctx *c) { built(edit_ber_leaf, doc); }
 
 /* Ten minutes old, leaf still valid: too old for a 300 s policy at NOW,
  * fine at the document's own time. */
@@ -451,7 +495,18 @@ static const struct ecase {
     {"format policy mismatch", mk_tpm_doc, POLICY_PCR0_11, AT_E_FORMAT_MISMATCH, true},
     {"module id not allowed", mk_valid_enclave, POLICY_MODULE, AT_E_MODULE_ID_MISMATCH, true},
     {"public key required, absent", mk_valid_enclave, POLICY_KEY, AT_E_KEY_REQUIRED, true},
-    {"public key required, empty", mk_empty_key, POLICY_KEY, AT_E_KEY_REQUIRED, true},
+    {"public key empty, refused whatever the policy", mk_empty_key, POLICY_KEY, AT_E_BAD_FIELD,
+     false},
+    {"public key empty, no policy", mk_empty_key, NULL, AT_E_BAD_FIELD, false},
+    {"timestamp in seconds (1970), no policy", mk_ts_seconds, NULL,
+     AT_E_TIMESTAMP_OUTSIDE_VALIDITY, true},
+    {"timestamp at the leaf's notBefore", mk_ts_at_nb, NULL, AT_OK, true},
+    {"timestamp 1 ms before the leaf's notBefore", mk_ts_before_nb, NULL,
+     AT_E_TIMESTAMP_OUTSIDE_VALIDITY, true},
+    {"timestamp in the leaf's last second", mk_ts_at_na, NULL, AT_OK, true},
+    {"timestamp 1 s after the leaf's notAfter", mk_ts_after_na, NULL,
+     AT_E_TIMESTAMP_OUTSIDE_VALIDITY, true},
+    {"leaf certificate in BER", mk_ber_leaf, NULL, AT_E_BAD_FIELD, true},
     {"public key required, present", mk_with_key, POLICY_KEY, AT_OK, true},
     {"policy requires a nonce", mk_valid_enclave, POLICY_NONCE, AT_E_NONCE_MISMATCH, true},
     {"document too old", mk_old, POLICY_AGE, AT_E_DOCUMENT_TOO_OLD, true},
@@ -546,7 +601,7 @@ static void every_code_covered(void **state)
         AT_E_BAD_FIELD,       AT_E_BAD_SIGNATURE,     AT_E_CHAIN_INVALID,    AT_E_CERT_EXPIRED,
         AT_E_CERT_NOT_YET_VALID, AT_E_UNTRUSTED_ROOT, AT_E_NONCE_MISMATCH,   AT_E_PCR_MISMATCH,
         AT_E_DOCUMENT_TOO_OLD, AT_E_CLOCK_SKEW,       AT_E_KEY_REQUIRED,     AT_E_TOO_LARGE,
-        AT_E_FORMAT_MISMATCH, AT_E_MODULE_ID_MISMATCH,
+        AT_E_FORMAT_MISMATCH, AT_E_MODULE_ID_MISMATCH, AT_E_TIMESTAMP_OUTSIDE_VALIDITY,
     };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         bool found = false;
@@ -660,6 +715,50 @@ static void genuine_documents(void **state)
     }
 }
 
+/* tests/data/conformance: documents AWS's rules forbid, signed under a test
+ * PKI (README there), each checked at its own time against test_root.pem;
+ * twice through one trust set, so the second round meets every
+ * intermediate in the cache and must still refuse. */
+static void conformance_files(void **state)
+{
+    static const struct {
+        const char *name;
+        at_err want;
+        const char *msg;
+    } files[] = {
+        {"control_valid", AT_OK, ""},
+        {"leaf_ku_no_digsig", AT_E_CHAIN_INVALID,
+         "certificate (leaf): keyUsage: keyAgreement, expected digitalSignature"},
+        {"leaf_is_ca", AT_E_CHAIN_INVALID,
+         "certificate (leaf): basicConstraints: CA:TRUE, expected CA:FALSE"},
+        {"pubkey_empty", AT_E_BAD_FIELD, "public_key: 0 bytes, expected 1..1024 or null"},
+    };
+    at_trust *t = at_trust_new(0);
+    at_diag d = {{0}};
+    assert_int_equal(
+        at_trust_add_root_file(t, AT_SRCDIR "/tests/data/conformance/test_root.pem", &d), AT_OK);
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            char path[512];
+            snprintf(path, sizeof path, "%s/tests/data/conformance/%s.cbor", AT_SRCDIR,
+                     files[i].name);
+            size_t len;
+            uint8_t *doc = tu_read(path, &len);
+            at_verify_opts o = {.time_mode = AT_TIME_DOCUMENT};
+            at_evidence ev;
+            at_err rc = at_evidence_verify(t, AT_SPAN(doc, len), &o, &ev);
+            if (rc != files[i].want || !strstr(ev.diag.msg, files[i].msg))
+                fail_msg("%s (round %d): got %s (%s), want %s (%s)", files[i].name, round,
+                         at_err_str(rc), ev.diag.msg, at_err_str(files[i].want), files[i].msg);
+            at_evidence_cleanup(&ev);
+            free(doc);
+        }
+    at_trust_stats st;
+    at_trust_stats_get(t, &st);
+    assert_true(st.cached_leaf + st.cached_issuer > 0);
+    at_trust_unref(t);
+}
+
 static void summary_fields(void **state)
 {
     static const uint8_t ud[] = {0, 1, 2, 255};
@@ -724,6 +823,7 @@ int main(void)
         cmocka_unit_test(bit_flips_never_verify),
         cmocka_unit_test(genuine_documents),
         cmocka_unit_test(summary_fields),
+        cmocka_unit_test(conformance_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

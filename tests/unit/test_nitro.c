@@ -86,8 +86,11 @@ static void optional_fields(void **state)
     memset(big, 0xab, sizeof big);
     for (int k = 0; k < 3; k++) {
         at_nitro_payload p;
-        /* null, absent, empty, 1 byte, 1024 bytes */
+        /* null, absent, empty, 1 byte, 1024 bytes; public_key is never
+         * empty (AWS: 1..1024 bytes when present), below. */
         for (int mode = 0; mode < 5; mode++) {
+            if (k == 0 && mode == 2)
+                continue;
             fresh(AT_FORMAT_NITRO_ENCLAVE, false);
             size_t want_len = 0;
             if (mode == 1)
@@ -108,6 +111,7 @@ static void optional_fields(void **state)
         fresh(AT_FORMAT_NITRO_ENCLAVE, true);
         at_cbor_put_bytes(tu_payload_val(&P, keys[k]), AT_SPAN(big, AT_MAX_OPTIONAL_FIELD + 1));
         assert_int_equal(decode_p(AT_FORMAT_AUTO), AT_E_BAD_FIELD);
+        assert_int_equal(AT_MAX_OPTIONAL_FIELD, 1024);
         fresh(AT_FORMAT_NITRO_ENCLAVE, true);
         at_cbor_put_text(tu_payload_val(&P, keys[k]), "abc");
         assert_int_equal(decode_p(AT_FORMAT_AUTO), AT_E_BAD_FIELD);
@@ -121,6 +125,47 @@ static void optional_fields(void **state)
         fresh(AT_FORMAT_NITRO_ENCLAVE, true);
         at_buf_append(tu_payload_val(&P, keys[k]), "\xf9\x3c\x00", 3);
         assert_int_equal(decode_p(AT_FORMAT_AUTO), AT_E_BAD_FIELD);
+    }
+}
+
+/* AWS's semantic validation: public_key, when present, is 1..1024 bytes;
+ * an empty one is refused, never reported as a present key. user_data and
+ * nonce may be empty (genuine documents carry an empty user_data). */
+static void empty_public_key_refused(void **state)
+{
+    for (int def = 0; def < 2; def++) {
+        fresh(AT_FORMAT_NITRO_ENCLAVE, def);
+        at_cbor_put_bytes(tu_payload_val(&P, "public_key"), AT_SPAN_NULL);
+        at_buf b;
+        at_buf_init(&b);
+        tu_payload_encode(&P, &b);
+        at_nitro_payload p;
+        at_diag d = {{0}};
+        assert_int_equal(at_nitro_payload_decode(at_buf_span(&b), AT_FORMAT_AUTO, &p, &d),
+                         AT_E_BAD_FIELD);
+        assert_string_equal(d.msg, "public_key: 0 bytes, expected 1..1024 or null");
+        at_buf_cleanup(&b);
+    }
+    fresh(AT_FORMAT_NITRO_TPM, false);
+    at_cbor_put_bytes(tu_payload_val(&P, "public_key"), AT_SPAN_NULL);
+    assert_int_equal(decode_p(AT_FORMAT_AUTO), AT_E_BAD_FIELD);
+}
+
+/* AWS's CDDL: every cabundle entry is 1..1024 bytes, like the leaf. */
+static void cabundle_entries_at_most_1024_bytes(void **state)
+{
+    static uint8_t big[AT_MAX_CERT_BYTES + 1];
+    for (size_t n = AT_MAX_CERT_BYTES; n <= AT_MAX_CERT_BYTES + 1; n++) {
+        fresh(AT_FORMAT_NITRO_ENCLAVE, false);
+        at_buf *b = tu_payload_val(&P, "cabundle");
+        at_cbor_put_head(b, AT_CBOR_ARRAY, 2);
+        at_cbor_put_bytes(b, AT_SPAN(big, 10));
+        at_cbor_put_bytes(b, AT_SPAN(big, n));
+        at_diag d = {{0}};
+        assert_int_equal(tu_payload_decode(&P, AT_FORMAT_AUTO, &d),
+                         n <= 1024 ? AT_OK : AT_E_BAD_FIELD);
+        if (n > 1024)
+            assert_string_equal(d.msg, "cabundle[1]: 1025 bytes, expected 1..1024");
     }
 }
 
@@ -305,7 +350,8 @@ static void field_types(void **state)
     fresh(AT_FORMAT_NITRO_ENCLAVE, false);
     at_buf_append(tu_payload_val(&P, "timestamp"), "\xfb\x42\x78\xbc\xfe\x56\x80\x00\x00", 9);
     assert_int_equal(decode_p(AT_FORMAT_AUTO), AT_E_BAD_FIELD);
-    /* certificate: text, empty, too long */
+    /* certificate: text, empty, too long (AWS's CDDL: 1..1024 bytes) */
+    assert_int_equal(AT_MAX_CERT_BYTES, 1024);
     fresh(AT_FORMAT_NITRO_ENCLAVE, false);
     at_cbor_put_text(tu_payload_val(&P, "certificate"), "MIIC");
     assert_int_equal(decode_p(AT_FORMAT_AUTO), AT_E_BAD_FIELD);
@@ -568,6 +614,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(definite_and_indefinite_maps),
         cmocka_unit_test(optional_fields),
+        cmocka_unit_test(empty_public_key_refused),
+        cmocka_unit_test(cabundle_entries_at_most_1024_bytes),
         cmocka_unit_test(digest_rule),
         cmocka_unit_test(pcr_lengths),
         cmocka_unit_test(pcr_count_and_index),

@@ -323,6 +323,9 @@ static void options(void **state)
     assert_int_equal(at_sim_doc(s.pki, &big_nonce, &doc, &d), AT_E_BAD_FIELD);
     big_nonce.nonce.len = AT_MAX_OPTIONAL_FIELD;
     assert_int_equal(at_sim_doc(s.pki, &big_nonce, &doc, &d), AT_OK);
+    /* An empty public_key is not a conforming document (AWS: 1..1024). */
+    at_sim_doc_opts empty_key = {.has_public_key = true};
+    assert_int_equal(at_sim_doc(s.pki, &empty_key, &doc, &d), AT_E_BAD_FIELD);
     at_buf_cleanup(&doc);
     /* Default PCRs depend on the seed only. */
     bool set1[AT_MAX_PCRS], set2[AT_MAX_PCRS];

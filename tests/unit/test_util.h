@@ -125,6 +125,68 @@ static inline at_trust *tu_trust(const tu_sim *s, bool aws, size_t cache)
 
 static inline int64_t tu_now_s(void) { return (int64_t)time(NULL); }
 
+/* ---- BER variants of DER ------------------------------------------------- */
+
+/* Re-encode the DER TLV at p (len bytes) into out, node number `target` (in
+ * pre-order, 0 = the outermost) getting a BER form DER forbids: its length
+ * written in a non-minimal long form (indefinite false) or, when it is
+ * constructed, as indefinite length with end-of-contents. Lengths of the
+ * nodes around it are recomputed. Returns the bytes of p consumed. */
+static inline size_t tu_ber_node(const uint8_t *p, size_t len, int target, bool indefinite,
+                                 int *count, at_buf *out)
+{
+    if (len < 2)
+        abort();
+    uint8_t id = p[0];
+    size_t off = 2, clen = p[1];
+    if (clen & 0x80) {
+        size_t k = clen & 0x7f;
+        clen = 0;
+        for (size_t i = 0; i < k; i++)
+            clen = clen << 8 | p[2 + i];
+        off += k;
+    }
+    if (off + clen > len)
+        abort();
+    int me = (*count)++;
+    at_buf inner;
+    at_buf_init(&inner);
+    if (id & 0x20)
+        for (size_t k = 0; k < clen;)
+            k += tu_ber_node(p + off + k, clen - k, target, indefinite, count, &inner);
+    else
+        at_buf_append(&inner, p + off, clen);
+    at_buf_append(out, &id, 1);
+    if (me == target && indefinite && (id & 0x20)) {
+        at_buf_append(out, "\x80", 1);
+        at_buf_append_span(out, at_buf_span(&inner));
+        at_buf_append(out, "\x00\x00", 2);
+    } else {
+        uint8_t h[4];
+        size_t n = inner.len, hl;
+        if (me == target) { /* 3 length octets, the first zero */
+            h[0] = 0x83, h[1] = 0, h[2] = (uint8_t)(n >> 8), h[3] = (uint8_t)n, hl = 4;
+        } else if (n < 0x80) {
+            h[0] = (uint8_t)n, hl = 1;
+        } else if (n < 0x100) {
+            h[0] = 0x81, h[1] = (uint8_t)n, hl = 2;
+        } else {
+            h[0] = 0x82, h[1] = (uint8_t)(n >> 8), h[2] = (uint8_t)n, hl = 3;
+        }
+        at_buf_append(out, h, hl);
+        at_buf_append_span(out, at_buf_span(&inner));
+    }
+    at_buf_cleanup(&inner);
+    return off + clen;
+}
+
+static inline void tu_ber_variant(at_span der, int target, bool indefinite, at_buf *out)
+{
+    int count = 0;
+    at_buf_init(out);
+    tu_ber_node(der.p, der.len, target, indefinite, &count, out);
+}
+
 /* ---- payload builder ---------------------------------------------------- */
 
 #define TU_MAX_FIELDS 16

@@ -4,7 +4,10 @@
  * the certificate cache (paths, windows, clear, LRU bound, threads); and
  * chain refusals with exact codes: reordered bundle, foreign leaf, untrusted
  * root, same-DN root, same-DN forged intermediate, non-P-384 certificates,
- * non-CA issuers, expired intermediates, malformed DER, bad roots. */
+ * non-CA issuers, expired intermediates, malformed DER, bad roots; and
+ * AWS's certificate rules, one row or test each: the profile of root,
+ * intermediates and leaf (basicConstraints, keyUsage, pathLen), checked on
+ * cache hits too; DER only (BER variants in every position); 1..1024 bytes. */
 #include "test_util.h"
 
 #include <pthread.h>
@@ -756,10 +759,11 @@ static void name_constraints_of_the_root(void **state)
         EVP_PKEY_free(ks[i]);
 }
 
-/* A CA certificate can be a document's leaf (nothing forbids it) and, in
- * another document, the last intermediate. Verified as a leaf, it was not
- * checked as an issuer: its parent's pathLenConstraint forbids it to
- * issue. Cached as a leaf, it must not serve as a cached issuer. */
+/* A CA certificate offered as a document's leaf and, in another document,
+ * as the last intermediate. As a leaf it is refused (AWS's profile: the
+ * signing certificate is not a CA); as an issuer its parent's
+ * pathLenConstraint forbids it to issue. Neither attempt may make the
+ * other pass through the cache. */
 static void leaf_not_reused_as_issuer(void **state)
 {
     int64_t nb = NOW - 3600, na = NOW + 86400;
@@ -778,12 +782,14 @@ static void leaf_not_reused_as_issuer(void **state)
     assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
     assert_int_equal(verify_spans(t, DSPAN(dl), long_b, 3, NOW), AT_E_CHAIN_INVALID);
     at_trust_unref(t);
-    /* Warm: i2 verified (and cached) as the leaf of [root, i1] first. */
+    /* Warm: i2 offered as the leaf of [root, i1] first. A CA is never a
+     * signing certificate (AWS's profile), so that is refused too, and the
+     * long chain stays refused whatever was tried before. */
     t = at_trust_new(0);
     assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
-    assert_int_equal(verify_spans(t, DSPAN(d2), short_b, 2, NOW), AT_OK);
+    assert_int_equal(verify_spans(t, DSPAN(d2), short_b, 2, NOW), AT_E_CHAIN_INVALID);
     assert_int_equal(verify_spans(t, DSPAN(dl), long_b, 3, NOW), AT_E_CHAIN_INVALID);
-    assert_int_equal(verify_spans(t, DSPAN(d2), short_b, 2, NOW), AT_OK);
+    assert_int_equal(verify_spans(t, DSPAN(d2), short_b, 2, NOW), AT_E_CHAIN_INVALID);
     at_trust_unref(t);
     X509 *all[] = {root, i1, i2, leaf};
     for (int i = 0; i < 4; i++)
@@ -951,6 +957,366 @@ static void root_pinning_rules(void **state)
     EVP_PKEY_free(k256);
 }
 
+/* ---- the Nitro PKI profile (AWS's certificate validation) -------------- */
+
+#define CA_BC "critical,CA:TRUE"
+#define CA_KU "critical,digitalSignature,keyCertSign,cRLSign"
+#define LEAF_BC "critical,CA:FALSE"
+#define LEAF_KU "critical,digitalSignature"
+
+/* A P-384/SHA-384 certificate with exactly this basicConstraints and
+ * keyUsage (OpenSSL config syntax; NULL: absent) and one optional extra
+ * extension. */
+static X509 *mk_prof(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, const char *bc,
+                     const char *ku, int extra_nid, const char *extra)
+{
+    static long serial = 5000;
+    X509 *x = X509_new();
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(NOW - 3600));
+    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(NOW + 86400));
+    X509_set_pubkey(x, key);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+    int nids[] = {NID_basic_constraints, NID_key_usage, extra_nid};
+    const char *vals[] = {bc, ku, extra};
+    for (int i = 0; i < 3; i++) {
+        if (!vals[i] || nids[i] == NID_undef)
+            continue;
+        X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nids[i], vals[i]);
+        assert_non_null(e);
+        X509_add_ext(x, e, -1);
+        X509_EXTENSION_free(e);
+    }
+    assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha384()) > 0);
+    return x;
+}
+
+/* root -> inter -> leaf with the given profiles (NULL: the default one),
+ * verified at NOW; the code, and the message in msg. */
+typedef struct {
+    const char *root_bc, *root_ku, *inter_bc, *inter_ku, *leaf_bc, *leaf_ku;
+} profiles;
+
+static const char *or(const char *v, const char *def) { return v ? v : def; }
+#define ABSENT "absent"
+static const char *val(const char *v) { return strcmp(v, ABSENT) == 0 ? NULL : v; }
+
+static at_err prof_chain(const profiles *pr, char *msg, size_t msglen, bool *pinned)
+{
+    EVP_PKEY *kr = keygen("P-384"), *ki = keygen("P-384"), *kl = keygen("P-384");
+    X509 *root = mk_prof("root", kr, NULL, NULL, val(or(pr->root_bc, CA_BC)),
+                         val(or(pr->root_ku, CA_KU)), NID_undef, NULL);
+    X509 *inter = mk_prof("inter", ki, root, kr, val(or(pr->inter_bc, CA_BC)),
+                          val(or(pr->inter_ku, CA_KU)), NID_undef, NULL);
+    X509 *leaf = mk_prof("leaf", kl, inter, ki, val(or(pr->leaf_bc, LEAF_BC)),
+                         val(or(pr->leaf_ku, LEAF_KU)), NID_undef, NULL);
+    der dr = to_der(root), di = to_der(inter), dl = to_der(leaf);
+    at_trust *t = at_trust_new(0);
+    at_diag d = {{0}};
+    at_err rc = at_trust_add_root_der(t, DSPAN(dr), &d);
+    *pinned = rc == AT_OK;
+    if (rc == AT_OK) {
+        at_span b[2] = {DSPAN(dr), DSPAN(di)};
+        at_chain_result res;
+        rc = at_trust_verify(t, DSPAN(dl), b, 2, NOW, &res, NULL, &d);
+        /* The same verdict on the cached paths, when it was refused. */
+        if (rc != AT_OK) {
+            at_diag d2 = {{0}};
+            assert_int_equal(at_trust_verify(t, DSPAN(dl), b, 2, NOW, &res, NULL, &d2), rc);
+            assert_string_equal(d.msg, d2.msg);
+        }
+    }
+    snprintf(msg, msglen, "%s", d.msg);
+    at_trust_unref(t);
+    X509_free(root);
+    X509_free(inter);
+    X509_free(leaf);
+    OPENSSL_free(dr.p);
+    OPENSSL_free(di.p);
+    OPENSSL_free(dl.p);
+    EVP_PKEY_free(kr);
+    EVP_PKEY_free(ki);
+    EVP_PKEY_free(kl);
+    return rc;
+}
+
+/* One rule per row: the profile of the root, an intermediate and the leaf. */
+static void certificate_profiles(void **state)
+{
+    static const struct {
+        profiles pr;
+        at_err want;
+        bool pinned;
+        const char *msg; /* substring of the message */
+    } rows[] = {
+        /* Controls: the defaults, and the shapes genuine chains show
+         * (leaf keyUsage non-critical with nonRepudiation, instance CA
+         * with keyCertSign only, pathLen on intermediates). */
+        {{0}, AT_OK, true, ""},
+        {{.leaf_ku = "digitalSignature,nonRepudiation"}, AT_OK, true, ""},
+        {{.leaf_bc = "CA:FALSE"}, AT_OK, true, ""},
+        {{.inter_ku = "critical,keyCertSign", .inter_bc = "critical,CA:TRUE,pathlen:0"},
+         AT_OK, true, ""},
+        /* The leaf. */
+        {{.leaf_ku = "critical,keyAgreement"}, AT_E_CHAIN_INVALID, true,
+         "certificate (leaf): keyUsage: keyAgreement, expected digitalSignature"},
+        {{.leaf_ku = "critical,nonRepudiation"}, AT_E_CHAIN_INVALID, true,
+         "certificate (leaf): keyUsage: nonRepudiation, expected digitalSignature"},
+        {{.leaf_bc = "critical,CA:TRUE", .leaf_ku = "critical,digitalSignature,keyCertSign"},
+         AT_E_CHAIN_INVALID, true, "certificate (leaf): basicConstraints: CA:TRUE, expected CA:FALSE"},
+        {{.leaf_bc = "critical,CA:TRUE,pathlen:0", .leaf_ku = "critical,digitalSignature,keyCertSign"},
+         AT_E_CHAIN_INVALID, true, "certificate (leaf): basicConstraints: CA:TRUE, expected CA:FALSE"},
+        {{.leaf_bc = "critical,CA:TRUE"}, AT_E_CHAIN_INVALID, true,
+         "certificate (leaf): basicConstraints: CA:TRUE"},
+        {{.leaf_bc = "critical,CA:FALSE,pathlen:0"}, AT_E_CHAIN_INVALID, true,
+         "certificate (leaf): basicConstraints: pathLenConstraint 0, expected none"},
+        {{.leaf_bc = ABSENT}, AT_E_CHAIN_INVALID, true,
+         "certificate (leaf): basicConstraints: missing"},
+        {{.leaf_ku = ABSENT}, AT_E_CHAIN_INVALID, true, "certificate (leaf): keyUsage: missing"},
+        {{.leaf_ku = "critical,digitalSignature,keyCertSign"}, AT_E_CHAIN_INVALID, true,
+         "certificate (leaf): keyUsage: digitalSignature,keyCertSign, expected only "
+         "digitalSignature,nonRepudiation"},
+        {{.leaf_ku = "critical,digitalSignature,keyEncipherment"}, AT_E_CHAIN_INVALID, true,
+         "certificate (leaf): keyUsage: digitalSignature,keyEncipherment, expected only"},
+        /* An intermediate. */
+        {{.inter_ku = "critical,digitalSignature,cRLSign"}, AT_E_CHAIN_INVALID, true,
+         "cabundle[1]: keyUsage: digitalSignature,cRLSign, expected keyCertSign"},
+        {{.inter_ku = ABSENT}, AT_E_CHAIN_INVALID, true, "cabundle[1]: keyUsage: missing"},
+        {{.inter_ku = "critical,keyCertSign,keyAgreement"}, AT_E_CHAIN_INVALID, true,
+         "cabundle[1]: keyUsage: keyAgreement,keyCertSign, expected only"},
+        {{.inter_bc = "CA:TRUE"}, AT_E_CHAIN_INVALID, true,
+         "cabundle[1]: basicConstraints: not critical"},
+        {{.inter_bc = ABSENT}, AT_E_CHAIN_INVALID, true, "cabundle[1]: basicConstraints: missing"},
+        {{.inter_bc = "critical,CA:FALSE"}, AT_E_CHAIN_INVALID, true,
+         "cabundle[1]: basicConstraints: CA:FALSE, expected CA:TRUE"},
+        /* The root: refused when pinned, or by its path length. */
+        {{.root_ku = ABSENT}, AT_E_CHAIN_INVALID, false, "root: keyUsage: missing"},
+        {{.root_bc = "CA:TRUE"}, AT_E_CHAIN_INVALID, false, "root: basicConstraints: not critical"},
+        {{.root_ku = "critical,keyCertSign,keyEncipherment"}, AT_E_CHAIN_INVALID, false,
+         "root: keyUsage: keyEncipherment,keyCertSign, expected only"},
+        {{.root_bc = "critical,CA:TRUE,pathlen:0"}, AT_E_CHAIN_INVALID, true,
+         "cabundle[0] (root): basicConstraints: pathLenConstraint 0, but 1 CA certificate "
+         "follows it"},
+        {{.root_bc = "critical,CA:TRUE,pathlen:1"}, AT_OK, true, ""},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char msg[AT_DIAG_MAX];
+        bool pinned = false;
+        at_err rc = prof_chain(&rows[i].pr, msg, sizeof msg, &pinned);
+        if (rc != rows[i].want || pinned != rows[i].pinned || !strstr(msg, rows[i].msg))
+            fail_msg("row %zu: got %s (%s), pinned %d; want %s (%s)", i, at_err_str(rc), msg,
+                     pinned, at_err_str(rows[i].want), rows[i].msg);
+    }
+}
+
+/* RFC 5280 §4.2.1.9: root -> i1 (pathLen 0) -> i2 -> leaf, named. */
+static void path_length_named(void **state)
+{
+    EVP_PKEY *kr = keygen("P-384"), *k1 = keygen("P-384"), *k2 = keygen("P-384"),
+             *kl = keygen("P-384");
+    X509 *root = mk_prof("root", kr, NULL, NULL, CA_BC, CA_KU, NID_undef, NULL);
+    X509 *i1 = mk_prof("i1", k1, root, kr, "critical,CA:TRUE,pathlen:0", CA_KU, NID_undef, NULL);
+    X509 *i2 = mk_prof("i2", k2, i1, k1, CA_BC, CA_KU, NID_undef, NULL);
+    X509 *leaf = mk_prof("leaf", kl, i2, k2, LEAF_BC, LEAF_KU, NID_undef, NULL);
+    der dr = to_der(root), d1 = to_der(i1), d2 = to_der(i2), dl = to_der(leaf);
+    at_trust *t = at_trust_new(0);
+    at_diag d = {{0}};
+    at_chain_result res;
+    assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
+    at_span b[3] = {DSPAN(dr), DSPAN(d1), DSPAN(d2)};
+    assert_int_equal(at_trust_verify(t, DSPAN(dl), b, 3, NOW, &res, NULL, &d), AT_E_CHAIN_INVALID);
+    assert_non_null(strstr(d.msg, "cabundle[1]: basicConstraints: pathLenConstraint 0, but 1 CA "
+                                  "certificate follows it"));
+    at_trust_unref(t);
+    X509 *all[] = {root, i1, i2, leaf};
+    der ds[] = {dr, d1, d2, dl};
+    EVP_PKEY *ks[] = {kr, k1, k2, kl};
+    for (int i = 0; i < 4; i++) {
+        X509_free(all[i]);
+        OPENSSL_free(ds[i].p);
+        EVP_PKEY_free(ks[i]);
+    }
+}
+
+/* One cache entry per certificate, and its role's profile on every hit: the
+ * simulator's instance CA, verified (and cached) as an issuer, is then
+ * offered as the signing certificate under the zonal CA. */
+static void ca_as_leaf_on_cache_hit(void **state)
+{
+    chain c;
+    new_leaf(&SA, NOW, &c);
+    at_trust *t = tu_trust(&SA, false, 0);
+    at_chain_result res;
+    at_diag d = {{0}};
+    at_span ca_leaf = AT_SPAN(c.der[3], c.len[3]);
+    for (int warm = 0; warm < 2; warm++) {
+        if (warm)
+            assert_int_equal(verify(t, &c, NOW, &res), AT_OK); /* caches cabundle[1..3] */
+        assert_int_equal(at_trust_verify(t, ca_leaf, c.bundle, 3, NOW, &res, NULL, &d),
+                         AT_E_CHAIN_INVALID);
+        assert_non_null(strstr(d.msg, "certificate (leaf): basicConstraints: CA:TRUE"));
+    }
+    /* And the genuine order still verifies, from the cache. */
+    assert_int_equal(verify(t, &c, NOW, &res), AT_OK);
+    assert_int_equal(res.path, AT_CHAIN_CACHED_LEAF);
+    at_trust_stats st;
+    at_trust_stats_get(t, &st);
+    assert_int_equal(st.entries, 4); /* regional, zonal, instance CA, leaf: one each */
+    at_trust_unref(t);
+    chain_free(&c);
+}
+
+/* The other way round: a signing certificate, verified and cached as a
+ * leaf, offered as the issuer of another leaf. */
+static void leaf_as_issuer_on_cache_hit(void **state)
+{
+    EVP_PKEY *kr = keygen("P-384"), *ki = keygen("P-384"), *kl = keygen("P-384"),
+             *k2 = keygen("P-384");
+    X509 *root = mk_prof("root", kr, NULL, NULL, CA_BC, CA_KU, NID_undef, NULL);
+    X509 *inter = mk_prof("inter", ki, root, kr, CA_BC, CA_KU, NID_undef, NULL);
+    X509 *leaf = mk_prof("leaf", kl, inter, ki, LEAF_BC, LEAF_KU, NID_undef, NULL);
+    X509 *leaf2 = mk_prof("leaf2", k2, leaf, kl, LEAF_BC, LEAF_KU, NID_undef, NULL);
+    der dr = to_der(root), di = to_der(inter), dl = to_der(leaf), d2 = to_der(leaf2);
+    at_trust *t = at_trust_new(0);
+    at_diag d = {{0}};
+    at_chain_result res;
+    assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
+    at_span b[2] = {DSPAN(dr), DSPAN(di)}, b3[3] = {DSPAN(dr), DSPAN(di), DSPAN(dl)};
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(at_trust_verify(t, DSPAN(dl), b, 2, NOW, &res, NULL, &d), AT_OK);
+        assert_int_equal(res.path, round ? AT_CHAIN_CACHED_LEAF : AT_CHAIN_FULL);
+        assert_int_equal(at_trust_verify(t, DSPAN(d2), b3, 3, NOW, &res, NULL, &d),
+                         AT_E_CHAIN_INVALID);
+        assert_non_null(strstr(d.msg, "cabundle[2]: basicConstraints: CA:FALSE, expected CA:TRUE"));
+    }
+    at_trust_unref(t);
+    X509 *all[] = {root, inter, leaf, leaf2};
+    der ds[] = {dr, di, dl, d2};
+    EVP_PKEY *ks[] = {kr, ki, kl, k2};
+    for (int i = 0; i < 4; i++) {
+        X509_free(all[i]);
+        OPENSSL_free(ds[i].p);
+        EVP_PKEY_free(ks[i]);
+    }
+}
+
+/* DER only (X.690 §10): BER variants of the same certificate, and a byte
+ * string re-encoding to different bytes, are refused in every position. */
+static void der_only(void **state)
+{
+    chain c;
+    new_leaf(&SA, NOW, &c);
+    at_trust *t = tu_trust(&SA, false, 0);
+    at_diag d = {{0}};
+    at_chain_result res;
+    /* Node numbers in pre-order: 0 Certificate, 1 tbsCertificate, 2 [0]
+     * version, 3 its INTEGER, 4 serialNumber. */
+    static const struct {
+        int node;
+        bool indefinite;
+    } variants[] = {{0, true}, {0, false}, {1, true}, {1, false}, {3, false}, {4, false}};
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        for (int pos = 1; pos <= 4; pos++) { /* cabundle[1..3], leaf */
+            at_buf ber;
+            at_span orig = pos == 4 ? leaf_of(&c) : c.bundle[pos];
+            tu_ber_variant(orig, variants[v].node, variants[v].indefinite, &ber);
+            assert_false(ber.len == orig.len && memcmp(ber.p, orig.p, orig.len) == 0);
+            at_span b[4] = {c.bundle[0], c.bundle[1], c.bundle[2], c.bundle[3]};
+            at_span leaf = leaf_of(&c);
+            if (pos == 4)
+                leaf = at_buf_span(&ber);
+            else
+                b[pos] = at_buf_span(&ber);
+            for (int warm = 0; warm < 2; warm++) {
+                at_trust_cache_clear(t);
+                if (warm)
+                    assert_int_equal(verify(t, &c, NOW, &res), AT_OK);
+                at_err rc = at_trust_verify(t, leaf, b, 4, NOW, &res, NULL, &d);
+                if (rc != AT_E_BAD_FIELD || !strstr(d.msg, "not DER"))
+                    fail_msg("node %d%s in position %d: %s (%s)", variants[v].node,
+                             variants[v].indefinite ? " indefinite" : "", pos, at_err_str(rc),
+                             d.msg);
+                const char *who[] = {"", "cabundle[1]", "cabundle[2]", "cabundle[3]",
+                                     "certificate (leaf)"};
+                assert_non_null(strstr(d.msg, who[pos]));
+            }
+            at_buf_cleanup(&ber);
+        }
+    }
+    /* A BOOLEAN TRUE written as 01 (BER allows any non-zero octet): the
+     * leaf's critical flag on basicConstraints. */
+    uint8_t *lt = malloc(c.len[4]);
+    memcpy(lt, c.der[4], c.len[4]);
+    uint8_t *bt = memmem(lt, c.len[4], "\x01\x01\xff", 3);
+    assert_non_null(bt);
+    bt[2] = 0x01;
+    assert_int_equal(at_trust_verify(t, AT_SPAN(lt, c.len[4]), c.bundle, 4, NOW, &res, NULL, &d),
+                     AT_E_BAD_FIELD);
+    assert_non_null(strstr(d.msg, "certificate (leaf): not DER: BOOLEAN other than 00 or FF"));
+    free(lt);
+    /* A pinned root must be DER too. */
+    at_buf ber;
+    tu_ber_variant(c.bundle[0], 0, true, &ber);
+    at_trust *t2 = at_trust_new(0);
+    assert_int_equal(at_trust_add_root_der(t2, at_buf_span(&ber), &d), AT_E_BAD_FIELD);
+    assert_non_null(strstr(d.msg, "root: not DER: indefinite length"));
+    at_trust_unref(t2);
+    at_buf_cleanup(&ber);
+    at_trust_unref(t);
+    chain_free(&c);
+}
+
+/* AWS's CDDL: cert = bytes .size (1..1024), for every certificate. */
+static void certificates_at_most_1024_bytes(void **state)
+{
+    assert_int_equal(AT_MAX_CERT_BYTES, 1024);
+    EVP_PKEY *kr = keygen("P-384"), *ki = keygen("P-384"), *kl = keygen("P-384");
+    char san[1200];
+    size_t w = 0;
+    for (int i = 0; i < 12; i++) /* 12 names of 60 characters */
+        w += (size_t)snprintf(san + w, sizeof san - w, "%sDNS:%060d", i ? "," : "", i);
+    X509 *root = mk_prof("root", kr, NULL, NULL, CA_BC, CA_KU, NID_undef, NULL);
+    X509 *big_root = mk_prof("root", kr, NULL, NULL, CA_BC, CA_KU, NID_subject_alt_name, san);
+    X509 *inter = mk_prof("inter", ki, root, kr, CA_BC, CA_KU, NID_undef, NULL);
+    X509 *big_inter = mk_prof("inter", ki, root, kr, CA_BC, CA_KU, NID_subject_alt_name, san);
+    X509 *leaf = mk_prof("leaf", kl, inter, ki, LEAF_BC, LEAF_KU, NID_undef, NULL);
+    X509 *big_leaf = mk_prof("leaf", kl, inter, ki, LEAF_BC, LEAF_KU, NID_subject_alt_name, san);
+    der dr = to_der(root), dbr = to_der(big_root), di = to_der(inter), dbi = to_der(big_inter),
+        dl = to_der(leaf), dbl = to_der(big_leaf);
+    assert_true(dbr.n > 1024 && dbi.n > 1024 && dbl.n > 1024 && dbl.n < 2048);
+    at_trust *t = at_trust_new(0);
+    at_diag d = {{0}};
+    at_chain_result res;
+    assert_int_equal(at_trust_add_root_der(t, DSPAN(dbr), &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
+    at_span b[2] = {DSPAN(dr), DSPAN(di)}, bb[2] = {DSPAN(dr), DSPAN(dbi)};
+    assert_int_equal(at_trust_verify(t, DSPAN(dl), b, 2, NOW, &res, NULL, &d), AT_OK);
+    assert_int_equal(at_trust_verify(t, DSPAN(dbl), b, 2, NOW, &res, NULL, &d), AT_E_BAD_FIELD);
+    char want[80];
+    snprintf(want, sizeof want, "certificate (leaf): %zu bytes, expected 1..1024", dbl.n);
+    assert_non_null(strstr(d.msg, want));
+    assert_int_equal(at_trust_verify(t, DSPAN(dl), bb, 2, NOW, &res, NULL, &d), AT_E_BAD_FIELD);
+    assert_non_null(strstr(d.msg, "cabundle[1]: "));
+    assert_int_equal(at_trust_verify(t, AT_SPAN_NULL, b, 2, NOW, &res, NULL, &d), AT_E_BAD_FIELD);
+    at_trust_unref(t);
+    X509 *all[] = {root, big_root, inter, big_inter, leaf, big_leaf};
+    der ds[] = {dr, dbr, di, dbi, dl, dbl};
+    for (int i = 0; i < 6; i++) {
+        X509_free(all[i]);
+        OPENSSL_free(ds[i].p);
+    }
+    EVP_PKEY_free(kr);
+    EVP_PKEY_free(ki);
+    EVP_PKEY_free(kl);
+}
+
 static void time_helpers(void **state)
 {
     char buf[40];
@@ -990,6 +1356,12 @@ int main(void)
         cmocka_unit_test(malformed_certificates),
         cmocka_unit_test(root_pinning_rules),
         cmocka_unit_test(time_helpers),
+        cmocka_unit_test(certificate_profiles),
+        cmocka_unit_test(path_length_named),
+        cmocka_unit_test(ca_as_leaf_on_cache_hit),
+        cmocka_unit_test(leaf_as_issuer_on_cache_hit),
+        cmocka_unit_test(der_only),
+        cmocka_unit_test(certificates_at_most_1024_bytes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
