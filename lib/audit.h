@@ -51,8 +51,9 @@ typedef struct {
 /* Recompute the whole chain. */
 at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d) AT_MUST_USE;
 /* Recompute the chain after row from_id, starting from from_hash, and
- * check that row from_id still carries from_hash (else not ok, first_bad =
- * from_id). Rows up to from_id are not recomputed: an edit there is only
+ * check that row from_id still carries from_hash and that its contents
+ * (over its stored prev_hash) still hash to it (else not ok, first_bad =
+ * from_id). Rows before from_id are not recomputed: an edit there is only
  * found by a full check. from_id = 0: the whole chain. */
 at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_hash,
                             at_audit_check *out, at_diag *d) AT_MUST_USE;
