@@ -1,6 +1,6 @@
 /* verifier common: authentication by bearer token (hash lookup), refusals
- * with their audit rows, rate limiting, logging. Tokens and client
- * addresses are attacker input. */
+ * with their audit rows (or counts, audit_agg.c), rate limiting, logging.
+ * Tokens and client addresses are attacker input. */
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
