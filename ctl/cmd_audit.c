@@ -1,6 +1,7 @@
 /* attestctl audit query|verify|export: the security team's view of the
  * verifier's hash-chained audit log. query and export print JSON lines
- * (export follows every page). verify exits 1 when the chain is broken. */
+ * (export follows every page). verify exits 1 when the chain is broken;
+ * it checks from the verifier's last checkpoint unless --full. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: attestctl audit query [--since T] [--until T] [--outcome ok|refused|error]\n"
                "                             [--action A] [--policy NAME] [--instance ID] [--limit N]\n"
                "       attestctl audit export [same filters]      # every page, JSON lines\n"
-               "       attestctl audit verify\n"
+               "       attestctl audit verify [--full]  # default: from the last verified row\n"
                "common: [--verifier URL] [--token-file F]; T is RFC 3339 UTC or ms since the epoch\n");
 }
 
@@ -32,11 +33,13 @@ int cmd_audit(int argc, char **argv)
         {"since", required_argument, NULL, 's'},    {"until", required_argument, NULL, 'u'},
         {"outcome", required_argument, NULL, 'o'},  {"action", required_argument, NULL, 'a'},
         {"policy", required_argument, NULL, 'p'},   {"instance", required_argument, NULL, 'i'},
-        {"limit", required_argument, NULL, 'l'},    {NULL, 0, NULL, 0}};
+        {"limit", required_argument, NULL, 'l'},    {"full", no_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0}};
     const char *names[128] = {0};
     char *query = calloc(1, 4096);
     size_t qlen = 0;
     int c, ret = CTL_USAGE;
+    bool full = false;
     optind = 1;
     CURL *esc = curl_easy_init();
     while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
@@ -51,6 +54,13 @@ int cmd_audit(int argc, char **argv)
         case 'p': key = "policy"; break;
         case 'i': key = "instance"; break;
         case 'l': key = "limit"; break;
+        case 'F':
+            if (strcmp(sub, "verify") != 0) {
+                usage(stderr);
+                goto out;
+            }
+            full = true;
+            continue;
         default: usage(stderr); goto out;
         }
         names[c] = key;
@@ -62,7 +72,8 @@ int cmd_audit(int argc, char **argv)
     }
     json_t *out = NULL;
     if (strcmp(sub, "verify") == 0) {
-        int rc = ctl_client_call(&cl, "GET", "/v1/audit/verify", NULL, &out);
+        int rc = ctl_client_call(&cl, "GET", full ? "/v1/audit/verify?full=1" : "/v1/audit/verify",
+                                 NULL, &out);
         if (rc == 0) {
             ctl_print_json(out);
             ret = json_is_true(json_object_get(out, "ok")) ? CTL_OK : CTL_FAILED;

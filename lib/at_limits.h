@@ -30,6 +30,12 @@
 /* Pinned roots configured at once. */
 #define AT_MAX_ROOTS 16
 
+/* Audit aggregation (lib/auditagg): distinct (client, actor, action,
+ * outcome, code) keys counted per minute before the rest go to one
+ * overflow entry: a minute of flood from 4096 addresses costs ~1 MB and at
+ * most 4097 rows. */
+#define AT_AUDIT_AGG_KEYS 4096
+
 /* HTTP bodies: documents are base64 (x4/3) inside small JSON. */
 #define AT_MAX_BODY_BYTES (64 * 1024)
 /* Allowed clock skew between an agent's document and the verifier. */

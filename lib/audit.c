@@ -194,18 +194,63 @@ static void row_from(sqlite3_stmt *st, at_audit_row *r)
 
 at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
 {
+    return at_audit_verify_from(conn, 0, NULL, out, d);
+}
+
+at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_hash,
+                            at_audit_check *out, at_diag *d)
+{
     at_err rc = AT_E_INTERNAL;
     sqlite3_stmt *st = NULL;
-    at_audit_check c = {.ok = true};
+    at_audit_check c = {.ok = true, .from_id = from_id > 0 ? from_id : 0};
     char prev[65] = AT_AUDIT_GENESIS;
-    int64_t expect_id = 1;
+    int64_t expect_id = c.from_id + 1;
     bool in_snapshot = false;
+    AT_ENSURE(c.from_id == 0 || (from_hash && strlen(from_hash) == 64), d, AT_E_INTERNAL,
+              "audit: checkpoint without a hash");
     /* One snapshot for the rows and the head: read in two statements
      * outside a transaction, a row appended between them would look like
      * a removed tail. A savepoint works inside a caller's transaction too. */
     AT_TRY(at_db_exec(conn, "SAVEPOINT audit_verify", d));
     in_snapshot = true;
-    AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id", &st, d));
+    if (c.from_id) {
+        /* The checkpoint is trusted only while its row still carries the
+         * hash that was verified, and its contents (over its stored
+         * prev_hash) still hash to it. */
+        AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit WHERE id = ?", &st, d));
+        sqlite3_bind_int64(st, 1, c.from_id);
+        int s0 = sqlite3_step(st);
+        AT_ENSURE(s0 == SQLITE_ROW || s0 == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s",
+                  sqlite3_errmsg(conn));
+        const char *why = NULL;
+        if (s0 == SQLITE_DONE) {
+            why = "it was removed";
+        } else {
+            at_audit_row r;
+            row_from(st, &r);
+            const char *prev_col = col(st, 13), *hash_col = col(st, 14);
+            char *json = canonical(c.from_id, &r);
+            char h[65];
+            bool hashed = json && prev_col && chain_hash(prev_col, json, h);
+            free(json);
+            if (!hash_col || strcmp(hash_col, from_hash) != 0)
+                why = "its hash changed";
+            else if (!hashed || strcmp(h, from_hash) != 0)
+                why = "its contents changed";
+        }
+        if (why) {
+            c.ok = false;
+            c.first_bad = c.from_id;
+            snprintf(c.reason, sizeof c.reason, "row %lld (the checkpoint): %s since it was verified",
+                     (long long)c.from_id, why);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        snprintf(prev, sizeof prev, "%s", from_hash);
+    }
+    AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > ? ORDER BY id",
+                         &st, d));
+    sqlite3_bind_int64(st, 1, c.from_id);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
@@ -217,7 +262,7 @@ at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
         bool hashed = json && chain_hash(prev, json, h);
         free(json);
         AT_ENSURE(hashed, d, AT_E_INTERNAL, "audit: hashing failed");
-        c.entries++;
+        c.checked++;
         if (c.ok) {
             const char *why = NULL;
             if (id != expect_id)
@@ -252,6 +297,7 @@ at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
                  (long long)(expect_id - 1), (long long)head_id);
     }
     c.head_id = expect_id - 1;
+    c.entries = c.from_id + c.checked;
     snprintf(c.head_hash, sizeof c.head_hash, "%s", prev);
     *out = c;
     rc = AT_OK;
@@ -259,6 +305,48 @@ out:
     sqlite3_finalize(st);
     if (in_snapshot && sqlite3_exec(conn, "RELEASE audit_verify", NULL, NULL, NULL) != SQLITE_OK)
         rc = at_fail(d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    return rc;
+}
+
+at_err at_audit_checkpoint_get(sqlite3 *conn, int64_t *id, char hash[65], at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    AT_TRY(at_db_prepare(conn, "SELECT id, hash FROM audit_checkpoint WHERE one = 1", &st, d));
+    int s = sqlite3_step(st);
+    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s",
+              sqlite3_errmsg(conn));
+    *id = 0;
+    hash[0] = '\0';
+    if (s == SQLITE_ROW) {
+        const char *h = col(st, 1);
+        AT_ENSURE(h && strlen(h) == 64 && sqlite3_column_int64(st, 0) > 0, d, AT_E_INTERNAL,
+                  "audit: corrupt checkpoint");
+        *id = sqlite3_column_int64(st, 0);
+        memcpy(hash, h, 65);
+    }
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+at_err at_audit_checkpoint_set(sqlite3 *conn, int64_t id, const char *hash, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    AT_TRY(at_db_prepare(conn,
+                         "INSERT INTO audit_checkpoint (one, id, hash, verified_ms) VALUES (1, ?, ?, ?)"
+                         " ON CONFLICT (one) DO UPDATE SET id = excluded.id, hash = excluded.hash,"
+                         " verified_ms = excluded.verified_ms",
+                         &st, d));
+    sqlite3_bind_int64(st, 1, id);
+    bind_opt(st, 2, hash);
+    sqlite3_bind_int64(st, 3, now_ms());
+    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
     return rc;
 }
 

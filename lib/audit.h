@@ -3,7 +3,8 @@
  * other fields)); audit_head keeps the last id and hash, written in the same
  * transaction, so edited, deleted and truncated rows are all detected. Rows
  * are appended inside the caller's write job, i.e. in the same transaction
- * as the effect they record. */
+ * as the effect they record. A checkpoint (the last verified row) lets a
+ * check recompute only the rows appended since. */
 #ifndef AT_AUDIT_H
 #define AT_AUDIT_H
 
@@ -38,7 +39,9 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *row, int64_t *id_out,
 
 typedef struct {
     bool ok;
-    int64_t entries;
+    int64_t entries;            /* rows in the log: from_id + rows checked */
+    int64_t checked;            /* rows recomputed by this check */
+    int64_t from_id;            /* the checkpoint it started after (0 = genesis) */
     int64_t first_bad;          /* 0 when ok */
     char reason[160];
     int64_t head_id;            /* the last row's id and hash (as recomputed) */
@@ -47,6 +50,19 @@ typedef struct {
 
 /* Recompute the whole chain. */
 at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d) AT_MUST_USE;
+/* Recompute the chain after row from_id, starting from from_hash, and
+ * check that row from_id still carries from_hash and that its contents
+ * (over its stored prev_hash) still hash to it (else not ok, first_bad =
+ * from_id). Rows before from_id are not recomputed: an edit there is only
+ * found by a full check. from_id = 0: the whole chain. */
+at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_hash,
+                            at_audit_check *out, at_diag *d) AT_MUST_USE;
+
+/* The checkpoint (table audit_checkpoint): *id = 0 when there is none. */
+at_err at_audit_checkpoint_get(sqlite3 *conn, int64_t *id, char hash[65], at_diag *d) AT_MUST_USE;
+/* Record a verified row (on a write connection). */
+at_err at_audit_checkpoint_set(sqlite3 *conn, int64_t id, const char *hash,
+                               at_diag *d) AT_MUST_USE;
 
 typedef struct {
     int64_t since_ms, until_ms; /* 0 = unbounded */

@@ -143,6 +143,11 @@ tests_unit_test_db_SOURCES = tests/unit/test_db.c
 tests_unit_test_db_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_db_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_auditagg
+tests_unit_test_auditagg_SOURCES = tests/unit/test_auditagg.c
+tests_unit_test_auditagg_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_auditagg_LDADD = $(UNIT_LDADD)
+
 check_PROGRAMS += tests/unit/test_token
 tests_unit_test_token_SOURCES = tests/unit/test_token.c
 tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)

@@ -1,6 +1,6 @@
 /* verifier common: authentication by bearer token (hash lookup), refusals
- * with their audit rows, rate limiting, logging. Tokens and client
- * addresses are attacker input. */
+ * with their audit rows (or counts, audit_agg.c), rate limiting, logging.
+ * Tokens and client addresses are attacker input. */
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -154,7 +154,9 @@ void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who
     row.client = req->client;
     at_diag d = {{0}};
     int64_t id = 0;
-    if (audit_write(v, &row, &id, &d) != AT_OK)
+    if (!refusal_gets_row(v, who && who->role != ROLE_NONE, action, code, req->client))
+        audit_count(v, row.client, row.actor, action, row.outcome, row.code);
+    else if (audit_write(v, &row, &id, &d) != AT_OK)
         at_log("error", "audit_failed", "cannot record refusal of %s: %s", action, d.msg);
     char labels[128];
     snprintf(labels, sizeof labels, "action=\"%s\",code=\"%s\"", action, at_err_str(code));

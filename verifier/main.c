@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "at_limits.h"
 #include "config.h"
 #include "enc.h"
 #include "token.h"
@@ -27,6 +28,7 @@ static void usage(FILE *f)
             "                       [--no-aws-root] [--admin-token-file F] [--config FILE.json]\n"
             "                       [--nonce-ttl S] [--clock-skew S] [--max-body BYTES]\n"
             "                       [--connection-limit N] [--per-ip-limit N] [--rate R] [--burst B]\n"
+            "                       [--audit-rate N] [--audit-verify-interval S]\n"
             "                       [--tls-cert PEM --tls-key PEM] [--port-file F]\n"
             "                       [--log-level debug|info|warn|error] [--storage-key-file F]\n"
             "       attest-verifier --db FILE --rotate-signing-key\n"
@@ -407,7 +409,8 @@ static int load_config_file(verifier_config *c, const char *path)
     static const char *const keys[] = {"listen", "db", "roots", "no_aws_root", "admin_token_file",
                                        "storage_key_file", "tls_cert_file", "tls_key_file",
                                        "nonce_ttl_s", "clock_skew_s", "max_body_bytes",
-                                       "connection_limit", "rate_per_s", "rate_burst", NULL};
+                                       "connection_limit", "rate_per_s", "rate_burst",
+                                       "audit_rate_per_min", "audit_verify_interval_s", NULL};
     at_diag d = {{0}};
     if (only_keys(j, keys, &d) != AT_OK) {
         fprintf(stderr, "attest-verifier: %s: %s\n", path, d.msg);
@@ -443,10 +446,12 @@ static int load_config_file(verifier_config *c, const char *path)
         double min, max;
     } bounds[] = {{"nonce_ttl_s", 1, 3600},         {"clock_skew_s", 0, 3600},
                   {"max_body_bytes", 1024, 16 << 20}, {"connection_limit", 1, 100000},
-                  {"rate_per_s", 0, 1000000},        {"rate_burst", 1, 1000000}};
+                  {"rate_per_s", 0, 1000000},        {"rate_burst", 1, 1000000},
+                  {"audit_rate_per_min", 0, 1000000}, {"audit_verify_interval_s", 0, 86400}};
     for (size_t k = 0; k < sizeof bounds / sizeof bounds[0]; k++) {
         json_t *x = json_object_get(j, bounds[k].key);
-        bool real_ok = strncmp(bounds[k].key, "rate_", 5) == 0;
+        bool real_ok = strncmp(bounds[k].key, "rate_", 5) == 0 ||
+                       strcmp(bounds[k].key, "audit_rate_per_min") == 0;
         if (x && (!(json_is_integer(x) || (real_ok && json_is_real(x))) ||
                   json_number_value(x) < bounds[k].min || json_number_value(x) > bounds[k].max)) {
             fprintf(stderr, "attest-verifier: %s: %s: expected %s %.0f..%.0f\n", path,
@@ -468,6 +473,10 @@ static int load_config_file(verifier_config *c, const char *path)
         c->rate_per_s = json_number_value(json_object_get(j, "rate_per_s"));
     if (json_is_number(json_object_get(j, "rate_burst")))
         c->rate_burst = json_number_value(json_object_get(j, "rate_burst"));
+    if (json_is_number(json_object_get(j, "audit_rate_per_min")))
+        c->audit_rows_per_min = json_number_value(json_object_get(j, "audit_rate_per_min"));
+    if (json_is_integer(json_object_get(j, "audit_verify_interval_s")))
+        c->audit_verify_interval_s = (int)json_integer_value(json_object_get(j, "audit_verify_interval_s"));
     json_decref(j);
     return 0;
 }
@@ -496,6 +505,8 @@ int main(int argc, char **argv)
     c->connection_limit = 512;
     c->rate_per_s = 100;
     c->rate_burst = 200;
+    c->audit_rows_per_min = 60;
+    c->audit_verify_interval_s = 10;
     bool rotate = false;
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},     {"db", required_argument, NULL, 'd'},
@@ -509,6 +520,8 @@ int main(int argc, char **argv)
         {"per-ip-limit", required_argument, NULL, 'I'},
         {"tls-cert", required_argument, NULL, 'T'},   {"tls-key", required_argument, NULL, 'k'},
         {"storage-key-file", required_argument, NULL, 'S'},
+        {"audit-rate", required_argument, NULL, 'A'},
+        {"audit-verify-interval", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     /* The config file first, so command-line flags override it. */
@@ -533,6 +546,8 @@ int main(int argc, char **argv)
         case 'I': c->per_ip_limit = (unsigned)parse_long("--per-ip-limit", optarg, 0, 100000); break;
         case 'R': c->rate_per_s = (double)parse_long("--rate", optarg, 0, 1000000); break;
         case 'B': c->rate_burst = (double)parse_long("--burst", optarg, 1, 1000000); break;
+        case 'A': c->audit_rows_per_min = (double)parse_long("--audit-rate", optarg, 0, 1000000); break;
+        case 'E': c->audit_verify_interval_s = (int)parse_long("--audit-verify-interval", optarg, 0, 86400); break;
         case 'p': snprintf(c->port_file, sizeof c->port_file, "%s", optarg); break;
         case 'K': rotate = true; break;
         case 'L': at_log_set_level(optarg); break;
@@ -586,6 +601,16 @@ int main(int argc, char **argv)
     pthread_rwlock_init(&v.trust_lock, NULL);
     v.metrics = at_metrics_new();
     v.rl = ratelimit_new(c->rate_per_s, c->rate_burst);
+    /* A budget of own rows per client: N per minute, N at once. */
+    v.audit_rl = ratelimit_new(c->audit_rows_per_min / 60.0,
+                               c->audit_rows_per_min > 0 ? c->audit_rows_per_min : 1);
+    v.agg = at_auditagg_new(AT_AUDIT_AGG_KEYS);
+    pthread_mutex_init(&v.verify_lock, NULL);
+    if (!v.metrics || !v.rl || !v.audit_rl || !v.agg) {
+        at_log("fatal", "startup", "out of memory");
+        at_db_close(v.db);
+        return 1;
+    }
     if (load_signer(&v, &v.signer, &d) != AT_OK || load_nonce_keys(&v, &d) != AT_OK ||
         bootstrap_admin(&v, &d) != AT_OK || load_storage_key(&v, &d) != AT_OK ||
         verifier_load_roots(&v, &d) != AT_OK) {
@@ -601,6 +626,8 @@ int main(int argc, char **argv)
                         "Evidence verifications by outcome and error code");
     at_metrics_describe(v.metrics, "attest_refusals_total", AT_METRIC_COUNTER,
                         "Refused requests by action and error code");
+    at_metrics_describe(v.metrics, "attest_audit_aggregate_overflow_total", AT_METRIC_COUNTER,
+                        "Audit events counted in the overflow entry (aggregation table full)");
     at_metrics_describe(v.metrics, "attest_sessions_live", AT_METRIC_GAUGE, "Live sessions");
     at_metrics_describe(v.metrics, "attest_cert_cache", AT_METRIC_GAUGE,
                         "Certificate cache: verifications by path and size");
@@ -622,8 +649,14 @@ int main(int argc, char **argv)
                         .tls_key_pem = tls_key,
                         .observe = observe};
     at_httpd *srv = NULL;
+    if (audit_flusher_start(&v) != 0) {
+        at_log("fatal", "startup", "cannot start the audit flusher thread");
+        at_db_close(v.db);
+        return 1;
+    }
     if (at_httpd_start(c->listen, &ho, handle, &v, &srv, &d) != AT_OK) {
         at_log("fatal", "listen", "%s", d.msg);
+        audit_flusher_stop(&v);
         at_db_close(v.db);
         return 1;
     }
@@ -660,6 +693,8 @@ int main(int argc, char **argv)
         }
     }
     at_httpd_stop(srv, 10000);
+    /* After the last request: the counts of the current minute too. */
+    audit_flusher_stop(&v);
     if (tls_key)
         at_wipe(tls_key, strlen(tls_key));
     free(tls_key);
@@ -672,6 +707,9 @@ int main(int argc, char **argv)
     at_trust_unref(v.trust);
     at_metrics_free(v.metrics);
     ratelimit_free(v.rl);
+    ratelimit_free(v.audit_rl);
+    at_auditagg_free(v.agg);
+    pthread_mutex_destroy(&v.verify_lock);
     at_wipe(v.storage_key, sizeof v.storage_key);
     for (size_t i = 0; i < c->n_root_files; i++)
         free(c->root_files[i]);

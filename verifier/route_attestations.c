@@ -77,6 +77,8 @@ struct admit_job {
     int64_t policy_version, expires_ms;
     at_span key_config;
     uint8_t proof_key[32];
+    verifier *v;
+    bool authenticated;
     /* outputs */
     int64_t audit_id, replaced;
 };
@@ -111,7 +113,7 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
                             .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
                             .client = j->client};
         at_diag scratch;
-        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+        if (audit_refusal_in_job(j->v, c, j->authenticated, rc, &row, &j->audit_id, &scratch) != AT_OK)
             return AT_E_INTERNAL;
         return rc;
     }
@@ -134,7 +136,8 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
                                 .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
                                 .client = j->client};
             at_diag scratch;
-            if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+            if (audit_refusal_in_job(j->v, c, j->authenticated, rc, &row, &j->audit_id,
+                                     &scratch) != AT_OK)
                 return AT_E_INTERNAL;
             return rc;
         }
@@ -337,6 +340,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
                           .policy_version = version, .format = at_format_name(ev.payload.format),
                           .module_id = ev.payload.module_id, .pcr_sha = pcr_sha, .endpoint = endpoint,
                           .actor = who.actor, .client = req->client, .ev_sha = ev_sha,
+                          .v = v, .authenticated = who.role != ROLE_NONE,
                           .key_config = have_key ? ev.payload.public_key : AT_SPAN_NULL};
     at_session_proof_key(AT_SPAN(session_key, 32), j.proof_key);
     int64_t now = at_now_ms();

@@ -1,5 +1,6 @@
 /* GET /v1/audit (filters, cursor pagination) and GET /v1/audit/verify
- * (recompute the hash chain): for auditors. */
+ * (recompute the hash chain from the last checkpoint, or whole): for
+ * auditors. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,80 @@ static bool parse_time(const char *s, int64_t *ms)
     return true;
 }
 
+static at_err save_checkpoint(sqlite3 *conn, void *ctx, at_diag *d)
+{
+    const at_audit_check *chk = ctx;
+    return at_audit_checkpoint_set(conn, chk->head_id, chk->head_hash, d);
+}
+
+/* GET /v1/audit/verify[?full=1]: from the checkpoint (the last row a check
+ * found intact, if its row still carries that hash) to the head, or the
+ * whole chain. Checks run one at a time; a whole-chain check (asked for,
+ * or no checkpoint yet) at most once per --audit-verify-interval. */
+static void verify(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who)
+{
+    const char *fq = at_http_query(req, "full");
+    if (fq && strcmp(fq, "0") != 0 && strcmp(fq, "1") != 0) {
+        refuse(v, req, resp, who, "audit.verify", AT_E_BAD_REQUEST, "full: expected 0 or 1", NULL);
+        return;
+    }
+    bool full = fq && strcmp(fq, "1") == 0;
+    at_diag d = {{0}};
+    at_audit_check chk;
+    int64_t cp_id = 0;
+    char cp_hash[65] = "";
+    pthread_mutex_lock(&v->verify_lock);
+    sqlite3 *c = at_db_read_acquire(v->db);
+    at_err rc = c ? at_audit_checkpoint_get(c, &cp_id, cp_hash, &d)
+                  : at_fail(&d, AT_E_INTERNAL, "database unavailable");
+    full = full || cp_id == 0;
+    int64_t now = at_monotonic_ns(), every = (int64_t)v->cfg.audit_verify_interval_s * 1000000000LL;
+    if (rc == AT_OK && full && every > 0 && v->last_full_verify_ns &&
+        now - v->last_full_verify_ns < every) {
+        at_db_read_release(v->db, c);
+        pthread_mutex_unlock(&v->verify_lock);
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "audit: the whole chain was checked %lld s ago, at most once per %d s"
+                 " (the incremental check is not limited)",
+                 (long long)((now - v->last_full_verify_ns) / 1000000000LL),
+                 v->cfg.audit_verify_interval_s);
+        refuse(v, req, resp, who, "audit.verify", AT_E_RATE_LIMITED, msg, NULL);
+        return;
+    }
+    if (rc == AT_OK) {
+        if (full)
+            v->last_full_verify_ns = now;
+        rc = at_audit_verify_from(c, full ? 0 : cp_id, full ? NULL : cp_hash, &chk, &d);
+    }
+    at_db_read_release(v->db, c);
+    /* Only an intact chain moves the checkpoint. */
+    if (rc == AT_OK && chk.ok && chk.head_id > 0 &&
+        (chk.head_id != cp_id || strcmp(chk.head_hash, cp_hash) != 0))
+        rc = at_db_write(v->db, save_checkpoint, &chk, &d);
+    pthread_mutex_unlock(&v->verify_lock);
+    if (rc != AT_OK) {
+        at_http_error(resp, rc, d.msg, -1);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "ok", json_boolean(chk.ok));
+    json_object_set_new(o, "mode", json_string(full ? "full" : "incremental"));
+    json_object_set_new(o, "entries", json_integer(chk.entries));
+    json_object_set_new(o, "checked", json_integer(chk.checked));
+    json_object_set_new(o, "checkpoint", full ? json_null()
+                                              : json_pack("{s:I,s:s}", "id", (json_int_t)cp_id,
+                                                          "hash", cp_hash));
+    json_object_set_new(o, "first_bad", chk.ok ? json_null() : json_integer(chk.first_bad));
+    /* The head to anchor outside the database (a row's hash commits to
+     * every row before it). */
+    json_object_set_new(o, "head", json_pack("{s:I,s:s}", "id", (json_int_t)chk.head_id,
+                                             "hash", chk.head_hash));
+    if (!chk.ok)
+        json_object_set_new(o, "reason", json_string(chk.reason));
+    at_http_json(resp, 200, o);
+}
+
 void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest)
 {
     caller who;
@@ -48,31 +123,14 @@ void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *
     }
     if (!require_role(v, req, resp, ROLE_BIT(ROLE_AUDITOR), action, &who))
         return;
+    if (strcmp(rest, "/verify") == 0) {
+        verify(v, req, resp, &who);
+        return;
+    }
     at_diag d = {{0}};
     sqlite3 *c = at_db_read_acquire(v->db);
     if (!c) {
         at_http_error(resp, AT_E_INTERNAL, "database unavailable", -1);
-        return;
-    }
-    if (strcmp(rest, "/verify") == 0) {
-        at_audit_check chk;
-        at_err rc = at_audit_verify(c, &chk, &d);
-        at_db_read_release(v->db, c);
-        if (rc != AT_OK) {
-            at_http_error(resp, rc, d.msg, -1);
-            return;
-        }
-        json_t *o = json_object();
-        json_object_set_new(o, "ok", json_boolean(chk.ok));
-        json_object_set_new(o, "entries", json_integer(chk.entries));
-        json_object_set_new(o, "first_bad", chk.ok ? json_null() : json_integer(chk.first_bad));
-        /* The head to anchor outside the database (a row's hash commits to
-         * every row before it). */
-        json_object_set_new(o, "head", json_pack("{s:I,s:s}", "id", (json_int_t)chk.head_id,
-                                                 "hash", chk.head_hash));
-        if (!chk.ok)
-            json_object_set_new(o, "reason", json_string(chk.reason));
-        at_http_json(resp, 200, o);
         return;
     }
     at_audit_filter f = {0};

@@ -57,6 +57,7 @@ struct release_job {
     uint8_t mac[32];
     int64_t proof_expires_ms;
     const char *policy_ref, *instance_id;
+    verifier *v;
     int64_t audit_id;
 };
 
@@ -91,7 +92,7 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
         row.code = at_err_str(rc);
         row.message = d->msg;
         at_diag scratch;
-        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+        if (audit_refusal_in_job(j->v, c, false, rc, &row, &j->audit_id, &scratch) != AT_OK)
             return AT_E_INTERNAL;
         return rc;
     }
@@ -109,7 +110,7 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
         row.code = at_err_str(rc);
         row.message = d->msg;
         at_diag scratch;
-        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+        if (audit_refusal_in_job(j->v, c, false, rc, &row, &j->audit_id, &scratch) != AT_OK)
             return AT_E_INTERNAL;
         return rc;
     }
@@ -306,7 +307,7 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     snprintf(info, sizeof info, "%s%s", AT_SEAL_INFO_SECRET_PREFIX, name);
     if ((rc = at_seal_to_key_config(AT_SPAN(kc, kclen), info, AT_SPAN(value, vlen), &sealed, &d)) != AT_OK)
         goto refused;
-    struct release_job j = {.name = name, .session_id = sid, .client = req->client, .actor = actor,
+    struct release_job j = {.name = name, .session_id = sid, .client = req->client, .actor = actor, .v = v,
                             .proof_expires_ms = now + 2 * skew, .policy_ref = ref, .instance_id = instance};
     memcpy(j.mac, mac, 32);
     rc = at_db_write(v->db, consume_proof, &j, &d);

@@ -1,6 +1,9 @@
 /* POST /v1/verify: stateless check of a document at now or a given time,
  * against an optional policy (by name or inline) and nonce. Answers the
- * same JSON as `attestctl verify`; stores nothing but its audit row. */
+ * same JSON as `attestctl verify`; stores nothing but its audit row (an
+ * authenticated caller's), or a count in the per-minute aggregate
+ * (anonymous callers: the check changes no state). Rate-limited per client
+ * address like the other anonymous routes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +45,10 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp)
     at_verify_opts o = {.clock_skew_ms = v->cfg.clock_skew_ms};
     at_trust *trust = NULL;
 
+    if (!ratelimit_allow(v->rl, req->client, at_monotonic_ns())) {
+        rc = at_fail(&d, AT_E_RATE_LIMITED, "rate: too many verifications from this client, retry later");
+        goto refused;
+    }
     if ((rc = at_http_body_json(req, &body, &d)) != AT_OK || (rc = only_keys(body, keys, &d)) != AT_OK ||
         (rc = decode_evidence(body, &doc, &doc_len, &d)) != AT_OK)
         goto refused;
@@ -118,13 +125,15 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp)
                         .client = req->client,
                         .instance_id = ev.decoded ? ev.payload.module_id : NULL};
     int64_t audit_id = 0;
-    if (audit_write(v, &row, &audit_id, &d) != AT_OK) {
+    if (who.role == ROLE_NONE)
+        audit_count(v, req->client, who.actor, AUDIT_VERIFY_RESULT, row.outcome, row.code);
+    else if (audit_write(v, &row, &audit_id, &d) != AT_OK) {
         json_decref(out);
         at_evidence_cleanup(&ev);
         at_http_error(resp, AT_E_INTERNAL, d.msg, -1);
         goto done;
     }
-    json_object_set_new(out, "audit_id", json_integer(audit_id));
+    json_object_set_new(out, "audit_id", audit_id ? json_integer(audit_id) : json_null());
     if (v->trusts_sim_root && ev.chain_checked &&
         !json_is_true(json_object_get(out, "aws_root")))
         json_object_set_new(out, "warning",

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "auditagg.h"
 #include "db.h"
 #include "ear.h"
 #include "evidence.h"
@@ -37,6 +38,8 @@ typedef struct {
     unsigned per_ip_limit;      /* connections per client address, 0 = off */
     double rate_per_s;          /* challenge+attestation per client, default 100 */
     double rate_burst;          /* default 200 */
+    double audit_rows_per_min;  /* own rows for anonymous evidence refusals per client, default 60 */
+    int audit_verify_interval_s;/* at most one full chain check per interval, default 10 */
     char port_file[1024];       /* write the bound port here (tests) */
     char storage_key_file[1100];/* key for secrets at rest (default DB.storage-key) */
     char tls_cert_file[1024];   /* serve HTTPS (both or neither) */
@@ -64,6 +67,17 @@ typedef struct {
     at_metrics *metrics;
     ratelimit *rl;
     char build[64];
+    /* Audit aggregation (audit_agg.c): counts of refusals without a row
+     * of their own, written per minute by the flusher thread. */
+    at_auditagg *agg;
+    ratelimit *audit_rl;
+    pthread_t agg_thread;
+    pthread_mutex_t agg_lock;
+    pthread_cond_t agg_cond;
+    bool agg_stop, agg_running;
+    /* GET /v1/audit/verify: one at a time, full checks rate-limited. */
+    pthread_mutex_t verify_lock;
+    int64_t last_full_verify_ns;
 } verifier;
 
 /* The request's caller, after authentication. */
@@ -93,12 +107,34 @@ bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned ne
 void identify(verifier *v, at_http_req *req, caller *who);
 
 /* Refuse a request: audit row (outcome "refused", or "error" for 5xx) in
- * its own transaction, then the error response naming the audit id. */
+ * its own transaction, then the error response naming the audit id; or,
+ * when refusal_gets_row() says no, counted into the per-minute aggregate
+ * and answered with "audit_id": null. */
 void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
             const char *action, at_err code, const char *message, const at_audit_row *extra);
 
 /* Append one audit row in its own (group-committed) transaction. */
 at_err audit_write(verifier *v, const at_audit_row *row, int64_t *id, at_diag *d) AT_MUST_USE;
+
+/* Audit aggregation (audit_agg.c). A refusal gets its own row when the
+ * caller is authenticated, or when it refuses evidence or a release proof
+ * (attestation.create, secret.release) or is a 5xx, within the client's
+ * row budget; rate-limited requests and every other unauthenticated
+ * refusal are only counted. Consumes the budget when it says yes. */
+bool refusal_gets_row(verifier *v, bool authenticated, const char *action, at_err code,
+                      const char *client);
+/* Count one event into the per-minute aggregate (no row now). */
+void audit_count(verifier *v, const char *client, const char *actor, const char *action,
+                 const char *outcome, const char *code);
+/* The action under which anonymous POST /v1/verify results are counted. */
+#define AUDIT_VERIFY_RESULT "verify.result"
+/* Inside a write job: the refusal's row (*id set), or its count (*id = 0);
+ * counted in attest_refusals_total either way. */
+at_err audit_refusal_in_job(verifier *v, sqlite3 *conn, bool authenticated, at_err code,
+                            const at_audit_row *row, int64_t *id, at_diag *d) AT_MUST_USE;
+/* Start the thread writing finished minutes; stop writes everything left. */
+int audit_flusher_start(verifier *v);
+void audit_flusher_stop(verifier *v);
 
 /* Per-client token bucket for unauthenticated, expensive routes. */
 ratelimit *ratelimit_new(double per_s, double burst);

@@ -18,7 +18,8 @@ from harness import (ATTESTCTL, SRCDIR, KeyPair, Pki, Verifier, Workdir, b64, ch
 wd = Workdir("verifier")
 pki = Pki(wd)
 other = Pki(wd, "other-pki")
-v = Verifier(wd, roots=[pki.root], extra=["--rate", "0"]).start()
+# --audit-verify-interval 0: the tamper checks below run full chain checks back to back.
+v = Verifier(wd, roots=[pki.root], extra=["--rate", "0", "--audit-verify-interval", "0"]).start()
 try:
     admin = v.admin
     owner = v.token("owner")
@@ -34,6 +35,13 @@ try:
         check(row is not None and row["code"] == code and row["outcome"] in ("refused", "error"),
               f"{what}: audit row {aid} records {code}")
         return row
+
+    def counted(st, body, status, code, what):
+        """An unauthenticated refusal: no row of its own (audit_id null), it is
+        counted into its client's per-minute aggregate row instead."""
+        check(st == status and isinstance(body, dict) and body.get("error", {}).get("code") == code
+              and body["error"].get("audit_id", 0) is None,
+              f"{what}: HTTP {status} {code}, counted (audit_id null) (got {st} {body})")
 
     # ---- policies ---------------------------------------------------------
     pol = pki.policy(session_ttl_s=600)
@@ -62,9 +70,9 @@ try:
 
     # roles
     st, body = v.call("PUT", "/v1/policies/llm", body=pol)
-    refused(st, body, 401, "unauthorized", "no token")
+    counted(st, body, 401, "unauthorized", "no token")
     st, body = v.call("PUT", "/v1/policies/llm", body=pol, token="at_not-a-real-token")
-    refused(st, body, 401, "unauthorized", "unknown token")
+    counted(st, body, 401, "unauthorized", "unknown token")
     st, body = v.call("PUT", "/v1/policies/llm", body=pol, token=gateway)
     refused(st, body, 403, "forbidden", "gateway token cannot put policies")
     st, body = v.call("GET", "/v1/audit", token=owner)
@@ -202,7 +210,7 @@ try:
     st, body = v.call("POST", "/v1/attestations", raw=b"{\"evidence\": ")
     refused(st, body, 400, "bad_request", "malformed JSON")
     st, body = v.call("POST", "/v1/attestations", raw=b"{\"evidence\": \"" + b"A" * 70000 + b"\"}")
-    refused(st, body, 413, "too_large", "body over the 64 KiB cap")
+    counted(st, body, 413, "too_large", "body over the 64 KiB cap")
     st, body = v.call("POST", "/v1/attestations", body={"evidence": b64(doc), "policy": 12})
     refused(st, body, 400, "bad_request", "policy of the wrong type")
     flipped = bytearray(pki.doc(nonce=v.challenge(), public_key=kp.config))
@@ -220,20 +228,24 @@ try:
 
     # expired nonce: a verifier with a 1 s nonce TTL on the same database
     v.stop()
-    v.extra = ["--rate", "0", "--nonce-ttl", "1"]
+    v.extra = ["--rate", "0", "--audit-verify-interval", "0", "--nonce-ttl", "1"]
     v.start()
     n = v.challenge()
     time.sleep(2.2)
     st, body = attest(pki.doc(nonce=n, public_key=kp.config))
     refused(st, body, 422, "nonce_expired", "nonce past its TTL")
     v.stop()
-    v.extra = ["--rate", "0"]
+    v.extra = ["--rate", "0", "--audit-verify-interval", "0"]
     v.start()
 
     # ---- stateless verification ------------------------------------------
     st, body = v.call("POST", "/v1/verify", body={"evidence": b64(doc)})
-    check(st == 200 and body["valid"] and body["format"] == "nitro-enclave" and body["audit_id"],
-          "POST /v1/verify: valid, with the summary and an audit id")
+    check(st == 200 and body["valid"] and body["format"] == "nitro-enclave" and body["audit_id"] is None,
+          "POST /v1/verify (anonymous): valid, with the summary; counted, no row of its own")
+    st, body = v.call("POST", "/v1/verify", body={"evidence": b64(doc)}, token=auditor)
+    row = v.audit_row(body["audit_id"]) if st == 200 and body.get("audit_id") else None
+    check(row is not None and row["action"] == "verify" and row["actor"].endswith("/auditor"),
+          "POST /v1/verify with a token: its own audit row")
     genuine = open(os.path.join(SRCDIR, "tests", "data", "nitro", "vaportpm_tpm_20260201.cbor"), "rb").read()
     st, body = v.call("POST", "/v1/verify", body={"evidence": b64(genuine)})
     check(st == 200 and not body["valid"] and body["error"]["code"] == "cert_expired",
@@ -320,24 +332,25 @@ try:
     lines = [json.loads(l) for l in p.stdout.decode().splitlines()]
     check(p.returncode == 0 and len(lines) > 10 and all(l["action"] == "attestation.create" for l in lines),
           "attestctl audit export: JSON lines across pages")
-    st, body = v.call("GET", "/v1/audit/verify", token=auditor)
-    check(st == 200 and body["ok"] and body["first_bad"] is None, "audit chain verifies")
+    st, body = v.call("GET", "/v1/audit/verify?full=1", token=auditor)
+    check(st == 200 and body["ok"] and body["first_bad"] is None and body["mode"] == "full",
+          "audit chain verifies")
     last = v.sql("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")[0]
     check(body["head"] == {"id": last[0], "hash": last[1]}, "verify reports the head to anchor outside (id, hash)")
     total = body["entries"]
     v.sql("UPDATE audit SET message = 'nothing to see' WHERE id = 7")
-    st, body = v.call("GET", "/v1/audit/verify", token=auditor)
+    st, body = v.call("GET", "/v1/audit/verify?full=1", token=auditor)
     check(st == 200 and not body["ok"] and body["first_bad"] == 7, "an edited row is named (7)")
-    p = ctl("audit", "verify", "--verifier", v.url, env=dict(os.environ, ATTEST_TOKEN=auditor))
-    check(p.returncode == 1, "attestctl audit verify exits 1 on a broken chain")
+    p = ctl("audit", "verify", "--full", "--verifier", v.url, env=dict(os.environ, ATTEST_TOKEN=auditor))
+    check(p.returncode == 1, "attestctl audit verify --full exits 1 on a broken chain")
     row = v.sql("SELECT message FROM audit WHERE id = 7")
     v.sql("UPDATE audit SET message = NULL WHERE id = 7")  # not the original: still broken
     v.sql("DELETE FROM audit WHERE id = 7")
-    st, body = v.call("GET", "/v1/audit/verify", token=auditor)
+    st, body = v.call("GET", "/v1/audit/verify?full=1", token=auditor)
     check(not body["ok"] and body["first_bad"] == 8, "a deleted row is detected at the next one (8)")
     last = v.sql("SELECT max(id) FROM audit")[0][0]
     v.sql("DELETE FROM audit WHERE id >= 7")
-    st, body = v.call("GET", "/v1/audit/verify", token=auditor)
+    st, body = v.call("GET", "/v1/audit/verify?full=1", token=auditor)
     check(not body["ok"] and "removed" in body.get("reason", ""), f"a truncated tail is detected ({body.get('reason')})")
 
     # SIGHUP reloads the roots: pin a new root by rewriting the root file

@@ -23,7 +23,9 @@ from harness import KeyPair, Pki, Verifier, Workdir, b64, check, finish
 wd = Workdir("crash")
 pki = Pki(wd)
 kp = KeyPair(wd)
-v = Verifier(wd, roots=[pki.root], extra=["--rate", "0"]).start()
+# A long nonce TTL: minting 160 documents on a loaded machine (sanitizers)
+# can take longer than the default 60 s.
+v = Verifier(wd, roots=[pki.root], extra=["--rate", "0", "--nonce-ttl", "3600"]).start()
 try:
     owner = v.token("owner")
     st, body = v.call("PUT", "/v1/policies/p", body=pki.policy(), token=owner)
