@@ -576,20 +576,24 @@ static enum MHD_Result refuse_now(struct call *k, at_err code, const char *msg)
     return ok;
 }
 
+#define HDR_SCAN_MAX 128
 struct hdr_scan {
     unsigned content_length, transfer_encoding, authorization, host;
-    const char *nul_in; /* name of a header whose name or value holds a NUL */
+    size_t n;
+    const char *key[HDR_SCAN_MAX], *value[HDR_SCAN_MAX];
 };
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   size_t key_size, const char *value, size_t value_size)
+                                   const char *value)
 {
     (void)kind;
     struct hdr_scan *h = cls;
-    if (!h->nul_in && ((key && strlen(key) != key_size) || (value && strlen(value) != value_size)))
-        h->nul_in = key ? key : "?";
     if (!key)
         return MHD_YES;
+    if (h->n < HDR_SCAN_MAX && value) {
+        h->key[h->n] = key;
+        h->value[h->n++] = value;
+    }
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
         h->content_length++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
@@ -601,6 +605,26 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* libmicrohttpd 0.9.75 reads a header line up to its line end, writes NUL
+ * over the CR and LF, and keeps pointers into its read buffer in the order
+ * of the lines: a value holding a NUL byte of its own shows as non-NUL
+ * bytes between the value's end and the next line's name (or right after
+ * the last value). It reports no length of its own. */
+static const char *header_with_nul(const struct hdr_scan *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const char *v = h->value[i];
+        const char *end = v + strlen(v);
+        const char *next = i + 1 < h->n ? h->key[i + 1] : end + 2;
+        if (next <= end || next - end > 4096)
+            continue; /* not laid out as expected: no claim */
+        for (const char *p = end + 1; p < next; p++)
+            if (*p != '\0' && !(i + 1 == h->n && (*p == '\r' || *p == '\n')))
+                return h->key[i];
+    }
+    return NULL;
+}
+
 /* RFC 9112 §6.3, RFC 9110 §5.3: framing a peer could read differently, and
  * credentials given twice, are refused rather than guessed at. NUL bytes
  * would cut the C strings handlers see ("Bearer <token>\0junk"). */
@@ -608,9 +632,10 @@ static const char *ambiguity(struct call *k, char *msg, size_t len)
 {
     struct MHD_Connection *c = k->req.conn;
     struct hdr_scan h = {0};
-    MHD_get_connection_values_n(c, MHD_HEADER_KIND, scan_header, &h);
-    if (h.nul_in)
-        snprintf(msg, len, "header %.64s: contains a NUL byte", h.nul_in);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &h);
+    const char *nul_in = header_with_nul(&h);
+    if (nul_in)
+        snprintf(msg, len, "header %.64s: contains a NUL byte", nul_in);
     else if (strlen(k->req.method) == 0 || strlen(k->raw_url) == 0)
         snprintf(msg, len, "request line: empty method or target");
     else if (h.content_length > 1)
