@@ -23,6 +23,7 @@ static void usage(FILE *f)
             "                    --listen ADDR:PORT [--advertise URL] --upstream URL [--token-file F]\n"
             "                    [--model FILE | --model-sealed FILE --model-secret NAME --model-out PATH]\n"
             "                    [--model-pcr N] [--print-pcrs] [--port-file F] [--max-body BYTES]\n"
+            "                    [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
             "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
             "(a fresh document for a caller's nonce), GET /v1/status.\n");
 }
@@ -132,6 +133,8 @@ int main(int argc, char **argv)
         {"model-secret", required_argument, NULL, 'S'}, {"model-out", required_argument, NULL, 'o'},
         {"model-pcr", required_argument, NULL, 'M'},  {"print-pcrs", no_argument, NULL, 'x'},
         {"port-file", required_argument, NULL, 'f'},  {"max-body", required_argument, NULL, 'b'},
+        {"request-timeout", required_argument, NULL, 1001}, {"connection-limit", required_argument, NULL, 1002},
+        {"per-ip-limit", required_argument, NULL, 1003},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int o;
@@ -176,6 +179,9 @@ int main(int argc, char **argv)
         case 'x': c->print_pcrs = true; break;
         case 'f': COPY(port_file); break;
         case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
+        case 1001: c->request_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 1002: c->connection_limit = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 1003: c->per_ip_limit = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'V': printf("attest-agent %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -262,7 +268,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    at_httpd_opts ho = {.max_body = c->max_body};
+    at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
+                        .per_ip_limit = c->per_ip_limit, .request_timeout_s = c->request_timeout_s};
     if (at_httpd_start(c->listen, &ho, handle, &a, &srv, &d) != AT_OK) {
         at_log("fatal", "listen", "%s", d.msg);
         goto out;

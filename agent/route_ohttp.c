@@ -186,13 +186,11 @@ static void chunked(agent *a, at_http_req *req, at_http_resp *resp)
     at_diag ud = {{0}};
     if (upstream_stream_start(a, in, &c->up, &ud) != AT_OK && seal_error_stream(c, ud.msg, &d) == AT_OK)
         c->finished = true;
-    resp->mhd = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, chunked_read, c,
-                                                  chunked_free);
-    if (!resp->mhd) {
-        at_http_error(resp, AT_E_INTERNAL, "out of memory", -1);
-        goto fail;
-    }
-    MHD_add_response_header(resp->mhd, MHD_HTTP_HEADER_CONTENT_TYPE, AT_OHTTP_MEDIA_CHUNKED_RES);
+    /* chunked_read blocks on the upstream: httpd runs it on a worker. */
+    resp->stream = chunked_read;
+    resp->stream_cls = c;
+    resp->stream_free = chunked_free;
+    resp->content_type = AT_OHTTP_MEDIA_CHUNKED_RES;
     resp->status = 200;
     c = NULL;
 fail:

@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "usage: attest-gateway --verifier URL --policy NAME --listen ADDR:PORT --token-file F\n"
             "                      [--verifier-jwks FILE] [--verify-locally [--root PEM]...] [--refresh S]\n"
             "                      [--port-file F] [--max-body BYTES]\n"
+            "                      [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
             "Serves /v1/chat/completions, /v1/completions, /v1/models (OpenAI shape, \"stream\": true\n"
             "supported), each sealed to an instance whose session and attestation result verify;\n"
             "GET /v1/gateway/instances lists them. --verifier-jwks pins the verifier's keys;\n"
@@ -84,6 +85,8 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},    {"token-file", required_argument, NULL, 't'},
         {"verifier-jwks", required_argument, NULL, 'j'}, {"refresh", required_argument, NULL, 'r'},
         {"port-file", required_argument, NULL, 'f'}, {"max-body", required_argument, NULL, 'b'},
+        {"request-timeout", required_argument, NULL, 1001}, {"connection-limit", required_argument, NULL, 1002},
+        {"per-ip-limit", required_argument, NULL, 1003},
         {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -99,6 +102,9 @@ int main(int argc, char **argv)
         case 'r': c->refresh_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
         case 'f': COPY(port_file); break;
         case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
+        case 1001: c->request_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 1002: c->connection_limit = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 1003: c->per_ip_limit = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'L': c->verify_locally = true; break;
         case 'R':
             if (c->n_roots == 8) {
@@ -153,7 +159,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     at_httpc_global_init();
     pthread_mutex_init(&g.lock, NULL);
-    at_httpd_opts ho = {.max_body = c->max_body};
+    at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
+                        .per_ip_limit = c->per_ip_limit, .request_timeout_s = c->request_timeout_s};
     at_httpd *srv = NULL;
     at_diag d = {{0}};
     if (at_httpd_start(c->listen, &ho, handle, &g, &srv, &d) != AT_OK) {

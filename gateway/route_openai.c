@@ -263,15 +263,15 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
             if (rc == AT_OK) {
                 const at_bhttp_msg *head = at_bhttp_decoder_head(s->dec);
                 const char *ct = at_bhttp_fields_get(&head->headers, "content-type");
-                resp->mhd = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read,
-                                                              s, stream_free);
-                if (!resp->mhd) {
-                    stream_free(s);
-                    at_http_error(resp, AT_E_INTERNAL, "out of memory", -1);
-                    goto out;
-                }
-                MHD_add_response_header(resp->mhd, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                        ct ? ct : "text/event-stream");
+                /* The content type, kept in this thread's buffer until httpd
+                 * builds the answer on this thread; stream_read blocks on
+                 * the instance: httpd runs it on a worker. */
+                static __thread char sctbuf[128];
+                snprintf(sctbuf, sizeof sctbuf, "%s", ct ? ct : "text/event-stream");
+                resp->stream = stream_read;
+                resp->stream_cls = s;
+                resp->stream_free = stream_free;
+                resp->content_type = sctbuf;
                 resp->status = head->status;
                 at_log("info", "forward", "%s %s -> %s (streamed, session %s)", req->method, req->url,
                      t.instance_id, t.session_id);

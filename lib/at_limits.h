@@ -69,6 +69,20 @@
 #define AT_MAX_BHTTP_SECTION_BYTES (64 * 1024)
 /* Method, scheme, authority or path: servers refuse URLs over 8 KiB. */
 #define AT_MAX_BHTTP_CONTROL_BYTES (8 * 1024)
+/* HTTP servers: a whole request (head and body) must arrive within this
+ * (nginx's client_header_timeout/client_body_timeout are 60 s each), so a
+ * client trickling a byte now and then cannot hold a connection. */
+#define AT_HTTP_REQUEST_TIMEOUT_S 30
+/* Handler threads: bound how many requests block at once (the group
+ * commit batches what waits; an upstream may be slow). */
+#define AT_HTTP_WORKERS 64
+/* libmicrohttpd I/O threads (epoll each): they only move bytes. */
+#define AT_HTTP_IO_THREADS 2
+/* Connections: sized for 10k+ idle ones; the default is what the file
+ * descriptor limit allows, less a reserve for files, upstreams and the
+ * database. */
+#define AT_HTTP_MAX_CONNECTIONS 65536
+#define AT_HTTP_FD_RESERVE 256
 /* Informational (1xx) responses before the final one. */
 #define AT_MAX_BHTTP_INFORMATIONAL 8
 

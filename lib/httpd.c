@@ -1,21 +1,69 @@
 /* httpd: libmicrohttpd glue. Every byte of a request is attacker input;
- * this file bounds it (body cap, connection limits, timeouts) and hands
- * complete requests to the binary's router. */
+ * this file bounds it (whole-request deadline, body cap, connection limits
+ * per address, framing ambiguities refused) and hands complete requests to
+ * the binary's router on a bounded worker pool. MHD's own threads only do
+ * I/O: nothing here blocks them. */
 #include "httpd.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "at_limits.h"
 #include "enc.h"
+#include "log.h"
+
+/* One per connection (MHD's socket context): the deadline its current
+ * request must be complete by. The reaper thread shuts down sockets past
+ * it; MHD then sees EOF and closes them. MHD reports a close before it
+ * closes the descriptor, and both sides hold conn_lock, so a reused
+ * descriptor is never shut down. */
+struct conn_ctx {
+    struct conn_ctx *prev, *next;
+    int fd;
+    int64_t deadline_ns; /* 0: a request is being handled or answered */
+};
+
+/* One per request (MHD's con_cls). */
+struct call {
+    at_http_req req;
+    struct call *next;       /* work queue */
+    int state;               /* NEW, QUEUED, DONE, SENT */
+    char *raw_url;           /* as on the request line (query included) */
+    char *path;              /* req.url */
+    struct MHD_Response *ready; /* built by the worker */
+    unsigned status;
+};
+enum { CALL_NEW, CALL_QUEUED, CALL_DONE, CALL_SENT };
+
+/* A streamed body: a worker fills buf with one call of the handler's
+ * (blocking) reader at a time; MHD's thread drains it, suspending the
+ * connection while it is empty. */
+#define PIPE_CAP (16 * 1024)
+struct pipe_ {
+    pthread_mutex_t lock;
+    int refs;
+    at_httpd *srv;
+    struct MHD_Connection *conn;
+    ssize_t (*read)(void *cls, uint64_t pos, char *buf, size_t max);
+    void *cls;
+    void (*free_cls)(void *cls);
+    char buf[PIPE_CAP];
+    size_t len, off;
+    uint64_t pos;
+    bool eof, error, aborted, suspended, producing;
+    struct pipe_ *next; /* work queue */
+};
 
 struct at_httpd {
     struct MHD_Daemon *mhd;
@@ -24,6 +72,21 @@ struct at_httpd {
     at_httpd_opts o;
     atomic_uint in_flight;
     uint16_t port;
+    /* worker pool */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    struct call *qhead, *qtail;
+    struct pipe_ *phead, *ptail;
+    atomic_bool stopping; /* set under qlock */
+    pthread_t *workers;
+    unsigned n_workers;
+    /* deadlines */
+    pthread_mutex_t conn_lock;
+    pthread_cond_t reaper_cond;
+    struct conn_ctx *conns;
+    pthread_t reaper;
+    bool reaper_started;
+    atomic_uint_fast64_t deadline_closed;
 };
 
 int64_t at_monotonic_ns(void)
@@ -82,10 +145,16 @@ static int hexval(char c)
                                   : -1;
 }
 
-/* Percent-decoding of the path and of query keys and values, in place.
- * MHD's own decodes %00 too, and handlers see C strings: "/v1/policies/
- * a%00b" would name policy "a". %00 stays encoded here, so it fails every
- * name check instead of silently truncating. */
+/* Bytes that stay percent-encoded when a path is decoded: '/' (it would
+ * move a segment boundary: "a%2Fversions%2F1" must stay one name), '%'
+ * (it would make a second decoding possible) and control bytes (NUL would
+ * cut C strings). None of them is valid in any name, so a segment holding
+ * one fails its name check. */
+static bool stays_escaped(int b) { return b == '/' || b == '%' || b < 0x20 || b == 0x7f; }
+
+/* Query keys and values, in place (MHD calls this for them; the path is
+ * taken raw from the request line, see on_uri). %00 stays encoded, so it
+ * fails every name check instead of silently truncating. */
 static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 {
     (void)cls;
@@ -104,6 +173,36 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
     return (size_t)(w - s);
 }
 
+/* The routed path of a raw request target: the path before '?', escapes
+ * decoded except those stays_escaped() keeps. Caller frees. */
+static char *route_path(const char *raw)
+{
+    size_t n = strcspn(raw, "?#");
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t w = 0;
+    for (size_t r = 0; r < n;) {
+        int hi, lo;
+        if (raw[r] == '%' && r + 2 < n && (hi = hexval(raw[r + 1])) >= 0 &&
+            (lo = hexval(raw[r + 2])) >= 0 && !stays_escaped(hi << 4 | lo)) {
+            out[w++] = (char)(hi << 4 | lo);
+            r += 3;
+        } else if (raw[r] == '%' && r + 2 < n && hexval(raw[r + 1]) >= 0 &&
+                   hexval(raw[r + 2]) >= 0) {
+            /* kept escaped, upper-case hex so there is one spelling */
+            out[w++] = '%';
+            out[w++] = (char)(raw[r + 1] >= 'a' ? raw[r + 1] - 32 : raw[r + 1]);
+            out[w++] = (char)(raw[r + 2] >= 'a' ? raw[r + 2] - 32 : raw[r + 2]);
+            r += 3;
+        } else {
+            out[w++] = raw[r++];
+        }
+    }
+    out[w] = '\0';
+    return out;
+}
+
 static void client_addr(struct MHD_Connection *c, char *out, size_t len)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -117,15 +216,256 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t len)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *c, at_http_resp *r)
+/* ---- deadlines ------------------------------------------------------------ */
+
+static int64_t request_timeout_ns(const at_httpd *s)
+{
+    return (int64_t)(s->o.request_timeout_s ? s->o.request_timeout_s : AT_HTTP_REQUEST_TIMEOUT_S) *
+           1000000000;
+}
+
+static struct conn_ctx *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* deadline_ns: 0 = none, otherwise absolute. */
+static void set_deadline(at_httpd *s, struct MHD_Connection *c, int64_t deadline_ns)
+{
+    struct conn_ctx *x = conn_of(c);
+    if (!x)
+        return;
+    pthread_mutex_lock(&s->conn_lock);
+    x->deadline_ns = deadline_ns;
+    pthread_mutex_unlock(&s->conn_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    at_httpd *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_ctx *x = calloc(1, sizeof *x);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!x || !ci) {
+            free(x);
+            return; /* no deadline for this one: the idle timeout still applies */
+        }
+        x->fd = ci->connect_fd;
+        x->deadline_ns = at_monotonic_ns() + request_timeout_ns(s);
+        pthread_mutex_lock(&s->conn_lock);
+        x->next = s->conns;
+        if (s->conns)
+            s->conns->prev = x;
+        s->conns = x;
+        pthread_mutex_unlock(&s->conn_lock);
+        *socket_context = x;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        struct conn_ctx *x = *socket_context;
+        pthread_mutex_lock(&s->conn_lock);
+        if (x->prev)
+            x->prev->next = x->next;
+        else
+            s->conns = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+        pthread_mutex_unlock(&s->conn_lock);
+        free(x);
+        *socket_context = NULL;
+    }
+}
+
+static void *reaper_main(void *arg)
+{
+    at_httpd *s = arg;
+    pthread_mutex_lock(&s->conn_lock);
+    while (!atomic_load(&s->stopping)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&s->reaper_cond, &s->conn_lock, &ts);
+        int64_t now = at_monotonic_ns();
+        unsigned closed = 0;
+        for (struct conn_ctx *x = s->conns; x; x = x->next)
+            if (x->deadline_ns && now > x->deadline_ns) {
+                shutdown(x->fd, SHUT_RDWR);
+                x->deadline_ns = 0;
+                closed++;
+            }
+        if (closed) {
+            atomic_fetch_add(&s->deadline_closed, closed);
+            at_log("info", "request_deadline",
+                   "closed %u connection(s) whose request did not arrive within %u s", closed,
+                   (unsigned)(request_timeout_ns(s) / 1000000000));
+        }
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+    return NULL;
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static void pipe_unref(struct pipe_ *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool last = --p->refs == 0;
+    pthread_mutex_unlock(&p->lock);
+    if (!last)
+        return;
+    if (p->free_cls)
+        p->free_cls(p->cls);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* Under p->lock. False when the pool is stopping (workers drain the queue
+ * before they exit, so what is queued here always runs). */
+static bool pipe_schedule(struct pipe_ *p)
+{
+    at_httpd *s = p->srv;
+    pthread_mutex_lock(&s->qlock);
+    if (atomic_load(&s->stopping)) {
+        pthread_mutex_unlock(&s->qlock);
+        return false;
+    }
+    p->producing = true;
+    p->refs++;
+    p->next = NULL;
+    if (s->ptail)
+        s->ptail->next = p;
+    else
+        s->phead = p;
+    s->ptail = p;
+    pthread_cond_signal(&s->qcond);
+    pthread_mutex_unlock(&s->qlock);
+    return true;
+}
+
+/* MHD's content reader, on MHD's thread: never blocks. */
+static ssize_t pipe_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct pipe_ *p = cls;
+    ssize_t rc;
+    pthread_mutex_lock(&p->lock);
+    if (p->off < p->len) {
+        size_t n = p->len - p->off < max ? p->len - p->off : max;
+        memcpy(buf, p->buf + p->off, n);
+        p->off += n;
+        if (p->off == p->len) {
+            p->off = p->len = 0;
+            if (!p->eof && !p->error && !p->producing && !pipe_schedule(p))
+                p->error = true; /* read ahead while this goes out */
+        }
+        rc = (ssize_t)n;
+    } else if (p->error) {
+        rc = MHD_CONTENT_READER_END_WITH_ERROR;
+    } else if (p->eof) {
+        rc = MHD_CONTENT_READER_END_OF_STREAM;
+    } else if (!p->producing && !pipe_schedule(p)) {
+        p->error = true;
+        rc = MHD_CONTENT_READER_END_WITH_ERROR;
+    } else {
+        /* Nothing yet: park the connection until the worker has some. */
+        p->suspended = true;
+        MHD_suspend_connection(p->conn);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+/* MHD dropped the response (sent, or the client went away). */
+static void pipe_done(void *cls)
+{
+    struct pipe_ *p = cls;
+    pthread_mutex_lock(&p->lock);
+    p->aborted = true;
+    pthread_mutex_unlock(&p->lock);
+    pipe_unref(p);
+}
+
+/* On a worker: one call of the handler's reader. */
+static void pipe_produce(at_httpd *s, struct pipe_ *p)
+{
+    char *tmp = malloc(PIPE_CAP);
+    pthread_mutex_lock(&p->lock);
+    bool skip = p->aborted;
+    pthread_mutex_unlock(&p->lock);
+    ssize_t n = !tmp                     ? MHD_CONTENT_READER_END_WITH_ERROR
+                : skip || atomic_load(&s->stopping) ? MHD_CONTENT_READER_END_WITH_ERROR
+                                      : p->read(p->cls, p->pos, tmp, PIPE_CAP);
+    pthread_mutex_lock(&p->lock);
+    if (n == MHD_CONTENT_READER_END_OF_STREAM)
+        p->eof = true;
+    else if (n < 0 || (size_t)n > PIPE_CAP - p->len)
+        p->error = true;
+    else if (n > 0) {
+        memcpy(p->buf + p->len, tmp, (size_t)n);
+        p->len += (size_t)n;
+        p->pos += (uint64_t)n;
+    }
+    p->producing = false;
+    if (n == 0 && !p->aborted && !p->eof && !p->error && !pipe_schedule(p))
+        p->error = true; /* the reader had nothing yet: ask again */
+    if (p->suspended && !p->aborted && (p->len || p->eof || p->error)) {
+        p->suspended = false;
+        MHD_resume_connection(p->conn);
+    }
+    pthread_mutex_unlock(&p->lock);
+    free(tmp);
+    pipe_unref(p);
+}
+
+/* On the worker: the handler's answer as an MHD response. Headers are
+ * copied, so nothing of the handler's thread is referenced afterwards. */
+static struct MHD_Response *build_resp(at_httpd *s, struct call *k, at_http_resp *r)
 {
     struct MHD_Response *m = r->mhd;
+    if (!m && r->stream) {
+        struct pipe_ *p = calloc(1, sizeof *p);
+        if (p) {
+            pthread_mutex_init(&p->lock, NULL);
+            p->refs = 1; /* the MHD response's */
+            p->srv = s;
+            p->conn = k->req.conn;
+            p->read = r->stream;
+            p->cls = r->stream_cls;
+            p->free_cls = r->stream_free;
+            m = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, PIPE_CAP, pipe_read, p, pipe_done);
+            if (!m) {
+                p->free_cls = NULL;
+                pipe_unref(p);
+            } else {
+                pthread_mutex_lock(&p->lock);
+                if (!pipe_schedule(p)) /* the first piece, before MHD asks */
+                    p->error = true;
+                pthread_mutex_unlock(&p->lock);
+            }
+        }
+        if (!m) {
+            if (r->stream_free)
+                r->stream_free(r->stream_cls);
+            r->stream = NULL;
+            at_http_error(r, AT_E_INTERNAL, "out of memory", -1);
+        } else if (r->content_type) {
+            MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+        }
+    }
     if (!m) {
         m = MHD_create_response_from_buffer(r->len, r->body ? r->body : (void *)"",
                                             r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (!m) {
+            free(r->body);
+            r->body = NULL;
+            return NULL;
+        }
         r->body = NULL;
-        if (!m)
-            return MHD_NO;
         if (r->content_type)
             MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     }
@@ -135,94 +475,353 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, at_http_resp *r)
         MHD_add_response_header(m, MHD_HTTP_HEADER_LOCATION, r->location);
     if (r->extra_header_name && r->extra_header_value)
         MHD_add_response_header(m, r->extra_header_name, r->extra_header_value);
-    enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, m);
-    MHD_destroy_response(m);
     r->mhd = NULL;
+    return m;
+}
+
+/* On a worker: run the handler, build the answer, hand the connection back. */
+static void run_call(at_httpd *s, struct call *k)
+{
+    size_t cap = s->o.max_body ? s->o.max_body : AT_MAX_BODY_BYTES;
+    at_http_resp r = {0};
+    s->handler(s->app, &k->req, &r);
+    if (!r.mhd && !r.stream && r.status == 0) {
+        char msg[96];
+        if (k->req.body_too_large)
+            snprintf(msg, sizeof msg, "body: larger than %zu bytes", cap);
+        at_http_error(&r, k->req.body_too_large ? AT_E_TOO_LARGE : AT_E_INTERNAL,
+                      k->req.body_too_large ? msg : "no response", -1);
+    }
+    k->status = (unsigned)r.status;
+    k->ready = build_resp(s, k, &r);
+    if (!k->ready)
+        k->status = 0;
+    k->state = CALL_DONE;
+    MHD_resume_connection(k->req.conn);
+}
+
+static void *worker_main(void *arg)
+{
+    at_httpd *s = arg;
+    pthread_mutex_lock(&s->qlock);
+    for (;;) {
+        if (s->qhead) {
+            struct call *k = s->qhead;
+            s->qhead = k->next;
+            if (!s->qhead)
+                s->qtail = NULL;
+            pthread_mutex_unlock(&s->qlock);
+            run_call(s, k);
+            pthread_mutex_lock(&s->qlock);
+        } else if (s->phead) {
+            struct pipe_ *p = s->phead;
+            s->phead = p->next;
+            if (!s->phead)
+                s->ptail = NULL;
+            pthread_mutex_unlock(&s->qlock);
+            pipe_produce(s, p);
+            pthread_mutex_lock(&s->qlock);
+        } else if (atomic_load(&s->stopping)) {
+            break;
+        } else {
+            pthread_cond_wait(&s->qcond, &s->qlock);
+        }
+    }
+    pthread_mutex_unlock(&s->qlock);
+    return NULL;
+}
+
+static enum MHD_Result refuse_now(struct call *k, at_err code, const char *msg);
+
+/* Park the connection and queue its request for a worker. */
+static enum MHD_Result dispatch(at_httpd *s, struct call *k)
+{
+    set_deadline(s, k->req.conn, 0); /* arrived: the deadline no longer applies */
+    pthread_mutex_lock(&s->qlock);
+    if (atomic_load(&s->stopping)) {
+        pthread_mutex_unlock(&s->qlock);
+        return refuse_now(k, AT_E_UNAVAILABLE, "server: stopping");
+    }
+    k->state = CALL_QUEUED;
+    MHD_suspend_connection(k->req.conn);
+    k->next = NULL;
+    if (s->qtail)
+        s->qtail->next = k;
+    else
+        s->qhead = k;
+    s->qtail = k;
+    pthread_cond_signal(&s->qcond);
+    pthread_mutex_unlock(&s->qlock);
+    return MHD_YES;
+}
+
+/* A refusal of the request's framing, on MHD's thread (no handler, no
+ * blocking); the connection closes after it. */
+static enum MHD_Result refuse_now(struct call *k, at_err code, const char *msg)
+{
+    at_http_resp r = {0};
+    at_http_error(&r, code, msg, -1);
+    struct MHD_Response *m = MHD_create_response_from_buffer(r.len, r.body, MHD_RESPMEM_MUST_FREE);
+    if (!m) {
+        free(r.body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
+    MHD_add_response_header(m, "Cache-Control", "no-store");
+    enum MHD_Result ok = MHD_queue_response(k->req.conn, (unsigned)r.status, m);
+    MHD_destroy_response(m);
+    k->state = CALL_SENT;
+    k->req.route = "refused";
     return ok;
 }
 
-/* The handler sees body_too_large and answers (and audits) the refusal;
- * without an answer from it, a generic one goes out. */
-static enum MHD_Result respond(at_httpd *s, at_http_req *req, size_t cap)
+#define HDR_SCAN_MAX 128
+struct hdr_scan {
+    unsigned content_length, transfer_encoding, authorization, host;
+    size_t n;
+    const char *key[HDR_SCAN_MAX], *value[HDR_SCAN_MAX];
+};
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
-    at_http_resp r = {0};
-    s->handler(s->app, req, &r);
-    if (!r.mhd && r.status == 0) {
-        char msg[96];
-        if (req->body_too_large)
-            snprintf(msg, sizeof msg, "body: larger than %zu bytes", cap);
-        at_http_error(&r, req->body_too_large ? AT_E_TOO_LARGE : AT_E_INTERNAL,
-                      req->body_too_large ? msg : "no response", -1);
+    (void)kind;
+    struct hdr_scan *h = cls;
+    if (!key)
+        return MHD_YES;
+    if (h->n < HDR_SCAN_MAX && value) {
+        h->key[h->n] = key;
+        h->value[h->n++] = value;
     }
-    return send_resp(req->conn, &r);
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        h->content_length++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        h->transfer_encoding++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
+        h->authorization++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        h->host++;
+    return MHD_YES;
+}
+
+/* libmicrohttpd 0.9.75 reads a header line up to its line end, writes NUL
+ * over the CR and LF, and keeps pointers into its read buffer in the order
+ * of the lines: a value holding a NUL byte of its own shows as non-NUL
+ * bytes between the value's end and the next line's name (or right after
+ * the last value). It reports no length of its own. */
+static const char *header_with_nul(const struct hdr_scan *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const char *v = h->value[i];
+        const char *end = v + strlen(v);
+        const char *next = i + 1 < h->n ? h->key[i + 1] : end + 2;
+        if (next <= end || next - end > 4096)
+            continue; /* not laid out as expected: no claim */
+        for (const char *p = end + 1; p < next; p++)
+            if (*p != '\0' && !(i + 1 == h->n && (*p == '\r' || *p == '\n')))
+                return h->key[i];
+    }
+    return NULL;
+}
+
+/* RFC 9112 §6.3, RFC 9110 §5.3: framing a peer could read differently, and
+ * credentials given twice, are refused rather than guessed at. NUL bytes
+ * would cut the C strings handlers see ("Bearer <token>\0junk"). */
+static const char *ambiguity(struct call *k, char *msg, size_t len)
+{
+    struct MHD_Connection *c = k->req.conn;
+    struct hdr_scan h = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &h);
+    const char *nul_in = header_with_nul(&h);
+    if (nul_in)
+        snprintf(msg, len, "header %.64s: contains a NUL byte", nul_in);
+    else if (strlen(k->req.method) == 0 || strlen(k->raw_url) == 0)
+        snprintf(msg, len, "request line: empty method or target");
+    else if (h.content_length > 1)
+        snprintf(msg, len, "header Content-Length: given %u times, expected once", h.content_length);
+    else if (h.transfer_encoding > 1)
+        snprintf(msg, len, "header Transfer-Encoding: given %u times, expected once",
+                 h.transfer_encoding);
+    else if (h.transfer_encoding && h.content_length)
+        snprintf(msg, len, "header Transfer-Encoding: not allowed with Content-Length");
+    else if (h.authorization > 1)
+        snprintf(msg, len, "header Authorization: given %u times, expected once", h.authorization);
+    else if (h.host > 1)
+        snprintf(msg, len, "header Host: given %u times, expected once", h.host);
+    else {
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && (!*cl || strspn(cl, "0123456789") != strlen(cl) || strlen(cl) > 19))
+            snprintf(msg, len, "header Content-Length: expected digits, got '%.32s'", cl);
+        else
+            return NULL;
+    }
+    return msg;
+}
+
+/* MHD's URI log callback: called with the request target as sent, before
+ * any decoding; what it returns becomes the request's con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    struct call *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->raw_url = strdup(uri ? uri : "");
+    k->path = k->raw_url ? route_path(k->raw_url) : NULL;
+    return k;
+}
+
+static void call_free(struct call *k)
+{
+    if (!k)
+        return;
+    at_buf_cleanup(&k->req.body);
+    if (k->ready)
+        MHD_destroy_response(k->ready);
+    free(k->raw_url);
+    free(k->path);
+    free(k);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
+    (void)url;
+    (void)version;
     at_httpd *s = cls;
-    at_http_req *req = *con_cls;
+    struct call *k = *con_cls;
     size_t cap = s->o.max_body ? s->o.max_body : AT_MAX_BODY_BYTES;
-    if (!req) {
-        req = calloc(1, sizeof *req);
-        if (!req)
-            return MHD_NO;
+    if (!k || !k->path)
+        return MHD_NO; /* out of memory in on_uri: close */
+    at_http_req *req = &k->req;
+    if (!req->conn) {
         req->conn = c;
         req->method = method;
-        req->url = url;
+        req->url = k->path;
         req->start_ns = at_monotonic_ns();
         req->route = "other";
         /* Bodies can carry secrets (PUT /v1/secrets): wiped when freed. */
         at_buf_init_secret(&req->body);
         at_buf_set_max(&req->body, cap);
         client_addr(c, req->client, sizeof req->client);
+        atomic_fetch_add(&s->in_flight, 1);
+        char msg[160];
+        if (ambiguity(k, msg, sizeof msg))
+            return refuse_now(k, AT_E_BAD_REQUEST, msg);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
-            char *end;
-            unsigned long long n = strtoull(cl, &end, 10);
+            unsigned long long n = strtoull(cl, NULL, 10);
             req->declared_len = (size_t)n;
-            if (*end || n > cap)
+            if (n > cap)
                 req->body_too_large = true;
         }
-        atomic_fetch_add(&s->in_flight, 1);
-        *con_cls = req;
         /* Refuse an announced oversized body before reading it. */
         if (req->body_too_large)
-            return respond(s, req, cap);
+            return dispatch(s, k);
         return MHD_YES;
     }
-    if (*upload_size) {
-        if (!req->body_too_large && at_buf_append(&req->body, upload, *upload_size) != AT_OK) {
-            req->body_too_large = true;
-            at_buf_cleanup(&req->body);
+    switch (k->state) {
+    case CALL_NEW:
+        if (*upload_size) {
+            if (!req->body_too_large && at_buf_append(&req->body, upload, *upload_size) != AT_OK) {
+                req->body_too_large = true;
+                at_buf_cleanup(&req->body);
+            }
+            *upload_size = 0;
+            return MHD_YES;
         }
+        return dispatch(s, k);
+    case CALL_QUEUED:
+        return MHD_YES; /* not reached: suspended until the worker is done */
+    case CALL_DONE: {
         *upload_size = 0;
+        k->state = CALL_SENT;
+        if (!k->ready)
+            return MHD_NO;
+        enum MHD_Result ok = MHD_queue_response(c, k->status, k->ready);
+        MHD_destroy_response(k->ready);
+        k->ready = NULL;
+        return ok;
+    }
+    default:
+        *upload_size = 0; /* the rest of a refused body */
         return MHD_YES;
     }
-    if (req->declared_len && req->body_too_large)
-        return MHD_YES; /* response already queued */
-    return respond(s, req, cap);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    (void)toe;
     at_httpd *s = cls;
-    at_http_req *req = *con_cls;
-    if (!req)
+    struct call *k = *con_cls;
+    if (!k)
         return;
+    *con_cls = NULL;
+    /* The next request on this connection has its own deadline. */
+    set_deadline(s, c, at_monotonic_ns() + request_timeout_ns(s));
+    if (!k->req.conn) { /* the request line came, the head never completed */
+        call_free(k);
+        return;
+    }
     if (s->o.observe) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
         int status = ci ? (int)ci->http_status : 0;
-        s->o.observe(s->app, req->route, req->method, status,
-                     (double)(at_monotonic_ns() - req->start_ns) / 1e9);
+        s->o.observe(s->app, k->req.route, k->req.method, status,
+                     (double)(at_monotonic_ns() - k->req.start_ns) / 1e9);
     }
-    at_buf_cleanup(&req->body);
-    free(req);
-    *con_cls = NULL;
+    call_free(k);
     atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* Raise the soft descriptor limit to the hard one; the connection limit
+ * that it allows. */
+static unsigned fd_connection_budget(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = old;
+    }
+    rlim_t n = rl.rlim_cur;
+    if (n == RLIM_INFINITY || n > AT_HTTP_MAX_CONNECTIONS + AT_HTTP_FD_RESERVE)
+        n = AT_HTTP_MAX_CONNECTIONS + AT_HTTP_FD_RESERVE;
+    return n > 2 * AT_HTTP_FD_RESERVE ? (unsigned)(n - AT_HTTP_FD_RESERVE) : (unsigned)(n / 2);
+}
+
+static void stop_threads(at_httpd *s)
+{
+    pthread_mutex_lock(&s->qlock);
+    atomic_store(&s->stopping, true);
+    pthread_cond_broadcast(&s->qcond);
+    pthread_mutex_unlock(&s->qlock);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        pthread_join(s->workers[i], NULL);
+    s->n_workers = 0;
+    pthread_mutex_lock(&s->conn_lock);
+    pthread_cond_signal(&s->reaper_cond);
+    pthread_mutex_unlock(&s->conn_lock);
+    if (s->reaper_started)
+        pthread_join(s->reaper, NULL);
+    s->reaper_started = false;
+}
+
+static void httpd_free(at_httpd *s)
+{
+    free(s->workers);
+    pthread_mutex_destroy(&s->qlock);
+    pthread_cond_destroy(&s->qcond);
+    pthread_mutex_destroy(&s->conn_lock);
+    pthread_cond_destroy(&s->reaper_cond);
+    free(s);
 }
 
 at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handler h, void *app,
@@ -240,37 +839,72 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
     s->app = app;
     if (o)
         s->o = *o;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    pthread_mutex_init(&s->qlock, NULL);
+    pthread_cond_init(&s->qcond, NULL);
+    pthread_mutex_init(&s->conn_lock, NULL);
+    pthread_cond_init(&s->reaper_cond, NULL);
     if ((s->o.tls_cert_pem != NULL) != (s->o.tls_key_pem != NULL)) {
-        free(s);
+        httpd_free(s);
         return at_fail(d, AT_E_BAD_REQUEST, "tls: a certificate and a key are both needed");
     }
+    unsigned budget = fd_connection_budget();
+    unsigned limit = s->o.connection_limit ? s->o.connection_limit : budget;
+    if (limit > budget) {
+        httpd_free(s);
+        return at_fail(d, AT_E_BAD_REQUEST,
+                       "connection limit: %u is more than the file descriptor limit allows (%u)",
+                       limit, budget);
+    }
+    unsigned per_ip = s->o.per_ip_limit ? s->o.per_ip_limit : (limit + 1) / 2;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
     if (s->o.tls_cert_pem) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-            free(s);
+            httpd_free(s);
             return at_fail(d, AT_E_UNAVAILABLE, "tls: this libmicrohttpd has no TLS support");
         }
         flags |= MHD_USE_TLS;
     }
+    s->n_workers = s->o.workers ? s->o.workers : AT_HTTP_WORKERS;
+    s->workers = calloc(s->n_workers, sizeof *s->workers);
+    if (!s->workers) {
+        httpd_free(s);
+        return at_fail(d, AT_E_INTERNAL, "out of memory");
+    }
+    for (unsigned i = 0; i < s->n_workers; i++)
+        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) {
+            s->n_workers = i;
+            stop_threads(s);
+            httpd_free(s);
+            return at_fail(d, AT_E_INTERNAL, "httpd: cannot start worker threads");
+        }
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        stop_threads(s);
+        httpd_free(s);
+        return at_fail(d, AT_E_INTERNAL, "httpd: cannot start the deadline thread");
+    }
+    s->reaper_started = true;
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(s->o.connection_limit ? s->o.connection_limit : 512),
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->o.per_ip_limit,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)AT_HTTP_IO_THREADS,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->o.timeout_s ? s->o.timeout_s : 30),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         /* Without TLS the rest is not read: MHD_OPTION_END ends the list. */
         s->o.tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->o.tls_cert_pem,
         MHD_OPTION_HTTPS_MEM_KEY, s->o.tls_key_pem, MHD_OPTION_END);
     if (!s->mhd) {
-        free(s);
+        stop_threads(s);
+        httpd_free(s);
         return at_fail(d, AT_E_IO, "listen: cannot serve on %s (address in use?)", listen);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : 0;
+    at_log("debug", "httpd", "up to %u connections (%u per address), %u workers, request deadline %u s",
+           limit, per_ip, s->n_workers, (unsigned)(request_timeout_ns(s) / 1000000000));
     *out = s;
     return AT_OK;
 }
@@ -290,6 +924,7 @@ int at_httpd_write_port_file(const at_httpd *s, const char *path)
 }
 
 unsigned at_httpd_in_flight(const at_httpd *s) { return atomic_load(&s->in_flight); }
+uint64_t at_httpd_deadline_closed(const at_httpd *s) { return atomic_load(&s->deadline_closed); }
 
 void at_httpd_stop(at_httpd *s, int drain_ms)
 {
@@ -298,10 +933,13 @@ void at_httpd_stop(at_httpd *s, int drain_ms)
     MHD_socket fd = MHD_quiesce_daemon(s->mhd);
     for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < drain_ms; waited += 10)
         usleep(10000);
+    /* Workers finish what is queued (streams end with an error) and resume
+     * every connection they parked: MHD must not stop with one suspended. */
+    stop_threads(s);
     MHD_stop_daemon(s->mhd);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
-    free(s);
+    httpd_free(s);
 }
 
 void at_http_json(at_http_resp *r, int status, json_t *body)

@@ -1,9 +1,15 @@
 /* httpd: the HTTP server shared by the verifier, agent and gateway, on
- * libmicrohttpd (a thread per connection, so a request may block on the
- * database's group commit without stalling others). Owns the network trust
- * boundary for requests: bodies are capped before they are buffered,
- * connections are limited and time out, shutdown drains in-flight requests.
- * Handlers get a complete, bounded request and fill a response. */
+ * libmicrohttpd's internal epoll with a small pool of I/O threads: an idle
+ * or trickling connection costs a socket and a few KiB, never a thread.
+ * Complete requests run on a bounded pool of worker threads (handlers may
+ * block: the database's group commit, an upstream), their connections
+ * suspended meanwhile; streamed answers are pumped by the same workers.
+ * Owns the network trust boundary for requests: a whole request must
+ * arrive within a deadline, bodies are capped before they are buffered,
+ * connections are limited per client address before any work, ambiguous
+ * requests (duplicate or conflicting framing headers, NUL bytes) are
+ * refused, shutdown drains in-flight requests. Handlers get a complete,
+ * bounded request and fill a response. */
 #ifndef AT_HTTPD_H
 #define AT_HTTPD_H
 
@@ -18,7 +24,11 @@
 typedef struct {
     struct MHD_Connection *conn;
     const char *method;
-    const char *url;            /* path only (MHD strips the query) */
+    /* The path (no query) as routed: the raw path with each percent-escape
+     * decoded except those of '/', '%' and control bytes (NUL included),
+     * which stay escaped. Splitting it on '/' gives exactly the raw
+     * segments, and an escaped byte fails every name check. */
+    const char *url;
     at_buf body;
     char client[64];            /* remote address, "ip" */
     const char *route;          /* metrics label, set by the handler */
@@ -32,7 +42,14 @@ typedef struct {
     char *body;                 /* owned (free()) */
     size_t len;
     const char *content_type;
-    struct MHD_Response *mhd;   /* alternatively a ready response (streams) */
+    struct MHD_Response *mhd;   /* alternatively a ready response (no blocking callbacks) */
+    /* Or a streamed body of unknown length: stream() is called on a worker
+     * thread (it may block on an upstream) with MHD's content-reader
+     * contract; stream_free(stream_cls) once when done. status and
+     * content_type apply. */
+    ssize_t (*stream)(void *cls, uint64_t pos, char *buf, size_t max);
+    void *stream_cls;
+    void (*stream_free)(void *cls);
     char location[256];
     const char *extra_header_name, *extra_header_value;
 } at_http_resp;
@@ -41,9 +58,11 @@ typedef void (*at_http_handler)(void *app, at_http_req *req, at_http_resp *resp)
 
 typedef struct {
     size_t max_body;            /* 0 = AT_MAX_BODY_BYTES */
-    unsigned connection_limit;  /* 0 = 512 */
-    unsigned per_ip_limit;      /* 0 = none */
+    unsigned connection_limit;  /* 0 = what RLIMIT_NOFILE allows (raised to its hard limit), <= 65536 */
+    unsigned per_ip_limit;      /* connections per client address, 0 = half the connection limit */
     unsigned timeout_s;         /* idle connection timeout, 0 = 30 */
+    unsigned request_timeout_s; /* a whole request (head and body) must arrive within this, 0 = 30 */
+    unsigned workers;           /* handler threads, 0 = 64 */
     const char *tls_cert_pem;   /* serve HTTPS with this certificate chain (PEM text) */
     const char *tls_key_pem;    /* ... and this private key; both or neither */
     /* Called after every request with its route label, status and duration. */
@@ -63,6 +82,9 @@ int at_httpd_write_port_file(const at_httpd *s, const char *path);
 /* Stop accepting, wait up to drain_ms for in-flight requests, stop. */
 void at_httpd_stop(at_httpd *s, int drain_ms);
 unsigned at_httpd_in_flight(const at_httpd *s);
+/* Connections closed because their request did not arrive in full within
+ * request_timeout_s, since start. */
+uint64_t at_httpd_deadline_closed(const at_httpd *s);
 
 /* Parse "host:port" into a socket address (for servers and clients). */
 at_err at_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,

@@ -8,6 +8,10 @@
 /* Lines below this level ("debug", "info", "warn", "error", "fatal";
  * default "info") are dropped. Call before threads start. */
 void at_log_set_level(const char *level);
+/* Bytes of a message in a line, at most (longer ones are cut at a
+ * character boundary and end in " [truncated]"). Bytes that are not UTF-8
+ * are written as \xHH: a line is never dropped. */
+#define AT_LOG_MAX_MSG 1024
 void at_log(const char *level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

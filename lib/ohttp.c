@@ -766,10 +766,10 @@ static at_err tx_chunks(bool *ended, at_span piece, bool final, seal_fn fn, void
             rc = fn(self, is_final, AT_SPAN(piece.p, n), out, d);
         if (rc != AT_OK)
             return rc;
+        if (last)
+            break; /* before advancing: piece.p may be NULL (an empty piece) */
         piece.p += n;
         piece.len -= n;
-        if (last)
-            break;
     }
     *ended = final;
     return AT_OK;

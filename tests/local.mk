@@ -9,6 +9,11 @@ tests_unit_test_buf_SOURCES = tests/unit/test_buf.c
 tests_unit_test_buf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_buf_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_log
+tests_unit_test_log_SOURCES = tests/unit/test_log.c
+tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_log_LDADD = $(UNIT_LDADD)
+
 check_PROGRAMS += tests/unit/test_cbor_rd
 tests_unit_test_cbor_rd_SOURCES = tests/unit/test_cbor_rd.c tests/unit/test_util.h
 tests_unit_test_cbor_rd_CFLAGS = $(UNIT_CFLAGS)

@@ -29,6 +29,7 @@ static void usage(FILE *f)
             "                       [--nonce-ttl S] [--clock-skew S] [--max-body BYTES]\n"
             "                       [--connection-limit N] [--per-ip-limit N] [--rate R] [--burst B]\n"
             "                       [--audit-rate N] [--audit-verify-interval S]\n"
+            "                       [--request-timeout S]\n"
             "                       [--tls-cert PEM --tls-key PEM] [--port-file F]\n"
             "                       [--log-level debug|info|warn|error] [--storage-key-file F]\n"
             "       attest-verifier --db FILE --rotate-signing-key\n"
@@ -502,7 +503,7 @@ int main(int argc, char **argv)
     c->nonce_ttl_s = AT_NONCE_TTL_S;
     c->clock_skew_ms = AT_CLOCK_SKEW_MS;
     c->max_body = AT_MAX_BODY_BYTES;
-    c->connection_limit = 512;
+    c->connection_limit = 0; /* what the descriptor limit allows */
     c->rate_per_s = 100;
     c->rate_burst = 200;
     c->audit_rows_per_min = 60;
@@ -518,6 +519,7 @@ int main(int argc, char **argv)
         {"port-file", required_argument, NULL, 'p'},  {"rotate-signing-key", no_argument, NULL, 'K'},
         {"log-level", required_argument, NULL, 'L'},
         {"per-ip-limit", required_argument, NULL, 'I'},
+        {"request-timeout", required_argument, NULL, 1001},
         {"tls-cert", required_argument, NULL, 'T'},   {"tls-key", required_argument, NULL, 'k'},
         {"storage-key-file", required_argument, NULL, 'S'},
         {"audit-rate", required_argument, NULL, 'A'},
@@ -543,6 +545,7 @@ int main(int argc, char **argv)
         case 'C': c->connection_limit = (unsigned)parse_long("--connection-limit", optarg, 1, 100000); break;
         case 'T': snprintf(c->tls_cert_file, sizeof c->tls_cert_file, "%s", optarg); break;
         case 'k': snprintf(c->tls_key_file, sizeof c->tls_key_file, "%s", optarg); break;
+        case 1001: c->request_timeout_s = (unsigned)parse_long("--request-timeout", optarg, 1, 3600); break;
         case 'I': c->per_ip_limit = (unsigned)parse_long("--per-ip-limit", optarg, 0, 100000); break;
         case 'R': c->rate_per_s = (double)parse_long("--rate", optarg, 0, 1000000); break;
         case 'B': c->rate_burst = (double)parse_long("--burst", optarg, 1, 1000000); break;
@@ -646,6 +649,7 @@ int main(int argc, char **argv)
     }
     at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
                         .per_ip_limit = c->per_ip_limit, .tls_cert_pem = tls_cert,
+                        .request_timeout_s = c->request_timeout_s,
                         .tls_key_pem = tls_key,
                         .observe = observe};
     at_httpd *srv = NULL;

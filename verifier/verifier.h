@@ -34,7 +34,8 @@ typedef struct {
     int nonce_ttl_s;            /* default 60 */
     int64_t clock_skew_ms;      /* default 60 s */
     size_t max_body;            /* default 64 KiB */
-    unsigned connection_limit;  /* default 512 */
+    unsigned request_timeout_s; /* whole-request deadline, 0 = httpd default */
+    unsigned connection_limit;  /* 0 = what RLIMIT_NOFILE allows */
     unsigned per_ip_limit;      /* connections per client address, 0 = off */
     double rate_per_s;          /* challenge+attestation per client, default 100 */
     double rate_burst;          /* default 200 */

@@ -97,6 +97,56 @@ try:
     v.sql("UPDATE audit_head SET last_id = (SELECT max(id) FROM audit),"
           " hash = (SELECT hash FROM audit ORDER BY id DESC LIMIT 1)")
 
+    # ---- request parsing: route on the raw path, refuse ambiguity --------------
+    def refused400(st, body, header, what):
+        try:
+            j = json.loads(body)
+        except ValueError:
+            j = {}
+        code = j.get("error", {}).get("code")
+        msg = j.get("error", {}).get("message", "")
+        check(st == 400 and code == "bad_request" and header in msg,
+              f"{what}: 400 bad_request naming {header} (got {st} {code} {msg!r})")
+        st2, _ = v.call("GET", "/healthz")
+        check(st2 == 200, f"after {what}: the verifier still answers")
+
+    st, body = v.call("PUT", "/v1/policies/llm", body=pol, token=owner)
+    check(st == 201 and body["version"] == 2, "policy llm v2")
+    st, body = v.call("DELETE", "/v1/policies/llm%2Fversions%2F1", token=owner)
+    check(st == 400 and body["error"]["code"] == "bad_request",
+          f"DELETE /v1/policies/llm%2Fversions%2F1: %2F does not split the path: 400 bad_request (got {st} {body})")
+    st, body = v.call("GET", "/v1/policies/llm", token=owner)
+    check(st == 200 and all(not h.get("revoked_at") and not h.get("revoked") for h in body["history"])
+          and len(body["history"]) == 2, f"no version of llm was revoked ({body})")
+    st, body = v.call("GET", "/v1/policies/llm%2f..%2fllm", token=owner)
+    check(st == 400 and body["error"]["code"] == "bad_request", f"%2f..%2f in a name: 400 (got {st})")
+    st, body = v.call("GET", "/v1/policies/%6c%6c%6D", token=owner)
+    check(st == 200 and body["name"] == "llm", f"escapes of ordinary characters decode per segment (got {st})")
+    admin = v.admin.encode()
+    st, body = raw(b"GET /v1/audit?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin
+                   + b"\x00junk\r\n\r\n")
+    refused400(st, body, "Authorization", "a NUL byte after the bearer token")
+    st, body = raw(b"GET /v1/audit?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin
+                   + b"\r\nAuthorization: Bearer x" + b"\r\n\r\n")
+    refused400(st, body, "Authorization", "two Authorization headers")
+    st, body = raw(b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3"
+                   b"\r\n\r\n{}")
+    refused400(st, body, "Content-Length", "two different Content-Length headers")
+    st, body = raw(b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2"
+                   b"\r\n\r\n{}")
+    refused400(st, body, "Content-Length", "Content-Length given twice")
+    st, body = raw(b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked"
+                   b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    refused400(st, body, "Transfer-Encoding", "Transfer-Encoding with Content-Length")
+    st, body = raw(b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}")
+    check(st == 400, f"a Content-Length that is not digits: 400 (got {st})")
+    # ---- log lines: bytes that are not UTF-8 are escaped, never dropped ----------
+    st, body = raw(b"G\xffT /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(st in (400, 404, 405, 501), f"method G\\xffT: refused (got {st})")
+    time.sleep(0.5)
+    log = open(v.log, "rb").read()
+    check(b"G\\\\xffT" in log, "method G\\xffT: its request still has a log line, the byte escaped")
+
     # ---- configuration file: the same bounds as the flags ----------------------
     import subprocess
     from harness import VERIFIER

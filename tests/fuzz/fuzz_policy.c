@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *text = malloc(size + 1);
     if (!text)
         return 0;
-    memcpy(text, data, size);
+    if (size)
+        memcpy(text, data, size); /* data may be NULL when size is 0 */
     text[size] = '\0';
     int64_t ts;
     uint8_t mac[32];

@@ -52,6 +52,10 @@ int main(int argc, char **argv)
         argv = default_args;
     }
 #endif
+    /* The empty input, as libFuzzer may hand it: no bytes at NULL. Every
+     * target must take it without undefined behaviour (memcpy from NULL,
+     * NULL + 0): UBSan aborts on the first report. */
+    LLVMFuzzerTestOneInput(NULL, 0);
     for (int i = 1; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) != 0) {
