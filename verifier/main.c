@@ -1,7 +1,8 @@
 /* attest-verifier: entry point. Reads configuration, opens the database
  * (migrations), makes sure its keys and the bootstrap admin token exist,
  * pins roots, serves the HTTP API (router below) and handles signals:
- * SIGTERM/SIGINT drain and stop, SIGHUP reloads roots and signing keys. */
+ * SIGTERM/SIGINT drain and stop, SIGHUP reloads roots and signing keys,
+ * SIGUSR1 prunes at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -31,7 +32,10 @@ static void usage(FILE *f)
             "                       [--log-level debug|info|warn|error] [--storage-key-file F]\n"
             "       attest-verifier --db FILE --rotate-signing-key\n"
             "Defaults: --listen 127.0.0.1:8440 --db ./attest.db; the AWS Nitro root G1 is\n"
-            "always trusted unless --no-aws-root. SIGHUP reloads roots and keys.\n");
+            "always trusted unless --no-aws-root. SIGHUP reloads roots and keys, SIGUSR1\n"
+            "prunes used nonces/proofs and ends expired sessions now (else every 30 s).\n"
+            "--test-clock-file F (tests only) adds the offset in seconds written in F to\n"
+            "the clock.\n");
 }
 
 at_trust *verifier_trust(verifier *v)
@@ -40,6 +44,25 @@ at_trust *verifier_trust(verifier *v)
     at_trust *t = at_trust_ref(v->trust);
     pthread_rwlock_unlock(&v->trust_lock);
     return t;
+}
+
+at_signer *verifier_signer(verifier *v)
+{
+    pthread_rwlock_rdlock(&v->signer_lock);
+    at_signer *s = at_signer_ref(v->signer);
+    pthread_rwlock_unlock(&v->signer_lock);
+    return s;
+}
+
+/* Install a new signer; the old one goes when its last user drops it, so
+ * any number of reloads holds at most the signers requests still use. */
+static void swap_signer(verifier *v, at_signer *fresh)
+{
+    pthread_rwlock_wrlock(&v->signer_lock);
+    at_signer *old = v->signer;
+    v->signer = fresh;
+    pthread_rwlock_unlock(&v->signer_lock);
+    at_signer_free(old);
 }
 
 at_err verifier_load_roots(verifier *v, at_diag *d)
@@ -259,11 +282,30 @@ static at_err load_storage_key(verifier *v, at_diag *d)
 
 /* ---- maintenance ---------------------------------------------------------- */
 
+/* Prune against the time high-water mark (schema/0003): the cutoff never
+ * goes below the largest one used before, and is recorded in the same
+ * transaction as the deletes, so nonce and proof checks on every replica
+ * can refuse what a clock set back would otherwise let through again. */
 static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
 {
+    (void)ctx;
     int64_t now = at_now_ms();
+    int64_t cutoff = now - 60 * 1000, mark = 0;
     sqlite3_stmt *st = NULL;
+    at_err rc = at_db_prepare(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d);
+    if (rc != AT_OK)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        mark = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (cutoff < mark) {
+        at_log("warn", "clock", "wall clock is %lld s behind the time high-water mark: nonces and "
+               "release proofs expiring before %lld ms are refused", (long long)((mark - cutoff) / 1000),
+               (long long)mark);
+        cutoff = mark;
+    }
     static const char *sql[] = {
+        "UPDATE clock_watermark SET pruned_before_ms = ?",
         "DELETE FROM nonces_used WHERE expires_ms < ?",
         "DELETE FROM proofs_used WHERE expires_ms < ?",
         "UPDATE sessions SET ended_ms = expires_ms, end_reason = 'expired'"
@@ -271,17 +313,18 @@ static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
     };
     int ended = 0;
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
-        at_err rc = at_db_prepare(c, sql[i], &st, d);
+        rc = at_db_prepare(c, sql[i], &st, d);
         if (rc != AT_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, now - 60 * 1000);
+        sqlite3_bind_int64(st, 1, cutoff);
         int s = sqlite3_step(st);
         sqlite3_finalize(st);
         if (s != SQLITE_DONE)
             return at_fail(d, AT_E_INTERNAL, "prune: %s", sqlite3_errmsg(c));
-        if (i == 2)
+        if (i == 3)
             ended = sqlite3_changes(c);
     }
+    at_log("debug", "prune", "pruned before %lld ms", (long long)cutoff);
     if (ended == 0)
         return AT_OK;
     /* Ending sessions is a state change: it gets its row. */
@@ -509,6 +552,7 @@ int main(int argc, char **argv)
         {"per-ip-limit", required_argument, NULL, 'I'},
         {"tls-cert", required_argument, NULL, 'T'},   {"tls-key", required_argument, NULL, 'k'},
         {"storage-key-file", required_argument, NULL, 'S'},
+        {"test-clock-file", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     /* The config file first, so command-line flags override it. */
@@ -536,6 +580,7 @@ int main(int argc, char **argv)
         case 'p': snprintf(c->port_file, sizeof c->port_file, "%s", optarg); break;
         case 'K': rotate = true; break;
         case 'L': at_log_set_level(optarg); break;
+        case 'X': at_now_set_test_clock_file(optarg); break;
         case 'S': snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", optarg); break;
         case 'V': printf("attest-verifier %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -558,6 +603,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -580,6 +626,7 @@ int main(int argc, char **argv)
         return 0;
     }
     pthread_rwlock_init(&v.trust_lock, NULL);
+    pthread_rwlock_init(&v.signer_lock, NULL);
     v.metrics = at_metrics_new();
     v.rl = ratelimit_new(c->rate_per_s, c->rate_burst);
     if (load_signer(&v, &v.signer, &d) != AT_OK || load_nonce_keys(&v, &d) != AT_OK ||
@@ -629,9 +676,6 @@ int main(int argc, char **argv)
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
         at_log("error", "port_file", "cannot write %s", c->port_file);
 
-    enum { MAX_RETIRED = 64 };
-    at_signer *retired[MAX_RETIRED];
-    size_t n_retired = 0;
     for (;;) {
         struct timespec ts = {30, 0};
         int sig = sigtimedwait(&sigs, NULL, &ts);
@@ -640,19 +684,24 @@ int main(int argc, char **argv)
                 at_log("error", "reload", "roots not reloaded: %s", d.msg);
             else
                 at_log("info", "reload", "roots reloaded (%zu files)", c->n_root_files);
-            /* Signing keys: a rotation done with --rotate-signing-key. Requests
-             * in flight may hold the old signer: it is kept until exit. */
+            /* Signing keys: a rotation done with --rotate-signing-key.
+             * Requests in flight keep their reference to the old signer. */
             at_signer *fresh = NULL;
-            if (n_retired < MAX_RETIRED && load_signer(&v, &fresh, &d) == AT_OK) {
-                retired[n_retired++] = __atomic_exchange_n(&v.signer, fresh, __ATOMIC_ACQ_REL);
+            if (load_signer(&v, &fresh, &d) == AT_OK) {
+                swap_signer(&v, fresh);
                 at_log("info", "reload", "signing key %s", at_signer_kid(fresh));
+            } else {
+                at_log("error", "reload", "signing keys not reloaded: %s", d.msg);
             }
         } else if (sig == SIGTERM || sig == SIGINT) {
             at_log("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
             break;
-        } else if (sig < 0 && errno == EAGAIN) {
+        } else if ((sig < 0 && errno == EAGAIN) || sig == SIGUSR1) {
+            /* Every 30 s, and at once on SIGUSR1. */
             if (at_db_write(v.db, prune, NULL, &d) != AT_OK)
                 at_log("error", "prune", "%s", d.msg);
+            else if (sig == SIGUSR1)
+                at_log("info", "prune", "pruned on SIGUSR1");
         }
     }
     at_httpd_stop(srv, 10000);
@@ -661,8 +710,6 @@ int main(int argc, char **argv)
     free(tls_key);
     free(tls_cert);
     at_db_close(v.db);
-    for (size_t i = 0; i < n_retired; i++)
-        at_signer_free(retired[i]);
     at_signer_free(v.signer);
     at_log("info", "stop", "stopped cleanly");
     at_trust_unref(v.trust);

@@ -116,6 +116,28 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
         return rc;
     }
     if (j->nonce_len) {
+        /* Single use must hold whatever the wall clock does: a nonce that
+         * expires at or before the time high-water mark may have had its
+         * use record pruned (schema/0003), so it is expired, full stop. */
+        AT_TRY(at_db_stmt(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
+        int64_t mark = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+        sqlite3_reset(st);
+        st = NULL;
+        if (j->nonce_expires_ms <= mark) {
+            rc = at_fail(d, AT_E_NONCE_EXPIRED,
+                         "nonce: expired at %lld ms, not after the verifier's time high-water mark "
+                         "%lld ms (the clock was set back?)",
+                         (long long)j->nonce_expires_ms, (long long)mark);
+            at_audit_row row = {.actor = j->actor, .action = "attestation.create",
+                                .outcome = "refused", .code = "nonce_expired", .message = d->msg,
+                                .policy = ref, .instance_id = j->instance_id,
+                                .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
+                                .client = j->client};
+            at_diag scratch;
+            if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+                return AT_E_INTERNAL;
+            return rc;
+        }
         /* Single use: the primary key refuses a second insert. */
         AT_TRY(at_db_stmt(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)",
                              &st, d));
@@ -380,14 +402,17 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     json_t *submods = json_object();
     json_object_set_new(submods, ev.payload.module_id, sub);
     json_object_set_new(claims, "submods", submods);
-    if ((rc = at_signer_sign(verifier_signer(v), claims, &token, &d)) != AT_OK)
+    at_signer *signer = verifier_signer(v);
+    rc = at_signer_sign(signer, claims, &token, &d);
+    at_signer_free(signer);
+    if (rc != AT_OK)
         goto refused;
     pcrs_text = json_dumps(json_object_get(ae, "pcrs"), JSON_COMPACT | JSON_SORT_KEYS);
     j.pcrs = pcrs_text;
     j.token = token;
     rc = at_db_write(v->db, admit, &j, &d);
     at_wipe(j.proof_key, sizeof j.proof_key);
-    if (rc == AT_E_NONCE_REUSED || rc == AT_E_POLICY_NOT_FOUND) {
+    if (rc == AT_E_NONCE_REUSED || rc == AT_E_NONCE_EXPIRED || rc == AT_E_POLICY_NOT_FOUND) {
         at_http_error(resp, rc, d.msg, j.audit_id);
         goto done;
     }

@@ -97,6 +97,26 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
     }
     sqlite3_finalize(st);
     st = NULL;
+    /* A proof whose use record may have been pruned (it expires at or
+     * before the time high-water mark, schema/0003) is never accepted, so
+     * a clock set back cannot make it fresh again. */
+    AT_TRY(at_db_prepare(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
+    int64_t mark = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (j->proof_expires_ms <= mark) {
+        rc = at_fail(d, AT_E_UNAUTHORIZED,
+                     "proof: expires at %lld ms, not after the verifier's time high-water mark "
+                     "%lld ms (stale, or the clock was set back)",
+                     (long long)j->proof_expires_ms, (long long)mark);
+        row.outcome = "refused";
+        row.code = at_err_str(rc);
+        row.message = d->msg;
+        at_diag scratch;
+        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+            return AT_E_INTERNAL;
+        return rc;
+    }
     AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
     sqlite3_bind_blob(st, 1, j->mac, sizeof j->mac, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, j->proof_expires_ms);
@@ -307,7 +327,7 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     if ((rc = at_seal_to_key_config(AT_SPAN(kc, kclen), info, AT_SPAN(value, vlen), &sealed, &d)) != AT_OK)
         goto refused;
     struct release_job j = {.name = name, .session_id = sid, .client = req->client, .actor = actor,
-                            .proof_expires_ms = now + 2 * skew, .policy_ref = ref, .instance_id = instance};
+                            .proof_expires_ms = ts_ms + 2 * skew, .policy_ref = ref, .instance_id = instance};
     memcpy(j.mac, mac, 32);
     rc = at_db_write(v->db, consume_proof, &j, &d);
     if (rc != AT_OK) {

@@ -57,7 +57,8 @@ typedef struct {
     pthread_rwlock_t trust_lock;
     at_trust *trust;            /* swap under trust_lock (SIGHUP) */
     bool trusts_sim_root;       /* a non-AWS root is pinned: say so */
-    at_signer *signer;
+    pthread_rwlock_t signer_lock;
+    at_signer *signer;          /* swap under signer_lock (SIGHUP) */
     uint8_t nonce_keys[2][AT_NONCE_KEY_LEN];
     size_t n_nonce_keys;
     uint8_t storage_key[32];    /* secrets at rest (lib/seal.h) */
@@ -73,11 +74,9 @@ typedef struct {
     char actor[64];             /* "token:3/owner", "anonymous" */
 } caller;
 
-/* The current signer (swapped on SIGHUP; old ones live until exit). */
-static inline at_signer *verifier_signer(verifier *v)
-{
-    return __atomic_load_n(&v->signer, __ATOMIC_ACQUIRE);
-}
+/* The current signer, a reference (at_signer_free it). SIGHUP swaps it;
+ * the old one is freed when the last request holding it lets go. */
+at_signer *verifier_signer(verifier *v);
 
 /* Current trust set (a reference: at_trust_unref it). */
 at_trust *verifier_trust(verifier *v);
