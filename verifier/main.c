@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "enc.h"
+#include "seal.h"
 #include "token.h"
 #include "verifier.h"
 
@@ -248,36 +249,173 @@ static at_err bootstrap_admin(verifier *v, at_diag *d)
 
 /* ---- storage key for secrets at rest -------------------------------------- */
 
-/* Read the key file, or create it (0600, 32 random bytes) when absent. It
- * lives outside the database on purpose: a copy of the database alone
- * reveals no secret. Replicas sharing a database share this file too. */
+/* What the database holds sealed under the storage key: secrets, and the
+ * proof keys of live sessions, with one of each to try (freed by
+ * the caller), so a wrong key is found at start, not at the first release. */
+struct sealed_probe {
+    int64_t n_secrets, n_sessions;
+    char *secret, *secret_policy, *session;
+    uint8_t *blob, *sblob;
+    size_t blob_len, sblob_len;
+};
+
+static void probe_free(struct sealed_probe *p)
+{
+    free(p->secret);
+    free(p->secret_policy);
+    free(p->session);
+    free(p->blob);
+    free(p->sblob);
+}
+
+static at_err probe_sealed(verifier *v, struct sealed_probe *p, at_diag *d)
+{
+    memset(p, 0, sizeof *p);
+    sqlite3 *c = at_db_read_acquire(v->db);
+    sqlite3_stmt *st = NULL;
+    at_err rc = AT_E_INTERNAL;
+    AT_ENSURE(c, d, AT_E_INTERNAL, "database unavailable");
+    AT_TRY(at_db_prepare(c, "SELECT (SELECT count(*) FROM secrets), (SELECT count(*) FROM sessions"
+                            " WHERE ended_ms IS NULL AND length(proof_key) != 32)", &st, d));
+    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    p->n_secrets = sqlite3_column_int64(st, 0);
+    p->n_sessions = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(c, "SELECT name, policy, value FROM secrets ORDER BY updated_ms DESC LIMIT 1",
+                         &st, d));
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        p->secret = strdup((const char *)sqlite3_column_text(st, 0));
+        p->secret_policy = strdup((const char *)sqlite3_column_text(st, 1));
+        p->blob_len = (size_t)sqlite3_column_bytes(st, 2);
+        p->blob = malloc(p->blob_len + 1);
+        if (p->blob)
+            memcpy(p->blob, sqlite3_column_blob(st, 2), p->blob_len);
+    }
+    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(c, "SELECT id, proof_key FROM sessions WHERE ended_ms IS NULL AND"
+                            " length(proof_key) != 32 ORDER BY created_ms DESC LIMIT 1", &st, d));
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        p->session = strdup((const char *)sqlite3_column_text(st, 0));
+        p->sblob_len = (size_t)sqlite3_column_bytes(st, 1);
+        p->sblob = malloc(p->sblob_len + 1);
+        if (p->sblob)
+            memcpy(p->sblob, sqlite3_column_blob(st, 1), p->sblob_len);
+    }
+    AT_ENSURE((!p->n_secrets || (p->secret && p->secret_policy && p->blob)) &&
+                  (!p->n_sessions || (p->session && p->sblob)),
+              d, AT_E_INTERNAL, "out of memory");
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    at_db_read_release(v->db, c);
+    return rc;
+}
+
+/* Read the key file, or create it (0600, 32 random bytes) when absent and
+ * nothing in the database is sealed under a key. It lives outside the
+ * database on purpose: a copy of the database alone reveals no secret.
+ * Replicas sharing a database share this file too. A missing or wrong key
+ * while sealed data exists stops the start: a new key would never open it. */
 static at_err load_storage_key(verifier *v, at_diag *d)
 {
     const char *path = v->cfg.storage_key_file;
+    struct sealed_probe p;
+    at_err rc = probe_sealed(v, &p, d);
+    if (rc != AT_OK)
+        return rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && (p.n_secrets || p.n_sessions)) {
+        rc = at_fail(d, AT_E_IO, "%s: storage key file missing, but the database holds %lld "
+                     "secret(s) and %lld live session key(s) sealed under it: restore the file "
+                     "(a new key would never open them)", path, (long long)p.n_secrets,
+                     (long long)p.n_sessions);
+        goto out;
+    }
     if (fd < 0 && errno == ENOENT) {
         uint8_t k[32];
-        if (RAND_bytes(k, sizeof k) != 1)
-            return at_fail(d, AT_E_INTERNAL, "no randomness");
+        if (RAND_bytes(k, sizeof k) != 1) {
+            rc = at_fail(d, AT_E_INTERNAL, "no randomness");
+            goto out;
+        }
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         bool ok = fd >= 0 && write(fd, k, sizeof k) == (ssize_t)sizeof k && fsync(fd) == 0;
         at_wipe(k, sizeof k);
         if (fd >= 0)
             close(fd);
-        if (!ok)
-            return at_fail(d, AT_E_IO, "%s: cannot create: %s", path, strerror(errno));
+        if (!ok) {
+            rc = at_fail(d, AT_E_IO, "%s: cannot create: %s", path, strerror(errno));
+            goto out;
+        }
         at_log("info", "storage_key", "created %s (mode 0600): keep it with the database", path);
         fd = open(path, O_RDONLY | O_CLOEXEC);
     }
-    if (fd < 0)
-        return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
+    if (fd < 0) {
+        rc = at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
     ssize_t n = read(fd, v->storage_key, sizeof v->storage_key);
     uint8_t extra;
     ssize_t more = read(fd, &extra, 1);
     close(fd);
-    if (n != (ssize_t)sizeof v->storage_key || more != 0)
-        return at_fail(d, AT_E_IO, "%s: expected exactly 32 bytes", path);
-    return AT_OK;
+    if (n != (ssize_t)sizeof v->storage_key || more != 0) {
+        rc = at_fail(d, AT_E_IO, "%s: expected exactly 32 bytes", path);
+        goto out;
+    }
+    at_buf plain;
+    at_buf_init_secret(&plain);
+    at_diag scratch;
+    if (p.n_secrets && at_storage_open(v->storage_key, p.secret, p.secret_policy,
+                                       AT_SPAN(p.blob, p.blob_len), &plain, &scratch) != AT_OK)
+        rc = at_fail(d, AT_E_DECRYPT_FAILED, "%s: this storage key does not open the secrets in "
+                     "the database (secret %s): wrong key file", path, p.secret);
+    uint8_t pk[32];
+    if (rc == AT_OK && p.n_sessions &&
+        proof_key_open(v, p.session, AT_SPAN(p.sblob, p.sblob_len), pk, &scratch) != AT_OK)
+        rc = at_fail(d, AT_E_DECRYPT_FAILED, "%s: this storage key does not open the proof keys "
+                     "of live sessions (session %s): wrong key file", path, p.session);
+    at_wipe(pk, sizeof pk);
+    at_buf_cleanup(&plain);
+out:
+    probe_free(&p);
+    if (rc != AT_OK)
+        at_wipe(v->storage_key, sizeof v->storage_key);
+    return rc;
+}
+
+/* Sessions written by versions before schema 3 hold their proof key in
+ * clear (32 bytes): seal each under the storage key, in place. */
+static at_err reseal_proof_keys(sqlite3 *c, void *ctx, at_diag *d)
+{
+    verifier *v = ctx;
+    sqlite3_stmt *st = NULL, *up = NULL;
+    at_err rc = AT_E_INTERNAL;
+    int n = 0;
+    AT_TRY(at_db_prepare(c, "SELECT id, proof_key FROM sessions WHERE length(proof_key) = 32", &st, d));
+    AT_TRY(at_db_prepare(c, "UPDATE sessions SET proof_key = ? WHERE id = ?", &up, d));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        at_buf sealed;
+        at_buf_init(&sealed);
+        rc = proof_key_seal(v, id, sqlite3_column_blob(st, 1), &sealed, d);
+        if (rc == AT_OK) {
+            sqlite3_reset(up);
+            sqlite3_bind_blob(up, 1, sealed.p, (int)sealed.len, SQLITE_TRANSIENT);
+            sqlite3_bind_text(up, 2, id, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(up) != SQLITE_DONE)
+                rc = at_fail(d, AT_E_INTERNAL, "reseal: %s", sqlite3_errmsg(c));
+        }
+        at_buf_cleanup(&sealed);
+        if (rc != AT_OK)
+            goto out;
+        n++;
+    }
+    if (n)
+        at_log("info", "storage_key", "sealed the proof keys of %d session(s) stored in clear", n);
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(up);
+    return rc;
 }
 
 /* ---- maintenance ---------------------------------------------------------- */
@@ -631,6 +769,7 @@ int main(int argc, char **argv)
     v.rl = ratelimit_new(c->rate_per_s, c->rate_burst);
     if (load_signer(&v, &v.signer, &d) != AT_OK || load_nonce_keys(&v, &d) != AT_OK ||
         bootstrap_admin(&v, &d) != AT_OK || load_storage_key(&v, &d) != AT_OK ||
+        at_db_write(v.db, reseal_proof_keys, &v, &d) != AT_OK ||
         verifier_load_roots(&v, &d) != AT_OK) {
         at_log("fatal", "startup", "%s", d.msg);
         at_db_close(v.db);

@@ -76,7 +76,7 @@ struct admit_job {
         *endpoint, *token, *actor, *client, *ev_sha;
     int64_t policy_version, expires_ms;
     at_span key_config;
-    uint8_t proof_key[32];
+    at_span proof_key_sealed;   /* proof_key_seal() */
     /* outputs */
     int64_t audit_id, replaced;
 };
@@ -189,7 +189,7 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
         sqlite3_bind_text(st, 10, j->endpoint, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 10);
-    sqlite3_bind_blob(st, 11, j->proof_key, sizeof j->proof_key, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 11, j->proof_key_sealed.p, (int)j->proof_key_sealed.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 12, j->token, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 13, now);
     sqlite3_bind_int64(st, 14, j->expires_ms);
@@ -234,8 +234,9 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     at_evidence ev;
     bool have_ev = false;
     char *token = NULL, *pcrs_text = NULL, *key_sealed_b64 = NULL, *kc_b64 = NULL;
-    at_buf sealed;
+    at_buf sealed, proof_sealed;
     at_buf_init(&sealed);
+    at_buf_init(&proof_sealed);
     at_diag d = {{0}};
     at_err rc;
     int64_t version = 0;
@@ -360,7 +361,17 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
                           .module_id = ev.payload.module_id, .pcr_sha = pcr_sha, .endpoint = endpoint,
                           .actor = who.actor, .client = req->client, .ev_sha = ev_sha,
                           .key_config = have_key ? ev.payload.public_key : AT_SPAN_NULL};
-    at_session_proof_key(AT_SPAN(session_key, 32), j.proof_key);
+    {
+        uint8_t proof_key[32];
+        at_session_proof_key(AT_SPAN(session_key, 32), proof_key);
+        rc = proof_key_seal(v, session_id, proof_key, &proof_sealed, &d);
+        at_wipe(proof_key, sizeof proof_key);
+        if (rc != AT_OK) {
+            rc = AT_E_INTERNAL;
+            goto refused;
+        }
+        j.proof_key_sealed = at_buf_span(&proof_sealed);
+    }
     int64_t now = at_now_ms();
     j.expires_ms = now + policy->session_ttl_s * 1000;
 
@@ -411,7 +422,6 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     j.pcrs = pcrs_text;
     j.token = token;
     rc = at_db_write(v->db, admit, &j, &d);
-    at_wipe(j.proof_key, sizeof j.proof_key);
     if (rc == AT_E_NONCE_REUSED || rc == AT_E_NONCE_EXPIRED || rc == AT_E_POLICY_NOT_FOUND) {
         at_http_error(resp, rc, d.msg, j.audit_id);
         goto done;
@@ -447,6 +457,7 @@ done:
     json_decref(body);
     json_decref(claims);
     at_buf_cleanup(&sealed);
+    at_buf_cleanup(&proof_sealed);
     free(doc);
     free(token);
     free(pcrs_text);

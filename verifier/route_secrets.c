@@ -269,14 +269,18 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: expired");
         goto refused;
     }
-    if (sqlite3_column_type(st, 3) == SQLITE_NULL || sqlite3_column_bytes(st, 4) != 32) {
+    if (sqlite3_column_type(st, 3) == SQLITE_NULL) {
         rc = at_fail(&d, AT_E_KEY_REQUIRED, "session: no attested key to seal the secret to");
         goto refused;
     }
     kclen = (size_t)sqlite3_column_bytes(st, 3);
     kc = malloc(kclen);
     memcpy(kc, sqlite3_column_blob(st, 3), kclen);
-    memcpy(proof_key, sqlite3_column_blob(st, 4), 32);
+    if (proof_key_open(v, sid, AT_SPAN(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)),
+                       proof_key, &d) != AT_OK) {
+        rc = AT_E_INTERNAL;
+        goto refused;
+    }
     sqlite3_finalize(st);
     st = NULL;
     /* Proof: fresh (within the clock skew) and made with the session key. */

@@ -128,4 +128,14 @@ at_err only_keys(json_t *o, const char *const *keys, at_diag *d) AT_MUST_USE;
 
 void sha256_hex(const void *p, size_t n, char out[65]);
 
+/* sessions.proof_key at rest: the 32-byte proof key sealed under the
+ * storage key, bound to the session id (a database reader cannot forge
+ * release proofs). Seal appends to out; open is AT_E_DECRYPT_FAILED when
+ * the storage key or the id do not match. */
+#define PROOF_KEY_SEAL_LABEL "session proof key"
+at_err proof_key_seal(const verifier *v, const char *session_id, const uint8_t key[32],
+                      at_buf *out, at_diag *d) AT_MUST_USE;
+at_err proof_key_open(const verifier *v, const char *session_id, at_span sealed, uint8_t key[32],
+                      at_diag *d) AT_MUST_USE;
+
 #endif
