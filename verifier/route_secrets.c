@@ -16,6 +16,8 @@
 
 struct put_job {
     const char *name, *policy, *actor, *client;
+    const char *scope;          /* the caller's token scope ("" = all) */
+    int64_t token_id;
     const uint8_t *key;
     at_span value;
     int64_t audit_id;
@@ -30,6 +32,21 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
     int64_t now = at_now_ms();
     at_buf stored;
     at_buf_init(&stored);
+    /* A token limited to some policies may not take over a secret bound
+     * to another one (checked in the writing transaction). */
+    if (j->scope[0]) {
+        AT_TRY(at_db_prepare(c, "SELECT policy FROM secrets WHERE name = ?", &st, d));
+        sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW &&
+            !at_token_scope_allows(j->scope, (const char *)sqlite3_column_text(st, 0))) {
+            rc = at_fail(d, AT_E_FORBIDDEN, "authorization: secret %s is bound to policy %.128s, "
+                         "token %lld is limited to policies %s", j->name,
+                         (const char *)sqlite3_column_text(st, 0), (long long)j->token_id, j->scope);
+            goto out;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
     AT_TRY(at_storage_seal(j->key, j->name, j->policy, j->value, &stored, d));
     AT_TRY(at_db_prepare(c, "INSERT INTO secrets (name, policy, value, created_ms, updated_ms)"
                             " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
@@ -180,9 +197,14 @@ static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *n
         if (rc != AT_OK)
             goto refused;
     }
-    struct put_job j = {.name = name, .policy = json_string_value(jp), .actor = who.actor,
+    if (!require_policy(v, req, resp, &who, "secret.put", json_string_value(jp)))
+        goto done;
+    struct put_job j = {.name = name, .policy = json_string_value(jp), .scope = who.scope,
+                        .token_id = who.token_id, .actor = who.actor,
                         .client = req->client, .value = AT_SPAN(value, vlen), .key = v->storage_key};
     if ((rc = at_db_write(v->db, put_secret, &j, &d)) != AT_OK) {
+        if (rc == AT_E_FORBIDDEN)
+            goto refused;
         at_http_error(resp, rc, d.msg, -1);
         goto done;
     }

@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "nonce.h"
 #include "policy.h"
+#include "token.h"
 #include "x509v.h"
 
 #define VERIFIER_ID_DEVELOPER "attest"
@@ -72,7 +73,15 @@ typedef struct {
     role role;
     int64_t token_id;
     char actor[64];             /* "token:3/owner", "anonymous" */
+    bool expired;               /* a known token past its expiry */
+    char scope[AT_TOKEN_SCOPE_MAX + 1]; /* policies it is limited to; "" = all */
 } caller;
+
+/* May the caller act on this policy (its token's scope)? When not, the
+ * response (403 forbidden naming the policy) and audit row are written and
+ * false is returned. */
+bool require_policy(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
+                    const char *action, const char *policy);
 
 /* The current signer, a reference (at_signer_free it). SIGHUP swaps it;
  * the old one is freed when the last request holding it lets go. */
@@ -114,6 +123,7 @@ void route_secrets(verifier *v, at_http_req *req, at_http_resp *resp, const char
 void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
 void route_jwks(verifier *v, at_http_req *req, at_http_resp *resp);
 void route_metrics(verifier *v, at_http_req *req, at_http_resp *resp);
+void route_tokens(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
 
 /* Shared pieces. */
 /* Look up the current (non-revoked, highest) version of a policy, or a

@@ -201,6 +201,149 @@ try:
 finally:
     v.stop()
 
-wd.cleanup()
-wd2.cleanup()
+# ---- API tokens: list, revoke, expiry, scope -------------------------------
+wd3 = Workdir("state3")
+set_clock(0)
+v = Verifier(wd3, roots=[pki.root], extra=["--rate", "0", "--test-clock-file", clock]).start()
+wd4 = Workdir("state4")
+v2 = Verifier(wd4, roots=[pki.root], extra=["--rate", "0"], db=v.db).start()
+try:
+    admin = v.admin
+    owner = v.token("owner")
+    for name in ("llm", "other"):
+        st, body = v.call("PUT", f"/v1/policies/{name}", body=pki.policy(), token=owner)
+        check(st == 201, f"policy {name}")
+    for name, mid in (("llm", "i-0aaaaaaaaaaaaaaaa-enc0aaaaaaaaaaaaaaa"), ("other", "i-0bbbbbbbbbbbbbbbb-enc0bbbbbbbbbbbbbbb")):
+        doc = pki.doc(nonce=v.challenge(), public_key=kp.config, extra=["--module-id", mid])
+        st, body = v.call("POST", "/v1/attestations", body={"evidence": b64(doc), "policy": name})
+        check(st == 201, f"a session under {name}")
+
+    def mk(*args):
+        p = ctl("token", "create", "--db", v.db, *args)
+        return p.returncode, p.stdout.decode().strip(), p.stderr.decode()
+
+    rc, gw_llm, _ = mk("--role", "gateway", "--policies", "llm", "--label", "gw-llm")
+    check(rc == 0 and gw_llm.startswith("at_"), "token create --role gateway --policies llm")
+    rc, own_llm, _ = mk("--role", "owner", "--policies", "llm")
+    check(rc == 0, "token create --role owner --policies llm")
+    rc, short, _ = mk("--role", "auditor", "--expires", "1h")
+    check(rc == 0, "token create --role auditor --expires 1h")
+    rc, _, err = mk("--role", "auditor", "--policies", "llm")
+    check(rc == 2 and "only owner and gateway" in err, f"a scoped auditor token is refused ({err.strip()})")
+    rc, _, err = mk("--role", "owner", "--expires", "12x")
+    check(rc == 2 and "expires" in err, "a malformed --expires is refused")
+    rc, _, err = mk("--role", "owner", "--policies", "a,,b")
+    check(rc == 2 and "policies" in err, "a malformed --policies is refused")
+
+    # list (admin only), never a secret or a hash
+    st, body = v.call("GET", "/v1/tokens", token=admin)
+    toks = {t["label"]: t for t in body.get("tokens", [])} if st == 200 else {}
+    check(st == 200 and toks.get("gw-llm", {}).get("policies") == ["llm"]
+          and toks["gw-llm"]["role"] == "gateway" and toks["gw-llm"]["state"] == "active",
+          "GET /v1/tokens lists tokens with role, policies and state")
+    text = json.dumps(body)
+    check(gw_llm not in text and admin not in text and "sha256" not in text
+          and hashlib.sha256(gw_llm.encode()).hexdigest() not in text,
+          "the list holds no token and no token hash")
+    exp = [t for t in body["tokens"] if t["role"] == "auditor"]
+    check(len(exp) == 1 and exp[0]["expires_at"] is not None, "the expiring token shows expires_at")
+    st, body = v.call("GET", "/v1/tokens", token=owner)
+    check(st == 403 and body["error"]["code"] == "forbidden", "an owner cannot list tokens (403)")
+    p = ctl("token", "list", "--verifier", v.url, env=dict(os.environ, ATTEST_TOKEN=admin))
+    check(p.returncode == 0 and '"gw-llm"' in p.stdout.decode(), "attestctl token list")
+
+    # scope: a gateway token sees only its policies' sessions
+    st, body = v.call("GET", "/v1/sessions?state=active", token=gw_llm)
+    pols = sorted({s["policy"].split("@")[0] for s in body.get("sessions", [])}) if st == 200 else None
+    check(pols == ["llm"], f"scoped gateway lists only llm sessions (got {pols})")
+    st, body = v.call("GET", "/v1/sessions?policy=llm&state=active", token=gw_llm)
+    check(st == 200 and len(body["sessions"]) == 1, "scoped gateway: ?policy=llm")
+    st, body = v.call("GET", "/v1/sessions?policy=other&state=active", token=gw_llm)
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    check(st == 403 and err.get("code") == "forbidden" and "limited to policies llm" in err.get("message", ""),
+          f"scoped gateway: ?policy=other -> 403 forbidden naming its scope ({err.get('message')})")
+    st, body = v.call("GET", "/v1/sessions?state=active", token=v.token("gateway"))
+    check(st == 200 and len(body["sessions"]) == 2, "an unscoped gateway still sees both")
+
+    # scope: an owner token manages only its policies and their secrets
+    st, body = v.call("PUT", "/v1/policies/llm", body=pki.policy(), token=own_llm)
+    check(st == 201, "scoped owner: PUT its policy")
+    st, body = v.call("PUT", "/v1/policies/other", body=pki.policy(), token=own_llm)
+    check(st == 403 and body["error"]["code"] == "forbidden" and "other" in body["error"]["message"],
+          "scoped owner: PUT another policy -> 403 forbidden")
+    st, body = v.call("DELETE", "/v1/policies/other/versions/1", token=own_llm)
+    check(st == 403 and body["error"]["code"] == "forbidden", "scoped owner: revoke another policy -> 403")
+    st, body = v.call("GET", "/v1/policies/other", token=own_llm)
+    check(st == 403, "scoped owner: GET another policy -> 403")
+    val = b64(os.urandom(16))
+    st, body = v.call("PUT", "/v1/secrets/k1", body={"policy": "llm", "value": val}, token=own_llm)
+    check(st == 201, "scoped owner: a secret bound to its policy")
+    st, body = v.call("PUT", "/v1/secrets/k2", body={"policy": "other", "value": val}, token=own_llm)
+    check(st == 403 and body["error"]["code"] == "forbidden", "scoped owner: a secret bound to another policy -> 403")
+    st, body = v.call("PUT", "/v1/secrets/k3", body={"policy": "other", "value": val}, token=owner)
+    check(st == 201, "unscoped owner: a secret bound to other")
+    st, body = v.call("PUT", "/v1/secrets/k3", body={"policy": "llm", "value": val}, token=own_llm)
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    check(st == 403 and err.get("code") == "forbidden" and "bound to policy other" in err.get("message", ""),
+          f"scoped owner cannot take over another policy's secret ({err.get('message')})")
+    check(v.sql("SELECT policy FROM secrets WHERE name = 'k3'")[0][0] == "other", "k3 still bound to other")
+
+    # revocation: at once, on both verifiers sharing the database
+    gid = toks["gw-llm"]["id"]
+    for srv in (v, v2):
+        st, _ = srv.call("GET", "/v1/sessions?policy=llm", token=gw_llm)
+        check(st == 200, f"before revocation the token works on verifier :{srv.port}")
+    st, body = v.call("DELETE", f"/v1/tokens/{gid}", token=owner)
+    check(st == 403, "an owner cannot revoke tokens (403)")
+    st, body = v.call("DELETE", f"/v1/tokens/{gid}", token=admin)
+    check(st == 200 and body.get("revoked") is True, "DELETE /v1/tokens/{id} -> 200")
+    for srv in (v, v2):
+        st, body = srv.call("GET", "/v1/sessions?policy=llm", token=gw_llm)
+        check(st == 401 and body["error"]["code"] == "unauthorized",
+              f"revoked: 401 at once on verifier :{srv.port}")
+    st, body = v.call("DELETE", "/v1/tokens/999999", token=admin)
+    check(st == 404 and body["error"]["code"] == "not_found", "revoking an unknown id -> 404")
+    st, body = v.call("DELETE", "/v1/tokens/abc", token=admin)
+    check(st == 400, "a non-numeric id -> 400")
+    oid = [t for t in v.call("GET", "/v1/tokens", token=admin)[1]["tokens"]
+           if t["role"] == "owner" and t["policies"] == ["llm"]][0]["id"]
+    p = ctl("token", "revoke", str(oid), "--verifier", v2.url, env=dict(os.environ, ATTEST_TOKEN=admin))
+    check(p.returncode == 0, "attestctl token revoke ID (through the other verifier)")
+    st, body = v.call("PUT", "/v1/policies/llm", body=pki.policy(), token=own_llm)
+    check(st == 401, "the owner token revoked through one verifier is refused by the other")
+    st, body = v.call("GET", "/v1/tokens", token=admin)
+    states = {t["id"]: t["state"] for t in body["tokens"]}
+    check(states.get(gid) == "revoked" and states.get(oid) == "revoked", "the list shows both revoked")
+
+    # expiry, against the verifier's clock (moved, not waited for)
+    st, body = v.call("GET", "/v1/audit?limit=1", token=short)
+    check(st == 200, "the 1 h auditor token works now")
+    set_clock(2 * 3600)
+    st, body = v.call("GET", "/v1/audit?limit=1", token=short)
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    check(st == 401 and err.get("code") == "unauthorized" and "expired" in err.get("message", ""),
+          f"two hours later it is refused: 401, expired ({err.get('message')})")
+    st, body = v.call("GET", "/v1/tokens", token=admin)
+    check(st == 200 and [t["state"] for t in body["tokens"] if t["role"] == "auditor"] == ["expired"],
+          "the list shows it expired")
+    set_clock(0)
+
+    # audit rows for create and revoke
+    st, body = v.call("GET", "/v1/audit?action=token.revoke", token=admin)
+    rows = [r for r in body.get("entries", []) if r["outcome"] == "ok"] if st == 200 else []
+    check(len(rows) == 2 and all(r["actor"] == "token:1/admin" for r in rows)
+          and f"token {gid} role gateway revoked" in [r.get("message") for r in rows],
+          f"each revocation has its audit row (actor = the admin token) ({rows})")
+    check(len(body.get("entries", [])) == 5, "refused revocations (403, 404, 400) have their rows too")
+    st, body = v.call("GET", "/v1/audit?action=token.create", token=admin)
+    msgs = [r.get("message") or "" for r in body.get("entries", [])]
+    check(any("role gateway" in m and "policies llm" in m for m in msgs)
+          and any("role auditor" in m and "expires 20" in m for m in msgs),
+          "token creation is audited with its scope and expiry")
+finally:
+    v2.stop()
+    v.stop()
+
+for w in (wd, wd2, wd3, wd4):
+    w.cleanup()
 finish()
