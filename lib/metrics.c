@@ -65,6 +65,9 @@ void at_metrics_describe(at_metrics *m, const char *name, at_metric_type t, cons
         snprintf(f->name, sizeof f->name, "%s", name);
         snprintf(f->help, sizeof f->help, "%s", help);
         f->type = t;
+    } else {
+        at_log("error", "metrics", "more than %d metric families: %s renders without HELP/TYPE",
+               MAX_FAMILIES, name);
     }
     pthread_mutex_unlock(&m->lock);
 }

@@ -175,7 +175,7 @@ try:
             p.kill()
             out, _ = p.communicate()
         out = out.decode(errors="replace")
-        check(p.returncode not in (0, None) and keyfile in out,
+        check(p.returncode == 1 and keyfile in out,
               f"{what}: the verifier exits non-zero naming {os.path.basename(keyfile)} "
               f"(status {p.returncode}: {out.strip()[-300:]})")
         return out
