@@ -1,6 +1,7 @@
-/* attestctl token create: a new API token for a role, written straight
- * into the verifier's database (only its SHA-256 is stored); the token
- * itself is printed once on stdout. */
+/* attestctl token: `create` writes a new API token for a role straight into
+ * the verifier's database (only its SHA-256 is stored; the token itself is
+ * printed once on stdout), optionally expiring and limited to policies;
+ * `list` and `revoke ID` go through the verifier's API (admin token). */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,29 +11,48 @@
 #include "db.h"
 #include "token.h"
 
-int cmd_token(int argc, char **argv)
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: attestctl token create --db DB --role admin|owner|auditor|gateway|agent\n"
+               "                              [--label TEXT] [--expires DURATION] [--policies a,b]\n"
+               "       attestctl token list [--verifier URL] [--token-file F]\n"
+               "       attestctl token revoke ID [--verifier URL] [--token-file F]\n"
+               "DURATION: a number and d, h, m or s (30d, 12h). --policies: owner and gateway\n"
+               "tokens only; the token then acts on (and sees) only those policies.\n");
+}
+
+static int create(int argc, char **argv)
 {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"role", required_argument, NULL, 'r'},
                                          {"label", required_argument, NULL, 'l'},
+                                         {"expires", required_argument, NULL, 'e'},
+                                         {"policies", required_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *db_path = "./attest.db", *role = NULL, *label = NULL;
-    if (argc < 2 || strcmp(argv[1], "create") != 0) {
-        fprintf(stderr, "usage: attestctl token create --db DB --role admin|owner|auditor|gateway|agent [--label TEXT]\n");
-        return argc >= 2 && strcmp(argv[1], "--help") == 0 ? CTL_OK : CTL_USAGE;
-    }
+    const char *db_path = "./attest.db", *role = NULL, *label = NULL, *policies = NULL;
+    int64_t lifetime_ms = 0;
+    at_diag d = {{0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': db_path = optarg; break;
         case 'r': role = optarg; break;
         case 'l': label = optarg; break;
-        default:
-            fprintf(stderr, "usage: attestctl token create --db DB --role ROLE [--label TEXT]\n");
-            return c == 'h' ? CTL_OK : CTL_USAGE;
+        case 'p': policies = optarg; break;
+        case 'e':
+            if (at_token_parse_duration(optarg, &lifetime_ms, &d) != AT_OK) {
+                fprintf(stderr, "attestctl token: --%s\n", d.msg);
+                return CTL_USAGE;
+            }
+            break;
+        default: usage(c == 'h' ? stdout : stderr); return c == 'h' ? CTL_OK : CTL_USAGE;
         }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return CTL_USAGE;
     }
     static const char *roles[] = {"admin", "owner", "auditor", "gateway", "agent"};
     bool ok = false;
@@ -45,10 +65,14 @@ int cmd_token(int argc, char **argv)
     char tok[AT_TOKEN_MAX];
     if (at_token_generate(tok) != AT_OK)
         return CTL_USAGE;
-    at_token_insert_job j = {.role = role, .label = label, .actor = "attestctl"};
+    at_token_insert_job j = {.role = role, .label = label, .actor = "attestctl", .policies = policies};
+    if (lifetime_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        j.expires_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + lifetime_ms;
+    }
     at_token_hash(tok, j.hash);
     at_db *db = NULL;
-    at_diag d = {{0}};
     if (at_db_open(db_path, &db, &d) != AT_OK || at_db_write(db, at_token_insert, &j, &d) != AT_OK) {
         fprintf(stderr, "attestctl token: %s\n", d.msg);
         at_db_close(db);
@@ -59,4 +83,48 @@ int cmd_token(int argc, char **argv)
     printf("%s\n", tok);
     at_wipe(tok, sizeof tok);
     return CTL_OK;
+}
+
+int cmd_token(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CTL_USAGE : CTL_OK;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "create") == 0)
+        return create(argc - 1, argv + 1);
+    ctl_client cl;
+    ctl_client_defaults(&cl);
+    static const struct option opts[] = {{"verifier", required_argument, NULL, 'v'},
+                                         {"token-file", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
+        case 't': if (ctl_client_token_file(&cl, optarg) != 0) return CTL_USAGE; break;
+        default: usage(stderr); return CTL_USAGE;
+        }
+    }
+    char **args = argv + 1 + optind;
+    int nargs = argc - 1 - optind;
+    char path[128];
+    json_t *out = NULL;
+    int rc;
+    if (strcmp(sub, "list") == 0 && nargs == 0) {
+        rc = ctl_client_call(&cl, "GET", "/v1/tokens", NULL, &out);
+    } else if (strcmp(sub, "revoke") == 0 && nargs == 1 && strlen(args[0]) <= 18 &&
+               strspn(args[0], "0123456789") == strlen(args[0]) && args[0][0]) {
+        snprintf(path, sizeof path, "/v1/tokens/%s", args[0]);
+        rc = ctl_client_call(&cl, "DELETE", path, NULL, &out);
+    } else {
+        usage(stderr);
+        return CTL_USAGE;
+    }
+    if (rc == 0)
+        ctl_print_json(out);
+    json_decref(out);
+    return rc == 0 ? CTL_OK : rc < 0 ? CTL_USAGE : CTL_FAILED;
 }

@@ -21,7 +21,7 @@ static const struct {
     {"policy", cmd_policy, "put, get, revoke and import PCR policies"},
     {"secret", cmd_secret, "store a secret on the verifier, bound to a policy"},
     {"sim", cmd_sim, "simulated Nitro PKI and attestation documents (tests, demos)"},
-    {"token", cmd_token, "create an API token in the verifier's database"},
+    {"token", cmd_token, "create (in the database), list and revoke API tokens"},
     {"verify", cmd_verify, "verify attestation documents offline, print JSON"},
     {"version", cmd_version, "print the version"},
 };

@@ -174,8 +174,12 @@ static at_err refresh(gateway *g, at_diag *d)
     json_t *s;
     json_array_foreach(json_object_get(list, "sessions"), i, s)
     {
-        if (n == GW_MAX_TARGETS)
+        if (n == GW_MAX_TARGETS) {
+            /* Loud, never silent: the rest of the sessions are not used. */
+            at_log("warn", "sessions", "%zu active sessions, only the first %d verified ones are "
+                   "used", json_array_size(json_object_get(list, "sessions")), GW_MAX_TARGETS);
             break;
+        }
         at_diag sd = {{0}};
         if (verify_session(g, s, jwks, &fresh[n], &sd) == AT_OK) {
             n++;

@@ -19,6 +19,7 @@ struct at_signer {
     cjose_jwk_t *keys[MAX_KEYS];
     char *kids[MAX_KEYS];
     size_t n;
+    int refs;                  /* at_signer_ref / at_signer_free */
     pthread_mutex_t lock;
 };
 
@@ -71,6 +72,7 @@ at_err at_signer_new(const char *const *jwks, size_t n, at_signer **out, at_diag
     at_signer *s = calloc(1, sizeof *s);
     AT_ENSURE(s, d, AT_E_INTERNAL, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
+    s->refs = 1;
     AT_ENSURE(n >= 1 && n <= MAX_KEYS, d, AT_E_INTERNAL, "signing keys: %zu, expected 1..%d", n,
               MAX_KEYS);
     for (size_t i = 0; i < n; i++) {
@@ -92,9 +94,16 @@ out:
     return rc;
 }
 
+at_signer *at_signer_ref(at_signer *s)
+{
+    if (s)
+        __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
 void at_signer_free(at_signer *s)
 {
-    if (!s)
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     for (size_t i = 0; i < s->n; i++) {
         cjose_jwk_release(s->keys[i]);

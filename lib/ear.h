@@ -18,10 +18,12 @@ typedef struct at_signer at_signer;
 /* A new ES256 (P-256) private key as JWK JSON with its RFC 7638 thumbprint
  * as "kid". Caller frees *jwk_json (it is secret: at_wipe_free). */
 at_err at_signer_generate(char **jwk_json, at_diag *d) AT_MUST_USE;
-/* Signer over private JWKs; keys[0] signs, all are published. Caller frees
- * with at_signer_free. */
+/* Signer over private JWKs; keys[0] signs, all are published. Reference
+ * counted: the caller holds one reference; at_signer_ref takes another,
+ * at_signer_free drops one (the last frees; NULL ok). */
 at_err at_signer_new(const char *const *jwk_jsons, size_t n, at_signer **out,
                      at_diag *d) AT_MUST_USE;
+at_signer *at_signer_ref(at_signer *s);
 void at_signer_free(at_signer *s);
 const char *at_signer_kid(const at_signer *s);
 

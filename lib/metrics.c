@@ -1,4 +1,6 @@
-/* metrics: a small fixed-size registry. */
+/* metrics: a small fixed-size registry. When it is full, new series are
+ * not recorded but counted (attest_metrics_series_dropped_total) and logged
+ * once: a full table never goes unnoticed. */
 #include "metrics.h"
 
 #include <pthread.h>
@@ -7,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "log.h"
 
 #define MAX_FAMILIES 48
 #define MAX_SERIES 512
@@ -35,6 +38,7 @@ struct at_metrics {
     size_t n_fam;
     struct series s[MAX_SERIES];
     size_t n;
+    unsigned long long dropped; /* updates to series that did not fit */
 };
 
 at_metrics *at_metrics_new(void)
@@ -61,6 +65,9 @@ void at_metrics_describe(at_metrics *m, const char *name, at_metric_type t, cons
         snprintf(f->name, sizeof f->name, "%s", name);
         snprintf(f->help, sizeof f->help, "%s", help);
         f->type = t;
+    } else {
+        at_log("error", "metrics", "more than %d metric families: %s renders without HELP/TYPE",
+               MAX_FAMILIES, name);
     }
     pthread_mutex_unlock(&m->lock);
 }
@@ -71,8 +78,13 @@ static struct series *find(at_metrics *m, const char *name, const char *labels)
     for (size_t i = 0; i < m->n; i++)
         if (strcmp(m->s[i].name, name) == 0 && strcmp(m->s[i].labels, labels) == 0)
             return &m->s[i];
-    if (m->n == MAX_SERIES)
+    if (m->n == MAX_SERIES) {
+        if (m->dropped++ == 0)
+            at_log("error", "metrics", "registry full (%d series): %s{%s} and later new series are "
+                   "not recorded; see attest_metrics_series_dropped_total", MAX_SERIES, name,
+                   labels ? labels : "");
         return NULL;
+    }
     struct series *s = &m->s[m->n++];
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
@@ -152,6 +164,9 @@ char *at_metrics_render(at_metrics *m)
             }
         }
     }
+    at_buf_printf(&b, "# HELP attest_metrics_series_dropped_total Metric updates not recorded"
+                      " because the registry was full\n# TYPE attest_metrics_series_dropped_total"
+                      " counter\nattest_metrics_series_dropped_total %llu\n", m->dropped);
     pthread_mutex_unlock(&m->lock);
     at_buf_u8(&b, 0);
     return (char *)at_buf_take(&b, NULL);

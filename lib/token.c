@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "db.h"
 #include "enc.h"
+#include "x509v.h"
 
 at_err at_token_generate(char out[AT_TOKEN_MAX])
 {
@@ -33,21 +34,112 @@ void at_token_hash(const char *token, uint8_t out[32])
     EVP_Digest(token, strlen(token), out, &n, EVP_sha256(), NULL);
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+at_err at_token_parse_duration(const char *s, int64_t *ms, at_diag *d)
+{
+    int64_t n = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > AT_TOKEN_MAX_LIFETIME_S)
+            break;
+        n = n * 10 + (*p - '0');
+    }
+    int64_t unit = 0;
+    if (p > s && p[0] && !p[1])
+        unit = p[0] == 'd' ? 86400 : p[0] == 'h' ? 3600 : p[0] == 'm' ? 60 : p[0] == 's' ? 1 : 0;
+    if (!unit || n == 0)
+        return at_fail(d, AT_E_BAD_FIELD, "expires: \"%.32s\": expected a positive number and a unit"
+                       " d, h, m or s (e.g. 30d, 12h)", s);
+    if (n > AT_TOKEN_MAX_LIFETIME_S / unit)
+        return at_fail(d, AT_E_BAD_FIELD, "expires: \"%.32s\": at most %lld days", s,
+                       AT_TOKEN_MAX_LIFETIME_S / 86400);
+    *ms = n * unit * 1000;
+    return AT_OK;
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+at_err at_token_check_scope(const char *scope, at_diag *d)
+{
+    size_t len = strlen(scope), n = 0;
+    if (len == 0 || len > AT_TOKEN_SCOPE_MAX)
+        return at_fail(d, AT_E_BAD_FIELD, "policies: %zu characters, expected 1..%d", len,
+                       AT_TOKEN_SCOPE_MAX);
+    for (const char *p = scope;; n++) {
+        size_t k = strcspn(p, ",");
+        bool ok = k >= 1 && k <= 128 && !(k == 1 && p[0] == '.') && !(k == 2 && !strncmp(p, "..", 2));
+        for (size_t i = 0; ok && i < k; i++)
+            ok = is_name_char(p[i]);
+        if (!ok)
+            return at_fail(d, AT_E_BAD_FIELD, "policies: \"%.*s\" is not a policy name"
+                           " (1..128 of [A-Za-z0-9._-])", (int)(k > 64 ? 64 : k), p);
+        for (const char *q = scope; q < p; q += strcspn(q, ",") + 1)
+            if (strcspn(q, ",") == k && strncmp(q, p, k) == 0)
+                return at_fail(d, AT_E_BAD_FIELD, "policies: %.*s named twice", (int)k, p);
+        if (n + 1 > AT_TOKEN_MAX_POLICIES)
+            return at_fail(d, AT_E_BAD_FIELD, "policies: more than %d", AT_TOKEN_MAX_POLICIES);
+        if (!p[k])
+            break;
+        p += k + 1;
+    }
+    return AT_OK;
+}
+
+bool at_token_scope_allows(const char *scope, const char *policy)
+{
+    if (!scope || !*scope)
+        return true;
+    size_t n = strlen(policy);
+    for (const char *p = scope;;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && strncmp(p, policy, n) == 0)
+            return true;
+        if (!p[k])
+            return false;
+        p += k + 1;
+    }
+}
+
 at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
 {
     at_token_insert_job *j = ctx;
     sqlite3_stmt *st = NULL;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    at_err rc = at_db_prepare(c, "INSERT INTO api_tokens (token_sha256, role, label, created_ms)"
-                                 " VALUES (?, ?, ?, ?) ON CONFLICT (token_sha256) DO NOTHING", &st, d);
+    if (j->policies) {
+        /* Only what the verifier can enforce per policy: an owner manages
+         * the named policies and their secrets, a gateway sees their
+         * sessions. An auditor reads the whole audit log, an admin is all. */
+        if (strcmp(j->role, "owner") != 0 && strcmp(j->role, "gateway") != 0)
+            return at_fail(d, AT_E_BAD_FIELD, "policies: only owner and gateway tokens can be"
+                           " limited to policies, not %s", j->role);
+        at_err prc = at_token_check_scope(j->policies, d);
+        if (prc != AT_OK)
+            return prc;
+    }
+    at_err rc = at_db_prepare(c, "INSERT INTO api_tokens (token_sha256, role, label, created_ms,"
+                                 " expires_ms, policies) VALUES (?, ?, ?, ?, ?, ?)"
+                                 " ON CONFLICT (token_sha256) DO NOTHING", &st, d);
     if (rc != AT_OK)
         return rc;
+    int64_t now = wall_ms();
     sqlite3_bind_blob(st, 1, j->hash, 32, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->role, -1, SQLITE_STATIC);
     if (j->label)
         sqlite3_bind_text(st, 3, j->label, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    sqlite3_bind_int64(st, 4, now);
+    if (j->expires_ms)
+        sqlite3_bind_int64(st, 5, j->expires_ms);
+    if (j->policies)
+        sqlite3_bind_text(st, 6, j->policies, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
     sqlite3_finalize(st);
     if (s != SQLITE_DONE)
@@ -56,10 +148,108 @@ at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
     if (sqlite3_changes(c) == 0)
         return AT_OK; /* already present */
     j->id = sqlite3_last_insert_rowid(c);
-    char msg[96];
-    snprintf(msg, sizeof msg, "token %lld role %s", (long long)j->id, j->role);
+    char msg[AT_TOKEN_SCOPE_MAX + 160], exp[40] = "never";
+    if (j->expires_ms)
+        at_time_rfc3339(j->expires_ms / 1000, exp, sizeof exp);
+    snprintf(msg, sizeof msg, "token %lld role %s expires %s policies %s", (long long)j->id,
+             j->role, exp, j->policies ? j->policies : "(all)");
     at_audit_row row = {.actor = j->actor, .action = "token.create", .outcome = "ok", .message = msg};
     return at_audit_append(c, &row, NULL, d);
+}
+
+at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
+{
+    at_token_revoke_job *j = ctx;
+    sqlite3_stmt *st = NULL;
+    at_err rc = at_db_prepare(c, "SELECT revoked_ms, role FROM api_tokens WHERE id = ?", &st, d);
+    if (rc != AT_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, j->id);
+    int s = sqlite3_step(st);
+    j->was_revoked = s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    char role[16] = "";
+    if (s == SQLITE_ROW)
+        snprintf(role, sizeof role, "%s", (const char *)sqlite3_column_text(st, 1));
+    sqlite3_finalize(st);
+    if (s == SQLITE_DONE)
+        return at_fail(d, AT_E_NOT_FOUND, "token: no token with id %lld", (long long)j->id);
+    if (s != SQLITE_ROW)
+        return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
+    if (j->was_revoked)
+        return AT_OK;
+    rc = at_db_prepare(c, "UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
+                       &st, d);
+    if (rc != AT_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, wall_ms());
+    sqlite3_bind_int64(st, 2, j->id);
+    s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s != SQLITE_DONE)
+        return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
+    char msg[96];
+    snprintf(msg, sizeof msg, "token %lld role %s revoked", (long long)j->id, role);
+    at_audit_row row = {.actor = j->actor, .action = "token.revoke", .outcome = "ok", .message = msg,
+                        .client = j->client};
+    return at_audit_append(c, &row, NULL, d);
+}
+
+static json_t *time_or_null(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return json_null();
+    char t[40];
+    at_time_rfc3339(sqlite3_column_int64(st, col) / 1000, t, sizeof t);
+    return json_string(t);
+}
+
+at_err at_token_list(sqlite3 *c, int64_t now_ms, json_t **out, at_diag *d)
+{
+    sqlite3_stmt *st = NULL;
+    at_err rc = at_db_prepare(c, "SELECT id, role, label, policies, created_ms, expires_ms,"
+                                 " revoked_ms FROM api_tokens ORDER BY id", &st, d);
+    if (rc != AT_OK)
+        return rc;
+    json_t *arr = json_array();
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *t = json_object();
+        json_object_set_new(t, "id", json_integer(sqlite3_column_int64(st, 0)));
+        json_object_set_new(t, "role", json_string((const char *)sqlite3_column_text(st, 1)));
+        json_object_set_new(t, "label", sqlite3_column_type(st, 2) == SQLITE_NULL
+                                            ? json_null()
+                                            : json_string((const char *)sqlite3_column_text(st, 2)));
+        json_t *pol = json_null();
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+            pol = json_array();
+            const char *p = (const char *)sqlite3_column_text(st, 3);
+            for (;;) {
+                size_t k = strcspn(p, ",");
+                json_array_append_new(pol, json_stringn(p, k));
+                if (!p[k])
+                    break;
+                p += k + 1;
+            }
+        }
+        json_object_set_new(t, "policies", pol);
+        json_object_set_new(t, "created_at", time_or_null(st, 4));
+        json_object_set_new(t, "expires_at", time_or_null(st, 5));
+        json_object_set_new(t, "revoked_at", time_or_null(st, 6));
+        const char *state = sqlite3_column_type(st, 6) != SQLITE_NULL ? "revoked"
+                            : sqlite3_column_type(st, 5) != SQLITE_NULL &&
+                                      sqlite3_column_int64(st, 5) <= now_ms
+                                ? "expired"
+                                : "active";
+        json_object_set_new(t, "state", json_string(state));
+        json_array_append_new(arr, t);
+    }
+    sqlite3_finalize(st);
+    if (s != SQLITE_DONE) {
+        json_decref(arr);
+        return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
+    }
+    *out = json_pack("{s:o}", "tokens", arr);
+    return AT_OK;
 }
 
 at_err at_token_read_file(const char *path, char *out, size_t cap, at_diag *d)

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "enc.h"
+#include "seal.h"
 #include "verifier.h"
 
 void sha256_hex(const void *p, size_t n, char out[65])
@@ -72,20 +73,30 @@ void identify(verifier *v, at_http_req *req, caller *who)
     uint8_t h[32];
     unsigned int n = 32;
     EVP_Digest(tok, strlen(tok), h, &n, EVP_sha256(), NULL);
+    /* Checked against the database on every request (one indexed lookup),
+     * never cached: a revocation or expiry holds at once on every replica. */
     sqlite3 *c = at_db_read_acquire(v->db);
     sqlite3_stmt *st = NULL;
     if (c && sqlite3_prepare_v2(c,
-                                "SELECT id, role FROM api_tokens WHERE token_sha256 = ?"
-                                " AND revoked_ms IS NULL",
+                                "SELECT id, role, expires_ms, policies FROM api_tokens"
+                                " WHERE token_sha256 = ? AND revoked_ms IS NULL",
                                 -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             role r;
-            if (role_parse((const char *)sqlite3_column_text(st, 1), &r)) {
+            int64_t id = sqlite3_column_int64(st, 0);
+            if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
+                sqlite3_column_int64(st, 2) <= at_now_ms()) {
+                who->expired = true;
+                snprintf(who->actor, sizeof who->actor, "expired-token:%lld", (long long)id);
+            } else if (role_parse((const char *)sqlite3_column_text(st, 1), &r)) {
                 who->role = r;
-                who->token_id = sqlite3_column_int64(st, 0);
+                who->token_id = id;
                 snprintf(who->actor, sizeof who->actor, "token:%lld/%s",
                          (long long)who->token_id, role_name(r));
+                if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+                    snprintf(who->scope, sizeof who->scope, "%s",
+                             (const char *)sqlite3_column_text(st, 3));
             }
         } else {
             snprintf(who->actor, sizeof who->actor, "invalid-token");
@@ -95,14 +106,27 @@ void identify(verifier *v, at_http_req *req, caller *who)
     at_db_read_release(v->db, c);
 }
 
+bool require_policy(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
+                    const char *action, const char *policy)
+{
+    if (at_token_scope_allows(who->scope, policy))
+        return true;
+    char msg[AT_TOKEN_SCOPE_MAX + 300];
+    snprintf(msg, sizeof msg, "authorization: token %lld is limited to policies %s, not %.128s",
+             (long long)who->token_id, who->scope, policy);
+    refuse(v, req, resp, who, action, AT_E_FORBIDDEN, msg, NULL);
+    return false;
+}
+
 bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned need,
                   const char *action, caller *who)
 {
     identify(v, req, who);
     if (who->role == ROLE_NONE) {
         refuse(v, req, resp, who, action, AT_E_UNAUTHORIZED,
-               at_http_bearer(req) ? "authorization: bearer token unknown or revoked"
-                                   : "authorization: a bearer token is required",
+               who->expired          ? "authorization: bearer token expired"
+               : at_http_bearer(req) ? "authorization: bearer token unknown or revoked"
+                                     : "authorization: a bearer token is required",
                NULL);
         return false;
     }
@@ -230,3 +254,27 @@ bool ratelimit_allow(ratelimit *r, const char *client, int64_t now_ns)
     return ok;
 }
 
+
+/* ---- proof keys at rest --------------------------------------------------- */
+
+at_err proof_key_seal(const verifier *v, const char *session_id, const uint8_t key[32],
+                      at_buf *out, at_diag *d)
+{
+    return at_storage_seal(v->storage_key, session_id, PROOF_KEY_SEAL_LABEL, AT_SPAN(key, 32), out,
+                           d);
+}
+
+at_err proof_key_open(const verifier *v, const char *session_id, at_span sealed, uint8_t key[32],
+                      at_diag *d)
+{
+    at_buf plain;
+    at_buf_init_secret(&plain);
+    at_err rc = at_storage_open(v->storage_key, session_id, PROOF_KEY_SEAL_LABEL, sealed, &plain, d);
+    if (rc == AT_OK && plain.len != 32)
+        rc = at_fail(d, AT_E_DECRYPT_FAILED, "session %s: proof key of %zu bytes, expected 32",
+                     session_id, plain.len);
+    if (rc == AT_OK)
+        memcpy(key, plain.p, 32);
+    at_buf_cleanup(&plain);
+    return rc;
+}

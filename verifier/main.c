@@ -1,7 +1,8 @@
 /* attest-verifier: entry point. Reads configuration, opens the database
  * (migrations), makes sure its keys and the bootstrap admin token exist,
  * pins roots, serves the HTTP API (router below) and handles signals:
- * SIGTERM/SIGINT drain and stop, SIGHUP reloads roots and signing keys. */
+ * SIGTERM/SIGINT drain and stop, SIGHUP reloads roots and signing keys,
+ * SIGUSR1 prunes at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -18,6 +19,7 @@
 #include "at_limits.h"
 #include "config.h"
 #include "enc.h"
+#include "seal.h"
 #include "token.h"
 #include "verifier.h"
 
@@ -34,7 +36,10 @@ static void usage(FILE *f)
             "                       [--log-level debug|info|warn|error] [--storage-key-file F]\n"
             "       attest-verifier --db FILE --rotate-signing-key\n"
             "Defaults: --listen 127.0.0.1:8440 --db ./attest.db; the AWS Nitro root G1 is\n"
-            "always trusted unless --no-aws-root. SIGHUP reloads roots and keys.\n");
+            "always trusted unless --no-aws-root. SIGHUP reloads roots and keys, SIGUSR1\n"
+            "prunes used nonces/proofs and ends expired sessions now (else every 30 s).\n"
+            "--test-clock-file F (tests only) adds the offset in seconds written in F to\n"
+            "the clock.\n");
 }
 
 at_trust *verifier_trust(verifier *v)
@@ -43,6 +48,25 @@ at_trust *verifier_trust(verifier *v)
     at_trust *t = at_trust_ref(v->trust);
     pthread_rwlock_unlock(&v->trust_lock);
     return t;
+}
+
+at_signer *verifier_signer(verifier *v)
+{
+    pthread_rwlock_rdlock(&v->signer_lock);
+    at_signer *s = at_signer_ref(v->signer);
+    pthread_rwlock_unlock(&v->signer_lock);
+    return s;
+}
+
+/* Install a new signer; the old one goes when its last user drops it, so
+ * any number of reloads holds at most the signers requests still use. */
+static void swap_signer(verifier *v, at_signer *fresh)
+{
+    pthread_rwlock_wrlock(&v->signer_lock);
+    at_signer *old = v->signer;
+    v->signer = fresh;
+    pthread_rwlock_unlock(&v->signer_lock);
+    at_signer_free(old);
 }
 
 at_err verifier_load_roots(verifier *v, at_diag *d)
@@ -228,45 +252,201 @@ static at_err bootstrap_admin(verifier *v, at_diag *d)
 
 /* ---- storage key for secrets at rest -------------------------------------- */
 
-/* Read the key file, or create it (0600, 32 random bytes) when absent. It
- * lives outside the database on purpose: a copy of the database alone
- * reveals no secret. Replicas sharing a database share this file too. */
+/* What the database holds sealed under the storage key: secrets, and the
+ * proof keys of live sessions, with one of each to try (freed by
+ * the caller), so a wrong key is found at start, not at the first release. */
+struct sealed_probe {
+    int64_t n_secrets, n_sessions;
+    char *secret, *secret_policy, *session;
+    uint8_t *blob, *sblob;
+    size_t blob_len, sblob_len;
+};
+
+static void probe_free(struct sealed_probe *p)
+{
+    free(p->secret);
+    free(p->secret_policy);
+    free(p->session);
+    free(p->blob);
+    free(p->sblob);
+}
+
+static at_err probe_sealed(verifier *v, struct sealed_probe *p, at_diag *d)
+{
+    memset(p, 0, sizeof *p);
+    sqlite3 *c = at_db_read_acquire(v->db);
+    sqlite3_stmt *st = NULL;
+    at_err rc = AT_E_INTERNAL;
+    AT_ENSURE(c, d, AT_E_INTERNAL, "database unavailable");
+    AT_TRY(at_db_prepare(c, "SELECT (SELECT count(*) FROM secrets), (SELECT count(*) FROM sessions"
+                            " WHERE ended_ms IS NULL AND length(proof_key) != 32)", &st, d));
+    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    p->n_secrets = sqlite3_column_int64(st, 0);
+    p->n_sessions = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(c, "SELECT name, policy, value FROM secrets ORDER BY updated_ms DESC LIMIT 1",
+                         &st, d));
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        p->secret = strdup((const char *)sqlite3_column_text(st, 0));
+        p->secret_policy = strdup((const char *)sqlite3_column_text(st, 1));
+        p->blob_len = (size_t)sqlite3_column_bytes(st, 2);
+        p->blob = malloc(p->blob_len + 1);
+        if (p->blob)
+            memcpy(p->blob, sqlite3_column_blob(st, 2), p->blob_len);
+    }
+    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(c, "SELECT id, proof_key FROM sessions WHERE ended_ms IS NULL AND"
+                            " length(proof_key) != 32 ORDER BY created_ms DESC LIMIT 1", &st, d));
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        p->session = strdup((const char *)sqlite3_column_text(st, 0));
+        p->sblob_len = (size_t)sqlite3_column_bytes(st, 1);
+        p->sblob = malloc(p->sblob_len + 1);
+        if (p->sblob)
+            memcpy(p->sblob, sqlite3_column_blob(st, 1), p->sblob_len);
+    }
+    AT_ENSURE((!p->n_secrets || (p->secret && p->secret_policy && p->blob)) &&
+                  (!p->n_sessions || (p->session && p->sblob)),
+              d, AT_E_INTERNAL, "out of memory");
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    at_db_read_release(v->db, c);
+    return rc;
+}
+
+/* Read the key file, or create it (0600, 32 random bytes) when absent and
+ * nothing in the database is sealed under a key. It lives outside the
+ * database on purpose: a copy of the database alone reveals no secret.
+ * Replicas sharing a database share this file too. A missing or wrong key
+ * while sealed data exists stops the start: a new key would never open it. */
 static at_err load_storage_key(verifier *v, at_diag *d)
 {
     const char *path = v->cfg.storage_key_file;
+    struct sealed_probe p;
+    at_err rc = probe_sealed(v, &p, d);
+    if (rc != AT_OK)
+        return rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && (p.n_secrets || p.n_sessions)) {
+        rc = at_fail(d, AT_E_IO, "%s: storage key file missing, but the database holds %lld "
+                     "secret(s) and %lld live session key(s) sealed under it: restore the file "
+                     "(a new key would never open them)", path, (long long)p.n_secrets,
+                     (long long)p.n_sessions);
+        goto out;
+    }
     if (fd < 0 && errno == ENOENT) {
         uint8_t k[32];
-        if (RAND_bytes(k, sizeof k) != 1)
-            return at_fail(d, AT_E_INTERNAL, "no randomness");
+        if (RAND_bytes(k, sizeof k) != 1) {
+            rc = at_fail(d, AT_E_INTERNAL, "no randomness");
+            goto out;
+        }
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         bool ok = fd >= 0 && write(fd, k, sizeof k) == (ssize_t)sizeof k && fsync(fd) == 0;
         at_wipe(k, sizeof k);
         if (fd >= 0)
             close(fd);
-        if (!ok)
-            return at_fail(d, AT_E_IO, "%s: cannot create: %s", path, strerror(errno));
+        if (!ok) {
+            rc = at_fail(d, AT_E_IO, "%s: cannot create: %s", path, strerror(errno));
+            goto out;
+        }
         at_log("info", "storage_key", "created %s (mode 0600): keep it with the database", path);
         fd = open(path, O_RDONLY | O_CLOEXEC);
     }
-    if (fd < 0)
-        return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
+    if (fd < 0) {
+        rc = at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
     ssize_t n = read(fd, v->storage_key, sizeof v->storage_key);
     uint8_t extra;
     ssize_t more = read(fd, &extra, 1);
     close(fd);
-    if (n != (ssize_t)sizeof v->storage_key || more != 0)
-        return at_fail(d, AT_E_IO, "%s: expected exactly 32 bytes", path);
-    return AT_OK;
+    if (n != (ssize_t)sizeof v->storage_key || more != 0) {
+        rc = at_fail(d, AT_E_IO, "%s: expected exactly 32 bytes", path);
+        goto out;
+    }
+    at_buf plain;
+    at_buf_init_secret(&plain);
+    at_diag scratch;
+    if (p.n_secrets && at_storage_open(v->storage_key, p.secret, p.secret_policy,
+                                       AT_SPAN(p.blob, p.blob_len), &plain, &scratch) != AT_OK)
+        rc = at_fail(d, AT_E_DECRYPT_FAILED, "%s: this storage key does not open the secrets in "
+                     "the database (secret %s): wrong key file", path, p.secret);
+    uint8_t pk[32];
+    if (rc == AT_OK && p.n_sessions &&
+        proof_key_open(v, p.session, AT_SPAN(p.sblob, p.sblob_len), pk, &scratch) != AT_OK)
+        rc = at_fail(d, AT_E_DECRYPT_FAILED, "%s: this storage key does not open the proof keys "
+                     "of live sessions (session %s): wrong key file", path, p.session);
+    at_wipe(pk, sizeof pk);
+    at_buf_cleanup(&plain);
+out:
+    probe_free(&p);
+    if (rc != AT_OK)
+        at_wipe(v->storage_key, sizeof v->storage_key);
+    return rc;
+}
+
+/* Sessions written by versions before schema 3 hold their proof key in
+ * clear (32 bytes): seal each under the storage key, in place. */
+static at_err reseal_proof_keys(sqlite3 *c, void *ctx, at_diag *d)
+{
+    verifier *v = ctx;
+    sqlite3_stmt *st = NULL, *up = NULL;
+    at_err rc = AT_E_INTERNAL;
+    int n = 0;
+    AT_TRY(at_db_prepare(c, "SELECT id, proof_key FROM sessions WHERE length(proof_key) = 32", &st, d));
+    AT_TRY(at_db_prepare(c, "UPDATE sessions SET proof_key = ? WHERE id = ?", &up, d));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        at_buf sealed;
+        at_buf_init(&sealed);
+        rc = proof_key_seal(v, id, sqlite3_column_blob(st, 1), &sealed, d);
+        if (rc == AT_OK) {
+            sqlite3_reset(up);
+            sqlite3_bind_blob(up, 1, sealed.p, (int)sealed.len, SQLITE_TRANSIENT);
+            sqlite3_bind_text(up, 2, id, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(up) != SQLITE_DONE)
+                rc = at_fail(d, AT_E_INTERNAL, "reseal: %s", sqlite3_errmsg(c));
+        }
+        at_buf_cleanup(&sealed);
+        if (rc != AT_OK)
+            goto out;
+        n++;
+    }
+    if (n)
+        at_log("info", "storage_key", "sealed the proof keys of %d session(s) stored in clear", n);
+    rc = AT_OK;
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(up);
+    return rc;
 }
 
 /* ---- maintenance ---------------------------------------------------------- */
 
+/* Prune against the time high-water mark (schema/0003): the cutoff never
+ * goes below the largest one used before, and is recorded in the same
+ * transaction as the deletes, so nonce and proof checks on every replica
+ * can refuse what a clock set back would otherwise let through again. */
 static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
 {
+    (void)ctx;
     int64_t now = at_now_ms();
+    int64_t cutoff = now - 60 * 1000, mark = 0;
     sqlite3_stmt *st = NULL;
+    at_err rc = at_db_prepare(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d);
+    if (rc != AT_OK)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        mark = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (cutoff < mark) {
+        at_log("warn", "clock", "wall clock is %lld s behind the time high-water mark: nonces and "
+               "release proofs expiring before %lld ms are refused", (long long)((mark - cutoff) / 1000),
+               (long long)mark);
+        cutoff = mark;
+    }
     static const char *sql[] = {
+        "UPDATE clock_watermark SET pruned_before_ms = ?",
         "DELETE FROM nonces_used WHERE expires_ms < ?",
         "DELETE FROM proofs_used WHERE expires_ms < ?",
         "UPDATE sessions SET ended_ms = expires_ms, end_reason = 'expired'"
@@ -274,17 +454,18 @@ static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
     };
     int ended = 0;
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
-        at_err rc = at_db_prepare(c, sql[i], &st, d);
+        rc = at_db_prepare(c, sql[i], &st, d);
         if (rc != AT_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, now - 60 * 1000);
+        sqlite3_bind_int64(st, 1, cutoff);
         int s = sqlite3_step(st);
         sqlite3_finalize(st);
         if (s != SQLITE_DONE)
             return at_fail(d, AT_E_INTERNAL, "prune: %s", sqlite3_errmsg(c));
-        if (i == 2)
+        if (i == 3)
             ended = sqlite3_changes(c);
     }
+    at_log("debug", "prune", "pruned before %lld ms", (long long)cutoff);
     if (ended == 0)
         return AT_OK;
     /* Ending sessions is a state change: it gets its row. */
@@ -366,6 +547,9 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     } else if (strncmp(u, "/v1/secrets/", 12) == 0) {
         req->route = "secrets";
         route_secrets(v, req, resp, u + 12);
+    } else if (strcmp(u, "/v1/tokens") == 0 || strncmp(u, "/v1/tokens/", 11) == 0) {
+        req->route = "tokens";
+        route_tokens(v, req, resp, u + 10);
     } else if (strncmp(u, "/v1/audit", 9) == 0 && strcmp(m, "GET") == 0) {
         req->route = "audit";
         route_audit(v, req, resp, u + 9);
@@ -524,6 +708,7 @@ int main(int argc, char **argv)
         {"storage-key-file", required_argument, NULL, 'S'},
         {"audit-rate", required_argument, NULL, 'A'},
         {"audit-verify-interval", required_argument, NULL, 'E'},
+        {"test-clock-file", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     /* The config file first, so command-line flags override it. */
@@ -554,6 +739,7 @@ int main(int argc, char **argv)
         case 'p': snprintf(c->port_file, sizeof c->port_file, "%s", optarg); break;
         case 'K': rotate = true; break;
         case 'L': at_log_set_level(optarg); break;
+        case 'X': at_now_set_test_clock_file(optarg); break;
         case 'S': snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", optarg); break;
         case 'V': printf("attest-verifier %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -576,6 +762,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -602,6 +789,7 @@ int main(int argc, char **argv)
         return 0;
     }
     pthread_rwlock_init(&v.trust_lock, NULL);
+    pthread_rwlock_init(&v.signer_lock, NULL);
     v.metrics = at_metrics_new();
     v.rl = ratelimit_new(c->rate_per_s, c->rate_burst);
     /* A budget of own rows per client: N per minute, N at once. */
@@ -616,6 +804,7 @@ int main(int argc, char **argv)
     }
     if (load_signer(&v, &v.signer, &d) != AT_OK || load_nonce_keys(&v, &d) != AT_OK ||
         bootstrap_admin(&v, &d) != AT_OK || load_storage_key(&v, &d) != AT_OK ||
+        at_db_write(v.db, reseal_proof_keys, &v, &d) != AT_OK ||
         verifier_load_roots(&v, &d) != AT_OK) {
         at_log("fatal", "startup", "%s", d.msg);
         at_db_close(v.db);
@@ -670,9 +859,6 @@ int main(int argc, char **argv)
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
         at_log("error", "port_file", "cannot write %s", c->port_file);
 
-    enum { MAX_RETIRED = 64 };
-    at_signer *retired[MAX_RETIRED];
-    size_t n_retired = 0;
     for (;;) {
         struct timespec ts = {30, 0};
         int sig = sigtimedwait(&sigs, NULL, &ts);
@@ -681,19 +867,24 @@ int main(int argc, char **argv)
                 at_log("error", "reload", "roots not reloaded: %s", d.msg);
             else
                 at_log("info", "reload", "roots reloaded (%zu files)", c->n_root_files);
-            /* Signing keys: a rotation done with --rotate-signing-key. Requests
-             * in flight may hold the old signer: it is kept until exit. */
+            /* Signing keys: a rotation done with --rotate-signing-key.
+             * Requests in flight keep their reference to the old signer. */
             at_signer *fresh = NULL;
-            if (n_retired < MAX_RETIRED && load_signer(&v, &fresh, &d) == AT_OK) {
-                retired[n_retired++] = __atomic_exchange_n(&v.signer, fresh, __ATOMIC_ACQ_REL);
+            if (load_signer(&v, &fresh, &d) == AT_OK) {
+                swap_signer(&v, fresh);
                 at_log("info", "reload", "signing key %s", at_signer_kid(fresh));
+            } else {
+                at_log("error", "reload", "signing keys not reloaded: %s", d.msg);
             }
         } else if (sig == SIGTERM || sig == SIGINT) {
             at_log("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
             break;
-        } else if (sig < 0 && errno == EAGAIN) {
+        } else if ((sig < 0 && errno == EAGAIN) || sig == SIGUSR1) {
+            /* Every 30 s, and at once on SIGUSR1. */
             if (at_db_write(v.db, prune, NULL, &d) != AT_OK)
                 at_log("error", "prune", "%s", d.msg);
+            else if (sig == SIGUSR1)
+                at_log("info", "prune", "pruned on SIGUSR1");
         }
     }
     at_httpd_stop(srv, 10000);
@@ -704,8 +895,6 @@ int main(int argc, char **argv)
     free(tls_key);
     free(tls_cert);
     at_db_close(v.db);
-    for (size_t i = 0; i < n_retired; i++)
-        at_signer_free(retired[i]);
     at_signer_free(v.signer);
     at_log("info", "stop", "stopped cleanly");
     at_trust_unref(v.trust);

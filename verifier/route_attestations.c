@@ -76,7 +76,7 @@ struct admit_job {
         *endpoint, *token, *actor, *client, *ev_sha;
     int64_t policy_version, expires_ms;
     at_span key_config;
-    uint8_t proof_key[32];
+    at_span proof_key_sealed;   /* proof_key_seal() */
     verifier *v;
     bool authenticated;
     /* outputs */
@@ -118,6 +118,28 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
         return rc;
     }
     if (j->nonce_len) {
+        /* Single use must hold whatever the wall clock does: a nonce that
+         * expires at or before the time high-water mark may have had its
+         * use record pruned (schema/0003), so it is expired, full stop. */
+        AT_TRY(at_db_stmt(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
+        int64_t mark = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+        sqlite3_reset(st);
+        st = NULL;
+        if (j->nonce_expires_ms <= mark) {
+            rc = at_fail(d, AT_E_NONCE_EXPIRED,
+                         "nonce: expired at %lld ms, not after the verifier's time high-water mark "
+                         "%lld ms (the clock was set back?)",
+                         (long long)j->nonce_expires_ms, (long long)mark);
+            at_audit_row row = {.actor = j->actor, .action = "attestation.create",
+                                .outcome = "refused", .code = "nonce_expired", .message = d->msg,
+                                .policy = ref, .instance_id = j->instance_id,
+                                .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
+                                .client = j->client};
+            at_diag scratch;
+            if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+                return AT_E_INTERNAL;
+            return rc;
+        }
         /* Single use: the primary key refuses a second insert. */
         AT_TRY(at_db_stmt(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)",
                              &st, d));
@@ -170,7 +192,7 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
         sqlite3_bind_text(st, 10, j->endpoint, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 10);
-    sqlite3_bind_blob(st, 11, j->proof_key, sizeof j->proof_key, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 11, j->proof_key_sealed.p, (int)j->proof_key_sealed.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 12, j->token, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 13, now);
     sqlite3_bind_int64(st, 14, j->expires_ms);
@@ -215,8 +237,9 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     at_evidence ev;
     bool have_ev = false;
     char *token = NULL, *pcrs_text = NULL, *key_sealed_b64 = NULL, *kc_b64 = NULL;
-    at_buf sealed;
+    at_buf sealed, proof_sealed;
     at_buf_init(&sealed);
+    at_buf_init(&proof_sealed);
     at_diag d = {{0}};
     at_err rc;
     int64_t version = 0;
@@ -342,7 +365,17 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
                           .actor = who.actor, .client = req->client, .ev_sha = ev_sha,
                           .v = v, .authenticated = who.role != ROLE_NONE,
                           .key_config = have_key ? ev.payload.public_key : AT_SPAN_NULL};
-    at_session_proof_key(AT_SPAN(session_key, 32), j.proof_key);
+    {
+        uint8_t proof_key[32];
+        at_session_proof_key(AT_SPAN(session_key, 32), proof_key);
+        rc = proof_key_seal(v, session_id, proof_key, &proof_sealed, &d);
+        at_wipe(proof_key, sizeof proof_key);
+        if (rc != AT_OK) {
+            rc = AT_E_INTERNAL;
+            goto refused;
+        }
+        j.proof_key_sealed = at_buf_span(&proof_sealed);
+    }
     int64_t now = at_now_ms();
     j.expires_ms = now + policy->session_ttl_s * 1000;
 
@@ -384,14 +417,16 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     json_t *submods = json_object();
     json_object_set_new(submods, ev.payload.module_id, sub);
     json_object_set_new(claims, "submods", submods);
-    if ((rc = at_signer_sign(verifier_signer(v), claims, &token, &d)) != AT_OK)
+    at_signer *signer = verifier_signer(v);
+    rc = at_signer_sign(signer, claims, &token, &d);
+    at_signer_free(signer);
+    if (rc != AT_OK)
         goto refused;
     pcrs_text = json_dumps(json_object_get(ae, "pcrs"), JSON_COMPACT | JSON_SORT_KEYS);
     j.pcrs = pcrs_text;
     j.token = token;
     rc = at_db_write(v->db, admit, &j, &d);
-    at_wipe(j.proof_key, sizeof j.proof_key);
-    if (rc == AT_E_NONCE_REUSED || rc == AT_E_POLICY_NOT_FOUND) {
+    if (rc == AT_E_NONCE_REUSED || rc == AT_E_NONCE_EXPIRED || rc == AT_E_POLICY_NOT_FOUND) {
         at_http_error(resp, rc, d.msg, j.audit_id);
         goto done;
     }
@@ -426,6 +461,7 @@ done:
     json_decref(body);
     json_decref(claims);
     at_buf_cleanup(&sealed);
+    at_buf_cleanup(&proof_sealed);
     free(doc);
     free(token);
     free(pcrs_text);

@@ -156,7 +156,8 @@ out:
 static void get_policy(verifier *v, at_http_req *req, at_http_resp *resp, const char *name)
 {
     caller who;
-    if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER) | ROLE_BIT(ROLE_AUDITOR), "policy.get", &who))
+    if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER) | ROLE_BIT(ROLE_AUDITOR), "policy.get", &who) ||
+        !require_policy(v, req, resp, &who, "policy.get", name))
         return;
     sqlite3 *c = at_db_read_acquire(v->db);
     sqlite3_stmt *st = NULL;
@@ -227,7 +228,8 @@ void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     caller who;
     at_diag d = {{0}};
     if (!slash && strcmp(req->method, "PUT") == 0) {
-        if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER), "policy.put", &who))
+        if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER), "policy.put", &who) ||
+            !require_policy(v, req, resp, &who, "policy.put", name))
             return;
         at_policy *p = NULL;
         at_err rc = at_policy_parse((const char *)req->body.p, req->body.len, &p, &d);
@@ -275,7 +277,8 @@ void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         return;
     }
     if (slash && strncmp(slash, "/versions/", 10) == 0 && strcmp(req->method, "DELETE") == 0) {
-        if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER), "policy.revoke", &who))
+        if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER), "policy.revoke", &who) ||
+            !require_policy(v, req, resp, &who, "policy.revoke", name))
             return;
         char *end;
         long long ver = strtoll(slash + 10, &end, 10);

@@ -16,6 +16,8 @@
 
 struct put_job {
     const char *name, *policy, *actor, *client;
+    const char *scope;          /* the caller's token scope ("" = all) */
+    int64_t token_id;
     const uint8_t *key;
     at_span value;
     int64_t audit_id;
@@ -30,6 +32,21 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
     int64_t now = at_now_ms();
     at_buf stored;
     at_buf_init(&stored);
+    /* A token limited to some policies may not take over a secret bound
+     * to another one (checked in the writing transaction). */
+    if (j->scope[0]) {
+        AT_TRY(at_db_prepare(c, "SELECT policy FROM secrets WHERE name = ?", &st, d));
+        sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW &&
+            !at_token_scope_allows(j->scope, (const char *)sqlite3_column_text(st, 0))) {
+            rc = at_fail(d, AT_E_FORBIDDEN, "authorization: secret %s is bound to policy %.128s, "
+                         "token %lld is limited to policies %s", j->name,
+                         (const char *)sqlite3_column_text(st, 0), (long long)j->token_id, j->scope);
+            goto out;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
     AT_TRY(at_storage_seal(j->key, j->name, j->policy, j->value, &stored, d));
     AT_TRY(at_db_prepare(c, "INSERT INTO secrets (name, policy, value, created_ms, updated_ms)"
                             " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
@@ -98,6 +115,26 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
     }
     sqlite3_finalize(st);
     st = NULL;
+    /* A proof whose use record may have been pruned (it expires at or
+     * before the time high-water mark, schema/0003) is never accepted, so
+     * a clock set back cannot make it fresh again. */
+    AT_TRY(at_db_prepare(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
+    int64_t mark = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (j->proof_expires_ms <= mark) {
+        rc = at_fail(d, AT_E_UNAUTHORIZED,
+                     "proof: expires at %lld ms, not after the verifier's time high-water mark "
+                     "%lld ms (stale, or the clock was set back)",
+                     (long long)j->proof_expires_ms, (long long)mark);
+        row.outcome = "refused";
+        row.code = at_err_str(rc);
+        row.message = d->msg;
+        at_diag scratch;
+        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+            return AT_E_INTERNAL;
+        return rc;
+    }
     AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
     sqlite3_bind_blob(st, 1, j->mac, sizeof j->mac, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, j->proof_expires_ms);
@@ -161,9 +198,14 @@ static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *n
         if (rc != AT_OK)
             goto refused;
     }
-    struct put_job j = {.name = name, .policy = json_string_value(jp), .actor = who.actor,
+    if (!require_policy(v, req, resp, &who, "secret.put", json_string_value(jp)))
+        goto done;
+    struct put_job j = {.name = name, .policy = json_string_value(jp), .scope = who.scope,
+                        .token_id = who.token_id, .actor = who.actor,
                         .client = req->client, .value = AT_SPAN(value, vlen), .key = v->storage_key};
     if ((rc = at_db_write(v->db, put_secret, &j, &d)) != AT_OK) {
+        if (rc == AT_E_FORBIDDEN)
+            goto refused;
         at_http_error(resp, rc, d.msg, -1);
         goto done;
     }
@@ -250,14 +292,18 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: expired");
         goto refused;
     }
-    if (sqlite3_column_type(st, 3) == SQLITE_NULL || sqlite3_column_bytes(st, 4) != 32) {
+    if (sqlite3_column_type(st, 3) == SQLITE_NULL) {
         rc = at_fail(&d, AT_E_KEY_REQUIRED, "session: no attested key to seal the secret to");
         goto refused;
     }
     kclen = (size_t)sqlite3_column_bytes(st, 3);
     kc = malloc(kclen);
     memcpy(kc, sqlite3_column_blob(st, 3), kclen);
-    memcpy(proof_key, sqlite3_column_blob(st, 4), 32);
+    if (proof_key_open(v, sid, AT_SPAN(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)),
+                       proof_key, &d) != AT_OK) {
+        rc = AT_E_INTERNAL;
+        goto refused;
+    }
     sqlite3_finalize(st);
     st = NULL;
     /* Proof: fresh (within the clock skew) and made with the session key. */
@@ -308,7 +354,7 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     if ((rc = at_seal_to_key_config(AT_SPAN(kc, kclen), info, AT_SPAN(value, vlen), &sealed, &d)) != AT_OK)
         goto refused;
     struct release_job j = {.name = name, .session_id = sid, .client = req->client, .actor = actor, .v = v,
-                            .proof_expires_ms = now + 2 * skew, .policy_ref = ref, .instance_id = instance};
+                            .proof_expires_ms = ts_ms + 2 * skew, .policy_ref = ref, .instance_id = instance};
     memcpy(j.mac, mac, 32);
     rc = at_db_write(v->db, consume_proof, &j, &d);
     if (rc != AT_OK) {

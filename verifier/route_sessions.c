@@ -1,6 +1,6 @@
 /* GET /v1/sessions?policy=NAME&state=active|all: sessions for gateways and
  * auditors, each with the attested key config, PCRs, endpoint and the
- * attestation result token. */
+ * attestation result token; a token limited to policies sees only theirs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +27,9 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
                "policy/instance/id: invalid value", NULL);
         return;
     }
+    /* A token limited to policies sees only their sessions. */
+    if (policy && !require_policy(v, req, resp, &who, "session.list", policy))
+        return;
     bool all = state && strcmp(state, "all") == 0;
     int64_t now = at_now_ms();
     /* Only the conditions asked for, so SQLite can use the partial indexes
@@ -37,6 +40,8 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
         strcat(sql, " AND ended_ms IS NULL AND expires_ms > :now");
     if (policy)
         strcat(sql, " AND policy = :policy");
+    if (!policy && who.scope[0])
+        strcat(sql, " AND instr(',' || :scope || ',', ',' || policy || ',') > 0");
     if (instance)
         strcat(sql, " AND instance_id = :instance");
     if (id)
@@ -54,6 +59,8 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
         sqlite3_bind_int64(st, i, now);
     if ((i = sqlite3_bind_parameter_index(st, ":policy")))
         sqlite3_bind_text(st, i, policy, -1, SQLITE_STATIC);
+    if ((i = sqlite3_bind_parameter_index(st, ":scope")))
+        sqlite3_bind_text(st, i, who.scope, -1, SQLITE_STATIC);
     if ((i = sqlite3_bind_parameter_index(st, ":instance")))
         sqlite3_bind_text(st, i, instance, -1, SQLITE_STATIC);
     if ((i = sqlite3_bind_parameter_index(st, ":id")))

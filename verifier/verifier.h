@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "nonce.h"
 #include "policy.h"
+#include "token.h"
 #include "x509v.h"
 
 #define VERIFIER_ID_DEVELOPER "attest"
@@ -61,7 +62,8 @@ typedef struct {
     pthread_rwlock_t trust_lock;
     at_trust *trust;            /* swap under trust_lock (SIGHUP) */
     bool trusts_sim_root;       /* a non-AWS root is pinned: say so */
-    at_signer *signer;
+    pthread_rwlock_t signer_lock;
+    at_signer *signer;          /* swap under signer_lock (SIGHUP) */
     uint8_t nonce_keys[2][AT_NONCE_KEY_LEN];
     size_t n_nonce_keys;
     uint8_t storage_key[32];    /* secrets at rest (lib/seal.h) */
@@ -86,13 +88,19 @@ typedef struct {
     role role;
     int64_t token_id;
     char actor[64];             /* "token:3/owner", "anonymous" */
+    bool expired;               /* a known token past its expiry */
+    char scope[AT_TOKEN_SCOPE_MAX + 1]; /* policies it is limited to; "" = all */
 } caller;
 
-/* The current signer (swapped on SIGHUP; old ones live until exit). */
-static inline at_signer *verifier_signer(verifier *v)
-{
-    return __atomic_load_n(&v->signer, __ATOMIC_ACQUIRE);
-}
+/* May the caller act on this policy (its token's scope)? When not, the
+ * response (403 forbidden naming the policy) and audit row are written and
+ * false is returned. */
+bool require_policy(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
+                    const char *action, const char *policy);
+
+/* The current signer, a reference (at_signer_free it). SIGHUP swaps it;
+ * the old one is freed when the last request holding it lets go. */
+at_signer *verifier_signer(verifier *v);
 
 /* Current trust set (a reference: at_trust_unref it). */
 at_trust *verifier_trust(verifier *v);
@@ -152,6 +160,7 @@ void route_secrets(verifier *v, at_http_req *req, at_http_resp *resp, const char
 void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
 void route_jwks(verifier *v, at_http_req *req, at_http_resp *resp);
 void route_metrics(verifier *v, at_http_req *req, at_http_resp *resp);
+void route_tokens(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
 
 /* Shared pieces. */
 /* Look up the current (non-revoked, highest) version of a policy, or a
@@ -165,5 +174,15 @@ at_err only_keys(json_t *o, const char *const *keys, at_diag *d) AT_MUST_USE;
 
 
 void sha256_hex(const void *p, size_t n, char out[65]);
+
+/* sessions.proof_key at rest: the 32-byte proof key sealed under the
+ * storage key, bound to the session id (a database reader cannot forge
+ * release proofs). Seal appends to out; open is AT_E_DECRYPT_FAILED when
+ * the storage key or the id do not match. */
+#define PROOF_KEY_SEAL_LABEL "session proof key"
+at_err proof_key_seal(const verifier *v, const char *session_id, const uint8_t key[32],
+                      at_buf *out, at_diag *d) AT_MUST_USE;
+at_err proof_key_open(const verifier *v, const char *session_id, at_span sealed, uint8_t key[32],
+                      at_diag *d) AT_MUST_USE;
 
 #endif

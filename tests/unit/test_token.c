@@ -62,11 +62,61 @@ static void generate_and_hash(void **state)
     assert_memory_not_equal(h1, h3, 32);
 }
 
+static void durations(void **state)
+{
+    (void)state;
+    at_diag d = {{0}};
+    int64_t ms = 0;
+    assert_int_equal(at_token_parse_duration("30d", &ms, &d), AT_OK);
+    assert_true(ms == 30LL * 86400 * 1000);
+    assert_int_equal(at_token_parse_duration("12h", &ms, &d), AT_OK);
+    assert_true(ms == 12LL * 3600 * 1000);
+    assert_int_equal(at_token_parse_duration("45m", &ms, &d), AT_OK);
+    assert_true(ms == 45LL * 60 * 1000);
+    assert_int_equal(at_token_parse_duration("2s", &ms, &d), AT_OK);
+    assert_true(ms == 2000);
+    static const char *bad[] = {"", "d", "0d", "12", "12x", "12hh", "-1h", " 1h", "1.5h",
+                                "99999999999999999999d", "3661d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ms = 7;
+        assert_int_equal(at_token_parse_duration(bad[i], &ms, &d), AT_E_BAD_FIELD);
+        assert_true(ms == 7);
+    }
+    assert_non_null(strstr(d.msg, "at most"));
+}
+
+static void scopes(void **state)
+{
+    (void)state;
+    at_diag d = {{0}};
+    assert_int_equal(at_token_check_scope("llm", &d), AT_OK);
+    assert_int_equal(at_token_check_scope("llm,other-1,a.b_c", &d), AT_OK);
+    static const char *bad[] = {"", ",", "a,", ",a", "a,,b", "a b", "a,a", "..", "a/b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(at_token_check_scope(bad[i], &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_token_check_scope("x,y,x", &d), AT_E_BAD_FIELD);
+    assert_non_null(strstr(d.msg, "twice"));
+    char many[200] = "";
+    for (int i = 0; i < 33; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%sp%d", i ? "," : "", i);
+    assert_int_equal(at_token_check_scope(many, &d), AT_E_BAD_FIELD);
+    assert_non_null(strstr(d.msg, "more than 32"));
+    assert_true(at_token_scope_allows(NULL, "x"));
+    assert_true(at_token_scope_allows("", "x"));
+    assert_true(at_token_scope_allows("llm,b", "llm"));
+    assert_true(at_token_scope_allows("llm,b", "b"));
+    assert_false(at_token_scope_allows("llm,b", "ll"));
+    assert_false(at_token_scope_allows("llm,b", "llm,b"));
+    assert_false(at_token_scope_allows("llm", "llm2"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(token_files),
         cmocka_unit_test(generate_and_hash),
+        cmocka_unit_test(durations),
+        cmocka_unit_test(scopes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
