@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "binding.h"
 #include "config.h"
 #include "enc.h"
 #include "httpc.h"
@@ -23,6 +24,7 @@ static void usage(FILE *f)
             "                    --listen ADDR:PORT [--advertise URL] --upstream URL [--token-file F]\n"
             "                    [--model FILE | --model-sealed FILE --model-secret NAME --model-out PATH]\n"
             "                    [--model-pcr N] [--print-pcrs] [--port-file F] [--max-body BYTES]\n"
+            "                    [--session-check S]   (default 10; needs --token-file, role agent)\n"
             "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
             "(a fresh document for a caller's nonce), GET /v1/status.\n");
 }
@@ -119,6 +121,7 @@ int main(int argc, char **argv)
     static agent a;
     agent_config *c = &a.cfg;
     c->model_pcr = -1;
+    c->session_check_s = 10;
     c->max_body = 1024 * 1024;
     c->sim_format = AT_FORMAT_NITRO_ENCLAVE;
     bool attester_given = false;
@@ -132,6 +135,7 @@ int main(int argc, char **argv)
         {"model-secret", required_argument, NULL, 'S'}, {"model-out", required_argument, NULL, 'o'},
         {"model-pcr", required_argument, NULL, 'M'},  {"print-pcrs", no_argument, NULL, 'x'},
         {"port-file", required_argument, NULL, 'f'},  {"max-body", required_argument, NULL, 'b'},
+        {"session-check", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int o;
@@ -174,6 +178,16 @@ int main(int argc, char **argv)
             break;
         }
         case 'x': c->print_pcrs = true; break;
+        case 'C': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || end == optarg || n < 0 || n > 86400) {
+                fprintf(stderr, "attest-agent: --session-check 0..86400 seconds\n");
+                return 2;
+            }
+            c->session_check_s = (int)n;
+            break;
+        }
         case 'f': COPY(port_file); break;
         case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
         case 'V': printf("attest-agent %s\n", PACKAGE_VERSION); return 0;
@@ -215,6 +229,8 @@ int main(int argc, char **argv)
     pthread_mutex_init(&a.lock, NULL);
     pthread_cond_init(&a.changed, NULL);
     at_buf_init(&a.key_config);
+    at_buf_init(&a.bind_session);
+    at_buf_init(&a.bind_evidence);
     at_diag d = {{0}};
     int ret = 1;
     at_httpd *srv = NULL;
@@ -276,6 +292,14 @@ int main(int argc, char **argv)
         snprintf(c->advertise, sizeof c->advertise, "http://%s:%u", host[0] ? host : "127.0.0.1",
                  at_httpd_port(srv));
     }
+    pthread_mutex_lock(&a.lock);
+    bool bound = at_binding_encode(AT_PURPOSE_SESSION, c->advertise, &a.bind_session, &d) == AT_OK &&
+                 at_binding_encode(AT_PURPOSE_EVIDENCE, c->advertise, &a.bind_evidence, &d) == AT_OK;
+    pthread_mutex_unlock(&a.lock);
+    if (!bound) {
+        at_log("fatal", "binding", "%s", d.msg);
+        goto out;
+    }
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
         at_log("error", "port_file", "cannot write %s", c->port_file);
     at_log("info", "start", "attest-agent %s on %s (advertised %s), policy %s, attester %s, upstream %s",
@@ -322,6 +346,8 @@ out:
     at_attester_close(a.attester);
     at_ohttp_keyset_free(a.keys);
     at_buf_cleanup(&a.key_config);
+    at_buf_cleanup(&a.bind_session);
+    at_buf_cleanup(&a.bind_evidence);
     at_wipe(a.session_key, sizeof a.session_key);
     at_wipe(a.token, sizeof a.token);
     return ret;

@@ -147,3 +147,9 @@ check_PROGRAMS += tests/unit/test_token
 tests_unit_test_token_SOURCES = tests/unit/test_token.c
 tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_token_LDADD = $(UNIT_LDADD)
+
+# Document binding in user_data (issue 7, section 1).
+check_PROGRAMS += tests/unit/test_binding
+tests_unit_test_binding_SOURCES = tests/unit/test_binding.c
+tests_unit_test_binding_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_binding_LDADD = $(UNIT_LDADD)
