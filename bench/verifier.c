@@ -552,6 +552,7 @@ cleanup:
     free(r);
     at_buf_cleanup(&doc);
     at_buf_cleanup(&kc);
+    at_buf_cleanup(&bind);
     at_buf_cleanup(&pj);
     at_policy_free(policy);
     at_trust_unref(trust);
