@@ -40,6 +40,7 @@ typedef struct {
     char model_secret[160];
     char model_out[1024];
     int model_pcr;             /* -1 = the format's default (16 enclave, 15 tpm) */
+    int session_check_s;       /* how often the session is checked by id (token needed) */
     bool print_pcrs;
     char port_file[1024];
     size_t max_body;
@@ -53,6 +54,9 @@ typedef struct {
     at_buf key_config;         /* RFC 9458 single config of AGENT_KEY_ID */
     at_attester *attester;
     char token[512];           /* agent bearer token (optional) */
+    /* user_data of our documents (lib/binding): purpose and advertised
+     * endpoint; set once the endpoint is known, read under lock. */
+    at_buf bind_session, bind_evidence;
 
     pthread_mutex_t lock;      /* guards the session below */
     pthread_cond_t changed;
@@ -61,7 +65,9 @@ typedef struct {
     int64_t session_expires_ms;
     bool have_session;
     char last_error[1200];
+    char session_state[32];    /* active, or why it ended (replaced, revoked, ...) */
     bool stopping;
+    bool attest_now;           /* the session ended: the loop attests at once */
     bool model_ready;
 } agent;
 
@@ -75,8 +81,19 @@ at_err agent_sim_pcrs(const agent_config *c, at_format f, bool set[AT_MAX_PCRS],
  * sealed session key. */
 at_err agent_attest_once(agent *a, at_diag *d) AT_MUST_USE;
 /* The renewal loop (thread): attest, sleep until two thirds of the session
- * lifetime, again; back off on failures. */
+ * lifetime, again; back off on failures. In between, every
+ * --session-check seconds (with an agent token), ask the verifier for the
+ * session by id, and attest again at once when it ended or was replaced. */
 void *agent_session_loop(void *arg);
+/* Ask the verifier whether our session is still active (GET
+ * /v1/sessions?id=, agent token). AT_OK when it is, or when the verifier
+ * cannot say (transport trouble: logged, the session kept);
+ * AT_E_SESSION_EXPIRED when it ended, was replaced or is unknown: the
+ * session is then forgotten and /v1/status says why. */
+at_err agent_check_session(agent *a, at_diag *d) AT_MUST_USE;
+/* Forget the session (it ended at the verifier: `why`) and have the loop
+ * attest again at once. */
+void agent_session_lost(agent *a, const char *sid, const char *why);
 /* Release secret `name` with a session-key proof and open it (sealed to our
  * key); appends the value to out (a secret buffer). */
 at_err agent_release_secret(agent *a, const char *name, at_buf *out, at_diag *d) AT_MUST_USE;

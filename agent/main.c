@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "binding.h"
 #include "config.h"
 #include "enc.h"
 #include "httpc.h"
@@ -24,6 +25,7 @@ static void usage(FILE *f)
             "                    [--model FILE | --model-sealed FILE --model-secret NAME --model-out PATH]\n"
             "                    [--model-pcr N] [--print-pcrs] [--port-file F] [--max-body BYTES]\n"
             "                    [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
+            "                    [--session-check S]   (default 10; needs --token-file, role agent)\n"
             "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
             "(a fresh document for a caller's nonce), GET /v1/status.\n");
 }
@@ -120,6 +122,7 @@ int main(int argc, char **argv)
     static agent a;
     agent_config *c = &a.cfg;
     c->model_pcr = -1;
+    c->session_check_s = 10;
     c->max_body = 1024 * 1024;
     c->sim_format = AT_FORMAT_NITRO_ENCLAVE;
     bool attester_given = false;
@@ -135,6 +138,7 @@ int main(int argc, char **argv)
         {"port-file", required_argument, NULL, 'f'},  {"max-body", required_argument, NULL, 'b'},
         {"request-timeout", required_argument, NULL, 1001}, {"connection-limit", required_argument, NULL, 1002},
         {"per-ip-limit", required_argument, NULL, 1003},
+        {"session-check", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int o;
@@ -177,6 +181,16 @@ int main(int argc, char **argv)
             break;
         }
         case 'x': c->print_pcrs = true; break;
+        case 'C': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || end == optarg || n < 0 || n > 86400) {
+                fprintf(stderr, "attest-agent: --session-check 0..86400 seconds\n");
+                return 2;
+            }
+            c->session_check_s = (int)n;
+            break;
+        }
         case 'f': COPY(port_file); break;
         case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
         case 1001: c->request_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -221,6 +235,8 @@ int main(int argc, char **argv)
     pthread_mutex_init(&a.lock, NULL);
     pthread_cond_init(&a.changed, NULL);
     at_buf_init(&a.key_config);
+    at_buf_init(&a.bind_session);
+    at_buf_init(&a.bind_evidence);
     at_diag d = {{0}};
     int ret = 1;
     at_httpd *srv = NULL;
@@ -283,6 +299,14 @@ int main(int argc, char **argv)
         snprintf(c->advertise, sizeof c->advertise, "http://%s:%u", host[0] ? host : "127.0.0.1",
                  at_httpd_port(srv));
     }
+    pthread_mutex_lock(&a.lock);
+    bool bound = at_binding_encode(AT_PURPOSE_SESSION, c->advertise, &a.bind_session, &d) == AT_OK &&
+                 at_binding_encode(AT_PURPOSE_EVIDENCE, c->advertise, &a.bind_evidence, &d) == AT_OK;
+    pthread_mutex_unlock(&a.lock);
+    if (!bound) {
+        at_log("fatal", "binding", "%s", d.msg);
+        goto out;
+    }
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
         at_log("error", "port_file", "cannot write %s", c->port_file);
     at_log("info", "start", "attest-agent %s on %s (advertised %s), policy %s, attester %s, upstream %s",
@@ -329,6 +353,8 @@ out:
     at_attester_close(a.attester);
     at_ohttp_keyset_free(a.keys);
     at_buf_cleanup(&a.key_config);
+    at_buf_cleanup(&a.bind_session);
+    at_buf_cleanup(&a.bind_evidence);
     at_wipe(a.session_key, sizeof a.session_key);
     at_wipe(a.token, sizeof a.token);
     return ret;

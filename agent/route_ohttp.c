@@ -71,7 +71,9 @@ static void whole(agent *a, at_http_req *req, at_http_resp *resp)
     at_diag ud = {{0}};
     if (upstream_forward(a, in, &out, &ud) != AT_OK) {
         at_log("error", "upstream", "%s", ud.msg);
-        if ((rc = inner_error(502, ud.msg, &out, &d)) != AT_OK)
+        /* The caller learns that the upstream failed, not its URL or the
+         * transport error (logged above). */
+        if ((rc = inner_error(502, "upstream: the local model server did not answer (unavailable)", &out, &d)) != AT_OK)
             goto fail;
     }
     if ((rc = at_bhttp_encode(out, &plain, &d)) != AT_OK ||
@@ -154,7 +156,7 @@ static ssize_t chunked_read(void *cls, uint64_t pos, char *buf, size_t max)
             at_log("error", "upstream", "stream: %s", d.msg);
             /* Nothing out yet: answer an authenticated 502. Otherwise end
              * the body without its final chunk: the client detects it. */
-            if (c->sent_any || c->outbox.len || seal_error_stream(c, d.msg, &d) != AT_OK)
+            if (c->sent_any || c->outbox.len || seal_error_stream(c, "upstream: the local model server did not answer (unavailable)", &d) != AT_OK)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             done = true;
         }
@@ -184,8 +186,11 @@ static void chunked(agent *a, at_http_req *req, at_http_resp *resp)
         goto fail;
     }
     at_diag ud = {{0}};
-    if (upstream_stream_start(a, in, &c->up, &ud) != AT_OK && seal_error_stream(c, ud.msg, &d) == AT_OK)
-        c->finished = true;
+    if (upstream_stream_start(a, in, &c->up, &ud) != AT_OK) {
+        at_log("error", "upstream", "stream: %s", ud.msg);
+        if (seal_error_stream(c, "upstream: the local model server did not answer (unavailable)", &d) == AT_OK)
+            c->finished = true;
+    }
     /* chunked_read blocks on the upstream: httpd runs it on a worker. */
     resp->stream = chunked_read;
     resp->stream_cls = c;
@@ -219,8 +224,12 @@ void route_ohttp(agent *a, at_http_req *req, at_http_resp *resp)
 void route_status(agent *a, at_http_req *req, at_http_resp *resp)
 {
     pthread_mutex_lock(&a->lock);
-    json_t *o = json_pack("{s:b,s:s,s:I,s:s,s:b,s:s}", "attested", a->have_session, "session",
-                          a->have_session ? a->session_id : "", "expires_at_ms",
+    /* attested only while the session is live as far as we know: expired
+     * locally, or found ended/replaced at the verifier, is not attested. */
+    bool live = a->have_session && a->session_expires_ms > at_now_ms();
+    json_t *o = json_pack("{s:b,s:s,s:s,s:I,s:s,s:b,s:s}", "attested", live, "session",
+                          a->have_session ? a->session_id : "", "session_state",
+                          a->session_state[0] ? a->session_state : "none", "expires_at_ms",
                           (json_int_t)a->session_expires_ms, "policy", a->cfg.policy, "model_ready",
                           a->model_ready, "last_error", a->last_error);
     pthread_mutex_unlock(&a->lock);
@@ -245,9 +254,21 @@ void route_evidence(agent *a, at_http_req *req, at_http_resp *resp)
                         at_b64_decode_new(nb, strlen(nb), &nonce, &nonce_len) != AT_OK ||
                         nonce_len < 16 || nonce_len > 64))
         rc = at_fail(&d, AT_E_BAD_REQUEST, "nonce: expected {\"nonce\": base64 of 16..64 bytes}");
+    /* The document says what it is for: evidence for a relying party, at
+     * our endpoint. The verifier never makes a session from it. */
+    at_buf bind;
+    at_buf_init(&bind);
+    if (rc == AT_OK) {
+        pthread_mutex_lock(&a->lock);
+        rc = at_buf_append_span(&bind, at_buf_span(&a->bind_evidence));
+        pthread_mutex_unlock(&a->lock);
+        if (rc == AT_OK && bind.len == 0)
+            rc = at_fail(&d, AT_E_UNAVAILABLE, "evidence: the agent is still starting");
+    }
     if (rc == AT_OK)
-        rc = at_attester_document(a->attester, AT_SPAN(nonce, nonce_len), AT_SPAN_NULL,
+        rc = at_attester_document(a->attester, AT_SPAN(nonce, nonce_len), at_buf_span(&bind),
                                   at_buf_span(&a->key_config), &doc, &d);
+    at_buf_cleanup(&bind);
     if (rc != AT_OK) {
         at_http_error(resp, rc, d.msg, -1);
     } else {

@@ -74,9 +74,14 @@ static at_err verifier_call(const agent *a, const char *method, const char *path
     snprintf(url, sizeof url, "%s%s", a->cfg.verifier, path);
     long status = 0;
     json_t *resp = NULL;
-    at_err rc = at_httpc_json(method, url, a->token[0] ? a->token : NULL, body, &status, &resp, d);
-    if (rc != AT_OK)
-        return rc;
+    at_diag td = {{0}};
+    at_err rc = at_httpc_json(method, url, a->token[0] ? a->token : NULL, body, &status, &resp, &td);
+    if (rc != AT_OK) {
+        /* The transport detail (URL, connect result) goes to the log, not
+         * into /v1/status. */
+        at_log("warn", "verifier", "%s %s: %s", method, path, td.msg);
+        return at_fail(d, rc, "verifier: %s %s: no answer (%s)", method, path, at_err_str(rc));
+    }
     if (status < 200 || status >= 300) {
         json_t *e = json_object_get(resp, "error");
         const char *code = json_string_value(json_object_get(e, "code"));
@@ -96,8 +101,9 @@ at_err agent_attest_once(agent *a, at_diag *d)
     json_t *out = NULL, *body = NULL;
     uint8_t *nonce = NULL, *sealed = NULL;
     size_t nonce_len = 0, sealed_len = 0;
-    at_buf doc, key;
+    at_buf doc, key, bind;
     at_buf_init(&doc);
+    at_buf_init(&bind);
     at_buf_init_secret(&key);
     char *ev = NULL;
     AT_TRY(verifier_call(a, "POST", "/v1/challenge", NULL, &out, d));
@@ -106,7 +112,13 @@ at_err agent_attest_once(agent *a, at_diag *d)
               d, AT_E_BAD_FIELD, "verifier: challenge without a usable nonce");
     json_decref(out);
     out = NULL;
-    AT_TRY(at_attester_document(a->attester, AT_SPAN(nonce, nonce_len), AT_SPAN_NULL,
+    /* Bound to purpose "session" and the endpoint we ask the verifier to
+     * record: only such a document makes or replaces our session. */
+    pthread_mutex_lock(&a->lock);
+    rc = at_buf_append_span(&bind, at_buf_span(&a->bind_session));
+    pthread_mutex_unlock(&a->lock);
+    AT_TRY(rc);
+    AT_TRY(at_attester_document(a->attester, AT_SPAN(nonce, nonce_len), at_buf_span(&bind),
                                 at_buf_span(&a->key_config), &doc, d));
     AT_ENSURE((ev = at_b64_encode_new(at_buf_span(&doc))), d, AT_E_INTERNAL, "out of memory");
     body = json_pack("{s:s,s:s,s:s}", "evidence", ev, "policy", a->cfg.policy, "endpoint",
@@ -129,6 +141,7 @@ at_err agent_attest_once(agent *a, at_diag *d)
     memcpy(a->session_key, key.p, 32);
     a->session_expires_ms = json_integer_value(exp);
     a->have_session = true;
+    snprintf(a->session_state, sizeof a->session_state, "active");
     a->last_error[0] = '\0';
     pthread_cond_broadcast(&a->changed);
     pthread_mutex_unlock(&a->lock);
@@ -142,7 +155,70 @@ out:
     free(nonce);
     free(sealed);
     at_buf_cleanup(&doc);
+    at_buf_cleanup(&bind);
     at_buf_cleanup(&key);
+    return rc;
+}
+
+static void wait_until(agent *a, int64_t until_ms)
+{
+    /* Called with a->lock held; returns at until_ms, on stop or when asked
+     * to attest at once. */
+    struct timespec until;
+    until.tv_sec = (time_t)(until_ms / 1000);
+    until.tv_nsec = (long)(until_ms % 1000) * 1000000;
+    while (!a->stopping && !a->attest_now && pthread_cond_timedwait(&a->changed, &a->lock, &until) == 0)
+        ;
+}
+
+void agent_session_lost(agent *a, const char *sid, const char *why)
+{
+    pthread_mutex_lock(&a->lock);
+    if (a->have_session && strcmp(a->session_id, sid) == 0) {
+        a->have_session = false;
+        at_wipe(a->session_key, sizeof a->session_key);
+        snprintf(a->session_state, sizeof a->session_state, "%s", why);
+        snprintf(a->last_error, sizeof a->last_error,
+                 "session_expired: session %s is %s at the verifier; attesting again", sid, why);
+        a->attest_now = true;
+        pthread_cond_broadcast(&a->changed);
+    }
+    pthread_mutex_unlock(&a->lock);
+    at_log("warn", "session", "session %s is %s at the verifier; attesting again", sid, why);
+}
+
+at_err agent_check_session(agent *a, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    char sid[80], path[200];
+    json_t *out = NULL;
+    pthread_mutex_lock(&a->lock);
+    bool have = a->have_session;
+    snprintf(sid, sizeof sid, "%s", a->session_id);
+    pthread_mutex_unlock(&a->lock);
+    if (!have || !a->token[0])
+        return AT_OK;
+    snprintf(path, sizeof path, "/v1/sessions?id=%s&state=all", sid);
+    at_diag cd = {{0}};
+    if (verifier_call(a, "GET", path, NULL, &out, &cd) != AT_OK) {
+        /* The verifier cannot say: keep the session (the renewal will tell). */
+        at_log("warn", "session", "cannot check session %s: %s", sid, cd.msg);
+        return AT_OK;
+    }
+    json_t *list = json_object_get(out, "sessions");
+    json_t *s = json_array_size(list) == 1 ? json_array_get(list, 0) : NULL;
+    const char *id = json_string_value(json_object_get(s, "id"));
+    const char *state = json_string_value(json_object_get(s, "state"));
+    if (id && state && strcmp(id, sid) == 0 && strcmp(state, "active") == 0) {
+        rc = AT_OK;
+        goto out;
+    }
+    char why[32];
+    snprintf(why, sizeof why, "%s", id && state && strcmp(id, sid) == 0 ? state : "unknown");
+    agent_session_lost(a, sid, why);
+    rc = at_fail(d, AT_E_SESSION_EXPIRED, "session %s: %s at the verifier", sid, why);
+out:
+    json_decref(out);
     return rc;
 }
 
@@ -152,6 +228,7 @@ void *agent_session_loop(void *arg)
     int backoff_s = 1;
     pthread_mutex_lock(&a->lock);
     while (!a->stopping) {
+        a->attest_now = false;
         pthread_mutex_unlock(&a->lock);
         at_diag d = {{0}};
         at_err rc = agent_attest_once(a, &d);
@@ -169,16 +246,25 @@ void *agent_session_loop(void *arg)
             wait_ms = (int64_t)backoff_s * 1000;
             backoff_s = backoff_s >= 30 ? 30 : backoff_s * 2;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(wait_ms / 1000);
-        until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
+        int64_t renew_at = at_now_ms() + wait_ms;
+        /* Until the renewal: check the session by id each tick, so an ended
+         * or replaced session is noticed at once, not at the next renewal. */
+        while (!a->stopping && !a->attest_now) {
+            int64_t now = at_now_ms(), next = renew_at;
+            bool check = a->have_session && a->token[0] && a->cfg.session_check_s > 0;
+            if (check && now + (int64_t)a->cfg.session_check_s * 1000 < renew_at)
+                next = now + (int64_t)a->cfg.session_check_s * 1000;
+            wait_until(a, next);
+            if (a->stopping || a->attest_now || at_now_ms() >= renew_at)
+                break;
+            if (check) {
+                pthread_mutex_unlock(&a->lock);
+                at_diag cd = {{0}};
+                if (agent_check_session(a, &cd) != AT_OK)
+                    at_log("info", "session", "%s", cd.msg); /* attest_now is set */
+                pthread_mutex_lock(&a->lock);
+            }
         }
-        while (!a->stopping && pthread_cond_timedwait(&a->changed, &a->lock, &until) == 0)
-            ;
     }
     pthread_mutex_unlock(&a->lock);
     return NULL;
@@ -202,7 +288,10 @@ at_err agent_release_secret(agent *a, const char *name, at_buf *out, at_diag *d)
     AT_TRY(at_release_proof_make(AT_SPAN(proof_key, 32), name, sid, at_now_ms(), proof, sizeof proof));
     body = json_pack("{s:s,s:s}", "session", sid, "proof", proof);
     snprintf(path, sizeof path, "/v1/secrets/%s/release", name);
-    AT_TRY(verifier_call(a, "POST", path, body, &resp, d));
+    rc = verifier_call(a, "POST", path, body, &resp, d);
+    if (rc == AT_E_SESSION_EXPIRED)
+        agent_session_lost(a, sid, "ended");
+    AT_TRY(rc);
     const char *s64 = json_string_value(json_object_get(resp, "sealed"));
     AT_ENSURE(s64 && at_b64_decode_new(s64, strlen(s64), &sealed, &sealed_len) == AT_OK, d,
               AT_E_BAD_FIELD, "verifier: release answer without a sealed value");

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "binding.h"
 #include "ear.h"
 #include "enc.h"
 #include "evidence.h"
@@ -235,6 +236,7 @@ static char *json_field(const char *body, const char *key)
 struct minter {
     at_sim_pki *pki;
     at_span kc;
+    at_span bind;     /* user_data: the session binding (lib/binding) */
     const char *base;
     char **bodies;
     size_t from, to;
@@ -264,7 +266,8 @@ static void *mint_worker(void *arg)
         }
         free(nb);
         at_sim_doc_opts o = {.has_nonce = true, .nonce = AT_SPAN(nonce, nlen),
-                             .has_public_key = true, .public_key = m->kc};
+                             .has_public_key = true, .public_key = m->kc,
+                             .has_user_data = true, .user_data = m->bind};
         at_buf doc;
         at_buf_init(&doc);
         at_diag d = {{0}};
@@ -374,8 +377,15 @@ int main(int argc, char **argv)
     at_buf doc;
     at_buf_init(&doc);
     uint8_t fixed_nonce[32] = {1};
+    at_buf bind;
+    at_buf_init(&bind);
+    if (at_binding_encode(AT_PURPOSE_SESSION, NULL, &bind, &d) != AT_OK) {
+        fprintf(stderr, "bench: %s\n", d.msg);
+        return 2;
+    }
     at_sim_doc_opts so = {.has_nonce = true, .nonce = AT_SPAN(fixed_nonce, 32), .has_public_key = true,
-                          .public_key = at_buf_span(&kc)};
+                          .public_key = at_buf_span(&kc), .has_user_data = true,
+                          .user_data = at_buf_span(&bind)};
     if (at_trust_add_root_file(trust, root, &d) != AT_OK || at_sim_doc(pki, &so, &doc, &d) != AT_OK ||
         at_policy_parse((const char *)pj.p, strlen((const char *)pj.p), &policy, &d) != AT_OK) {
         fprintf(stderr, "bench: %s\n", d.msg);
@@ -470,7 +480,7 @@ int main(int argc, char **argv)
     pthread_t mth[64];
     struct minter mw[64];
     for (int i = 0; i < mt; i++) {
-        mw[i] = (struct minter){.pki = pki, .kc = at_buf_span(&kc), .base = base, .bodies = bodies,
+        mw[i] = (struct minter){.pki = pki, .kc = at_buf_span(&kc), .bind = at_buf_span(&bind), .base = base, .bodies = bodies,
                                 .from = (size_t)docs * i / mt, .to = (size_t)docs * (i + 1) / mt,
                                 .lock = &lock};
         pthread_create(&mth[i], NULL, mint_worker, &mw[i]);
@@ -542,6 +552,7 @@ cleanup:
     free(r);
     at_buf_cleanup(&doc);
     at_buf_cleanup(&kc);
+    at_buf_cleanup(&bind);
     at_buf_cleanup(&pj);
     at_policy_free(policy);
     at_trust_unref(trust);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "binding.h"
 #include "ctl.h"
 #include "enc.h"
 #include "ohttp.h"
@@ -30,7 +31,8 @@ static void usage(FILE *f)
             "usage: attestctl attest --policy NAME --key-file KEYFILE --state-file OUT\n"
             "                 [--attester sim|nsm|nitro-tpm] [--pki DIR] [--endpoint URL]\n"
             "                 [--format nitro-enclave|nitro-tpm] [--pcr N=HEX]... [--module-id ID]\n"
-            "                 [--user-data B64] [--no-nonce] [--verifier URL]\n"
+            "                 [--no-nonce] [--verifier URL]\n"
+            "The document binds (user_data) purpose session and --endpoint, if given.\n"
             "--attester: sim (default; --pki DIR), nsm (/dev/nsm inside a Nitro Enclave) or\n"
             "nitro-tpm (AWS's nitro-tpm-attest on an attestable-AMI instance; $NITRO_TPM_ATTEST).\n"
             "       attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n"
@@ -70,8 +72,6 @@ int cmd_attest(int argc, char **argv)
     const char *policy = NULL, *pki_dir = NULL, *key_file = NULL, *state = NULL, *endpoint = NULL;
     bool no_nonce = false;
     at_attester_kind kind = AT_ATTESTER_SIM;
-    uint8_t *user_data = NULL;
-    size_t user_data_len = 0;
     ctl_client cl;
     ctl_client_defaults(&cl);
     at_sim_doc_opts o = {0};
@@ -93,12 +93,10 @@ int cmd_attest(int argc, char **argv)
             }
             break;
         case 'u':
-            free(user_data);
-            if (at_b64_decode_new(optarg, strlen(optarg), &user_data, &user_data_len) != AT_OK) {
-                fprintf(stderr, "attestctl attest: --user-data: expected base64\n");
-                return CTL_USAGE;
-            }
-            break;
+            /* user_data carries the session binding (lib/binding). */
+            fprintf(stderr, "attestctl attest: --user-data: the document's user_data binds purpose"
+                            " session and --endpoint; other user data cannot make a session\n");
+            return CTL_USAGE;
         case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
         case 'f':
             if (!at_format_parse(optarg, &o.format)) {
@@ -125,7 +123,6 @@ int cmd_attest(int argc, char **argv)
     }
     if (!policy || !key_file || !state || (kind == AT_ATTESTER_SIM && !pki_dir)) {
         usage(stderr);
-        free(user_data);
         return CTL_USAGE;
     }
     at_ohttp_keyset *ks = NULL;
@@ -158,8 +155,13 @@ int cmd_attest(int argc, char **argv)
         o.has_nonce = true;
         o.nonce = AT_SPAN(nonce, nonce_len);
     }
-    if (at_attester_document(att, o.nonce, AT_SPAN(user_data, user_data_len), at_buf_span(&kc), &doc,
-                             &d) != AT_OK) {
+    at_buf bind;
+    at_buf_init(&bind);
+    at_err brc = at_binding_encode(AT_PURPOSE_SESSION, endpoint, &bind, &d);
+    if (brc == AT_OK)
+        brc = at_attester_document(att, o.nonce, at_buf_span(&bind), at_buf_span(&kc), &doc, &d);
+    at_buf_cleanup(&bind);
+    if (brc != AT_OK) {
         fprintf(stderr, "attestctl attest: %s\n", d.msg);
         goto done;
     }
@@ -216,7 +218,6 @@ done:
     at_buf_cleanup(&sk);
     at_attester_close(att);
     at_ohttp_keyset_free(ks);
-    free(user_data);
     return ret;
 }
 

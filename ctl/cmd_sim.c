@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "binding.h"
 #include "ctl.h"
 #include "enc.h"
 #include "sim.h"
@@ -17,7 +18,8 @@ static void usage(FILE *f)
             "usage: attestctl sim init DIR\n"
             "       attestctl sim doc --pki DIR [--format nitro-enclave|nitro-tpm]\n"
             "                 [--pcr N=HEX]... [--measure N=FILE]... [--nonce HEX]\n"
-            "                 [--user-data B64] [--public-key FILE] [--timestamp-ms N]\n"
+            "                 [--user-data B64 | --purpose session|evidence [--endpoint URL]]\n"
+            "                 [--public-key FILE] [--timestamp-ms N]\n"
             "                 [--new-leaf] [--definite-map] [--tagged] [--module-id ID]\n"
             "                 [--base64] -o OUT.cbor\n"
             "       attestctl sim pcrs --pki DIR [--format F] [--pcr N=HEX]... [--measure N=FILE]...\n"
@@ -46,6 +48,8 @@ struct doc_args {
     uint8_t *user_data, *public_key;
     size_t user_data_len, public_key_len;
     bool base64;
+    const char *purpose, *endpoint;   /* --purpose/--endpoint: a binding in user_data */
+    at_buf binding;
 };
 
 static int parse_doc_args(int argc, char **argv, struct doc_args *a)
@@ -58,6 +62,7 @@ static int parse_doc_args(int argc, char **argv, struct doc_args *a)
         {"new-leaf", no_argument, NULL, 'L'},        {"definite-map", no_argument, NULL, 'M'},
         {"tagged", no_argument, NULL, 'T'},          {"module-id", required_argument, NULL, 'i'},
         {"base64", no_argument, NULL, 'b'},          {"help", no_argument, NULL, 'h'},
+        {"purpose", required_argument, NULL, 'R'},   {"endpoint", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
@@ -145,6 +150,12 @@ static int parse_doc_args(int argc, char **argv, struct doc_args *a)
         case 'o':
             a->out = optarg;
             break;
+        case 'R':
+            a->purpose = optarg;
+            break;
+        case 'E':
+            a->endpoint = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -156,6 +167,25 @@ static int parse_doc_args(int argc, char **argv, struct doc_args *a)
     if (!a->pki_dir) {
         fprintf(stderr, "attestctl sim: --pki DIR is required\n");
         return -1;
+    }
+    if (a->endpoint && !a->purpose) {
+        fprintf(stderr, "attestctl sim: --endpoint needs --purpose\n");
+        return -1;
+    }
+    if (a->purpose) {
+        /* user_data = the document binding (lib/binding), as the agent makes it. */
+        at_purpose p;
+        at_diag d = {{0}};
+        if (a->o.has_user_data || !at_purpose_parse(a->purpose, &p)) {
+            fprintf(stderr, "attestctl sim: --purpose session|evidence, not with --user-data\n");
+            return -1;
+        }
+        if (at_binding_encode(p, a->endpoint, &a->binding, &d) != AT_OK) {
+            fprintf(stderr, "attestctl sim: %s\n", d.msg);
+            return -1;
+        }
+        a->o.has_user_data = true;
+        a->o.user_data = at_buf_span(&a->binding);
     }
     return 0;
 }
@@ -187,6 +217,7 @@ static int sim_doc(int argc, char **argv, bool pcrs_only)
 {
     struct doc_args a;
     memset(&a, 0, sizeof a);
+    at_buf_init(&a.binding);
     at_sim_pki *pki = NULL;
     at_buf out;
     at_buf_init(&out);
@@ -243,6 +274,7 @@ done:
     at_buf_cleanup(&out);
     at_sim_pki_free(pki);
     free(a.user_data);
+    at_buf_cleanup(&a.binding);
     free(a.public_key);
     return ret;
 }

@@ -58,7 +58,8 @@ typedef struct {
     size_t n_targets;
     int64_t refreshed_ms;
     unsigned next;            /* round robin */
-    char last_error[1100];
+    char last_error[1100];    /* detail, for the log */
+    char last_error_public[400]; /* what API callers are told: instance, check, code */
 } gateway;
 
 /* A target to send the next request to (copied out), refreshing the list

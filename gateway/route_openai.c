@@ -250,6 +250,7 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
         goto out;
     }
     bool streaming = wants_stream(req);
+    char failed_instance[160] = "?", failed_session[80] = "?";
     /* One retry on another instance if the first cannot be reached. */
     for (int attempt = 0; attempt < 2; attempt++) {
         gw_target t;
@@ -305,11 +306,22 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
             }
         }
         at_log("warn", "forward", "instance %s failed: %s", t.instance_id, d.msg);
+        snprintf(failed_instance, sizeof failed_instance, "%s", t.instance_id);
+        snprintf(failed_session, sizeof failed_session, "%s", t.session_id);
         if (rc != AT_E_UNAVAILABLE)
             break;
         gw_drop_target(g, t.session_id);
     }
-    at_http_error(resp, rc == AT_E_DECRYPT_FAILED || rc == AT_E_TRUNCATED ? rc : AT_E_UNAVAILABLE, d.msg, -1);
+    {
+        /* Which instance and which check, never the transport detail of
+         * another host (its URL, the connect result): that is logged. */
+        char msg[400];
+        snprintf(msg, sizeof msg, "instance %.128s (session %.80s): %s failed (%s)", failed_instance,
+                 failed_session, rc == AT_E_DECRYPT_FAILED || rc == AT_E_TRUNCATED ? "opening the sealed answer"
+                                                                                 : "forwarding the sealed request",
+                 at_err_str(rc));
+        at_http_error(resp, rc == AT_E_DECRYPT_FAILED || rc == AT_E_TRUNCATED ? rc : AT_E_UNAVAILABLE, msg, -1);
+    }
     if (resp->status < 500)
         resp->status = 502;
 out:

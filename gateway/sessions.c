@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "binding.h"
 #include "ear.h"
 #include "evidence.h"
 #include "enc.h"
@@ -19,8 +20,11 @@
 
 static at_err check_locally(gateway *g, gw_target *t, json_t *token_pcrs, at_diag *d);
 
-/* Check one session from GET /v1/sessions and turn it into a target. */
-static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, at_diag *d)
+/* Check one session from GET /v1/sessions and turn it into a target.
+ * *check names the check that failed, for API callers (d's detail, which
+ * may name URLs and transport errors of other hosts, is only logged). */
+static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, const char **check,
+                             at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     json_t *claims = NULL;
@@ -31,6 +35,7 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
     const char *endpoint = json_string_value(json_object_get(s, "endpoint"));
     const char *kc64 = json_string_value(json_object_get(s, "key_config"));
     memset(t, 0, sizeof *t);
+    *check = "session fields";
     AT_ENSURE(id && token && strlen(id) < sizeof t->session_id, d, AT_E_BAD_FIELD,
               "session: id or token missing");
     AT_ENSURE(endpoint && strlen(endpoint) < sizeof t->endpoint &&
@@ -38,7 +43,9 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
               d, AT_E_BAD_FIELD, "session %s: no usable endpoint", id);
     AT_ENSURE(kc64 && at_b64_decode_new(kc64, strlen(kc64), &kc, &kclen) == AT_OK, d, AT_E_KEY_REQUIRED,
               "session %s: no attested key configuration", id);
+    *check = "token signature";
     AT_TRY(at_ear_verify(token, jwks, at_now_ms() / 1000, &claims, d));
+    *check = "token claims";
     /* The token must bind this session, this key, this endpoint, and an
      * affirming appraisal under our policy. */
     json_t *submods = json_object_get(claims, "submods");
@@ -64,11 +71,20 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
                   "session %s: the token is for session %s", id, tsid ? tsid : "(none)");
         AT_ENSURE(tkc && strcmp(tkc, kc64) == 0, d, AT_E_FORBIDDEN,
                   "session %s: the token attests another key configuration", id);
+        *check = "endpoint binding";
         AT_ENSURE(tep && strcmp(tep, endpoint) == 0, d, AT_E_FORBIDDEN,
                   "session %s: the token names endpoint %s, the session %s", id, tep ? tep : "(none)",
                   endpoint);
+        /* Only a token whose endpoint the document itself bound (binding
+         * version >= 1) says where the attested instance is. */
+        json_t *bv = json_object_get(ae, "binding_version");
+        AT_ENSURE(json_is_integer(bv) && json_integer_value(bv) >= AT_BINDING_VERSION, d,
+                  AT_E_ENDPOINT_MISMATCH,
+                  "session %s: the token's endpoint is not bound by the document (binding_version %s,"
+                  " expected >= %d)", id, json_is_integer(bv) ? "too old" : "absent", AT_BINDING_VERSION);
         snprintf(t->instance_id, sizeof t->instance_id, "%s", instance);
     }
+    *check = "key configuration";
     AT_TRY(at_ohttp_key_config_parse(AT_SPAN(kc, kclen), &t->key_config, d));
     snprintf(t->session_id, sizeof t->session_id, "%s", id);
     snprintf(t->endpoint, sizeof t->endpoint, "%s", endpoint);
@@ -85,6 +101,7 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
         if (!known) {
             /* submods has exactly one entry, sub (checked above). */
             json_t *token_pcrs = json_object_get(json_object_get(sub, "ear.veraison.annotated-evidence"), "pcrs");
+            *check = "local evidence";
             AT_TRY(check_locally(g, t, token_pcrs, d));
         }
     }
@@ -129,6 +146,14 @@ static at_err check_locally(gateway *g, gw_target *t, json_t *token_pcrs, at_dia
                      ev.diag.msg);
         goto out;
     }
+    /* The instance's document must be evidence for a relying party at the
+     * endpoint the verifier's token names (lib/binding). */
+    rc = at_binding_check(ev.payload.has_user_data ? ev.payload.user_data : AT_SPAN_NULL,
+                          AT_PURPOSE_EVIDENCE, t->endpoint, d);
+    if (rc != AT_OK) {
+        at_diag_prefix(d, "instance %s: ", t->instance_id);
+        goto out;
+    }
     at_buf kc;
     at_buf_init(&kc);
     bool same_key = at_ohttp_key_config_encode(&t->key_config, &kc, d) == AT_OK &&
@@ -170,7 +195,7 @@ static at_err refresh(gateway *g, at_diag *d)
               json_string_value(json_object_get(json_object_get(list, "error"), "code")) ?: "?");
     gw_target fresh[GW_MAX_TARGETS];
     size_t n = 0, i, refused = 0;
-    char why[700] = "";
+    char why[700] = "", why_public[300] = "";
     json_t *s;
     json_array_foreach(json_object_get(list, "sessions"), i, s)
     {
@@ -181,22 +206,32 @@ static at_err refresh(gateway *g, at_diag *d)
             break;
         }
         at_diag sd = {{0}};
-        if (verify_session(g, s, jwks, &fresh[n], &sd) == AT_OK) {
+        const char *check = "session";
+        at_err src = verify_session(g, s, jwks, &fresh[n], &check, &sd);
+        if (src == AT_OK) {
             n++;
         } else {
             at_log("warn", "session", "not used: %s", sd.msg);
-            if (!refused++)
+            if (!refused++) {
                 snprintf(why, sizeof why, "%.600s", sd.msg);
+                const char *sid = json_string_value(json_object_get(s, "id"));
+                const char *inst = json_string_value(json_object_get(s, "instance_id"));
+                snprintf(why_public, sizeof why_public, "session %.80s of instance %.128s: %s check failed (%s)",
+                         sid ? sid : "?", inst ? inst : "?", check, at_err_str(src));
+            }
         }
     }
     pthread_mutex_lock(&g->lock);
     memcpy(g->targets, fresh, n * sizeof fresh[0]);
     g->n_targets = n;
     g->refreshed_ms = at_now_ms();
-    if (refused)
+    if (refused) {
         snprintf(g->last_error, sizeof g->last_error, "%zu session(s) refused, e.g. %s", refused, why);
-    else
-        g->last_error[0] = '\0';
+        snprintf(g->last_error_public, sizeof g->last_error_public, "%zu session(s) refused, e.g. %s",
+                 refused, why_public);
+    } else {
+        g->last_error[0] = g->last_error_public[0] = '\0';
+    }
     pthread_mutex_unlock(&g->lock);
     rc = AT_OK;
 out:
@@ -213,12 +248,15 @@ at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d)
     pthread_mutex_unlock(&g->lock);
     if (stale) {
         at_diag rd = {{0}};
-        if (refresh(g, &rd) != AT_OK) {
+        at_err rrc = refresh(g, &rd);
+        if (rrc != AT_OK) {
             at_log("error", "refresh", "%s", rd.msg);
             pthread_mutex_lock(&g->lock);
             /* Fail closed: without a fresh, verified list nothing is used. */
             g->n_targets = 0;
             snprintf(g->last_error, sizeof g->last_error, "%s", rd.msg);
+            snprintf(g->last_error_public, sizeof g->last_error_public,
+                     "the verifier's session list could not be fetched (%s)", at_err_str(rrc));
             pthread_mutex_unlock(&g->lock);
         }
     }
@@ -230,8 +268,10 @@ at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d)
             g->targets[live++] = g->targets[i];
     g->n_targets = live;
     if (live == 0) {
+        /* The public reason only: the detail (URLs, transport errors of
+         * other hosts) is in the log. */
         rc = at_fail(d, AT_E_UNAVAILABLE, "no attested instance for policy %s%s%s", g->cfg.policy,
-                     g->last_error[0] ? ": " : "", g->last_error);
+                     g->last_error_public[0] ? ": " : "", g->last_error_public);
     } else {
         *out = g->targets[g->next++ % live];
     }

@@ -45,6 +45,9 @@
     X(AT_E_TRUNCATED, "truncated", 400)                     \
     X(AT_E_SEQUENCE_OVERFLOW, "sequence_overflow", 400)     \
     X(AT_E_TIMESTAMP_OUTSIDE_VALIDITY, "timestamp_outside_validity", 422) \
+    X(AT_E_PURPOSE_MISMATCH, "purpose_mismatch", 403)       \
+    X(AT_E_ENDPOINT_MISMATCH, "endpoint_mismatch", 403)     \
+    X(AT_E_ENDPOINT_CONFLICT, "endpoint_conflict", 409)     \
     X(AT_E_IO, "io", 500)                                   \
     X(AT_E_UNAVAILABLE, "unavailable", 503)                 \
     X(AT_E_INTERNAL, "internal", 500)

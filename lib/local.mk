@@ -48,3 +48,5 @@ lib_libattest_a_SOURCES += \
 	lib/sealfile.c lib/sealfile.h
 lib_libattest_a_SOURCES += \
 	lib/log.c lib/log.h
+lib_libattest_a_SOURCES += \
+	lib/binding.c lib/binding.h

@@ -55,8 +55,9 @@ ATTEST_TOKEN=$owner "$ctl" policy put llm "$work/policy.json" | python3 -c "impo
 step "4. An agent attests: challenge -> document(nonce, its HPKE key) -> session"
 "$ctl" hpke keygen -o "$work/keys.txt" >"$work/key-config.b64"
 echo "  the agent's HPKE key configuration (it goes into the document's public_key): $(cut -c1-40 "$work/key-config.b64")..."
+# (an instance of its own: the agent of step 7 is another one, at another endpoint)
 "$ctl" attest --policy llm --pki "$work/pki" --key-file "$work/keys.txt" --state-file "$work/state.json" \
-    --endpoint http://127.0.0.1:8080 >"$work/attest.json"
+    --endpoint http://127.0.0.1:8080 --module-id i-0demo00000000000-enc0demo000000000 >"$work/attest.json"
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['session']; print('  status=%s session=%s expires=%s' % (d['status'], s['id'], s['expires_at'])); print('  the session key came back sealed to the attested key and was opened inside the \"enclave\"')" "$work/attest.json"
 token=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['token'])" "$work/attest.json")
 echo "  a relying party checks the signed attestation result (EAR, JWS ES256) against the JWKS:"

@@ -162,3 +162,9 @@ check_PROGRAMS += tests/unit/test_metrics
 tests_unit_test_metrics_SOURCES = tests/unit/test_metrics.c
 tests_unit_test_metrics_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_metrics_LDADD = $(UNIT_LDADD)
+
+# Document binding in user_data (issue 7, section 1).
+check_PROGRAMS += tests/unit/test_binding
+tests_unit_test_binding_SOURCES = tests/unit/test_binding.c
+tests_unit_test_binding_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_binding_LDADD = $(UNIT_LDADD)

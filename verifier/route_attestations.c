@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "at_limits.h"
+#include "binding.h"
 #include "enc.h"
 #include "evidence.h"
 #include "seal.h"
@@ -117,6 +118,39 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
             return AT_E_INTERNAL;
         return rc;
     }
+    /* A live session is replaced only by a document that binds the same
+     * endpoint: whatever else an instance attests, it cannot move (or have
+     * moved) the endpoint gateways use before that session ends. */
+    AT_TRY(at_db_stmt(c, "SELECT endpoint FROM sessions WHERE instance_id = ? AND ended_ms IS NULL"
+                         " AND expires_ms > ? AND endpoint IS NOT ? LIMIT 1", &st, d));
+    sqlite3_bind_text(st, 1, j->instance_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    if (j->endpoint)
+        sqlite3_bind_text(st, 3, j->endpoint, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    int es = sqlite3_step(st);
+    AT_ENSURE(es == SQLITE_ROW || es == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    if (es == SQLITE_ROW) {
+        const char *live = (const char *)sqlite3_column_text(st, 0);
+        rc = at_fail(d, AT_E_ENDPOINT_CONFLICT,
+                     "endpoint: instance %s has a live session for endpoint %.200s, the document binds"
+                     " %.200s; a live session is replaced only for the same endpoint",
+                     j->instance_id, live ? live : "(none)", j->endpoint ? j->endpoint : "(none)");
+        sqlite3_reset(st);
+        st = NULL;
+        at_audit_row row = {.actor = j->actor, .action = "attestation.create",
+                            .outcome = "refused", .code = "endpoint_conflict", .message = d->msg,
+                            .policy = ref, .instance_id = j->instance_id,
+                            .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
+                            .client = j->client};
+        at_diag scratch;
+        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
+            return AT_E_INTERNAL;
+        return rc;
+    }
+    sqlite3_reset(st);
+    st = NULL;
     if (j->nonce_len) {
         /* Single use must hold whatever the wall clock does: a nonce that
          * expires at or before the time high-water mark may have had its
@@ -321,6 +355,12 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
         }
         goto refused;
     }
+    /* A document only vouches for what it signs: a session needs one bound
+     * to purpose "session" and to the very endpoint requested (lib/binding).
+     * Evidence the agent hands to relying parties can never make one. */
+    if ((rc = at_binding_check(ev.payload.has_user_data ? ev.payload.user_data : AT_SPAN_NULL,
+                               AT_PURPOSE_SESSION, endpoint, &d)) != AT_OK)
+        goto refused;
     /* The nonce is read from the signed document and must be one this
      * verifier issued, unexpired; single use is enforced at commit. A
      * present nonce is always checked, required or not. */
@@ -404,6 +444,8 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     json_object_set_new(ae, "policy_version", json_integer(version));
     if (endpoint)
         json_object_set_new(ae, "endpoint", json_string(endpoint));
+    /* The endpoint above is the one the document binds (binding version). */
+    json_object_set_new(ae, "binding_version", json_integer(AT_BINDING_VERSION));
     char root_hex[65];
     at_hex_encode(ev.chain.root_sha256, 32, root_hex);
     json_object_set_new(ae, "root_sha256", json_string(root_hex));
@@ -426,7 +468,8 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     j.pcrs = pcrs_text;
     j.token = token;
     rc = at_db_write(v->db, admit, &j, &d);
-    if (rc == AT_E_NONCE_REUSED || rc == AT_E_NONCE_EXPIRED || rc == AT_E_POLICY_NOT_FOUND) {
+    if (rc == AT_E_NONCE_REUSED || rc == AT_E_NONCE_EXPIRED || rc == AT_E_POLICY_NOT_FOUND ||
+        rc == AT_E_ENDPOINT_CONFLICT) {
         at_http_error(resp, rc, d.msg, j.audit_id);
         goto done;
     }

@@ -1,6 +1,7 @@
 /* GET /v1/sessions?policy=NAME&state=active|all: sessions for gateways and
- * auditors, each with the attested key config, PCRs, endpoint and the
- * attestation result token; a token limited to policies sees only theirs. */
+ * auditors (agents: one session by id, to notice it ended), each with the
+ * attested key config, PCRs, endpoint and the attestation result token; a
+ * token limited to policies sees only theirs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,12 +11,20 @@
 void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
 {
     caller who;
-    if (!require_role(v, req, resp, ROLE_BIT(ROLE_GATEWAY) | ROLE_BIT(ROLE_AUDITOR), "session.list", &who))
+    if (!require_role(v, req, resp,
+                      ROLE_BIT(ROLE_GATEWAY) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_AGENT),
+                      "session.list", &who))
         return;
     const char *policy = at_http_query(req, "policy");
     const char *state = at_http_query(req, "state");
     const char *instance = at_http_query(req, "instance");
     const char *id = at_http_query(req, "id");
+    /* An agent checks its own session by id (it knows the id), nothing more. */
+    if (who.role == ROLE_AGENT && (!id || policy || instance)) {
+        refuse(v, req, resp, &who, "session.list", AT_E_FORBIDDEN,
+               "authorization: an agent token reads one session by id (?id=), not lists", NULL);
+        return;
+    }
     if (state && strcmp(state, "active") != 0 && strcmp(state, "all") != 0) {
         refuse(v, req, resp, &who, "session.list", AT_E_BAD_REQUEST,
                "state: expected active or all", NULL);

@@ -22,9 +22,9 @@ llm = Process(wd, "llm", ["python3", STANDIN], sanitizer_check=False).start()
 agents = []
 
 
-def agent(*extra, policy="llm", name="agent"):
+def agent(*extra, policy="llm", name="agent", listen="127.0.0.1:0"):
     a = Process(wd, name, [AGENT, "--attester", "sim", "--sim-pki", pki.dir, "--policy", policy,
-                           "--verifier", v.url, "--listen", "127.0.0.1:0", "--upstream", llm.url, *extra])
+                           "--verifier", v.url, "--listen", listen, "--upstream", llm.url, *extra])
     agents.append(a)
     return a.start()
 
@@ -103,8 +103,10 @@ try:
             "--verifier", v.url, env=dict(os.environ, ATTEST_TOKEN=owner))
     check(p.returncode == 0, "the data key is stored on the verifier, bound to policy llm")
     a1.stop()
+    # restarted at the same endpoint: its new document binds the endpoint of
+    # the live session, so it replaces it (another endpoint could not)
     a2 = agent("--model-sealed", wd("weights.sealed"), "--model-secret", "model-key",
-               "--model-out", wd("weights.out"), name="agent-model")
+               "--model-out", wd("weights.out"), name="agent-model", listen=a1.url.split("//")[1])
     wait_status(a2, lambda s: s.get("model_ready"), "the agent opens the sealed model", timeout=30)
     check(os.path.exists(wd("weights.out")) and open(wd("weights.out"), "rb").read() == open(weights, "rb").read(),
           "the opened model is the owner's, byte for byte")

@@ -80,7 +80,8 @@ try:
     gw4 = start(Process(wd, "gateway-aws-only", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
                                                  "127.0.0.1:0", "--token-file", gw_token, "--verify-locally"]))
     st, ans = http("POST", gw4.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
-    check(st == 503 and "untrusted_root" not in ans["error"]["code"] and "does not verify here" in ans["error"]["message"],
+    check(st == 503 and "untrusted_root" not in ans["error"]["code"]
+          and "local evidence check failed (untrusted_root)" in ans["error"]["message"],
           f"--verify-locally with only the AWS root: a simulator instance is not used ({ans['error']['message'][:120]})")
     gw4.stop()
     status, body = http("POST", agent.url + "/v1/evidence", body={"nonce": "AAAA"})
@@ -94,7 +95,8 @@ try:
     gw2 = start(Process(wd, "gateway-pinned", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
                                                "127.0.0.1:0", "--token-file", gw_token, "--verifier-jwks", other_jwks]))
     st, ans = http("POST", gw2.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
-    check(st == 503 and ans["error"]["code"] == "unavailable" and "kid" in ans["error"]["message"],
+    check(st == 503 and ans["error"]["code"] == "unavailable"
+          and "token signature check failed" in ans["error"]["message"],
           f"tokens that do not verify against the pinned JWKS: nothing is sent (503) ({ans})")
     gw2.stop()
 

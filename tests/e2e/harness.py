@@ -226,9 +226,17 @@ class Pki:
         ctl("sim", "init", self.dir, check_rc=0)
         self.root = os.path.join(self.dir, "root.pem")
 
-    def doc(self, nonce=None, public_key=None, fmt=None, pcrs=None, extra=()):
+    def doc(self, nonce=None, public_key=None, fmt=None, pcrs=None, extra=(), purpose="session",
+            endpoint=None):
+        """purpose/endpoint: the document binding in user_data (lib/binding);
+        the default is what POST /v1/attestations without an endpoint admits.
+        purpose=None: no binding (extra may then carry --user-data)."""
         out = self.wd(f"doc-{secrets.token_hex(6)}.cbor")
         args = ["sim", "doc", "--pki", self.dir, "-o", out]
+        if purpose is not None and "--user-data" not in extra:
+            args += ["--purpose", purpose]
+            if endpoint is not None:
+                args += ["--endpoint", endpoint]
         if nonce is not None:
             args += ["--nonce", nonce.hex()]
         if public_key is not None:

@@ -126,9 +126,22 @@ try:
     st, body = v.call("GET", "/v1/sessions?policy=llm", token=owner)
     refused(st, body, 403, "forbidden", "owner cannot list sessions")
 
-    # re-attestation by the same instance replaces its session
+    # a live session is replaced only by a document binding the same endpoint
+    for elsewhere in (["--endpoint", "http://127.0.0.1:9/elsewhere"], []):
+        p = ctl("attest", "--verifier", v.url, "--policy", "llm", "--pki", pki.dir, "--key-file", kp.file,
+                "--state-file", wd("state-x.json"), *elsewhere)
+        err = json.loads(p.stdout).get("error", {}) if p.stdout else {}
+        check(p.returncode == 1 and err.get("code") == "endpoint_conflict"
+              and "http://127.0.0.1:9/agent" in err.get("message", ""),
+              f"re-attestation for {elsewhere[1] if elsewhere else 'no endpoint'}: endpoint_conflict ({err})")
+        row = (v.audit_row(err["audit_id"]) if err.get("audit_id") else None) or {}
+        check(row.get("code") == "endpoint_conflict" and row.get("outcome") == "refused",
+              "endpoint_conflict: audit row")
+    st, body = v.call("GET", "/v1/sessions?policy=llm", token=gateway)
+    check(st_json["session"] in [s["id"] for s in body["sessions"]], "the live session was not replaced")
+    # re-attestation by the same instance for the same endpoint replaces its session
     p = ctl("attest", "--verifier", v.url, "--policy", "llm", "--pki", pki.dir, "--key-file", kp.file,
-            "--state-file", wd("state2.json"))
+            "--state-file", wd("state2.json"), "--endpoint", "http://127.0.0.1:9/agent")
     s2 = json.load(open(wd("state2.json")))["session"]
     st, body = v.call("GET", "/v1/sessions?policy=llm", token=gateway)
     ids = [s["id"] for s in body["sessions"]]
@@ -181,10 +194,11 @@ try:
     st, body = attest(pki.doc(public_key=kp.config))
     refused(st, body, 422, "nonce_mismatch", "no nonce while the policy requires one")
     n = v.challenge()
-    doc = pki.doc(nonce=n, public_key=kp.config)
-    st, body = attest(doc)
+    # (the instance's live session is for http://127.0.0.1:9/agent: same endpoint)
+    doc = pki.doc(nonce=n, public_key=kp.config, endpoint="http://127.0.0.1:9/agent")
+    st, body = attest(doc, endpoint="http://127.0.0.1:9/agent")
     check(st == 201, "fresh nonce admitted")
-    st, body = attest(doc)
+    st, body = attest(doc, endpoint="http://127.0.0.1:9/agent")
     refused(st, body, 409, "nonce_reused", "the same nonce a second time")
     st, body = attest(other.doc(nonce=v.challenge(), public_key=kp.config))
     refused(st, body, 422, "untrusted_root", "document from an unpinned root")
@@ -223,7 +237,8 @@ try:
     check(st == 201, "policy with require_nonce false")
     st, body = attest(pki.doc(nonce=secrets.token_bytes(32), public_key=kp.config), policy="nonceless")
     refused(st, body, 422, "nonce_unknown", "foreign nonce under a policy that does not require one")
-    st, body = attest(pki.doc(public_key=kp.config), policy="nonceless")
+    st, body = attest(pki.doc(public_key=kp.config, endpoint="http://127.0.0.1:9/agent"), policy="nonceless",
+                      endpoint="http://127.0.0.1:9/agent")
     check(st == 201, "no nonce under a policy that does not require one: admitted")
 
     # expired nonce: a verifier with a 1 s nonce TTL on the same database
@@ -281,7 +296,7 @@ try:
     # a fresh session (the refusal tests above re-attested the same instance)
     state = wd("state3.json")
     p = ctl("attest", "--verifier", v.url, "--policy", "llm", "--pki", pki.dir, "--key-file", kp.file,
-            "--state-file", state)
+            "--state-file", state, "--endpoint", "http://127.0.0.1:9/agent")
     check(p.returncode == 0, "fresh session for the secret tests")
     secret = secrets.token_bytes(32)
     open(wd("model.key"), "wb").write(secret)

@@ -1,5 +1,6 @@
 /* fuzz_policy: the policy JSON an owner sends (lib/policy) and the verifier's
- * other small parsers of request text: release proofs (lib/seal), NSM
+ * other small parsers of request text: release proofs (lib/seal), document
+ * bindings (lib/binding: a decoded binding re-encodes to the same bytes), NSM
  * responses (lib/attester), base64/hex (lib/enc). Besides not crashing:
  * a parsed policy's canonical form parses again to the same canonical form,
  * and evaluation against a fixed document never reads out of bounds. */
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "attester.h"
+#include "binding.h"
 #include "enc.h"
 #include "policy.h"
 #include "seal.h"
@@ -47,6 +49,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(c2);
         at_policy_free(q);
         at_policy_free(p);
+    }
+
+    at_binding b;
+    if (at_binding_decode(AT_SPAN(data, size), &b, &d) == AT_OK) {
+        if (size != (b.has_endpoint ? AT_BINDING_LEN_ENDPOINT : AT_BINDING_LEN_NO_ENDPOINT) ||
+            memcmp(data, AT_BINDING_MAGIC, 3) != 0 || data[4] != (uint8_t)b.purpose)
+            abort();
+        (void)at_binding_check(AT_SPAN(data, size), AT_PURPOSE_SESSION, "http://x", &d);
     }
 
     char *text = malloc(size + 1);
