@@ -134,10 +134,11 @@ try:
                    body={"messages": [{"role": "user", "content": "still there"}]})
     check(st == 200 and ans["choices"][0]["message"]["content"] == "You said: still there",
           f"gateway: a chat completion (gateway -> agent -> LLM) answers 200 with slow clients open (got {st})")
-    # (after the chat: the simulator's document names the agent's instance,
-    # so this session replaces the agent's)
+    # Another instance (its own module id): the agent's live session is bound
+    # to the agent's endpoint and only a document binding it may replace it.
     nonce = v.challenge()
-    doc = pki.doc(nonce=nonce, public_key=KeyPair(wd).config)
+    doc = pki.doc(nonce=nonce, public_key=KeyPair(wd).config,
+                  extra=["--module-id", "i-0510c11e0000000-enc0510c11e000000"])
     st, body = v.call("POST", "/v1/attestations",
                       body={"evidence": base64.b64encode(doc).decode(), "policy": "plain"})
     check(st == 201, f"verifier: an attestation answers 201 with slow clients open (got {st})")
