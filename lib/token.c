@@ -177,6 +177,27 @@ at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
         return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
     if (j->was_revoked)
         return AT_OK;
+    if (strcmp(role, "admin") == 0) {
+        /* Never lock every administrator out: the last live admin token
+         * stays until another exists (decided in this transaction). */
+        rc = at_db_prepare(c, "SELECT count(*) FROM api_tokens WHERE role = 'admin' AND id != ?"
+                              " AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?)",
+                           &st, d);
+        if (rc != AT_OK)
+            return rc;
+        sqlite3_bind_int64(st, 1, j->id);
+        sqlite3_bind_int64(st, 2, wall_ms());
+        s = sqlite3_step(st);
+        int64_t others = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        sqlite3_finalize(st);
+        if (others < 0)
+            return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
+        if (others == 0)
+            return at_fail(d, AT_E_CONFLICT,
+                           "token: %lld is the last live admin token; create another first"
+                           " (attestctl token create --db DB --role admin)",
+                           (long long)j->id);
+    }
     rc = at_db_prepare(c, "UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
                        &st, d);
     if (rc != AT_OK)

@@ -41,7 +41,7 @@ static void revoke_one(verifier *v, at_http_req *req, at_http_resp *resp, const 
     at_token_revoke_job j = {.id = id, .actor = who.actor, .client = req->client};
     at_err rc = at_db_write(v->db, at_token_revoke, &j, &d);
     if (rc != AT_OK) {
-        if (rc == AT_E_NOT_FOUND)
+        if (rc == AT_E_NOT_FOUND || rc == AT_E_CONFLICT)
             refuse(v, req, resp, &who, "token.revoke", rc, d.msg, NULL);
         else
             at_http_error(resp, rc, d.msg, -1);

@@ -305,6 +305,21 @@ try:
     check(st == 404 and body["error"]["code"] == "not_found", "revoking an unknown id -> 404")
     st, body = v.call("DELETE", "/v1/tokens/abc", token=admin)
     check(st == 400, "a non-numeric id -> 400")
+    # the last live admin token cannot be revoked (nobody could administer)
+    admins = [t["id"] for t in v.call("GET", "/v1/tokens", token=admin)[1]["tokens"]
+              if t["role"] == "admin" and t["state"] == "active"]
+    check(len(admins) == 1, f"one live admin token ({admins})")
+    st, body = v.call("DELETE", f"/v1/tokens/{admins[0]}", token=admin)
+    check(st == 409 and body["error"]["code"] == "conflict" and "last live admin" in body["error"]["message"]
+          and body["error"].get("audit_id"), f"revoking the last admin token -> 409 conflict, audited ({body})")
+    st, body = v.call("GET", "/v1/tokens", token=admin)
+    check(st == 200, "and it still works")
+    rc, admin2, _ = mk("--role", "admin")
+    st, body = v.call("DELETE", f"/v1/tokens/{admins[0]}", token=admin2)
+    check(st == 200 and body.get("revoked") is True, "with a second admin token, the first can be revoked")
+    admin = admin2
+    admin2_id = [t["id"] for t in v.call("GET", "/v1/tokens", token=admin)[1]["tokens"]
+                 if t["role"] == "admin" and t["state"] == "active"][0]
     oid = [t for t in v.call("GET", "/v1/tokens", token=admin)[1]["tokens"]
            if t["role"] == "owner" and t["policies"] == ["llm"]][0]["id"]
     p = ctl("token", "revoke", str(oid), "--verifier", v2.url, env=dict(os.environ, ATTEST_TOKEN=admin))
@@ -331,10 +346,11 @@ try:
     # audit rows for create and revoke
     st, body = v.call("GET", "/v1/audit?action=token.revoke", token=admin)
     rows = [r for r in body.get("entries", []) if r["outcome"] == "ok"] if st == 200 else []
-    check(len(rows) == 2 and all(r["actor"] == "token:1/admin" for r in rows)
-          and f"token {gid} role gateway revoked" in [r.get("message") for r in rows],
+    check(len(rows) == 3 and all(r["actor"] in ("token:1/admin", f"token:{admin2_id}/admin") for r in rows)
+          and f"token {gid} role gateway revoked" in [r.get("message") for r in rows]
+          and "token 1 role admin revoked" in [r.get("message") for r in rows],
           f"each revocation has its audit row (actor = the admin token) ({rows})")
-    check(len(body.get("entries", [])) == 5, "refused revocations (403, 404, 400) have their rows too")
+    check(len(body.get("entries", [])) == 7, "refused revocations (403, 404, 400, 409) have their rows too")
     st, body = v.call("GET", "/v1/audit?action=token.create", token=admin)
     msgs = [r.get("message") or "" for r in body.get("entries", [])]
     check(any("role gateway" in m and "policies llm" in m for m in msgs)
