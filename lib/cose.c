@@ -100,9 +100,9 @@ at_err at_cose_sign1_decode(at_span doc, at_cose_sign1 *out, at_diag *d)
     uint8_t ib = doc.p[0];
     if (ib >> 5 == AT_CBOR_TAG) {
         uint64_t tag = ib & 31;
-        uint8_t b1;
-        uint16_t b2;
-        uint32_t b4;
+        uint8_t b1 = 0;
+        uint16_t b2 = 0;
+        uint32_t b4 = 0;
         bool ok = at_reader_skip(&r, 1);
         switch (ib & 31) {
         case 24:

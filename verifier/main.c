@@ -449,8 +449,8 @@ static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
         "UPDATE clock_watermark SET pruned_before_ms = ?",
         "DELETE FROM nonces_used WHERE expires_ms < ?",
         "DELETE FROM proofs_used WHERE expires_ms < ?",
-        "UPDATE sessions SET ended_ms = expires_ms, end_reason = 'expired'"
-        " WHERE ended_ms IS NULL AND expires_ms < ?",
+        ("UPDATE sessions SET ended_ms = expires_ms, end_reason = 'expired'"
+         " WHERE ended_ms IS NULL AND expires_ms < ?"),
     };
     int ended = 0;
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {

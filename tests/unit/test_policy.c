@@ -166,7 +166,7 @@ static void parse_refusals(void **state)
     for (size_t i = 0; i < sizeof hexes / sizeof hexes[0]; i++) {
         char j[512];
         snprintf(j, sizeof j, "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"%s%s\"]}}",
-                 hexes[i].pre, HA + hexes[i].skip);
+                 hexes[i].pre, &HA[hexes[i].skip]);
         assert_int_equal(parse_only(j), AT_E_BAD_FIELD);
     }
     /* Upper case hex is fine (and canonicalised later). */
@@ -185,7 +185,7 @@ static void parse_limits(void **state)
         at_buf_reset(&b);
         at_buf_printf(&b, "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[");
         for (int i = 0; i < n; i++)
-            at_buf_printf(&b, "%s\"%02x%s\"", i ? "," : "", i, HA + 2);
+            at_buf_printf(&b, "%s\"%02x%s\"", i ? "," : "", i, &HA[2]);
         at_buf_printf(&b, "]}}");
         at_policy *p = NULL;
         at_diag d = {{0}};
