@@ -168,3 +168,8 @@ check_PROGRAMS += tests/unit/test_binding
 tests_unit_test_binding_SOURCES = tests/unit/test_binding.c
 tests_unit_test_binding_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_binding_LDADD = $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_peer
+tests_unit_test_peer_SOURCES = tests/unit/test_peer.c tests/unit/test_util.h
+tests_unit_test_peer_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_peer_LDADD = $(UNIT_LDADD)
