@@ -201,7 +201,7 @@ static int run(at_peer_role role, const peer_args *a)
     at_buf_init(&out);
     at_buf_init_secret(&pt);
     at_err rc = AT_OK;
-    bool by_peer = false, local = false;
+    bool by_peer = false;
 
     uint8_t *txt = NULL;
     size_t len = 0;
@@ -253,13 +253,11 @@ static int run(at_peer_role role, const peer_args *a)
      * produce a reply; a local refusal is told to the peer as an alert. */
     if (role == AT_PEER_INITIATOR) {
         if ((rc = at_peer_start(p, &out, &d)) != AT_OK || (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK) {
-            local = true;
             goto refused;
         }
     }
     while (!at_peer_established(p)) {
         if ((rc = recv_msg(fd, AT_PEER_MAX_MESSAGE, &in, &d)) != AT_OK) {
-            local = true;
             goto refused;
         }
         at_buf_reset(&out);
@@ -276,49 +274,73 @@ static int run(at_peer_role role, const peer_args *a)
             goto refused;
         }
         if (out.len && (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK) {
-            local = true;
             goto refused;
         }
     }
 
-    /* One protected message each way, then close. Both write first: the
-     * messages fit in the socket buffers. */
+    /* One protected message each way, as a request and its response, then
+     * close: initiator: send data, receive data, send close, receive close;
+     * responder: receive data, send data, send close, receive close. A
+     * record this side refuses is told to the peer as an alert. */
     char dflt[64];
     snprintf(dflt, sizeof dflt, "hello from the %s", role == AT_PEER_INITIATOR ? "initiator" : "responder");
     const char *msg = a->message ? a->message : dflt;
     uint8_t cb[AT_PEER_KEY_LEN];
+    bool closed = false;
     if ((rc = at_peer_channel_binding(p, cb)) != AT_OK)
         goto refused;
-    at_buf_reset(&out);
-    if ((rc = at_peer_seal(p, false, AT_SPAN(msg, strlen(msg)), &out, &d)) != AT_OK ||
-        (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK)
-        goto refused;
-    at_buf_reset(&out);
-    if ((rc = at_peer_seal(p, true, AT_SPAN_NULL, &out, &d)) != AT_OK ||
-        (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK)
-        goto refused;
-    bool closed = false;
-    while (!closed) {
+    enum { SEND_DATA, RECV_DATA, SEND_CLOSE, RECV_CLOSE };
+    static const int initiator_steps[4] = {SEND_DATA, RECV_DATA, SEND_CLOSE, RECV_CLOSE};
+    static const int responder_steps[4] = {RECV_DATA, SEND_DATA, SEND_CLOSE, RECV_CLOSE};
+    const int *steps = role == AT_PEER_INITIATOR ? initiator_steps : responder_steps;
+    for (int i = 0; i < 4; i++) {
+        if (steps[i] == SEND_DATA || steps[i] == SEND_CLOSE) {
+            bool close_now = steps[i] == SEND_CLOSE;
+            at_buf_reset(&out);
+            if ((rc = at_peer_seal(p, close_now, close_now ? AT_SPAN_NULL : AT_SPAN(msg, strlen(msg)), &out,
+                                   &d)) != AT_OK ||
+                (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK)
+                goto refused;
+            continue;
+        }
         if ((rc = recv_msg(fd, AT_PEER_MAX_RECORD, &in, &d)) != AT_OK)
             goto refused;
-        if ((rc = at_peer_open(p, at_buf_span(&in), &pt, &closed, &d)) != AT_OK) {
+        bool want_close = steps[i] == RECV_CLOSE;
+        rc = at_peer_open(p, at_buf_span(&in), &pt, &closed, &d);
+        if (rc == AT_OK && closed != want_close)
+            rc = at_fail(&d, closed ? AT_E_TRUNCATED : AT_E_UNEXPECTED_MESSAGE,
+                         closed ? "record: the peer closed before its message" : "record: data where close was expected");
+        if (rc != AT_OK) {
             by_peer = at_peer_refused_by_peer(p);
+            if (!by_peer) {
+                at_buf al;
+                at_buf_init(&al);
+                at_diag ignore;
+                if (at_peer_alert(rc, &al) == AT_OK)
+                    (void)send_msg(fd, at_buf_span(&al), &ignore);
+                at_buf_cleanup(&al);
+            }
             goto refused;
         }
     }
+    if (at_buf_u8(&pt, 0) != AT_OK) /* NUL for printing */
+        goto done;
+    pt.len--;
     char cbhex[2 * AT_PEER_KEY_LEN + 1];
     at_hex_encode(cb, sizeof cb, cbhex);
     json_t *o = json_pack("{s:b, s:s, s:o, s:s, s:s%}", "ok", 1, "role",
                           role == AT_PEER_INITIATOR ? "initiator" : "responder", "peer", at_peer_info_json(p),
-                          "channel_binding", cbhex, "received", (const char *)pt.p ? (const char *)pt.p : "",
-                          pt.len);
+                          "channel_binding", cbhex, "received", pt.p ? (const char *)pt.p : "", pt.len);
+    if (!o) {
+        fprintf(stderr, "attestctl peer: the peer's message is not UTF-8 text\n");
+        goto done;
+    }
     ctl_print_json(o);
     json_decref(o);
     at_wipe(cb, sizeof cb);
     ret = CTL_OK;
     goto done;
 refused:
-    (void)local;
     ret = report_failure(rc, by_peer, &d);
 done:
     at_peer_free(p);
