@@ -237,7 +237,18 @@ static int run(at_peer_role role, const peer_args *a)
     if (role == AT_PEER_RESPONDER) {
         if ((lfd = open_socket(a->addr, true)) < 0)
             goto done;
-        fprintf(stderr, "attestctl peer: listening on %s\n", a->addr);
+        /* The port actually bound (HOST:0 picks a free one), for whoever
+         * starts the listener. */
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        char hbuf[NI_MAXHOST], pbuf[NI_MAXSERV];
+        if (strncmp(a->addr, "unix:", 5) != 0 && getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0 &&
+            getnameinfo((struct sockaddr *)&ss, sl, hbuf, sizeof hbuf, pbuf, sizeof pbuf,
+                        NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+            fprintf(stderr, "attestctl peer: listening on %s%s%s:%s\n", strchr(hbuf, ':') ? "[" : "", hbuf,
+                    strchr(hbuf, ':') ? "]" : "", pbuf);
+        else
+            fprintf(stderr, "attestctl peer: listening on %s\n", a->addr);
         if ((fd = accept(lfd, NULL, NULL)) < 0) {
             fprintf(stderr, "attestctl peer: accept: %s\n", strerror(errno));
             goto done;
