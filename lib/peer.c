@@ -104,6 +104,21 @@ at_err at_peer_new(const at_peer_opts *o, at_peer **out, at_diag *d)
     return AT_OK;
 }
 
+at_err at_peer_new_established(at_peer_role role, const at_peer_keys *k, at_peer **out, at_diag *d)
+{
+    at_peer *p = calloc(1, sizeof *p);
+    if (!p)
+        return at_fail(d, AT_E_INTERNAL, "peer: out of memory");
+    p->o.role = role;
+    p->st = ST_ESTABLISHED;
+    memcpy(&p->keys, k, sizeof p->keys);
+    p->have_keys = true;
+    at_buf_init(&p->m1);
+    at_buf_init(&p->m2);
+    *out = p;
+    return AT_OK;
+}
+
 static void wipe_keys(at_peer *p)
 {
     at_wipe(&p->keys, sizeof p->keys);

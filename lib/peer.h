@@ -106,6 +106,11 @@ at_err at_peer_seal(at_peer *p, bool close, at_span pt, at_buf *out, at_diag *d)
  * the peer's code. Any failure wipes the keys. */
 at_err at_peer_open(at_peer *p, at_span rec, at_buf *pt, bool *closed, at_diag *d) AT_MUST_USE;
 
+/* TESTS ONLY (fuzzing the record layer): a state established with the
+ * given keys, without a handshake. Caller frees. */
+at_err at_peer_new_established(at_peer_role role, const at_peer_keys *k, at_peer **out,
+                               at_diag *d) AT_MUST_USE;
+
 /* Stream framing: u32 big-endian length, then the message. */
 at_err at_peer_frame(at_span msg, at_buf *out) AT_MUST_USE;
 
