@@ -135,11 +135,13 @@ try:
     check(st == 200 and ans["choices"][0]["message"]["content"] == "You said: still there",
           f"gateway: a chat completion (gateway -> agent -> LLM) answers 200 with slow clients open (got {st})")
     # (after the chat: the simulator's document names the agent's instance,
-    # so this session replaces the agent's)
+    # so this session replaces the agent's; it binds the agent's endpoint,
+    # as a re-attestation for another one is endpoint_conflict)
     nonce = v.challenge()
-    doc = pki.doc(nonce=nonce, public_key=KeyPair(wd).config)
+    doc = pki.doc(nonce=nonce, public_key=KeyPair(wd).config, endpoint=agent.url)
     st, body = v.call("POST", "/v1/attestations",
-                      body={"evidence": base64.b64encode(doc).decode(), "policy": "plain"})
+                      body={"evidence": base64.b64encode(doc).decode(), "policy": "plain",
+                            "endpoint": agent.url})
     check(st == 201, f"verifier: an attestation answers 201 with slow clients open (got {st})")
 
     # The deadline closes every trickler although each keeps sending.
