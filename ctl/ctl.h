@@ -18,6 +18,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_ear(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int ctl_secret_release(int argc, char **argv);
+int cmd_peer(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_secret(int argc, char **argv);
 int cmd_sim(int argc, char **argv);

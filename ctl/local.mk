@@ -6,3 +6,4 @@ ctl_attestctl_SOURCES = \
 	ctl/cmd_sim.c ctl/cmd_token.c ctl/cmd_verify.c
 ctl_attestctl_LDADD = $(AT_LIBS) $(CURL_LIBS)
 ctl_attestctl_SOURCES += ctl/cmd_hpke.c ctl/cmd_ohttp.c
+ctl_attestctl_SOURCES += ctl/cmd_peer.c

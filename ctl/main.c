@@ -18,6 +18,7 @@ static const struct {
     {"hpke", cmd_hpke, "HPKE / OHTTP gateway keys (keygen, config)"},
     {"model", cmd_model, "seal model weights for an attested environment (and open them)"},
     {"ohttp", cmd_ohttp, "Oblivious HTTP client: send a sealed request"},
+    {"peer", cmd_peer, "mutual attestation with another service, then a protected channel"},
     {"policy", cmd_policy, "put, get, revoke and import PCR policies"},
     {"secret", cmd_secret, "store a secret on the verifier, bound to a policy"},
     {"sim", cmd_sim, "simulated Nitro PKI and attestation documents (tests, demos)"},

@@ -14,6 +14,7 @@ const char *at_purpose_name(at_purpose p)
     switch (p) {
     case AT_PURPOSE_SESSION: return "session";
     case AT_PURPOSE_EVIDENCE: return "evidence";
+    case AT_PURPOSE_PEER: return "peer";
     }
     return "unknown";
 }
@@ -41,7 +42,7 @@ at_err at_binding_encode(at_purpose purpose, const char *endpoint, at_buf *out, 
     uint8_t h[32];
     bool has_ep = endpoint && endpoint[0];
     AT_ENSURE(purpose == AT_PURPOSE_SESSION || purpose == AT_PURPOSE_EVIDENCE, d, AT_E_BAD_REQUEST,
-              "binding: unknown purpose %d", (int)purpose);
+              "binding: purpose %d cannot be encoded with an endpoint", (int)purpose);
     AT_ENSURE(!has_ep || endpoint_hash(endpoint, h), d, AT_E_INTERNAL, "binding: SHA-256 failed");
     AT_TRY(at_buf_append(out, AT_BINDING_MAGIC, 3));
     AT_TRY(at_buf_u8(out, AT_BINDING_VERSION));
@@ -70,13 +71,20 @@ at_err at_binding_decode(at_span ud, at_binding *out, at_diag *d)
         return at_fail(d, AT_E_BAD_FIELD, "user_data: binding version %s%u, expected %d",
                        ud.len < 4 ? "(missing) " : "", ud.len < 4 ? 0u : (unsigned)version,
                        AT_BINDING_VERSION);
-    if (!at_reader_u8(&r, &purpose) || (purpose != AT_PURPOSE_SESSION && purpose != AT_PURPOSE_EVIDENCE))
-        return at_fail(d, AT_E_BAD_FIELD, "user_data: binding purpose %d, expected 1 (session) or 2 (evidence)",
+    if (!at_reader_u8(&r, &purpose) ||
+        (purpose != AT_PURPOSE_SESSION && purpose != AT_PURPOSE_EVIDENCE && purpose != AT_PURPOSE_PEER))
+        return at_fail(d, AT_E_BAD_FIELD,
+                       "user_data: binding purpose %d, expected 1 (session), 2 (evidence) or 3 (peer)",
                        ud.len < 5 ? -1 : (int)purpose);
-    if (!at_reader_u8(&r, &kind) || kind > 1)
-        return at_fail(d, AT_E_BAD_FIELD, "user_data: binding endpoint kind %d, expected 0 (none) or 1 (SHA-256)",
+    if (!at_reader_u8(&r, &kind) || kind > 2)
+        return at_fail(d, AT_E_BAD_FIELD,
+                       "user_data: binding endpoint kind %d, expected 0 (none), 1 (SHA-256) or 2 (transcript)",
                        ud.len < 6 ? -1 : (int)kind);
-    if (kind == 1 && !at_reader_take(&r, 32, &h))
+    if ((kind == 2) != (purpose == AT_PURPOSE_PEER))
+        return at_fail(d, AT_E_BAD_FIELD,
+                       "user_data: binding kind %d with purpose %d, a transcript (kind 2) goes with purpose 3 (peer) only",
+                       (int)kind, (int)purpose);
+    if (kind != 0 && !at_reader_take(&r, 32, &h))
         return at_fail(d, AT_E_BAD_FIELD, "user_data: binding endpoint hash of %zu bytes, expected 32",
                        at_reader_left(&r));
     if (!at_reader_at_end(&r))
@@ -85,9 +93,48 @@ at_err at_binding_decode(at_span ud, at_binding *out, at_diag *d)
     out->version = version;
     out->purpose = (at_purpose)purpose;
     out->has_endpoint = kind == 1;
+    out->has_transcript = kind == 2;
     memset(out->endpoint_sha256, 0, sizeof out->endpoint_sha256);
+    memset(out->transcript_sha256, 0, sizeof out->transcript_sha256);
     if (kind == 1)
         memcpy(out->endpoint_sha256, h.p, 32);
+    if (kind == 2)
+        memcpy(out->transcript_sha256, h.p, 32);
+    return AT_OK;
+}
+
+at_err at_binding_encode_peer(const uint8_t th[32], at_buf *out, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    AT_ENSURE(th != NULL, d, AT_E_BAD_REQUEST, "binding: peer needs a transcript hash");
+    AT_TRY(at_buf_append(out, AT_BINDING_MAGIC, 3));
+    AT_TRY(at_buf_u8(out, AT_BINDING_VERSION));
+    AT_TRY(at_buf_u8(out, (uint8_t)AT_PURPOSE_PEER));
+    AT_TRY(at_buf_u8(out, 2));
+    AT_TRY(at_buf_append(out, th, 32));
+    rc = AT_OK;
+out:
+    return rc;
+}
+
+at_err at_binding_check_peer(at_span ud, const uint8_t th[32], at_diag *d)
+{
+    at_binding b;
+    at_err rc = at_binding_decode(ud, &b, d);
+    if (rc == AT_E_MISSING_FIELD)
+        return at_fail(d, AT_E_PURPOSE_MISMATCH, "user_data: the document binds no purpose, expected purpose peer");
+    if (rc != AT_OK)
+        return rc;
+    if (b.purpose != AT_PURPOSE_PEER)
+        return at_fail(d, AT_E_PURPOSE_MISMATCH, "user_data: the document is bound to purpose %s, expected peer",
+                       at_purpose_name(b.purpose));
+    if (CRYPTO_memcmp(b.transcript_sha256, th, 32) != 0) {
+        char got[65], want[65];
+        at_hex_encode(b.transcript_sha256, 32, got);
+        at_hex_encode(th, 32, want);
+        return at_fail(d, AT_E_TRANSCRIPT_MISMATCH,
+                       "user_data: the document binds transcript sha256 %s, this handshake's is %s", got, want);
+    }
     return AT_OK;
 }
 

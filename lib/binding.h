@@ -8,9 +8,12 @@
  * README "Document binding"):
  *   "ATB"                  3 bytes, magic
  *   version                u8, 1
- *   purpose                u8, 1 = session, 2 = evidence (for a relying party)
- *   endpoint kind          u8, 0 = none, 1 = SHA-256 of the endpoint URL
- *   endpoint_sha256        32 bytes, present iff kind = 1
+ *   purpose                u8, 1 = session, 2 = evidence (for a relying party),
+ *                          3 = peer (a mutual attestation handshake, lib/peer)
+ *   endpoint kind          u8, 0 = none, 1 = SHA-256 of the endpoint URL,
+ *                          2 = SHA-256 handshake transcript (purpose peer only)
+ *   endpoint_sha256        32 bytes, present iff kind = 1 or 2
+ * Purpose peer always carries kind 2 and kind 2 only comes with purpose peer.
  * The endpoint is hashed exactly as written (no normalisation): the URL the
  * agent advertises is the URL the verifier records and gateways connect to.
  * Trust boundary: user_data comes from a document whose signature has been
@@ -30,21 +33,24 @@
 #define AT_BINDING_LEN_NO_ENDPOINT 6
 #define AT_BINDING_LEN_ENDPOINT 38
 
-typedef enum { AT_PURPOSE_SESSION = 1, AT_PURPOSE_EVIDENCE = 2 } at_purpose;
+typedef enum { AT_PURPOSE_SESSION = 1, AT_PURPOSE_EVIDENCE = 2, AT_PURPOSE_PEER = 3 } at_purpose;
 
 typedef struct {
     uint8_t version;
     at_purpose purpose;
     bool has_endpoint;
     uint8_t endpoint_sha256[32];
+    bool has_transcript;             /* purpose peer: kind 2 */
+    uint8_t transcript_sha256[32];
 } at_binding;
 
-/* "session", "evidence". */
+/* "session", "evidence", "peer" (at_purpose_parse knows only the first two:
+ * a peer binding is made by lib/peer, never chosen on a command line). */
 const char *at_purpose_name(at_purpose p);
 bool at_purpose_parse(const char *s, at_purpose *out);
 
 /* Encode a version-1 binding for purpose and endpoint (NULL or "" = none);
- * appended to out. */
+ * appended to out. Purpose peer: AT_E_BAD_REQUEST (use at_binding_encode_peer). */
 at_err at_binding_encode(at_purpose purpose, const char *endpoint, at_buf *out,
                          at_diag *d) AT_MUST_USE;
 /* Decode user_data strictly. AT_E_MISSING_FIELD when it is empty,
@@ -58,5 +64,14 @@ at_err at_binding_decode(at_span user_data, at_binding *out, at_diag *d) AT_MUST
  * both); AT_E_BAD_FIELD when user_data is a malformed binding. */
 at_err at_binding_check(at_span user_data, at_purpose want, const char *endpoint,
                         at_diag *d) AT_MUST_USE;
+
+/* The binding a peer handshake document carries: purpose peer, kind 2,
+ * the transcript hash the document vouches for. Appended to out. */
+at_err at_binding_encode_peer(const uint8_t transcript_sha256[32], at_buf *out, at_diag *d) AT_MUST_USE;
+/* user_data must bind purpose peer and exactly this transcript hash:
+ * AT_E_PURPOSE_MISMATCH (no binding or another purpose),
+ * AT_E_TRANSCRIPT_MISMATCH (message names both hashes), AT_E_BAD_FIELD. */
+at_err at_binding_check_peer(at_span user_data, const uint8_t transcript_sha256[32],
+                             at_diag *d) AT_MUST_USE;
 
 #endif

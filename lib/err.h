@@ -48,6 +48,9 @@
     X(AT_E_PURPOSE_MISMATCH, "purpose_mismatch", 403)       \
     X(AT_E_ENDPOINT_MISMATCH, "endpoint_mismatch", 403)     \
     X(AT_E_ENDPOINT_CONFLICT, "endpoint_conflict", 409)     \
+    X(AT_E_TRANSCRIPT_MISMATCH, "transcript_mismatch", 403) \
+    X(AT_E_REFLECTION, "reflection", 403)                   \
+    X(AT_E_UNEXPECTED_MESSAGE, "unexpected_message", 400)   \
     X(AT_E_IO, "io", 500)                                   \
     X(AT_E_UNAVAILABLE, "unavailable", 503)                 \
     X(AT_E_INTERNAL, "internal", 500)

@@ -50,3 +50,6 @@ lib_libattest_a_SOURCES += \
 	lib/log.c lib/log.h
 lib_libattest_a_SOURCES += \
 	lib/binding.c lib/binding.h
+# Mutual attestation between services (docs/mutual-attestation.md).
+lib_libattest_a_SOURCES += \
+	lib/peer.c lib/peer.h

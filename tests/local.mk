@@ -168,3 +168,23 @@ check_PROGRAMS += tests/unit/test_binding
 tests_unit_test_binding_SOURCES = tests/unit/test_binding.c
 tests_unit_test_binding_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_binding_LDADD = $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_peer
+tests_unit_test_peer_SOURCES = tests/unit/test_peer.c tests/unit/test_util.h
+tests_unit_test_peer_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_peer_LDADD = $(UNIT_LDADD)
+
+# Fuzz target for lib/peer (handshake messages, records); corpus replayed.
+check_PROGRAMS += tests/fuzz/replay_peer
+tests_fuzz_replay_peer_SOURCES = tests/fuzz/fuzz_peer.c tests/fuzz/replay.c
+tests_fuzz_replay_peer_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DAT_FUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/peer"'
+tests_fuzz_replay_peer_LDADD = $(AT_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/peer
+if ENABLE_FUZZING
+noinst_PROGRAMS += tests/fuzz/fuzz_peer
+tests_fuzz_fuzz_peer_SOURCES = tests/fuzz/fuzz_peer.c
+tests_fuzz_fuzz_peer_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_peer_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_peer_LDADD = $(AT_LIBS)
+endif

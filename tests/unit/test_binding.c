@@ -77,7 +77,8 @@ static void test_decode_refuses(void **state)
     expect_decode("ATB\x00\x01\x00", 6, AT_E_BAD_FIELD);            /* version 0 */
     expect_decode("ATB\x01", 4, AT_E_BAD_FIELD);                    /* no purpose */
     expect_decode("ATB\x01\x00\x00", 6, AT_E_BAD_FIELD);            /* purpose 0 */
-    expect_decode("ATB\x01\x03\x00", 6, AT_E_BAD_FIELD);            /* purpose 3 */
+    expect_decode("ATB\x01\x03\x00", 6, AT_E_BAD_FIELD);            /* purpose 3 (peer) without its transcript */
+    expect_decode("ATB\x01\x04\x00", 6, AT_E_BAD_FIELD);            /* purpose 4 */
     expect_decode("ATB\x01\x01", 5, AT_E_BAD_FIELD);                /* no endpoint kind */
     expect_decode("ATB\x01\x01\x02", 6, AT_E_BAD_FIELD);            /* endpoint kind 2 */
     expect_decode("ATB\x01\x01\x01" "0123456789", 16, AT_E_BAD_FIELD); /* short hash */

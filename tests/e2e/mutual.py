@@ -1,0 +1,238 @@
+"""End-to-end, issue 8: two services attest each other (attestctl peer
+listen / connect, lib/peer) over a real socket with simulator attesters.
+Success: both sides print the same channel_binding (fresh every run) and
+each other's message. Each refusal is reported with its exact code on both
+sides (the refusing side "self", the other "peer"), exit 1, and no channel
+binding or plaintext: a peer with other PCRs, a foreign root, an expired
+chain (--at), a replayed RESPONSE, a reflected document, a tampered
+handshake message and a tampered record. The last four go through a
+man-in-the-middle relay written here that changes frames on the wire."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ATTESTCTL, Pki, Workdir, check, finish
+
+wd = Workdir("mutual")
+pki = Pki(wd)
+foreign = Pki(wd, "foreign")
+# Each side keeps its own copy of the PKI (renewed certificates are saved
+# in the directory): same root, as two instances in the same partition.
+for side in ("a", "b"):
+    shutil.copytree(pki.dir, wd(f"pki-{side}"))
+
+GOOD = {0: "a" * 96, 1: "b" * 96, 2: "c" * 96}
+policy = wd("peer-policy.json")
+with open(policy, "w") as f:
+    json.dump({"format": "nitro-enclave", "pcrs": {str(k): [v] for k, v in GOOD.items()}}, f)
+
+serial = [0]
+
+
+def side_args(side, pcrs=GOOD, root=None, extra=()):
+    args = ["--attester", "sim", "--pki", wd(f"pki-{side}"), "--peer-policy", policy,
+            "--root", root or pki.root]
+    for k, v in pcrs.items():
+        args += ["--sim-pcr", f"{k}={v}"]
+    return args + list(extra)
+
+
+def parse(out):
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {}
+
+
+def wait_for(path):
+    for _ in range(200):
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"listener socket {path} never appeared")
+
+
+def run_pair(a_extra=None, b_extra=None, relay=None, tcp=False):
+    """Start B listening, A connecting (through relay when given); return
+    (a_rc, a_json, b_rc, b_json)."""
+    serial[0] += 1
+    n = serial[0]
+    a_args = side_args("a", **(a_extra or {}))
+    b_args = side_args("b", **(b_extra or {}))
+    if tcp:
+        b = subprocess.Popen([ATTESTCTL, "peer", "listen", "--listen", "127.0.0.1:0"] + b_args,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = b.stderr.readline().decode()
+        target = line.rsplit(" ", 1)[-1].strip()
+    else:
+        sock = wd(f"b{n}.sock")
+        b = subprocess.Popen([ATTESTCTL, "peer", "listen", "--listen", f"unix:{sock}"] + b_args,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(sock)
+        target = f"unix:{sock}"
+    if relay:
+        target = relay.start(target, wd(f"relay{n}.sock"))
+    a = subprocess.run([ATTESTCTL, "peer", "connect", "--connect", target,
+                        "--message", f"request {n} from A"] + a_args, capture_output=True, timeout=120)
+    b_out, b_err = b.communicate(timeout=120)
+    if relay:
+        relay.join()
+    return a.returncode, parse(a.stdout), b.returncode, parse(b_out)
+
+
+class Relay:
+    """A man in the middle: relays length-prefixed frames between A and B
+    and lets `change(direction, index, frame, seen)` rewrite them; seen
+    holds every frame relayed so far per direction ("ab", "ba")."""
+
+    def __init__(self, change):
+        self.change = change
+        self.seen = {"ab": [], "ba": []}
+        self.threads = []
+
+    def start(self, target, path):
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+        self.threads = [threading.Thread(target=self._serve, args=(srv, target[len("unix:"):]))]
+        self.threads[0].start()
+        return f"unix:{path}"
+
+    @staticmethod
+    def _read_frame(s):
+        hdr = b""
+        while len(hdr) < 4:
+            c = s.recv(4 - len(hdr))
+            if not c:
+                return None
+            hdr += c
+        n = int.from_bytes(hdr, "big")
+        body = b""
+        while len(body) < n:
+            c = s.recv(n - len(body))
+            if not c:
+                return None
+            body += c
+        return body
+
+    def _pump(self, src, dst, direction):
+        i = 0
+        while True:
+            try:
+                frame = self._read_frame(src)
+            except OSError:
+                frame = None
+            if frame is None:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            frame = self.change(direction, i, frame, self.seen)
+            self.seen[direction].append(frame)
+            i += 1
+            try:
+                dst.sendall(len(frame).to_bytes(4, "big") + frame)
+            except OSError:
+                return
+
+    def _serve(self, srv, b_path):
+        a, _ = srv.accept()
+        srv.close()
+        b = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        b.connect(b_path)
+        t1 = threading.Thread(target=self._pump, args=(a, b, "ab"))
+        t2 = threading.Thread(target=self._pump, args=(b, a, "ba"))
+        t1.start()
+        t2.start()
+        t1.join()
+        t2.join()
+        a.close()
+        b.close()
+
+    def join(self):
+        for t in self.threads:
+            t.join()
+
+
+def expect_refused(name, result, code, refuser):
+    a_rc, a, b_rc, b = result
+    other = "b" if refuser == "a" else "a"
+    by = {"a": a, "b": b}
+    check(a_rc == 1 and b_rc == 1, f"{name}: both sides exit 1 (a {a_rc}, b {b_rc})")
+    check(a.get("error") == code and b.get("error") == code,
+          f"{name}: both sides report {code} (a {a.get('error')}, b {b.get('error')})")
+    check(by[refuser].get("refused_by") == "self" and by[other].get("refused_by") == "peer",
+          f"{name}: {refuser} refused, {other} was told ({a.get('refused_by')}, {b.get('refused_by')})")
+    check(not any(k in a or k in b for k in ("channel_binding", "received", "peer")),
+          f"{name}: no channel binding, peer or plaintext on either side")
+
+
+# ---- success, twice: the same binding on both sides, fresh every run ----
+a_rc, a, b_rc, b = run_pair()
+check(a_rc == 0 and b_rc == 0 and a.get("ok") and b.get("ok"), f"handshake: both sides ok ({a_rc}, {b_rc})")
+cb1 = a.get("channel_binding")
+check(cb1 and len(cb1) == 64 and cb1 == b.get("channel_binding"), "handshake: the same channel_binding on both sides")
+check(b.get("received", "").startswith("request ") and a.get("received") == "hello from the responder",
+      "records: each side got the other's message")
+check(a.get("peer", {}).get("pcrs", {}).get("0") == GOOD[0] and b.get("peer", {}).get("module_id"),
+      "peer: module id and PCRs of the other side")
+a_rc, a, b_rc, b = run_pair(tcp=True)
+check(a_rc == 0 and b_rc == 0 and a.get("channel_binding") == b.get("channel_binding"),
+      "handshake over TCP: both sides ok, same binding")
+check(a.get("channel_binding") != cb1, "channel_binding differs from run to run")
+
+# ---- refusals ----
+expect_refused("peer with other PCRs", run_pair(b_extra={"pcrs": {**GOOD, 0: "d" * 96}}),
+               "pcr_mismatch", "a")
+expect_refused("initiator with other PCRs", run_pair(a_extra={"pcrs": {**GOOD, 2: "e" * 96}}),
+               "pcr_mismatch", "b")
+expect_refused("foreign root", run_pair(a_extra={"root": foreign.root}), "untrusted_root", "a")
+later = int(time.time()) + 2 * 24 * 3600
+expect_refused("expired chain", run_pair(b_extra={"extra": ["--at", str(later)]}), "cert_expired", "b")
+
+# Replay: a RESPONSE recorded from an earlier handshake.
+recorder = Relay(lambda d, i, f, seen: f)
+rc = run_pair(relay=recorder)
+check(rc[0] == 0 and rc[2] == 0, "through the relay unchanged: both sides ok")
+old_response = recorder.seen["ba"][0]
+expect_refused("replayed response",
+               run_pair(relay=Relay(lambda d, i, f, seen: old_response if (d, i) == ("ba", 0) else f)),
+               "nonce_mismatch", "a")
+
+
+def reflect(d, i, f, seen):
+    # FINISH carrying B's own document (from RESPONSE) back to B.
+    if (d, i) == ("ab", 1) and f[0] == 3:
+        return f[:2] + seen["ba"][0][66:]
+    return f
+
+
+expect_refused("reflected document", run_pair(relay=Relay(reflect)), "reflection", "b")
+
+
+def flip_response_nonce(d, i, f, seen):
+    if (d, i) == ("ba", 0):
+        return f[:10] + bytes([f[10] ^ 1]) + f[11:]
+    return f
+
+
+expect_refused("tampered response", run_pair(relay=Relay(flip_response_nonce)), "transcript_mismatch", "a")
+
+
+def flip_record(d, i, f, seen):
+    if (d, i) == ("ab", 2):  # A's first record
+        return f[:-1] + bytes([f[-1] ^ 1])
+    return f
+
+
+expect_refused("tampered record", run_pair(relay=Relay(flip_record)), "decrypt_failed", "b")
+
+wd.cleanup()
+finish()
