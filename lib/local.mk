@@ -50,3 +50,5 @@ lib_libattest_a_SOURCES += \
 	lib/log.c lib/log.h
 lib_libattest_a_SOURCES += \
 	lib/binding.c lib/binding.h
+lib_libattest_a_SOURCES += \
+	lib/file.c lib/file.h

@@ -168,3 +168,9 @@ check_PROGRAMS += tests/unit/test_binding
 tests_unit_test_binding_SOURCES = tests/unit/test_binding.c
 tests_unit_test_binding_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_binding_LDADD = $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_file
+tests_unit_test_file_SOURCES = tests/unit/test_file.c
+tests_unit_test_file_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_file_LDFLAGS = -Wl,--wrap=write
+tests_unit_test_file_LDADD = $(UNIT_LDADD)

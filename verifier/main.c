@@ -19,6 +19,7 @@
 #include "at_limits.h"
 #include "config.h"
 #include "enc.h"
+#include "file.h"
 #include "seal.h"
 #include "token.h"
 #include "verifier.h"
@@ -234,14 +235,14 @@ static at_err bootstrap_admin(verifier *v, at_diag *d)
             return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
         if (at_token_generate(tok) != AT_OK)
             return at_fail(d, AT_E_INTERNAL, "no randomness");
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return at_fail(d, AT_E_IO, "%s: %s", path, strerror(errno));
-        bool ok = write(fd, tok, strlen(tok)) == (ssize_t)strlen(tok) && write(fd, "\n", 1) == 1 &&
-                  fsync(fd) == 0;
-        close(fd);
-        if (!ok)
-            return at_fail(d, AT_E_IO, "%s: write failed", path);
+        char line[sizeof tok + 1];
+        int n = snprintf(line, sizeof line, "%s\n", tok);
+        at_err rc = at_file_write_atomic(path, AT_SPAN(line, (size_t)n), 0600, true, d);
+        at_wipe(line, sizeof line);
+        if (rc != AT_OK) {
+            at_wipe(tok, sizeof tok);
+            return rc;
+        }
         at_log("info", "admin_token", "generated a bootstrap admin token in %s (mode 0600)", path);
     }
     at_token_insert_job j = {.role = "admin", .label = "bootstrap", .actor = "verifier"};
@@ -340,15 +341,10 @@ static at_err load_storage_key(verifier *v, at_diag *d)
             rc = at_fail(d, AT_E_INTERNAL, "no randomness");
             goto out;
         }
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        bool ok = fd >= 0 && write(fd, k, sizeof k) == (ssize_t)sizeof k && fsync(fd) == 0;
+        rc = at_file_write_atomic(path, AT_SPAN(k, sizeof k), 0600, true, d);
         at_wipe(k, sizeof k);
-        if (fd >= 0)
-            close(fd);
-        if (!ok) {
-            rc = at_fail(d, AT_E_IO, "%s: cannot create: %s", path, strerror(errno));
+        if (rc != AT_OK)
             goto out;
-        }
         at_log("info", "storage_key", "created %s (mode 0600): keep it with the database", path);
         fd = open(path, O_RDONLY | O_CLOEXEC);
     }
