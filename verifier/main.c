@@ -169,18 +169,30 @@ out:
     return rc;
 }
 
-/* Load current (first) and previous keys of a kind. Caller frees each. */
+/* Load current (first) and previous keys of a kind. Caller frees each.
+ * All or none: a read error is no key (never the current one without the
+ * previous one, which would refuse what the previous key signed). */
 static size_t load_keys(at_db *db, const char *kind, char **out, size_t max)
 {
     sqlite3 *c = at_db_read_acquire(db);
     sqlite3_stmt *st = NULL;
     size_t n = 0;
+    int s = SQLITE_ERROR;
     if (c && sqlite3_prepare_v2(c, "SELECT material FROM verifier_keys WHERE kind = ? AND state IN"
                                    " ('current', 'previous') ORDER BY state = 'current' DESC,"
                                    " created_ms DESC", -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-        while (n < max && sqlite3_step(st) == SQLITE_ROW)
-            out[n++] = strdup((const char *)sqlite3_column_text(st, 0));
+        while (n < max && (s = sqlite3_step(st)) == SQLITE_ROW &&
+               (out[n] = strdup((const char *)sqlite3_column_text(st, 0))))
+            n++;
+        if (n == max)
+            s = SQLITE_DONE;
+    }
+    if (s != SQLITE_DONE) {
+        at_log("error", "keys", "%s keys: %s", kind, c ? sqlite3_errmsg(c) : "database unavailable");
+        for (size_t i = 0; i < n; i++)
+            at_wipe_free(out[i], strlen(out[i]));
+        n = 0;
     }
     sqlite3_finalize(st);
     at_db_read_release(db, c);
@@ -287,7 +299,9 @@ static at_err probe_sealed(verifier *v, struct sealed_probe *p, at_diag *d)
     sqlite3_finalize(st);
     AT_TRY(at_db_prepare(c, "SELECT name, policy, value FROM secrets ORDER BY updated_ms DESC LIMIT 1",
                          &st, d));
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int s = sqlite3_step(st);
+    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    if (s == SQLITE_ROW) {
         p->secret = strdup((const char *)sqlite3_column_text(st, 0));
         p->secret_policy = strdup((const char *)sqlite3_column_text(st, 1));
         p->blob_len = (size_t)sqlite3_column_bytes(st, 2);
@@ -298,7 +312,9 @@ static at_err probe_sealed(verifier *v, struct sealed_probe *p, at_diag *d)
     sqlite3_finalize(st);
     AT_TRY(at_db_prepare(c, "SELECT id, proof_key FROM sessions WHERE ended_ms IS NULL AND"
                             " length(proof_key) != 32 ORDER BY created_ms DESC LIMIT 1", &st, d));
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    s = sqlite3_step(st);
+    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    if (s == SQLITE_ROW) {
         p->session = strdup((const char *)sqlite3_column_text(st, 0));
         p->sblob_len = (size_t)sqlite3_column_bytes(st, 1);
         p->sblob = malloc(p->sblob_len + 1);
@@ -391,7 +407,8 @@ static at_err reseal_proof_keys(sqlite3 *c, void *ctx, at_diag *d)
     int n = 0;
     AT_TRY(at_db_prepare(c, "SELECT id, proof_key FROM sessions WHERE length(proof_key) = 32", &st, d));
     AT_TRY(at_db_prepare(c, "UPDATE sessions SET proof_key = ? WHERE id = ?", &up, d));
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(st, 0);
         at_buf sealed;
         at_buf_init(&sealed);
@@ -408,6 +425,7 @@ static at_err reseal_proof_keys(sqlite3 *c, void *ctx, at_diag *d)
             goto out;
         n++;
     }
+    AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "reseal: %s", sqlite3_errmsg(c));
     if (n)
         at_log("info", "storage_key", "sealed the proof keys of %d session(s) stored in clear", n);
     rc = AT_OK;
@@ -432,9 +450,12 @@ static at_err prune(sqlite3 *c, void *ctx, at_diag *d)
     at_err rc = at_db_prepare(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d);
     if (rc != AT_OK)
         return rc;
-    if (sqlite3_step(st) == SQLITE_ROW)
+    int ms = sqlite3_step(st);
+    if (ms == SQLITE_ROW)
         mark = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
+    if (ms != SQLITE_ROW && ms != SQLITE_DONE)
+        return at_fail(d, AT_E_INTERNAL, "prune: clock_watermark: %s", sqlite3_errmsg(c));
     if (cutoff < mark) {
         at_log("warn", "clock", "wall clock is %lld s behind the time high-water mark: nonces and "
                "release proofs expiring before %lld ms are refused", (long long)((mark - cutoff) / 1000),

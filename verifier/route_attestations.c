@@ -48,7 +48,8 @@ static void explain_pcr_mismatch(verifier *v, const char *name, int64_t tried,
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, tried);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rs;
+    while ((rs = sqlite3_step(st)) == SQLITE_ROW) {
         at_policy *p = NULL;
         const char *body = (const char *)sqlite3_column_text(st, 1);
         if (at_policy_parse(body, strlen(body), &p, NULL) != AT_OK)
@@ -62,6 +63,8 @@ static void explain_pcr_mismatch(verifier *v, const char *name, int64_t tried,
             break;
         }
     }
+    if (!out[0] && rs != SQLITE_DONE && rs != SQLITE_ROW)
+        snprintf(out, len, "; the other versions of policy %s could not be read", name);
     sqlite3_finalize(st);
     at_db_read_release(v->db, c);
     if (!out[0])
