@@ -52,3 +52,5 @@ lib_libattest_a_SOURCES += \
 	lib/binding.c lib/binding.h
 lib_libattest_a_SOURCES += \
 	lib/file.c lib/file.h
+lib_libattest_a_SOURCES += \
+	lib/vclient.c lib/vclient.h
