@@ -12,7 +12,7 @@
 
 #include "file.h"
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
+bool at_file_write_full(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(fd, p, n);
@@ -55,7 +55,7 @@ at_err at_file_write_atomic(const char *path, at_span data, mode_t mode, bool ex
     made = true;
     AT_ENSURE(fchmod(fd, mode) == 0, d, AT_E_IO, "%s: chmod: %s", tmp, strerror(errno));
     errno = 0;
-    AT_ENSURE(write_all(fd, data.p, data.len), d, AT_E_IO, "%s: write failed: %s", tmp,
+    AT_ENSURE(at_file_write_full(fd, data.p, data.len), d, AT_E_IO, "%s: write failed: %s", tmp,
               errno ? strerror(errno) : "short write");
     AT_ENSURE(fsync(fd) == 0, d, AT_E_IO, "%s: fsync: %s", tmp, strerror(errno));
     int c = close(fd);

@@ -18,6 +18,10 @@
  * as it was. A leftover temporary file (a crash mid-write) is never read.
  * exclusive and path exists: AT_E_CONFLICT; any other failure: AT_E_IO
  * (the diag names path and the system error). The caller owns and wipes data. */
+/* write() all n bytes, retrying on EINTR and short writes; false on any
+ * other failure (errno says why; 0 after a write of nothing). */
+bool at_file_write_full(int fd, const uint8_t *p, size_t n);
+
 at_err at_file_write_atomic(const char *path, at_span data, mode_t mode, bool exclusive,
                             at_diag *d) AT_MUST_USE;
 
