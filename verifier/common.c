@@ -253,28 +253,3 @@ bool ratelimit_allow(ratelimit *r, const char *client, int64_t now_ns)
     pthread_mutex_unlock(&r->lock);
     return ok;
 }
-
-
-/* ---- proof keys at rest --------------------------------------------------- */
-
-at_err proof_key_seal(const verifier *v, const char *session_id, const uint8_t key[32],
-                      at_buf *out, at_diag *d)
-{
-    return at_storage_seal(v->storage_key, session_id, PROOF_KEY_SEAL_LABEL, AT_SPAN(key, 32), out,
-                           d);
-}
-
-at_err proof_key_open(const verifier *v, const char *session_id, at_span sealed, uint8_t key[32],
-                      at_diag *d)
-{
-    at_buf plain;
-    at_buf_init_secret(&plain);
-    at_err rc = at_storage_open(v->storage_key, session_id, PROOF_KEY_SEAL_LABEL, sealed, &plain, d);
-    if (rc == AT_OK && plain.len != 32)
-        rc = at_fail(d, AT_E_DECRYPT_FAILED, "session %s: proof key of %zu bytes, expected 32",
-                     session_id, plain.len);
-    if (rc == AT_OK)
-        memcpy(key, plain.p, 32);
-    at_buf_cleanup(&plain);
-    return rc;
-}

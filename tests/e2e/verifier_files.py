@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (VERIFIER, KeyPair, Pki, Verifier, Workdir, b64, check, finish)
@@ -53,6 +54,7 @@ try:
         check(st == 201, f"a session is admitted ({st})")
     st, body = v.call("GET", "/v1/sessions?state=all", token=v.admin)
     check(st == 200 and len(body["sessions"]) == 3, "three sessions listed")
+    sids = [x["id"] for x in body.get("sessions", [])]
 finally:
     v.stop()
 left = sorted(set(glob.glob(db + "*.tmp-*")) - {tokfile + ".tmp-AbC123", keyfile + ".tmp-AbC123"})
@@ -66,7 +68,7 @@ con = sqlite3.connect(db)
 cols = [r[1] for r in con.execute("PRAGMA table_info(sessions)")]
 con.execute("ALTER TABLE sessions RENAME TO sessions_real")
 sel = ", ".join(f"CASE WHEN rowid > (SELECT min(rowid) FROM sessions_real) THEN json_extract('x', '$')"
-                f" ELSE pcrs END AS pcrs" if c == "pcrs" else c for c in cols)
+                f" ELSE {c} END AS {c}" if c in ("pcrs", "policy") else c for c in cols)
 con.execute(f"CREATE VIEW sessions AS SELECT {sel} FROM sessions_real")
 # The start prunes (UPDATE sessions): let that pass as a no-op.
 con.execute("CREATE TRIGGER sessions_update INSTEAD OF UPDATE ON sessions BEGIN SELECT 1; END")
@@ -87,6 +89,14 @@ try:
     err = body.get("error", {}) if isinstance(body, dict) else {}
     check(st == 500 and err.get("code") == "internal",
           f"GET /v1/policies/llm: 500 internal when a version cannot be read ({st} {body})")
+    # A session row that cannot be read is the verifier's failure (500, the
+    # database named), not an unknown session (401) for the caller.
+    proof = "%d.%s" % (int(time.time() * 1000), "A" * 43)
+    bad = [st_b for st_b in (v.call("POST", "/v1/secrets/k/release", body={"session": sid, "proof": proof})
+                             for sid in sids)]
+    check(any(st_b == 500 and b.get("error", {}).get("code") == "internal"
+              and "database" in b.get("error", {}).get("message", "") for st_b, b in bad),
+          f"release with an unreadable session row: 500 internal naming the database ({bad})")
     st, body = v.call("GET", "/v1/tokens", token=v.admin)
     check(st == 200, f"the verifier still answers ({st})")
 finally:
