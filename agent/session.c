@@ -100,7 +100,9 @@ static at_err verifier_call(const agent *a, const char *method, const char *path
     return rc;
 }
 
-at_err agent_attest_once(agent *a, at_diag *d)
+/* One attestation: challenge, document, POST /v1/attestations, open the
+ * sealed session key (lib/vclient). */
+static at_err attest_once(agent *a, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     uint8_t nonce[AT_VCLIENT_NONCE_MAX];
@@ -156,7 +158,9 @@ static void wait_until(agent *a, int64_t until_ms)
         ;
 }
 
-void agent_session_lost(agent *a, const char *sid, const char *why)
+/* Forget the session (it ended at the verifier: `why`) and have the loop
+ * attest again at once. */
+static void session_lost(agent *a, const char *sid, const char *why)
 {
     pthread_mutex_lock(&a->lock);
     if (a->have_session && strcmp(a->session_id, sid) == 0) {
@@ -172,7 +176,12 @@ void agent_session_lost(agent *a, const char *sid, const char *why)
     at_log("warn", "session", "session %s is %s at the verifier; attesting again", sid, why);
 }
 
-at_err agent_check_session(agent *a, at_diag *d)
+/* Ask the verifier whether our session is still active (GET
+ * /v1/sessions?id=, agent token). AT_OK when it is, or when the verifier
+ * cannot say (transport trouble: logged, the session kept);
+ * AT_E_SESSION_EXPIRED when it ended, was replaced or is unknown: the
+ * session is then forgotten and /v1/status says why. */
+static at_err check_session(agent *a, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     char sid[80], path[200];
@@ -200,7 +209,7 @@ at_err agent_check_session(agent *a, at_diag *d)
     }
     char why[32];
     snprintf(why, sizeof why, "%s", id && state && strcmp(id, sid) == 0 ? state : "unknown");
-    agent_session_lost(a, sid, why);
+    session_lost(a, sid, why);
     rc = at_fail(d, AT_E_SESSION_EXPIRED, "session %s: %s at the verifier", sid, why);
 out:
     json_decref(out);
@@ -216,7 +225,7 @@ void *agent_session_loop(void *arg)
         a->attest_now = false;
         pthread_mutex_unlock(&a->lock);
         at_diag d = {{0}};
-        at_err rc = agent_attest_once(a, &d);
+        at_err rc = attest_once(a, &d);
         pthread_mutex_lock(&a->lock);
         int64_t wait_ms;
         if (rc == AT_OK) {
@@ -245,7 +254,7 @@ void *agent_session_loop(void *arg)
             if (check) {
                 pthread_mutex_unlock(&a->lock);
                 at_diag cd = {{0}};
-                if (agent_check_session(a, &cd) != AT_OK)
+                if (check_session(a, &cd) != AT_OK)
                     at_log("info", "session", "%s", cd.msg); /* attest_now is set */
                 pthread_mutex_lock(&a->lock);
             }
@@ -255,7 +264,9 @@ void *agent_session_loop(void *arg)
     return NULL;
 }
 
-at_err agent_release_secret(agent *a, const char *name, at_buf *out, at_diag *d)
+/* Release secret `name` with a session-key proof and open it (sealed to our
+ * key); appends the value to out (a secret buffer). */
+static at_err release_secret(agent *a, const char *name, at_buf *out, at_diag *d)
 {
     uint8_t key[sizeof a->session_key];
     char sid[sizeof a->session_id];
@@ -279,7 +290,7 @@ at_err agent_release_secret(agent *a, const char *name, at_buf *out, at_diag *d)
                           status, what, &td, d);
     at_wipe(key, sizeof key);
     if (rc == AT_E_SESSION_EXPIRED)
-        agent_session_lost(a, sid, "ended");
+        session_lost(a, sid, "ended");
     return rc;
 }
 
@@ -287,7 +298,7 @@ at_err agent_unseal_model(agent *a, at_diag *d)
 {
     at_buf key;
     at_buf_init_secret(&key);
-    at_err rc = agent_release_secret(a, a->cfg.model_secret, &key, d);
+    at_err rc = release_secret(a, a->cfg.model_secret, &key, d);
     if (rc == AT_OK && key.len != AT_SEALFILE_KEY_LEN)
         rc = at_fail(d, AT_E_BAD_FIELD, "model: secret %s is %zu bytes, expected a 32-byte data key",
                      a->cfg.model_secret, key.len);

@@ -16,11 +16,8 @@
 #include "seal.h"
 #include "verifier.h"
 
-at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d);
-
 /* SHA-256 over (index u8 || length u8 || value) for every PCR, ascending. */
-void pcr_digest_hex(const at_nitro_payload *p, char out[65]);
-void pcr_digest_hex(const at_nitro_payload *p, char out[65])
+static void pcr_digest_hex(const at_nitro_payload *p, char out[65])
 {
     at_buf b;
     at_buf_init(&b);

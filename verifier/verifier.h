@@ -52,8 +52,6 @@ typedef struct {
 
 /* Roles by privilege; admin implies every other role. */
 typedef enum { ROLE_NONE = 0, ROLE_AGENT, ROLE_GATEWAY, ROLE_AUDITOR, ROLE_OWNER, ROLE_ADMIN } role;
-const char *role_name(role r);
-bool role_parse(const char *s, role *out);
 
 typedef struct ratelimit ratelimit;
 
@@ -172,6 +170,9 @@ at_err policy_load(sqlite3 *conn, const char *name, int64_t version, at_policy *
                    int64_t *version_out, char sha256_hex[65], at_diag *d) AT_MUST_USE;
 /* Validate a name used in a URL path: [A-Za-z0-9._-]{1,128}. */
 bool valid_name(const char *s);
+/* The "evidence" member of a request body: base64 of at most a maximal
+ * document (route_verify.c); caller frees *doc. */
+at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d) AT_MUST_USE;
 /* A JSON object has only these keys; AT_E_BAD_REQUEST naming the first other. */
 at_err only_keys(json_t *o, const char *const *keys, at_diag *d) AT_MUST_USE;
 
