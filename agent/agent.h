@@ -43,8 +43,8 @@ typedef struct {
     int session_check_s;       /* how often the session is checked by id (token needed) */
     bool print_pcrs;
     char port_file[1024];
-    size_t max_body;
-    unsigned connection_limit, per_ip_limit, request_timeout_s; /* 0 = httpd defaults */
+    at_httpd_opts http;        /* --max-body, --request-timeout, --connection-limit,
+                                * --per-ip-limit (0 = httpd defaults) */
 } agent_config;
 
 typedef struct {

@@ -89,7 +89,8 @@ static int load_config_file(verifier_config *c, const char *path)
         const char *key;
         double min, max;
     } bounds[] = {{"nonce_ttl_s", 1, 3600},         {"clock_skew_s", 0, 3600},
-                  {"max_body_bytes", 1024, 16 << 20}, {"connection_limit", 1, 100000},
+                  {"max_body_bytes", AT_HTTPD_MAX_BODY_MIN, AT_HTTPD_MAX_BODY_MAX},
+                  {"connection_limit", 1, AT_HTTPD_CONNECTION_LIMIT_MAX},
                   {"rate_per_s", 0, 1000000},        {"rate_burst", 1, 1000000},
                   {"audit_rate_per_min", 0, 1000000}, {"audit_verify_interval_s", 0, 86400}};
     for (size_t k = 0; k < sizeof bounds / sizeof bounds[0]; k++) {
@@ -110,9 +111,9 @@ static int load_config_file(verifier_config *c, const char *path)
     if (json_is_integer(json_object_get(j, "clock_skew_s")))
         c->clock_skew_ms = json_integer_value(json_object_get(j, "clock_skew_s")) * 1000;
     if (json_is_integer(json_object_get(j, "max_body_bytes")))
-        c->max_body = (size_t)json_integer_value(json_object_get(j, "max_body_bytes"));
+        c->http.max_body = (size_t)json_integer_value(json_object_get(j, "max_body_bytes"));
     if (json_is_integer(json_object_get(j, "connection_limit")))
-        c->connection_limit = (unsigned)json_integer_value(json_object_get(j, "connection_limit"));
+        c->http.connection_limit = (unsigned)json_integer_value(json_object_get(j, "connection_limit"));
     if (json_is_number(json_object_get(j, "rate_per_s")))
         c->rate_per_s = json_number_value(json_object_get(j, "rate_per_s"));
     if (json_is_number(json_object_get(j, "rate_burst")))
@@ -144,8 +145,8 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
     snprintf(c->db_path, sizeof c->db_path, "./attest.db");
     c->nonce_ttl_s = AT_NONCE_TTL_S;
     c->clock_skew_ms = AT_CLOCK_SKEW_MS;
-    c->max_body = AT_MAX_BODY_BYTES;
-    c->connection_limit = 0; /* what the descriptor limit allows */
+    c->http.max_body = AT_MAX_BODY_BYTES;
+    c->http.connection_limit = 0; /* what the descriptor limit allows */
     c->rate_per_s = 100;
     c->rate_burst = 200;
     c->audit_rows_per_min = 60;
@@ -156,12 +157,10 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
         {"root", required_argument, NULL, 'r'},       {"no-aws-root", no_argument, NULL, 'N'},
         {"admin-token-file", required_argument, NULL, 'a'}, {"config", required_argument, NULL, 'c'},
         {"nonce-ttl", required_argument, NULL, 't'},  {"clock-skew", required_argument, NULL, 's'},
-        {"max-body", required_argument, NULL, 'b'},   {"connection-limit", required_argument, NULL, 'C'},
+        AT_HTTPD_LONG_OPTIONS,
         {"rate", required_argument, NULL, 'R'},       {"burst", required_argument, NULL, 'B'},
         {"port-file", required_argument, NULL, 'p'},  {"rotate-signing-key", no_argument, NULL, 'K'},
         {"log-level", required_argument, NULL, 'L'},
-        {"per-ip-limit", required_argument, NULL, 'I'},
-        {"request-timeout", required_argument, NULL, 1001},
         {"tls-cert", required_argument, NULL, 'T'},   {"tls-key", required_argument, NULL, 'k'},
         {"storage-key-file", required_argument, NULL, 'S'},
         {"audit-rate", required_argument, NULL, 'A'},
@@ -184,12 +183,8 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
         case 'c': break;
         case 't': c->nonce_ttl_s = (int)parse_long("--nonce-ttl", optarg, 1, 3600); break;
         case 's': c->clock_skew_ms = parse_long("--clock-skew", optarg, 0, 3600) * 1000; break;
-        case 'b': c->max_body = (size_t)parse_long("--max-body", optarg, 1024, 16 << 20); break;
-        case 'C': c->connection_limit = (unsigned)parse_long("--connection-limit", optarg, 1, 100000); break;
         case 'T': snprintf(c->tls_cert_file, sizeof c->tls_cert_file, "%s", optarg); break;
         case 'k': snprintf(c->tls_key_file, sizeof c->tls_key_file, "%s", optarg); break;
-        case 1001: c->request_timeout_s = (unsigned)parse_long("--request-timeout", optarg, 1, 3600); break;
-        case 'I': c->per_ip_limit = (unsigned)parse_long("--per-ip-limit", optarg, 0, 100000); break;
         case 'R': c->rate_per_s = (double)parse_long("--rate", optarg, 0, 1000000); break;
         case 'B': c->rate_burst = (double)parse_long("--burst", optarg, 1, 1000000); break;
         case 'A': c->audit_rows_per_min = (double)parse_long("--audit-rate", optarg, 0, 1000000); break;
@@ -201,7 +196,11 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
         case 'S': snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", optarg); break;
         case 'V': printf("attest-verifier %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if (at_httpd_opt_take(o, optarg, &c->http, "attest-verifier"))
+                break;
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {

@@ -64,7 +64,7 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     const char *m = req->method;
     if (req->body_too_large) {
         char msg[96];
-        snprintf(msg, sizeof msg, "body: larger than %zu bytes", v->cfg.max_body);
+        snprintf(msg, sizeof msg, "body: larger than %zu bytes", v->cfg.http.max_body);
         refuse(v, req, resp, NULL, "http.body", AT_E_TOO_LARGE, msg, NULL);
         return;
     }
@@ -236,13 +236,7 @@ int main(int argc, char **argv)
 
     /* Signals go to the main thread only: block them before any thread starts. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    sigaddset(&sigs, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    at_httpd_block_signals(&sigs, true);
     umask(077);
     if (rotate)
         return rotate_signing_key(c);
@@ -267,10 +261,10 @@ int main(int argc, char **argv)
         goto out;
     }
     flusher = true;
-    at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
-                        .per_ip_limit = c->per_ip_limit, .tls_cert_pem = tls_cert,
-                        .request_timeout_s = c->request_timeout_s, .tls_key_pem = tls_key,
-                        .observe = observe};
+    at_httpd_opts ho = c->http;
+    ho.tls_cert_pem = tls_cert;
+    ho.tls_key_pem = tls_key;
+    ho.observe = observe;
     if (at_httpd_start(c->listen, &ho, handle, &v, &srv, &d) != AT_OK) {
         at_log("fatal", "listen", "%s", d.msg);
         goto out;

@@ -35,10 +35,8 @@ typedef struct {
     bool no_aws_root;           /* trust only --root files */
     int nonce_ttl_s;            /* default 60 */
     int64_t clock_skew_ms;      /* default 60 s */
-    size_t max_body;            /* default 64 KiB */
-    unsigned request_timeout_s; /* whole-request deadline, 0 = httpd default */
-    unsigned connection_limit;  /* 0 = what RLIMIT_NOFILE allows */
-    unsigned per_ip_limit;      /* connections per client address, 0 = off */
+    at_httpd_opts http;         /* --max-body (default 64 KiB), --request-timeout,
+                                 * --connection-limit, --per-ip-limit (0 = httpd defaults) */
     double rate_per_s;          /* challenge+attestation per client, default 100 */
     double rate_burst;          /* default 200 */
     double audit_rows_per_min;  /* own rows for anonymous evidence refusals per client, default 60 */
