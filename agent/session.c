@@ -76,8 +76,10 @@ static at_vclient vclient(const agent *a)
  * goes to the log, not into /v1/status. */
 static at_err no_answer(at_err rc, long status, const char *what, at_diag *td, at_diag *d)
 {
-    if (rc == AT_OK || status != 0)
-        return rc == AT_OK ? AT_OK : at_fail(d, rc, "%s", td->msg);
+    if (rc == AT_OK)
+        return AT_OK;
+    if (status != 0 || (rc != AT_E_UNAVAILABLE && rc != AT_E_TOO_LARGE))
+        return at_fail(d, rc, "%s", td->msg);
     at_log("warn", "verifier", "%s: %s", what, td->msg);
     return at_fail(d, rc, "verifier: %s: no answer (%s)", what, at_err_str(rc));
 }

@@ -134,10 +134,10 @@ try:
                    body={"messages": [{"role": "user", "content": "still there"}]})
     check(st == 200 and ans["choices"][0]["message"]["content"] == "You said: still there",
           f"gateway: a chat completion (gateway -> agent -> LLM) answers 200 with slow clients open (got {st})")
-    # (after the chat: the simulator's document names the agent's instance,
-    # so this session replaces the agent's)
+    # Another instance than the agent's: a document for the agent's instance
+    # without its endpoint may not replace its live session (endpoint_conflict).
     nonce = v.challenge()
-    doc = pki.doc(nonce=nonce, public_key=KeyPair(wd).config)
+    doc = pki.doc(nonce=nonce, public_key=KeyPair(wd).config, extra=["--module-id", "i-slowclients0001"])
     st, body = v.call("POST", "/v1/attestations",
                       body={"evidence": base64.b64encode(doc).decode(), "policy": "plain"})
     check(st == 201, f"verifier: an attestation answers 201 with slow clients open (got {st})")
