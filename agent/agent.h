@@ -43,8 +43,8 @@ typedef struct {
     int session_check_s;       /* how often the session is checked by id (token needed) */
     bool print_pcrs;
     char port_file[1024];
-    size_t max_body;
-    unsigned connection_limit, per_ip_limit, request_timeout_s; /* 0 = httpd defaults */
+    at_httpd_opts http;        /* --max-body, --request-timeout, --connection-limit,
+                                * --per-ip-limit (0 = httpd defaults) */
 } agent_config;
 
 typedef struct {
@@ -77,26 +77,11 @@ typedef struct {
 at_err agent_sim_pcrs(const agent_config *c, at_format f, bool set[AT_MAX_PCRS],
                       uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN], at_diag *d) AT_MUST_USE;
 
-/* One attestation: challenge, document, POST /v1/attestations, open the
- * sealed session key. */
-at_err agent_attest_once(agent *a, at_diag *d) AT_MUST_USE;
 /* The renewal loop (thread): attest, sleep until two thirds of the session
  * lifetime, again; back off on failures. In between, every
  * --session-check seconds (with an agent token), ask the verifier for the
  * session by id, and attest again at once when it ended or was replaced. */
 void *agent_session_loop(void *arg);
-/* Ask the verifier whether our session is still active (GET
- * /v1/sessions?id=, agent token). AT_OK when it is, or when the verifier
- * cannot say (transport trouble: logged, the session kept);
- * AT_E_SESSION_EXPIRED when it ended, was replaced or is unknown: the
- * session is then forgotten and /v1/status says why. */
-at_err agent_check_session(agent *a, at_diag *d) AT_MUST_USE;
-/* Forget the session (it ended at the verifier: `why`) and have the loop
- * attest again at once. */
-void agent_session_lost(agent *a, const char *sid, const char *why);
-/* Release secret `name` with a session-key proof and open it (sealed to our
- * key); appends the value to out (a secret buffer). */
-at_err agent_release_secret(agent *a, const char *name, at_buf *out, at_diag *d) AT_MUST_USE;
 /* --model-sealed: release the data key, open the sealed model to --model-out. */
 at_err agent_unseal_model(agent *a, at_diag *d) AT_MUST_USE;
 

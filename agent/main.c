@@ -35,7 +35,7 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     agent *a = app;
     if (req->body_too_large) {
         char msg[96];
-        snprintf(msg, sizeof msg, "body: larger than %zu bytes", a->cfg.max_body);
+        snprintf(msg, sizeof msg, "body: larger than %zu bytes", a->cfg.http.max_body);
         at_http_error(resp, AT_E_TOO_LARGE, msg, -1);
     } else if (strcmp(req->url, "/v1/ohttp") == 0 && strcmp(req->method, "POST") == 0) {
         req->route = "ohttp";
@@ -123,7 +123,7 @@ int main(int argc, char **argv)
     agent_config *c = &a.cfg;
     c->model_pcr = -1;
     c->session_check_s = 10;
-    c->max_body = 1024 * 1024;
+    c->http.max_body = 1024 * 1024;
     c->sim_format = AT_FORMAT_NITRO_ENCLAVE;
     bool attester_given = false;
     static const struct option opts[] = {
@@ -135,9 +135,7 @@ int main(int argc, char **argv)
         {"model", required_argument, NULL, 'm'},      {"model-sealed", required_argument, NULL, 's'},
         {"model-secret", required_argument, NULL, 'S'}, {"model-out", required_argument, NULL, 'o'},
         {"model-pcr", required_argument, NULL, 'M'},  {"print-pcrs", no_argument, NULL, 'x'},
-        {"port-file", required_argument, NULL, 'f'},  {"max-body", required_argument, NULL, 'b'},
-        {"request-timeout", required_argument, NULL, 1001}, {"connection-limit", required_argument, NULL, 1002},
-        {"per-ip-limit", required_argument, NULL, 1003},
+        {"port-file", required_argument, NULL, 'f'},  AT_HTTPD_LONG_OPTIONS,
         {"session-check", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -192,13 +190,13 @@ int main(int argc, char **argv)
             break;
         }
         case 'f': COPY(port_file); break;
-        case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
-        case 1001: c->request_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 1002: c->connection_limit = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 1003: c->per_ip_limit = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'V': printf("attest-agent %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if (at_httpd_opt_take(o, optarg, &c->http, "attest-agent"))
+                break;
+            usage(stderr);
+            return 2;
         }
     }
 #undef COPY
@@ -226,11 +224,7 @@ int main(int argc, char **argv)
         return print_pcrs(&a);
 
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    at_httpd_block_signals(&sigs, false);
     at_httpc_global_init();
     pthread_mutex_init(&a.lock, NULL);
     pthread_cond_init(&a.changed, NULL);
@@ -284,8 +278,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
-                        .per_ip_limit = c->per_ip_limit, .request_timeout_s = c->request_timeout_s};
+    at_httpd_opts ho = c->http;
     if (at_httpd_start(c->listen, &ho, handle, &a, &srv, &d) != AT_OK) {
         at_log("fatal", "listen", "%s", d.msg);
         goto out;

@@ -14,10 +14,10 @@
 #include "agent.h"
 #include "config.h"
 #include "enc.h"
-#include "httpc.h"
 #include "sealfile.h"
 #include "seal.h"
 #include "sim.h"
+#include "vclient.h"
 #include "x509v.h"
 
 static void sha384_text(const char *s, uint8_t out[AT_SHA384_LEN])
@@ -67,51 +67,57 @@ at_err agent_sim_pcrs(const agent_config *c, at_format f, bool set[AT_MAX_PCRS],
     return AT_OK;
 }
 
+static at_vclient vclient(const agent *a)
+{
+    return (at_vclient){.url = a->cfg.verifier, .bearer = a->token};
+}
+
+/* The transport detail (URL, connect result) of a call that got no answer
+ * goes to the log, not into /v1/status. */
+static at_err no_answer(at_err rc, long status, const char *what, at_diag *td, at_diag *d)
+{
+    if (rc == AT_OK)
+        return AT_OK;
+    if (status != 0 || (rc != AT_E_UNAVAILABLE && rc != AT_E_TOO_LARGE))
+        return at_fail(d, rc, "%s", td->msg);
+    at_log("warn", "verifier", "%s: %s", what, td->msg);
+    return at_fail(d, rc, "verifier: %s: no answer (%s)", what, at_err_str(rc));
+}
+
 static at_err verifier_call(const agent *a, const char *method, const char *path, json_t *body,
                             json_t **out, at_diag *d)
 {
-    char url[1300];
-    snprintf(url, sizeof url, "%s%s", a->cfg.verifier, path);
+    at_vclient c = vclient(a);
     long status = 0;
-    json_t *resp = NULL;
+    json_t *ans = NULL;
     at_diag td = {{0}};
-    at_err rc = at_httpc_json(method, url, a->token[0] ? a->token : NULL, body, &status, &resp, &td);
-    if (rc != AT_OK) {
-        /* The transport detail (URL, connect result) goes to the log, not
-         * into /v1/status. */
-        at_log("warn", "verifier", "%s %s: %s", method, path, td.msg);
-        return at_fail(d, rc, "verifier: %s %s: no answer (%s)", method, path, at_err_str(rc));
-    }
-    if (status < 200 || status >= 300) {
-        json_t *e = json_object_get(resp, "error");
-        const char *code = json_string_value(json_object_get(e, "code"));
-        rc = at_fail(d, code ? at_err_from_str(code) : AT_E_UNAVAILABLE, "verifier: %s %s: HTTP %ld %s: %s",
-                     method, path, status, code ? code : "",
-                     json_string_value(json_object_get(e, "message")) ?: "");
-        json_decref(resp);
-        return rc;
-    }
-    *out = resp;
-    return AT_OK;
+    char what[300];
+    snprintf(what, sizeof what, "%s %s", method, path);
+    at_err rc = no_answer(at_vclient_call(&c, method, path, body, &status, &ans, &td), status, what,
+                          &td, d);
+    if (rc == AT_OK)
+        *out = ans;
+    else
+        json_decref(ans);
+    return rc;
 }
 
-at_err agent_attest_once(agent *a, at_diag *d)
+/* One attestation: challenge, document, POST /v1/attestations, open the
+ * sealed session key (lib/vclient). */
+static at_err attest_once(agent *a, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    json_t *out = NULL, *body = NULL;
-    uint8_t *nonce = NULL, *sealed = NULL;
-    size_t nonce_len = 0, sealed_len = 0;
-    at_buf doc, key, bind;
+    uint8_t nonce[AT_VCLIENT_NONCE_MAX];
+    size_t nonce_len = 0;
+    long status = 0;
+    at_buf doc, bind;
     at_buf_init(&doc);
     at_buf_init(&bind);
-    at_buf_init_secret(&key);
-    char *ev = NULL;
-    AT_TRY(verifier_call(a, "POST", "/v1/challenge", NULL, &out, d));
-    const char *nb = json_string_value(json_object_get(out, "nonce"));
-    AT_ENSURE(nb && at_b64_decode_new(nb, strlen(nb), &nonce, &nonce_len) == AT_OK && nonce_len <= 64,
-              d, AT_E_BAD_FIELD, "verifier: challenge without a usable nonce");
-    json_decref(out);
-    out = NULL;
+    at_vclient_session s;
+    at_vclient c = vclient(a);
+    at_diag td = {{0}};
+    AT_TRY(no_answer(at_vclient_challenge(&c, nonce, &nonce_len, &status, &td), status,
+                     "POST /v1/challenge", &td, d));
     /* Bound to purpose "session" and the endpoint we ask the verifier to
      * record: only such a document makes or replaces our session. */
     pthread_mutex_lock(&a->lock);
@@ -120,43 +126,26 @@ at_err agent_attest_once(agent *a, at_diag *d)
     AT_TRY(rc);
     AT_TRY(at_attester_document(a->attester, AT_SPAN(nonce, nonce_len), at_buf_span(&bind),
                                 at_buf_span(&a->key_config), &doc, d));
-    AT_ENSURE((ev = at_b64_encode_new(at_buf_span(&doc))), d, AT_E_INTERNAL, "out of memory");
-    body = json_pack("{s:s,s:s,s:s}", "evidence", ev, "policy", a->cfg.policy, "endpoint",
-                     a->cfg.advertise);
-    AT_ENSURE(body, d, AT_E_INTERNAL, "out of memory");
-    AT_TRY(verifier_call(a, "POST", "/v1/attestations", body, &out, d));
-    json_t *sess = json_object_get(out, "session");
-    const char *sid = json_string_value(json_object_get(sess, "id"));
-    const char *ks = json_string_value(json_object_get(sess, "key_sealed"));
-    json_t *exp = json_object_get(sess, "expires_at_ms");
-    AT_ENSURE(sid && strlen(sid) < sizeof a->session_id && ks && json_is_integer(exp), d,
-              AT_E_BAD_FIELD, "verifier: attestation answer without session id, sealed key or expiry");
-    AT_ENSURE(at_b64_decode_new(ks, strlen(ks), &sealed, &sealed_len) == AT_OK, d, AT_E_BAD_FIELD,
-              "verifier: key_sealed is not base64");
-    AT_TRY(at_seal_open(at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), AT_SEAL_INFO_SESSION,
-                        AT_SPAN(sealed, sealed_len), &key, d));
-    AT_ENSURE(key.len == 32, d, AT_E_BAD_FIELD, "verifier: session key of %zu bytes", key.len);
+    AT_TRY(no_answer(at_vclient_attest(&c, at_buf_span(&doc), a->cfg.policy, a->cfg.advertise,
+                                       at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), &s, &status,
+                                       NULL, &td),
+                     status, "POST /v1/attestations", &td, d));
     pthread_mutex_lock(&a->lock);
-    snprintf(a->session_id, sizeof a->session_id, "%s", sid);
-    memcpy(a->session_key, key.p, 32);
-    a->session_expires_ms = json_integer_value(exp);
+    snprintf(a->session_id, sizeof a->session_id, "%s", s.id);
+    memcpy(a->session_key, s.key, sizeof a->session_key);
+    a->session_expires_ms = s.expires_ms;
     a->have_session = true;
     snprintf(a->session_state, sizeof a->session_state, "active");
     a->last_error[0] = '\0';
     pthread_cond_broadcast(&a->changed);
     pthread_mutex_unlock(&a->lock);
-    at_log("info", "attested", "session %s under policy %s until %lld", sid, a->cfg.policy,
-         (long long)json_integer_value(exp));
+    at_log("info", "attested", "session %s under policy %s until %lld", s.id, a->cfg.policy,
+           (long long)s.expires_ms);
     rc = AT_OK;
 out:
-    json_decref(out);
-    json_decref(body);
-    free(ev);
-    free(nonce);
-    free(sealed);
+    at_wipe(&s, sizeof s);
     at_buf_cleanup(&doc);
     at_buf_cleanup(&bind);
-    at_buf_cleanup(&key);
     return rc;
 }
 
@@ -171,7 +160,9 @@ static void wait_until(agent *a, int64_t until_ms)
         ;
 }
 
-void agent_session_lost(agent *a, const char *sid, const char *why)
+/* Forget the session (it ended at the verifier: `why`) and have the loop
+ * attest again at once. */
+static void session_lost(agent *a, const char *sid, const char *why)
 {
     pthread_mutex_lock(&a->lock);
     if (a->have_session && strcmp(a->session_id, sid) == 0) {
@@ -187,7 +178,12 @@ void agent_session_lost(agent *a, const char *sid, const char *why)
     at_log("warn", "session", "session %s is %s at the verifier; attesting again", sid, why);
 }
 
-at_err agent_check_session(agent *a, at_diag *d)
+/* Ask the verifier whether our session is still active (GET
+ * /v1/sessions?id=, agent token). AT_OK when it is, or when the verifier
+ * cannot say (transport trouble: logged, the session kept);
+ * AT_E_SESSION_EXPIRED when it ended, was replaced or is unknown: the
+ * session is then forgotten and /v1/status says why. */
+static at_err check_session(agent *a, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     char sid[80], path[200];
@@ -215,7 +211,7 @@ at_err agent_check_session(agent *a, at_diag *d)
     }
     char why[32];
     snprintf(why, sizeof why, "%s", id && state && strcmp(id, sid) == 0 ? state : "unknown");
-    agent_session_lost(a, sid, why);
+    session_lost(a, sid, why);
     rc = at_fail(d, AT_E_SESSION_EXPIRED, "session %s: %s at the verifier", sid, why);
 out:
     json_decref(out);
@@ -231,7 +227,7 @@ void *agent_session_loop(void *arg)
         a->attest_now = false;
         pthread_mutex_unlock(&a->lock);
         at_diag d = {{0}};
-        at_err rc = agent_attest_once(a, &d);
+        at_err rc = attest_once(a, &d);
         pthread_mutex_lock(&a->lock);
         int64_t wait_ms;
         if (rc == AT_OK) {
@@ -260,7 +256,7 @@ void *agent_session_loop(void *arg)
             if (check) {
                 pthread_mutex_unlock(&a->lock);
                 at_diag cd = {{0}};
-                if (agent_check_session(a, &cd) != AT_OK)
+                if (check_session(a, &cd) != AT_OK)
                     at_log("info", "session", "%s", cd.msg); /* attest_now is set */
                 pthread_mutex_lock(&a->lock);
             }
@@ -270,40 +266,33 @@ void *agent_session_loop(void *arg)
     return NULL;
 }
 
-at_err agent_release_secret(agent *a, const char *name, at_buf *out, at_diag *d)
+/* Release secret `name` with a session-key proof and open it (sealed to our
+ * key); appends the value to out (a secret buffer). */
+static at_err release_secret(agent *a, const char *name, at_buf *out, at_diag *d)
 {
-    at_err rc = AT_E_INTERNAL;
-    uint8_t proof_key[32], *sealed = NULL;
-    size_t sealed_len = 0;
-    char sid[80], proof[128], path[300], info[300];
-    json_t *body = NULL, *resp = NULL;
+    uint8_t key[sizeof a->session_key];
+    char sid[sizeof a->session_id];
     pthread_mutex_lock(&a->lock);
     bool have = a->have_session;
     if (have) {
         snprintf(sid, sizeof sid, "%s", a->session_id);
-        at_session_proof_key(AT_SPAN(a->session_key, 32), proof_key);
+        memcpy(key, a->session_key, sizeof key);
     }
     pthread_mutex_unlock(&a->lock);
-    AT_ENSURE(have, d, AT_E_SESSION_EXPIRED, "release: no session yet");
-    AT_TRY(at_release_proof_make(AT_SPAN(proof_key, 32), name, sid, at_now_ms(), proof, sizeof proof));
-    body = json_pack("{s:s,s:s}", "session", sid, "proof", proof);
-    snprintf(path, sizeof path, "/v1/secrets/%s/release", name);
-    rc = verifier_call(a, "POST", path, body, &resp, d);
+    if (!have)
+        return at_fail(d, AT_E_SESSION_EXPIRED, "release: no session yet");
+    at_vclient c = vclient(a);
+    at_diag td = {{0}};
+    long status = 0;
+    char what[300];
+    snprintf(what, sizeof what, "POST /v1/secrets/%s/release", name);
+    at_err rc = no_answer(at_vclient_release(&c, sid, key, name, at_now_ms(),
+                                             at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), out, &status,
+                                             &td),
+                          status, what, &td, d);
+    at_wipe(key, sizeof key);
     if (rc == AT_E_SESSION_EXPIRED)
-        agent_session_lost(a, sid, "ended");
-    AT_TRY(rc);
-    const char *s64 = json_string_value(json_object_get(resp, "sealed"));
-    AT_ENSURE(s64 && at_b64_decode_new(s64, strlen(s64), &sealed, &sealed_len) == AT_OK, d,
-              AT_E_BAD_FIELD, "verifier: release answer without a sealed value");
-    snprintf(info, sizeof info, "%s%s", AT_SEAL_INFO_SECRET_PREFIX, name);
-    AT_TRY(at_seal_open(at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), info, AT_SPAN(sealed, sealed_len),
-                        out, d));
-    rc = AT_OK;
-out:
-    at_wipe(proof_key, sizeof proof_key);
-    json_decref(body);
-    json_decref(resp);
-    free(sealed);
+        session_lost(a, sid, "ended");
     return rc;
 }
 
@@ -311,7 +300,7 @@ at_err agent_unseal_model(agent *a, at_diag *d)
 {
     at_buf key;
     at_buf_init_secret(&key);
-    at_err rc = agent_release_secret(a, a->cfg.model_secret, &key, d);
+    at_err rc = release_secret(a, a->cfg.model_secret, &key, d);
     if (rc == AT_OK && key.len != AT_SEALFILE_KEY_LEN)
         rc = at_fail(d, AT_E_BAD_FIELD, "model: secret %s is %zu bytes, expected a 32-byte data key",
                      a->cfg.model_secret, key.len);

@@ -6,6 +6,7 @@
 
 #include "ctl.h"
 #include "token.h"
+#include "vclient.h"
 
 void ctl_client_defaults(ctl_client *c)
 {
@@ -30,31 +31,18 @@ int ctl_client_token_file(ctl_client *c, const char *path)
 int ctl_client_call(const ctl_client *c, const char *method, const char *path, json_t *body,
                     json_t **out)
 {
-    char url[1400];
-    snprintf(url, sizeof url, "%s%s", c->url, path);
+    at_vclient vc = {.url = c->url, .bearer = c->token};
     long status = 0;
     json_t *resp = NULL;
     at_diag d = {{0}};
-    if (at_httpc_json(method, url, c->token[0] ? c->token : NULL, body, &status, &resp, &d) != AT_OK) {
+    at_err rc = at_vclient_call(&vc, method, path, body, &status, &resp, &d);
+    if (rc != AT_OK)
         fprintf(stderr, "attestctl: %s\n", d.msg);
-        return -1;
-    }
-    if (status < 200 || status >= 300) {
-        json_t *e = json_object_get(resp, "error");
-        fprintf(stderr, "attestctl: %s %s: HTTP %ld %s: %s\n", method, path, status,
-                json_string_value(json_object_get(e, "code")) ?: "",
-                json_string_value(json_object_get(e, "message")) ?: "");
-        if (out)
-            *out = resp;
-        else
-            json_decref(resp);
-        return (int)status;
-    }
     if (out)
         *out = resp;
     else
         json_decref(resp);
-    return 0;
+    return rc == AT_OK ? 0 : status ? (int)status : -1;
 }
 
 void ctl_print_json(json_t *j)

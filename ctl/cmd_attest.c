@@ -15,6 +15,7 @@
 #include "enc.h"
 #include "ohttp.h"
 #include "seal.h"
+#include "vclient.h"
 #include "attester.h"
 #include "sim.h"
 
@@ -128,13 +129,16 @@ int cmd_attest(int argc, char **argv)
     at_ohttp_keyset *ks = NULL;
     const at_hpke_key *key = NULL;
     at_attester *att = NULL;
-    at_buf kc, doc, sk;
+    at_buf kc, doc, bind;
     at_buf_init(&kc);
     at_buf_init(&doc);
-    at_buf_init_secret(&sk);
-    json_t *out = NULL, *body = NULL;
-    uint8_t *nonce = NULL, *sealed = NULL;
-    size_t nonce_len = 0, sealed_len = 0;
+    at_buf_init(&bind);
+    json_t *out = NULL;
+    uint8_t nonce[AT_VCLIENT_NONCE_MAX];
+    size_t nonce_len = 0;
+    long status = 0;
+    at_vclient_session sess;
+    at_vclient vc = {.url = cl.url, .bearer = cl.token};
     at_diag d = {{0}};
     if (open_keyset(key_file, &ks, &key, &kc) != 0)
         goto done;
@@ -145,77 +149,59 @@ int cmd_attest(int argc, char **argv)
         goto done;
     }
     if (!no_nonce) {
-        if (ctl_client_call(&cl, "POST", "/v1/challenge", NULL, &out) != 0)
+        if (at_vclient_challenge(&vc, nonce, &nonce_len, &status, &d) != AT_OK) {
+            fprintf(stderr, "attestctl attest: %s\n", d.msg);
             goto failed;
-        const char *nb = json_string_value(json_object_get(out, "nonce"));
-        if (!nb || at_b64_decode_new(nb, strlen(nb), &nonce, &nonce_len) != AT_OK)
-            goto failed;
-        json_decref(out);
-        out = NULL;
+        }
         o.has_nonce = true;
         o.nonce = AT_SPAN(nonce, nonce_len);
     }
-    at_buf bind;
-    at_buf_init(&bind);
-    at_err brc = at_binding_encode(AT_PURPOSE_SESSION, endpoint, &bind, &d);
-    if (brc == AT_OK)
-        brc = at_attester_document(att, o.nonce, at_buf_span(&bind), at_buf_span(&kc), &doc, &d);
-    at_buf_cleanup(&bind);
-    if (brc != AT_OK) {
+    if (at_binding_encode(AT_PURPOSE_SESSION, endpoint, &bind, &d) != AT_OK ||
+        at_attester_document(att, o.nonce, at_buf_span(&bind), at_buf_span(&kc), &doc, &d) != AT_OK) {
         fprintf(stderr, "attestctl attest: %s\n", d.msg);
         goto done;
     }
-    char *ev = at_b64_encode_new(at_buf_span(&doc));
-    body = json_object();
-    json_object_set_new(body, "evidence", json_string(ev));
-    json_object_set_new(body, "policy", json_string(policy));
-    if (endpoint)
-        json_object_set_new(body, "endpoint", json_string(endpoint));
-    free(ev);
-    int rc = ctl_client_call(&cl, "POST", "/v1/attestations", body, &out);
-    if (rc != 0) {
-        if (out)
-            ctl_print_json(out);
-        ret = rc < 0 ? CTL_USAGE : CTL_FAILED;
-        goto done;
-    }
-    json_t *sess = json_object_get(out, "session");
-    const char *ks64 = json_string_value(json_object_get(sess, "key_sealed"));
-    const char *sid = json_string_value(json_object_get(sess, "id"));
-    if (!ks64 || !sid || at_b64_decode_new(ks64, strlen(ks64), &sealed, &sealed_len) != AT_OK ||
-        at_seal_open(key, AT_SEAL_INFO_SESSION, AT_SPAN(sealed, sealed_len), &sk, &d) != AT_OK ||
-        sk.len != 32) {
-        fprintf(stderr, "attestctl attest: cannot open the sealed session key: %s\n", d.msg);
+    if (at_vclient_attest(&vc, at_buf_span(&doc), policy, endpoint, key, &sess, &status, &out, &d) !=
+        AT_OK) {
+        if (status == 0) {
+            fprintf(stderr, "attestctl attest: %s\n", d.msg);
+            goto done; /* no answer: CTL_USAGE, as before */
+        }
+        if (status < 200 || status >= 300) {
+            fprintf(stderr, "attestctl attest: %s\n", d.msg);
+            if (out)
+                ctl_print_json(out);
+        } else {
+            fprintf(stderr, "attestctl attest: cannot open the sealed session key: %s\n", d.msg);
+        }
         goto failed;
     }
-    char hex[65];
-    at_hex_encode(sk.p, 32, hex);
+    char hex[2 * AT_VCLIENT_SESSION_KEY_LEN + 1];
+    at_hex_encode(sess.key, sizeof sess.key, hex);
     json_t *st = json_object();
-    json_object_set_new(st, "session", json_string(sid));
+    json_object_set_new(st, "session", json_string(sess.id));
     json_object_set_new(st, "session_key", json_string(hex));
     json_object_set_new(st, "key_file", json_string(key_file));
     json_object_set_new(st, "verifier", json_string(cl.url));
     char *txt = json_dumps(st, JSON_COMPACT);
     json_decref(st);
     at_wipe(hex, sizeof hex);
-    int wrc = ctl_write_file(state, txt, strlen(txt), 0600);
-    at_wipe_free(txt, strlen(txt));
+    int wrc = txt ? ctl_write_file(state, txt, strlen(txt), 0600) : -1;
+    if (txt)
+        at_wipe_free(txt, strlen(txt));
     if (wrc != 0)
         goto done;
-    json_object_del(sess, "key_sealed");
-    ctl_print_json(out);
+    ctl_print_json(out); /* without the sealed key (at_vclient_attest removed it) */
     ret = CTL_OK;
     goto done;
 failed:
     ret = CTL_FAILED;
 done:
+    at_wipe(&sess, sizeof sess);
     json_decref(out);
-    json_decref(body);
-    free(nonce);
-    free(sealed);
     at_buf_cleanup(&kc);
     at_buf_cleanup(&doc);
-    at_buf_cleanup(&sk);
+    at_buf_cleanup(&bind);
     at_attester_close(att);
     at_ohttp_keyset_free(ks);
     return ret;
@@ -247,12 +233,13 @@ int ctl_secret_release(int argc, char **argv)
     }
     const char *name = argv[1];
     json_error_t je;
-    json_t *st = json_load_file(state, 0, &je), *body = NULL, *out = NULL;
+    json_t *st = json_load_file(state, 0, &je);
     const char *sid = json_string_value(json_object_get(st, "session"));
     const char *skhex = json_string_value(json_object_get(st, "session_key"));
     const char *kf = json_string_value(json_object_get(st, "key_file"));
-    uint8_t skey[32], pk[32], *sealed = NULL;
-    size_t n = 0, sealed_len = 0;
+    uint8_t skey[AT_VCLIENT_SESSION_KEY_LEN];
+    size_t n = 0;
+    long status = 0;
     at_ohttp_keyset *ks = NULL;
     const at_hpke_key *key = NULL;
     at_buf value;
@@ -263,45 +250,34 @@ int ctl_secret_release(int argc, char **argv)
     const char *vurl = verifier ? verifier : json_string_value(json_object_get(st, "verifier"));
     if (vurl)
         snprintf(cl.url, sizeof cl.url, "%s", vurl);
-    if (!sid || !skhex || !kf || at_hex_decode(skhex, strlen(skhex), skey, 32, &n) != AT_OK || n != 32) {
+    at_vclient vc = {.url = cl.url, .bearer = cl.token};
+    if (!sid || !skhex || !kf || at_hex_decode(skhex, strlen(skhex), skey, sizeof skey, &n) != AT_OK ||
+        n != sizeof skey) {
         fprintf(stderr, "attestctl secret release: %s: not a state file from 'attestctl attest'\n", state);
         goto done;
     }
     if (open_keyset(kf, &ks, &key, NULL) != 0)
         goto done;
-    at_session_proof_key(AT_SPAN(skey, 32), pk);
-    char proof[128];
-    if (at_release_proof_make(AT_SPAN(pk, 32), name, sid, ts ? ts : wall_ms(), proof, sizeof proof) != AT_OK)
-        goto done;
-    body = json_object();
-    json_object_set_new(body, "session", json_string(sid));
-    json_object_set_new(body, "proof", json_string(proof));
-    char path[300];
-    snprintf(path, sizeof path, "/v1/secrets/%s/release", name);
-    int rc = ctl_client_call(&cl, "POST", path, body, &out);
-    if (rc != 0) {
-        ret = rc < 0 ? CTL_USAGE : CTL_FAILED;
-        goto done;
-    }
-    const char *s64 = json_string_value(json_object_get(out, "sealed"));
-    char info[300];
-    snprintf(info, sizeof info, "%s%s", AT_SEAL_INFO_SECRET_PREFIX, name);
-    if (!s64 || at_b64_decode_new(s64, strlen(s64), &sealed, &sealed_len) != AT_OK ||
-        at_seal_open(key, info, AT_SPAN(sealed, sealed_len), &value, &d) != AT_OK) {
-        fprintf(stderr, "attestctl secret release: cannot open the released secret: %s\n", d.msg);
-        ret = CTL_FAILED;
+    if (at_vclient_release(&vc, sid, skey, name, ts ? ts : wall_ms(), key, &value, &status, &d) !=
+        AT_OK) {
+        if (status == 0) {
+            fprintf(stderr, "attestctl secret release: %s\n", d.msg);
+            ret = CTL_USAGE;
+        } else if (status < 200 || status >= 300) {
+            fprintf(stderr, "attestctl secret release: %s\n", d.msg);
+            ret = CTL_FAILED;
+        } else {
+            fprintf(stderr, "attestctl secret release: cannot open the released secret: %s\n", d.msg);
+            ret = CTL_FAILED;
+        }
         goto done;
     }
     ret = ctl_write_file(out_path, value.p ? value.p : (const uint8_t *)"", value.len, 0600) == 0
               ? CTL_OK : CTL_USAGE;
 done:
     at_wipe(skey, sizeof skey);
-    at_wipe(pk, sizeof pk);
     at_buf_cleanup(&value);
     at_ohttp_keyset_free(ks);
-    free(sealed);
-    json_decref(out);
-    json_decref(body);
     json_decref(st);
     return ret;
 }

@@ -28,13 +28,13 @@ int cmd_version(int argc, char **argv);
 int cmd_hpke(int argc, char **argv);
 int cmd_ohttp(int argc, char **argv);
 
-/* A document given as raw CBOR or base64 text; caller frees *out. 0 or -1. */
-int ctl_decode_document(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen);
 
 /* Read a whole file ("-" = stdin) of at most max bytes. Caller frees *out.
  * Returns 0, or prints why to stderr and returns -1. */
 int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
-/* Write bytes to a file created with the given mode. 0 or -1 (printed). */
+/* Write bytes to a file with the given mode: a regular file atomically
+ * (lib/file: temporary file, fsync, rename), "-" or a device in place.
+ * 0 or -1 (printed). */
 int ctl_write_file(const char *path, const void *p, size_t len, int mode);
 
 /* Talking to the verifier: --verifier URL (env ATTEST_VERIFIER, default

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "file.h"
 
 int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 {
@@ -61,19 +62,22 @@ fail:
 
 int ctl_write_file(const char *path, const void *p, size_t len, int mode)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdout : NULL;
-    if (!f) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-        if (fd >= 0 && fchmod(fd, (mode_t)mode) != 0) {
-            close(fd);
-            fd = -1;
-        }
-        if (fd < 0 || !(f = fdopen(fd, "wb"))) {
-            fprintf(stderr, "attestctl: %s: %s\n", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
+    struct stat sb;
+    if (strcmp(path, "-") != 0 && (stat(path, &sb) != 0 || S_ISREG(sb.st_mode))) {
+        /* A regular file (keys, state): all or nothing (lib/file). */
+        at_diag d = {{0}};
+        if (at_file_write_atomic(path, AT_SPAN(p, len), (mode_t)mode, false, &d) != AT_OK) {
+            fprintf(stderr, "attestctl: %s\n", d.msg);
             return -1;
         }
+        return 0;
+    }
+    /* stdout, or a device or pipe named by path (/dev/null, /dev/stdout):
+     * written in place, never replaced. */
+    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "attestctl: %s: %s\n", path, strerror(errno));
+        return -1;
     }
     int ok = fwrite(p, 1, len, f) == len;
     if (f == stdout)

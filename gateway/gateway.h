@@ -31,8 +31,8 @@ typedef struct {
     bool verify_locally;    /* also check each instance's own fresh document */
     char *roots[8];         /* --root PEM (default: the AWS Nitro root) */
     size_t n_roots;
-    size_t max_body;
-    unsigned connection_limit, per_ip_limit, request_timeout_s; /* 0 = httpd defaults */
+    at_httpd_opts http;        /* --max-body, --request-timeout, --connection-limit,
+                                * --per-ip-limit (0 = httpd defaults) */
 } gateway_config;
 
 /* An instance the gateway may send to: verified from its session. */

@@ -53,7 +53,7 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     const char *u = req->url;
     if (req->body_too_large) {
         char msg[96];
-        snprintf(msg, sizeof msg, "body: larger than %zu bytes", g->cfg.max_body);
+        snprintf(msg, sizeof msg, "body: larger than %zu bytes", g->cfg.http.max_body);
         at_http_error(resp, AT_E_TOO_LARGE, msg, -1);
     } else if ((strcmp(u, "/v1/chat/completions") == 0 || strcmp(u, "/v1/completions") == 0) &&
                strcmp(req->method, "POST") == 0) {
@@ -79,14 +79,12 @@ int main(int argc, char **argv)
     static gateway g;
     gateway_config *c = &g.cfg;
     c->refresh_s = 5;
-    c->max_body = 1024 * 1024;
+    c->http.max_body = 1024 * 1024;
     static const struct option opts[] = {
         {"verifier", required_argument, NULL, 'v'},  {"policy", required_argument, NULL, 'p'},
         {"listen", required_argument, NULL, 'l'},    {"token-file", required_argument, NULL, 't'},
         {"verifier-jwks", required_argument, NULL, 'j'}, {"refresh", required_argument, NULL, 'r'},
-        {"port-file", required_argument, NULL, 'f'}, {"max-body", required_argument, NULL, 'b'},
-        {"request-timeout", required_argument, NULL, 1001}, {"connection-limit", required_argument, NULL, 1002},
-        {"per-ip-limit", required_argument, NULL, 1003},
+        {"port-file", required_argument, NULL, 'f'}, AT_HTTPD_LONG_OPTIONS,
         {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -101,10 +99,6 @@ int main(int argc, char **argv)
         case 'j': COPY(jwks_file); break;
         case 'r': c->refresh_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
         case 'f': COPY(port_file); break;
-        case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
-        case 1001: c->request_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 1002: c->connection_limit = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 1003: c->per_ip_limit = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'L': c->verify_locally = true; break;
         case 'R':
             if (c->n_roots == 8) {
@@ -115,7 +109,11 @@ int main(int argc, char **argv)
             break;
         case 'V': printf("attest-gateway %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if (at_httpd_opt_take(o, optarg, &c->http, "attest-gateway"))
+                break;
+            usage(stderr);
+            return 2;
         }
     }
 #undef COPY
@@ -152,15 +150,10 @@ int main(int argc, char **argv)
         }
     }
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    at_httpd_block_signals(&sigs, false);
     at_httpc_global_init();
     pthread_mutex_init(&g.lock, NULL);
-    at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
-                        .per_ip_limit = c->per_ip_limit, .request_timeout_s = c->request_timeout_s};
+    at_httpd_opts ho = c->http;
     at_httpd *srv = NULL;
     at_diag d = {{0}};
     if (at_httpd_start(c->listen, &ho, handle, &g, &srv, &d) != AT_OK) {

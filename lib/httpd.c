@@ -1014,3 +1014,59 @@ at_err at_http_body_json(const at_http_req *r, json_t **out, at_diag *d)
     *out = j;
     return AT_OK;
 }
+
+at_err at_httpd_opt_parse(int code, const char *arg, at_httpd_opts *o, at_diag *d)
+{
+    static const struct {
+        int code;
+        const char *flag;
+        long min, max;
+    } flags[] = {
+        {AT_HTTPD_OPT_MAX_BODY, "--max-body", AT_HTTPD_MAX_BODY_MIN, AT_HTTPD_MAX_BODY_MAX},
+        {AT_HTTPD_OPT_REQUEST_TIMEOUT, "--request-timeout", 1, AT_HTTPD_REQUEST_TIMEOUT_MAX},
+        {AT_HTTPD_OPT_CONNECTION_LIMIT, "--connection-limit", 1, AT_HTTPD_CONNECTION_LIMIT_MAX},
+        {AT_HTTPD_OPT_PER_IP_LIMIT, "--per-ip-limit", 0, AT_HTTPD_CONNECTION_LIMIT_MAX},
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        if (flags[i].code != code)
+            continue;
+        char *end;
+        errno = 0;
+        long v = strtol(arg, &end, 10);
+        if (errno || *arg == '\0' || *end || v < flags[i].min || v > flags[i].max)
+            return at_fail(d, AT_E_BAD_REQUEST, "%s: expected %ld..%ld, got '%.40s'", flags[i].flag,
+                           flags[i].min, flags[i].max, arg);
+        if (code == AT_HTTPD_OPT_MAX_BODY)
+            o->max_body = (size_t)v;
+        else if (code == AT_HTTPD_OPT_REQUEST_TIMEOUT)
+            o->request_timeout_s = (unsigned)v;
+        else if (code == AT_HTTPD_OPT_CONNECTION_LIMIT)
+            o->connection_limit = (unsigned)v;
+        else
+            o->per_ip_limit = (unsigned)v;
+        return AT_OK;
+    }
+    return at_fail(d, AT_E_NOT_FOUND, "option %d: not a server flag", code);
+}
+
+bool at_httpd_opt_take(int code, const char *arg, at_httpd_opts *o, const char *prog)
+{
+    at_diag d = {{0}};
+    at_err rc = at_httpd_opt_parse(code, arg, o, &d);
+    if (rc != AT_OK && rc != AT_E_NOT_FOUND)
+        fprintf(stderr, "%s: %s\n", prog, d.msg);
+    return rc == AT_OK;
+}
+
+void at_httpd_block_signals(sigset_t *sigs, bool reload)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    if (reload) {
+        sigaddset(sigs, SIGHUP);
+        sigaddset(sigs, SIGUSR1);
+    }
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}

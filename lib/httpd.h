@@ -14,6 +14,7 @@
 #define AT_HTTPD_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -70,6 +71,39 @@ typedef struct {
 } at_httpd_opts;
 
 typedef struct at_httpd at_httpd;
+
+/* The flags every server binary takes, with one meaning and one range each
+ * (README "Limits"): --max-body BYTES, --request-timeout S,
+ * --connection-limit N, --per-ip-limit N. Put AT_HTTPD_LONG_OPTIONS into a
+ * getopt_long option table (needs <getopt.h>) and hand each code it
+ * returns to at_httpd_opt_parse. */
+enum {
+    AT_HTTPD_OPT_MAX_BODY = 0x4801,
+    AT_HTTPD_OPT_REQUEST_TIMEOUT,
+    AT_HTTPD_OPT_CONNECTION_LIMIT,
+    AT_HTTPD_OPT_PER_IP_LIMIT,
+};
+#define AT_HTTPD_LONG_OPTIONS                                                     \
+    {"max-body", required_argument, NULL, AT_HTTPD_OPT_MAX_BODY},                 \
+        {"request-timeout", required_argument, NULL, AT_HTTPD_OPT_REQUEST_TIMEOUT}, \
+        {"connection-limit", required_argument, NULL, AT_HTTPD_OPT_CONNECTION_LIMIT}, \
+        {"per-ip-limit", required_argument, NULL, AT_HTTPD_OPT_PER_IP_LIMIT}
+#define AT_HTTPD_MAX_BODY_MIN 1024L          /* below it no evidence document fits */
+#define AT_HTTPD_MAX_BODY_MAX (16L << 20)
+#define AT_HTTPD_CONNECTION_LIMIT_MAX 100000L
+#define AT_HTTPD_REQUEST_TIMEOUT_MAX 3600L
+/* Set the field of o that code names from arg (decimal). AT_E_NOT_FOUND
+ * when code is none of AT_HTTPD_OPT_*; AT_E_BAD_REQUEST naming the flag,
+ * its range and the value given (o unchanged). */
+at_err at_httpd_opt_parse(int code, const char *arg, at_httpd_opts *o, at_diag *d) AT_MUST_USE;
+/* The same for a getopt loop's default branch: true when code was a server
+ * flag with a good value; false otherwise, having printed "prog: why" to
+ * stderr for a bad value (the caller then prints its usage and exits 2). */
+/* Before any thread starts: block SIGTERM and SIGINT (and SIGHUP and
+ * SIGUSR1 with reload) in every thread, so the main thread alone takes them
+ * with sigwait on *sigs; ignore SIGPIPE (a peer gone mid-answer). */
+void at_httpd_block_signals(sigset_t *sigs, bool reload);
+bool at_httpd_opt_take(int code, const char *arg, at_httpd_opts *o, const char *prog);
 
 /* Listen on "host:port" ("127.0.0.1:8440", "[::1]:0", ":8080"; port 0 picks
  * a free one) and serve. Caller stops with at_httpd_stop. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "hpke.h"
 
 #define MAGIC "ATSEAL01"
@@ -51,20 +52,6 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
     return (ssize_t)got;
 }
 
-static bool write_full(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 at_err at_sealfile_seal(const char *in_path, const char *out_path,
                         const uint8_t key[AT_SEALFILE_KEY_LEN], at_diag *d)
 {
@@ -85,7 +72,7 @@ at_err at_sealfile_seal(const char *in_path, const char *out_path,
     header[10] = (uint8_t)(AT_SEALFILE_CHUNK >> 8);
     header[11] = (uint8_t)AT_SEALFILE_CHUNK;
     AT_ENSURE(RAND_bytes(header + 12, 8) == 1, d, AT_E_INTERNAL, "no randomness");
-    AT_ENSURE(write_full(out, header, HEADER_LEN), d, AT_E_IO, "%s: write failed", out_path);
+    AT_ENSURE(at_file_write_full(out, header, HEADER_LEN), d, AT_E_IO, "%s: write failed", out_path);
     /* Read one chunk ahead so the last one is known when it is sealed. */
     ssize_t n = read_full(in, cur, AT_SEALFILE_CHUNK);
     AT_ENSURE(n >= 0, d, AT_E_IO, "%s: %s", in_path, strerror(errno));
@@ -100,7 +87,7 @@ at_err at_sealfile_seal(const char *in_path, const char *out_path,
         AT_TRY(at_hpke_aead_seal(AT_HPKE_AEAD_AES_256_GCM, AT_SPAN(key, AT_SEALFILE_KEY_LEN),
                                  AT_SPAN(nonce, 12), AT_SPAN(aad, sizeof aad), AT_SPAN(cur, (size_t)n),
                                  &ct, d));
-        AT_ENSURE(write_full(out, ct.p, ct.len), d, AT_E_IO, "%s: write failed", out_path);
+        AT_ENSURE(at_file_write_full(out, ct.p, ct.len), d, AT_E_IO, "%s: write failed", out_path);
         if (final)
             break;
         uint8_t *t = cur;
@@ -166,7 +153,7 @@ at_err at_sealfile_open(const char *in_path, const char *out_path,
                          final ? " as the last one (file truncated or altered)" : " (wrong key or altered file)");
             goto out;
         }
-        AT_ENSURE(write_full(out, pt.p ? pt.p : (const uint8_t *)"", pt.len), d, AT_E_IO,
+        AT_ENSURE(at_file_write_full(out, pt.p ? pt.p : (const uint8_t *)"", pt.len), d, AT_E_IO,
                   "%s: write failed", out_path);
         if (final)
             break;

@@ -188,3 +188,9 @@ tests_fuzz_fuzz_peer_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_peer_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_peer_LDADD = $(AT_LIBS)
 endif
+
+check_PROGRAMS += tests/unit/test_file
+tests_unit_test_file_SOURCES = tests/unit/test_file.c
+tests_unit_test_file_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_file_LDFLAGS = -Wl,--wrap=write
+tests_unit_test_file_LDADD = $(UNIT_LDADD)

@@ -22,9 +22,9 @@ void sha256_hex(const void *p, size_t n, char out[65])
 
 static const char *role_names[] = {"none", "agent", "gateway", "auditor", "owner", "admin"};
 
-const char *role_name(role r) { return r <= ROLE_ADMIN ? role_names[r] : "none"; }
+static const char *role_name(role r) { return r <= ROLE_ADMIN ? role_names[r] : "none"; }
 
-bool role_parse(const char *s, role *out)
+static bool role_parse(const char *s, role *out)
 {
     for (int i = ROLE_AGENT; i <= ROLE_ADMIN; i++)
         if (strcmp(s, role_names[i]) == 0) {
@@ -252,29 +252,4 @@ bool ratelimit_allow(ratelimit *r, const char *client, int64_t now_ns)
         b->tokens -= 1.0;
     pthread_mutex_unlock(&r->lock);
     return ok;
-}
-
-
-/* ---- proof keys at rest --------------------------------------------------- */
-
-at_err proof_key_seal(const verifier *v, const char *session_id, const uint8_t key[32],
-                      at_buf *out, at_diag *d)
-{
-    return at_storage_seal(v->storage_key, session_id, PROOF_KEY_SEAL_LABEL, AT_SPAN(key, 32), out,
-                           d);
-}
-
-at_err proof_key_open(const verifier *v, const char *session_id, at_span sealed, uint8_t key[32],
-                      at_diag *d)
-{
-    at_buf plain;
-    at_buf_init_secret(&plain);
-    at_err rc = at_storage_open(v->storage_key, session_id, PROOF_KEY_SEAL_LABEL, sealed, &plain, d);
-    if (rc == AT_OK && plain.len != 32)
-        rc = at_fail(d, AT_E_DECRYPT_FAILED, "session %s: proof key of %zu bytes, expected 32",
-                     session_id, plain.len);
-    if (rc == AT_OK)
-        memcpy(key, plain.p, 32);
-    at_buf_cleanup(&plain);
-    return rc;
 }

@@ -1,7 +1,8 @@
 # attest-verifier: the central verifier service.
 bin_PROGRAMS += verifier/attest-verifier
 verifier_attest_verifier_SOURCES = \
-	verifier/verifier.h verifier/main.c verifier/common.c verifier/audit_agg.c \
+	verifier/verifier.h verifier/main.c verifier/config.c verifier/keys.c verifier/keys.h \
+	verifier/roots.c verifier/prune.c verifier/common.c verifier/audit_agg.c \
 	verifier/route_attestations.c verifier/route_audit.c verifier/route_challenge.c \
 	verifier/route_policies.c verifier/route_secrets.c verifier/route_sessions.c \
 	verifier/route_tokens.c verifier/route_verify.c verifier/route_wellknown.c

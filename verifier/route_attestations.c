@@ -16,11 +16,8 @@
 #include "seal.h"
 #include "verifier.h"
 
-at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d);
-
 /* SHA-256 over (index u8 || length u8 || value) for every PCR, ascending. */
-void pcr_digest_hex(const at_nitro_payload *p, char out[65]);
-void pcr_digest_hex(const at_nitro_payload *p, char out[65])
+static void pcr_digest_hex(const at_nitro_payload *p, char out[65])
 {
     at_buf b;
     at_buf_init(&b);
@@ -48,7 +45,8 @@ static void explain_pcr_mismatch(verifier *v, const char *name, int64_t tried,
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, tried);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rs;
+    while ((rs = sqlite3_step(st)) == SQLITE_ROW) {
         at_policy *p = NULL;
         const char *body = (const char *)sqlite3_column_text(st, 1);
         if (at_policy_parse(body, strlen(body), &p, NULL) != AT_OK)
@@ -62,6 +60,8 @@ static void explain_pcr_mismatch(verifier *v, const char *name, int64_t tried,
             break;
         }
     }
+    if (!out[0] && rs != SQLITE_DONE && rs != SQLITE_ROW)
+        snprintf(out, len, "; the other versions of policy %s could not be read", name);
     sqlite3_finalize(st);
     at_db_read_release(v->db, c);
     if (!out[0])
@@ -77,7 +77,7 @@ struct admit_job {
         *endpoint, *token, *actor, *client, *ev_sha;
     int64_t policy_version, expires_ms;
     at_span key_config;
-    at_span proof_key_sealed;   /* proof_key_seal() */
+    at_span proof_key_sealed;   /* keys_proof_key_seal() */
     verifier *v;
     bool authenticated;
     /* outputs */
@@ -113,9 +113,10 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
                             .policy = ref, .instance_id = j->instance_id,
                             .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
                             .client = j->client};
-        at_diag scratch;
+        at_diag scratch = {{0}};
         if (audit_refusal_in_job(j->v, c, j->authenticated, rc, &row, &j->audit_id, &scratch) != AT_OK)
-            return AT_E_INTERNAL;
+            return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
+                          at_err_str(rc), scratch.msg);
         return rc;
     }
     /* A live session is replaced only by a document that binds the same
@@ -144,9 +145,10 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
                             .policy = ref, .instance_id = j->instance_id,
                             .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
                             .client = j->client};
-        at_diag scratch;
+        at_diag scratch = {{0}};
         if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
-            return AT_E_INTERNAL;
+            return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
+                          at_err_str(rc), scratch.msg);
         return rc;
     }
     sqlite3_reset(st);
@@ -156,7 +158,10 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
          * expires at or before the time high-water mark may have had its
          * use record pruned (schema/0003), so it is expired, full stop. */
         AT_TRY(at_db_stmt(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
-        int64_t mark = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+        int ws = sqlite3_step(st);
+        AT_ENSURE(ws == SQLITE_ROW || ws == SQLITE_DONE, d, AT_E_INTERNAL,
+                  "database: clock_watermark: %s", sqlite3_errmsg(c));
+        int64_t mark = ws == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
         sqlite3_reset(st);
         st = NULL;
         if (j->nonce_expires_ms <= mark) {
@@ -169,9 +174,10 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
                                 .policy = ref, .instance_id = j->instance_id,
                                 .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
                                 .client = j->client};
-            at_diag scratch;
+            at_diag scratch = {{0}};
             if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
-                return AT_E_INTERNAL;
+                return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
+                              at_err_str(rc), scratch.msg);
             return rc;
         }
         /* Single use: the primary key refuses a second insert. */
@@ -191,10 +197,11 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
                                 .policy = ref, .instance_id = j->instance_id,
                                 .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
                                 .client = j->client};
-            at_diag scratch;
+            at_diag scratch = {{0}};
             if (audit_refusal_in_job(j->v, c, j->authenticated, rc, &row, &j->audit_id,
                                      &scratch) != AT_OK)
-                return AT_E_INTERNAL;
+                return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
+                              at_err_str(rc), scratch.msg);
             return rc;
         }
         AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
@@ -365,8 +372,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
      * verifier issued, unexpired; single use is enforced at commit. A
      * present nonce is always checked, required or not. */
     if (ev.payload.has_nonce && ev.payload.nonce.len) {
-        if ((rc = at_nonce_check((const uint8_t(*)[AT_NONCE_KEY_LEN])v->nonce_keys, v->n_nonce_keys,
-                                 ev.payload.nonce, at_now_ms(), &nonce_exp, &d)) != AT_OK)
+        if ((rc = keys_nonce_check(v->keys, ev.payload.nonce, at_now_ms(), &nonce_exp, &d)) != AT_OK)
             goto refused;
     } else if (policy->require_nonce) {
         rc = at_fail(&d, AT_E_NONCE_MISMATCH, "nonce: the policy requires a nonce from POST /v1/challenge, the document has none");
@@ -395,6 +401,10 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
         }
         key_sealed_b64 = at_b64_encode_new(at_buf_span(&sealed));
         kc_b64 = at_b64_encode_new(ev.payload.public_key);
+        if (!key_sealed_b64 || !kc_b64) {
+            rc = at_fail(&d, AT_E_INTERNAL, "session key: out of memory encoding the sealed key");
+            goto refused;
+        }
     }
     struct admit_job j = {.nonce = ev.payload.has_nonce ? ev.payload.nonce.p : NULL,
                           .nonce_len = ev.payload.has_nonce ? ev.payload.nonce.len : 0,
@@ -408,9 +418,10 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     {
         uint8_t proof_key[32];
         at_session_proof_key(AT_SPAN(session_key, 32), proof_key);
-        rc = proof_key_seal(v, session_id, proof_key, &proof_sealed, &d);
+        rc = keys_proof_key_seal(v->keys, session_id, proof_key, &proof_sealed, &d);
         at_wipe(proof_key, sizeof proof_key);
         if (rc != AT_OK) {
+            at_diag_prefix(&d, "session proof key: ");
             rc = AT_E_INTERNAL;
             goto refused;
         }
@@ -423,7 +434,10 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     claims = json_object();
     uint8_t jti[16];
     char jti_hex[33];
-    RAND_bytes(jti, sizeof jti);
+    if (RAND_bytes(jti, sizeof jti) != 1) {
+        rc = at_fail(&d, AT_E_INTERNAL, "jti: no randomness");
+        goto refused;
+    }
     at_hex_encode(jti, sizeof jti, jti_hex);
     json_object_set_new(claims, "iss", json_string("attest-verifier"));
     json_object_set_new(claims, "iat", json_integer(now / 1000));
@@ -459,7 +473,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     json_t *submods = json_object();
     json_object_set_new(submods, ev.payload.module_id, sub);
     json_object_set_new(claims, "submods", submods);
-    at_signer *signer = verifier_signer(v);
+    at_signer *signer = keys_signer(v->keys);
     rc = at_signer_sign(signer, claims, &token, &d);
     at_signer_free(signer);
     if (rc != AT_OK)

@@ -28,7 +28,7 @@ void route_challenge(verifier *v, at_http_req *req, at_http_resp *resp)
     }
     uint8_t nonce[AT_NONCE_LEN];
     int64_t exp_ms;
-    if (at_nonce_issue(v->nonce_keys[0], at_now_ms(), v->cfg.nonce_ttl_s, nonce, &exp_ms) != AT_OK) {
+    if (keys_nonce_issue(v->keys, at_now_ms(), v->cfg.nonce_ttl_s, nonce, &exp_ms) != AT_OK) {
         refuse(v, req, resp, NULL, "challenge", AT_E_INTERNAL, "nonce: cannot mint", NULL);
         return;
     }

@@ -172,7 +172,8 @@ static void get_policy(verifier *v, at_http_req *req, at_http_resp *resp, const 
         return;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rs;
+    while ((rs = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *e = json_object();
         int64_t ver = sqlite3_column_int64(st, 0);
         char t[40];
@@ -192,6 +193,16 @@ static void get_policy(verifier *v, at_http_req *req, at_http_resp *resp, const 
         }
         json_object_set_new(e, "lint_overridden", json_boolean(sqlite3_column_int(st, 6)));
         json_array_append_new(hist, e);
+    }
+    if (rs != SQLITE_DONE) {
+        /* Never a partial history (or a wrong current version) under 200. */
+        at_log("error", "database", "policy.get %s: %s", name, sqlite3_errmsg(c));
+        sqlite3_finalize(st);
+        at_db_read_release(v->db, c);
+        json_decref(hist);
+        json_decref(current);
+        at_http_error(resp, AT_E_INTERNAL, "database: the policy versions could not be read", -1);
+        return;
     }
     sqlite3_finalize(st);
     at_db_read_release(v->db, c);

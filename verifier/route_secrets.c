@@ -18,7 +18,7 @@ struct put_job {
     const char *name, *policy, *actor, *client;
     const char *scope;          /* the caller's token scope ("" = all) */
     int64_t token_id;
-    const uint8_t *key;
+    verifier_keys *keys;
     at_span value;
     int64_t audit_id;
     bool replaced;
@@ -37,7 +37,10 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
     if (j->scope[0]) {
         AT_TRY(at_db_prepare(c, "SELECT policy FROM secrets WHERE name = ?", &st, d));
         sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW &&
+        int s = sqlite3_step(st);
+        AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s",
+                  sqlite3_errmsg(c));
+        if (s == SQLITE_ROW &&
             !at_token_scope_allows(j->scope, (const char *)sqlite3_column_text(st, 0))) {
             rc = at_fail(d, AT_E_FORBIDDEN, "authorization: secret %s is bound to policy %.128s, "
                          "token %lld is limited to policies %s", j->name,
@@ -47,7 +50,7 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
         sqlite3_finalize(st);
         st = NULL;
     }
-    AT_TRY(at_storage_seal(j->key, j->name, j->policy, j->value, &stored, d));
+    AT_TRY(keys_storage_seal(j->keys, j->name, j->policy, j->value, &stored, d));
     AT_TRY(at_db_prepare(c, "INSERT INTO secrets (name, policy, value, created_ms, updated_ms)"
                             " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
                             " policy = excluded.policy, value = excluded.value,"
@@ -108,9 +111,10 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
         row.outcome = "refused";
         row.code = at_err_str(rc);
         row.message = d->msg;
-        at_diag scratch;
+        at_diag scratch = {{0}};
         if (audit_refusal_in_job(j->v, c, false, rc, &row, &j->audit_id, &scratch) != AT_OK)
-            return AT_E_INTERNAL;
+            return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
+                          at_err_str(rc), scratch.msg);
         return rc;
     }
     sqlite3_finalize(st);
@@ -119,7 +123,10 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
      * before the time high-water mark, schema/0003) is never accepted, so
      * a clock set back cannot make it fresh again. */
     AT_TRY(at_db_prepare(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
-    int64_t mark = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+    s = sqlite3_step(st);
+    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: clock_watermark: %s",
+              sqlite3_errmsg(c));
+    int64_t mark = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
     sqlite3_finalize(st);
     st = NULL;
     if (j->proof_expires_ms <= mark) {
@@ -130,9 +137,10 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
         row.outcome = "refused";
         row.code = at_err_str(rc);
         row.message = d->msg;
-        at_diag scratch;
+        at_diag scratch = {{0}};
         if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
-            return AT_E_INTERNAL;
+            return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
+                          at_err_str(rc), scratch.msg);
         return rc;
     }
     AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
@@ -146,9 +154,10 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
         row.outcome = "refused";
         row.code = at_err_str(rc);
         row.message = d->msg;
-        at_diag scratch;
+        at_diag scratch = {{0}};
         if (audit_refusal_in_job(j->v, c, false, rc, &row, &j->audit_id, &scratch) != AT_OK)
-            return AT_E_INTERNAL;
+            return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
+                          at_err_str(rc), scratch.msg);
         return rc;
     }
     AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
@@ -202,7 +211,7 @@ static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *n
         goto done;
     struct put_job j = {.name = name, .policy = json_string_value(jp), .scope = who.scope,
                         .token_id = who.token_id, .actor = who.actor,
-                        .client = req->client, .value = AT_SPAN(value, vlen), .key = v->storage_key};
+                        .client = req->client, .value = AT_SPAN(value, vlen), .keys = v->keys};
     if ((rc = at_db_write(v->db, put_secret, &j, &d)) != AT_OK) {
         if (rc == AT_E_FORBIDDEN)
             goto refused;
@@ -274,13 +283,21 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         goto refused;
     }
     sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: %.64s unknown", sid);
+    int s = sqlite3_step(st);
+    if (s != SQLITE_ROW) {
+        rc = s == SQLITE_DONE ? at_fail(&d, AT_E_SESSION_EXPIRED, "session: %.64s unknown", sid)
+                              : at_fail(&d, AT_E_INTERNAL, "database: session %.64s: %s", sid,
+                                        sqlite3_errmsg(c));
         goto refused;
     }
     sess_policy = strdup((const char *)sqlite3_column_text(st, 0));
-    snprintf(ref, sizeof ref, "%s@%lld", sess_policy, (long long)sqlite3_column_int64(st, 1));
+    snprintf(ref, sizeof ref, "%s@%lld", sess_policy ? sess_policy : "?",
+             (long long)sqlite3_column_int64(st, 1));
     instance = strdup((const char *)sqlite3_column_text(st, 2));
+    if (!sess_policy || !instance) {
+        rc = at_fail(&d, AT_E_INTERNAL, "session %.64s: out of memory", sid);
+        goto refused;
+    }
     extra.policy = ref;
     extra.instance_id = instance;
     if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
@@ -297,10 +314,15 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         goto refused;
     }
     kclen = (size_t)sqlite3_column_bytes(st, 3);
-    kc = malloc(kclen);
+    if (!(kc = malloc(kclen ? kclen : 1))) {
+        rc = at_fail(&d, AT_E_INTERNAL, "session %.64s: key_config: out of memory", sid);
+        goto refused;
+    }
     memcpy(kc, sqlite3_column_blob(st, 3), kclen);
-    if (proof_key_open(v, sid, AT_SPAN(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)),
-                       proof_key, &d) != AT_OK) {
+    if (keys_proof_key_open(v->keys, sid, AT_SPAN(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)),
+                            proof_key, &d) != AT_OK) {
+        /* The storage key opened it at start: this is our fault, not the caller's. */
+        at_diag_prefix(&d, "session proof key: ");
         rc = AT_E_INTERNAL;
         goto refused;
     }
@@ -322,8 +344,11 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         goto refused;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = at_fail(&d, AT_E_NOT_FOUND, "secret: no secret named %s", name);
+    s = sqlite3_step(st);
+    if (s != SQLITE_ROW) {
+        rc = s == SQLITE_DONE ? at_fail(&d, AT_E_NOT_FOUND, "secret: no secret named %s", name)
+                              : at_fail(&d, AT_E_INTERNAL, "database: secret %s: %s", name,
+                                        sqlite3_errmsg(c));
         goto refused;
     }
     if (strcmp((const char *)sqlite3_column_text(st, 0), sess_policy) != 0) {
@@ -334,11 +359,12 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     {
         at_buf plain;
         at_buf_init_secret(&plain);
-        rc = at_storage_open(v->storage_key, name, sess_policy,
+        rc = keys_storage_open(v->keys, name, sess_policy,
                              AT_SPAN(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)),
                              &plain, &d);
         if (rc != AT_OK) {
             at_buf_cleanup(&plain);
+            at_diag_prefix(&d, "secret: stored value: ");
             rc = AT_E_INTERNAL;
             goto refused;
         }

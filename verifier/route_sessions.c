@@ -75,7 +75,8 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
     if ((i = sqlite3_bind_parameter_index(st, ":id")))
         sqlite3_bind_text(st, i, id, -1, SQLITE_STATIC);
     json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rs;
+    while ((rs = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *s = json_object();
         char t[40];
         json_object_set_new(s, "id", json_string((const char *)sqlite3_column_text(st, 0)));
@@ -109,6 +110,15 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
             state_s = "expired";
         json_object_set_new(s, "state", json_string(state_s ? state_s : "ended"));
         json_array_append_new(arr, s);
+    }
+    if (rs != SQLITE_DONE) {
+        /* Never a partial list under 200. */
+        at_log("error", "database", "session.list: %s", sqlite3_errmsg(c));
+        sqlite3_finalize(st);
+        at_db_read_release(v->db, c);
+        json_decref(arr);
+        at_http_error(resp, AT_E_INTERNAL, "database: the session list could not be read", -1);
+        return;
     }
     sqlite3_finalize(st);
     at_db_read_release(v->db, c);

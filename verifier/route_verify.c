@@ -12,8 +12,6 @@
 #include "evidence.h"
 #include "verifier.h"
 
-/* Decode the "evidence" member: base64 of at most a maximal document. */
-at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d);
 at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d)
 {
     json_t *e = json_object_get(body, "evidence");

@@ -7,7 +7,7 @@
 
 void route_jwks(verifier *v, at_http_req *req, at_http_resp *resp)
 {
-    at_signer *signer = verifier_signer(v);
+    at_signer *signer = keys_signer(v->keys);
     at_http_json(resp, 200, at_signer_jwks(signer));
     at_signer_free(signer);
     resp->content_type = "application/jwk-set+json";

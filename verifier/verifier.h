@@ -15,6 +15,7 @@
 #include "ear.h"
 #include "evidence.h"
 #include "httpd.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "nonce.h"
@@ -34,10 +35,8 @@ typedef struct {
     bool no_aws_root;           /* trust only --root files */
     int nonce_ttl_s;            /* default 60 */
     int64_t clock_skew_ms;      /* default 60 s */
-    size_t max_body;            /* default 64 KiB */
-    unsigned request_timeout_s; /* whole-request deadline, 0 = httpd default */
-    unsigned connection_limit;  /* 0 = what RLIMIT_NOFILE allows */
-    unsigned per_ip_limit;      /* connections per client address, 0 = off */
+    at_httpd_opts http;         /* --max-body (default 64 KiB), --request-timeout,
+                                 * --connection-limit, --per-ip-limit (0 = httpd defaults) */
     double rate_per_s;          /* challenge+attestation per client, default 100 */
     double rate_burst;          /* default 200 */
     double audit_rows_per_min;  /* own rows for anonymous evidence refusals per client, default 60 */
@@ -51,8 +50,6 @@ typedef struct {
 
 /* Roles by privilege; admin implies every other role. */
 typedef enum { ROLE_NONE = 0, ROLE_AGENT, ROLE_GATEWAY, ROLE_AUDITOR, ROLE_OWNER, ROLE_ADMIN } role;
-const char *role_name(role r);
-bool role_parse(const char *s, role *out);
 
 typedef struct ratelimit ratelimit;
 
@@ -62,11 +59,7 @@ typedef struct {
     pthread_rwlock_t trust_lock;
     at_trust *trust;            /* swap under trust_lock (SIGHUP) */
     bool trusts_sim_root;       /* a non-AWS root is pinned: say so */
-    pthread_rwlock_t signer_lock;
-    at_signer *signer;          /* swap under signer_lock (SIGHUP) */
-    uint8_t nonce_keys[2][AT_NONCE_KEY_LEN];
-    size_t n_nonce_keys;
-    uint8_t storage_key[32];    /* secrets at rest (lib/seal.h) */
+    verifier_keys *keys;        /* every key and secret file (keys.h) */
     at_metrics *metrics;
     ratelimit *rl;
     char build[64];
@@ -98,11 +91,17 @@ typedef struct {
 bool require_policy(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
                     const char *action, const char *policy);
 
-/* The current signer, a reference (at_signer_free it). SIGHUP swaps it;
- * the old one is freed when the last request holding it lets go. */
-at_signer *verifier_signer(verifier *v);
+/* Configuration (config.c): flags and --config FILE.json into c. -1: go
+ * on; otherwise the exit status (0 after --help/--version, 2 on a usage
+ * error, printed). */
+int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **argv);
 
-/* Current trust set (a reference: at_trust_unref it). */
+/* Maintenance (prune.c), a write job: forget used nonces and proofs past
+ * their expiry (never below the time high-water mark), end expired
+ * sessions with an audit row. */
+at_err verifier_prune(sqlite3 *c, void *ctx, at_diag *d) AT_MUST_USE;
+
+/* Current trust set (a reference: at_trust_unref it); roots.c. */
 at_trust *verifier_trust(verifier *v);
 at_err verifier_load_roots(verifier *v, at_diag *d) AT_MUST_USE;
 
@@ -169,20 +168,13 @@ at_err policy_load(sqlite3 *conn, const char *name, int64_t version, at_policy *
                    int64_t *version_out, char sha256_hex[65], at_diag *d) AT_MUST_USE;
 /* Validate a name used in a URL path: [A-Za-z0-9._-]{1,128}. */
 bool valid_name(const char *s);
+/* The "evidence" member of a request body: base64 of at most a maximal
+ * document (route_verify.c); caller frees *doc. */
+at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d) AT_MUST_USE;
 /* A JSON object has only these keys; AT_E_BAD_REQUEST naming the first other. */
 at_err only_keys(json_t *o, const char *const *keys, at_diag *d) AT_MUST_USE;
 
 
 void sha256_hex(const void *p, size_t n, char out[65]);
-
-/* sessions.proof_key at rest: the 32-byte proof key sealed under the
- * storage key, bound to the session id (a database reader cannot forge
- * release proofs). Seal appends to out; open is AT_E_DECRYPT_FAILED when
- * the storage key or the id do not match. */
-#define PROOF_KEY_SEAL_LABEL "session proof key"
-at_err proof_key_seal(const verifier *v, const char *session_id, const uint8_t key[32],
-                      at_buf *out, at_diag *d) AT_MUST_USE;
-at_err proof_key_open(const verifier *v, const char *session_id, at_span sealed, uint8_t key[32],
-                      at_diag *d) AT_MUST_USE;
 
 #endif
