@@ -18,20 +18,32 @@ static void usage(FILE *f)
             "       attestctl policy get NAME\n"
             "       attestctl policy revoke NAME VERSION\n"
             "       attestctl policy import [--format nitro-enclave|nitro-tpm] [--session-ttl S]\n"
-            "                               [--max-age S] FILE...\n"
+            "                               [--max-age S] [--allow-missing N]... FILE...|-\n"
             "common: [--verifier URL] [--token-file F] (env ATTEST_VERIFIER, ATTEST_TOKEN)\n"
             "import merges the Measurements of each file (several files = several allowed\n"
-            "values, for rolling upgrades) and prints the policy JSON on stdout.\n");
+            "values, for rolling upgrades) and prints the policy JSON on stdout. Unknown keys,\n"
+            "missing registers (PCR0-2 of an EIF, PCR4/7/12 of an attestable AMI) and mixed\n"
+            "or contradicting formats are errors.\n");
 }
 
-/* "PCR12" -> 12; -1 otherwise. */
+/* "PCR12" -> 12, exactly as the tools write it (no "PCR_2", "pcr2",
+ * "PCR02"); -1 otherwise. */
 static int pcr_key(const char *k)
 {
-    if (strncmp(k, "PCR", 3) != 0 || !isdigit((unsigned char)k[3]))
+    if (strncmp(k, "PCR", 3) != 0 || !isdigit((unsigned char)k[3]) || (k[3] == '0' && k[4]))
         return -1;
     char *end;
     long n = strtol(k + 3, &end, 10);
     return *end || n < 0 || n > 31 ? -1 : (int)n;
+}
+
+static bool is_sha384_hex(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isxdigit((unsigned char)s[n]))
+            return false;
+    return n == 96;
 }
 
 static void add_value(json_t *pcrs, int idx, const char *hex)
@@ -53,14 +65,27 @@ static void add_value(json_t *pcrs, int idx, const char *hex)
     json_array_append_new(arr, json_string(lower));
 }
 
+/* What a measurements file is: which tool wrote it, which policy format it
+ * pins and which registers it must carry. */
+typedef struct {
+    const char *tool, *format;
+    int expected[3];
+} source_kind;
+static const source_kind kind_eif = {"nitro-cli", "nitro-enclave", {0, 1, 2}};
+static const source_kind kind_tpm = {"nitro-tpm-pcr-compute", "nitro-tpm", {4, 7, 12}};
+
+#define IMPORT_MAX (1024 * 1024)
+
 static int import(int argc, char **argv)
 {
     static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
                                          {"session-ttl", required_argument, NULL, 't'},
                                          {"max-age", required_argument, NULL, 'a'},
+                                         {"allow-missing", required_argument, NULL, 'm'},
                                          {NULL, 0, NULL, 0}};
     const char *format = NULL;
     long ttl = 0, age = 0;
+    uint32_t allow_missing = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -68,6 +93,16 @@ static int import(int argc, char **argv)
         case 'f': format = optarg; break;
         case 't': ttl = strtol(optarg, NULL, 10); break;
         case 'a': age = strtol(optarg, NULL, 10); break;
+        case 'm': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || end == optarg || n < 0 || n > 31) {
+                fprintf(stderr, "attestctl policy import: --allow-missing %s: expected a PCR index 0-31\n", optarg);
+                return CTL_USAGE;
+            }
+            allow_missing |= 1u << n;
+            break;
+        }
         default: usage(stderr); return CTL_USAGE;
         }
     }
@@ -75,53 +110,96 @@ static int import(int argc, char **argv)
         usage(stderr);
         return CTL_USAGE;
     }
+    if (format && strcmp(format, "nitro-enclave") != 0 && strcmp(format, "nitro-tpm") != 0) {
+        fprintf(stderr, "attestctl policy import: --format %s: expected nitro-enclave or nitro-tpm\n", format);
+        return CTL_USAGE;
+    }
     json_t *pcrs = json_object(), *files = json_array();
-    const char *tool = NULL;
-    bool saw_tpm = false, saw_enclave = false;
+    const source_kind *kind = NULL;
+    const char *tool = NULL, *doc_format = NULL;
     int ret = CTL_USAGE;
     for (int i = optind; i < argc; i++) {
         json_error_t je;
-        json_t *j = json_load_file(argv[i], JSON_REJECT_DUPLICATES, &je);
+        const char *name = strcmp(argv[i], "-") == 0 ? "(stdin)" : argv[i];
+        uint8_t *raw = NULL;
+        size_t rawlen = 0;
+        if (ctl_read_file(argv[i], IMPORT_MAX, &raw, &rawlen) != 0)
+            goto out;
+        json_t *j = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, &je);
+        free(raw);
         if (!j) {
-            fprintf(stderr, "attestctl policy import: %s: %s\n", argv[i], je.text);
+            fprintf(stderr, "attestctl policy import: %s: line %d: %s\n", name, je.line, je.text);
             goto out;
         }
         json_t *m = json_object_get(j, "Measurements");
         json_t *ours = json_object_get(j, "pcrs");
         if (json_is_object(m)) {
             const char *alg = json_string_value(json_object_get(m, "HashAlgorithm"));
-            if (!alg || strncasecmp(alg, "sha384", 6) != 0) {
-                fprintf(stderr, "attestctl policy import: %s: HashAlgorithm %s, expected SHA384\n",
-                        argv[i], alg ? alg : "(missing)");
+            /* nitro-cli writes "Sha384 { ... }", nitro-tpm-pcr-compute (and
+             * the KIWI-NG / Nix attestable-AMI files) "SHA384". */
+            const source_kind *k2 = !alg                                  ? NULL
+                                    : strncmp(alg, "Sha384 {", 8) == 0 ? &kind_eif
+                                    : strcmp(alg, "SHA384") == 0       ? &kind_tpm
+                                                                         : NULL;
+            if (!k2) {
+                fprintf(stderr, "attestctl policy import: %s: Measurements.HashAlgorithm %s: expected \"Sha384 { ... }\""
+                                " (nitro-cli) or \"SHA384\" (nitro-tpm-pcr-compute)\n", name, alg ? alg : "missing");
                 json_decref(j);
                 goto out;
             }
-            /* nitro-cli writes "Sha384 { ... }", the TPM tools "SHA384". */
-            tool = strncmp(alg, "Sha384", 6) == 0 ? "nitro-cli" : "nitro-tpm-pcr-compute";
+            if (kind && kind != k2) {
+                fprintf(stderr, "attestctl policy import: %s: a %s file mixed with %s files: an enclave image"
+                                " and an attestable AMI are different policies; import them separately\n",
+                        name, k2->tool, kind->tool);
+                json_decref(j);
+                goto out;
+            }
+            kind = k2;
+            uint32_t seen = 0;
             const char *k;
             json_t *v;
             json_object_foreach(m, k, v)
             {
-                int idx = pcr_key(k);
-                if (idx < 0)
+                if (strcmp(k, "HashAlgorithm") == 0)
                     continue;
-                if (!json_is_string(v)) {
-                    fprintf(stderr, "attestctl policy import: %s: %s is not a string\n", argv[i], k);
+                int idx = pcr_key(k);
+                if (idx < 0) {
+                    fprintf(stderr, "attestctl policy import: %s: unknown measurement key \"%s\" (expected"
+                                    " HashAlgorithm or PCR0..PCR31)\n", name, k);
+                    json_decref(j);
+                    goto out;
+                }
+                if (!json_is_string(v) || !is_sha384_hex(json_string_value(v))) {
+                    fprintf(stderr, "attestctl policy import: %s: %s: expected 96 hex digits (SHA-384)\n", name, k);
                     json_decref(j);
                     goto out;
                 }
                 add_value(pcrs, idx, json_string_value(v));
-                if (idx == 4 || idx == 7 || idx == 12)
-                    saw_tpm = true;
-                else
-                    saw_enclave = true;
+                seen |= 1u << idx;
             }
+            for (int e = 0; e < 3; e++) {
+                int idx = kind->expected[e];
+                if (!(seen & (1u << idx)) && !(allow_missing & (1u << idx))) {
+                    fprintf(stderr, "attestctl policy import: %s: PCR%d is missing (a %s file carries PCR%d, PCR%d"
+                                    " and PCR%d; --allow-missing %d if that is intended)\n",
+                            name, idx, kind->tool, kind->expected[0], kind->expected[1], kind->expected[2], idx);
+                    json_decref(j);
+                    goto out;
+                }
+            }
+            tool = kind->tool;
         } else if (json_is_object(ours)) {
             /* A policy document (attest-agent --print-pcrs, attestctl sim pcrs). */
+            const char *f = json_string_value(json_object_get(j, "format"));
+            if (doc_format && f && strcmp(doc_format, f) != 0) {
+                fprintf(stderr, "attestctl policy import: %s: format %s, another file has %s\n", name, f,
+                        doc_format);
+                json_decref(j);
+                goto out;
+            }
+            doc_format = f ? f : doc_format;
             const char *k;
             json_t *arr;
-            if (!format)
-                format = json_string_value(json_object_get(j, "format"));
             json_object_foreach(ours, k, arr)
             {
                 size_t n;
@@ -130,15 +208,25 @@ static int import(int argc, char **argv)
             }
             tool = tool ? tool : "attest";
         } else {
-            fprintf(stderr, "attestctl policy import: %s: no \"Measurements\" object\n", argv[i]);
+            fprintf(stderr, "attestctl policy import: %s: no \"Measurements\" object (nitro-cli build-enclave or"
+                            " describe-eif JSON, nitro-tpm-pcr-compute JSON) and no \"pcrs\" (a policy)\n", name);
             json_decref(j);
             goto out;
         }
-        json_array_append_new(files, json_string(argv[i]));
+        json_array_append_new(files, json_string(name));
         json_decref(j);
     }
-    if (!format)
-        format = saw_tpm && !saw_enclave ? "nitro-tpm" : "nitro-enclave";
+    const char *derived = kind ? kind->format : doc_format;
+    if (kind && doc_format && strcmp(kind->format, doc_format) != 0) {
+        fprintf(stderr, "attestctl policy import: a %s file mixed with a %s policy\n", kind->tool, doc_format);
+        goto out;
+    }
+    if (format && derived && strcmp(format, derived) != 0) {
+        fprintf(stderr, "attestctl policy import: --format %s, but the input is %s (%s)\n", format, derived,
+                kind ? kind->tool : "a policy");
+        goto out;
+    }
+    format = format ? format : derived ? derived : "nitro-enclave";
     json_t *pol = json_object();
     json_object_set_new(pol, "format", json_string(format));
     json_object_set(pol, "pcrs", pcrs);
