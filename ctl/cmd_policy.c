@@ -19,6 +19,7 @@ static void usage(FILE *f)
             "       attestctl policy revoke NAME VERSION\n"
             "       attestctl policy import [--format nitro-enclave|nitro-tpm] [--session-ttl S]\n"
             "                               [--max-age S] [--allow-missing N]... FILE...|-\n"
+            "       attestctl policy kms-key-policy NAME|--file POLICY.json [--principal ARN] [--key-arn ARN]\n"
             "common: [--verifier URL] [--token-file F] (env ATTEST_VERIFIER, ATTEST_TOKEN)\n"
             "import merges the Measurements of each file (several files = several allowed\n"
             "values, for rolling upgrades) and prints the policy JSON on stdout. Unknown keys,\n"
@@ -258,6 +259,150 @@ out:
     return ret;
 }
 
+/* AWS KMS key policy statements equivalent to a policy's PCRs: an Allow
+ * for the principal with every pinned register as a condition, and one
+ * explicit Deny per register for everyone whose request lacks that value
+ * (no attestation included): KMS policies are additive, so without the Deny
+ * any other Allow on the key bypasses the attestation condition. Condition
+ * keys: kms:RecipientAttestation:ImageSha384 / PCR<N> (Nitro Enclaves),
+ * kms:RecipientAttestation:NitroTPMPCR<N> (NitroTPM). */
+static json_t *kms_statements(json_t *pol, const char *principal, const char *key_arn, int *warnings)
+{
+    const char *format = json_string_value(json_object_get(pol, "format"));
+    json_t *pcrs = json_object_get(pol, "pcrs");
+    bool tpm = format && strcmp(format, "nitro-tpm") == 0;
+    json_t *allow_cond = json_object(), *stmts = json_array(), *denies = json_array();
+    static const char *const actions[] = {"kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyPair",
+                                          "kms:DeriveSharedSecret"};
+    /* registers in numeric order */
+    for (int idx = 0; idx < 32; idx++) {
+        char k[8], ck[64];
+        snprintf(k, sizeof k, "%d", idx);
+        json_t *vals = json_object_get(pcrs, k);
+        if (!json_is_array(vals) || json_array_size(vals) == 0)
+            continue;
+        if (tpm)
+            snprintf(ck, sizeof ck, "kms:RecipientAttestation:NitroTPMPCR%d", idx);
+        else if (idx == 0)
+            snprintf(ck, sizeof ck, "kms:RecipientAttestation:ImageSha384");
+        else
+            snprintf(ck, sizeof ck, "kms:RecipientAttestation:PCR%d", idx);
+        if (json_array_size(vals) > 1) {
+            fprintf(stderr, "attestctl policy kms-key-policy: warning: PCR%d allows %zu values (%s matches any of"
+                            " them); pin one value per register once the rollout is over\n",
+                    idx, json_array_size(vals), ck);
+            (*warnings)++;
+        }
+        json_t *v = json_array_size(vals) == 1 ? json_incref(json_array_get(vals, 0)) : json_deep_copy(vals);
+        json_object_set(allow_cond, ck, v);
+        json_t *deny = json_object(), *dc = json_object(), *neq = json_object(), *acts = json_array();
+        char sid[64];
+        snprintf(sid, sizeof sid, "DenyWithoutAttestedPCR%d", idx);
+        json_object_set_new(deny, "Sid", json_string(sid));
+        json_object_set_new(deny, "Effect", json_string("Deny"));
+        json_object_set_new(deny, "Principal", json_pack("{s:s}", "AWS", "*"));
+        for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+            json_array_append_new(acts, json_string(actions[i]));
+        json_object_set_new(deny, "Action", acts);
+        json_object_set_new(deny, "Resource", json_string(key_arn ? key_arn : "*"));
+        json_object_set_new(neq, ck, v);
+        json_object_set_new(dc, "StringNotEqualsIgnoreCase", neq);
+        json_object_set_new(deny, "Condition", dc);
+        json_array_append_new(denies, deny);
+    }
+    json_t *allow = json_object(), *acts = json_array();
+    json_object_set_new(allow, "Sid", json_string(tpm ? "AllowAttestedNitroTPM" : "AllowAttestedEnclave"));
+    json_object_set_new(allow, "Effect", json_string("Allow"));
+    json_object_set_new(allow, "Principal", json_pack("{s:s}", "AWS", principal));
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+        json_array_append_new(acts, json_string(actions[i]));
+    json_object_set_new(allow, "Action", acts);
+    json_object_set_new(allow, "Resource", json_string(key_arn ? key_arn : "*"));
+    json_object_set_new(allow, "Condition", json_pack("{s:o}", "StringEqualsIgnoreCase", allow_cond));
+    json_array_append_new(stmts, allow);
+    json_array_extend(stmts, denies);
+    json_decref(denies);
+    return json_pack("{s:s,s:o}", "Version", "2012-10-17", "Statement", stmts);
+}
+
+static int kms_key_policy(int argc, char **argv)
+{
+    static const struct option opts[] = {{"file", required_argument, NULL, 'f'},
+                                         {"principal", required_argument, NULL, 'p'},
+                                         {"key-arn", required_argument, NULL, 'k'},
+                                         {"verifier", required_argument, NULL, 'v'},
+                                         {"token-file", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    const char *file = NULL, *principal = NULL, *key_arn = NULL;
+    ctl_client cl;
+    ctl_client_defaults(&cl);
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': file = optarg; break;
+        case 'p': principal = optarg; break;
+        case 'k': key_arn = optarg; break;
+        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
+        case 't': if (ctl_client_token_file(&cl, optarg) != 0) return CTL_USAGE; break;
+        default: usage(stderr); return CTL_USAGE;
+        }
+    }
+    if ((file != NULL) == (optind == argc - 1) || optind < argc - 1) {
+        fprintf(stderr, "attestctl policy kms-key-policy: give a stored policy NAME or --file POLICY.json\n");
+        return CTL_USAGE;
+    }
+    json_t *pol = NULL, *resp = NULL;
+    if (file) {
+        json_error_t je;
+        if (!(pol = json_load_file(file, JSON_REJECT_DUPLICATES, &je))) {
+            fprintf(stderr, "attestctl policy kms-key-policy: %s: %s (line %d)\n", file, je.text, je.line);
+            return CTL_USAGE;
+        }
+    } else {
+        char path[512];
+        snprintf(path, sizeof path, "/v1/policies/%s", argv[optind]);
+        int rc = ctl_client_call(&cl, "GET", path, NULL, &resp);
+        if (rc != 0) {
+            json_decref(resp);
+            return rc < 0 ? CTL_USAGE : CTL_FAILED;
+        }
+        pol = json_incref(json_object_get(resp, "policy"));
+        json_decref(resp);
+        if (!json_is_object(pol)) {
+            fprintf(stderr, "attestctl policy kms-key-policy: %s has no current version\n", argv[optind]);
+            json_decref(pol);
+            return CTL_FAILED;
+        }
+    }
+    at_policy *p = NULL;
+    at_diag d = {{0}};
+    if (at_policy_from_json(pol, &p, &d) != AT_OK) {
+        fprintf(stderr, "attestctl policy kms-key-policy: %s\n", d.msg);
+        json_decref(pol);
+        return CTL_USAGE;
+    }
+    at_policy_free(p);
+    if (json_object_size(json_object_get(pol, "pcrs")) == 0) {
+        fprintf(stderr, "attestctl policy kms-key-policy: the policy pins no PCR; a KMS condition on nothing"
+                        " would admit anyone\n");
+        json_decref(pol);
+        return CTL_USAGE;
+    }
+    if (!principal)
+        fprintf(stderr, "attestctl policy kms-key-policy: warning: no --principal; replace the placeholder with"
+                        " the instance or enclave role ARN\n");
+    int warnings = 0;
+    json_t *out = kms_statements(pol, principal ? principal : "arn:aws:iam::ACCOUNT-ID:role/REPLACE-ME", key_arn,
+                                 &warnings);
+    ctl_print_json(out);
+    fprintf(stderr, "attestctl policy kms-key-policy: add these statements to the key policy next to your key"
+                    " administrators' statement; the Deny statements apply to every principal\n");
+    json_decref(out);
+    json_decref(pol);
+    return CTL_OK;
+}
+
 int cmd_policy(int argc, char **argv)
 {
     if (argc < 2) {
@@ -271,6 +416,8 @@ int cmd_policy(int argc, char **argv)
     }
     if (strcmp(sub, "import") == 0)
         return import(argc - 1, argv + 1);
+    if (strcmp(sub, "kms-key-policy") == 0)
+        return kms_key_policy(argc - 1, argv + 1);
     ctl_client cl;
     ctl_client_defaults(&cl);
     bool allow_lint = false;

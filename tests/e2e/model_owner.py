@@ -171,6 +171,12 @@ try:
                           "--print-pcrs"], capture_output=True)
     st, _ = v.call("PUT", "/v1/policies/llm", body=json.loads(out.stdout), token=owner)
     check(st == 201, "the owner registers the agent's PCRs as policy llm")
+    p = ctl("policy", "kms-key-policy", "llm", "--principal", "arn:aws:iam::111122223333:role/llm",
+            "--verifier", v.url, "--token-file", wd("owner.token"))
+    kp = json.loads(p.stdout) if p.returncode == 0 else {"Statement": []}
+    check(p.returncode == 0 and len(kp["Statement"]) == 4
+          and "kms:RecipientAttestation:ImageSha384" in kp["Statement"][0]["Condition"]["StringEqualsIgnoreCase"],
+          "the stored policy's current version as an AWS KMS key policy (Allow + a Deny per register)")
 
     open(wd("bad.token"), "w").write("not-a-token")
     before = listing()

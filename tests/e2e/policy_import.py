@@ -88,6 +88,39 @@ try:
     pol = json.loads(p.stdout) if p.returncode == 0 else {}
     check(p.returncode == 0 and len(pol["pcrs"]["0"]) == 1 and "8" in pol["pcrs"],
           "two builds of one image merge (same values kept once)")
+
+    # AWS KMS key policy: the documented condition keys, an explicit Deny per register
+    DOC_KEYS = {"nitro-enclave": "kms:RecipientAttestation:PCR", "nitro-tpm": "kms:RecipientAttestation:NitroTPMPCR"}
+    for src, fmt in ((eif, "nitro-enclave"), (tpm, "nitro-tpm")):
+        open(wd("pol.json"), "wb").write(ctl("policy", "import", src).stdout)
+        p = ctl("policy", "kms-key-policy", "--file", wd("pol.json"), "--principal", "arn:aws:iam::111122223333:role/llm",
+                "--key-arn", "arn:aws:kms:us-east-1:111122223333:key/k1")
+        kp_ = json.loads(p.stdout) if p.returncode == 0 else {"Statement": []}
+        pcrs = {k[3:]: v for k, v in json.load(open(src))["Measurements"].items() if k.startswith("PCR")}
+        want = {(("kms:RecipientAttestation:ImageSha384" if fmt == "nitro-enclave" and i == "0" else DOC_KEYS[fmt] + i)): v
+                for i, v in pcrs.items()}
+        st = kp_["Statement"]
+        allow = [x for x in st if x["Effect"] == "Allow"]
+        deny = [x for x in st if x["Effect"] == "Deny"]
+        check(p.returncode == 0 and kp_.get("Version") == "2012-10-17" and len(allow) == 1
+              and allow[0]["Principal"] == {"AWS": "arn:aws:iam::111122223333:role/llm"}
+              and allow[0]["Resource"] == "arn:aws:kms:us-east-1:111122223333:key/k1"
+              and allow[0]["Condition"] == {"StringEqualsIgnoreCase": want},
+              f"kms-key-policy ({fmt}): one Allow conditioned on {sorted(want)}")
+        check(len(deny) == len(want) and all(d["Principal"] == {"AWS": "*"} and "kms:Decrypt" in d["Action"]
+                                             and "kms:GenerateDataKey" in d["Action"] for d in deny)
+              and sorted(k for d in deny for k in d["Condition"]["StringNotEqualsIgnoreCase"]) == sorted(want),
+              f"kms-key-policy ({fmt}): an explicit Deny of Decrypt/GenerateDataKey per register for everyone else")
+    m = json.load(open(eif))
+    m["Measurements"]["PCR1"] = "cd" * 48
+    open(wd("pol2.json"), "wb").write(ctl("policy", "import", eif, write("build2.json", m)).stdout)
+    p = ctl("policy", "kms-key-policy", "--file", wd("pol2.json"))
+    kp_ = json.loads(p.stdout) if p.returncode == 0 else {"Statement": [{"Condition": {}}]}
+    check(p.returncode == 0 and "PCR1 allows 2 values" in err(p) and "no --principal" in err(p)
+          and len(kp_["Statement"][0]["Condition"]["StringEqualsIgnoreCase"]["kms:RecipientAttestation:PCR1"]) == 2,
+          "more than one value per register: a list in the condition, and a lint warning")
+    p = ctl("policy", "kms-key-policy", "--file", write("empty.json", {"format": "nitro-enclave", "pcrs": {}}))
+    check(p.returncode == 2 and p.stdout == b"", "a policy that pins nothing: no KMS policy")
 finally:
     wd.cleanup()
 finish()
