@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "enc.h"
+#include "nitro.h"
 #include "policy.h"
 
 static void usage(FILE *f)
@@ -20,6 +22,7 @@ static void usage(FILE *f)
             "       attestctl policy import [--format nitro-enclave|nitro-tpm] [--session-ttl S]\n"
             "                               [--max-age S] [--allow-missing N]... FILE...|-\n"
             "       attestctl policy kms-key-policy NAME|--file POLICY.json [--principal ARN] [--key-arn ARN]\n"
+            "       attestctl policy pcr --extend FILE [--index N] [--from HEX]\n"
             "common: [--verifier URL] [--token-file F] (env ATTEST_VERIFIER, ATTEST_TOKEN)\n"
             "import merges the Measurements of each file (several files = several allowed\n"
             "values, for rolling upgrades) and prints the policy JSON on stdout. Unknown keys,\n"
@@ -403,6 +406,60 @@ static int kms_key_policy(int argc, char **argv)
     return CTL_OK;
 }
 
+/* attestctl policy pcr --extend FILE: the register value that extending
+ * SHA-384(FILE) into a register holding --from (zeros by default) gives,
+ * as the agent (--model) and the simulator compute it (lib/nitro.h). */
+static int pcr_extend_cmd(int argc, char **argv)
+{
+    static const struct option opts[] = {{"extend", required_argument, NULL, 'e'},
+                                         {"index", required_argument, NULL, 'i'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {NULL, 0, NULL, 0}};
+    const char *file = NULL, *from = NULL;
+    long idx = 16;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e': file = optarg; break;
+        case 'f': from = optarg; break;
+        case 'i': {
+            char *end;
+            idx = strtol(optarg, &end, 10);
+            if (*end || end == optarg || idx < 0 || idx > 31) {
+                fprintf(stderr, "attestctl policy pcr: --index %s: expected 0-31\n", optarg);
+                return CTL_USAGE;
+            }
+            break;
+        }
+        default: usage(stderr); return CTL_USAGE;
+        }
+    }
+    if (!file || optind != argc) {
+        fprintf(stderr, "usage: attestctl policy pcr --extend FILE [--index N] [--from HEX]\n");
+        return CTL_USAGE;
+    }
+    uint8_t pcr[AT_SHA384_LEN] = {0}, digest[AT_SHA384_LEN];
+    size_t n = 0;
+    at_diag d = {{0}};
+    if (from && (strlen(from) != 2 * AT_SHA384_LEN ||
+                 at_hex_decode(from, strlen(from), pcr, sizeof pcr, &n) != AT_OK || n != sizeof pcr)) {
+        fprintf(stderr, "attestctl policy pcr: --from: expected 96 hex digits (a SHA-384 register value)\n");
+        return CTL_USAGE;
+    }
+    if (at_sha384_file(file, digest, &d) != AT_OK || at_pcr_extend(pcr, AT_SPAN(digest, sizeof digest)) != AT_OK) {
+        fprintf(stderr, "attestctl policy pcr: %s\n", d.msg);
+        return CTL_USAGE;
+    }
+    char dh[2 * AT_SHA384_LEN + 1], ph[2 * AT_SHA384_LEN + 1];
+    at_hex_encode(digest, sizeof digest, dh);
+    at_hex_encode(pcr, sizeof pcr, ph);
+    json_t *o = json_pack("{s:i,s:s,s:s}", "index", (int)idx, "file_sha384", dh, "value", ph);
+    ctl_print_json(o);
+    json_decref(o);
+    return CTL_OK;
+}
+
 int cmd_policy(int argc, char **argv)
 {
     if (argc < 2) {
@@ -416,6 +473,8 @@ int cmd_policy(int argc, char **argv)
     }
     if (strcmp(sub, "import") == 0)
         return import(argc - 1, argv + 1);
+    if (strcmp(sub, "pcr") == 0)
+        return pcr_extend_cmd(argc - 1, argv + 1);
     if (strcmp(sub, "kms-key-policy") == 0)
         return kms_key_policy(argc - 1, argv + 1);
     ctl_client cl;

@@ -171,6 +171,20 @@ try:
                           "--print-pcrs"], capture_output=True)
     st, _ = v.call("PUT", "/v1/policies/llm", body=json.loads(out.stdout), token=owner)
     check(st == 201, "the owner registers the agent's PCRs as policy llm")
+    # pinning the model itself: the value attestctl computes is the agent's
+    out = subprocess.run([AGENT, "--attester", "sim", "--sim-pki", pki.dir, "--policy", "llm",
+                          "--verifier", v.url, "--listen", "127.0.0.1:0", "--upstream", llm.url,
+                          "--model", model, "--print-pcrs"], capture_output=True)
+    p = ctl("policy", "pcr", "--extend", model)
+    ext = json.loads(p.stdout) if p.returncode == 0 else {}
+    check(p.returncode == 0 and ext.get("index") == 16 and [ext.get("value")] == json.loads(out.stdout)["pcrs"].get("16"),
+          "policy pcr --extend MODEL gives the PCR16 the agent measures with --model")
+    frm = "ab" * 48
+    p = ctl("policy", "pcr", "--extend", model, "--index", "15", "--from", frm)
+    want = hashlib.sha384(bytes.fromhex(frm) + hashlib.sha384(open(model, "rb").read()).digest()).hexdigest()
+    check(p.returncode == 0 and json.loads(p.stdout)["value"] == want, "--from HEX: SHA-384(from || SHA-384(file))")
+    p = ctl("policy", "pcr", "--extend", model, "--from", "abc")
+    check(p.returncode == 2, "--from that is not a register value: usage error")
     p = ctl("policy", "kms-key-policy", "llm", "--principal", "arn:aws:iam::111122223333:role/llm",
             "--verifier", v.url, "--token-file", wd("owner.token"))
     kp = json.loads(p.stdout) if p.returncode == 0 else {"Statement": []}
