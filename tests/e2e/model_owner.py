@@ -239,6 +239,42 @@ try:
     check("pcr_mismatch" in st.get("last_error", ""), "an agent with another PCR2 is refused (pcr_mismatch)")
     check(not os.path.exists(wd("leak.out")), "and writes nothing")
     b.stop()
+
+    # rotation: a new version admits the new build without re-encrypting;
+    # the version after it drops the old build, which is then refused
+    def pcrs_of(upstream):
+        o = subprocess.run([AGENT, "--attester", "sim", "--sim-pki", pki.dir, "--policy", "llm",
+                            "--verifier", v.url, "--listen", "127.0.0.1:0", "--upstream", upstream,
+                            "--print-pcrs"], capture_output=True)
+        return json.loads(o.stdout)
+    old_p, new_p = pcrs_of(llm.url), pcrs_of(llm.url + "/x")
+    both = dict(new_p, pcrs={k: sorted(set(old_p["pcrs"][k] + new_p["pcrs"][k])) for k in old_p["pcrs"]})
+    st, _ = v.call("PUT", "/v1/policies/llm?allow_lint=1", body=both, token=owner)
+    check(st == 201, "policy llm v2 admits the old and the new build")
+
+    # the simulator's instance keeps its session: restart at the same endpoint
+    def run_agent(name, upstream, out_name):
+        ag = Process(wd, name, [AGENT, "--attester", "sim", "--sim-pki", pki.dir, "--policy", "llm",
+                                "--verifier", v.url, "--listen", a.url.split("//")[1], "--upstream", upstream,
+                                "--model-sealed", wd("w.sealed"), "--model-secret", "model-key",
+                                "--model-out", wd(out_name)])
+        agents.append(ag)
+        ag.start()
+        end = time.time() + 30
+        st_ = {}
+        while time.time() < end and not st_.get("model_ready") and "pcr_mismatch" not in st_.get("last_error", ""):
+            st_ = http("GET", ag.url + "/v1/status")[1]
+            time.sleep(0.1)
+        ag.stop()
+        return st_
+    st_ = run_agent("agent-new", llm.url + "/x", "new.out")
+    check(os.path.exists(wd("new.out")) and sha(wd("new.out")) == model_sha,
+          f"the new build opens the same sealed file (no re-encryption) ({st_})")
+    st, _ = v.call("PUT", "/v1/policies/llm", body=new_p, token=owner)
+    check(st == 201, "policy llm v3 admits only the new build")
+    st_ = run_agent("agent-old", llm.url, "old.out")
+    check("pcr_mismatch" in st_.get("last_error", "") and not os.path.exists(wd("old.out")),
+          "the old build is refused now (pcr_mismatch) and gets no model")
 finally:
     for a_ in agents:
         if a_.proc:
