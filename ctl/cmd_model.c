@@ -148,9 +148,6 @@ static int put_secret(const model_args *a, const uint8_t key[AT_SEALFILE_KEY_LEN
     char path[512];
     snprintf(path, sizeof path, "/v1/secrets/%s", a->secret);
     int rc = ctl_client_call(&a->cl, "PUT", path, body, &resp);
-    json_t *v = json_object_get(body, "value");
-    if (v) /* wipe the copy jansson holds */
-        json_string_set(v, "");
     json_decref(body);
     json_decref(resp);
     return rc;

@@ -199,8 +199,9 @@ try:
     check(p.returncode == 1 and "401" in err(p) and listing() == before,
           f"the verifier refuses the upload (bad token): nothing written ({err(p).strip()[:100]})")
     p = ctl("model", "seal", "--in", model, "--out", wd("w.sealed"), "--secret", "model-key", "--policy", "llm",
-            "--verifier", "http://127.0.0.1:1", "--token-file", wd("owner.token"))
-    check(p.returncode != 0 and listing() == before, "the verifier cannot be reached: nothing written")
+            "--verifier", "http://127.0.0.1:1", "--token-file", wd("owner.token"), "--key-out", wd("w.key"))
+    check(p.returncode != 0 and listing() == before,
+          "the verifier cannot be reached: nothing written (the --key-out file is removed again)")
     p = ctl("model", "seal", "--in", model, "--out", wd("w.sealed"), "--secret", "model-key", "--policy", "llm",
             "--verifier", v.url, "--token-file", wd("owner.token"), "--json")
     j = json.loads(p.stdout) if p.returncode == 0 else {}
