@@ -14,9 +14,14 @@ bench_hpke_LDADD = $(AT_LIBS)
 noinst_PROGRAMS += bench/verifier
 bench_verifier_SOURCES = bench/verifier.c
 bench_verifier_LDADD = $(AT_LIBS)
+# Sealed model files (lib/sealfile) vs plain copying and raw AES-256-GCM.
+noinst_PROGRAMS += bench/seal
+bench_seal_SOURCES = bench/seal.c
+bench_seal_LDADD = $(AT_LIBS)
 
 .PHONY: bench
-bench: bench/verify$(EXEEXT) bench/hpke$(EXEEXT) bench/verifier$(EXEEXT)
+bench: bench/verify$(EXEEXT) bench/hpke$(EXEEXT) bench/verifier$(EXEEXT) bench/seal$(EXEEXT)
 	./bench/verify$(EXEEXT)
 	./bench/hpke$(EXEEXT)
 	AT_BUILD=$(abs_top_builddir) ./bench/verifier$(EXEEXT)
+	./bench/seal$(EXEEXT)

@@ -1,38 +1,88 @@
-/* sealfile: chunked AES-256-GCM files (see sealfile.h). */
+/* sealfile: chunked AES-256-GCM files (see sealfile.h). Sealed files are
+ * attacker-reachable input: the header is read through bounded lengths and
+ * every chunk must authenticate before its plaintext is written. */
 #include "sealfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "file.h"
 #include "hpke.h"
+#include "outfile.h"
 
-#define MAGIC "ATSEAL01"
-#define HEADER_LEN (8 + 4 + 8)
+#define MAGIC_V1 "ATSEAL01"
+#define MAGIC_V2 "ATSEAL02"
 #define TAG_LEN 16
+#define NONCE_PREFIX_OFF 12
+/* magic, chunk, nonce prefix, key id, two length-prefixed names */
+#define HEADER_MAX (8 + 4 + 8 + AT_SEALFILE_KEY_ID_LEN + 2 * (1 + AT_SEALFILE_NAME_MAX))
+#define KEY_ID_LABEL "attest sealfile key id"
 
-static void aad_for(const uint8_t header[HEADER_LEN], uint32_t index, int final, uint8_t aad[HEADER_LEN + 5])
+typedef struct {
+    uint8_t b[HEADER_MAX + 5]; /* header bytes, then room for the chunk AAD */
+    size_t len;
+} hdr_bytes;
+
+static void put_u32(uint8_t *p, uint32_t v)
 {
-    memcpy(aad, header, HEADER_LEN);
-    aad[HEADER_LEN] = (uint8_t)(index >> 24);
-    aad[HEADER_LEN + 1] = (uint8_t)(index >> 16);
-    aad[HEADER_LEN + 2] = (uint8_t)(index >> 8);
-    aad[HEADER_LEN + 3] = (uint8_t)index;
-    aad[HEADER_LEN + 4] = (uint8_t)final;
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
 }
 
-static void nonce_for(const uint8_t header[HEADER_LEN], uint32_t index, uint8_t nonce[12])
+static uint32_t get_u32(const uint8_t *p)
 {
-    memcpy(nonce, header + 12, 8);
-    nonce[8] = (uint8_t)(index >> 24);
-    nonce[9] = (uint8_t)(index >> 16);
-    nonce[10] = (uint8_t)(index >> 8);
-    nonce[11] = (uint8_t)index;
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* AAD = header || index || final; written after the header in h->b. */
+static at_span aad_for(hdr_bytes *h, uint32_t index, int final)
+{
+    put_u32(h->b + h->len, index);
+    h->b[h->len + 4] = (uint8_t)final;
+    return AT_SPAN(h->b, h->len + 5);
+}
+
+static void nonce_for(const hdr_bytes *h, uint32_t index, uint8_t nonce[12])
+{
+    memcpy(nonce, h->b + NONCE_PREFIX_OFF, 8);
+    put_u32(nonce + 8, index);
+}
+
+/* Names as the verifier accepts them (verifier/common.c valid_name). */
+static bool is_valid_name(const char *s, size_t n)
+{
+    if (n == 0)
+        return true;
+    if (n > AT_SEALFILE_NAME_MAX || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void at_sealfile_key_id(const uint8_t key[AT_SEALFILE_KEY_LEN], uint8_t id[AT_SEALFILE_KEY_ID_LEN])
+{
+    uint8_t mac[32];
+    unsigned int n = sizeof mac;
+    if (!HMAC(EVP_sha256(), key, AT_SEALFILE_KEY_LEN, (const uint8_t *)KEY_ID_LABEL,
+              strlen(KEY_ID_LABEL), mac, &n))
+        memset(mac, 0, sizeof mac); /* never matches a real id: open fails closed */
+    memcpy(id, mac, AT_SEALFILE_KEY_ID_LEN);
 }
 
 /* Read up to n bytes (fewer only at end of file). */
@@ -52,42 +102,130 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
     return (ssize_t)got;
 }
 
-at_err at_sealfile_seal(const char *in_path, const char *out_path,
-                        const uint8_t key[AT_SEALFILE_KEY_LEN], at_diag *d)
+static uint64_t size_of(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+}
+
+/* Read and check the header from fd; h->b/len keep its exact bytes. */
+static at_err read_header(int fd, const char *what, hdr_bytes *h, at_sealfile_header *out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    int in = -1, out = -1;
-    uint8_t header[HEADER_LEN], aad[HEADER_LEN + 5], nonce[12];
+    at_sealfile_header hd;
+    memset(&hd, 0, sizeof hd);
+    h->len = 0;
+    AT_ENSURE(read_full(fd, h->b, 20) == 20 &&
+                  (memcmp(h->b, MAGIC_V1, 8) == 0 || memcmp(h->b, MAGIC_V2, 8) == 0),
+              d, AT_E_BAD_FIELD, "%s: not a sealed model file (expected an ATSEAL01 or ATSEAL02 header)", what);
+    h->len = 20;
+    hd.version = h->b[7] == '1' ? 1 : 2;
+    hd.chunk_size = get_u32(h->b + 8);
+    AT_ENSURE(hd.chunk_size == AT_SEALFILE_CHUNK, d, AT_E_BAD_FIELD, "%s: chunk size %u, expected %u", what,
+              hd.chunk_size, AT_SEALFILE_CHUNK);
+    if (hd.version == 2) {
+        AT_ENSURE(read_full(fd, h->b + h->len, AT_SEALFILE_KEY_ID_LEN + 1) == AT_SEALFILE_KEY_ID_LEN + 1, d,
+                  AT_E_TRUNCATED, "%s: header truncated at the key id", what);
+        memcpy(hd.key_id, h->b + h->len, AT_SEALFILE_KEY_ID_LEN);
+        hd.has_key_id = true;
+        h->len += AT_SEALFILE_KEY_ID_LEN + 1;
+        char *names[2] = {hd.secret, hd.policy};
+        const char *labels[2] = {"secret", "policy"};
+        for (int i = 0; i < 2; i++) {
+            size_t n = h->b[h->len - 1];
+            AT_ENSURE(n <= AT_SEALFILE_NAME_MAX, d, AT_E_BAD_FIELD, "%s: header %s name of %zu bytes, at most %d",
+                      what, labels[i], n, AT_SEALFILE_NAME_MAX);
+            size_t want = n + (i == 0); /* the policy length byte follows the secret */
+            AT_ENSURE(read_full(fd, h->b + h->len, want) == (ssize_t)want, d, AT_E_TRUNCATED,
+                      "%s: header truncated in the %s name", what, labels[i]);
+            AT_ENSURE(is_valid_name((const char *)h->b + h->len, n), d, AT_E_BAD_FIELD,
+                      "%s: header %s name is not [A-Za-z0-9._-]{1,128}", what, labels[i]);
+            memcpy(names[i], h->b + h->len, n);
+            names[i][n] = '\0';
+            h->len += want;
+        }
+    }
+    hd.sealed_bytes = size_of(fd);
+    if (hd.sealed_bytes >= h->len) {
+        uint64_t body = hd.sealed_bytes - h->len, whole = (uint64_t)hd.chunk_size + TAG_LEN;
+        uint64_t full = body / whole, rem = body % whole;
+        hd.plaintext_bytes = full * hd.chunk_size + (rem >= TAG_LEN ? rem - TAG_LEN : 0);
+    }
+    if (out)
+        *out = hd;
+    rc = AT_OK;
+out:
+    return rc;
+}
+
+at_err at_sealfile_inspect(const char *path, at_sealfile_header *h, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    hdr_bytes hb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    AT_ENSURE(fd >= 0, d, AT_E_IO, "%s: %s", path, strerror(errno));
+    AT_TRY(read_header(fd, path, &hb, h, d));
+    rc = AT_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static void progress(const at_sealfile_opts *o, uint64_t done, uint64_t total)
+{
+    if (o && o->progress)
+        o->progress(o->progress_arg, done, total);
+}
+
+at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN],
+                           const at_sealfile_opts *o, at_sealfile_result *res, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    hdr_bytes h;
+    uint8_t nonce[12];
     uint8_t *cur = malloc(AT_SEALFILE_CHUNK), *next = malloc(AT_SEALFILE_CHUNK);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
     at_buf ct;
     at_buf_init(&ct);
-    AT_ENSURE(cur && next, d, AT_E_INTERNAL, "out of memory");
-    AT_ENSURE((in = open(in_path, O_RDONLY | O_CLOEXEC)) >= 0, d, AT_E_IO, "%s: %s", in_path,
-              strerror(errno));
-    AT_ENSURE((out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0, d, AT_E_IO,
-              "%s: %s", out_path, strerror(errno));
-    memcpy(header, MAGIC, 8);
-    header[8] = (uint8_t)(AT_SEALFILE_CHUNK >> 24);
-    header[9] = (uint8_t)(AT_SEALFILE_CHUNK >> 16);
-    header[10] = (uint8_t)(AT_SEALFILE_CHUNK >> 8);
-    header[11] = (uint8_t)AT_SEALFILE_CHUNK;
-    AT_ENSURE(RAND_bytes(header + 12, 8) == 1, d, AT_E_INTERNAL, "no randomness");
-    AT_ENSURE(at_file_write_full(out, header, HEADER_LEN), d, AT_E_IO, "%s: write failed", out_path);
+    uint64_t total = size_of(in), done = 0, ptlen = 0;
+    const char *names[2] = {o && o->secret ? o->secret : "", o && o->policy ? o->policy : ""};
+    AT_ENSURE(cur && next && md, d, AT_E_INTERNAL, "out of memory");
+    for (int i = 0; i < 2; i++)
+        AT_ENSURE(is_valid_name(names[i], strlen(names[i])), d, AT_E_BAD_FIELD,
+                  "%s name '%.140s': expected [A-Za-z0-9._-]{1,128}", i ? "policy" : "secret", names[i]);
+    AT_OSSL(EVP_DigestInit_ex(md, EVP_sha256(), NULL), d);
+    (void)posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+    memcpy(h.b, MAGIC_V2, 8);
+    put_u32(h.b + 8, AT_SEALFILE_CHUNK);
+    AT_ENSURE(RAND_bytes(h.b + NONCE_PREFIX_OFF, 8) == 1, d, AT_E_INTERNAL, "no randomness");
+    at_sealfile_key_id(key, h.b + 20);
+    h.len = 20 + AT_SEALFILE_KEY_ID_LEN;
+    for (int i = 0; i < 2; i++) {
+        size_t n = strlen(names[i]);
+        h.b[h.len++] = (uint8_t)n;
+        memcpy(h.b + h.len, names[i], n);
+        h.len += n;
+    }
+    AT_ENSURE(at_file_write_full(out, h.b, h.len), d, AT_E_IO, "output: write failed: %s", strerror(errno));
     /* Read one chunk ahead so the last one is known when it is sealed. */
     ssize_t n = read_full(in, cur, AT_SEALFILE_CHUNK);
-    AT_ENSURE(n >= 0, d, AT_E_IO, "%s: %s", in_path, strerror(errno));
+    AT_ENSURE(n >= 0, d, AT_E_IO, "input: %s", strerror(errno));
     for (uint32_t index = 0;; index++) {
         ssize_t m = n == AT_SEALFILE_CHUNK ? read_full(in, next, AT_SEALFILE_CHUNK) : 0;
-        AT_ENSURE(m >= 0, d, AT_E_IO, "%s: %s", in_path, strerror(errno));
-        AT_ENSURE(index != UINT32_MAX, d, AT_E_TOO_LARGE, "%s: too large", in_path);
+        AT_ENSURE(m >= 0, d, AT_E_IO, "input: %s", strerror(errno));
+        AT_ENSURE(index != UINT32_MAX, d, AT_E_TOO_LARGE, "input: too large");
         int final = m == 0;
-        aad_for(header, index, final, aad);
-        nonce_for(header, index, nonce);
+        nonce_for(&h, index, nonce);
         at_buf_reset(&ct);
+        AT_OSSL(EVP_DigestUpdate(md, cur, (size_t)n), d);
         AT_TRY(at_hpke_aead_seal(AT_HPKE_AEAD_AES_256_GCM, AT_SPAN(key, AT_SEALFILE_KEY_LEN),
-                                 AT_SPAN(nonce, 12), AT_SPAN(aad, sizeof aad), AT_SPAN(cur, (size_t)n),
+                                 AT_SPAN(nonce, 12), aad_for(&h, index, final), AT_SPAN(cur, (size_t)n),
                                  &ct, d));
-        AT_ENSURE(at_file_write_full(out, ct.p, ct.len), d, AT_E_IO, "%s: write failed", out_path);
+        AT_ENSURE(at_file_write_full(out, ct.p, ct.len), d, AT_E_IO, "output: write failed: %s", strerror(errno));
+        ptlen += (uint64_t)n;
+        done += (uint64_t)n;
+        progress(o, done, total);
         if (final)
             break;
         uint8_t *t = cur;
@@ -95,66 +233,90 @@ at_err at_sealfile_seal(const char *in_path, const char *out_path,
         next = t;
         n = m;
     }
-    AT_ENSURE(fsync(out) == 0, d, AT_E_IO, "%s: %s", out_path, strerror(errno));
+    if (res) {
+        memset(res, 0, sizeof *res);
+        AT_OSSL(EVP_DigestFinal_ex(md, res->sha256, NULL), d);
+        res->plaintext_bytes = ptlen;
+        res->header.version = AT_SEALFILE_VERSION;
+        res->header.chunk_size = AT_SEALFILE_CHUNK;
+        res->header.has_key_id = true;
+        memcpy(res->header.key_id, h.b + 20, AT_SEALFILE_KEY_ID_LEN);
+        snprintf(res->header.secret, sizeof res->header.secret, "%s", names[0]);
+        snprintf(res->header.policy, sizeof res->header.policy, "%s", names[1]);
+        res->header.plaintext_bytes = ptlen;
+        res->header.sealed_bytes = h.len + ptlen + (ptlen / AT_SEALFILE_CHUNK +
+                                                    (ptlen % AT_SEALFILE_CHUNK || !ptlen)) * TAG_LEN;
+    }
     rc = AT_OK;
 out:
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
-    if (rc != AT_OK && out >= 0)
-        unlink(out_path);
+    EVP_MD_CTX_free(md);
     at_wipe_free(cur, AT_SEALFILE_CHUNK);
     at_wipe_free(next, AT_SEALFILE_CHUNK);
     at_buf_cleanup(&ct);
     return rc;
 }
 
-at_err at_sealfile_open(const char *in_path, const char *out_path,
-                        const uint8_t key[AT_SEALFILE_KEY_LEN], at_diag *d)
+static void hex16(const uint8_t *p, char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN],
+                           const at_sealfile_opts *o, at_sealfile_result *res, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    int in = -1, out = -1;
-    uint8_t header[HEADER_LEN], aad[HEADER_LEN + 5], nonce[12];
+    hdr_bytes h;
+    at_sealfile_header hd;
+    uint8_t nonce[12], kid[AT_SEALFILE_KEY_ID_LEN];
     const size_t ctmax = AT_SEALFILE_CHUNK + TAG_LEN;
     uint8_t *cur = malloc(ctmax), *next = malloc(ctmax);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
     at_buf pt;
     at_buf_init_secret(&pt);
-    AT_ENSURE(cur && next, d, AT_E_INTERNAL, "out of memory");
-    AT_ENSURE((in = open(in_path, O_RDONLY | O_CLOEXEC)) >= 0, d, AT_E_IO, "%s: %s", in_path,
-              strerror(errno));
-    AT_ENSURE(read_full(in, header, HEADER_LEN) == HEADER_LEN && memcmp(header, MAGIC, 8) == 0, d,
-              AT_E_BAD_FIELD, "%s: not a sealed model file (expected the ATSEAL01 header)", in_path);
-    uint32_t chunk = (uint32_t)header[8] << 24 | (uint32_t)header[9] << 16 |
-                     (uint32_t)header[10] << 8 | header[11];
-    AT_ENSURE(chunk == AT_SEALFILE_CHUNK, d, AT_E_BAD_FIELD, "%s: chunk size %u, expected %u",
-              in_path, chunk, AT_SEALFILE_CHUNK);
-    AT_ENSURE((out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0, d, AT_E_IO,
-              "%s: %s", out_path, strerror(errno));
+    uint64_t total = size_of(in), done = 0, ptlen = 0;
+    AT_ENSURE(cur && next && md, d, AT_E_INTERNAL, "out of memory");
+    AT_OSSL(EVP_DigestInit_ex(md, EVP_sha256(), NULL), d);
+    (void)posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+    AT_TRY(read_header(in, "sealed file", &h, &hd, d));
+    done = h.len;
+    if (hd.has_key_id) {
+        at_sealfile_key_id(key, kid);
+        if (CRYPTO_memcmp(kid, hd.key_id, sizeof kid) != 0) {
+            char want[33], got[33];
+            hex16(hd.key_id, want);
+            hex16(kid, got);
+            rc = at_fail(d, AT_E_DECRYPT_FAILED, "sealed file: key_id %s, the key given has key_id %s (wrong key)",
+                         want, got);
+            goto out;
+        }
+    }
     ssize_t n = read_full(in, cur, ctmax);
-    AT_ENSURE(n >= 0, d, AT_E_IO, "%s: %s", in_path, strerror(errno));
+    AT_ENSURE(n >= 0, d, AT_E_IO, "sealed file: %s", strerror(errno));
     for (uint32_t index = 0;; index++) {
-        AT_ENSURE(n >= TAG_LEN, d, AT_E_TRUNCATED, "%s: truncated at chunk %u", in_path, index);
+        AT_ENSURE(n >= TAG_LEN, d, AT_E_TRUNCATED, "sealed file: truncated at chunk %u", index);
         ssize_t m = (size_t)n == ctmax ? read_full(in, next, ctmax) : 0;
-        AT_ENSURE(m >= 0, d, AT_E_IO, "%s: %s", in_path, strerror(errno));
-        AT_ENSURE(index != UINT32_MAX, d, AT_E_TOO_LARGE, "%s: too large", in_path);
+        AT_ENSURE(m >= 0, d, AT_E_IO, "sealed file: %s", strerror(errno));
+        AT_ENSURE(index != UINT32_MAX, d, AT_E_TOO_LARGE, "sealed file: too large");
         int final = m == 0;
-        aad_for(header, index, final, aad);
-        nonce_for(header, index, nonce);
+        nonce_for(&h, index, nonce);
         at_buf_reset(&pt);
         rc = at_hpke_aead_open(AT_HPKE_AEAD_AES_256_GCM, AT_SPAN(key, AT_SEALFILE_KEY_LEN),
-                               AT_SPAN(nonce, 12), AT_SPAN(aad, sizeof aad), AT_SPAN(cur, (size_t)n),
-                               &pt, d);
+                               AT_SPAN(nonce, 12), aad_for(&h, index, final), AT_SPAN(cur, (size_t)n), &pt, d);
         if (rc != AT_OK) {
             /* A file cut at a chunk boundary: the last chunk present was not
              * sealed as the final one. */
-            rc = at_fail(d, final ? AT_E_TRUNCATED : AT_E_DECRYPT_FAILED,
-                         "%s: chunk %u does not open%s", in_path, index,
+            rc = at_fail(d, final ? AT_E_TRUNCATED : AT_E_DECRYPT_FAILED, "sealed file: chunk %u does not open%s",
+                         index,
                          final ? " as the last one (file truncated or altered)" : " (wrong key or altered file)");
             goto out;
         }
+        AT_OSSL(EVP_DigestUpdate(md, pt.p ? pt.p : (const uint8_t *)"", pt.len), d);
         AT_ENSURE(at_file_write_full(out, pt.p ? pt.p : (const uint8_t *)"", pt.len), d, AT_E_IO,
-                  "%s: write failed", out_path);
+                  "output: write failed: %s", strerror(errno));
+        ptlen += pt.len;
+        done += (uint64_t)n;
+        progress(o, done, total);
         if (final)
             break;
         uint8_t *t = cur;
@@ -162,17 +324,54 @@ at_err at_sealfile_open(const char *in_path, const char *out_path,
         next = t;
         n = m;
     }
-    AT_ENSURE(fsync(out) == 0, d, AT_E_IO, "%s: %s", out_path, strerror(errno));
+    if (res) {
+        memset(res, 0, sizeof *res);
+        AT_OSSL(EVP_DigestFinal_ex(md, res->sha256, NULL), d);
+        res->plaintext_bytes = ptlen;
+        res->header = hd;
+        res->header.plaintext_bytes = ptlen;
+    }
     rc = AT_OK;
 out:
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
-    if (rc != AT_OK && out >= 0)
-        unlink(out_path);
+    EVP_MD_CTX_free(md);
     at_wipe_free(cur, ctmax);
     at_wipe_free(next, ctmax);
     at_buf_cleanup(&pt);
     return rc;
+}
+
+typedef at_err (*stream_fn)(int, int, const uint8_t *, const at_sealfile_opts *, at_sealfile_result *,
+                            at_diag *);
+
+static at_err by_path(stream_fn fn, const char *in_path, const char *out_path, const uint8_t *key, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    at_outfile of = {.fd = -1};
+    int in = open(in_path, O_RDONLY | O_CLOEXEC);
+    AT_ENSURE(in >= 0, d, AT_E_IO, "%s: %s", in_path, strerror(errno));
+    AT_TRY(at_outfile_open(&of, out_path, true, in, d));
+    rc = fn(in, of.fd, key, NULL, NULL, d);
+    if (rc != AT_OK) {
+        at_diag_prefix(d, "%s: ", in_path);
+        goto out;
+    }
+    AT_TRY(at_outfile_commit(&of, d));
+    rc = AT_OK;
+out:
+    if (in >= 0)
+        close(in);
+    at_outfile_cleanup(&of);
+    return rc;
+}
+
+at_err at_sealfile_seal(const char *in_path, const char *out_path, const uint8_t key[AT_SEALFILE_KEY_LEN],
+                        at_diag *d)
+{
+    return by_path(at_sealfile_seal_fd, in_path, out_path, key, d);
+}
+
+at_err at_sealfile_open(const char *in_path, const char *out_path, const uint8_t key[AT_SEALFILE_KEY_LEN],
+                        at_diag *d)
+{
+    return by_path(at_sealfile_open_fd, in_path, out_path, key, d);
 }

@@ -1,32 +1,84 @@
 /* sealfile: model weights encrypted at rest, streamed. The owner seals a
  * model file with a fresh 32-byte data key (`attestctl model seal`), stores
- * the key on the verifier bound to a policy (`attestctl secret put`), ships
- * the sealed file anywhere; only an environment the policy admits gets the
- * key released and can open the file (attest-agent --model-sealed).
+ * the key on the verifier bound to a policy, ships the sealed file
+ * anywhere; only an environment the policy admits gets the key released and
+ * can open the file (attest-agent --model-sealed).
  *
- * Format: header "ATSEAL01" || chunk_size (u32 BE) || nonce_prefix (8);
- * then chunks of chunk_size plaintext bytes (the last may be shorter, even
- * empty), each AES-256-GCM under the data key with nonce = nonce_prefix ||
- * index (u32 BE) and AAD = header || index (u32 BE) || final (u8), tag
- * appended. A missing, reordered, truncated or extended chunk fails to
- * open (AT_E_DECRYPT_FAILED / AT_E_TRUNCATED). The sealed file is
- * attacker-reachable input: every length is bounded. */
+ * Format 2 (written): header = "ATSEAL02" || chunk_size (u32 BE) ||
+ * nonce_prefix (8) || key_id (16) || secret_len (u8) || secret ||
+ * policy_len (u8) || policy. Format 1 (still read): "ATSEAL01" ||
+ * chunk_size || nonce_prefix. Then chunks of chunk_size plaintext bytes
+ * (the last may be shorter, even empty), each AES-256-GCM under the data
+ * key with nonce = nonce_prefix || index (u32 BE) and AAD = the whole
+ * header || index (u32 BE) || final (u8), tag appended: the header is
+ * authenticated by every chunk, and a missing, reordered, truncated,
+ * extended or spliced chunk fails to open (AT_E_DECRYPT_FAILED /
+ * AT_E_TRUNCATED). key_id = HMAC-SHA256(key, "attest sealfile key id")[0..16]
+ * names the key without revealing it. The sealed file is attacker-reachable
+ * input: every length is bounded. */
 #ifndef AT_SEALFILE_H
 #define AT_SEALFILE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
 #include "err.h"
 
 #define AT_SEALFILE_KEY_LEN 32
+#define AT_SEALFILE_KEY_ID_LEN 16
 #define AT_SEALFILE_CHUNK (1u << 20)
+#define AT_SEALFILE_VERSION 2
+/* Secret and policy names as the verifier accepts them. */
+#define AT_SEALFILE_NAME_MAX 128
 
-/* Seal in_path to out_path (created 0600) under key. */
+/* What a sealed file's header says. Authenticated only once the file
+ * opened with the key; plaintext_bytes is derived from the file length. */
+typedef struct {
+    unsigned version;
+    uint32_t chunk_size;
+    bool has_key_id; /* version >= 2 */
+    uint8_t key_id[AT_SEALFILE_KEY_ID_LEN];
+    char secret[AT_SEALFILE_NAME_MAX + 1]; /* "" when not recorded */
+    char policy[AT_SEALFILE_NAME_MAX + 1];
+    uint64_t sealed_bytes, plaintext_bytes;
+} at_sealfile_header;
+
+/* Called after each chunk with the input bytes consumed so far and the
+ * input's size (0 when unknown). */
+typedef void (*at_sealfile_progress_fn)(void *arg, uint64_t done, uint64_t total);
+
+typedef struct {
+    const char *secret, *policy; /* seal: recorded in the header; NULL = none */
+    at_sealfile_progress_fn progress;
+    void *progress_arg;
+} at_sealfile_opts;
+
+typedef struct {
+    uint64_t plaintext_bytes;
+    uint8_t sha256[32]; /* of the plaintext */
+    at_sealfile_header header;
+} at_sealfile_result;
+
+/* The key id recorded for key. */
+void at_sealfile_key_id(const uint8_t key[AT_SEALFILE_KEY_LEN], uint8_t id[AT_SEALFILE_KEY_ID_LEN]);
+
+/* Stream in_fd into out_fd (both positioned at the start). o and res may be
+ * NULL. out_fd holds garbage on failure: write it through at_outfile. */
+at_err at_sealfile_seal_fd(int in_fd, int out_fd, const uint8_t key[AT_SEALFILE_KEY_LEN],
+                           const at_sealfile_opts *o, at_sealfile_result *res, at_diag *d) AT_MUST_USE;
+at_err at_sealfile_open_fd(int in_fd, int out_fd, const uint8_t key[AT_SEALFILE_KEY_LEN],
+                           const at_sealfile_opts *o, at_sealfile_result *res, at_diag *d) AT_MUST_USE;
+/* Parse the header of a sealed file (no key needed, nothing verified). */
+at_err at_sealfile_inspect(const char *path, at_sealfile_header *h, at_diag *d) AT_MUST_USE;
+
+/* Seal in_path to out_path (0600) under key. The output appears whole or
+ * not at all and replaces an existing file; an output that is the input
+ * file (by device and inode) is refused with AT_E_CONFLICT. */
 at_err at_sealfile_seal(const char *in_path, const char *out_path,
                         const uint8_t key[AT_SEALFILE_KEY_LEN], at_diag *d) AT_MUST_USE;
-/* Open in_path into out_path (created 0600, removed again on any failure:
- * never a partial plaintext). */
+/* Open in_path into out_path, same rules: never a partial plaintext at
+ * out_path, the previous file stays until the new one is complete. */
 at_err at_sealfile_open(const char *in_path, const char *out_path,
                         const uint8_t key[AT_SEALFILE_KEY_LEN], at_diag *d) AT_MUST_USE;
 

@@ -49,6 +49,11 @@ tests_unit_test_sim_SOURCES = tests/unit/test_sim.c tests/unit/test_util.h
 tests_unit_test_sim_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_sealfile
+tests_unit_test_sealfile_SOURCES = tests/unit/test_sealfile.c
+tests_unit_test_sealfile_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sealfile_LDADD = $(UNIT_LDADD)
+
 # Fuzz targets: the replay driver runs each corpus under `make check` in
 # every build; with --enable-fuzzing (CC=clang) the libFuzzer binary too.
 check_PROGRAMS += tests/fuzz/replay_cose

@@ -2,12 +2,13 @@
 TESTS += tests/e2e/verifier_api.py tests/e2e/verifier_crash.py tests/e2e/verifier_load.sh \
 	tests/e2e/verifier_races.py tests/e2e/verifier_http.py tests/e2e/verifier_audit.py \
 	tests/e2e/verifier_state.py tests/e2e/agent_flow.py tests/e2e/gateway_flow.py tests/e2e/slow_clients.py \
-	tests/e2e/session_takeover.py tests/e2e/verifier_files.py
+	tests/e2e/session_takeover.py tests/e2e/verifier_files.py tests/e2e/model_owner.py tests/e2e/policy_import.py
 EXTRA_DIST += tests/e2e/harness.py tests/e2e/verifier_api.py tests/e2e/verifier_crash.py \
 	tests/e2e/verifier_load.sh tests/e2e/verifier_races.py tests/e2e/verifier_http.py \
 	tests/e2e/verifier_audit.py tests/e2e/verifier_state.py tests/e2e/fake-nitro-tpm-attest \
 	tests/e2e/agent_flow.py tests/e2e/gateway_flow.py tests/e2e/slow_clients.py \
-	tests/e2e/session_takeover.py tests/e2e/verifier_files.py scripts/llm-standin.py tests/interop/verify_ear.mjs tests/interop/package.json
+	tests/e2e/session_takeover.py tests/e2e/verifier_files.py tests/e2e/model_owner.py tests/e2e/policy_import.py \
+	policies scripts/llm-standin.py tests/interop/verify_ear.mjs tests/interop/package.json
 # Mutual attestation between two attestctl processes (issue 8).
 TESTS += tests/e2e/mutual.py
 EXTRA_DIST += tests/e2e/mutual.py
