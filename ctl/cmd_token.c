@@ -71,9 +71,9 @@ static int create(int argc, char **argv)
         clock_gettime(CLOCK_REALTIME, &ts);
         j.expires_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + lifetime_ms;
     }
-    at_token_hash(tok, j.hash);
     at_db *db = NULL;
-    if (at_db_open(db_path, &db, &d) != AT_OK || at_db_write(db, at_token_insert, &j, &d) != AT_OK) {
+    if (at_token_hash(tok, j.hash, &d) != AT_OK || at_db_open(db_path, &db, &d) != AT_OK ||
+        at_db_write(db, at_token_insert, &j, &d) != AT_OK) {
         fprintf(stderr, "attestctl token: %s\n", d.msg);
         at_db_close(db);
         at_wipe(tok, sizeof tok);

@@ -4,6 +4,7 @@ lib_libattest_a_SOURCES = \
 	lib/err.c lib/err.h \
 	lib/buf.c lib/buf.h \
 	lib/enc.c lib/enc.h \
+	lib/hash.c lib/hash.h \
 	lib/at_limits.h
 lib_libattest_a_SOURCES += \
 	lib/cbor_rd.c lib/cbor_rd.h \

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "db.h"
 #include "enc.h"
+#include "hash.h"
 #include "x509v.h"
 
 at_err at_token_generate(char out[AT_TOKEN_MAX])
@@ -28,10 +29,9 @@ at_err at_token_generate(char out[AT_TOKEN_MAX])
     return AT_OK;
 }
 
-void at_token_hash(const char *token, uint8_t out[32])
+at_err at_token_hash(const char *token, uint8_t out[32], at_diag *d)
 {
-    unsigned int n = 32;
-    EVP_Digest(token, strlen(token), out, &n, EVP_sha256(), NULL);
+    return at_sha256(AT_SPAN(token, strlen(token)), out, d);
 }
 
 static int64_t wall_ms(void)

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "at_limits.h"
+#include "hash.h"
 
 /* AWS Nitro Enclaves root G1 (public), DER SHA-256 641a0321...79bb5b. */
 static const char aws_root_g1_pem[] =
@@ -74,12 +75,6 @@ struct at_trust {
     struct entry *lru_head, *lru_tail;
     at_trust_stats stats;
 };
-
-static void sha256(at_span s, uint8_t out[32])
-{
-    unsigned int n = 32;
-    EVP_Digest(s.p, s.len, out, &n, EVP_sha256(), NULL);
-}
 
 int at_asn1_time_unix(const ASN1_TIME *a, int64_t *out)
 {
@@ -539,7 +534,7 @@ at_err at_trust_add_root_der(at_trust *t, at_span der, at_diag *d)
                   X509_verify(x, X509_get0_pubkey(x)) == 1,
               d, AT_E_CHAIN_INVALID, "root: not self-signed");
     uint8_t h[32];
-    sha256(der, h);
+    AT_TRY(at_sha256(der, h, d));
     for (size_t i = 0; i < t->n_roots; i++)
         if (memcmp(t->roots[i].hash, h, 32) == 0) {
             rc = AT_OK; /* already pinned */
@@ -885,7 +880,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     if (!r) {
         uint8_t hr[32];
         char hex[65];
-        sha256(bundle[0], hr);
+        AT_TRY(at_sha256(bundle[0], hr, d));
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", hr[i]);
         rc = at_fail(d, AT_E_UNTRUSTED_ROOT,
@@ -895,8 +890,8 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     }
     memcpy(h[0], r->hash, 32);
     for (size_t i = 1; i < n; i++)
-        sha256(bundle[i], h[i]);
-    sha256(leaf_der, h_leaf);
+        AT_TRY(at_sha256(bundle[i], h[i], d));
+    AT_TRY(at_sha256(leaf_der, h_leaf, d));
 
     /* Fast paths: the bundle, link by link, is what we verified before. */
     pthread_mutex_lock(&t->lock);

@@ -245,9 +245,9 @@ static at_err bootstrap_admin(verifier *v, at_diag *d)
         at_log("info", "admin_token", "generated a bootstrap admin token in %s (mode 0600)", path);
     }
     at_token_insert_job j = {.role = "admin", .label = "bootstrap", .actor = "verifier"};
-    at_token_hash(tok, j.hash);
+    at_err rc = at_token_hash(tok, j.hash, d);
     at_wipe(tok, sizeof tok);
-    return at_db_write(v->db, at_token_insert, &j, d);
+    return rc != AT_OK ? rc : at_db_write(v->db, at_token_insert, &j, d);
 }
 
 /* ---- storage key for secrets at rest -------------------------------------- */

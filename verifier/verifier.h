@@ -14,6 +14,7 @@
 #include "db.h"
 #include "ear.h"
 #include "evidence.h"
+#include "hash.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
@@ -171,9 +172,11 @@ at_err policy_load(sqlite3 *conn, const char *name, int64_t version, at_policy *
 bool valid_name(const char *s);
 /* A JSON object has only these keys; AT_E_BAD_REQUEST naming the first other. */
 at_err only_keys(json_t *o, const char *const *keys, at_diag *d) AT_MUST_USE;
+/* The "evidence" member of a request body: base64 of at most a maximal
+ * document, decoded into *doc (caller frees). In route_verify.c. */
+at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d) AT_MUST_USE;
 
 
-void sha256_hex(const void *p, size_t n, char out[65]);
 
 /* sessions.proof_key at rest: the 32-byte proof key sealed under the
  * storage key, bound to the session id (a database reader cannot forge
