@@ -58,11 +58,5 @@ json_t *at_evidence_json(const at_evidence *ev);
 /* A payload's PCRs as {"index": "hex", ...} (new reference). */
 json_t *at_nitro_pcrs_json(const at_nitro_payload *p);
 
-/* Milliseconds since the epoch, wall clock. */
-int64_t at_now_ms(void);
-/* Tests only (attest-verifier --test-clock-file): add the offset in seconds
- * written in `path` (read on every call) to at_now_ms. path must outlive
- * the process's use of the clock; NULL turns it off. */
-void at_now_set_test_clock_file(const char *path);
 
 #endif

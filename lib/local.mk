@@ -5,6 +5,7 @@ lib_libattest_a_SOURCES = \
 	lib/buf.c lib/buf.h \
 	lib/enc.c lib/enc.h \
 	lib/hash.c lib/hash.h \
+	lib/clock.c lib/clock.h \
 	lib/at_limits.h
 lib_libattest_a_SOURCES += \
 	lib/cbor_rd.c lib/cbor_rd.h \

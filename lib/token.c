@@ -10,10 +10,10 @@
 
 #include "audit.h"
 #include "buf.h"
+#include "clock.h"
 #include "db.h"
 #include "enc.h"
 #include "hash.h"
-#include "x509v.h"
 
 at_err at_token_generate(char out[AT_TOKEN_MAX])
 {
@@ -32,13 +32,6 @@ at_err at_token_generate(char out[AT_TOKEN_MAX])
 at_err at_token_hash(const char *token, uint8_t out[32], at_diag *d)
 {
     return at_sha256(AT_SPAN(token, strlen(token)), out, d);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 at_err at_token_parse_duration(const char *s, int64_t *ms, at_diag *d)
@@ -130,7 +123,7 @@ at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
                                  " ON CONFLICT (token_sha256) DO NOTHING", &st, d);
     if (rc != AT_OK)
         return rc;
-    int64_t now = wall_ms();
+    int64_t now = at_wall_ms();
     sqlite3_bind_blob(st, 1, j->hash, 32, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->role, -1, SQLITE_STATIC);
     if (j->label)
@@ -181,7 +174,7 @@ at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
                        &st, d);
     if (rc != AT_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, wall_ms());
+    sqlite3_bind_int64(st, 1, at_wall_ms());
     sqlite3_bind_int64(st, 2, j->id);
     s = sqlite3_step(st);
     sqlite3_finalize(st);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "at_limits.h"
+#include "clock.h"
 #include "hash.h"
 
 /* AWS Nitro Enclaves root G1 (public), DER SHA-256 641a0321...79bb5b. */
@@ -83,26 +84,6 @@ int at_asn1_time_unix(const ASN1_TIME *a, int64_t *out)
         return 0;
     *out = (int64_t)timegm(&tm);
     return 1;
-}
-
-void at_time_rfc3339(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "@%lld", (long long)t);
-}
-
-void at_time_rfc3339_ms(int64_t ms, char *buf, size_t len)
-{
-    int64_t s = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-    time_t tt = (time_t)s;
-    struct tm tm;
-    size_t w = gmtime_r(&tt, &tm) ? strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
-    if (w == 0)
-        snprintf(buf, len, "@%lld", (long long)ms);
-    else
-        snprintf(buf + w, len - w, ".%03dZ", (int)(ms - s * 1000));
 }
 
 at_trust *at_trust_new(size_t cache_entries)

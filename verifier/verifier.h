@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "auditagg.h"
+#include "clock.h"
 #include "db.h"
 #include "ear.h"
 #include "evidence.h"

@@ -19,6 +19,7 @@
 
 #include "at_limits.h"
 #include "cose.h"
+#include "clock.h"
 #include "enc.h"
 #include "evidence.h"
 
