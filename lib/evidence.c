@@ -30,7 +30,6 @@ static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evid
         return rc;
     ev->decoded = true;
 
-    int64_t now = o->at_ms > 0 ? o->at_ms : at_now_ms();
     switch (o->time_mode) {
     case AT_TIME_GIVEN:
         ev->checked_at_ms = o->at_ms;
@@ -39,7 +38,7 @@ static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evid
         ev->checked_at_ms = (int64_t)ev->payload.timestamp_ms;
         break;
     default:
-        ev->checked_at_ms = now;
+        ev->checked_at_ms = at_now_ms();
         break;
     }
     rc = at_trust_verify(trust, ev->payload.certificate, ev->payload.cabundle,

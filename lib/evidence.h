@@ -14,15 +14,15 @@
 #include "x509v.h"
 
 typedef enum {
-    AT_TIME_NOW = 0,      /* the wall clock */
-    AT_TIME_GIVEN,        /* opts.at_ms */
+    AT_TIME_NOW = 0,      /* the wall clock (at_now_ms) */
+    AT_TIME_GIVEN,        /* opts.at_ms, checked like "now" (skew included) */
     AT_TIME_DOCUMENT,     /* the document's own timestamp (audits) */
 } at_time_mode;
 
 typedef struct {
     at_format format;         /* AT_FORMAT_AUTO detects */
     at_time_mode time_mode;
-    int64_t at_ms;            /* for AT_TIME_GIVEN; also "now" for AT_TIME_NOW when > 0 (tests) */
+    int64_t at_ms;            /* for AT_TIME_GIVEN only */
     bool check_nonce;         /* compare the document's nonce with `nonce` */
     at_span nonce;
     const at_policy *policy;  /* NULL: no policy */

@@ -19,6 +19,8 @@
 #include <openssl/hpke.h>
 #endif
 
+#include "testing.h"
+
 /* EVP lengths are int. (<limits.h> is avoided: a pkg-config -I of the
  * multiarch include dir breaks its include_next chain on Debian.) */
 #define EVP_LEN_MAX ((size_t)0x7fffffff)

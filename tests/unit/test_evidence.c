@@ -279,11 +279,11 @@ static void mk_skew_limit_bad(at_buf *doc, ctx *c)
     c->opts.at_ms = NOW * 1000 - AT_CLOCK_SKEW_MS - 1;
 }
 
-/* The same, with "now" given (AT_TIME_NOW with at_ms) and a custom skew. */
+/* The same, with "now" given and a custom skew. */
 static void mk_skew_custom(at_buf *doc, ctx *c)
 {
     mk_clock_skew(doc, c);
-    c->opts.time_mode = AT_TIME_NOW;
+    c->opts.time_mode = AT_TIME_GIVEN;
     c->opts.at_ms = NOW * 1000 - 5000;
     c->opts.clock_skew_ms = 4000;
 }

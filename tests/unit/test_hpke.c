@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "enc.h"
 #include "hpke.h"
+#include "testing.h"
 
 #ifndef AT_SRCDIR
 #define AT_SRCDIR "."
