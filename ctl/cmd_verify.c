@@ -27,7 +27,7 @@ static void usage(FILE *f)
  * text, so it goes to the decoder as it is and gets its precise error;
  * anything else is taken as base64 text, whitespace ignored. Caller frees
  * *out. */
-int ctl_decode_document(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
+static int decode_document(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
 {
     if (len > 0 && in[0] >= 0x80) {
         *out = malloc(len ? len : 1);
@@ -154,7 +154,7 @@ int cmd_verify(int argc, char **argv)
             continue;
         }
         at_evidence ev;
-        if (ctl_decode_document(raw, raw_len, &doc, &doc_len) != 0) {
+        if (decode_document(raw, raw_len, &doc, &doc_len) != 0) {
             /* Neither CBOR nor base64: report it like any malformed document. */
             memset(&ev, 0, sizeof ev);
             ev.result = at_fail(&ev.diag, AT_E_MALFORMED_CBOR,

@@ -27,8 +27,6 @@ int cmd_version(int argc, char **argv);
 int cmd_hpke(int argc, char **argv);
 int cmd_ohttp(int argc, char **argv);
 
-/* A document given as raw CBOR or base64 text; caller frees *out. 0 or -1. */
-int ctl_decode_document(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen);
 
 /* Read a whole file ("-" = stdin) of at most max bytes. Caller frees *out.
  * Returns 0, or prints why to stderr and returns -1. */

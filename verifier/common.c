@@ -14,9 +14,9 @@
 
 static const char *role_names[] = {"none", "agent", "gateway", "auditor", "owner", "admin"};
 
-const char *role_name(role r) { return r <= ROLE_ADMIN ? role_names[r] : "none"; }
+static const char *role_name(role r) { return r <= ROLE_ADMIN ? role_names[r] : "none"; }
 
-bool role_parse(const char *s, role *out)
+static bool role_parse(const char *s, role *out)
 {
     for (int i = ROLE_AGENT; i <= ROLE_ADMIN; i++)
         if (strcmp(s, role_names[i]) == 0) {

@@ -53,8 +53,6 @@ typedef struct {
 
 /* Roles by privilege; admin implies every other role. */
 typedef enum { ROLE_NONE = 0, ROLE_AGENT, ROLE_GATEWAY, ROLE_AUDITOR, ROLE_OWNER, ROLE_ADMIN } role;
-const char *role_name(role r);
-bool role_parse(const char *s, role *out);
 
 typedef struct ratelimit ratelimit;
 
