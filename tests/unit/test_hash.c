@@ -71,6 +71,15 @@ static void failure_is_reported(void **state)
     assert_string_equal(hx, "unchanged");
 }
 
+static at_err verify(at_trust *t, const at_buf *doc)
+{
+    at_verify_opts o = {.time_mode = AT_TIME_DOCUMENT};
+    at_evidence ev;
+    at_err rc = at_evidence_verify(t, at_buf_span(doc), &o, &ev);
+    at_evidence_cleanup(&ev);
+    return rc;
+}
+
 /* The digests key the certificate cache: a failed one must fail the
  * verification, before and after the chain is cached. */
 static void chain_cache_fails_closed(void **state)
@@ -96,20 +105,14 @@ static void chain_cache_fails_closed(void **state)
 
     at_trust *t = tu_trust(&s, false, 16);
     assert_non_null(t);
-    at_verify_opts o = {.time_mode = AT_TIME_DOCUMENT};
-    at_evidence ev;
     fail_digest = true; /* cold cache */
-    assert_int_equal(at_evidence_verify(t, at_buf_span(&doc), &o, &ev), AT_E_INTERNAL);
-    at_evidence_cleanup(&ev);
+    assert_int_equal(verify(t, &doc), AT_E_INTERNAL);
     fail_digest = false;
-    assert_int_equal(at_evidence_verify(t, at_buf_span(&doc), &o, &ev), AT_OK);
-    at_evidence_cleanup(&ev);
+    assert_int_equal(verify(t, &doc), AT_OK);
     fail_digest = true; /* warm cache */
-    assert_int_equal(at_evidence_verify(t, at_buf_span(&doc), &o, &ev), AT_E_INTERNAL);
-    at_evidence_cleanup(&ev);
+    assert_int_equal(verify(t, &doc), AT_E_INTERNAL);
     fail_digest = false;
-    assert_int_equal(at_evidence_verify(t, at_buf_span(&doc), &o, &ev), AT_OK);
-    at_evidence_cleanup(&ev);
+    assert_int_equal(verify(t, &doc), AT_OK);
 
     at_trust_unref(t);
     at_buf_cleanup(&doc);
