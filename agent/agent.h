@@ -15,6 +15,7 @@
 
 #include "attester.h"
 #include "bhttp.h"
+#include "clock.h"
 #include "evidence.h"
 #include "log.h"
 #include "httpd.h"

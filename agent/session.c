@@ -14,17 +14,12 @@
 #include "agent.h"
 #include "config.h"
 #include "enc.h"
+#include "hash.h"
 #include "sealfile.h"
 #include "seal.h"
 #include "sim.h"
 #include "vclient.h"
 #include "x509v.h"
-
-static void sha384_text(const char *s, uint8_t out[AT_SHA384_LEN])
-{
-    unsigned int n = 0;
-    EVP_Digest(s, strlen(s), out, &n, EVP_sha384(), NULL);
-}
 
 at_err agent_sim_pcrs(const agent_config *c, at_format f, bool set[AT_MAX_PCRS],
                       uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN], at_diag *d)
@@ -40,15 +35,18 @@ at_err agent_sim_pcrs(const agent_config *c, at_format f, bool set[AT_MAX_PCRS],
     at_err rc = at_sha384_file("/proc/self/exe", pcr[code], d);
     if (rc != AT_OK)
         return rc;
-    sha384_text("attest-agent " PACKAGE_VERSION, pcr[version]);
+    static const char ver[] = "attest-agent " PACKAGE_VERSION;
+    if ((rc = at_sha384(AT_SPAN(ver, strlen(ver)), pcr[version], d)) != AT_OK)
+        return rc;
     if (f == AT_FORMAT_NITRO_TPM) {
         uint8_t h[AT_SHA384_LEN];
-        sha384_text(cfg, h);
+        if ((rc = at_sha384(AT_SPAN(cfg, strlen(cfg)), h, d)) != AT_OK)
+            return rc;
         memset(pcr[8], 0, AT_SHA384_LEN);
         if ((rc = at_pcr_extend(pcr[8], AT_SPAN(h, sizeof h))) != AT_OK)
             return rc;
-    } else {
-        sha384_text(cfg, pcr[2]);
+    } else if ((rc = at_sha384(AT_SPAN(cfg, strlen(cfg)), pcr[2], d)) != AT_OK) {
+        return rc;
     }
     for (int i = 0; i < AT_MAX_PCRS; i++)
         if (c->sim_pcr_set[i]) {

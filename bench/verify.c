@@ -130,7 +130,7 @@ static void *run_job(void *arg)
         return NULL;
     }
     at_trust *t = j->mode == COLD ? new_trust(0) : j->shared;
-    at_verify_opts o = {.time_mode = AT_TIME_NOW, .at_ms = doc_time_ms + 1000};
+    at_verify_opts o = {.time_mode = AT_TIME_GIVEN, .at_ms = doc_time_ms + 1000};
     uint64_t ops = 0;
     size_t k = (size_t)j->id * 7;
     double t0 = now_s(), c0 = cpu_s(), now;
@@ -169,7 +169,7 @@ static double bench(enum mode m, int threads, double *total, at_trust_stats *st)
     }
     if (shared) { /* warm it */
         at_evidence ev;
-        at_verify_opts o = {.time_mode = AT_TIME_NOW, .at_ms = doc_time_ms + 1000};
+        at_verify_opts o = {.time_mode = AT_TIME_GIVEN, .at_ms = doc_time_ms + 1000};
         if (at_evidence_verify(shared, at_buf_span(&docs[0]), &o, &ev) != AT_OK)
             die("warm-up", &ev.diag);
         at_evidence_cleanup(&ev);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "ctl.h"
 #include "db.h"
 #include "token.h"
@@ -66,14 +67,11 @@ static int create(int argc, char **argv)
     if (at_token_generate(tok) != AT_OK)
         return CTL_USAGE;
     at_token_insert_job j = {.role = role, .label = label, .actor = "attestctl", .policies = policies};
-    if (lifetime_ms) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        j.expires_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + lifetime_ms;
-    }
-    at_token_hash(tok, j.hash);
+    if (lifetime_ms)
+        j.expires_ms = at_wall_ms() + lifetime_ms;
     at_db *db = NULL;
-    if (at_db_open(db_path, &db, &d) != AT_OK || at_db_write(db, at_token_insert, &j, &d) != AT_OK) {
+    if (at_token_hash(tok, j.hash, &d) != AT_OK || at_db_open(db_path, &db, &d) != AT_OK ||
+        at_db_write(db, at_token_insert, &j, &d) != AT_OK) {
         fprintf(stderr, "attestctl token: %s\n", d.msg);
         at_db_close(db);
         at_wipe(tok, sizeof tok);

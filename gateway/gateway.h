@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "evidence.h"
 #include "httpd.h"
 #include "log.h"

@@ -9,16 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "enc.h"
-#include "x509v.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void set_str(json_t *o, const char *k, const char *v)
 {
@@ -107,7 +100,7 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, a
     int64_t last_id = 0;
     at_audit_row r = *in;
     if (!r.time_ms)
-        r.time_ms = now_ms();
+        r.time_ms = at_wall_ms();
     AT_ENSURE(sanitize_row(&r, copies), d, AT_E_INTERNAL, "out of memory");
     AT_TRY(at_db_stmt(conn, "SELECT last_id, hash FROM audit_head WHERE one = 1", &st, d));
     int s = sqlite3_step(st);
@@ -342,7 +335,7 @@ at_err at_audit_checkpoint_set(sqlite3 *conn, int64_t id, const char *hash, at_d
                          &st, d));
     sqlite3_bind_int64(st, 1, id);
     bind_opt(st, 2, hash);
-    sqlite3_bind_int64(st, 3, now_ms());
+    sqlite3_bind_int64(st, 3, at_wall_ms());
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
     rc = AT_OK;
 out:

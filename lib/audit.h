@@ -1,10 +1,15 @@
 /* audit: the append-only, hash-chained audit log (table `audit`). Each row
  * carries hash = hex(SHA-256(prev_hash || "\n" || canonical JSON of the row's
  * other fields)); audit_head keeps the last id and hash, written in the same
- * transaction, so edited, deleted and truncated rows are all detected. Rows
- * are appended inside the caller's write job, i.e. in the same transaction
- * as the effect they record. A checkpoint (the last verified row) lets a
- * check recompute only the rows appended since. */
+ * transaction, so a row edited, deleted or cut from the tail without also
+ * rewriting the chain is detected. The chain is unkeyed: whoever can write
+ * the database can recompute every hash after a change and move
+ * audit_head, so tampering is detected only against a head anchored
+ * outside the database (the id and hash `attestctl audit verify` reports,
+ * recorded elsewhere). Rows are appended inside the caller's write job,
+ * i.e. in the same transaction as the effect they record. A checkpoint
+ * (the last verified row) lets a check recompute only the rows appended
+ * since. */
 #ifndef AT_AUDIT_H
 #define AT_AUDIT_H
 

@@ -3,11 +3,11 @@
  * check the verifier, attestctl and the gateway make on it. user_data is
  * signed but its layout is attacker-chosen until this code accepts it. */
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <string.h>
 
 #include "binding.h"
 #include "enc.h"
+#include "hash.h"
 
 const char *at_purpose_name(at_purpose p)
 {
@@ -32,8 +32,7 @@ bool at_purpose_parse(const char *s, at_purpose *out)
 
 static bool endpoint_hash(const char *endpoint, uint8_t out[32])
 {
-    unsigned int n = 0;
-    return EVP_Digest(endpoint, strlen(endpoint), out, &n, EVP_sha256(), NULL) == 1 && n == 32;
+    return at_sha256(AT_SPAN(endpoint, strlen(endpoint)), out, NULL) == AT_OK;
 }
 
 at_err at_binding_encode(at_purpose purpose, const char *endpoint, at_buf *out, at_diag *d)

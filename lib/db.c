@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define READ_POOL_MAX 32
 #define BATCH_MAX 512
 
@@ -41,13 +43,6 @@ struct at_db {
     sqlite3 *pool[READ_POOL_MAX];
     size_t n_pool;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 at_err at_db_exec(sqlite3 *conn, const char *sql, at_diag *d)
 {
@@ -205,7 +200,7 @@ static at_err migrate(at_db *db, at_diag *d)
         if (rc == AT_OK) {
             sqlite3_bind_int(st, 1, m->version);
             sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, now_ms());
+            sqlite3_bind_int64(st, 3, at_wall_ms());
             if (sqlite3_step(st) != SQLITE_DONE)
                 rc = at_fail(d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(db->wconn));
             sqlite3_finalize(st);

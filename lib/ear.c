@@ -4,12 +4,12 @@
 
 #include <cjose/cjose.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "hash.h"
 #include "enc.h"
 
 #define MAX_KEYS 8
@@ -36,8 +36,7 @@ static char *thumbprint(const char *public_jwk_json)
         at_buf_init(&b);
         at_buf_printf(&b, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", crv, x, y);
         uint8_t h[32];
-        unsigned int n = 32;
-        if (at_buf_status(&b) == AT_OK && EVP_Digest(b.p, b.len, h, &n, EVP_sha256(), NULL) == 1)
+        if (at_buf_status(&b) == AT_OK && at_sha256(at_buf_span(&b), h, NULL) == AT_OK)
             out = at_b64url_encode_new(AT_SPAN(h, 32));
         at_buf_cleanup(&b);
     }

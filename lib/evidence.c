@@ -9,35 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "enc.h"
 #include "at_limits.h"
-
-static const char *test_clock_file;
-
-void at_now_set_test_clock_file(const char *path) { test_clock_file = path; }
-
-/* Tests only: the offset in seconds (a signed integer) read from the file
- * on every call, so a test moves the clock without touching the machine's.
- * A missing or unreadable file means no offset. */
-static int64_t test_offset_ms(void)
-{
-    FILE *f = fopen(test_clock_file, "r");
-    long long s = 0;
-    if (f) {
-        if (fscanf(f, "%lld", &s) != 1)
-            s = 0;
-        fclose(f);
-    }
-    return (int64_t)s * 1000;
-}
-
-int64_t at_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return test_clock_file ? ms + test_offset_ms() : ms;
-}
+#include "clock.h"
+#include "enc.h"
 
 /* Floor division so times before 1970 round the right way. */
 static int64_t ms_to_s(int64_t ms) { return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000); }
@@ -56,7 +30,6 @@ static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evid
         return rc;
     ev->decoded = true;
 
-    int64_t now = o->at_ms > 0 ? o->at_ms : at_now_ms();
     switch (o->time_mode) {
     case AT_TIME_GIVEN:
         ev->checked_at_ms = o->at_ms;
@@ -65,7 +38,7 @@ static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evid
         ev->checked_at_ms = (int64_t)ev->payload.timestamp_ms;
         break;
     default:
-        ev->checked_at_ms = now;
+        ev->checked_at_ms = at_now_ms();
         break;
     }
     rc = at_trust_verify(trust, ev->payload.certificate, ev->payload.cabundle,

@@ -14,15 +14,15 @@
 #include "x509v.h"
 
 typedef enum {
-    AT_TIME_NOW = 0,      /* the wall clock */
-    AT_TIME_GIVEN,        /* opts.at_ms */
+    AT_TIME_NOW = 0,      /* the wall clock (at_now_ms) */
+    AT_TIME_GIVEN,        /* opts.at_ms, checked like "now" (skew included) */
     AT_TIME_DOCUMENT,     /* the document's own timestamp (audits) */
 } at_time_mode;
 
 typedef struct {
     at_format format;         /* AT_FORMAT_AUTO detects */
     at_time_mode time_mode;
-    int64_t at_ms;            /* for AT_TIME_GIVEN; also "now" for AT_TIME_NOW when > 0 (tests) */
+    int64_t at_ms;            /* for AT_TIME_GIVEN only */
     bool check_nonce;         /* compare the document's nonce with `nonce` */
     at_span nonce;
     const at_policy *policy;  /* NULL: no policy */
@@ -58,11 +58,5 @@ json_t *at_evidence_json(const at_evidence *ev);
 /* A payload's PCRs as {"index": "hex", ...} (new reference). */
 json_t *at_nitro_pcrs_json(const at_nitro_payload *p);
 
-/* Milliseconds since the epoch, wall clock. */
-int64_t at_now_ms(void);
-/* Tests only (attest-verifier --test-clock-file): add the offset in seconds
- * written in `path` (read on every call) to at_now_ms. path must outlive
- * the process's use of the clock; NULL turns it off. */
-void at_now_set_test_clock_file(const char *path);
 
 #endif

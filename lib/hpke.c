@@ -19,9 +19,21 @@
 #include <openssl/hpke.h>
 #endif
 
+#include "testing.h"
+
 /* EVP lengths are int. (<limits.h> is avoided: a pkg-config -I of the
  * multiarch include dir breaks its include_next chain on Debian.) */
 #define EVP_LEN_MAX ((size_t)0x7fffffff)
+
+/* Room for n more bytes in out, with the refusal in the diagnostics. */
+static at_err reserve(at_buf *out, size_t n, const char *what, at_diag *d)
+{
+    at_err rc = at_buf_reserve(out, n);
+    if (rc != AT_OK)
+        return at_fail(d, rc, "%s: the output buffer refused %zu more bytes (it holds %zu)", what,
+                       n, out->len);
+    return AT_OK;
+}
 
 /* ---- algorithm objects, fetched once (implicit fetches per call are slow) */
 
@@ -248,7 +260,7 @@ static at_err aead_crypt(bool encrypt, uint16_t aead, at_span key, at_span nonce
               AT_E_TOO_LARGE, "aead input: %zu bytes is more than one call takes", in.len);
     body = encrypt ? in.len : in.len - AT_HPKE_NT;
     total = encrypt ? body + AT_HPKE_NT : body;
-    AT_TRY(at_buf_reserve(out, total ? total : 1));
+    AT_TRY(reserve(out, total ? total : 1, at_hpke_aead_name(aead), d));
     dst = out->p + out->len;
     cc = EVP_CIPHER_CTX_new();
     AT_ENSURE(cc != NULL, d, AT_E_INTERNAL, "openssl: EVP_CIPHER_CTX_new failed");
@@ -781,7 +793,7 @@ at_err at_hpke_seal(at_hpke_ctx *c, at_span aad, at_span pt, at_buf *out, at_dia
         size_t ctlen;
         AT_ENSURE(pt.len <= SIZE_MAX - AT_HPKE_NT, d, AT_E_TOO_LARGE, "plaintext too large");
         ctlen = pt.len + AT_HPKE_NT;
-        AT_TRY(at_buf_reserve(out, ctlen));
+        AT_TRY(reserve(out, ctlen, "seal", d));
         AT_OSSL(OSSL_HPKE_seal(c->ossl, out->p + out->len, &ctlen, aad.p, aad.len, pt.p, pt.len),
                 d);
         out->len += ctlen;
@@ -812,7 +824,7 @@ at_err at_hpke_open(at_hpke_ctx *c, at_span aad, at_span ct, at_buf *out, at_dia
         AT_ENSURE(ct.len >= AT_HPKE_NT, d, AT_E_TRUNCATED,
                   "ciphertext: expected at least %d bytes (the tag), got %zu", AT_HPKE_NT, ct.len);
         ptlen = ct.len - AT_HPKE_NT;
-        AT_TRY(at_buf_reserve(out, ptlen ? ptlen : 1));
+        AT_TRY(reserve(out, ptlen ? ptlen : 1, "open", d));
         if (OSSL_HPKE_open(c->ossl, out->p + out->len, &ptlen, aad.p, aad.len, ct.p, ct.len) != 1) {
             ERR_clear_error();
             at_wipe(out->p + out->len, ct.len - AT_HPKE_NT);
@@ -867,7 +879,9 @@ at_err at_hpke_seal_single(at_hpke_suite suite, const at_hpke_params *params,
     size_t mark = out->len;
 
     AT_TRY(at_hpke_setup_sender(suite, params, pkR, enc, &c, d));
-    AT_TRY(at_buf_append(out, enc, sizeof enc));
+    AT_TRY(reserve(out, sizeof enc, "enc", d));
+    memcpy(out->p + out->len, enc, sizeof enc);
+    out->len += sizeof enc;
     AT_TRY(at_hpke_seal(c, aad, pt, out, d));
     rc = AT_OK;
 out:

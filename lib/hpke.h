@@ -105,19 +105,6 @@ at_err at_hpke_setup_sender(at_hpke_suite suite, const at_hpke_params *params,
 at_err at_hpke_setup_recipient(at_hpke_suite suite, const at_hpke_params *params,
                                const at_hpke_key *skR, at_span enc, at_hpke_ctx **out,
                                at_diag *d) AT_MUST_USE;
-/* TESTS ONLY: SetupS with the ephemeral key DeriveKeyPair(ikmE) instead of a
- * random one, to reproduce published vectors. Never use it for real
- * traffic: a repeated ikmE repeats every key and nonce. */
-at_err at_hpke_setup_sender_det(at_hpke_suite suite, const at_hpke_params *params,
-                                const at_hpke_key *pkR, at_span ikmE,
-                                uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out,
-                                at_diag *d) AT_MUST_USE;
-/* TESTS ONLY: SetupS with a given ephemeral key pair skE (RFC 9458's example
- * publishes skE, not ikmE). Always runs the built-in implementation. */
-at_err at_hpke_setup_sender_eph(at_hpke_suite suite, const at_hpke_params *params,
-                                const at_hpke_key *pkR, const at_hpke_key *skE,
-                                uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out,
-                                at_diag *d) AT_MUST_USE;
 
 /* Seal pt with the next sequence number; appends ct (|pt| + Nt bytes) to
  * out. AT_E_SEQUENCE_OVERFLOW when the sequence number is exhausted. On
@@ -134,8 +121,6 @@ at_err at_hpke_export(const at_hpke_ctx *c, at_span exporter_context, size_t L,
                       uint8_t *out, at_diag *d) AT_MUST_USE;
 at_hpke_suite at_hpke_ctx_suite(const at_hpke_ctx *c);
 uint64_t at_hpke_ctx_seq(const at_hpke_ctx *c);
-/* TESTS ONLY: jump the sequence number (to test overflow refusal). */
-void at_hpke_ctx_set_seq_for_tests(at_hpke_ctx *c, uint64_t seq);
 void at_hpke_ctx_free(at_hpke_ctx *c); /* wipes; accepts NULL */
 
 /* Single-shot (RFC 9180 §6.1): out += enc || ct. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "at_limits.h"
+#include "clock.h"
 #include "enc.h"
 #include "log.h"
 
@@ -89,12 +90,6 @@ struct at_httpd {
     atomic_uint_fast64_t deadline_closed;
 };
 
-int64_t at_monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 at_err at_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, at_diag *d)
 {

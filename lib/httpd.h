@@ -139,6 +139,4 @@ const char *at_http_bearer(const at_http_req *r);
  * naming the position otherwise. New reference in *out. */
 at_err at_http_body_json(const at_http_req *r, json_t **out, at_diag *d) AT_MUST_USE;
 
-int64_t at_monotonic_ns(void);
-
 #endif

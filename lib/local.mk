@@ -4,6 +4,8 @@ lib_libattest_a_SOURCES = \
 	lib/err.c lib/err.h \
 	lib/buf.c lib/buf.h \
 	lib/enc.c lib/enc.h \
+	lib/hash.c lib/hash.h \
+	lib/clock.c lib/clock.h \
 	lib/at_limits.h
 lib_libattest_a_SOURCES += \
 	lib/cbor_rd.c lib/cbor_rd.h \
@@ -37,7 +39,14 @@ lib_libattest_a_SOURCES += \
 lib_libattest_a_SOURCES += \
 	lib/bhttp.c lib/bhttp.h
 lib_libattest_a_SOURCES += \
-	lib/ohttp.c lib/ohttp.h
+	lib/ohttp.h \
+	lib/ohttp_config.c lib/ohttp_config.h \
+	lib/ohttp_keyset.c lib/ohttp_keyset.h \
+	lib/ohttp_wire.c lib/ohttp_wire.h \
+	lib/ohttp_chunked.c lib/ohttp_chunked.h \
+	lib/ohttp_client.c lib/ohttp_client.h \
+	lib/ohttp_server.c lib/ohttp_server.h \
+	lib/testing.h
 lib_libattest_a_SOURCES += \
 	lib/seal.c lib/seal.h
 lib_libattest_a_SOURCES += \

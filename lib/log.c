@@ -10,9 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "enc.h"
-#include "evidence.h"
-#include "x509v.h"
 
 static int rank(const char *l)
 {

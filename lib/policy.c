@@ -4,12 +4,12 @@
 #include "policy.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "enc.h"
+#include "hash.h"
 
 void at_policy_free(at_policy *p)
 {
@@ -318,10 +318,9 @@ at_err at_policy_sha256(const at_policy *p, uint8_t out[32])
     char *s = at_policy_canonical_json(p);
     if (!s)
         return AT_E_INTERNAL;
-    unsigned int n = 32;
-    int ok = EVP_Digest(s, strlen(s), out, &n, EVP_sha256(), NULL);
+    at_err rc = at_sha256(AT_SPAN(s, strlen(s)), out, NULL);
     free(s);
-    return ok == 1 ? AT_OK : AT_E_INTERNAL;
+    return rc;
 }
 
 static bool value_allowed(const at_policy_pcr *pp, const uint8_t *v)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cbor_wr.h"
+#include "clock.h"
 #include "cose.h"
 #include "enc.h"
 #include "x509v.h"
@@ -412,11 +413,8 @@ at_err at_sim_doc(at_sim_pki *pki, const at_sim_doc_opts *o, at_buf *out, at_dia
     at_buf_init(&p);
     at_format f = o->format == AT_FORMAT_NITRO_TPM ? AT_FORMAT_NITRO_TPM : AT_FORMAT_NITRO_ENCLAVE;
     int64_t ts = o->timestamp_ms > 0 ? o->timestamp_ms : 0;
-    if (!ts) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        ts = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    }
+    if (!ts)
+        ts = at_wall_ms();
     AT_TRY(ensure_chain(pki, ts / 1000, o->new_leaf, d));
     for (int i = 0; i < AT_MAX_PCRS; i++)
         AT_ENSURE(!o->pcr_set[i] || f != AT_FORMAT_NITRO_TPM || i < 24, d, AT_E_BAD_FIELD,

@@ -10,9 +10,10 @@
 
 #include "audit.h"
 #include "buf.h"
+#include "clock.h"
 #include "db.h"
 #include "enc.h"
-#include "x509v.h"
+#include "hash.h"
 
 at_err at_token_generate(char out[AT_TOKEN_MAX])
 {
@@ -28,17 +29,9 @@ at_err at_token_generate(char out[AT_TOKEN_MAX])
     return AT_OK;
 }
 
-void at_token_hash(const char *token, uint8_t out[32])
+at_err at_token_hash(const char *token, uint8_t out[32], at_diag *d)
 {
-    unsigned int n = 32;
-    EVP_Digest(token, strlen(token), out, &n, EVP_sha256(), NULL);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return at_sha256(AT_SPAN(token, strlen(token)), out, d);
 }
 
 at_err at_token_parse_duration(const char *s, int64_t *ms, at_diag *d)
@@ -130,7 +123,7 @@ at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
                                  " ON CONFLICT (token_sha256) DO NOTHING", &st, d);
     if (rc != AT_OK)
         return rc;
-    int64_t now = wall_ms();
+    int64_t now = at_wall_ms();
     sqlite3_bind_blob(st, 1, j->hash, 32, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->role, -1, SQLITE_STATIC);
     if (j->label)
@@ -186,7 +179,7 @@ at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
         if (rc != AT_OK)
             return rc;
         sqlite3_bind_int64(st, 1, j->id);
-        sqlite3_bind_int64(st, 2, wall_ms());
+        sqlite3_bind_int64(st, 2, at_wall_ms());
         s = sqlite3_step(st);
         int64_t others = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
         sqlite3_finalize(st);
@@ -202,7 +195,7 @@ at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
                        &st, d);
     if (rc != AT_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, wall_ms());
+    sqlite3_bind_int64(st, 1, at_wall_ms());
     sqlite3_bind_int64(st, 2, j->id);
     s = sqlite3_step(st);
     sqlite3_finalize(st);

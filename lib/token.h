@@ -26,7 +26,8 @@
 
 /* A fresh token into out (secret: wipe it after use). */
 at_err at_token_generate(char out[AT_TOKEN_MAX]) AT_MUST_USE;
-void at_token_hash(const char *token, uint8_t out[32]);
+/* SHA-256 of the token, the only form stored (api_tokens.token_sha256). */
+at_err at_token_hash(const char *token, uint8_t out[32], at_diag *d) AT_MUST_USE;
 /* A token file's token (API.md: surrounding whitespace is ignored) into out
  * (a secret: wipe it after use). AT_E_IO when unreadable, AT_E_BAD_FIELD
  * when empty, too long or holding inner whitespace. */

@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include "at_limits.h"
+#include "clock.h"
+#include "hash.h"
 
 /* AWS Nitro Enclaves root G1 (public), DER SHA-256 641a0321...79bb5b. */
 static const char aws_root_g1_pem[] =
@@ -75,12 +77,6 @@ struct at_trust {
     at_trust_stats stats;
 };
 
-static void sha256(at_span s, uint8_t out[32])
-{
-    unsigned int n = 32;
-    EVP_Digest(s.p, s.len, out, &n, EVP_sha256(), NULL);
-}
-
 int at_asn1_time_unix(const ASN1_TIME *a, int64_t *out)
 {
     struct tm tm;
@@ -88,26 +84,6 @@ int at_asn1_time_unix(const ASN1_TIME *a, int64_t *out)
         return 0;
     *out = (int64_t)timegm(&tm);
     return 1;
-}
-
-void at_time_rfc3339(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "@%lld", (long long)t);
-}
-
-void at_time_rfc3339_ms(int64_t ms, char *buf, size_t len)
-{
-    int64_t s = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-    time_t tt = (time_t)s;
-    struct tm tm;
-    size_t w = gmtime_r(&tt, &tm) ? strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
-    if (w == 0)
-        snprintf(buf, len, "@%lld", (long long)ms);
-    else
-        snprintf(buf + w, len - w, ".%03dZ", (int)(ms - s * 1000));
 }
 
 at_trust *at_trust_new(size_t cache_entries)
@@ -539,7 +515,7 @@ at_err at_trust_add_root_der(at_trust *t, at_span der, at_diag *d)
                   X509_verify(x, X509_get0_pubkey(x)) == 1,
               d, AT_E_CHAIN_INVALID, "root: not self-signed");
     uint8_t h[32];
-    sha256(der, h);
+    AT_TRY(at_sha256(der, h, d));
     for (size_t i = 0; i < t->n_roots; i++)
         if (memcmp(t->roots[i].hash, h, 32) == 0) {
             rc = AT_OK; /* already pinned */
@@ -885,7 +861,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     if (!r) {
         uint8_t hr[32];
         char hex[65];
-        sha256(bundle[0], hr);
+        AT_TRY(at_sha256(bundle[0], hr, d));
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", hr[i]);
         rc = at_fail(d, AT_E_UNTRUSTED_ROOT,
@@ -895,8 +871,8 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     }
     memcpy(h[0], r->hash, 32);
     for (size_t i = 1; i < n; i++)
-        sha256(bundle[i], h[i]);
-    sha256(leaf_der, h_leaf);
+        AT_TRY(at_sha256(bundle[i], h[i], d));
+    AT_TRY(at_sha256(leaf_der, h_leaf, d));
 
     /* Fast paths: the bundle, link by link, is what we verified before. */
     pthread_mutex_lock(&t->lock);

@@ -87,9 +87,5 @@ void at_trust_cache_clear(at_trust *t);
 /* Helpers shared with the simulator and tests. */
 /* UNIX seconds of an ASN1_TIME; false when unparsable. */
 int at_asn1_time_unix(const ASN1_TIME *a, int64_t *out);
-/* RFC 3339 UTC ("2026-02-01T05:19:43Z") into buf (≥ 21 bytes). */
-void at_time_rfc3339(int64_t unix_s, char *buf, size_t len);
-/* The same with milliseconds ("2026-02-01T05:19:43.375Z", ≥ 25 bytes). */
-void at_time_rfc3339_ms(int64_t unix_ms, char *buf, size_t len);
 
 #endif

@@ -158,6 +158,17 @@ tests_unit_test_auditagg_SOURCES = tests/unit/test_auditagg.c
 tests_unit_test_auditagg_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_auditagg_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_clock
+tests_unit_test_clock_SOURCES = tests/unit/test_clock.c
+tests_unit_test_clock_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_clock_LDADD = $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_hash
+tests_unit_test_hash_SOURCES = tests/unit/test_hash.c tests/unit/test_util.h
+tests_unit_test_hash_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_hash_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=EVP_Digest
+tests_unit_test_hash_LDADD = $(UNIT_LDADD)
+
 check_PROGRAMS += tests/unit/test_token
 tests_unit_test_token_SOURCES = tests/unit/test_token.c
 tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)

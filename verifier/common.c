@@ -1,7 +1,6 @@
 /* verifier common: authentication by bearer token (hash lookup), refusals
  * with their audit rows (or counts, audit_agg.c), rate limiting, logging.
  * Tokens and client addresses are attacker input. */
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,16 +8,9 @@
 #include <time.h>
 
 #include "enc.h"
+#include "token.h"
 #include "seal.h"
 #include "verifier.h"
-
-void sha256_hex(const void *p, size_t n, char out[65])
-{
-    uint8_t h[32];
-    unsigned int len = 32;
-    EVP_Digest(p, n, h, &len, EVP_sha256(), NULL);
-    at_hex_encode(h, 32, out);
-}
 
 static const char *role_names[] = {"none", "agent", "gateway", "auditor", "owner", "admin"};
 
@@ -71,8 +63,8 @@ void identify(verifier *v, at_http_req *req, caller *who)
     if (!tok || strlen(tok) > 256)
         return;
     uint8_t h[32];
-    unsigned int n = 32;
-    EVP_Digest(tok, strlen(tok), h, &n, EVP_sha256(), NULL);
+    if (at_token_hash(tok, h, NULL) != AT_OK)
+        return; /* anonymous: no lookup on undefined bytes */
     /* Checked against the database on every request (one indexed lookup),
      * never cached: a revocation or expiry holds at once on every replica. */
     sqlite3 *c = at_db_read_acquire(v->db);

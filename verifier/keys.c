@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "clock.h"
 #include "enc.h"
 #include "evidence.h"
 #include "file.h"
@@ -182,8 +183,10 @@ static at_err bootstrap_admin(verifier_keys *k, const char *path, at_diag *d)
         at_log("info", "admin_token", "generated a bootstrap admin token in %s (mode 0600)", path);
     }
     at_token_insert_job j = {.role = "admin", .label = "bootstrap", .actor = "verifier"};
-    at_token_hash(tok, j.hash);
+    at_err rc = at_token_hash(tok, j.hash, d);
     at_wipe(tok, sizeof tok);
+    if (rc != AT_OK)
+        return rc;
     return at_db_write(k->db, at_token_insert, &j, d);
 }
 

@@ -17,7 +17,7 @@
 #include "verifier.h"
 
 /* SHA-256 over (index u8 || length u8 || value) for every PCR, ascending. */
-static void pcr_digest_hex(const at_nitro_payload *p, char out[65])
+static at_err pcr_digest_hex(const at_nitro_payload *p, char out[65])
 {
     at_buf b;
     at_buf_init(&b);
@@ -26,8 +26,11 @@ static void pcr_digest_hex(const at_nitro_payload *p, char out[65])
         at_buf_u8(&b, p->pcrs[i].len);
         at_buf_append(&b, p->pcrs[i].value, p->pcrs[i].len);
     }
-    sha256_hex(b.p ? b.p : (const uint8_t *)"", b.len, out);
+    at_err rc = at_buf_status(&b);
+    if (rc == AT_OK)
+        rc = at_sha256_hex(at_buf_span(&b), out, NULL);
     at_buf_cleanup(&b);
+    return rc;
 }
 
 /* Which other version of the policy would have admitted these PCRs. */
@@ -298,7 +301,8 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     if ((rc = at_http_body_json(req, &body, &d)) != AT_OK || (rc = only_keys(body, keys, &d)) != AT_OK ||
         (rc = decode_evidence(body, &doc, &doc_len, &d)) != AT_OK)
         goto refused;
-    sha256_hex(doc, doc_len, ev_sha);
+    if ((rc = at_sha256_hex(AT_SPAN(doc, doc_len), ev_sha, &d)) != AT_OK)
+        goto refused;
     extra.evidence_sha256 = ev_sha;
     json_t *jp = json_object_get(body, "policy");
     if (!json_is_string(jp) || !valid_name(json_string_value(jp))) {
@@ -343,8 +347,8 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     have_ev = true;
     if (ev.decoded) {
         extra.instance_id = ev.payload.module_id;
-        pcr_digest_hex(&ev.payload, pcr_sha);
-        extra.pcr_sha256 = pcr_sha;
+        if (pcr_digest_hex(&ev.payload, pcr_sha) == AT_OK) /* else the row has none */
+            extra.pcr_sha256 = pcr_sha;
     }
     {
         char labels[96];

@@ -262,7 +262,13 @@ void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         }
         char *canon = at_policy_canonical_json(p);
         char sha[65];
-        sha256_hex(canon, strlen(canon), sha);
+        if (!canon || (rc = at_sha256_hex(AT_SPAN(canon, strlen(canon)), sha, &d)) != AT_OK) {
+            free(canon);
+            at_policy_free(p);
+            refuse(v, req, resp, &who, "policy.put", AT_E_INTERNAL,
+                   canon ? d.msg : "out of memory", &extra);
+            return;
+        }
         struct put_job j = {.name = name, .body = canon, .sha = sha, .actor = who.actor,
                             .client = req->client, .lint_overridden = lrc != AT_OK};
         rc = at_db_write(v->db, put_policy, &j, &d);

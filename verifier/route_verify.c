@@ -12,6 +12,7 @@
 #include "evidence.h"
 #include "verifier.h"
 
+/* Decode the "evidence" member: base64 of at most a maximal document. */
 at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d)
 {
     json_t *e = json_object_get(body, "evidence");
@@ -114,12 +115,13 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp)
     at_metrics_add(v->metrics, "attest_verifications_total", labels, 1);
 
     char ev_sha[65];
-    sha256_hex(doc, doc_len, ev_sha);
+    bool have_sha = at_sha256_hex(AT_SPAN(doc, doc_len), ev_sha, NULL) == AT_OK;
     at_audit_row row = {.actor = who.actor, .action = "verify",
                         .outcome = vrc == AT_OK ? "ok" : "refused",
                         .code = vrc == AT_OK ? NULL : at_err_str(vrc),
                         .message = vrc == AT_OK ? NULL : ev.diag.msg,
-                        .policy = policy_ref[0] ? policy_ref : NULL, .evidence_sha256 = ev_sha,
+                        .policy = policy_ref[0] ? policy_ref : NULL,
+                        .evidence_sha256 = have_sha ? ev_sha : NULL,
                         .client = req->client,
                         .instance_id = ev.decoded ? ev.payload.module_id : NULL};
     int64_t audit_id = 0;

@@ -11,9 +11,11 @@
 
 #include "audit.h"
 #include "auditagg.h"
+#include "clock.h"
 #include "db.h"
 #include "ear.h"
 #include "evidence.h"
+#include "hash.h"
 #include "httpd.h"
 #include "keys.h"
 #include "log.h"
@@ -173,8 +175,10 @@ bool valid_name(const char *s);
 at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d) AT_MUST_USE;
 /* A JSON object has only these keys; AT_E_BAD_REQUEST naming the first other. */
 at_err only_keys(json_t *o, const char *const *keys, at_diag *d) AT_MUST_USE;
+/* The "evidence" member of a request body: base64 of at most a maximal
+ * document, decoded into *doc (caller frees). In route_verify.c. */
+at_err decode_evidence(json_t *body, uint8_t **doc, size_t *len, at_diag *d) AT_MUST_USE;
 
 
-void sha256_hex(const void *p, size_t n, char out[65]);
 
 #endif

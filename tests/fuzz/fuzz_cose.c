@@ -82,7 +82,7 @@ static void verify_doc(const uint8_t *p, size_t n)
 
     /* A fixed "now", a policy and an expected nonce: the later checks. */
     static const uint8_t nonce[] = {1, 2, 3, 4};
-    at_verify_opts o2 = {.time_mode = AT_TIME_NOW,
+    at_verify_opts o2 = {.time_mode = AT_TIME_GIVEN,
                          .at_ms = was_valid ? (int64_t)ts + 1000 : 1700000000000LL,
                          .policy = policy,
                          .check_nonce = true,

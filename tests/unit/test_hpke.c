@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "enc.h"
 #include "hpke.h"
+#include "testing.h"
 
 #ifndef AT_SRCDIR
 #define AT_SRCDIR "."
@@ -402,6 +403,43 @@ static void roundtrip_all_modes(void **state)
     at_hpke_key_free(pkS);
 }
 
+/* A full output buffer is refused with its code and a diagnostic, at each
+ * place the output grows (enc, ciphertext, plaintext). */
+static void full_output_buffer(void **state)
+{
+    (void)state;
+    at_hpke_key *kR = gen();
+    size_t caps[] = {10, AT_HPKE_NENC + 3};
+    for (size_t a = 0; a < 3; a++) {
+        for (size_t i = 0; i < 2; i++) {
+            at_buf out;
+            at_buf_init(&out);
+            at_buf_set_max(&out, caps[i]);
+            at_diag d = {{0}};
+            assert_int_equal(at_hpke_seal_single(suite_for(aeads[a]), NULL, kR, AT_SPAN_NULL,
+                                                 AT_SPAN("hello", 5), &out, &d),
+                             AT_E_TOO_LARGE);
+            assert_non_null(strstr(d.msg, "output buffer refused"));
+            at_buf_cleanup(&out);
+        }
+        at_buf sealed, pt;
+        at_buf_init(&sealed);
+        at_buf_init_secret(&pt);
+        at_buf_set_max(&pt, 2);
+        at_diag d = {{0}};
+        assert_int_equal(at_hpke_seal_single(suite_for(aeads[a]), NULL, kR, AT_SPAN_NULL,
+                                             AT_SPAN("hello", 5), &sealed, &d),
+                         AT_OK);
+        assert_int_equal(at_hpke_open_single(suite_for(aeads[a]), NULL, kR, AT_SPAN_NULL,
+                                             at_buf_span(&sealed), &pt, &d),
+                         AT_E_TOO_LARGE);
+        assert_non_null(strstr(d.msg, "output buffer refused"));
+        at_buf_cleanup(&sealed);
+        at_buf_cleanup(&pt);
+    }
+    at_hpke_key_free(kR);
+}
+
 static void tampered_tag_and_sequence(void **state)
 {
     for (size_t a = 0; a < 3; a++) {
@@ -654,6 +692,7 @@ int main(void)
         cmocka_unit_test(vectors_parsed),
         cmocka_unit_test(rfc9180_vectors),
         cmocka_unit_test(roundtrip_all_modes),
+        cmocka_unit_test(full_output_buffer),
         cmocka_unit_test(tampered_tag_and_sequence),
         cmocka_unit_test(sequence_overflow),
         cmocka_unit_test(bad_enc_and_suites),

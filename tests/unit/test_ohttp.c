@@ -20,6 +20,7 @@
 #include "enc.h"
 #include "hpke.h"
 #include "ohttp.h"
+#include "testing.h"
 
 #ifndef AT_SRCDIR
 #define AT_SRCDIR "."

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "enc.h"
 #include "token.h"
 
 static char path[] = "/tmp/attest-token-XXXXXX";
@@ -55,11 +56,34 @@ static void generate_and_hash(void **state)
     assert_true(strncmp(a, "at_", 3) == 0 && strlen(a) == 3 + 43);
     assert_string_not_equal(a, b);
     uint8_t h1[32], h2[32], h3[32];
-    at_token_hash(a, h1);
-    at_token_hash(a, h2);
-    at_token_hash(b, h3);
+    assert_int_equal(at_token_hash(a, h1, NULL), AT_OK);
+    assert_int_equal(at_token_hash(a, h2, NULL), AT_OK);
+    assert_int_equal(at_token_hash(b, h3, NULL), AT_OK);
     assert_memory_equal(h1, h2, 32);
     assert_memory_not_equal(h1, h3, 32);
+}
+
+/* Known answers: the stored form is SHA-256 of the token's characters, no
+ * more and no less (printf %s TOKEN | sha256sum), so tokens created by an
+ * older release or another tool keep working. */
+static void hash_known_answers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *token, *sha256;
+    } kat[] = {
+        {"at_x", "0afe34f6c6932b3bc13059db63374ae835d7b748b229cafbaf33d7b5049d4aee"},
+        {"at_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+         "1039a76e993cd728db44461986adb4fb230116ea9b981c8075a9d6fad08a4ae1"},
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+    };
+    for (size_t i = 0; i < sizeof kat / sizeof *kat; i++) {
+        uint8_t h[32];
+        char hex[65];
+        assert_int_equal(at_token_hash(kat[i].token, h, NULL), AT_OK);
+        at_hex_encode(h, sizeof h, hex);
+        assert_string_equal(hex, kat[i].sha256);
+    }
 }
 
 static void durations(void **state)
@@ -115,6 +139,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(token_files),
         cmocka_unit_test(generate_and_hash),
+        cmocka_unit_test(hash_known_answers),
         cmocka_unit_test(durations),
         cmocka_unit_test(scopes),
     };

@@ -1319,13 +1319,6 @@ static void certificates_at_most_1024_bytes(void **state)
 
 static void time_helpers(void **state)
 {
-    char buf[40];
-    at_time_rfc3339(0, buf, sizeof buf);
-    assert_string_equal(buf, "1970-01-01T00:00:00Z");
-    at_time_rfc3339(1769923183, buf, sizeof buf);
-    assert_string_equal(buf, "2026-02-01T05:19:43Z");
-    at_time_rfc3339(2524608000LL, buf, sizeof buf); /* after 2038 */
-    assert_string_equal(buf, "2050-01-01T00:00:00Z");
     ASN1_TIME *a = ASN1_TIME_new();
     int64_t v = 0;
     assert_non_null(ASN1_TIME_set_string(a, "20491028142805Z") ? a : NULL);
