@@ -20,6 +20,7 @@
 #include "nonce.h"
 #include "policy.h"
 #include "token.h"
+#include "ratelimit.h"
 #include "x509v.h"
 
 #define VERIFIER_ID_DEVELOPER "attest"
@@ -54,7 +55,7 @@ typedef enum { ROLE_NONE = 0, ROLE_AGENT, ROLE_GATEWAY, ROLE_AUDITOR, ROLE_OWNER
 const char *role_name(role r);
 bool role_parse(const char *s, role *out);
 
-typedef struct ratelimit ratelimit;
+typedef at_ratelimit ratelimit;
 
 typedef struct {
     verifier_config cfg;
