@@ -44,7 +44,7 @@ typedef struct {
     bool print_pcrs;
     char port_file[1024];
     size_t max_body;
-    unsigned connection_limit, per_ip_limit, request_timeout_s; /* 0 = httpd defaults */
+    unsigned connection_limit, per_ip_limit, request_timeout_s, workers; /* 0 = httpd defaults */
 } agent_config;
 
 typedef struct {

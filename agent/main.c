@@ -25,6 +25,7 @@ static void usage(FILE *f)
             "                    [--model FILE | --model-sealed FILE --model-secret NAME --model-out PATH]\n"
             "                    [--model-pcr N] [--print-pcrs] [--port-file F] [--max-body BYTES]\n"
             "                    [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
+            "                    [--workers N]         (handler threads, default 64; /v1/ohttp gets N-8)\n"
             "                    [--session-check S]   (default 10; needs --token-file, role agent)\n"
             "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
             "(a fresh document for a caller's nonce), GET /v1/status.\n");
@@ -56,6 +57,19 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
         snprintf(msg, sizeof msg, "route: no %s %.200s", req->method, req->url);
         at_http_error(resp, AT_E_NOT_FOUND, msg, -1);
     }
+}
+
+/* /healthz and the key config (in memory) never block: they answer on the
+ * I/O thread; /v1/ohttp waits on the model server and gets only a share of
+ * the workers, so a hung upstream leaves the rest to /v1/evidence. */
+static int classify(void *app, const char *method, const char *path)
+{
+    (void)app;
+    if (strcmp(method, "GET") == 0 && (strcmp(path, "/healthz") == 0 || strcmp(path, "/v1/key-config") == 0))
+        return AT_HTTP_RUN_INLINE;
+    if (strcmp(path, "/v1/ohttp") == 0)
+        return AT_HTTP_RUN_UPSTREAM;
+    return AT_HTTP_RUN_POOL;
 }
 
 static int parse_pcr_arg(agent_config *c, const char *arg)
@@ -136,7 +150,7 @@ int main(int argc, char **argv)
         {"model-secret", required_argument, NULL, 'S'}, {"model-out", required_argument, NULL, 'o'},
         {"model-pcr", required_argument, NULL, 'M'},  {"print-pcrs", no_argument, NULL, 'x'},
         {"port-file", required_argument, NULL, 'f'},  {"max-body", required_argument, NULL, 'b'},
-        {"request-timeout", required_argument, NULL, 1001}, {"connection-limit", required_argument, NULL, 1002},
+        {"request-timeout", required_argument, NULL, 1001}, {"workers", required_argument, NULL, 1009}, {"connection-limit", required_argument, NULL, 1002},
         {"per-ip-limit", required_argument, NULL, 1003},
         {"session-check", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
@@ -194,6 +208,7 @@ int main(int argc, char **argv)
         case 'f': COPY(port_file); break;
         case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
         case 1001: c->request_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 1009: c->workers = (unsigned)strtoul(optarg, NULL, 10); break;
         case 1002: c->connection_limit = (unsigned)strtoul(optarg, NULL, 10); break;
         case 1003: c->per_ip_limit = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'V': printf("attest-agent %s\n", PACKAGE_VERSION); return 0;
@@ -285,7 +300,8 @@ int main(int argc, char **argv)
         }
     }
     at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
-                        .per_ip_limit = c->per_ip_limit, .request_timeout_s = c->request_timeout_s};
+                        .per_ip_limit = c->per_ip_limit, .request_timeout_s = c->request_timeout_s,
+                        .workers = c->workers, .classify = classify};
     if (at_httpd_start(c->listen, &ho, handle, &a, &srv, &d) != AT_OK) {
         at_log("fatal", "listen", "%s", d.msg);
         goto out;

@@ -32,7 +32,7 @@ typedef struct {
     char *roots[8];         /* --root PEM (default: the AWS Nitro root) */
     size_t n_roots;
     size_t max_body;
-    unsigned connection_limit, per_ip_limit, request_timeout_s; /* 0 = httpd defaults */
+    unsigned connection_limit, per_ip_limit, request_timeout_s, workers; /* 0 = httpd defaults */
 } gateway_config;
 
 /* An instance the gateway may send to: verified from its session. */

@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "                      [--verifier-jwks FILE] [--verify-locally [--root PEM]...] [--refresh S]\n"
             "                      [--port-file F] [--max-body BYTES]\n"
             "                      [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
+            "                      [--workers N]   (handler threads, default 64; completions get N-8)\n"
             "Serves /v1/chat/completions, /v1/completions, /v1/models (OpenAI shape, \"stream\": true\n"
             "supported), each sealed to an instance whose session and attestation result verify;\n"
             "GET /v1/gateway/instances lists them. --verifier-jwks pins the verifier's keys;\n"
@@ -45,6 +46,19 @@ static void instances(gateway *g, at_http_resp *resp)
     json_t *o = json_pack("{s:s,s:o,s:s}", "policy", g->cfg.policy, "instances", arr, "error",
                           rc == AT_OK ? "" : d.msg);
     at_http_json(resp, 200, o);
+}
+
+/* /healthz never blocks: answered on the I/O thread. Completions and
+ * models wait on an instance and get only a share of the workers. */
+static int classify(void *app, const char *method, const char *path)
+{
+    (void)app;
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/healthz") == 0)
+        return AT_HTTP_RUN_INLINE;
+    if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0 ||
+        strcmp(path, "/v1/models") == 0)
+        return AT_HTTP_RUN_UPSTREAM;
+    return AT_HTTP_RUN_POOL;
 }
 
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
@@ -86,7 +100,7 @@ int main(int argc, char **argv)
         {"verifier-jwks", required_argument, NULL, 'j'}, {"refresh", required_argument, NULL, 'r'},
         {"port-file", required_argument, NULL, 'f'}, {"max-body", required_argument, NULL, 'b'},
         {"request-timeout", required_argument, NULL, 1001}, {"connection-limit", required_argument, NULL, 1002},
-        {"per-ip-limit", required_argument, NULL, 1003},
+        {"per-ip-limit", required_argument, NULL, 1003}, {"workers", required_argument, NULL, 1009},
         {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -105,6 +119,7 @@ int main(int argc, char **argv)
         case 1001: c->request_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
         case 1002: c->connection_limit = (unsigned)strtoul(optarg, NULL, 10); break;
         case 1003: c->per_ip_limit = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 1009: c->workers = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'L': c->verify_locally = true; break;
         case 'R':
             if (c->n_roots == 8) {
@@ -160,7 +175,8 @@ int main(int argc, char **argv)
     at_httpc_global_init();
     pthread_mutex_init(&g.lock, NULL);
     at_httpd_opts ho = {.max_body = c->max_body, .connection_limit = c->connection_limit,
-                        .per_ip_limit = c->per_ip_limit, .request_timeout_s = c->request_timeout_s};
+                        .per_ip_limit = c->per_ip_limit, .request_timeout_s = c->request_timeout_s,
+                        .workers = c->workers, .classify = classify};
     at_httpd *srv = NULL;
     at_diag d = {{0}};
     if (at_httpd_start(c->listen, &ho, handle, &g, &srv, &d) != AT_OK) {

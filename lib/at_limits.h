@@ -76,6 +76,9 @@
 /* Handler threads: bound how many requests block at once (the group
  * commit batches what waits; an upstream may be slow). */
 #define AT_HTTP_WORKERS 64
+/* Workers that requests waiting on an upstream (an LLM, an instance) may
+ * never take: a hung upstream leaves them to every other route. */
+#define AT_HTTP_RESERVED_WORKERS 8
 /* libmicrohttpd I/O threads (epoll each): they only move bytes. */
 #define AT_HTTP_IO_THREADS 2
 /* Connections: sized for 10k+ idle ones; the default is what the file

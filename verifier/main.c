@@ -509,6 +509,15 @@ static void observe(void *app, const char *route, const char *method, int status
          status, sec * 1e3);
 }
 
+/* /healthz never blocks: answered on the I/O thread, not behind the
+ * workers (the database may hold them). */
+static int classify(void *app, const char *method, const char *path)
+{
+    (void)app;
+    return strcmp(method, "GET") == 0 && strcmp(path, "/healthz") == 0 ? AT_HTTP_RUN_INLINE
+                                                                        : AT_HTTP_RUN_POOL;
+}
+
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
 {
     verifier *v = app;
@@ -840,7 +849,7 @@ int main(int argc, char **argv)
                         .per_ip_limit = c->per_ip_limit, .tls_cert_pem = tls_cert,
                         .request_timeout_s = c->request_timeout_s,
                         .tls_key_pem = tls_key,
-                        .observe = observe};
+                        .observe = observe, .classify = classify};
     at_httpd *srv = NULL;
     if (audit_flusher_start(&v) != 0) {
         at_log("fatal", "startup", "cannot start the audit flusher thread");
