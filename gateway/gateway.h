@@ -28,6 +28,7 @@ typedef struct {
     char jwks_file[1024];   /* pin the verifier's keys instead of fetching them */
     char port_file[1024];
     int refresh_s;          /* how long a verified session list is used */
+    int instance_idle_s;    /* no byte from an instance for this long: try another (once) */
     bool verify_locally;    /* also check each instance's own fresh document */
     char *roots[8];         /* --root PEM (default: the AWS Nitro root) */
     size_t n_roots;

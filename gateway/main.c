@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "at_limits.h"
 #include "config.h"
 #include "gateway.h"
 #include "httpc.h"
@@ -22,6 +23,8 @@ static void usage(FILE *f)
             "                      [--port-file F] [--max-body BYTES]\n"
             "                      [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
             "                      [--workers N]   (handler threads, default 64; completions get N-8)\n"
+            "                      [--instance-idle S] (default 60: no byte from an instance for S s:\n"
+            "                                          give up on it, try another once)\n"
             "Serves /v1/chat/completions, /v1/completions, /v1/models (OpenAI shape, \"stream\": true\n"
             "supported), each sealed to an instance whose session and attestation result verify;\n"
             "GET /v1/gateway/instances lists them. --verifier-jwks pins the verifier's keys;\n"
@@ -93,6 +96,7 @@ int main(int argc, char **argv)
     static gateway g;
     gateway_config *c = &g.cfg;
     c->refresh_s = 5;
+    c->instance_idle_s = AT_GW_INSTANCE_IDLE_S;
     c->max_body = 1024 * 1024;
     static const struct option opts[] = {
         {"verifier", required_argument, NULL, 'v'},  {"policy", required_argument, NULL, 'p'},
@@ -101,6 +105,7 @@ int main(int argc, char **argv)
         {"port-file", required_argument, NULL, 'f'}, {"max-body", required_argument, NULL, 'b'},
         {"request-timeout", required_argument, NULL, 1001}, {"connection-limit", required_argument, NULL, 1002},
         {"per-ip-limit", required_argument, NULL, 1003}, {"workers", required_argument, NULL, 1009},
+        {"instance-idle", required_argument, NULL, 1010},
         {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -114,6 +119,7 @@ int main(int argc, char **argv)
         case 't': COPY(token_file); break;
         case 'j': COPY(jwks_file); break;
         case 'r': c->refresh_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+        case 1010: c->instance_idle_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
         case 'f': COPY(port_file); break;
         case 'b': c->max_body = (size_t)strtoul(optarg, NULL, 10); break;
         case 1001: c->request_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
