@@ -45,7 +45,7 @@ typedef struct {
     bool print_pcrs;
     char port_file[1024];
     at_httpd_opts http;        /* --max-body, --request-timeout, --connection-limit,
-                                * --per-ip-limit (0 = httpd defaults) */
+                                * --per-ip-limit, --workers (0 = httpd defaults) */
 } agent_config;
 
 typedef struct {

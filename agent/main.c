@@ -25,6 +25,7 @@ static void usage(FILE *f)
             "                    [--model FILE | --model-sealed FILE --model-secret NAME --model-out PATH]\n"
             "                    [--model-pcr N] [--print-pcrs] [--port-file F] [--max-body BYTES]\n"
             "                    [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
+            "                    [--workers N]         (handler threads, default 64; /v1/ohttp gets N-8)\n"
             "                    [--session-check S]   (default 10; needs --token-file, role agent)\n"
             "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
             "(a fresh document for a caller's nonce), GET /v1/status.\n");
@@ -56,6 +57,19 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
         snprintf(msg, sizeof msg, "route: no %s %.200s", req->method, req->url);
         at_http_error(resp, AT_E_NOT_FOUND, msg, -1);
     }
+}
+
+/* /healthz and the key config (in memory) never block: they answer on the
+ * I/O thread; /v1/ohttp waits on the model server and gets only a share of
+ * the workers, so a hung upstream leaves the rest to /v1/evidence. */
+static int classify(void *app, const char *method, const char *path)
+{
+    (void)app;
+    if (strcmp(method, "GET") == 0 && (strcmp(path, "/healthz") == 0 || strcmp(path, "/v1/key-config") == 0))
+        return AT_HTTP_RUN_INLINE;
+    if (strcmp(path, "/v1/ohttp") == 0)
+        return AT_HTTP_RUN_UPSTREAM;
+    return AT_HTTP_RUN_POOL;
 }
 
 static int parse_pcr_arg(agent_config *c, const char *arg)
@@ -136,6 +150,7 @@ int main(int argc, char **argv)
         {"model-secret", required_argument, NULL, 'S'}, {"model-out", required_argument, NULL, 'o'},
         {"model-pcr", required_argument, NULL, 'M'},  {"print-pcrs", no_argument, NULL, 'x'},
         {"port-file", required_argument, NULL, 'f'},  AT_HTTPD_LONG_OPTIONS,
+        {"workers", required_argument, NULL, 1009},
         {"session-check", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -190,6 +205,7 @@ int main(int argc, char **argv)
             break;
         }
         case 'f': COPY(port_file); break;
+        case 1009: c->http.workers = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'V': printf("attest-agent %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default:
@@ -279,6 +295,7 @@ int main(int argc, char **argv)
         }
     }
     at_httpd_opts ho = c->http;
+    ho.classify = classify;
     if (at_httpd_start(c->listen, &ho, handle, &a, &srv, &d) != AT_OK) {
         at_log("fatal", "listen", "%s", d.msg);
         goto out;

@@ -29,11 +29,12 @@ typedef struct {
     char jwks_file[1024];   /* pin the verifier's keys instead of fetching them */
     char port_file[1024];
     int refresh_s;          /* how long a verified session list is used */
+    int instance_idle_s;    /* no byte from an instance for this long: try another (once) */
     bool verify_locally;    /* also check each instance's own fresh document */
     char *roots[8];         /* --root PEM (default: the AWS Nitro root) */
     size_t n_roots;
     at_httpd_opts http;        /* --max-body, --request-timeout, --connection-limit,
-                                * --per-ip-limit (0 = httpd defaults) */
+                                * --per-ip-limit, --workers (0 = httpd defaults) */
 } gateway_config;
 
 /* An instance the gateway may send to: verified from its session. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "at_limits.h"
 #include "config.h"
 #include "gateway.h"
 #include "httpc.h"
@@ -21,6 +22,9 @@ static void usage(FILE *f)
             "                      [--verifier-jwks FILE] [--verify-locally [--root PEM]...] [--refresh S]\n"
             "                      [--port-file F] [--max-body BYTES]\n"
             "                      [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
+            "                      [--workers N]   (handler threads, default 64; completions get N-8)\n"
+            "                      [--instance-idle S] (default 60: no byte from an instance for S s:\n"
+            "                                          give up on it, try another once)\n"
             "Serves /v1/chat/completions, /v1/completions, /v1/models (OpenAI shape, \"stream\": true\n"
             "supported), each sealed to an instance whose session and attestation result verify;\n"
             "GET /v1/gateway/instances lists them. --verifier-jwks pins the verifier's keys;\n"
@@ -45,6 +49,19 @@ static void instances(gateway *g, at_http_resp *resp)
     json_t *o = json_pack("{s:s,s:o,s:s}", "policy", g->cfg.policy, "instances", arr, "error",
                           rc == AT_OK ? "" : d.msg);
     at_http_json(resp, 200, o);
+}
+
+/* /healthz never blocks: answered on the I/O thread. Completions and
+ * models wait on an instance and get only a share of the workers. */
+static int classify(void *app, const char *method, const char *path)
+{
+    (void)app;
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/healthz") == 0)
+        return AT_HTTP_RUN_INLINE;
+    if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0 ||
+        strcmp(path, "/v1/models") == 0)
+        return AT_HTTP_RUN_UPSTREAM;
+    return AT_HTTP_RUN_POOL;
 }
 
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
@@ -79,12 +96,14 @@ int main(int argc, char **argv)
     static gateway g;
     gateway_config *c = &g.cfg;
     c->refresh_s = 5;
+    c->instance_idle_s = AT_GW_INSTANCE_IDLE_S;
     c->http.max_body = 1024 * 1024;
     static const struct option opts[] = {
         {"verifier", required_argument, NULL, 'v'},  {"policy", required_argument, NULL, 'p'},
         {"listen", required_argument, NULL, 'l'},    {"token-file", required_argument, NULL, 't'},
         {"verifier-jwks", required_argument, NULL, 'j'}, {"refresh", required_argument, NULL, 'r'},
         {"port-file", required_argument, NULL, 'f'}, AT_HTTPD_LONG_OPTIONS,
+        {"workers", required_argument, NULL, 1009}, {"instance-idle", required_argument, NULL, 1010},
         {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -98,7 +117,9 @@ int main(int argc, char **argv)
         case 't': COPY(token_file); break;
         case 'j': COPY(jwks_file); break;
         case 'r': c->refresh_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+        case 1010: c->instance_idle_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
         case 'f': COPY(port_file); break;
+        case 1009: c->http.workers = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'L': c->verify_locally = true; break;
         case 'R':
             if (c->n_roots == 8) {
@@ -154,6 +175,7 @@ int main(int argc, char **argv)
     at_httpc_global_init();
     pthread_mutex_init(&g.lock, NULL);
     at_httpd_opts ho = c->http;
+    ho.classify = classify;
     at_httpd *srv = NULL;
     at_diag d = {{0}};
     if (at_httpd_start(c->listen, &ho, handle, &g, &srv, &d) != AT_OK) {

@@ -33,7 +33,7 @@ static at_err build_request(at_http_req *req, at_buf *out, at_diag *d)
 
 /* ---- whole exchanges --------------------------------------------------------- */
 
-static at_err send_whole(gw_target *t, at_span bhttp, at_bhttp_msg **answer, at_diag *d)
+static at_err send_whole(gw_target *t, at_span bhttp, long idle_s, at_bhttp_msg **answer, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_ohttp_client *c = NULL;
@@ -48,7 +48,7 @@ static at_err send_whole(gw_target *t, at_span bhttp, at_bhttp_msg **answer, at_
     AT_TRY(at_ohttp_client_seal_request(c, bhttp, &sealed, d));
     at_httpc_req hr = {.method = "POST", .url = url, .content_type = AT_OHTTP_MEDIA_REQ,
                        .body = at_buf_span(&sealed), .max_response = AT_MAX_OHTTP_MESSAGE + 1024,
-                       .timeout_ms = 600000};
+                       .timeout_ms = 600000, .idle_s = idle_s};
     AT_TRY(at_httpc_do(&hr, &r, d));
     AT_ENSURE(r.status == 200 && strncasecmp(r.content_type, AT_OHTTP_MEDIA_RES, strlen(AT_OHTTP_MEDIA_RES)) == 0,
               d, AT_E_UNAVAILABLE, "instance %s: HTTP %ld %.*s", t->instance_id, r.status,
@@ -280,7 +280,7 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
             }
         } else {
             at_bhttp_msg *answer = NULL;
-            rc = send_whole(&t, at_buf_span(&bhttp), &answer, &d);
+            rc = send_whole(&t, at_buf_span(&bhttp), g->cfg.instance_idle_s, &answer, &d);
             if (rc == AT_OK) {
                 const char *ct = at_bhttp_fields_get(&answer->headers, "content-type");
                 resp->status = answer->status;

@@ -76,6 +76,13 @@
 /* Handler threads: bound how many requests block at once (the group
  * commit batches what waits; an upstream may be slow). */
 #define AT_HTTP_WORKERS 64
+/* Workers that requests waiting on an upstream (an LLM, an instance) may
+ * never take: a hung upstream leaves them to every other route. */
+#define AT_HTTP_RESERVED_WORKERS 8
+/* Gateway: an instance that sends no byte of its (whole) answer for this
+ * long is given up on and another tried once, instead of waiting the
+ * 600 s total timeout (streams keep their own 120 s idle limit). */
+#define AT_GW_INSTANCE_IDLE_S 60
 /* libmicrohttpd I/O threads (epoll each): they only move bytes. */
 #define AT_HTTP_IO_THREADS 2
 /* Connections: sized for 10k+ idle ones; the default is what the file

@@ -4,6 +4,8 @@
  * the number of distinct clients. */
 #include "auditagg.h"
 
+#include "ratelimit.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@ struct at_auditagg {
     at_auditagg_entry *ent;
     size_t nslots;              /* power of two, >= 2 * capacity */
     int32_t *slot;              /* index into ent, -1 = empty */
+    uint8_t key[16];            /* of key_hash */
     bool has_overflow;
     at_auditagg_entry overflow;
 };
@@ -38,21 +41,23 @@ static void make_key(at_auditagg_entry *k, int64_t minute, const char *client, c
     copy_field(k->code, sizeof k->code, code);
 }
 
-static uint64_t mix(uint64_t h, const char *s)
+/* Keyed (SipHash, random key per table): clients cannot pick addresses
+ * that pile up on one probe chain. Entries compare whole keys, so a
+ * collision never merges two clients' counts. */
+static uint64_t key_hash(const at_auditagg *a, const at_auditagg_entry *k)
 {
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (h ^ 0xff) * 1099511628211ULL; /* field separator: "ab","c" != "a","bc" */
-}
-
-static uint64_t key_hash(const at_auditagg_entry *k)
-{
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)k->minute;
-    h = mix(h, k->client);
-    h = mix(h, k->actor);
-    h = mix(h, k->action);
-    h = mix(h, k->outcome);
-    return mix(h, k->code);
+    uint8_t buf[8 + sizeof k->client + sizeof k->actor + sizeof k->action + sizeof k->outcome +
+                sizeof k->code];
+    size_t n = 0;
+    memcpy(buf, &k->minute, 8);
+    n = 8;
+    const char *f[] = {k->client, k->actor, k->action, k->outcome, k->code};
+    for (size_t i = 0; i < 5; i++) {
+        size_t l = strlen(f[i]) + 1; /* the NUL separates: "ab","c" != "a","bc" */
+        memcpy(buf + n, f[i], l);
+        n += l;
+    }
+    return at_siphash(a->key, buf, n);
 }
 
 static bool same_key(const at_auditagg_entry *a, const at_auditagg_entry *b)
@@ -65,7 +70,7 @@ static bool same_key(const at_auditagg_entry *a, const at_auditagg_entry *b)
 /* The slot holding k, or the empty slot where it would go. */
 static size_t probe(const at_auditagg *a, const at_auditagg_entry *k)
 {
-    size_t i = (size_t)key_hash(k) & (a->nslots - 1);
+    size_t i = (size_t)key_hash(a, k) & (a->nslots - 1);
     while (a->slot[i] >= 0 && !same_key(&a->ent[a->slot[i]], k))
         i = (i + 1) & (a->nslots - 1);
     return i;
@@ -84,7 +89,7 @@ at_auditagg *at_auditagg_new(size_t capacity)
         a->nslots <<= 1;
     a->ent = calloc(capacity, sizeof *a->ent);
     a->slot = malloc(a->nslots * sizeof *a->slot);
-    if (!a->ent || !a->slot) {
+    if (!a->ent || !a->slot || !at_hashkey_random(a->key)) {
         free(a->ent);
         free(a->slot);
         free(a);

@@ -19,6 +19,7 @@ typedef struct {
     const char *const *headers;/* extra "K: V" lines, NULL-terminated */
     size_t max_response;       /* 0 = 16 MiB */
     long timeout_ms;           /* 0 = 30 s */
+    long idle_s;               /* > 0: give up (unavailable) when no byte arrives for this long */
 } at_httpc_req;
 
 typedef struct {

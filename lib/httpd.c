@@ -41,9 +41,13 @@ struct call {
     struct call *next;       /* work queue */
     int state;               /* NEW, QUEUED, DONE, SENT */
     char *raw_url;           /* as on the request line (query included) */
+    const char *uri_in_buf;  /* MHD's copy, in its read buffer (decoded in place later) */
+    size_t raw_len;
+    const char *version;     /* MHD's, in its read buffer */
     char *path;              /* req.url */
     struct MHD_Response *ready; /* built by the worker */
     unsigned status;
+    bool upstream;           /* counted in upstream_in_flight */
 };
 enum { CALL_NEW, CALL_QUEUED, CALL_DONE, CALL_SENT };
 
@@ -81,6 +85,8 @@ struct at_httpd {
     atomic_bool stopping; /* set under qlock */
     pthread_t *workers;
     unsigned n_workers;
+    atomic_uint upstream_in_flight;
+    unsigned upstream_cap; /* workers less AT_HTTP_RESERVED_WORKERS */
     /* deadlines */
     pthread_mutex_t conn_lock;
     pthread_cond_t reaper_cond;
@@ -526,16 +532,47 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static enum MHD_Result refuse_now(struct call *k, at_err code, const char *msg);
+static enum MHD_Result refuse_now(struct call *k, at_err code, const char *msg, const char *retry_after);
 
-/* Park the connection and queue its request for a worker. */
+/* A handler that never blocks, on MHD's thread: it does not wait behind
+ * the workers (which an upstream may hold). */
+static enum MHD_Result run_inline(at_httpd *s, struct call *k)
+{
+    at_http_resp r = {0};
+    s->handler(s->app, &k->req, &r);
+    if (!r.mhd && !r.stream && r.status == 0)
+        at_http_error(&r, AT_E_INTERNAL, "no response", -1);
+    struct MHD_Response *m = build_resp(s, k, &r);
+    k->state = CALL_SENT;
+    if (!m)
+        return MHD_NO;
+    enum MHD_Result ok = MHD_queue_response(k->req.conn, (unsigned)r.status, m);
+    MHD_destroy_response(m);
+    return ok;
+}
+
+/* Park the connection and queue its request for a worker (or answer it
+ * here: an inline route, or an upstream route beyond its share). */
 static enum MHD_Result dispatch(at_httpd *s, struct call *k)
 {
     set_deadline(s, k->req.conn, 0); /* arrived: the deadline no longer applies */
+    int kind = s->o.classify ? s->o.classify(s->app, k->req.method, k->req.url) : AT_HTTP_RUN_POOL;
+    if (kind == AT_HTTP_RUN_INLINE)
+        return run_inline(s, k);
+    if (kind == AT_HTTP_RUN_UPSTREAM) {
+        if (atomic_fetch_add(&s->upstream_in_flight, 1) >= s->upstream_cap) {
+            atomic_fetch_sub(&s->upstream_in_flight, 1);
+            char msg[128];
+            snprintf(msg, sizeof msg, "server: %u requests already wait on the upstream (the most allowed)",
+                     s->upstream_cap);
+            return refuse_now(k, AT_E_UNAVAILABLE, msg, "5");
+        }
+        k->upstream = true;
+    }
     pthread_mutex_lock(&s->qlock);
     if (atomic_load(&s->stopping)) {
         pthread_mutex_unlock(&s->qlock);
-        return refuse_now(k, AT_E_UNAVAILABLE, "server: stopping");
+        return refuse_now(k, AT_E_UNAVAILABLE, "server: stopping", NULL);
     }
     k->state = CALL_QUEUED;
     MHD_suspend_connection(k->req.conn);
@@ -552,7 +589,7 @@ static enum MHD_Result dispatch(at_httpd *s, struct call *k)
 
 /* A refusal of the request's framing, on MHD's thread (no handler, no
  * blocking); the connection closes after it. */
-static enum MHD_Result refuse_now(struct call *k, at_err code, const char *msg)
+static enum MHD_Result refuse_now(struct call *k, at_err code, const char *msg, const char *retry_after)
 {
     at_http_resp r = {0};
     at_http_error(&r, code, msg, -1);
@@ -564,6 +601,8 @@ static enum MHD_Result refuse_now(struct call *k, at_err code, const char *msg)
     MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
     MHD_add_response_header(m, "Cache-Control", "no-store");
+    if (retry_after)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
     enum MHD_Result ok = MHD_queue_response(k->req.conn, (unsigned)r.status, m);
     MHD_destroy_response(m);
     k->state = CALL_SENT;
@@ -571,10 +610,25 @@ static enum MHD_Result refuse_now(struct call *k, at_err code, const char *msg)
     return ok;
 }
 
-#define HDR_SCAN_MAX 128
+#define HDR_SCAN_MAX 128 /* headers a request may have: each is scanned for NUL bytes */
+
+/* RFC 9110 §5.6.2 tchar */
+static bool is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", c)))
+            return false;
+    }
+    return true;
+}
 struct hdr_scan {
     unsigned content_length, transfer_encoding, authorization, host;
-    size_t n;
+    size_t n, total;
+    const char *bad_name; /* the first field name with a non-token byte */
     const char *key[HDR_SCAN_MAX], *value[HDR_SCAN_MAX];
 };
 
@@ -585,17 +639,27 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     struct hdr_scan *h = cls;
     if (!key)
         return MHD_YES;
+    h->total++;
     if (h->n < HDR_SCAN_MAX && value) {
         h->key[h->n] = key;
         h->value[h->n++] = value;
     }
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+    /* RFC 9110 §5.1: a field name is a token. libmicrohttpd keeps
+     * "Content-Length " (whitespace before the colon) as another name,
+     * which would hide a duplicate from the counts below: such names are
+     * refused (RFC 9112 §5.1), and counted under their trimmed name. */
+    size_t n = strcspn(key, " \t");
+    if (!h->bad_name && (key[n] || !is_token(key)))
+        h->bad_name = key;
+    if (n == strlen(MHD_HTTP_HEADER_CONTENT_LENGTH) && strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, n) == 0)
         h->content_length++;
-    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+    else if (n == strlen(MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+             strncasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, n) == 0)
         h->transfer_encoding++;
-    else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
+    else if (n == strlen(MHD_HTTP_HEADER_AUTHORIZATION) &&
+             strncasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION, n) == 0)
         h->authorization++;
-    else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+    else if (n == strlen(MHD_HTTP_HEADER_HOST) && strncasecmp(key, MHD_HTTP_HEADER_HOST, n) == 0)
         h->host++;
     return MHD_YES;
 }
@@ -620,6 +684,28 @@ static const char *header_with_nul(const struct hdr_scan *h)
     return NULL;
 }
 
+/* The method, target and version point into libmicrohttpd's read buffer,
+ * in that order, separated by spaces (the first one written over with NUL);
+ * a NUL byte of the request's own ends a string early and leaves other
+ * bytes before the next part ("GET /v1/x\0junk HTTP/1.1"). */
+static bool gap_is_clean(const char *end, const char *next)
+{
+    if (next <= end || next - end > 4096)
+        return true; /* not laid out as expected: no claim */
+    for (const char *p = end; p < next; p++)
+        if (*p != ' ' && *p != '\0')
+            return false;
+    return true;
+}
+
+static bool request_line_has_nul(const struct call *k)
+{
+    const char *m = k->req.method, *u = k->uri_in_buf;
+    if (!u || !k->version)
+        return false;
+    return !gap_is_clean(m + strlen(m), u) || !gap_is_clean(u + k->raw_len, k->version);
+}
+
 /* RFC 9112 §6.3, RFC 9110 §5.3: framing a peer could read differently, and
  * credentials given twice, are refused rather than guessed at. NUL bytes
  * would cut the C strings handlers see ("Bearer <token>\0junk"). */
@@ -629,10 +715,18 @@ static const char *ambiguity(struct call *k, char *msg, size_t len)
     struct hdr_scan h = {0};
     MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &h);
     const char *nul_in = header_with_nul(&h);
-    if (nul_in)
+    if (h.total > HDR_SCAN_MAX)
+        snprintf(msg, len, "headers: %zu given, at most %u allowed", h.total, HDR_SCAN_MAX);
+    else if (nul_in)
         snprintf(msg, len, "header %.64s: contains a NUL byte", nul_in);
+    else if (h.bad_name)
+        snprintf(msg, len, "header '%.64s': not a field name (whitespace before ':'?)", h.bad_name);
     else if (strlen(k->req.method) == 0 || strlen(k->raw_url) == 0)
         snprintf(msg, len, "request line: empty method or target");
+    else if (request_line_has_nul(k))
+        snprintf(msg, len, "request line: contains a NUL byte");
+    else if (k->version && strcmp(k->version, "HTTP/1.1") == 0 && h.host == 0)
+        snprintf(msg, len, "header Host: missing, expected once in an HTTP/1.1 request");
     else if (h.content_length > 1)
         snprintf(msg, len, "header Content-Length: given %u times, expected once", h.content_length);
     else if (h.transfer_encoding > 1)
@@ -664,6 +758,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     if (!k)
         return NULL;
     k->raw_url = strdup(uri ? uri : "");
+    k->uri_in_buf = uri;
+    k->raw_len = uri ? strlen(uri) : 0;
     k->path = k->raw_url ? route_path(k->raw_url) : NULL;
     return k;
 }
@@ -685,7 +781,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_size, void **con_cls)
 {
     (void)url;
-    (void)version;
     at_httpd *s = cls;
     struct call *k = *con_cls;
     size_t cap = s->o.max_body ? s->o.max_body : AT_MAX_BODY_BYTES;
@@ -698,6 +793,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         req->url = k->path;
         req->start_ns = at_monotonic_ns();
         req->route = "other";
+        k->version = version;
         /* Bodies can carry secrets (PUT /v1/secrets): wiped when freed. */
         at_buf_init_secret(&req->body);
         at_buf_set_max(&req->body, cap);
@@ -705,7 +801,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         atomic_fetch_add(&s->in_flight, 1);
         char msg[160];
         if (ambiguity(k, msg, sizeof msg))
-            return refuse_now(k, AT_E_BAD_REQUEST, msg);
+            return refuse_now(k, AT_E_BAD_REQUEST, msg, NULL);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             unsigned long long n = strtoull(cl, NULL, 10);
@@ -756,6 +852,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!k)
         return;
     *con_cls = NULL;
+    if (k->upstream) /* the answer is out (a streamed one too): its share is free */
+        atomic_fetch_sub(&s->upstream_in_flight, 1);
     /* The next request on this connection has its own deadline. */
     set_deadline(s, c, at_monotonic_ns() + request_timeout_ns(s));
     if (!k->req.conn) { /* the request line came, the head never completed */
@@ -862,6 +960,9 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
         flags |= MHD_USE_TLS;
     }
     s->n_workers = s->o.workers ? s->o.workers : AT_HTTP_WORKERS;
+    s->upstream_cap = s->n_workers > 2 * AT_HTTP_RESERVED_WORKERS ? s->n_workers - AT_HTTP_RESERVED_WORKERS
+                      : s->n_workers > 1                          ? s->n_workers / 2
+                                                                  : 1;
     s->workers = calloc(s->n_workers, sizeof *s->workers);
     if (!s->workers) {
         httpd_free(s);

@@ -57,6 +57,16 @@ typedef struct {
 
 typedef void (*at_http_handler)(void *app, at_http_req *req, at_http_resp *resp);
 
+/* How a request runs (at_httpd_opts.classify). */
+enum {
+    AT_HTTP_RUN_POOL = 0, /* on a worker (it may block: the database) */
+    AT_HTTP_RUN_INLINE,   /* on libmicrohttpd's I/O thread: the handler MUST never block
+                           * (health, a key config in memory); never waits behind workers */
+    AT_HTTP_RUN_UPSTREAM, /* on a worker, waiting on an upstream: at most workers less
+                           * AT_HTTP_RESERVED_WORKERS at once, beyond that 503 unavailable
+                           * with Retry-After (until the answer is sent, streams included) */
+};
+
 typedef struct {
     size_t max_body;            /* 0 = AT_MAX_BODY_BYTES */
     unsigned connection_limit;  /* 0 = what RLIMIT_NOFILE allows (raised to its hard limit), <= 65536 */
@@ -64,6 +74,9 @@ typedef struct {
     unsigned timeout_s;         /* idle connection timeout, 0 = 30 */
     unsigned request_timeout_s; /* a whole request (head and body) must arrive within this, 0 = 30 */
     unsigned workers;           /* handler threads, 0 = 64 */
+    /* NULL: every request on the pool. Else one of AT_HTTP_RUN_* for a
+     * request's method and routed path; called on the I/O thread. */
+    int (*classify)(void *app, const char *method, const char *path);
     const char *tls_cert_pem;   /* serve HTTPS with this certificate chain (PEM text) */
     const char *tls_key_pem;    /* ... and this private key; both or neither */
     /* Called after every request with its route label, status and duration. */

@@ -180,68 +180,16 @@ void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who
     at_http_error(resp, code, message, id);
 }
 
-/* ---- rate limiting: token bucket per client address ---------------------- */
-
-#define RL_SLOTS 4096
-
-struct bucket {
-    char client[64];
-    double tokens;
-    int64_t last_ns;
-};
-
-struct ratelimit {
-    pthread_mutex_t lock;
-    double per_s, burst;
-    struct bucket slots[RL_SLOTS];
-};
+/* ---- rate limiting: lib/ratelimit.c (keyed, collisions never refill) ---- */
 
 ratelimit *ratelimit_new(double per_s, double burst)
 {
-    ratelimit *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    pthread_mutex_init(&r->lock, NULL);
-    r->per_s = per_s;
-    r->burst = burst;
-    return r;
+    return at_ratelimit_new(per_s, burst, 0);
 }
 
-void ratelimit_free(ratelimit *r)
-{
-    if (!r)
-        return;
-    pthread_mutex_destroy(&r->lock);
-    free(r);
-}
-
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
+void ratelimit_free(ratelimit *r) { at_ratelimit_free(r); }
 
 bool ratelimit_allow(ratelimit *r, const char *client, int64_t now_ns)
 {
-    if (!r || r->per_s <= 0)
-        return true;
-    pthread_mutex_lock(&r->lock);
-    struct bucket *b = &r->slots[fnv1a(client) % RL_SLOTS];
-    if (strcmp(b->client, client) != 0) {
-        /* A new client takes over the slot with a full bucket: collisions
-         * can only make the limit looser, never lock anyone out. */
-        snprintf(b->client, sizeof b->client, "%s", client);
-        b->tokens = r->burst;
-        b->last_ns = now_ns;
-    }
-    double add = (double)(now_ns - b->last_ns) / 1e9 * r->per_s;
-    b->tokens = b->tokens + add > r->burst ? r->burst : b->tokens + add;
-    b->last_ns = now_ns;
-    bool ok = b->tokens >= 1.0;
-    if (ok)
-        b->tokens -= 1.0;
-    pthread_mutex_unlock(&r->lock);
-    return ok;
+    return at_ratelimit_allow(r, client, now_ns);
 }

@@ -48,6 +48,15 @@ static void observe(void *app, const char *route, const char *method, int status
          status, sec * 1e3);
 }
 
+/* /healthz never blocks: answered on the I/O thread, not behind the
+ * workers (the database may hold them). */
+static int classify(void *app, const char *method, const char *path)
+{
+    (void)app;
+    return strcmp(method, "GET") == 0 && strcmp(path, "/healthz") == 0 ? AT_HTTP_RUN_INLINE
+                                                                        : AT_HTTP_RUN_POOL;
+}
+
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
 {
     verifier *v = app;
@@ -265,6 +274,7 @@ int main(int argc, char **argv)
     ho.tls_cert_pem = tls_cert;
     ho.tls_key_pem = tls_key;
     ho.observe = observe;
+    ho.classify = classify;
     if (at_httpd_start(c->listen, &ho, handle, &v, &srv, &d) != AT_OK) {
         at_log("fatal", "listen", "%s", d.msg);
         goto out;

@@ -23,6 +23,7 @@
 #include "nonce.h"
 #include "policy.h"
 #include "token.h"
+#include "ratelimit.h"
 #include "x509v.h"
 
 #define VERIFIER_ID_DEVELOPER "attest"
@@ -53,7 +54,7 @@ typedef struct {
 /* Roles by privilege; admin implies every other role. */
 typedef enum { ROLE_NONE = 0, ROLE_AGENT, ROLE_GATEWAY, ROLE_AUDITOR, ROLE_OWNER, ROLE_ADMIN } role;
 
-typedef struct ratelimit ratelimit;
+typedef at_ratelimit ratelimit;
 
 typedef struct {
     verifier_config cfg;

@@ -5,6 +5,7 @@ verifies and binds the key and endpoint, and fails closed when none does
 (agent gone, policy revoked, JWKS not the verifier's)."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -99,6 +100,28 @@ try:
           and "token signature check failed" in ans["error"]["message"],
           f"tokens that do not verify against the pinned JWKS: nothing is sent (503) ({ans})")
     gw2.stop()
+
+    # a hung instance (SIGSTOP): no byte for --instance-idle s -> given up on
+    # (503 unavailable), not the 600 s total timeout (review F10)
+    gw5 = start(Process(wd, "gateway-idle", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
+                                             "127.0.0.1:0", "--token-file", gw_token, "--instance-idle", "2"]))
+    st, ans = http("POST", gw5.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
+    check(st == 200, f"--instance-idle 2: served while the instance answers (got {st})")
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        st, ans = http("POST", gw5.url + "/v1/chat/completions",
+                       body={"messages": [{"role": "user", "content": "x"}]}, timeout=25)
+    except Exception as e:  # no answer within 25 s: the idle limit did not apply
+        st, ans = None, {"error": {"code": str(e)}}
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    check(st == 503 and ans["error"]["code"] == "unavailable",
+          f"a hung instance: 503 unavailable after --instance-idle, not a 10-minute wait (got {st} {ans})")
+    st, _ = http("GET", gw5.url + "/healthz")
+    check(st == 200, "the gateway still answers afterwards")
+    gw5.stop()
+    st, ans = http("POST", gw.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "again"}]})
+    check(st == 200, f"the resumed instance serves again (got {st})")
 
     # fail closed: the policy version revoked -> its sessions end -> 503
     st, pv = v.call("GET", "/v1/policies/llm", token=owner)

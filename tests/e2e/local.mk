@@ -2,7 +2,8 @@
 TESTS += tests/e2e/verifier_api.py tests/e2e/verifier_crash.py tests/e2e/verifier_load.sh \
 	tests/e2e/verifier_races.py tests/e2e/verifier_http.py tests/e2e/verifier_audit.py \
 	tests/e2e/verifier_state.py tests/e2e/agent_flow.py tests/e2e/gateway_flow.py tests/e2e/slow_clients.py \
-	tests/e2e/session_takeover.py tests/e2e/verifier_files.py tests/e2e/model_owner.py tests/e2e/policy_import.py
+	tests/e2e/session_takeover.py tests/e2e/verifier_files.py tests/e2e/model_owner.py tests/e2e/policy_import.py \
+	tests/e2e/upstream_hung.py
 EXTRA_DIST += tests/e2e/harness.py tests/e2e/verifier_api.py tests/e2e/verifier_crash.py \
 	tests/e2e/verifier_load.sh tests/e2e/verifier_races.py tests/e2e/verifier_http.py \
 	tests/e2e/verifier_audit.py tests/e2e/verifier_state.py tests/e2e/fake-nitro-tpm-attest \

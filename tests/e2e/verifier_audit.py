@@ -252,6 +252,28 @@ try:
           f"a checkpoint row that was removed (tail truncated, head rewritten) is detected ({body.get('reason')})")
     st, body = v.call("GET", "/v1/audit/verify?full=2", token=auditor)
     check(st == 400 and body["error"]["code"] == "bad_request", "full: only 0 or 1")
+    # ---- two addresses that shared a slot of the old unkeyed table (FNV-1a
+    # mod 4096, review F1) alternate: each keeps its own bucket, none refills.
+    pair = ("127.0.27.11", "127.0.67.95")
+    vc = Verifier(wd, roots=[pki.root], extra=["--rate", "1", "--burst", "5"], db=wd("collide.db")).start()
+    conns = [http.client.HTTPConnection("127.0.0.1", vc.port, source_address=(a, 0), timeout=30) for a in pair]
+    t0, ok, limited = time.monotonic(), 0, 0
+    for i in range(200):
+        conns[i % 2].request("POST", "/v1/challenge", body=b"{}", headers={"Content-Type": "application/json"})
+        r = conns[i % 2].getresponse()
+        d = r.read()
+        ok += r.status == 201
+        limited += r.status == 429 and json.loads(d)["error"]["code"] == "rate_limited"
+    elapsed = time.monotonic() - t0
+    for cn in conns:
+        cn.close()
+    st, _ = vc.call("GET", "/healthz")
+    check(st == 200, "after the flood the verifier still answers")
+    vc.stop()
+    # at most a burst each plus one token a second each (a bound, not a timing)
+    check(ok + limited == 200 and ok <= 2 * 5 + 2 * (elapsed + 1),
+          f"two colliding addresses alternating: {ok} of 200 allowed in {elapsed:.1f} s, "
+          f"at most 2 x (burst 5 + 1/s), the rest 429 rate_limited")
 finally:
     v.stop()
     wd.cleanup()

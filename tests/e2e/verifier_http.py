@@ -161,6 +161,43 @@ try:
     check(st == 400, f"a Content-Length that is not digits: 400 (got {st})")
     st2, _ = v.call("GET", "/healthz")
     check(st2 == 200, "after a Content-Length that is not digits: the verifier still answers")
+    # Whitespace before ':' (RFC 9112 §5.1): refused, and it hides no duplicate.
+    st, body = raw(b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length : 40"
+                   b"\r\nConnection: close\r\n\r\n{}")
+    refused400(st, body, "Content-Length", "a second Content-Length with a space before ':'")
+    st, body = raw(b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding : chunked"
+                   b"\r\nConnection: close\r\n\r\n{}")
+    refused400(st, body, "Transfer-Encoding", "Transfer-Encoding with a space before ':'")
+    st, body = raw(b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost : b\r\nConnection: close\r\n\r\n")
+    refused400(st, body, "Host", "a second Host with a space before ':'")
+    st, body = raw(b"GET /v1/audit?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin
+                   + b"\r\nAuthorization\t: Bearer x\r\nConnection: close\r\n\r\n")
+    refused400(st, body, "Authorization", "a second Authorization with a tab before ':'")
+    st, body = raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad : y\r\nConnection: close\r\n\r\n")
+    refused400(st, body, "X-Pad", "any header with a space before ':'")
+    # More headers than the NUL scan covers: refused, naming the limit.
+    pad = b"".join(b"X-P%d: a\r\n" % i for i in range(130))
+    st, body = raw(b"GET /v1/audit?limit=1 HTTP/1.1\r\nHost: x\r\n" + pad + b"Authorization: Bearer "
+                   + admin + b"\x00junk\r\nConnection: close\r\n\r\n")
+    refused400(st, body, "at most 128", "a NUL byte after 130 headers")
+    st, body = raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-P%d: a\r\n" % i for i in range(126))
+                   + b"Connection: close\r\n\r\n")
+    check(st == 200, f"128 headers are still served (got {st})")
+    # NUL in the request line: refused, never cut.
+    st, body = raw(b"GET /v1/audit/verify\x00junk HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin
+                   + b"\r\nConnection: close\r\n\r\n")
+    refused400(st, body, "request line: contains a NUL", "a NUL byte in the target")
+    st, body = raw(b"GET\x00X /v1/audit/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin
+                   + b"\r\nConnection: close\r\n\r\n")
+    refused400(st, body, "request line: contains a NUL", "a NUL byte in the method")
+    st, body = raw(b"GET /v1/audit/verify?a=%41b HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin
+                   + b"\r\nConnection: close\r\n\r\n")
+    check(st == 200, f"a target with a query and an escape is still served (got {st})")
+    # RFC 9112 §3.2: HTTP/1.1 without Host is refused; HTTP/1.0 needs none.
+    st, body = raw(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+    refused400(st, body, "Host", "an HTTP/1.1 request without Host")
+    st, body = raw(b"GET /healthz HTTP/1.0\r\n\r\n")
+    check(st == 200, f"an HTTP/1.0 request without Host is served (got {st})")
     # ---- log lines: bytes that are not UTF-8 are escaped, never dropped ----------
     st, body = raw(b"G\xffT /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     code = json.loads(body).get("error", {}).get("code") if body.startswith(b"{") else None
