@@ -594,7 +594,6 @@ static void table_cases(void **state)
         run_case(&cases[i]);
 }
 
-/* Every code the evidence core can produce has a case asserting it. */
 /* Every code of the error table: either a case above asserts it, or it is
  * listed here as one at_evidence_verify never returns for a document, with
  * the reason. A code added to lib/err.h fails this test until someone
@@ -623,6 +622,9 @@ static const struct {
     {AT_E_PURPOSE_MISMATCH, "document binding (test_binding.c), after verification"},
     {AT_E_ENDPOINT_MISMATCH, "document binding"},
     {AT_E_ENDPOINT_CONFLICT, "document binding"},
+    {AT_E_TRANSCRIPT_MISMATCH, "the peer handshake (test_peer.c), after verification"},
+    {AT_E_REFLECTION, "the peer handshake (test_peer.c)"},
+    {AT_E_UNEXPECTED_MESSAGE, "the peer handshake (test_peer.c)"},
     {AT_E_IO, "files: roots, PKI (never a document in memory)"},
     {AT_E_UNAVAILABLE, "upstream services"},
     {AT_E_INTERNAL, "allocation or OpenSSL failure only (test_hash.c injects one)"},
