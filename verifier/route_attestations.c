@@ -87,6 +87,24 @@ struct admit_job {
     int64_t audit_id, replaced;
 };
 
+/* A refusal decided inside the admitting transaction: its audit row (or,
+ * for an anonymous caller past its budget, its count) goes with it, the same
+ * way for every code. Returns code, or AT_E_INTERNAL when the row cannot be
+ * written. d already holds the refusal's message. */
+static at_err refused_in_job(sqlite3 *c, struct admit_job *j, const char *ref, at_err code,
+                             at_diag *d)
+{
+    at_audit_row row = {.actor = j->actor, .action = "attestation.create", .outcome = "refused",
+                        .code = at_err_str(code), .message = d->msg, .policy = ref,
+                        .instance_id = j->instance_id, .pcr_sha256 = j->pcr_sha,
+                        .evidence_sha256 = j->ev_sha, .client = j->client};
+    at_diag scratch = {{0}};
+    if (audit_refusal_in_job(j->v, c, j->authenticated, code, &row, &j->audit_id, &scratch) != AT_OK)
+        return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
+                       at_err_str(code), scratch.msg);
+    return code;
+}
+
 static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
 {
     struct admit_job *j = ctx;
@@ -111,16 +129,7 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
     if (revoked) {
         rc = at_fail(d, AT_E_POLICY_NOT_FOUND,
                      "policy: %s was revoked while the document was being checked", ref);
-        at_audit_row row = {.actor = j->actor, .action = "attestation.create",
-                            .outcome = "refused", .code = "policy_not_found", .message = d->msg,
-                            .policy = ref, .instance_id = j->instance_id,
-                            .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
-                            .client = j->client};
-        at_diag scratch = {{0}};
-        if (audit_refusal_in_job(j->v, c, j->authenticated, rc, &row, &j->audit_id, &scratch) != AT_OK)
-            return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
-                          at_err_str(rc), scratch.msg);
-        return rc;
+        return refused_in_job(c, j, ref, rc, d);
     }
     /* A live session is replaced only by a document that binds the same
      * endpoint: whatever else an instance attests, it cannot move (or have
@@ -143,16 +152,7 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
                      j->instance_id, live ? live : "(none)", j->endpoint ? j->endpoint : "(none)");
         sqlite3_reset(st);
         st = NULL;
-        at_audit_row row = {.actor = j->actor, .action = "attestation.create",
-                            .outcome = "refused", .code = "endpoint_conflict", .message = d->msg,
-                            .policy = ref, .instance_id = j->instance_id,
-                            .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
-                            .client = j->client};
-        at_diag scratch = {{0}};
-        if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
-            return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
-                          at_err_str(rc), scratch.msg);
-        return rc;
+        return refused_in_job(c, j, ref, rc, d);
     }
     sqlite3_reset(st);
     st = NULL;
@@ -172,16 +172,7 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
                          "nonce: expired at %lld ms, not after the verifier's time high-water mark "
                          "%lld ms (the clock was set back?)",
                          (long long)j->nonce_expires_ms, (long long)mark);
-            at_audit_row row = {.actor = j->actor, .action = "attestation.create",
-                                .outcome = "refused", .code = "nonce_expired", .message = d->msg,
-                                .policy = ref, .instance_id = j->instance_id,
-                                .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
-                                .client = j->client};
-            at_diag scratch = {{0}};
-            if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
-                return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
-                              at_err_str(rc), scratch.msg);
-            return rc;
+            return refused_in_job(c, j, ref, rc, d);
         }
         /* Single use: the primary key refuses a second insert. */
         AT_TRY(at_db_stmt(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)",
@@ -195,17 +186,7 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
         if (s == SQLITE_CONSTRAINT_PRIMARYKEY || s == SQLITE_CONSTRAINT) {
             rc = at_fail(d, AT_E_NONCE_REUSED,
                          "nonce: already consumed by an earlier attestation (single use)");
-            at_audit_row row = {.actor = j->actor, .action = "attestation.create",
-                                .outcome = "refused", .code = "nonce_reused", .message = d->msg,
-                                .policy = ref, .instance_id = j->instance_id,
-                                .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha,
-                                .client = j->client};
-            at_diag scratch = {{0}};
-            if (audit_refusal_in_job(j->v, c, j->authenticated, rc, &row, &j->audit_id,
-                                     &scratch) != AT_OK)
-                return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
-                              at_err_str(rc), scratch.msg);
-            return rc;
+            return refused_in_job(c, j, ref, rc, d);
         }
         AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     }
