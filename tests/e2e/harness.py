@@ -92,6 +92,17 @@ class Workdir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def log_tail(path, lines=40):
+    """Print the end of a server's log: an unclean exit says why there."""
+    try:
+        tail = open(path, errors="replace").read().splitlines()[-lines:]
+    except OSError as e:
+        tail = [f"(cannot read {path}: {e})"]
+    print(f"----- last {len(tail)} lines of {path}")
+    for line in tail:
+        print("  " + line)
+
+
 class Verifier:
     """attest-verifier on 127.0.0.1:<free port> with its own SQLite file."""
 
@@ -142,6 +153,8 @@ class Verifier:
             check("AddressSanitizer" not in log and "LeakSanitizer" not in log
                   and "runtime error:" not in log, "verifier log has no sanitizer report")
             check(rc == 0, f"verifier exited cleanly on SIGTERM (status {rc})")
+            if rc != 0:
+                log_tail(self.log)
         return rc
 
     def call(self, method, path, body=None, token=None, raw=None, headers=None):
@@ -214,6 +227,8 @@ class Process:
             check("AddressSanitizer" not in log and "LeakSanitizer" not in log
                   and "runtime error:" not in log, f"{self.name} log has no sanitizer report")
             check(rc == 0, f"{self.name} exited cleanly on SIGTERM (status {rc})")
+            if rc != 0:
+                log_tail(self.log)
         return rc
 
 
