@@ -425,7 +425,7 @@ int main(int argc, char **argv)
         _exit(127);
     }
     int port = 0;
-    for (int i = 0; i < 1000 && !port; i++) {
+    for (int i = 0; i < 6000 && !port; i++) { /* up to 60 s: valgrind, a loaded machine */
         FILE *f = fopen(portfile, "r");
         if (f) {
             if (fscanf(f, "%d", &port) != 1)

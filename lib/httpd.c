@@ -83,6 +83,7 @@ struct at_httpd {
     struct call *qhead, *qtail;
     struct pipe_ *phead, *ptail;
     atomic_bool stopping; /* set under qlock */
+    atomic_bool draining; /* at_httpd_stop: new connections are refused */
     pthread_t *workers;
     unsigned n_workers;
     atomic_uint upstream_in_flight;
@@ -917,9 +918,34 @@ static void httpd_free(at_httpd *s)
     free(s);
 }
 
+/* MHD's accept policy: while draining, a new connection is closed at once.
+ * This is how the server stops accepting: MHD_quiesce_daemon() races with
+ * MHD's own epoll loop (both remove the listen socket from the epoll set;
+ * the loser panics), so it is never called. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    at_httpd *s = cls;
+    return atomic_load(&s->draining) ? MHD_NO : MHD_YES;
+}
+
+/* libmicrohttpd's internal invariant failures: one JSON log line saying
+ * where and why (its default handler writes raw text), then abort as it
+ * would. */
+static void on_mhd_panic(void *cls, const char *file, unsigned int line, const char *reason)
+{
+    (void)cls;
+    const char *r = reason ? reason : "(no reason given)";
+    size_t n = strcspn(r, "\n");
+    at_log("fatal", "httpd", "libmicrohttpd panic at %s:%u: %.*s", file ? file : "?", line, (int)n, r);
+    abort();
+}
+
 at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handler h, void *app,
                       at_httpd **out, at_diag *d)
 {
+    MHD_set_panic_func(on_mhd_panic, NULL);
     struct sockaddr_storage ss;
     socklen_t sl;
     at_err rc = at_parse_listen(listen, &ss, &sl, d);
@@ -982,7 +1008,7 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
     }
     s->reaper_started = true;
     s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, on_accept, s, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)AT_HTTP_IO_THREADS,
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->o.timeout_s ? s->o.timeout_s : 30),
@@ -1026,15 +1052,13 @@ void at_httpd_stop(at_httpd *s, int drain_ms)
 {
     if (!s)
         return;
-    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+    atomic_store(&s->draining, true);
     for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < drain_ms; waited += 10)
         usleep(10000);
     /* Workers finish what is queued (streams end with an error) and resume
      * every connection they parked: MHD must not stop with one suspended. */
     stop_threads(s);
     MHD_stop_daemon(s->mhd);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
     httpd_free(s);
 }
 

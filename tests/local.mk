@@ -215,3 +215,8 @@ tests_unit_test_file_SOURCES = tests/unit/test_file.c
 tests_unit_test_file_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_file_LDFLAGS = -Wl,--wrap=write
 tests_unit_test_file_LDADD = $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_httpd
+tests_unit_test_httpd_SOURCES = tests/unit/test_httpd.c
+tests_unit_test_httpd_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_httpd_LDADD = $(UNIT_LDADD)
