@@ -14,6 +14,7 @@
 #include "config.h"
 #include "enc.h"
 #include "httpc.h"
+#include "sealfile.h"
 #include "token.h"
 
 static void usage(FILE *f)
@@ -235,6 +236,14 @@ int main(int argc, char **argv)
     if (c->model_sealed[0] && (!c->model_secret[0] || !c->model_out[0])) {
         fprintf(stderr, "attest-agent: --model-sealed needs --model-secret and --model-out\n");
         return 2;
+    }
+    if (c->model_sealed[0]) {
+        at_diag md = {{0}};
+        at_err mrc = at_sealfile_check_secret(c->model_sealed, c->model_secret, &md);
+        if (mrc == AT_E_SECRET_NAME_MISMATCH) {
+            fprintf(stderr, "attest-agent: %s: %s\n", at_err_str(mrc), md.msg);
+            return 2;
+        }
     }
     if (c->print_pcrs)
         return print_pcrs(&a);

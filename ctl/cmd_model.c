@@ -30,6 +30,7 @@ static void usage(FILE *f)
             "       attestctl model open --in MODEL.sealed --out MODEL --key KEYFILE\n"
             "       attestctl model inspect MODEL.sealed\n"
             "seal and open also take --force (replace an existing output), --quiet, --json.\n"
+            "seal --replace replaces an existing secret NAME on the verifier (refused otherwise).\n"
             "seal makes a fresh 32-byte data key; with --secret it is stored on the verifier as\n"
             "secret NAME bound to POLICY (and never written to disk unless --key-out).\n");
 }
@@ -52,7 +53,7 @@ enum { OUT_HUMAN, OUT_QUIET, OUT_JSON };
 
 typedef struct {
     const char *in, *out, *key_out, *key_in, *secret, *policy;
-    bool force;
+    bool force, replace;
     int mode;
     ctl_client cl;
 } model_args;
@@ -146,7 +147,7 @@ static int put_secret(const model_args *a, const uint8_t key[AT_SEALFILE_KEY_LEN
     json_object_set_new(body, "value", json_string(b));
     at_wipe_free(b, strlen(b));
     char path[512];
-    snprintf(path, sizeof path, "/v1/secrets/%s", a->secret);
+    snprintf(path, sizeof path, "/v1/secrets/%s%s", a->secret, a->replace ? "?replace=1" : "");
     int rc = ctl_client_call(&a->cl, "PUT", path, body, &resp);
     json_decref(body);
     json_decref(resp);
@@ -298,6 +299,7 @@ int cmd_model(int argc, char **argv)
                                          {"verifier", required_argument, NULL, 'v'},
                                          {"token-file", required_argument, NULL, 't'},
                                          {"force", no_argument, NULL, 'f'},
+                                         {"replace", no_argument, NULL, 'r'},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
@@ -335,6 +337,7 @@ int cmd_model(int argc, char **argv)
                 return CTL_USAGE;
             break;
         case 'f': a.force = true; break;
+        case 'r': a.replace = true; break;
         case 'q': a.mode = OUT_QUIET; break;
         case 'j': a.mode = OUT_JSON; break;
         case 'h': usage(stdout); return CTL_OK;
@@ -346,7 +349,7 @@ int cmd_model(int argc, char **argv)
         return CTL_USAGE;
     }
     if (strcmp(argv[1], "seal") == 0) {
-        if (!!a.secret != !!a.policy || (!a.secret && !a.key_out) || a.key_in) {
+        if (!!a.secret != !!a.policy || (!a.secret && !a.key_out) || a.key_in || (a.replace && !a.secret)) {
             fprintf(stderr, "attestctl model seal: give --secret NAME --policy POLICY (the key goes to the"
                             " verifier), or --key-out KEYFILE (offline), or both\n");
             return CTL_USAGE;
@@ -354,7 +357,7 @@ int cmd_model(int argc, char **argv)
         return do_seal(&a);
     }
     if (strcmp(argv[1], "open") == 0) {
-        if (!a.key_in || a.key_out || a.secret || a.policy) {
+        if (!a.key_in || a.key_out || a.secret || a.policy || a.replace) {
             fprintf(stderr, "attestctl model open: --key KEYFILE is required (and only it)\n");
             return CTL_USAGE;
         }

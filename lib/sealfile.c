@@ -172,6 +172,19 @@ out:
     return rc;
 }
 
+at_err at_sealfile_check_secret(const char *path, const char *secret, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    at_sealfile_header h;
+    AT_TRY(at_sealfile_inspect(path, &h, d));
+    AT_ENSURE(!h.secret[0] || strcmp(h.secret, secret) == 0, d, AT_E_SECRET_NAME_MISMATCH,
+              "%s: sealed for secret '%s', --model-secret is '%.160s' (another model's key would not open it)",
+              path, h.secret, secret);
+    rc = AT_OK;
+out:
+    return rc;
+}
+
 static void progress(const at_sealfile_opts *o, uint64_t done, uint64_t total)
 {
     if (o && o->progress)
