@@ -3,7 +3,7 @@
  * the verifier bound to a policy in the same step; open them with the key
  * (for checks; in production only attest-agent opens them, after the
  * verifier released the key to its attested session). Outputs appear whole
- * or not at all (lib/outfile.h); a failed run leaves nothing behind. */
+ * or not at all (lib/file.h); a failed run leaves nothing behind. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -17,7 +17,7 @@
 
 #include "ctl.h"
 #include "enc.h"
-#include "outfile.h"
+#include "file.h"
 #include "progress.h"
 #include "sealfile.h"
 
@@ -33,20 +33,6 @@ static void usage(FILE *f)
             "seal --replace replaces an existing secret NAME on the verifier (refused otherwise).\n"
             "seal makes a fresh 32-byte data key; with --secret it is stored on the verifier as\n"
             "secret NAME bound to POLICY (and never written to disk unless --key-out).\n");
-}
-
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
 }
 
 enum { OUT_HUMAN, OUT_QUIET, OUT_JSON };
@@ -132,7 +118,8 @@ static void summary(const model_args *a, const char *verb, const at_sealfile_res
 
 static int fail(const char *verb, at_err rc, const at_diag *d)
 {
-    fprintf(stderr, "attestctl model %s: %s: %s\n", verb, at_err_str(rc), d->msg);
+    fprintf(stderr, "attestctl model %s: %s: %s%s\n", verb, at_err_str(rc), d->msg,
+            rc == AT_E_CONFLICT && strstr(d->msg, "exists already") ? " (--force replaces it)" : "");
     return rc == AT_E_CONFLICT || rc == AT_E_BAD_REQUEST ? CTL_USAGE : CTL_FAILED;
 }
 
@@ -190,7 +177,7 @@ static int do_seal(model_args *a)
         ret = fail("seal", rc, &d);
         goto out;
     }
-    if (a->key_out && (!write_all(kf.fd, key, sizeof key) || (rc = at_outfile_commit(&kf, &d)) != AT_OK)) {
+    if (a->key_out && (!at_file_write_full(kf.fd, key, sizeof key) || (rc = at_outfile_commit(&kf, &d)) != AT_OK)) {
         if (rc == AT_OK)
             rc = at_fail(&d, AT_E_IO, "%s: write failed", a->key_out);
         ret = fail("seal", rc, &d);

@@ -17,7 +17,6 @@
 
 #include "file.h"
 #include "hpke.h"
-#include "outfile.h"
 
 #define MAGIC_V1 "ATSEAL01"
 #define MAGIC_V2 "ATSEAL02"

@@ -61,7 +61,7 @@ sealed_sha = sha(wd("m.sealed"))
 check(os.stat(wd("m.key")).st_mode & 0o777 == 0o600 and os.path.getsize(wd("m.key")) == 32,
       "the key file is 32 bytes, mode 0600")
 p = ctl("model", "seal", "--in", model, "--out", wd("m.sealed"), "--key-out", wd("m2.key"))
-check(p.returncode == 2 and "exists; not replacing it" in err(p) and sha(wd("m.sealed")) == sealed_sha
+check(p.returncode == 2 and "exists already; not replacing it (--force replaces it)" in err(p) and sha(wd("m.sealed")) == sealed_sha
       and not os.path.exists(wd("m2.key")), "an existing output is not overwritten, and no key file is left")
 open(wd("precious.key"), "wb").write(b"k" * 32)
 p = ctl("model", "seal", "--in", model, "--out", wd("new.sealed"), "--key-out", wd("precious.key"))

@@ -1,4 +1,4 @@
-/* Unit tests for lib/sealfile.c and lib/outfile.c: format 2 round trips
+/* Unit tests for lib/sealfile.c and lib/file.c (at_outfile): format 2 round trips
  * (empty, exact multiple of the chunk, partial last chunk) with the secret
  * and policy names authenticated; format 1 files still open; outputs are
  * whole or nothing, never over the input or an existing file unasked. */
@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "hpke.h"
-#include "outfile.h"
+#include "file.h"
 #include "sealfile.h"
 
 static char dir[64];
