@@ -207,13 +207,12 @@ int main(int argc, char **argv)
         }
         case 'f': COPY(port_file); break;
         case 1009: c->http.workers = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'V': printf("attest-agent %s\n", PACKAGE_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default:
-            if (at_httpd_opt_take(o, optarg, &c->http, "attest-agent"))
-                break;
-            usage(stderr);
-            return 2;
+        default: {
+            int r = at_httpd_opt_default(o, optarg, &c->http, "attest-agent", usage);
+            if (r >= 0)
+                return r;
+            break;
+        }
         }
     }
 #undef COPY

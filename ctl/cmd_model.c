@@ -283,8 +283,7 @@ int cmd_model(int argc, char **argv)
                                          {"key", required_argument, NULL, 'k'},
                                          {"secret", required_argument, NULL, 's'},
                                          {"policy", required_argument, NULL, 'p'},
-                                         {"verifier", required_argument, NULL, 'v'},
-                                         {"token-file", required_argument, NULL, 't'},
+                                         CTL_CLIENT_OPTS,
                                          {"force", no_argument, NULL, 'f'},
                                          {"replace", no_argument, NULL, 'r'},
                                          {"quiet", no_argument, NULL, 'q'},
@@ -310,7 +309,7 @@ int cmd_model(int argc, char **argv)
     }
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+    while ((c = ctl_getopt(&a.cl, argc - 1, argv + 1, opts)) != -1) {
         switch (c) {
         case 'i': a.in = optarg; break;
         case 'o': a.out = optarg; break;
@@ -318,11 +317,6 @@ int cmd_model(int argc, char **argv)
         case 'k': a.key_in = optarg; break;
         case 's': a.secret = optarg; break;
         case 'p': a.policy = optarg; break;
-        case 'v': snprintf(a.cl.url, sizeof a.cl.url, "%s", optarg); break;
-        case 't':
-            if (ctl_client_token_file(&a.cl, optarg) != 0)
-                return CTL_USAGE;
-            break;
         case 'f': a.force = true; break;
         case 'r': a.replace = true; break;
         case 'q': a.mode = OUT_QUIET; break;
@@ -331,6 +325,8 @@ int cmd_model(int argc, char **argv)
         default: usage(stderr); return CTL_USAGE;
         }
     }
+    if (a.cl.bad)
+        return CTL_USAGE;
     if (optind != argc - 1 || !a.in || !a.out) {
         usage(stderr);
         return CTL_USAGE;

@@ -11,8 +11,7 @@
 
 int cmd_secret(int argc, char **argv)
 {
-    static const struct option opts[] = {{"verifier", required_argument, NULL, 'v'},
-                                         {"token-file", required_argument, NULL, 't'},
+    static const struct option opts[] = {CTL_CLIENT_OPTS,
                                          {"policy", required_argument, NULL, 'p'},
                                          {"value-file", required_argument, NULL, 'f'},
                                          {"replace", no_argument, NULL, 'r'},
@@ -32,16 +31,16 @@ int cmd_secret(int argc, char **argv)
     bool replace = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 2, argv + 2, "", opts, NULL)) != -1) {
+    while ((c = ctl_getopt(&cl, argc - 2, argv + 2, opts)) != -1) {
         switch (c) {
-        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
-        case 't': if (ctl_client_token_file(&cl, optarg) != 0) return CTL_USAGE; break;
         case 'p': policy = optarg; break;
         case 'f': file = optarg; break;
         case 'r': replace = true; break;
         default: return CTL_USAGE;
         }
     }
+    if (cl.bad)
+        return CTL_USAGE;
     if (!policy || !file) {
         fprintf(stderr, "attestctl secret put: --policy and --value-file are required\n");
         return CTL_USAGE;

@@ -198,54 +198,38 @@ static at_err gcm_begin(EVP_CIPHER_CTX **cc, bool enc, const uint8_t key[AT_SEAL
 {
     at_err rc = AT_E_INTERNAL;
     AT_ENSURE((*cc = EVP_CIPHER_CTX_new()), d, AT_E_INTERNAL, "out of memory");
-    if (enc)
-        AT_OSSL(EVP_EncryptInit_ex2(*cc, EVP_aes_256_gcm(), key, NULL, NULL), d);
-    else
-        AT_OSSL(EVP_DecryptInit_ex2(*cc, EVP_aes_256_gcm(), key, NULL, NULL), d);
+    AT_OSSL(EVP_CipherInit_ex2(*cc, EVP_aes_256_gcm(), key, NULL, enc, NULL), d);
     rc = AT_OK;
 out:
     return rc;
 }
 
-/* Seal p[0..n) in place and append the tag at p[n..n+16). */
-static at_err gcm_seal_chunk(EVP_CIPHER_CTX *cc, const uint8_t nonce[12], at_span aad, uint8_t *p, size_t n,
-                             at_diag *d)
+/* Seal: p[0..n) in place, the tag appended at p[n..n+16). Open: p[0..n)
+ * is ciphertext || tag (n >= 16); the plaintext is p[0..n-16) once the tag
+ * verified, and wiped when it does not. */
+static at_err gcm_chunk(EVP_CIPHER_CTX *cc, bool enc, const uint8_t nonce[12], at_span aad, uint8_t *p, size_t n,
+                        at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     int l = 0, f = 0;
-    AT_OSSL(EVP_EncryptInit_ex2(cc, NULL, NULL, nonce, NULL), d);
-    AT_OSSL(EVP_EncryptUpdate(cc, NULL, &l, aad.p, (int)aad.len), d);
-    if (n)
-        AT_OSSL(EVP_EncryptUpdate(cc, p, &l, p, (int)n), d);
-    AT_ENSURE((size_t)l == n || !n, d, AT_E_INTERNAL, "aes-256-gcm: %d of %zu bytes", l, n);
-    AT_OSSL(EVP_EncryptFinal_ex(cc, p + n, &f), d);
-    AT_OSSL(EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, p + n), d);
-    rc = AT_OK;
-out:
-    return rc;
-}
-
-/* Open p[0..n) (ciphertext || tag, n >= 16) in place: the plaintext is
- * p[0..n-16) once the tag verified; on failure it is wiped. */
-static at_err gcm_open_chunk(EVP_CIPHER_CTX *cc, const uint8_t nonce[12], at_span aad, uint8_t *p, size_t n,
-                             at_diag *d)
-{
-    at_err rc = AT_E_INTERNAL;
-    int l = 0, f = 0;
-    size_t body = n - TAG_LEN;
-    AT_OSSL(EVP_DecryptInit_ex2(cc, NULL, NULL, nonce, NULL), d);
-    AT_OSSL(EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, p + body), d);
-    AT_OSSL(EVP_DecryptUpdate(cc, NULL, &l, aad.p, (int)aad.len), d);
+    size_t body = enc ? n : n - TAG_LEN;
+    AT_OSSL(EVP_CipherInit_ex2(cc, NULL, NULL, nonce, enc, NULL), d);
+    if (!enc)
+        AT_OSSL(EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, p + body), d);
+    AT_OSSL(EVP_CipherUpdate(cc, NULL, &l, aad.p, (int)aad.len), d);
     if (body)
-        AT_OSSL(EVP_DecryptUpdate(cc, p, &l, p, (int)body), d);
-    if (EVP_DecryptFinal_ex(cc, p + body, &f) != 1) {
+        AT_OSSL(EVP_CipherUpdate(cc, p, &l, p, (int)body), d);
+    if (EVP_CipherFinal_ex(cc, p + body, &f) != 1) {
         ERR_clear_error();
-        rc = at_fail(d, AT_E_DECRYPT_FAILED, "aes-256-gcm: authentication tag does not verify");
+        rc = at_fail(d, enc ? AT_E_INTERNAL : AT_E_DECRYPT_FAILED, "aes-256-gcm: %s",
+                     enc ? "sealing failed" : "authentication tag does not verify");
         goto out;
     }
+    if (enc)
+        AT_OSSL(EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, p + body), d);
     rc = AT_OK;
 out:
-    if (rc != AT_OK)
+    if (rc != AT_OK && !enc)
         OPENSSL_cleanse(p, body);
     return rc;
 }
@@ -294,7 +278,7 @@ at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
         nonce_for(&h, index, nonce);
         if (md)
             AT_OSSL(EVP_DigestUpdate(md, cur, (size_t)n), d);
-        AT_TRY(gcm_seal_chunk(cc, nonce, aad_for(&h, index, final), cur, (size_t)n, d));
+        AT_TRY(gcm_chunk(cc, true, nonce, aad_for(&h, index, final), cur, (size_t)n, d));
         AT_ENSURE(at_file_write_full(out, cur, (size_t)n + TAG_LEN), d, AT_E_IO, "output: write failed: %s",
                   strerror(errno));
         ptlen += (uint64_t)n;
@@ -375,7 +359,7 @@ at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
         AT_ENSURE(index != UINT32_MAX, d, AT_E_TOO_LARGE, "sealed file: too large");
         int final = m == 0;
         nonce_for(&h, index, nonce);
-        rc = gcm_open_chunk(cc, nonce, aad_for(&h, index, final), cur, (size_t)n, d);
+        rc = gcm_chunk(cc, false, nonce, aad_for(&h, index, final), cur, (size_t)n, d);
         if (rc != AT_OK) {
             /* A file cut at a chunk boundary: the last chunk present was not
              * sealed as the final one. */
