@@ -14,6 +14,7 @@
 #include "config.h"
 #include "enc.h"
 #include "httpc.h"
+#include "sealfile.h"
 #include "token.h"
 
 static void usage(FILE *f)
@@ -206,13 +207,12 @@ int main(int argc, char **argv)
         }
         case 'f': COPY(port_file); break;
         case 1009: c->http.workers = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'V': printf("attest-agent %s\n", PACKAGE_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default:
-            if (at_httpd_opt_take(o, optarg, &c->http, "attest-agent"))
-                break;
-            usage(stderr);
-            return 2;
+        default: {
+            int r = at_httpd_opt_default(o, optarg, &c->http, "attest-agent", usage);
+            if (r >= 0)
+                return r;
+            break;
+        }
         }
     }
 #undef COPY
@@ -235,6 +235,14 @@ int main(int argc, char **argv)
     if (c->model_sealed[0] && (!c->model_secret[0] || !c->model_out[0])) {
         fprintf(stderr, "attest-agent: --model-sealed needs --model-secret and --model-out\n");
         return 2;
+    }
+    if (c->model_sealed[0]) {
+        at_diag md = {{0}};
+        at_err mrc = at_sealfile_check_secret(c->model_sealed, c->model_secret, &md);
+        if (mrc == AT_E_SECRET_NAME_MISMATCH) {
+            fprintf(stderr, "attest-agent: %s: %s\n", at_err_str(mrc), md.msg);
+            return 2;
+        }
     }
     if (c->print_pcrs)
         return print_pcrs(&a);

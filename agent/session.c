@@ -298,7 +298,10 @@ at_err agent_unseal_model(agent *a, at_diag *d)
 {
     at_buf key;
     at_buf_init_secret(&key);
-    at_err rc = release_secret(a, a->cfg.model_secret, &key, d);
+    /* Checked again here: the file may have been replaced since the start. */
+    at_err rc = at_sealfile_check_secret(a->cfg.model_sealed, a->cfg.model_secret, d);
+    if (rc == AT_OK)
+        rc = release_secret(a, a->cfg.model_secret, &key, d);
     if (rc == AT_OK && key.len != AT_SEALFILE_KEY_LEN)
         rc = at_fail(d, AT_E_BAD_FIELD, "model: secret %s is %zu bytes, expected a 32-byte data key",
                      a->cfg.model_secret, key.len);

@@ -28,6 +28,23 @@ int ctl_client_token_file(ctl_client *c, const char *path)
     return 0;
 }
 
+int ctl_getopt(ctl_client *cl, int argc, char **argv, const struct option *opts)
+{
+    for (;;) {
+        int c = getopt_long(argc, argv, "", opts, NULL);
+        if (c == 'v') {
+            snprintf(cl->url, sizeof cl->url, "%s", optarg);
+        } else if (c == 't') {
+            if (ctl_client_token_file(cl, optarg) != 0) {
+                cl->bad = true;
+                return -1;
+            }
+        } else {
+            return c;
+        }
+    }
+}
+
 int ctl_client_call(const ctl_client *c, const char *method, const char *path, json_t *body,
                     json_t **out)
 {

@@ -29,7 +29,7 @@ int cmd_audit(int argc, char **argv)
     ctl_client cl;
     ctl_client_defaults(&cl);
     static const struct option opts[] = {
-        {"verifier", required_argument, NULL, 'v'}, {"token-file", required_argument, NULL, 't'},
+        CTL_CLIENT_OPTS,
         {"since", required_argument, NULL, 's'},    {"until", required_argument, NULL, 'u'},
         {"outcome", required_argument, NULL, 'o'},  {"action", required_argument, NULL, 'a'},
         {"policy", required_argument, NULL, 'p'},   {"instance", required_argument, NULL, 'i'},
@@ -42,11 +42,9 @@ int cmd_audit(int argc, char **argv)
     bool full = false;
     optind = 1;
     CURL *esc = curl_easy_init();
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+    while ((c = ctl_getopt(&cl, argc - 1, argv + 1, opts)) != -1) {
         const char *key = NULL;
         switch (c) {
-        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); continue;
-        case 't': if (ctl_client_token_file(&cl, optarg) != 0) goto out; continue;
         case 's': key = "since"; break;
         case 'u': key = "until"; break;
         case 'o': key = "outcome"; break;
@@ -70,6 +68,8 @@ int cmd_audit(int argc, char **argv)
         if (qlen >= 4096)
             goto out;
     }
+    if (cl.bad)
+        goto out;
     json_t *out = NULL;
     if (strcmp(sub, "verify") == 0) {
         int rc = ctl_client_call(&cl, "GET", full ? "/v1/audit/verify?full=1" : "/v1/audit/verify",

@@ -3,7 +3,7 @@
  * the verifier bound to a policy in the same step; open them with the key
  * (for checks; in production only attest-agent opens them, after the
  * verifier released the key to its attested session). Outputs appear whole
- * or not at all (lib/outfile.h); a failed run leaves nothing behind. */
+ * or not at all (lib/file.h); a failed run leaves nothing behind. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -17,7 +17,7 @@
 
 #include "ctl.h"
 #include "enc.h"
-#include "outfile.h"
+#include "file.h"
 #include "progress.h"
 #include "sealfile.h"
 
@@ -30,29 +30,16 @@ static void usage(FILE *f)
             "       attestctl model open --in MODEL.sealed --out MODEL --key KEYFILE\n"
             "       attestctl model inspect MODEL.sealed\n"
             "seal and open also take --force (replace an existing output), --quiet, --json.\n"
+            "seal --replace replaces an existing secret NAME on the verifier (refused otherwise).\n"
             "seal makes a fresh 32-byte data key; with --secret it is stored on the verifier as\n"
             "secret NAME bound to POLICY (and never written to disk unless --key-out).\n");
-}
-
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
 }
 
 enum { OUT_HUMAN, OUT_QUIET, OUT_JSON };
 
 typedef struct {
     const char *in, *out, *key_out, *key_in, *secret, *policy;
-    bool force;
+    bool force, replace;
     int mode;
     ctl_client cl;
 } model_args;
@@ -131,7 +118,8 @@ static void summary(const model_args *a, const char *verb, const at_sealfile_res
 
 static int fail(const char *verb, at_err rc, const at_diag *d)
 {
-    fprintf(stderr, "attestctl model %s: %s: %s\n", verb, at_err_str(rc), d->msg);
+    fprintf(stderr, "attestctl model %s: %s: %s%s\n", verb, at_err_str(rc), d->msg,
+            rc == AT_E_CONFLICT && strstr(d->msg, "exists already") ? " (--force replaces it)" : "");
     return rc == AT_E_CONFLICT || rc == AT_E_BAD_REQUEST ? CTL_USAGE : CTL_FAILED;
 }
 
@@ -146,7 +134,7 @@ static int put_secret(const model_args *a, const uint8_t key[AT_SEALFILE_KEY_LEN
     json_object_set_new(body, "value", json_string(b));
     at_wipe_free(b, strlen(b));
     char path[512];
-    snprintf(path, sizeof path, "/v1/secrets/%s", a->secret);
+    snprintf(path, sizeof path, "/v1/secrets/%s%s", a->secret, a->replace ? "?replace=1" : "");
     int rc = ctl_client_call(&a->cl, "PUT", path, body, &resp);
     json_decref(body);
     json_decref(resp);
@@ -189,7 +177,7 @@ static int do_seal(model_args *a)
         ret = fail("seal", rc, &d);
         goto out;
     }
-    if (a->key_out && (!write_all(kf.fd, key, sizeof key) || (rc = at_outfile_commit(&kf, &d)) != AT_OK)) {
+    if (a->key_out && (!at_file_write_full(kf.fd, key, sizeof key) || (rc = at_outfile_commit(&kf, &d)) != AT_OK)) {
         if (rc == AT_OK)
             rc = at_fail(&d, AT_E_IO, "%s: write failed", a->key_out);
         ret = fail("seal", rc, &d);
@@ -295,9 +283,9 @@ int cmd_model(int argc, char **argv)
                                          {"key", required_argument, NULL, 'k'},
                                          {"secret", required_argument, NULL, 's'},
                                          {"policy", required_argument, NULL, 'p'},
-                                         {"verifier", required_argument, NULL, 'v'},
-                                         {"token-file", required_argument, NULL, 't'},
+                                         CTL_CLIENT_OPTS,
                                          {"force", no_argument, NULL, 'f'},
+                                         {"replace", no_argument, NULL, 'r'},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
@@ -321,7 +309,7 @@ int cmd_model(int argc, char **argv)
     }
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+    while ((c = ctl_getopt(&a.cl, argc - 1, argv + 1, opts)) != -1) {
         switch (c) {
         case 'i': a.in = optarg; break;
         case 'o': a.out = optarg; break;
@@ -329,24 +317,22 @@ int cmd_model(int argc, char **argv)
         case 'k': a.key_in = optarg; break;
         case 's': a.secret = optarg; break;
         case 'p': a.policy = optarg; break;
-        case 'v': snprintf(a.cl.url, sizeof a.cl.url, "%s", optarg); break;
-        case 't':
-            if (ctl_client_token_file(&a.cl, optarg) != 0)
-                return CTL_USAGE;
-            break;
         case 'f': a.force = true; break;
+        case 'r': a.replace = true; break;
         case 'q': a.mode = OUT_QUIET; break;
         case 'j': a.mode = OUT_JSON; break;
         case 'h': usage(stdout); return CTL_OK;
         default: usage(stderr); return CTL_USAGE;
         }
     }
+    if (a.cl.bad)
+        return CTL_USAGE;
     if (optind != argc - 1 || !a.in || !a.out) {
         usage(stderr);
         return CTL_USAGE;
     }
     if (strcmp(argv[1], "seal") == 0) {
-        if (!!a.secret != !!a.policy || (!a.secret && !a.key_out) || a.key_in) {
+        if (!!a.secret != !!a.policy || (!a.secret && !a.key_out) || a.key_in || (a.replace && !a.secret)) {
             fprintf(stderr, "attestctl model seal: give --secret NAME --policy POLICY (the key goes to the"
                             " verifier), or --key-out KEYFILE (offline), or both\n");
             return CTL_USAGE;
@@ -354,7 +340,7 @@ int cmd_model(int argc, char **argv)
         return do_seal(&a);
     }
     if (strcmp(argv[1], "open") == 0) {
-        if (!a.key_in || a.key_out || a.secret || a.policy) {
+        if (!a.key_in || a.key_out || a.secret || a.policy || a.replace) {
             fprintf(stderr, "attestctl model open: --key KEYFILE is required (and only it)\n");
             return CTL_USAGE;
         }

@@ -160,6 +160,23 @@ static at_err send_msg(int fd, at_span msg, at_diag *d)
     return rc;
 }
 
+/* A handshake that failed at rc: tell the peer with an alert unless the
+ * peer's own alert ended it (best effort: the refusal stands either way).
+ * True when the peer refused. */
+static bool refuse_peer(at_peer *p, int fd, at_err rc)
+{
+    if (at_peer_refused_by_peer(p))
+        return true;
+    at_buf al;
+    at_buf_init(&al);
+    at_diag ignore;
+    if (at_peer_alert(rc, &al) == AT_OK && send_msg(fd, at_buf_span(&al), &ignore) != AT_OK) {
+        /* the peer may be gone already */
+    }
+    at_buf_cleanup(&al);
+    return false;
+}
+
 /* One length-prefixed message of at most max bytes into out (reset). */
 static at_err recv_msg(int fd, size_t max, at_buf *out, at_diag *d)
 {
@@ -273,15 +290,7 @@ static int run(at_peer_role role, const peer_args *a)
         }
         at_buf_reset(&out);
         if ((rc = at_peer_handle(p, at_buf_span(&in), &out, &d)) != AT_OK) {
-            by_peer = at_peer_refused_by_peer(p);
-            if (!by_peer) {
-                at_buf al;
-                at_buf_init(&al);
-                at_diag ignore;
-                if (at_peer_alert(rc, &al) == AT_OK)
-                    (void)send_msg(fd, at_buf_span(&al), &ignore);
-                at_buf_cleanup(&al);
-            }
+            by_peer = refuse_peer(p, fd, rc);
             goto refused;
         }
         if (out.len && (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK) {
@@ -322,15 +331,7 @@ static int run(at_peer_role role, const peer_args *a)
             rc = at_fail(&d, closed ? AT_E_TRUNCATED : AT_E_UNEXPECTED_MESSAGE,
                          closed ? "record: the peer closed before its message" : "record: data where close was expected");
         if (rc != AT_OK) {
-            by_peer = at_peer_refused_by_peer(p);
-            if (!by_peer) {
-                at_buf al;
-                at_buf_init(&al);
-                at_diag ignore;
-                if (at_peer_alert(rc, &al) == AT_OK)
-                    (void)send_msg(fd, at_buf_span(&al), &ignore);
-                at_buf_cleanup(&al);
-            }
+            by_peer = refuse_peer(p, fd, rc);
             goto refused;
         }
     }

@@ -333,24 +333,23 @@ static int kms_key_policy(int argc, char **argv)
     static const struct option opts[] = {{"file", required_argument, NULL, 'f'},
                                          {"principal", required_argument, NULL, 'p'},
                                          {"key-arn", required_argument, NULL, 'k'},
-                                         {"verifier", required_argument, NULL, 'v'},
-                                         {"token-file", required_argument, NULL, 't'},
+                                         CTL_CLIENT_OPTS,
                                          {NULL, 0, NULL, 0}};
     const char *file = NULL, *principal = NULL, *key_arn = NULL;
     ctl_client cl;
     ctl_client_defaults(&cl);
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = ctl_getopt(&cl, argc, argv, opts)) != -1) {
         switch (c) {
         case 'f': file = optarg; break;
         case 'p': principal = optarg; break;
         case 'k': key_arn = optarg; break;
-        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
-        case 't': if (ctl_client_token_file(&cl, optarg) != 0) return CTL_USAGE; break;
         default: usage(stderr); return CTL_USAGE;
         }
     }
+    if (cl.bad)
+        return CTL_USAGE;
     if ((file != NULL) == (optind == argc - 1) || optind < argc - 1) {
         fprintf(stderr, "attestctl policy kms-key-policy: give a stored policy NAME or --file POLICY.json\n");
         return CTL_USAGE;
@@ -480,20 +479,19 @@ int cmd_policy(int argc, char **argv)
     ctl_client cl;
     ctl_client_defaults(&cl);
     bool allow_lint = false;
-    static const struct option opts[] = {{"verifier", required_argument, NULL, 'v'},
-                                         {"token-file", required_argument, NULL, 't'},
+    static const struct option opts[] = {CTL_CLIENT_OPTS,
                                          {"allow-lint", no_argument, NULL, 'L'},
                                          {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+    while ((c = ctl_getopt(&cl, argc - 1, argv + 1, opts)) != -1) {
         switch (c) {
-        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
-        case 't': if (ctl_client_token_file(&cl, optarg) != 0) return CTL_USAGE; break;
         case 'L': allow_lint = true; break;
         default: usage(stderr); return CTL_USAGE;
         }
     }
+    if (cl.bad)
+        return CTL_USAGE;
     char **args = argv + 1 + optind;
     int nargs = argc - 1 - optind;
     char path[512];

@@ -11,33 +11,36 @@
 
 int cmd_secret(int argc, char **argv)
 {
-    static const struct option opts[] = {{"verifier", required_argument, NULL, 'v'},
-                                         {"token-file", required_argument, NULL, 't'},
+    static const struct option opts[] = {CTL_CLIENT_OPTS,
                                          {"policy", required_argument, NULL, 'p'},
                                          {"value-file", required_argument, NULL, 'f'},
+                                         {"replace", no_argument, NULL, 'r'},
                                          {NULL, 0, NULL, 0}};
     if (argc >= 3 && strcmp(argv[1], "release") == 0)
         return ctl_secret_release(argc - 1, argv + 1);
     if (argc < 3 || strcmp(argv[1], "put") != 0) {
         fprintf(stderr, "usage: attestctl secret put NAME --policy POLICY --value-file F"
-                        " [--verifier URL] [--token-file F]\n"
+                        " [--replace]\n"
+                        "                             [--verifier URL] [--token-file F]\n"
                         "       attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n");
         return CTL_USAGE;
     }
     ctl_client cl;
     ctl_client_defaults(&cl);
     const char *policy = NULL, *file = NULL;
+    bool replace = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 2, argv + 2, "", opts, NULL)) != -1) {
+    while ((c = ctl_getopt(&cl, argc - 2, argv + 2, opts)) != -1) {
         switch (c) {
-        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
-        case 't': if (ctl_client_token_file(&cl, optarg) != 0) return CTL_USAGE; break;
         case 'p': policy = optarg; break;
         case 'f': file = optarg; break;
+        case 'r': replace = true; break;
         default: return CTL_USAGE;
         }
     }
+    if (cl.bad)
+        return CTL_USAGE;
     if (!policy || !file) {
         fprintf(stderr, "attestctl secret put: --policy and --value-file are required\n");
         return CTL_USAGE;
@@ -53,7 +56,7 @@ int cmd_secret(int argc, char **argv)
     json_object_set_new(body, "value", json_string(b));
     at_wipe_free(b, strlen(b));
     char path[512];
-    snprintf(path, sizeof path, "/v1/secrets/%s", argv[2]);
+    snprintf(path, sizeof path, "/v1/secrets/%s%s", argv[2], replace ? "?replace=1" : "");
     int rc = ctl_client_call(&cl, "PUT", path, body, &out);
     json_decref(body);
     if (rc == 0)

@@ -94,18 +94,15 @@ int cmd_token(int argc, char **argv)
         return create(argc - 1, argv + 1);
     ctl_client cl;
     ctl_client_defaults(&cl);
-    static const struct option opts[] = {{"verifier", required_argument, NULL, 'v'},
-                                         {"token-file", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {CTL_CLIENT_OPTS, {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
-        case 't': if (ctl_client_token_file(&cl, optarg) != 0) return CTL_USAGE; break;
-        default: usage(stderr); return CTL_USAGE;
-        }
+    if ((c = ctl_getopt(&cl, argc - 1, argv + 1, opts)) != -1) {
+        usage(stderr);
+        return CTL_USAGE;
     }
+    if (cl.bad)
+        return CTL_USAGE;
     char **args = argv + 1 + optind;
     int nargs = argc - 1 - optind;
     char path[128];

@@ -3,6 +3,8 @@
 #ifndef AT_CTL_H
 #define AT_CTL_H
 
+#include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,9 +44,18 @@ int ctl_write_file(const char *path, const void *p, size_t len, int mode);
 typedef struct {
     char url[1024];
     char token[512];
+    bool bad; /* ctl_getopt met a token file it could not read */
 } ctl_client;
 void ctl_client_defaults(ctl_client *c);
 int ctl_client_token_file(ctl_client *c, const char *path);
+/* The two options of every command that calls the verifier, for its
+ * getopt table. */
+#define CTL_CLIENT_OPTS {"verifier", required_argument, NULL, 'v'}, {"token-file", required_argument, NULL, 't'}
+/* getopt_long(argc, argv, "", opts) that takes --verifier and --token-file
+ * into cl itself and returns the other options: -1 at the end, and also
+ * when the token file cannot be read (said on stderr, cl->bad set: the
+ * caller returns CTL_USAGE). */
+int ctl_getopt(ctl_client *cl, int argc, char **argv, const struct option *opts);
 /* 0 on a 2xx answer (JSON in *out when not NULL), the HTTP status on
  * another answer (error printed; the error JSON in *out), -1 when the
  * verifier cannot be reached. */

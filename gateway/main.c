@@ -128,13 +128,12 @@ int main(int argc, char **argv)
             }
             c->roots[c->n_roots++] = optarg;
             break;
-        case 'V': printf("attest-gateway %s\n", PACKAGE_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default:
-            if (at_httpd_opt_take(o, optarg, &c->http, "attest-gateway"))
-                break;
-            usage(stderr);
-            return 2;
+        default: {
+            int r = at_httpd_opt_default(o, optarg, &c->http, "attest-gateway", usage);
+            if (r >= 0)
+                return r;
+            break;
+        }
         }
     }
 #undef COPY

@@ -53,7 +53,9 @@
     X(AT_E_UNEXPECTED_MESSAGE, "unexpected_message", 400)   \
     X(AT_E_IO, "io", 500)                                   \
     X(AT_E_UNAVAILABLE, "unavailable", 503)                 \
-    X(AT_E_INTERNAL, "internal", 500)
+    X(AT_E_INTERNAL, "internal", 500)                       \
+    X(AT_E_SECRET_EXISTS, "secret_exists", 409)             \
+    X(AT_E_SECRET_NAME_MISMATCH, "secret_name_mismatch", 422)
 
 typedef enum {
 #define AT_ERR_ENUM(sym, str, http) sym,

@@ -3,6 +3,7 @@
  * per address, framing ambiguities refused) and hands complete requests to
  * the binary's router on a bounded worker pool. MHD's own threads only do
  * I/O: nothing here blocks them. */
+#include "config.h"
 #include "httpd.h"
 
 #include <arpa/inet.h>
@@ -1176,6 +1177,23 @@ bool at_httpd_opt_take(int code, const char *arg, at_httpd_opts *o, const char *
     if (rc != AT_OK && rc != AT_E_NOT_FOUND)
         fprintf(stderr, "%s: %s\n", prog, d.msg);
     return rc == AT_OK;
+}
+
+int at_httpd_opt_default(int code, const char *arg, at_httpd_opts *o, const char *prog,
+                         void (*usage)(FILE *))
+{
+    if (code == 'V') {
+        printf("%s %s\n", prog, PACKAGE_VERSION);
+        return 0;
+    }
+    if (code == 'h') {
+        usage(stdout);
+        return 0;
+    }
+    if (at_httpd_opt_take(code, arg, o, prog))
+        return -1;
+    usage(stderr);
+    return 2;
 }
 
 void at_httpd_block_signals(sigset_t *sigs, bool reload)

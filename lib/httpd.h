@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "buf.h"
 #include "err.h"
@@ -117,6 +118,12 @@ at_err at_httpd_opt_parse(int code, const char *arg, at_httpd_opts *o, at_diag *
  * with sigwait on *sigs; ignore SIGPIPE (a peer gone mid-answer). */
 void at_httpd_block_signals(sigset_t *sigs, bool reload);
 bool at_httpd_opt_take(int code, const char *arg, at_httpd_opts *o, const char *prog);
+/* The rest of a server's getopt loop, after its own options: 'V'
+ * (--version: prints "prog VERSION"), 'h' (--help: usage on stdout), the
+ * server flags (at_httpd_opt_take), anything else (usage on stderr).
+ * Returns -1 to go on parsing, else the status to exit with (0 or 2). */
+int at_httpd_opt_default(int code, const char *arg, at_httpd_opts *o, const char *prog,
+                         void (*usage)(FILE *));
 
 /* Listen on "host:port" ("127.0.0.1:8440", "[::1]:0", ":8080"; port 0 picks
  * a free one) and serve. Caller stops with at_httpd_stop. */

@@ -56,7 +56,6 @@ lib_libattest_a_SOURCES += \
 	lib/token.c lib/token.h
 lib_libattest_a_SOURCES += \
 	lib/sealfile.c lib/sealfile.h \
-	lib/outfile.c lib/outfile.h \
 	lib/progress.c lib/progress.h
 lib_libattest_a_SOURCES += \
 	lib/log.c lib/log.h

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -16,8 +17,6 @@
 #include <unistd.h>
 
 #include "file.h"
-#include "hpke.h"
-#include "outfile.h"
 
 #define MAGIC_V1 "ATSEAL01"
 #define MAGIC_V2 "ATSEAL02"
@@ -172,10 +171,67 @@ out:
     return rc;
 }
 
+at_err at_sealfile_check_secret(const char *path, const char *secret, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    at_sealfile_header h;
+    AT_TRY(at_sealfile_inspect(path, &h, d));
+    AT_ENSURE(!h.secret[0] || strcmp(h.secret, secret) == 0, d, AT_E_SECRET_NAME_MISMATCH,
+              "%s: sealed for secret '%s', --model-secret is '%.160s' (another model's key would not open it)",
+              path, h.secret, secret);
+    rc = AT_OK;
+out:
+    return rc;
+}
+
 static void progress(const at_sealfile_opts *o, uint64_t done, uint64_t total)
 {
     if (o && o->progress)
         o->progress(o->progress_arg, done, total);
+}
+
+/* One AES-256-GCM context per file: the key schedule is made once, each
+ * chunk only sets its nonce. Chunks are sealed and opened in place in the
+ * read buffer (which has room for the tag), so no byte is copied between
+ * the read and the write. */
+static at_err gcm_begin(EVP_CIPHER_CTX **cc, bool enc, const uint8_t key[AT_SEALFILE_KEY_LEN], at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    AT_ENSURE((*cc = EVP_CIPHER_CTX_new()), d, AT_E_INTERNAL, "out of memory");
+    AT_OSSL(EVP_CipherInit_ex2(*cc, EVP_aes_256_gcm(), key, NULL, enc, NULL), d);
+    rc = AT_OK;
+out:
+    return rc;
+}
+
+/* Seal: p[0..n) in place, the tag appended at p[n..n+16). Open: p[0..n)
+ * is ciphertext || tag (n >= 16); the plaintext is p[0..n-16) once the tag
+ * verified, and wiped when it does not. */
+static at_err gcm_chunk(EVP_CIPHER_CTX *cc, bool enc, const uint8_t nonce[12], at_span aad, uint8_t *p, size_t n,
+                        at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    int l = 0, f = 0;
+    size_t body = enc ? n : n - TAG_LEN;
+    AT_OSSL(EVP_CipherInit_ex2(cc, NULL, NULL, nonce, enc, NULL), d);
+    if (!enc)
+        AT_OSSL(EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, p + body), d);
+    AT_OSSL(EVP_CipherUpdate(cc, NULL, &l, aad.p, (int)aad.len), d);
+    if (body)
+        AT_OSSL(EVP_CipherUpdate(cc, p, &l, p, (int)body), d);
+    if (EVP_CipherFinal_ex(cc, p + body, &f) != 1) {
+        ERR_clear_error();
+        rc = at_fail(d, enc ? AT_E_INTERNAL : AT_E_DECRYPT_FAILED, "aes-256-gcm: %s",
+                     enc ? "sealing failed" : "authentication tag does not verify");
+        goto out;
+    }
+    if (enc)
+        AT_OSSL(EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, p + body), d);
+    rc = AT_OK;
+out:
+    if (rc != AT_OK && !enc)
+        OPENSSL_cleanse(p, body);
+    return rc;
 }
 
 at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN],
@@ -184,17 +240,20 @@ at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
     at_err rc = AT_E_INTERNAL;
     hdr_bytes h;
     uint8_t nonce[12];
-    uint8_t *cur = malloc(AT_SEALFILE_CHUNK), *next = malloc(AT_SEALFILE_CHUNK);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    at_buf ct;
-    at_buf_init(&ct);
+    const size_t bufmax = AT_SEALFILE_CHUNK + TAG_LEN;
+    uint8_t *cur = malloc(bufmax), *next = malloc(bufmax);
+    /* The plaintext's SHA-256 only when the caller takes a result. */
+    EVP_MD_CTX *md = res ? EVP_MD_CTX_new() : NULL;
+    EVP_CIPHER_CTX *cc = NULL;
     uint64_t total = size_of(in), done = 0, ptlen = 0;
     const char *names[2] = {o && o->secret ? o->secret : "", o && o->policy ? o->policy : ""};
-    AT_ENSURE(cur && next && md, d, AT_E_INTERNAL, "out of memory");
+    AT_ENSURE(cur && next && (md || !res), d, AT_E_INTERNAL, "out of memory");
     for (int i = 0; i < 2; i++)
         AT_ENSURE(is_valid_name(names[i], strlen(names[i])), d, AT_E_BAD_FIELD,
                   "%s name '%.140s': expected [A-Za-z0-9._-]{1,128}", i ? "policy" : "secret", names[i]);
-    AT_OSSL(EVP_DigestInit_ex(md, EVP_sha256(), NULL), d);
+    if (md)
+        AT_OSSL(EVP_DigestInit_ex(md, EVP_sha256(), NULL), d);
+    AT_TRY(gcm_begin(&cc, true, key, d));
     (void)posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
     memcpy(h.b, MAGIC_V2, 8);
     put_u32(h.b + 8, AT_SEALFILE_CHUNK);
@@ -217,12 +276,11 @@ at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
         AT_ENSURE(index != UINT32_MAX, d, AT_E_TOO_LARGE, "input: too large");
         int final = m == 0;
         nonce_for(&h, index, nonce);
-        at_buf_reset(&ct);
-        AT_OSSL(EVP_DigestUpdate(md, cur, (size_t)n), d);
-        AT_TRY(at_hpke_aead_seal(AT_HPKE_AEAD_AES_256_GCM, AT_SPAN(key, AT_SEALFILE_KEY_LEN),
-                                 AT_SPAN(nonce, 12), aad_for(&h, index, final), AT_SPAN(cur, (size_t)n),
-                                 &ct, d));
-        AT_ENSURE(at_file_write_full(out, ct.p, ct.len), d, AT_E_IO, "output: write failed: %s", strerror(errno));
+        if (md)
+            AT_OSSL(EVP_DigestUpdate(md, cur, (size_t)n), d);
+        AT_TRY(gcm_chunk(cc, true, nonce, aad_for(&h, index, final), cur, (size_t)n, d));
+        AT_ENSURE(at_file_write_full(out, cur, (size_t)n + TAG_LEN), d, AT_E_IO, "output: write failed: %s",
+                  strerror(errno));
         ptlen += (uint64_t)n;
         done += (uint64_t)n;
         progress(o, done, total);
@@ -250,9 +308,9 @@ at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
     rc = AT_OK;
 out:
     EVP_MD_CTX_free(md);
-    at_wipe_free(cur, AT_SEALFILE_CHUNK);
-    at_wipe_free(next, AT_SEALFILE_CHUNK);
-    at_buf_cleanup(&ct);
+    EVP_CIPHER_CTX_free(cc);
+    at_wipe_free(cur, bufmax);
+    at_wipe_free(next, bufmax);
     return rc;
 }
 
@@ -271,12 +329,13 @@ at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
     uint8_t nonce[12], kid[AT_SEALFILE_KEY_ID_LEN];
     const size_t ctmax = AT_SEALFILE_CHUNK + TAG_LEN;
     uint8_t *cur = malloc(ctmax), *next = malloc(ctmax);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    at_buf pt;
-    at_buf_init_secret(&pt);
+    EVP_MD_CTX *md = res ? EVP_MD_CTX_new() : NULL;
+    EVP_CIPHER_CTX *cc = NULL;
     uint64_t total = size_of(in), done = 0, ptlen = 0;
-    AT_ENSURE(cur && next && md, d, AT_E_INTERNAL, "out of memory");
-    AT_OSSL(EVP_DigestInit_ex(md, EVP_sha256(), NULL), d);
+    AT_ENSURE(cur && next && (md || !res), d, AT_E_INTERNAL, "out of memory");
+    if (md)
+        AT_OSSL(EVP_DigestInit_ex(md, EVP_sha256(), NULL), d);
+    AT_TRY(gcm_begin(&cc, false, key, d));
     (void)posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
     AT_TRY(read_header(in, "sealed file", &h, &hd, d));
     done = h.len;
@@ -300,9 +359,7 @@ at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
         AT_ENSURE(index != UINT32_MAX, d, AT_E_TOO_LARGE, "sealed file: too large");
         int final = m == 0;
         nonce_for(&h, index, nonce);
-        at_buf_reset(&pt);
-        rc = at_hpke_aead_open(AT_HPKE_AEAD_AES_256_GCM, AT_SPAN(key, AT_SEALFILE_KEY_LEN),
-                               AT_SPAN(nonce, 12), aad_for(&h, index, final), AT_SPAN(cur, (size_t)n), &pt, d);
+        rc = gcm_chunk(cc, false, nonce, aad_for(&h, index, final), cur, (size_t)n, d);
         if (rc != AT_OK) {
             /* A file cut at a chunk boundary: the last chunk present was not
              * sealed as the final one. */
@@ -311,10 +368,11 @@ at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
                          final ? " as the last one (file truncated or altered)" : " (wrong key or altered file)");
             goto out;
         }
-        AT_OSSL(EVP_DigestUpdate(md, pt.p ? pt.p : (const uint8_t *)"", pt.len), d);
-        AT_ENSURE(at_file_write_full(out, pt.p ? pt.p : (const uint8_t *)"", pt.len), d, AT_E_IO,
-                  "output: write failed: %s", strerror(errno));
-        ptlen += pt.len;
+        size_t len = (size_t)n - TAG_LEN;
+        if (md)
+            AT_OSSL(EVP_DigestUpdate(md, cur, len), d);
+        AT_ENSURE(at_file_write_full(out, cur, len), d, AT_E_IO, "output: write failed: %s", strerror(errno));
+        ptlen += len;
         done += (uint64_t)n;
         progress(o, done, total);
         if (final)
@@ -334,9 +392,9 @@ at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
     rc = AT_OK;
 out:
     EVP_MD_CTX_free(md);
+    EVP_CIPHER_CTX_free(cc);
     at_wipe_free(cur, ctmax);
     at_wipe_free(next, ctmax);
-    at_buf_cleanup(&pt);
     return rc;
 }
 

@@ -72,6 +72,12 @@ at_err at_sealfile_open_fd(int in_fd, int out_fd, const uint8_t key[AT_SEALFILE_
 /* Parse the header of a sealed file (no key needed, nothing verified). */
 at_err at_sealfile_inspect(const char *path, at_sealfile_header *h, at_diag *d) AT_MUST_USE;
 
+/* The sealed file at path records secret name `secret` (or records none,
+ * as ATSEAL01 files and offline seals without --secret): AT_OK. Another
+ * name: AT_E_SECRET_NAME_MISMATCH naming both, so an agent never asks for
+ * (or opens with) the key of another model. Unreadable header: its code. */
+at_err at_sealfile_check_secret(const char *path, const char *secret, at_diag *d) AT_MUST_USE;
+
 /* Seal in_path to out_path (0600) under key. The output appears whole or
  * not at all and replaces an existing file; an output that is the input
  * file (by device and inode) is refused with AT_E_CONFLICT. */

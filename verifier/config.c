@@ -194,13 +194,12 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
         case 'L': at_log_set_level(optarg); break;
         case 'X': at_now_set_test_clock_file(optarg); break;
         case 'S': snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", optarg); break;
-        case 'V': printf("attest-verifier %s\n", PACKAGE_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default:
-            if (at_httpd_opt_take(o, optarg, &c->http, "attest-verifier"))
-                break;
-            usage(stderr);
-            return 2;
+        default: {
+            int r = at_httpd_opt_default(o, optarg, &c->http, "attest-verifier", usage);
+            if (r >= 0)
+                return r;
+            break;
+        }
         }
     }
     if (optind != argc) {

@@ -21,7 +21,8 @@ struct put_job {
     verifier_keys *keys;
     at_span value;
     int64_t audit_id;
-    bool replaced;
+    bool replace;  /* the caller asked to replace an existing value */
+    bool replaced; /* out: there was one */
 };
 
 static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
@@ -32,21 +33,32 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
     int64_t now = at_now_ms();
     at_buf stored;
     at_buf_init(&stored);
+    char was[129] = ""; /* a policy name (valid_name: at most 128) */
     /* A token limited to some policies may not take over a secret bound
-     * to another one (checked in the writing transaction). */
-    if (j->scope[0]) {
+     * to another one, and an existing value is replaced only when asked
+     * (both checked in the writing transaction). */
+    {
         AT_TRY(at_db_prepare(c, "SELECT policy FROM secrets WHERE name = ?", &st, d));
         sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
         int s = sqlite3_step(st);
         AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s",
                   sqlite3_errmsg(c));
-        if (s == SQLITE_ROW &&
+        if (s == SQLITE_ROW && j->scope[0] &&
             !at_token_scope_allows(j->scope, (const char *)sqlite3_column_text(st, 0))) {
             rc = at_fail(d, AT_E_FORBIDDEN, "authorization: secret %s is bound to policy %.128s, "
                          "token %lld is limited to policies %s", j->name,
                          (const char *)sqlite3_column_text(st, 0), (long long)j->token_id, j->scope);
             goto out;
         }
+        if (s == SQLITE_ROW && !j->replace) {
+            rc = at_fail(d, AT_E_SECRET_EXISTS, "secret %s: exists (bound to policy %.128s); not replacing it "
+                         "(?replace=1, attestctl secret put --replace)", j->name,
+                         (const char *)sqlite3_column_text(st, 0));
+            goto out;
+        }
+        if (s == SQLITE_ROW)
+            snprintf(was, sizeof was, "%s", (const char *)sqlite3_column_text(st, 0));
+        j->replaced = s == SQLITE_ROW;
         sqlite3_finalize(st);
         st = NULL;
     }
@@ -60,8 +72,12 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
     sqlite3_bind_blob(st, 3, stored.p, (int)stored.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now);
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    char msg[200];
-    snprintf(msg, sizeof msg, "secret %s bound to policy %s", j->name, j->policy);
+    char msg[400];
+    if (j->replaced)
+        snprintf(msg, sizeof msg, "secret %s bound to policy %s (replaced the value bound to policy %s)",
+                 j->name, j->policy, was);
+    else
+        snprintf(msg, sizeof msg, "secret %s bound to policy %s", j->name, j->policy);
     at_audit_row row = {.actor = j->actor, .action = "secret.put", .outcome = "ok",
                         .policy = j->policy, .client = j->client, .message = msg};
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
@@ -179,6 +195,11 @@ static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *n
     size_t vlen = 0;
     at_diag d = {{0}};
     at_err rc;
+    const char *rq = at_http_query(req, "replace");
+    if (rq && strcmp(rq, "0") != 0 && strcmp(rq, "1") != 0) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "replace: expected 0 or 1, got '%.16s'", rq);
+        goto refused;
+    }
     if ((rc = at_http_body_json(req, &body, &d)) != AT_OK || (rc = only_keys(body, keys, &d)) != AT_OK)
         goto refused;
     json_t *jp = json_object_get(body, "policy"), *jv = json_object_get(body, "value");
@@ -211,9 +232,10 @@ static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *n
         goto done;
     struct put_job j = {.name = name, .policy = json_string_value(jp), .scope = who.scope,
                         .token_id = who.token_id, .actor = who.actor,
-                        .client = req->client, .value = AT_SPAN(value, vlen), .keys = v->keys};
+                        .client = req->client, .value = AT_SPAN(value, vlen), .keys = v->keys,
+                        .replace = rq && strcmp(rq, "1") == 0};
     if ((rc = at_db_write(v->db, put_secret, &j, &d)) != AT_OK) {
-        if (rc == AT_E_FORBIDDEN)
+        if (rc == AT_E_FORBIDDEN || rc == AT_E_SECRET_EXISTS)
             goto refused;
         at_http_error(resp, rc, d.msg, -1);
         goto done;
@@ -221,6 +243,7 @@ static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *n
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(name));
     json_object_set_new(o, "policy", json_string(j.policy));
+    json_object_set_new(o, "replaced", json_boolean(j.replaced));
     json_object_set_new(o, "audit_id", json_integer(j.audit_id));
     at_http_json(resp, 201, o);
     goto done;

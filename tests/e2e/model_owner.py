@@ -61,7 +61,7 @@ sealed_sha = sha(wd("m.sealed"))
 check(os.stat(wd("m.key")).st_mode & 0o777 == 0o600 and os.path.getsize(wd("m.key")) == 32,
       "the key file is 32 bytes, mode 0600")
 p = ctl("model", "seal", "--in", model, "--out", wd("m.sealed"), "--key-out", wd("m2.key"))
-check(p.returncode == 2 and "exists; not replacing it" in err(p) and sha(wd("m.sealed")) == sealed_sha
+check(p.returncode == 2 and "exists already; not replacing it (--force replaces it)" in err(p) and sha(wd("m.sealed")) == sealed_sha
       and not os.path.exists(wd("m2.key")), "an existing output is not overwritten, and no key file is left")
 open(wd("precious.key"), "wb").write(b"k" * 32)
 p = ctl("model", "seal", "--in", model, "--out", wd("new.sealed"), "--key-out", wd("precious.key"))
@@ -213,6 +213,50 @@ try:
           "inspect shows the secret and policy names")
     row = v.sql("SELECT policy FROM secrets WHERE name = 'model-key'")
     check(row and row[0][0] == "llm", "the verifier holds secret model-key bound to policy llm")
+
+    # an existing secret is replaced only when asked (409 secret_exists, audited)
+    kept = v.sql("SELECT value FROM secrets WHERE name = 'model-key'")
+    before = listing()
+    p = ctl("model", "seal", "--in", model, "--out", wd("w2.sealed"), "--secret", "model-key", "--policy", "llm",
+            "--verifier", v.url, "--token-file", wd("owner.token"))
+    check(p.returncode == 1 and "409" in err(p) and "secret_exists" in err(p) and listing() == before
+          and v.sql("SELECT value FROM secrets WHERE name = 'model-key'") == kept,
+          f"seal onto an existing secret without --replace: refused, nothing written ({err(p).strip()[:120]})")
+    st, body = v.call("PUT", "/v1/secrets/model-key", body={"policy": "llm", "value": "AAAA"}, token=owner)
+    check(st == 409 and body["error"]["code"] == "secret_exists" and "model-key" in body["error"]["message"]
+          and v.sql("SELECT value FROM secrets WHERE name = 'model-key'") == kept,
+          "PUT over an existing secret: 409 secret_exists, the value kept")
+    row = v.sql("SELECT outcome, code FROM audit WHERE id = ?", (body["error"].get("audit_id"),))
+    check(row == [("refused", "secret_exists")], f"the refusal is audited ({row})")
+    st, body = v.call("PUT", "/v1/secrets/model-key?replace=yes", body={"policy": "llm", "value": "AAAA"},
+                      token=owner)
+    check(st == 400 and body["error"]["code"] == "bad_request", "?replace=yes: 400 bad_request")
+    open(wd("spare.key"), "wb").write(b"0" * 32)
+    p = ctl("secret", "put", "spare-key", "--policy", "llm", "--value-file", wd("spare.key"),
+            "--verifier", v.url, "--token-file", wd("owner.token"))
+    check(p.returncode == 0 and json.loads(p.stdout)["replaced"] is False, "secret put of a new name")
+    open(wd("spare.key"), "wb").write(b"1" * 32)
+    p = ctl("secret", "put", "spare-key", "--policy", "llm", "--value-file", wd("spare.key"),
+            "--verifier", v.url, "--token-file", wd("owner.token"))
+    check(p.returncode == 1 and "secret_exists" in err(p), "secret put of an existing name: secret_exists")
+    p = ctl("secret", "put", "spare-key", "--policy", "llm", "--value-file", wd("spare.key"), "--replace",
+            "--verifier", v.url, "--token-file", wd("owner.token"))
+    j = json.loads(p.stdout) if p.returncode == 0 else {}
+    row = v.sql("SELECT outcome, message FROM audit WHERE id = ?", (j.get("audit_id"),))
+    check(p.returncode == 0 and j["replaced"] is True and row and row[0][0] == "ok" and "replaced" in row[0][1],
+          f"secret put --replace replaces it, audited as a replacement ({row})")
+    p = ctl("model", "seal", "--in", model, "--out", wd("spare.sealed"), "--secret", "spare-key", "--policy",
+            "llm", "--replace", "--verifier", v.url, "--token-file", wd("owner.token"), "--quiet")
+    check(p.returncode == 0 and os.path.exists(wd("spare.sealed")), "model seal --replace replaces the secret")
+
+    # the agent refuses a sealed file recorded for another secret name
+    p = subprocess.run([AGENT, "--attester", "sim", "--sim-pki", pki.dir, "--policy", "llm",
+                        "--verifier", v.url, "--listen", "127.0.0.1:0", "--upstream", llm.url,
+                        "--model-sealed", wd("spare.sealed"), "--model-secret", "model-key",
+                        "--model-out", wd("wrong.out")], capture_output=True, timeout=30)
+    check(p.returncode == 2 and "secret_name_mismatch" in err(p) and "'spare-key'" in err(p)
+          and "'model-key'" in err(p) and not os.path.exists(wd("wrong.out")),
+          f"agent: --model-secret other than the file's secret name refused at start ({err(p).strip()[:160]})")
 
     a = Process(wd, "agent-model", [AGENT, "--attester", "sim", "--sim-pki", pki.dir, "--policy", "llm",
                                     "--verifier", v.url, "--listen", "127.0.0.1:0", "--upstream", llm.url,

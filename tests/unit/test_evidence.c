@@ -628,6 +628,8 @@ static const struct {
     {AT_E_IO, "files: roots, PKI (never a document in memory)"},
     {AT_E_UNAVAILABLE, "upstream services"},
     {AT_E_INTERNAL, "allocation or OpenSSL failure only (test_hash.c injects one)"},
+    {AT_E_SECRET_EXISTS, "the verifier's secret store (model_owner.py)"},
+    {AT_E_SECRET_NAME_MISMATCH, "the agent's sealed model header (agent_flow.py)"},
 };
 
 static void every_code_covered(void **state)

@@ -1,4 +1,4 @@
-/* Unit tests for lib/sealfile.c and lib/outfile.c: format 2 round trips
+/* Unit tests for lib/sealfile.c and lib/file.c (at_outfile): format 2 round trips
  * (empty, exact multiple of the chunk, partial last chunk) with the secret
  * and policy names authenticated; format 1 files still open; outputs are
  * whole or nothing, never over the input or an existing file unasked. */
@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "hpke.h"
-#include "outfile.h"
+#include "file.h"
 #include "sealfile.h"
 
 static char dir[64];
@@ -220,6 +220,23 @@ static void outfile_rules(void **state)
     assert_int_equal(at_sealfile_seal(path("keep"), path("new"), key, &d), AT_OK);
 }
 
+/* The agent's check: the recorded secret name must be the one it was told
+ * to ask for; a file that records none (offline seal, ATSEAL01) passes. */
+static void secret_name_checked(void **state)
+{
+    (void)state;
+    round_trip_size(10);
+    at_diag d = {{0}};
+    assert_int_equal(at_sealfile_check_secret(path("s"), "model-key", &d), AT_OK);
+    assert_int_equal(at_sealfile_check_secret(path("s"), "other-key", &d), AT_E_SECRET_NAME_MISMATCH);
+    assert_non_null(strstr(d.msg, "'model-key'"));
+    assert_non_null(strstr(d.msg, "'other-key'"));
+    assert_int_equal(at_sealfile_check_secret(path("s"), "model-ke", &d), AT_E_SECRET_NAME_MISMATCH);
+    assert_int_equal(at_sealfile_seal(path("in"), path("anon"), key, &d), AT_OK);
+    assert_int_equal(at_sealfile_check_secret(path("anon"), "any-key", &d), AT_OK);
+    assert_int_equal(at_sealfile_check_secret(path("absent"), "model-key", &d), AT_E_IO);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -242,6 +259,7 @@ int main(void)
         cmocka_unit_test(header_authenticated),
         cmocka_unit_test(format1_opens),
         cmocka_unit_test(outfile_rules),
+        cmocka_unit_test(secret_name_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
