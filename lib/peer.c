@@ -604,8 +604,6 @@ at_err at_peer_open(at_peer *p, at_span rec, at_buf *pt, bool *closed, at_diag *
     bool a = p->o.role == AT_PEER_INITIATOR;
     at_reader r;
     uint8_t type = 0;
-    at_buf tmp;
-    at_buf_init_secret(&tmp);
     *closed = false;
     if (p->st == ST_CLOSED)
         return at_fail(d, AT_E_UNEXPECTED_MESSAGE, "record: received after close");
@@ -626,18 +624,23 @@ at_err at_peer_open(at_peer *p, at_span rec, at_buf *pt, bool *closed, at_diag *
               AT_E_BAD_FIELD, "record: %zu bytes of ciphertext, expected %d to %d", body.len,
               AT_PEER_TAG_LEN, AT_PEER_MAX_RECORD_PLAINTEXT + AT_PEER_TAG_LEN);
     AT_ENSURE(p->recv_seq != UINT64_MAX, d, AT_E_SEQUENCE_OVERFLOW, "record: receive sequence number exhausted");
+    /* Straight into pt: aead() wipes what it wrote when the tag fails. */
+    size_t start = pt->len;
     AT_TRY(aead(false, a ? p->keys.key_ba : p->keys.key_ab, a ? p->keys.iv_ba : p->keys.iv_ab, type,
-                p->recv_seq, body, &tmp, d));
-    AT_ENSURE(type != AT_PEER_MSG_CLOSE || tmp.len == 0, d, AT_E_BAD_FIELD, "close: carries %zu bytes", tmp.len);
+                p->recv_seq, body, pt, d));
+    if (type == AT_PEER_MSG_CLOSE && pt->len != start) {
+        rc = at_fail(d, AT_E_BAD_FIELD, "close: carries %zu bytes", pt->len - start);
+        at_wipe(pt->p + start, pt->len - start);
+        pt->len = start;
+        goto out;
+    }
     p->recv_seq++;
-    AT_TRY(at_buf_append_span(pt, at_buf_span(&tmp)));
     if (type == AT_PEER_MSG_CLOSE) {
         *closed = true;
         p->st = ST_CLOSED;
     }
     rc = AT_OK;
 out:
-    at_buf_cleanup(&tmp);
     return rc == AT_OK ? rc : refuse(p, rc);
 }
 
