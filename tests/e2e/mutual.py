@@ -321,6 +321,37 @@ try:
     rows = peer_rows()
     check(rows is not None and len(rows) == 2, "verifier audit: no peer.attest row for a refused handshake")
 
+    # The example service pair (examples/peer_service): two requests and
+    # their answers over the channel, peer to peer and through the verifier.
+    svc = os.path.join(os.environ["AT_BUILD"], "examples", "peer_service")
+
+    def service_pair(server_args, client_args, requests):
+        srv = subprocess.Popen([svc, "server", "--listen", "127.0.0.1:0"] + server_args,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        port = srv.stderr.readline().decode().rsplit(":", 1)[-1].strip()
+        cl = subprocess.run([svc, "client", "--connect", f"127.0.0.1:{port}"] + client_args + requests,
+                            capture_output=True, timeout=120)
+        srv_out, srv_err = srv.communicate(timeout=120)
+        answers = [parse(line) for line in cl.stdout.decode().splitlines()]
+        return cl.returncode, answers, srv.returncode, (cl.stderr.decode() + srv_err.decode()).strip().replace("\n", " | ")
+
+    docs_args = ["--pki", pki.dir, "--root", pki.root, "--peer-policy", wd("sim-policy.json")]
+    with open(wd("sim-policy.json"), "w") as f:
+        json.dump(pki.policy(), f)
+    c_rc, answers, s_rc, err = service_pair(docs_args, docs_args, ["what is 2+2?", "and 3+3?"])
+    check(c_rc == 0 and s_rc == 0 and [x.get("answer") for x in answers] == ["what is 2+2?", "and 3+3?"]
+          and all(x.get("caller") for x in answers),
+          f"example services, peer to peer: two requests answered over the channel ({c_rc} {s_rc} {err[-300:]})")
+    c_rc, answers, s_rc, err = service_pair(["--state-file", state_b, "--peer-policy-name", "svc-a"],
+                                            ["--state-file", state_a, "--peer-policy-name", "svc-b"], ["hello B"])
+    check(c_rc == 0 and s_rc == 0 and len(answers) == 1 and answers[0].get("answer") == "hello B"
+          and answers[0].get("caller") == inst["a"],
+          f"example services, through the verifier: answered, the server names the client's instance ({c_rc} {s_rc} {err[-300:]})")
+    c_rc, answers, s_rc, err = service_pair(["--state-file", state_b, "--peer-policy-name", "svc-c"],
+                                            ["--state-file", state_a, "--peer-policy-name", "svc-b"], ["hello B"])
+    check(c_rc == 1 and s_rc == 1 and answers == [] and "policy_mismatch" in err,
+          f"example services: a client under another policy is refused, no answer ({c_rc} {s_rc})")
+
     # The route itself: the proof is made with the session key, covers the
     # transcript and the peer's session, and is accepted once.
     skey_b = bytes.fromhex(json.load(open(state_b))["session_key"])
