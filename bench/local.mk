@@ -18,10 +18,15 @@ bench_verifier_LDADD = $(AT_LIBS)
 noinst_PROGRAMS += bench/seal
 bench_seal_SOURCES = bench/seal.c
 bench_seal_LDADD = $(AT_LIBS)
+# Mutual attestation (lib/peer): handshakes vs 2 signatures + 2 verifications + 2 X25519, records vs AES-GCM.
+noinst_PROGRAMS += bench/peer
+bench_peer_SOURCES = bench/peer.c
+bench_peer_LDADD = $(AT_LIBS)
 
 .PHONY: bench
-bench: bench/verify$(EXEEXT) bench/hpke$(EXEEXT) bench/verifier$(EXEEXT) bench/seal$(EXEEXT)
+bench: bench/verify$(EXEEXT) bench/hpke$(EXEEXT) bench/verifier$(EXEEXT) bench/seal$(EXEEXT) bench/peer$(EXEEXT)
 	./bench/verify$(EXEEXT)
 	./bench/hpke$(EXEEXT)
 	AT_BUILD=$(abs_top_builddir) ./bench/verifier$(EXEEXT)
 	./bench/seal$(EXEEXT)
+	./bench/peer$(EXEEXT)

@@ -183,6 +183,8 @@ int cmd_attest(int argc, char **argv)
     json_object_set_new(st, "session_key", json_string(hex));
     json_object_set_new(st, "key_file", json_string(key_file));
     json_object_set_new(st, "verifier", json_string(cl.url));
+    /* The EAR token, for `attestctl peer --state-file` (the verifier variant). */
+    json_object_set(st, "token", json_object_get(out, "token"));
     char *txt = json_dumps(st, JSON_COMPACT);
     json_decref(st);
     at_wipe(hex, sizeof hex);

@@ -18,6 +18,8 @@
 #include "ctl.h"
 #include "enc.h"
 #include "peer.h"
+#include "peer_ear.h"
+#include "vclient.h"
 
 /* A handshake that stalls is refused rather than waited on forever. */
 #define PEER_IO_TIMEOUT_S 60
@@ -27,7 +29,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: attestctl peer listen|serve --listen unix:PATH|HOST:PORT OPTIONS\n"
             "       attestctl peer connect --connect unix:PATH|HOST:PORT OPTIONS\n"
-            "OPTIONS: --peer-policy FILE.json   what the peer must run (required)\n"
+            "OPTIONS: --peer-policy FILE.json   what the peer must run (required), or through\n"
+            "         the verifier: --verifier URL --peer-policy-name NAME --state-file STATE\n"
+            "                                    (STATE from `attestctl attest`: session, key, token)\n"
             "         --root PEM ...             roots the peer's chain must reach\n"
             "                                    (default: the AWS Nitro root G1)\n"
             "         --attester sim|nsm|nitro-tpm   where this side's documents come from\n"
@@ -50,6 +54,7 @@ typedef struct {
     uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN];
     const char *message;
     int64_t at_ms;
+    const char *verifier, *peer_policy_name, *state_file;
 } peer_args;
 
 /* "unix:PATH" or "HOST:PORT" (HOST may be [v6]). */
@@ -220,6 +225,41 @@ static int run(at_peer_role role, const peer_args *a)
     at_err rc = AT_OK;
     bool by_peer = false;
 
+    at_peer_ear *ear = NULL;
+    at_peer_prover prover;
+    json_t *state = NULL;
+    at_peer_opts po = {.role = role, .at_ms = a->at_ms};
+    if (a->peer_policy_name) {
+        /* Through the verifier: this side's session and token. */
+        json_error_t je;
+        uint8_t skey[AT_VCLIENT_SESSION_KEY_LEN];
+        size_t n = 0;
+        const char *skhex;
+        state = json_load_file(a->state_file, JSON_REJECT_DUPLICATES, &je);
+        skhex = json_string_value(json_object_get(state, "session_key"));
+        at_peer_ear_opts eo = {.verifier_url = a->verifier ? a->verifier
+                                                           : json_string_value(json_object_get(state, "verifier")),
+                               .session_id = json_string_value(json_object_get(state, "session")),
+                               .token = json_string_value(json_object_get(state, "token")),
+                               .session_key = skey, .peer_policy_name = a->peer_policy_name,
+                               .at_ms = a->at_ms};
+        if (!state || !skhex || !eo.session_id || !eo.token || !eo.verifier_url ||
+            at_hex_decode(skhex, strlen(skhex), skey, sizeof skey, &n) != AT_OK || n != sizeof skey) {
+            fprintf(stderr, "attestctl peer: --state-file %s: expected the state `attestctl attest` writes "
+                            "(session, session_key, token, verifier)\n", a->state_file);
+            at_wipe(skey, sizeof skey);
+            goto done;
+        }
+        rc = at_peer_ear_new(&eo, &ear, &d);
+        at_wipe(skey, sizeof skey);
+        if (rc != AT_OK) {
+            fprintf(stderr, "attestctl peer: %s\n", d.msg);
+            goto done;
+        }
+        at_peer_ear_prover(ear, &prover);
+        po.prover = &prover;
+        goto opened;
+    }
     uint8_t *txt = NULL;
     size_t len = 0;
     if (ctl_read_file(a->policy_path, AT_POLICY_MAX_JSON_BYTES, &txt, &len) != 0)
@@ -245,8 +285,10 @@ static int run(at_peer_role role, const peer_args *a)
         fprintf(stderr, "attestctl peer: attester: %s\n", d.msg);
         goto done;
     }
-    at_peer_opts po = {.role = role, .attester = att, .trust = trust, .peer_policy = policy,
-                       .at_ms = a->at_ms};
+    po.attester = att;
+    po.trust = trust;
+    po.peer_policy = policy;
+opened:
     if (at_peer_new(&po, &p, &d) != AT_OK) {
         fprintf(stderr, "attestctl peer: %s\n", d.msg);
         goto done;
@@ -356,6 +398,14 @@ refused:
     ret = report_failure(rc, by_peer, &d);
 done:
     at_peer_free(p);
+    at_peer_ear_free(ear);
+    if (state) {
+        /* the session key's hex is a secret */
+        json_t *sk = json_object_get(state, "session_key");
+        if (json_is_string(sk))
+            at_wipe((char *)json_string_value(sk), json_string_length(sk));
+    }
+    json_decref(state);
     at_attester_close(att);
     at_policy_free(policy);
     at_trust_unref(trust);
@@ -381,6 +431,8 @@ int cmd_peer(int argc, char **argv)
         {"sim-pki", required_argument, NULL, 'k'},     {"sim-pcr", required_argument, NULL, 'p'},
         {"sim-format", required_argument, NULL, 'f'},  {"message", required_argument, NULL, 'm'},
         {"at", required_argument, NULL, 'a'},          {"help", no_argument, NULL, 'h'},
+        {"verifier", required_argument, NULL, 'V'},    {"peer-policy-name", required_argument, NULL, 'N'},
+        {"state-file", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0}};
     static peer_args a;
     memset(&a, 0, sizeof a);
@@ -449,6 +501,9 @@ int cmd_peer(int argc, char **argv)
             break;
         }
         case 'm': a.message = optarg; break;
+        case 'V': a.verifier = optarg; break;
+        case 'N': a.peer_policy_name = optarg; break;
+        case 'S': a.state_file = optarg; break;
         case 'a': {
             char *end;
             long long t = strtoll(optarg, &end, 10);
@@ -463,7 +518,10 @@ int cmd_peer(int argc, char **argv)
         default: usage(stderr); return CTL_USAGE;
         }
     }
-    if (optind != argc || !a.addr || !a.policy_path || (a.kind == AT_ATTESTER_SIM && !a.ao.sim_pki)) {
+    bool via_verifier = a.peer_policy_name || a.state_file || a.verifier;
+    if (optind != argc || !a.addr ||
+        (via_verifier ? !a.peer_policy_name || !a.state_file || a.policy_path
+                      : !a.policy_path || (a.kind == AT_ATTESTER_SIM && !a.ao.sim_pki))) {
         usage(stderr);
         return CTL_USAGE;
     }

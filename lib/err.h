@@ -51,6 +51,8 @@
     X(AT_E_TRANSCRIPT_MISMATCH, "transcript_mismatch", 403) \
     X(AT_E_REFLECTION, "reflection", 403)                   \
     X(AT_E_UNEXPECTED_MESSAGE, "unexpected_message", 400)   \
+    X(AT_E_POLICY_MISMATCH, "policy_mismatch", 403)         \
+    X(AT_E_BINDING_MISMATCH, "binding_mismatch", 403)       \
     X(AT_E_IO, "io", 500)                                   \
     X(AT_E_UNAVAILABLE, "unavailable", 503)                 \
     X(AT_E_INTERNAL, "internal", 500)                       \

@@ -64,6 +64,7 @@ lib_libattest_a_SOURCES += \
 # Mutual attestation between services (docs/mutual-attestation.md).
 lib_libattest_a_SOURCES += \
 	lib/peer.c lib/peer.h
+lib_libattest_a_SOURCES += lib/peer_ear.c lib/peer_ear.h
 lib_libattest_a_SOURCES += \
 	lib/file.c lib/file.h
 lib_libattest_a_SOURCES += \

@@ -89,8 +89,10 @@ out:
 
 at_err at_peer_new(const at_peer_opts *o, at_peer **out, at_diag *d)
 {
-    if (!o || !o->attester || !o->trust || !o->peer_policy)
-        return at_fail(d, AT_E_BAD_REQUEST, "peer: an attester, trusted roots and a peer policy are required");
+    if (!o || (o->prover ? !o->prover->prove || !o->prover->check
+                         : !o->attester || !o->trust || !o->peer_policy))
+        return at_fail(d, AT_E_BAD_REQUEST, "peer: an attester, trusted roots and a peer policy (or a "
+                                            "prover) are required");
     if (o->role != AT_PEER_INITIATOR && o->role != AT_PEER_RESPONDER)
         return at_fail(d, AT_E_BAD_REQUEST, "peer: unknown role %d", (int)o->role);
     at_peer *p = calloc(1, sizeof *p);
@@ -229,6 +231,10 @@ static at_err my_document(at_peer *p, const uint8_t th[32], at_buf *doc, at_diag
     at_err rc = AT_E_INTERNAL;
     at_buf ud;
     at_buf_init(&ud);
+    if (p->o.prover) {
+        rc = p->o.prover->prove(p->o.prover->ctx, th, p->info, doc, d);
+        goto out;
+    }
     AT_TRY(at_binding_encode_peer(th, &ud, d));
     AT_TRY(at_attester_document(p->o.attester, AT_SPAN(p->peer_nonce, AT_PEER_NONCE_LEN),
                                 at_buf_span(&ud), AT_SPAN(p->my_pk, AT_PEER_KEY_LEN), doc, d));
@@ -258,6 +264,17 @@ static json_t *info_json(const at_peer *p, const at_nitro_payload *pl)
 /* The peer's document, checked in full against the handshake so far. */
 static at_err check_document(at_peer *p, at_span doc, const uint8_t th[32], at_diag *d)
 {
+    if (p->o.prover) {
+        json_t *info = NULL;
+        at_err prc = p->o.prover->check(p->o.prover->ctx, doc, th, &info, d);
+        if (prc == AT_OK && !info)
+            prc = at_fail(d, AT_E_INTERNAL, "peer: the prover named no peer");
+        if (prc == AT_OK)
+            p->info = info;
+        else
+            json_decref(info);
+        return prc;
+    }
     at_evidence ev;
     at_verify_opts vo = {.check_nonce = true, .nonce = AT_SPAN(p->my_nonce, AT_PEER_NONCE_LEN),
                          .policy = p->o.peer_policy};
@@ -462,6 +479,8 @@ at_err at_peer_handle(at_peer *p, at_span msg, at_buf *out, at_diag *d)
         at_span full[2] = {at_buf_span(&p->m1), at_buf_span(&p->m2)};
         AT_TRY(transcript(LABEL_INITIATOR, full, 2, th, d));
         AT_TRY(check_document(p, at_reader_rest(&r), th, d));
+        if (p->o.prover && p->o.prover->accepted)
+            AT_TRY(p->o.prover->accepted(p->o.prover->ctx, th, p->info, d));
         AT_TRY(derive(p, msg, d));
         AT_TRY(at_buf_u8(&reply, AT_PEER_MSG_CONFIRM));
         AT_TRY(at_buf_u8(&reply, AT_PEER_VERSION));
@@ -585,8 +604,6 @@ at_err at_peer_open(at_peer *p, at_span rec, at_buf *pt, bool *closed, at_diag *
     bool a = p->o.role == AT_PEER_INITIATOR;
     at_reader r;
     uint8_t type = 0;
-    at_buf tmp;
-    at_buf_init_secret(&tmp);
     *closed = false;
     if (p->st == ST_CLOSED)
         return at_fail(d, AT_E_UNEXPECTED_MESSAGE, "record: received after close");
@@ -607,18 +624,23 @@ at_err at_peer_open(at_peer *p, at_span rec, at_buf *pt, bool *closed, at_diag *
               AT_E_BAD_FIELD, "record: %zu bytes of ciphertext, expected %d to %d", body.len,
               AT_PEER_TAG_LEN, AT_PEER_MAX_RECORD_PLAINTEXT + AT_PEER_TAG_LEN);
     AT_ENSURE(p->recv_seq != UINT64_MAX, d, AT_E_SEQUENCE_OVERFLOW, "record: receive sequence number exhausted");
+    /* Straight into pt: aead() wipes what it wrote when the tag fails. */
+    size_t start = pt->len;
     AT_TRY(aead(false, a ? p->keys.key_ba : p->keys.key_ab, a ? p->keys.iv_ba : p->keys.iv_ab, type,
-                p->recv_seq, body, &tmp, d));
-    AT_ENSURE(type != AT_PEER_MSG_CLOSE || tmp.len == 0, d, AT_E_BAD_FIELD, "close: carries %zu bytes", tmp.len);
+                p->recv_seq, body, pt, d));
+    if (type == AT_PEER_MSG_CLOSE && pt->len != start) {
+        rc = at_fail(d, AT_E_BAD_FIELD, "close: carries %zu bytes", pt->len - start);
+        at_wipe(pt->p + start, pt->len - start);
+        pt->len = start;
+        goto out;
+    }
     p->recv_seq++;
-    AT_TRY(at_buf_append_span(pt, at_buf_span(&tmp)));
     if (type == AT_PEER_MSG_CLOSE) {
         *closed = true;
         p->st = ST_CLOSED;
     }
     rc = AT_OK;
 out:
-    at_buf_cleanup(&tmp);
     return rc == AT_OK ? rc : refuse(p, rc);
 }
 

@@ -47,8 +47,32 @@ enum {
 
 typedef enum { AT_PEER_INITIATOR, AT_PEER_RESPONDER } at_peer_role;
 
+/* Through the verifier (lib/peer_ear, docs/mutual-attestation.md "Through
+ * the verifier"): a prover replaces this side's document with its proof
+ * (EAR token and verifier-signed binding of the transcript) and checks the
+ * peer's. Every callback returns a stable code; a refusal ends the
+ * handshake like any other. */
+typedef struct {
+    void *ctx;
+    /* This side's proof for transcript hash th, appended to out. peer is
+     * NULL before the peer proved anything (the responder's RESPONSE),
+     * else what it proved (from check). */
+    at_err (*prove)(void *ctx, const uint8_t th[32], const json_t *peer, at_buf *out,
+                    at_diag *d) AT_MUST_USE;
+    /* The peer's proof, checked against th; *info: what it proved (new
+     * reference, an object with at least "session_id"). */
+    at_err (*check)(void *ctx, at_span proof, const uint8_t th[32], json_t **info,
+                    at_diag *d) AT_MUST_USE;
+    /* Responder, FINISH accepted: record it (the verifier audits it). A
+     * failure refuses the handshake. May be NULL. */
+    at_err (*accepted)(void *ctx, const uint8_t th[32], const json_t *peer,
+                       at_diag *d) AT_MUST_USE;
+} at_peer_prover;
+
 typedef struct {
     at_peer_role role;
+    const at_peer_prover *prover;  /* borrowed; set: the verifier variant, the
+                                    * three fields below are then unused */
     at_attester *attester;         /* borrowed: makes this side's documents */
     at_trust *trust;               /* borrowed: roots the peer's chain must reach */
     const at_policy *peer_policy;  /* borrowed, required: what the peer must run */

@@ -98,6 +98,9 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     } else if (strcmp(u, "/v1/tokens") == 0 || strncmp(u, "/v1/tokens/", 11) == 0) {
         req->route = "tokens";
         route_tokens(v, req, resp, u + 10);
+    } else if (strncmp(u, "/v1/peer/", 9) == 0) {
+        req->route = "peer";
+        route_peer(v, req, resp, u + 8);
     } else if (strncmp(u, "/v1/audit", 9) == 0 && strcmp(m, "GET") == 0) {
         req->route = "audit";
         route_audit(v, req, resp, u + 9);

@@ -163,6 +163,7 @@ void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *
 void route_jwks(verifier *v, at_http_req *req, at_http_resp *resp);
 void route_metrics(verifier *v, at_http_req *req, at_http_resp *resp);
 void route_tokens(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
+void route_peer(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
 
 /* Shared pieces. */
 /* Look up the current (non-revoked, highest) version of a policy, or a

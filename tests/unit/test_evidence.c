@@ -624,6 +624,8 @@ static const struct {
     {AT_E_ENDPOINT_CONFLICT, "document binding"},
     {AT_E_TRANSCRIPT_MISMATCH, "the peer handshake (test_peer.c), after verification"},
     {AT_E_REFLECTION, "the peer handshake (test_peer.c)"},
+    {AT_E_POLICY_MISMATCH, "the peer handshake through the verifier: an EAR token's policy (mutual.py)"},
+    {AT_E_BINDING_MISMATCH, "the peer handshake through the verifier: token and binding name other sessions (mutual.py)"},
     {AT_E_UNEXPECTED_MESSAGE, "the peer handshake (test_peer.c)"},
     {AT_E_IO, "files: roots, PKI (never a document in memory)"},
     {AT_E_UNAVAILABLE, "upstream services"},

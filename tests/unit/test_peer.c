@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <string.h>
 
 #include "binding.h"
 #include "enc.h"
@@ -592,6 +594,138 @@ static void malformed_messages(void **state)
     assert_null(p);
 }
 
+/* A CLOSE record whose (authentic) plaintext is not empty is refused and
+ * leaves nothing in the caller's buffer. */
+static void close_with_bytes(void **state)
+{
+    (void)state;
+    at_peer_keys k;
+    memset(&k, 0x5a, sizeof k);
+    at_peer *b = NULL;
+    at_diag d = {{0}};
+    assert_int_equal(at_peer_new_established(AT_PEER_RESPONDER, &k, &b, &d), AT_OK);
+    uint8_t rec[1 + 3 + 16], aad[9] = {AT_PEER_MSG_CLOSE}; /* seq 0 */
+    int n = 0;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    rec[0] = AT_PEER_MSG_CLOSE;
+    assert_int_equal(EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, k.key_ab, k.iv_ab), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, NULL, &n, aad, sizeof aad), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, rec + 1, &n, (const uint8_t *)"abc", 3), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(c, rec + 1 + n, &n), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, rec + 4), 1);
+    EVP_CIPHER_CTX_free(c);
+    at_buf pt;
+    at_buf_init(&pt);
+    assert_int_equal(at_buf_append(&pt, "x", 1), AT_OK);
+    bool closed = false;
+    assert_int_equal(at_peer_open(b, AT_SPAN(rec, sizeof rec), &pt, &closed, &d), AT_E_BAD_FIELD);
+    assert_false(closed);
+    assert_int_equal(pt.len, 1);
+    assert_int_equal(pt.p[1], 0); /* the opened bytes were wiped */
+    assert_false(at_peer_established(b));
+    at_buf_cleanup(&pt);
+    at_peer_free(b);
+}
+
+/* The verifier variant's hook (at_peer_prover), with a stand-in prover:
+ * proofs replace documents, the responder proves first without knowing
+ * the peer, the initiator proves knowing it, the responder records its
+ * acceptance once; a refused check leaves no key on either side. */
+typedef struct {
+    const char *name;
+    int proved_without_peer, proved_with_peer, accepted;
+    at_err refuse_with;
+} fake_prover;
+
+static at_err fake_prove(void *ctx, const uint8_t th[32], const json_t *peer, at_buf *out, at_diag *d)
+{
+    fake_prover *f = ctx;
+    (void)d;
+    if (peer)
+        f->proved_with_peer++;
+    else
+        f->proved_without_peer++;
+    at_err rc = at_buf_append(out, f->name, strlen(f->name) + 1);
+    return rc == AT_OK ? at_buf_append(out, th, 32) : rc;
+}
+
+static at_err fake_check(void *ctx, at_span proof, const uint8_t th[32], json_t **info, at_diag *d)
+{
+    fake_prover *f = ctx;
+    if (f->refuse_with)
+        return at_fail(d, f->refuse_with, "fake: refused");
+    const uint8_t *z = memchr(proof.p, 0, proof.len);
+    if (!z || proof.len - (size_t)(z + 1 - proof.p) != 32 || memcmp(z + 1, th, 32) != 0)
+        return at_fail(d, AT_E_TRANSCRIPT_MISMATCH, "fake: other transcript");
+    *info = json_pack("{s:s}", "session_id", (const char *)proof.p);
+    return AT_OK;
+}
+
+static at_err fake_accepted(void *ctx, const uint8_t th[32], const json_t *peer, at_diag *d)
+{
+    fake_prover *f = ctx;
+    (void)th;
+    (void)d;
+    assert_non_null(json_object_get(peer, "session_id"));
+    f->accepted++;
+    return AT_OK;
+}
+
+static void prover_hook(void **state)
+{
+    (void)state;
+    for (int refuse = 0; refuse < 2; refuse++) {
+        fake_prover fa = {.name = "A"}, fb = {.name = "B", .refuse_with = refuse ? AT_E_POLICY_MISMATCH : AT_OK};
+        at_peer_prover pa = {&fa, fake_prove, fake_check, fake_accepted};
+        at_peer_prover pb = {&fb, fake_prove, fake_check, fake_accepted};
+        at_peer_opts oa = {.role = AT_PEER_INITIATOR, .prover = &pa};
+        at_peer_opts ob = {.role = AT_PEER_RESPONDER, .prover = &pb};
+        at_peer *a = NULL, *b = NULL;
+        at_diag d = {{0}};
+        at_buf m1, m2, m3, m4, m5;
+        at_buf_init(&m1);
+        at_buf_init(&m2);
+        at_buf_init(&m3);
+        at_buf_init(&m4);
+        at_buf_init(&m5);
+        assert_int_equal(at_peer_new(&oa, &a, &d), AT_OK);
+        assert_int_equal(at_peer_new(&ob, &b, &d), AT_OK);
+        assert_int_equal(at_peer_start(a, &m1, &d), AT_OK);
+        assert_int_equal(at_peer_handle(b, at_buf_span(&m1), &m2, &d), AT_OK);
+        assert_int_equal(at_peer_handle(a, at_buf_span(&m2), &m3, &d), AT_OK);
+        if (refuse) {
+            assert_int_equal(at_peer_handle(b, at_buf_span(&m3), &m4, &d), AT_E_POLICY_MISMATCH);
+            assert_false(at_peer_established(b));
+            assert_null(at_peer_info_json(b));
+            assert_int_equal(fb.accepted, 0);
+        } else {
+            assert_int_equal(at_peer_handle(b, at_buf_span(&m3), &m4, &d), AT_OK);
+            assert_int_equal(at_peer_handle(a, at_buf_span(&m4), &m5, &d), AT_OK);
+            assert_true(at_peer_established(a) && at_peer_established(b));
+            uint8_t ca[AT_PEER_KEY_LEN], cb[AT_PEER_KEY_LEN];
+            assert_int_equal(at_peer_channel_binding(a, ca), AT_OK);
+            assert_int_equal(at_peer_channel_binding(b, cb), AT_OK);
+            assert_memory_equal(ca, cb, sizeof ca);
+            json_t *ia = at_peer_info_json(a), *ib = at_peer_info_json(b);
+            assert_string_equal(json_string_value(json_object_get(ia, "session_id")), "B");
+            assert_string_equal(json_string_value(json_object_get(ib, "session_id")), "A");
+            json_decref(ia);
+            json_decref(ib);
+            assert_int_equal(fb.proved_without_peer, 1);
+            assert_int_equal(fa.proved_with_peer, 1);
+            assert_int_equal(fb.accepted, 1);
+            assert_int_equal(fa.accepted, 0);
+        }
+        at_peer_free(a);
+        at_peer_free(b);
+        at_buf_cleanup(&m1);
+        at_buf_cleanup(&m2);
+        at_buf_cleanup(&m3);
+        at_buf_cleanup(&m4);
+        at_buf_cleanup(&m5);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -606,6 +740,8 @@ int main(void)
         cmocka_unit_test(purpose_mismatch),
         cmocka_unit_test(transcript_binding),
         cmocka_unit_test(malformed_messages),
+        cmocka_unit_test(close_with_bytes),
+        cmocka_unit_test(prover_hook),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
