@@ -1,14 +1,81 @@
-/* agent upstream: the local LLM server, reached in clear over loopback.
+/* agent upstream: the local LLM server, reached in clear over loopback
+ * (or a UNIX/vsock stream, lib/httpc's routes). Connections are kept alive:
+ * every exchange borrows a curl multi+easy pair from a pool, whose
+ * connection cache outlives the exchange.
  * Requests come out of decrypted OHTTP messages (their sender is
  * anonymous: only RFC 9292-valid fields pass, hop-by-hop ones are dropped);
  * answers are bounded and go back sealed. */
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "agent.h"
+#include "httpc.h"
+
+/* ---- the connection pool --------------------------------------------------- */
+
+#define POOL_MAX 64 /* idle pairs kept; more at once are made and dropped */
+struct conn {
+    CURLM *multi;
+    CURL *easy;
+    struct conn *next;
+};
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *pool;
+static unsigned pool_n;
+
+static void conn_free(struct conn *c)
+{
+    if (!c)
+        return;
+    curl_easy_cleanup(c->easy);
+    curl_multi_cleanup(c->multi);
+    free(c);
+}
+
+static struct conn *conn_take(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    struct conn *c = pool;
+    if (c) {
+        pool = c->next;
+        pool_n--;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (c) {
+        curl_easy_reset(c->easy);
+        return c;
+    }
+    if (!(c = calloc(1, sizeof *c)))
+        return NULL;
+    if (!(c->multi = curl_multi_init()) || !(c->easy = curl_easy_init())) {
+        conn_free(c);
+        return NULL;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1L);
+    return c;
+}
+
+/* The easy handle is out of its multi (its connection, if still good, is
+ * in the multi's cache). */
+static void conn_give(struct conn *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&pool_lock);
+    bool keep = pool_n < POOL_MAX;
+    if (keep) {
+        c->next = pool;
+        pool = c;
+        pool_n++;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (!keep)
+        conn_free(c);
+}
 
 /* Never forwarded: connection management and framing belong to each hop. */
 static bool hop_by_hop(const char *name)
@@ -54,14 +121,12 @@ out:
     return rc;
 }
 
-static CURL *easy_for(const agent *a, const at_bhttp_msg *req, struct curl_slist *h, char *url,
-                      size_t url_len)
+static void easy_for(CURL *c, const agent *a, const at_bhttp_msg *req, struct curl_slist *h,
+                     char *url, size_t url_len)
 {
     snprintf(url, url_len, "%s%s", a->cfg.upstream, req->path[0] == '/' ? req->path : "/");
-    CURL *c = curl_easy_init();
-    if (!c)
-        return NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
+    at_httpc_route(c, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     /* Generation can take minutes; a stalled upstream cannot. */
@@ -75,7 +140,31 @@ static CURL *easy_for(const agent *a, const at_bhttp_msg *req, struct curl_slist
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->content.len);
         curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, req->content.p ? (const char *)req->content.p : "");
     }
-    return c;
+}
+
+/* One whole transfer on a pooled pair (curl_easy_perform would use the
+ * easy handle's own cache, not the pair's). */
+static CURLcode run(struct conn *c)
+{
+    CURLcode result = CURLE_FAILED_INIT;
+    if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK)
+        return result;
+    for (bool done = false; !done;) {
+        int running = 0;
+        if (curl_multi_perform(c->multi, &running) != CURLM_OK)
+            break;
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(c->multi, &left)) != NULL)
+            if (m->msg == CURLMSG_DONE) {
+                result = m->data.result;
+                done = true;
+            }
+        if (!done && curl_multi_poll(c->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+            break;
+    }
+    curl_multi_remove_handle(c->multi, c->easy);
+    return result;
 }
 
 /* Response header lines ("Name: value\r\n") into a Binary HTTP response. */
@@ -139,16 +228,18 @@ at_err upstream_forward(const agent *a, const at_bhttp_msg *req, at_bhttp_msg **
     at_buf_init(&w.body);
     at_buf_set_max(&w.body, AT_MAX_BHTTP_CONTENT);
     struct curl_slist *h = NULL;
-    CURL *c = NULL;
+    struct conn *pc = NULL;
     AT_TRY(request_headers(req, &h, d));
     /* The final status is set once known; 502 stands in until then. */
     AT_TRY(at_bhttp_response_new(502, &w.resp, d));
-    AT_ENSURE((c = easy_for(a, req, h, url, sizeof url)), d, AT_E_INTERNAL, "upstream: curl init");
+    AT_ENSURE((pc = conn_take()), d, AT_E_INTERNAL, "upstream: curl init");
+    CURL *c = pc->easy;
+    easy_for(c, a, req, h, url, sizeof url);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, whole_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &w);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, whole_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
-    CURLcode cc = curl_easy_perform(c);
+    CURLcode cc = run(pc);
     AT_ENSURE(!w.too_large, d, AT_E_TOO_LARGE, "upstream: answer larger than %d bytes",
               AT_MAX_BHTTP_CONTENT);
     AT_ENSURE(cc == CURLE_OK, d, AT_E_UNAVAILABLE, "upstream: %s: %s", url, curl_easy_strerror(cc));
@@ -164,7 +255,7 @@ out:
     at_bhttp_msg_free(w.resp);
     at_buf_cleanup(&w.body);
     curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    conn_give(pc);
     return rc;
 }
 
@@ -173,8 +264,10 @@ out:
  * pumps the transfer until it has something to hand out. */
 
 struct upstream_stream {
-    CURLM *multi;
+    struct conn *conn;
+    CURLM *multi;           /* conn's */
     CURL *easy;
+    bool added;
     struct curl_slist *hdrs;
     char url[2400];
     at_bhttp_msg *head;     /* status + headers, for the indeterminate head */
@@ -224,18 +317,24 @@ at_err upstream_stream_start(const agent *a, const at_bhttp_msg *req, upstream_s
     at_err rc = request_headers(req, &st->hdrs, d);
     if (rc == AT_OK)
         rc = at_bhttp_response_new(502, &st->head, d);
-    if (rc == AT_OK && (!(st->easy = easy_for(a, req, st->hdrs, st->url, sizeof st->url)) ||
-                        !(st->multi = curl_multi_init())))
+    if (rc == AT_OK && !(st->conn = conn_take()))
         rc = at_fail(d, AT_E_INTERNAL, "upstream: curl init");
     if (rc != AT_OK) {
         upstream_stream_free(st);
         return rc;
     }
+    st->multi = st->conn->multi;
+    st->easy = st->conn->easy;
+    easy_for(st->easy, a, req, st->hdrs, st->url, sizeof st->url);
     curl_easy_setopt(st->easy, CURLOPT_HEADERFUNCTION, stream_header);
     curl_easy_setopt(st->easy, CURLOPT_HEADERDATA, st);
     curl_easy_setopt(st->easy, CURLOPT_WRITEFUNCTION, stream_body);
     curl_easy_setopt(st->easy, CURLOPT_WRITEDATA, st);
-    curl_multi_add_handle(st->multi, st->easy);
+    if (curl_multi_add_handle(st->multi, st->easy) != CURLM_OK) {
+        upstream_stream_free(st);
+        return at_fail(d, AT_E_INTERNAL, "upstream: curl init");
+    }
+    st->added = true;
     *out = st;
     return AT_OK;
 }
@@ -296,10 +395,10 @@ void upstream_stream_free(upstream_stream *st)
 {
     if (!st)
         return;
-    if (st->multi && st->easy)
+    if (st->added)
         curl_multi_remove_handle(st->multi, st->easy);
-    curl_easy_cleanup(st->easy);
-    curl_multi_cleanup(st->multi);
+    /* A transfer cut short leaves its connection closed, not half-read. */
+    conn_give(st->conn);
     curl_slist_free_all(st->hdrs);
     at_bhttp_msg_free(st->head);
     at_buf_cleanup(&st->pending);
