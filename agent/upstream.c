@@ -1,12 +1,10 @@
 /* agent upstream: the local LLM server, reached in clear over loopback
  * (or a UNIX/vsock stream, lib/httpc's routes). Connections are kept alive:
- * every exchange borrows a curl multi+easy pair from a pool, whose
- * connection cache outlives the exchange.
+ * every exchange borrows a pooled curl pair (lib/httpc).
  * Requests come out of decrypted OHTTP messages (their sender is
  * anonymous: only RFC 9292-valid fields pass, hop-by-hop ones are dropped);
  * answers are bounded and go back sealed. */
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,68 +12,6 @@
 
 #include "agent.h"
 #include "httpc.h"
-
-/* ---- the connection pool --------------------------------------------------- */
-
-#define POOL_MAX 64 /* idle pairs kept; more at once are made and dropped */
-struct conn {
-    CURLM *multi;
-    CURL *easy;
-    struct conn *next;
-};
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct conn *pool;
-static unsigned pool_n;
-
-static void conn_free(struct conn *c)
-{
-    if (!c)
-        return;
-    curl_easy_cleanup(c->easy);
-    curl_multi_cleanup(c->multi);
-    free(c);
-}
-
-static struct conn *conn_take(void)
-{
-    pthread_mutex_lock(&pool_lock);
-    struct conn *c = pool;
-    if (c) {
-        pool = c->next;
-        pool_n--;
-    }
-    pthread_mutex_unlock(&pool_lock);
-    if (c) {
-        curl_easy_reset(c->easy);
-        return c;
-    }
-    if (!(c = calloc(1, sizeof *c)))
-        return NULL;
-    if (!(c->multi = curl_multi_init()) || !(c->easy = curl_easy_init())) {
-        conn_free(c);
-        return NULL;
-    }
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1L);
-    return c;
-}
-
-/* The easy handle is out of its multi (its connection, if still good, is
- * in the multi's cache). */
-static void conn_give(struct conn *c)
-{
-    if (!c)
-        return;
-    pthread_mutex_lock(&pool_lock);
-    bool keep = pool_n < POOL_MAX;
-    if (keep) {
-        c->next = pool;
-        pool = c;
-        pool_n++;
-    }
-    pthread_mutex_unlock(&pool_lock);
-    if (!keep)
-        conn_free(c);
-}
 
 /* Never forwarded: connection management and framing belong to each hop. */
 static bool hop_by_hop(const char *name)
@@ -142,31 +78,6 @@ static void easy_for(CURL *c, const agent *a, const at_bhttp_msg *req, struct cu
     }
 }
 
-/* One whole transfer on a pooled pair (curl_easy_perform would use the
- * easy handle's own cache, not the pair's). */
-static CURLcode run(struct conn *c)
-{
-    CURLcode result = CURLE_FAILED_INIT;
-    if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK)
-        return result;
-    for (bool done = false; !done;) {
-        int running = 0;
-        if (curl_multi_perform(c->multi, &running) != CURLM_OK)
-            break;
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(c->multi, &left)) != NULL)
-            if (m->msg == CURLMSG_DONE) {
-                result = m->data.result;
-                done = true;
-            }
-        if (!done && curl_multi_poll(c->multi, NULL, 0, 1000, NULL) != CURLM_OK)
-            break;
-    }
-    curl_multi_remove_handle(c->multi, c->easy);
-    return result;
-}
-
 /* Response header lines ("Name: value\r\n") into a Binary HTTP response. */
 static void add_response_header(at_bhttp_msg *m, const char *line, size_t len)
 {
@@ -228,18 +139,18 @@ at_err upstream_forward(const agent *a, const at_bhttp_msg *req, at_bhttp_msg **
     at_buf_init(&w.body);
     at_buf_set_max(&w.body, AT_MAX_BHTTP_CONTENT);
     struct curl_slist *h = NULL;
-    struct conn *pc = NULL;
+    at_httpc_conn *pc = NULL;
     AT_TRY(request_headers(req, &h, d));
     /* The final status is set once known; 502 stands in until then. */
     AT_TRY(at_bhttp_response_new(502, &w.resp, d));
-    AT_ENSURE((pc = conn_take()), d, AT_E_INTERNAL, "upstream: curl init");
+    AT_ENSURE((pc = at_httpc_conn_take()), d, AT_E_INTERNAL, "upstream: curl init");
     CURL *c = pc->easy;
     easy_for(c, a, req, h, url, sizeof url);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, whole_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &w);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, whole_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
-    CURLcode cc = run(pc);
+    CURLcode cc = (CURLcode)at_httpc_conn_run(pc);
     AT_ENSURE(!w.too_large, d, AT_E_TOO_LARGE, "upstream: answer larger than %d bytes",
               AT_MAX_BHTTP_CONTENT);
     AT_ENSURE(cc == CURLE_OK, d, AT_E_UNAVAILABLE, "upstream: %s: %s", url, curl_easy_strerror(cc));
@@ -255,7 +166,7 @@ out:
     at_bhttp_msg_free(w.resp);
     at_buf_cleanup(&w.body);
     curl_slist_free_all(h);
-    conn_give(pc);
+    at_httpc_conn_give(pc);
     return rc;
 }
 
@@ -264,7 +175,7 @@ out:
  * pumps the transfer until it has something to hand out. */
 
 struct upstream_stream {
-    struct conn *conn;
+    at_httpc_conn *conn;
     CURLM *multi;           /* conn's */
     CURL *easy;
     bool added;
@@ -317,7 +228,7 @@ at_err upstream_stream_start(const agent *a, const at_bhttp_msg *req, upstream_s
     at_err rc = request_headers(req, &st->hdrs, d);
     if (rc == AT_OK)
         rc = at_bhttp_response_new(502, &st->head, d);
-    if (rc == AT_OK && !(st->conn = conn_take()))
+    if (rc == AT_OK && !(st->conn = at_httpc_conn_take()))
         rc = at_fail(d, AT_E_INTERNAL, "upstream: curl init");
     if (rc != AT_OK) {
         upstream_stream_free(st);
@@ -398,7 +309,7 @@ void upstream_stream_free(upstream_stream *st)
     if (st->added)
         curl_multi_remove_handle(st->multi, st->easy);
     /* A transfer cut short leaves its connection closed, not half-read. */
-    conn_give(st->conn);
+    at_httpc_conn_give(st->conn);
     curl_slist_free_all(st->hdrs);
     at_bhttp_msg_free(st->head);
     at_buf_cleanup(&st->pending);

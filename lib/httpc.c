@@ -1,6 +1,6 @@
-/* httpc: libcurl easy interface, one handle per thread kept between
- * requests (its connection cache is what keeps connections alive), and a
- * small table of URL origins routed over UNIX or vsock streams. */
+/* httpc: libcurl, a pool of multi+easy pairs kept between requests (their
+ * connection caches are what keeps connections alive), and a small table
+ * of URL origins routed over UNIX or vsock streams. */
 #include "httpc.h"
 
 #include <curl/curl.h>
@@ -13,46 +13,103 @@
 
 #include "httpd.h"
 
-static pthread_key_t handle_key;
-static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
+/* ---- the connection pool ------------------------------------------------------ */
 
-static void handle_free(void *h) { curl_easy_cleanup(h); }
-static void handle_key_make(void)
+#define POOL_MAX 64 /* idle pairs kept; more at once are made and dropped */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static at_httpc_conn *pool;
+static unsigned pool_n;
+
+static void conn_free(at_httpc_conn *c)
 {
-    if (pthread_key_create(&handle_key, handle_free) != 0)
-        abort(); /* only at the first request: nothing works without it */
+    if (!c)
+        return;
+    curl_easy_cleanup(c->easy);
+    curl_multi_cleanup(c->multi);
+    free(c);
 }
 
-void *at_httpc_thread_handle(void)
+at_httpc_conn *at_httpc_conn_take(void)
 {
-    pthread_once(&handle_once, handle_key_make);
-    CURL *c = pthread_getspecific(handle_key);
+    pthread_mutex_lock(&pool_lock);
+    at_httpc_conn *c = pool;
     if (c) {
-        curl_easy_reset(c);
+        pool = c->next;
+        pool_n--;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (c) {
+        curl_easy_reset(c->easy);
         return c;
     }
-    if (!(c = curl_easy_init()))
+    if (!(c = calloc(1, sizeof *c)))
         return NULL;
-    if (pthread_setspecific(handle_key, c) != 0) {
-        curl_easy_cleanup(c);
+    if (!(c->multi = curl_multi_init()) || !(c->easy = curl_easy_init())) {
+        conn_free(c);
         return NULL;
     }
+    /* One pair, one transfer at a time: one connection to keep. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1L);
     return c;
 }
 
-/* The main thread's handle (thread-exit destructors do not run for it). */
-static void main_handle_free(void)
+void at_httpc_conn_give(at_httpc_conn *c)
 {
-    pthread_once(&handle_once, handle_key_make);
-    CURL *c = pthread_getspecific(handle_key);
-    if (c && pthread_setspecific(handle_key, NULL) == 0)
-        curl_easy_cleanup(c);
+    if (!c)
+        return;
+    pthread_mutex_lock(&pool_lock);
+    bool keep = pool_n < POOL_MAX;
+    if (keep) {
+        c->next = pool;
+        pool = c;
+        pool_n++;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (!keep)
+        conn_free(c);
+}
+
+static void pool_free(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    at_httpc_conn *c = pool;
+    pool = NULL;
+    pool_n = 0;
+    pthread_mutex_unlock(&pool_lock);
+    while (c) {
+        at_httpc_conn *next = c->next;
+        conn_free(c);
+        c = next;
+    }
+}
+
+int at_httpc_conn_run(at_httpc_conn *c)
+{
+    CURLcode result = CURLE_FAILED_INIT;
+    if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK)
+        return result;
+    for (bool done = false; !done;) {
+        int running = 0;
+        if (curl_multi_perform(c->multi, &running) != CURLM_OK)
+            break;
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(c->multi, &left)) != NULL)
+            if (m->msg == CURLMSG_DONE) {
+                result = m->data.result;
+                done = true;
+            }
+        if (!done && curl_multi_poll(c->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+            break;
+    }
+    curl_multi_remove_handle(c->multi, c->easy);
+    return (int)result;
 }
 
 void at_httpc_global_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    atexit(main_handle_free);
+    atexit(pool_free);
 }
 
 /* ---- routes: URL origin -> UNIX or vsock stream ------------------------------ */
@@ -78,30 +135,23 @@ static const struct route *route_for(const char *url)
     return NULL;
 }
 
-/* Both families take the same path: the socket is opened and connected
- * here and curl is told it is connected (so the UNIX tests run the vsock
- * code). */
+/* Both families take the same path: curl connects the socket opened here
+ * to the address put here in place of the one it resolved (so the UNIX
+ * tests run the vsock code). curl's address storage is a
+ * sockaddr_storage. */
 static curl_socket_t open_stream(void *cls, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     (void)purpose;
-    (void)addr;
     const struct route *r = cls;
     int fd = socket(r->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return CURL_SOCKET_BAD;
-    if (connect(fd, (const struct sockaddr *)&r->ss, r->len) != 0) {
-        close(fd);
-        return CURL_SOCKET_BAD;
-    }
+    addr->family = r->ss.ss_family;
+    addr->socktype = SOCK_STREAM;
+    addr->protocol = 0;
+    addr->addrlen = (unsigned)r->len;
+    memcpy(&addr->addr, &r->ss, r->len);
     return fd;
-}
-
-static int stream_connected(void *cls, curl_socket_t fd, curlsocktype purpose)
-{
-    (void)cls;
-    (void)fd;
-    (void)purpose;
-    return CURL_SOCKOPT_ALREADY_CONNECTED;
 }
 
 void at_httpc_route(void *curl_easy, const char *url)
@@ -114,7 +164,6 @@ void at_httpc_route(void *curl_easy, const char *url)
     curl_easy_setopt(c, CURLOPT_RESOLVE, r->resolve);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_stream);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, (void *)r);
-    curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, stream_connected);
 }
 
 at_err at_httpc_target(const char *option, const char *spec, char *url, size_t url_len, at_diag *d)
@@ -215,8 +264,9 @@ at_err at_httpc_do(const at_httpc_req *r, at_httpc_resp *out, at_diag *d)
     at_buf_init(&out->body);
     at_buf_set_max(&out->body, r->max_response ? r->max_response : 16u << 20);
     struct sink s = {&out->body, false};
-    CURL *c = at_httpc_thread_handle();
-    AT_ENSURE(c, d, AT_E_INTERNAL, "http: curl_easy_init failed");
+    at_httpc_conn *pc = at_httpc_conn_take();
+    AT_ENSURE(pc, d, AT_E_INTERNAL, "http: curl_easy_init failed");
+    CURL *c = pc->easy;
     curl_easy_setopt(c, CURLOPT_URL, r->url);
     at_httpc_route(c, r->url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -255,7 +305,7 @@ at_err at_httpc_do(const at_httpc_req *r, at_httpc_resp *out, at_diag *d)
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    CURLcode cc = curl_easy_perform(c);
+    CURLcode cc = (CURLcode)at_httpc_conn_run(pc);
     if (cc != CURLE_OK) {
         rc = s.too_large ? at_fail(d, AT_E_TOO_LARGE, "http: answer from %s larger than %zu bytes",
                                    r->url, out->body.max)
@@ -272,8 +322,7 @@ out:
     curl_slist_free_all(h);
     if (auth)
         at_wipe_free(auth, strlen(auth));
-    if (c) /* the handle stays with the thread; the bearer does not */
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    at_httpc_conn_give(pc); /* reset when next taken */
     return rc;
 }
 

@@ -1,9 +1,10 @@
 /* httpc: a small HTTP client on libcurl for attestctl, the agent and the
  * gateway. Responses are peer input: bodies are capped. HTTPS is verified
  * against the system CAs, or the PEM file named by $ATTEST_CA_FILE.
- * Connections are kept alive and reused: one curl handle per thread (its
- * connection cache survives requests), idle connections closed after
- * AT_HTTPC_MAX_IDLE_S. A URL origin can be routed over a UNIX or vsock
+ * Connections are kept alive and reused: every exchange borrows a curl
+ * multi+easy pair from a process-wide pool (last returned, first reused),
+ * whose connection cache outlives the exchange; idle connections are not
+ * reused after AT_HTTPC_MAX_IDLE_S. A URL origin can be routed over a UNIX or vsock
  * stream (at_httpc_target): HTTP or HTTPS then runs over that stream, so
  * TLS stays end to end. */
 #ifndef AT_HTTPC_H
@@ -57,8 +58,17 @@ at_err at_httpc_target(const char *option, const char *spec, char *url, size_t u
 /* Apply the route of url's origin, if any, to a curl easy handle (for
  * callers driving curl themselves). */
 void at_httpc_route(void *curl_easy, const char *url);
-/* A curl easy handle of this thread's, reset, keeping its connection cache
- * (freed at thread exit). NULL when out of memory. */
-void *at_httpc_thread_handle(void);
+/* A pooled curl pair: multi (CURLM *) holds the kept-alive connection,
+ * easy (CURL *) is reset when taken. NULL when out of memory. Give it back
+ * with the easy handle out of the multi (at_httpc_conn_run does that); a
+ * transfer removed half-way closes its connection rather than reuse it. */
+typedef struct at_httpc_conn {
+    void *multi, *easy;
+    struct at_httpc_conn *next;
+} at_httpc_conn;
+at_httpc_conn *at_httpc_conn_take(void);
+void at_httpc_conn_give(at_httpc_conn *c);
+/* Run the easy handle's transfer to its end on the pair; a CURLcode. */
+int at_httpc_conn_run(at_httpc_conn *c);
 
 #endif

@@ -215,3 +215,7 @@ tests_unit_test_file_SOURCES = tests/unit/test_file.c
 tests_unit_test_file_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_file_LDFLAGS = -Wl,--wrap=write
 tests_unit_test_file_LDADD = $(UNIT_LDADD)
+check_PROGRAMS += tests/unit/test_addr
+tests_unit_test_addr_SOURCES = tests/unit/test_addr.c
+tests_unit_test_addr_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_addr_LDADD = $(UNIT_LDADD)
