@@ -19,9 +19,14 @@ noinst_PROGRAMS += bench/seal
 bench_seal_SOURCES = bench/seal.c
 bench_seal_LDADD = $(AT_LIBS)
 
+# gateway + agent vs the LLM stand-in directly, 1 and 8 connections
+# (bench/gateway.py --short for a quick look).
+EXTRA_DIST += bench/gateway.py
+
 .PHONY: bench
 bench: bench/verify$(EXEEXT) bench/hpke$(EXEEXT) bench/verifier$(EXEEXT) bench/seal$(EXEEXT)
 	./bench/verify$(EXEEXT)
 	./bench/hpke$(EXEEXT)
 	AT_BUILD=$(abs_top_builddir) ./bench/verifier$(EXEEXT)
 	./bench/seal$(EXEEXT)
+	AT_BUILD=$(abs_top_builddir) python3 $(srcdir)/bench/gateway.py

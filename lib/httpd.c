@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -297,6 +298,12 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             return; /* no deadline for this one: the idle timeout still applies */
         }
         x->fd = ci->connect_fd;
+        /* Keep-alive: a later answer's pieces must not wait for the
+         * client's delayed ACK (Nagle). Fails harmlessly off TCP. */
+        int one = 1;
+        if (setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+            /* UNIX or vsock: no Nagle there */
+        }
         x->deadline_ns = at_monotonic_ns() + request_timeout_ns(s);
         pthread_mutex_lock(&s->conn_lock);
         x->next = s->conns;

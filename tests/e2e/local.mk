@@ -15,3 +15,5 @@ TESTS += tests/e2e/mutual.py
 EXTRA_DIST += tests/e2e/mutual.py
 TESTS += tests/e2e/transport.py
 EXTRA_DIST += tests/e2e/transport.py
+TESTS += tests/e2e/bench_gateway.sh
+EXTRA_DIST += tests/e2e/bench_gateway.sh
