@@ -17,3 +17,5 @@ TESTS += tests/e2e/transport.py
 EXTRA_DIST += tests/e2e/transport.py
 TESTS += tests/e2e/bench_gateway.sh
 EXTRA_DIST += tests/e2e/bench_gateway.sh
+TESTS += tests/e2e/deploy_parent.sh
+EXTRA_DIST += tests/e2e/deploy_parent.sh deploy/parent
