@@ -48,8 +48,9 @@ at_httpc_conn *at_httpc_conn_take(void)
         conn_free(c);
         return NULL;
     }
-    /* One pair, one transfer at a time: one connection to keep. */
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1L);
+    /* One transfer at a time, but to a few peers (a gateway's agents and
+     * verifier): a call to one does not evict the connection to another. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 4L);
     return c;
 }
 

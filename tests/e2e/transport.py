@@ -123,9 +123,11 @@ try:
     check(ok == N, f"{N} completions (whole and streamed) through gateway -> agent -> LLM")
     opened = after["connections"] - before["connections"] - 1  # less the stats call itself
     check(after["requests"] - before["requests"] - 1 == N, f"the stand-in answered all {N}")
-    check(opened <= 1, f"agent -> upstream: {N} requests on reused connections (opened {opened})")
+    # Pooled connections: at most one more per request overlapping another
+    # use of the pool (the gateway's refresh, the agent's session loop).
+    check(opened <= 2, f"agent -> upstream: {N} requests on reused connections (opened {opened})")
     agent_after = tcp_peers(agent.port)
-    check(agent_after <= agent_before + 1,
+    check(agent_after <= agent_before + 2,
           f"gateway -> agent: {N} requests on reused connections ({agent_before} -> {agent_after} sockets)")
     for p in (gw, agent, llm):
         p.stop()
