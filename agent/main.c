@@ -29,7 +29,9 @@ static void usage(FILE *f)
             "                    [--workers N]         (handler threads, default 64; /v1/ohttp gets N-8)\n"
             "                    [--session-check S]   (default 10; needs --token-file, role agent)\n"
             "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
-            "(a fresh document for a caller's nonce), GET /v1/status.\n");
+            "(a fresh document for a caller's nonce), GET /v1/status.\n"
+            "ADDR: host:port, unix:PATH or vsock:PORT; --verifier/--upstream also take\n"
+            "unix:PATH[,URL] or vsock:CID:PORT[,URL] (HTTP/HTTPS over that stream).\n");
 }
 
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
@@ -159,7 +161,17 @@ int main(int argc, char **argv)
 #define COPY(field) snprintf(c->field, sizeof c->field, "%s", optarg)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'v': COPY(verifier); break;
+        case 'v':
+        case 'u': {
+            at_diag td = {{0}};
+            if (at_httpc_target(o == 'v' ? "--verifier" : "--upstream", optarg,
+                                o == 'v' ? c->verifier : c->upstream,
+                                o == 'v' ? sizeof c->verifier : sizeof c->upstream, &td) != AT_OK) {
+                fprintf(stderr, "attest-agent: %s\n", td.msg);
+                return 2;
+            }
+            break;
+        }
         case 'p': COPY(policy); break;
         case 'a':
             if (!at_attester_parse(optarg, &c->attester)) {
@@ -178,7 +190,6 @@ int main(int argc, char **argv)
             break;
         case 'l': COPY(listen); break;
         case 'A': COPY(advertise); break;
-        case 'u': COPY(upstream); break;
         case 't': COPY(token_file); break;
         case 'm': COPY(model); break;
         case 's': COPY(model_sealed); break;
@@ -308,7 +319,10 @@ int main(int argc, char **argv)
         at_log("fatal", "listen", "%s", d.msg);
         goto out;
     }
-    if (!c->advertise[0]) {
+    if (!c->advertise[0] && (strncmp(c->listen, "unix:", 5) == 0 || strncmp(c->listen, "vsock:", 6) == 0)) {
+        /* No host to name: gateways route this origin to the stream. */
+        snprintf(c->advertise, sizeof c->advertise, "http://localhost");
+    } else if (!c->advertise[0]) {
         char host[128];
         snprintf(host, sizeof host, "%s", c->listen);
         char *colon = strrchr(host, ':');

@@ -1,4 +1,6 @@
-/* agent upstream: the local LLM server, reached in clear over loopback.
+/* agent upstream: the local LLM server, reached in clear over loopback
+ * (or a UNIX/vsock stream, lib/httpc's routes). Connections are kept alive:
+ * every exchange borrows a pooled curl pair (lib/httpc).
  * Requests come out of decrypted OHTTP messages (their sender is
  * anonymous: only RFC 9292-valid fields pass, hop-by-hop ones are dropped);
  * answers are bounded and go back sealed. */
@@ -9,6 +11,7 @@
 #include <strings.h>
 
 #include "agent.h"
+#include "httpc.h"
 
 /* Never forwarded: connection management and framing belong to each hop. */
 static bool hop_by_hop(const char *name)
@@ -54,14 +57,12 @@ out:
     return rc;
 }
 
-static CURL *easy_for(const agent *a, const at_bhttp_msg *req, struct curl_slist *h, char *url,
-                      size_t url_len)
+static void easy_for(CURL *c, const agent *a, const at_bhttp_msg *req, struct curl_slist *h,
+                     char *url, size_t url_len)
 {
     snprintf(url, url_len, "%s%s", a->cfg.upstream, req->path[0] == '/' ? req->path : "/");
-    CURL *c = curl_easy_init();
-    if (!c)
-        return NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
+    at_httpc_route(c, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     /* Generation can take minutes; a stalled upstream cannot. */
@@ -75,7 +76,6 @@ static CURL *easy_for(const agent *a, const at_bhttp_msg *req, struct curl_slist
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->content.len);
         curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, req->content.p ? (const char *)req->content.p : "");
     }
-    return c;
 }
 
 /* Response header lines ("Name: value\r\n") into a Binary HTTP response. */
@@ -139,16 +139,18 @@ at_err upstream_forward(const agent *a, const at_bhttp_msg *req, at_bhttp_msg **
     at_buf_init(&w.body);
     at_buf_set_max(&w.body, AT_MAX_BHTTP_CONTENT);
     struct curl_slist *h = NULL;
-    CURL *c = NULL;
+    at_httpc_conn *pc = NULL;
     AT_TRY(request_headers(req, &h, d));
     /* The final status is set once known; 502 stands in until then. */
     AT_TRY(at_bhttp_response_new(502, &w.resp, d));
-    AT_ENSURE((c = easy_for(a, req, h, url, sizeof url)), d, AT_E_INTERNAL, "upstream: curl init");
+    AT_ENSURE((pc = at_httpc_conn_take()), d, AT_E_INTERNAL, "upstream: curl init");
+    CURL *c = pc->easy;
+    easy_for(c, a, req, h, url, sizeof url);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, whole_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &w);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, whole_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
-    CURLcode cc = curl_easy_perform(c);
+    CURLcode cc = (CURLcode)at_httpc_conn_run(pc);
     AT_ENSURE(!w.too_large, d, AT_E_TOO_LARGE, "upstream: answer larger than %d bytes",
               AT_MAX_BHTTP_CONTENT);
     AT_ENSURE(cc == CURLE_OK, d, AT_E_UNAVAILABLE, "upstream: %s: %s", url, curl_easy_strerror(cc));
@@ -164,7 +166,7 @@ out:
     at_bhttp_msg_free(w.resp);
     at_buf_cleanup(&w.body);
     curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    at_httpc_conn_give(pc);
     return rc;
 }
 
@@ -173,8 +175,10 @@ out:
  * pumps the transfer until it has something to hand out. */
 
 struct upstream_stream {
-    CURLM *multi;
+    at_httpc_conn *conn;
+    CURLM *multi;           /* conn's */
     CURL *easy;
+    bool added;
     struct curl_slist *hdrs;
     char url[2400];
     at_bhttp_msg *head;     /* status + headers, for the indeterminate head */
@@ -224,18 +228,24 @@ at_err upstream_stream_start(const agent *a, const at_bhttp_msg *req, upstream_s
     at_err rc = request_headers(req, &st->hdrs, d);
     if (rc == AT_OK)
         rc = at_bhttp_response_new(502, &st->head, d);
-    if (rc == AT_OK && (!(st->easy = easy_for(a, req, st->hdrs, st->url, sizeof st->url)) ||
-                        !(st->multi = curl_multi_init())))
+    if (rc == AT_OK && !(st->conn = at_httpc_conn_take()))
         rc = at_fail(d, AT_E_INTERNAL, "upstream: curl init");
     if (rc != AT_OK) {
         upstream_stream_free(st);
         return rc;
     }
+    st->multi = st->conn->multi;
+    st->easy = st->conn->easy;
+    easy_for(st->easy, a, req, st->hdrs, st->url, sizeof st->url);
     curl_easy_setopt(st->easy, CURLOPT_HEADERFUNCTION, stream_header);
     curl_easy_setopt(st->easy, CURLOPT_HEADERDATA, st);
     curl_easy_setopt(st->easy, CURLOPT_WRITEFUNCTION, stream_body);
     curl_easy_setopt(st->easy, CURLOPT_WRITEDATA, st);
-    curl_multi_add_handle(st->multi, st->easy);
+    if (curl_multi_add_handle(st->multi, st->easy) != CURLM_OK) {
+        upstream_stream_free(st);
+        return at_fail(d, AT_E_INTERNAL, "upstream: curl init");
+    }
+    st->added = true;
     *out = st;
     return AT_OK;
 }
@@ -296,10 +306,10 @@ void upstream_stream_free(upstream_stream *st)
 {
     if (!st)
         return;
-    if (st->multi && st->easy)
+    if (st->added)
         curl_multi_remove_handle(st->multi, st->easy);
-    curl_easy_cleanup(st->easy);
-    curl_multi_cleanup(st->multi);
+    /* A transfer cut short leaves its connection closed, not half-read. */
+    at_httpc_conn_give(st->conn);
     curl_slist_free_all(st->hdrs);
     at_bhttp_msg_free(st->head);
     at_buf_cleanup(&st->pending);

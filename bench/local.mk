@@ -23,6 +23,10 @@ noinst_PROGRAMS += bench/peer
 bench_peer_SOURCES = bench/peer.c
 bench_peer_LDADD = $(AT_LIBS)
 
+# gateway + agent vs the LLM stand-in directly, 1 and 8 connections
+# (bench/gateway.py --short for a quick look).
+EXTRA_DIST += bench/gateway.py
+
 .PHONY: bench
 bench: bench/verify$(EXEEXT) bench/hpke$(EXEEXT) bench/verifier$(EXEEXT) bench/seal$(EXEEXT) bench/peer$(EXEEXT)
 	./bench/verify$(EXEEXT)
@@ -30,3 +34,4 @@ bench: bench/verify$(EXEEXT) bench/hpke$(EXEEXT) bench/verifier$(EXEEXT) bench/s
 	AT_BUILD=$(abs_top_builddir) ./bench/verifier$(EXEEXT)
 	./bench/seal$(EXEEXT)
 	./bench/peer$(EXEEXT)
+	AT_BUILD=$(abs_top_builddir) python3 $(srcdir)/bench/gateway.py

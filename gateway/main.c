@@ -29,7 +29,10 @@ static void usage(FILE *f)
             "supported), each sealed to an instance whose session and attestation result verify;\n"
             "GET /v1/gateway/instances lists them. --verifier-jwks pins the verifier's keys;\n"
             "--verify-locally also checks each instance's own fresh document against --root (default:\n"
-            "the AWS Nitro root) before using it.\n");
+            "the AWS Nitro root) before using it.\n"
+            "ADDR: host:port, unix:PATH or vsock:PORT; --verifier also takes unix:PATH[,URL] or\n"
+            "vsock:CID:PORT[,URL]; --route ADDRESS,URL (repeatable) reaches agents whose endpoint\n"
+            "has URL's origin over that UNIX/vsock stream.\n");
 }
 
 static void instances(gateway *g, at_http_resp *resp)
@@ -104,6 +107,7 @@ int main(int argc, char **argv)
         {"verifier-jwks", required_argument, NULL, 'j'}, {"refresh", required_argument, NULL, 'r'},
         {"port-file", required_argument, NULL, 'f'}, AT_HTTPD_LONG_OPTIONS,
         {"workers", required_argument, NULL, 1009}, {"instance-idle", required_argument, NULL, 1010},
+        {"route", required_argument, NULL, 1011},
         {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -111,7 +115,19 @@ int main(int argc, char **argv)
 #define COPY(field) snprintf(c->field, sizeof c->field, "%s", optarg)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'v': COPY(verifier); break;
+        case 'v':
+        case 1011: {
+            /* --route ADDRESS,URL: the agents' endpoint URL whose origin is
+             * reached over a UNIX or vsock stream. */
+            char url[1024], *dst = o == 'v' ? c->verifier : url;
+            size_t n = o == 'v' ? sizeof c->verifier : sizeof url;
+            at_diag td = {{0}};
+            if (at_httpc_target(o == 'v' ? "--verifier" : "--route", optarg, dst, n, &td) != AT_OK) {
+                fprintf(stderr, "attest-gateway: %s\n", td.msg);
+                return 2;
+            }
+            break;
+        }
         case 'p': COPY(policy); break;
         case 'l': COPY(listen); break;
         case 't': COPY(token_file); break;

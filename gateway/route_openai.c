@@ -67,8 +67,10 @@ out:
 /* ---- streamed exchanges ------------------------------------------------------ */
 
 typedef struct {
+    at_httpc_conn *conn;     /* pooled: the connection to the agent is kept */
     CURLM *multi;
     CURL *easy;
+    bool added;
     struct curl_slist *hdrs;
     at_ohttp_client *client;
     at_bhttp_decoder *dec;
@@ -85,10 +87,9 @@ typedef struct {
 static void stream_free(void *cls)
 {
     stream *s = cls;
-    if (s->multi && s->easy)
+    if (s->added)
         curl_multi_remove_handle(s->multi, s->easy);
-    curl_easy_cleanup(s->easy);
-    curl_multi_cleanup(s->multi);
+    at_httpc_conn_give(s->conn);
     curl_slist_free_all(s->hdrs);
     at_ohttp_client_free(s->client);
     at_bhttp_decoder_free(s->dec);
@@ -192,13 +193,16 @@ static at_err start_stream(gw_target *t, at_span bhttp, stream **out, at_diag *d
     if (rc == AT_OK)
         rc = at_ohttp_client_seal_chunk(s->client, bhttp, true, &s->sealed_req, d);
     if (rc == AT_OK && (!(s->dec = at_bhttp_decoder_new(AT_BHTTP_RESPONSE)) ||
-                        !(s->easy = curl_easy_init()) || !(s->multi = curl_multi_init())))
+                        !(s->conn = at_httpc_conn_take())))
         rc = at_fail(d, AT_E_INTERNAL, "out of memory");
     if (rc != AT_OK) {
         stream_free(s);
         return rc;
     }
+    s->multi = s->conn->multi;
+    s->easy = s->conn->easy;
     snprintf(s->url, sizeof s->url, "%s/v1/ohttp", t->endpoint);
+    at_httpc_route(s->easy, s->url);
     s->hdrs = curl_slist_append(NULL, "Content-Type: " AT_OHTTP_MEDIA_CHUNKED_REQ);
     s->hdrs = curl_slist_append(s->hdrs, "Expect:");
     curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
@@ -212,7 +216,10 @@ static at_err start_stream(gw_target *t, at_span bhttp, stream **out, at_diag *d
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->sealed_req.len);
     curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_sealed);
     curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
-    curl_multi_add_handle(s->multi, s->easy);
+    if (!(s->added = curl_multi_add_handle(s->multi, s->easy) == CURLM_OK)) {
+        stream_free(s);
+        return at_fail(d, AT_E_INTERNAL, "instance %s: curl cannot start the exchange", t->instance_id);
+    }
     /* Wait for the answer's head: its status goes out before any body. */
     while (!at_bhttp_decoder_head(s->dec) && s->err == AT_OK && !s->finished)
         pump(s);

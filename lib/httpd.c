@@ -8,7 +8,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,6 +19,9 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <linux/vm_sockets.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,14 +101,53 @@ struct at_httpd {
     pthread_t reaper;
     bool reaper_started;
     atomic_uint_fast64_t deadline_closed;
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unlinked at stop */
 };
 
+
+/* "vsock:PORT" (any CID) or "vsock:CID:PORT", both decimal. */
+static at_err parse_vsock(const char *listen, struct sockaddr_storage *ss, socklen_t *len, at_diag *d)
+{
+    const char *p = listen + 6, *colon = strchr(p, ':');
+    unsigned long cid = VMADDR_CID_ANY, port;
+    char *end;
+    if (colon) {
+        if (colon == p || *p == '-' || *p == '+')
+            return at_fail(d, AT_E_BAD_REQUEST, "listen: expected vsock:CID:PORT, got '%s'", listen);
+        cid = strtoul(p, &end, 10);
+        if (end != colon || cid > 0xffffffffUL)
+            return at_fail(d, AT_E_BAD_REQUEST, "listen: bad CID in '%s' (expected 0..4294967295)", listen);
+        p = colon + 1;
+    }
+    if (!*p || *p == '-' || *p == '+' || (port = strtoul(p, &end, 10), *end) || port > 0xffffffffUL)
+        return at_fail(d, AT_E_BAD_REQUEST, "listen: bad vsock port in '%s' (expected 0..4294967295)",
+                       listen);
+    struct sockaddr_vm *vm = (struct sockaddr_vm *)ss;
+    vm->svm_family = AF_VSOCK;
+    vm->svm_cid = (unsigned)cid;
+    vm->svm_port = (unsigned)port;
+    *len = sizeof *vm;
+    return AT_OK;
+}
 
 at_err at_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, at_diag *d)
 {
     char host[128];
     const char *colon;
     memset(ss, 0, sizeof *ss);
+    if (strncmp(listen, "unix:", 5) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+        size_t n = strlen(listen + 5);
+        if (n == 0 || n >= sizeof un->sun_path)
+            return at_fail(d, AT_E_BAD_REQUEST, "listen: expected unix:PATH of 1..%zu characters, got %zu",
+                           sizeof un->sun_path - 1, n);
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, listen + 5, n + 1);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+        return AT_OK;
+    }
+    if (strncmp(listen, "vsock:", 6) == 0)
+        return parse_vsock(listen, ss, len, d);
     if (listen[0] == '[') {
         const char *end = strchr(listen, ']');
         if (!end || end[1] != ':' || (size_t)(end - listen - 1) >= sizeof host)
@@ -256,6 +300,12 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             return; /* no deadline for this one: the idle timeout still applies */
         }
         x->fd = ci->connect_fd;
+        /* Keep-alive: a later answer's pieces must not wait for the
+         * client's delayed ACK (Nagle). Fails harmlessly off TCP. */
+        int one = 1;
+        if (setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+            /* UNIX or vsock: no Nagle there */
+        }
         x->deadline_ns = at_monotonic_ns() + request_timeout_ns(s);
         pthread_mutex_lock(&s->conn_lock);
         x->next = s->conns;
@@ -909,6 +959,39 @@ static void stop_threads(at_httpd *s)
     s->reaper_started = false;
 }
 
+/* A listening UNIX or vsock socket for MHD (it binds TCP itself). A UNIX
+ * path in use by a live server is refused; a stale one (nobody accepting)
+ * is replaced. */
+static at_err listen_stream(const struct sockaddr_storage *ss, socklen_t sl, const char *spec,
+                            int *out, at_diag *d)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return at_fail(d, AT_E_IO, "listen: %s: cannot open a socket: %s",  spec, strerror(errno));
+    if (ss->ss_family == AF_UNIX) {
+        const char *path = ((const struct sockaddr_un *)ss)->sun_path;
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            bool live = probe >= 0 && connect(probe, (const struct sockaddr *)ss, sl) == 0;
+            if (probe >= 0)
+                close(probe);
+            if (live) {
+                close(fd);
+                return at_fail(d, AT_E_IO, "listen: cannot serve on %s (address in use)", spec);
+            }
+            unlink(path);
+        }
+    }
+    if (bind(fd, (const struct sockaddr *)ss, sl) != 0 || listen(fd, 128) != 0) {
+        int e = errno;
+        close(fd);
+        return at_fail(d, AT_E_IO, "listen: cannot serve on %s: %s",  spec, strerror(e));
+    }
+    *out = fd;
+    return AT_OK;
+}
+
 static void httpd_free(at_httpd *s)
 {
     free(s->workers);
@@ -977,6 +1060,8 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
     }
     unsigned per_ip = s->o.per_ip_limit ? s->o.per_ip_limit : (limit + 1) / 2;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* UNIX and vsock: the socket is bound here and handed to MHD. */
+    struct MHD_OptionItem where[2] = {{MHD_OPTION_SOCK_ADDR, 0, &ss}, {MHD_OPTION_END, 0, NULL}};
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->o.tls_cert_pem) {
@@ -1008,8 +1093,19 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
         return at_fail(d, AT_E_INTERNAL, "httpd: cannot start the deadline thread");
     }
     s->reaper_started = true;
+    if (ss.ss_family == AF_UNIX || ss.ss_family == AF_VSOCK) {
+        int lfd = -1;
+        if ((rc = listen_stream(&ss, sl, listen, &lfd, d)) != AT_OK) {
+            stop_threads(s);
+            httpd_free(s);
+            return rc;
+        }
+        where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, lfd, NULL};
+        if (ss.ss_family == AF_UNIX)
+            memcpy(s->unix_path, ((struct sockaddr_un *)&ss)->sun_path, sizeof s->unix_path);
+    }
     s->mhd = MHD_start_daemon(
-        flags, 0, on_accept, s, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, where,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)AT_HTTP_IO_THREADS,
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->o.timeout_s ? s->o.timeout_s : 30),
@@ -1021,6 +1117,8 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
         MHD_OPTION_HTTPS_MEM_KEY, s->o.tls_key_pem, MHD_OPTION_END);
     if (!s->mhd) {
         stop_threads(s);
+        if (s->unix_path[0])
+            unlink(s->unix_path);
         httpd_free(s);
         return at_fail(d, AT_E_IO, "listen: cannot serve on %s (address in use?)", listen);
     }
@@ -1060,6 +1158,8 @@ void at_httpd_stop(at_httpd *s, int drain_ms)
      * every connection they parked: MHD must not stop with one suspended. */
     stop_threads(s);
     MHD_stop_daemon(s->mhd);
+    if (s->unix_path[0])
+        unlink(s->unix_path);
     httpd_free(s);
 }
 

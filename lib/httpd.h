@@ -126,7 +126,7 @@ int at_httpd_opt_default(int code, const char *arg, at_httpd_opts *o, const char
                          void (*usage)(FILE *));
 
 /* Listen on "host:port" ("127.0.0.1:8440", "[::1]:0", ":8080"; port 0 picks
- * a free one) and serve. Caller stops with at_httpd_stop. */
+ * a free one), "unix:PATH" (removed at stop) or "vsock:PORT" and serve. Caller stops with at_httpd_stop. */
 at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handler h, void *app,
                       at_httpd **out, at_diag *d) AT_MUST_USE;
 uint16_t at_httpd_port(const at_httpd *s);
@@ -140,7 +140,8 @@ unsigned at_httpd_in_flight(const at_httpd *s);
  * request_timeout_s, since start. */
 uint64_t at_httpd_deadline_closed(const at_httpd *s);
 
-/* Parse "host:port" into a socket address (for servers and clients). */
+/* Parse "host:port", "unix:PATH", "vsock:PORT" (any CID) or
+ * "vsock:CID:PORT" into a socket address (for servers and clients). */
 at_err at_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
                        at_diag *d) AT_MUST_USE;
 

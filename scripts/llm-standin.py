@@ -3,13 +3,21 @@
 demos and tests (`scripts/quickstart demo` uses it unless a real one is
 named). It answers /v1/chat/completions and /v1/completions (whole, or
 server-sent events with "stream": true) with a deterministic echo of the
-last prompt, and /v1/models. Loopback only.
+last prompt, and /v1/models. Loopback (or a UNIX socket) only.
 
-usage: llm-standin.py [--port N] [--port-file F]"""
+HTTP/1.1 keep-alive, TCP_NODELAY and one write per whole answer, so it
+never stalls a client on Nagle/delayed ACK (benchmarks measure the agent,
+not this). GET /_standin/stats: {"connections": accepted so far,
+"requests": answered so far}; tests count reused connections with it.
+
+usage: llm-standin.py [--port N | --unix PATH] [--port-file F]"""
 import argparse
 import json
 import os
+import socket
+import socketserver
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,22 +33,41 @@ def reply_for(body, chat):
     return f"You said: {prompt}"
 
 
+STATS = {"connections": 0, "requests": 0}
+STATS_LOCK = threading.Lock()
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found"}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        if self.request.family in (socket.AF_INET, socket.AF_INET6):
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with STATS_LOCK:
+            STATS["connections"] += 1
+        super().setup()
 
     def log_message(self, fmt, *args):
         pass
 
+    def address_string(self):
+        return str(self.client_address[0]) if self.client_address else "unix"
+
     def send_json(self, status, obj):
         data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        with STATS_LOCK:
+            STATS["requests"] += 1
+        head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
+        self.wfile.write(head.encode() + data)  # one write: no Nagle/delayed-ACK stall
 
     def do_GET(self):
-        if self.path == "/v1/models":
+        if self.path == "/_standin/stats":
+            with STATS_LOCK:
+                snapshot = dict(STATS)
+            self.send_json(200, snapshot)
+        elif self.path == "/v1/models":
             self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "attest"}]})
         elif self.path == "/healthz":
             self.send_json(200, {"ok": True})
@@ -68,11 +95,10 @@ class Handler(BaseHTTPRequestHandler):
                                  "created": created, "model": body.get("model", MODEL), "choices": [choice],
                                  "usage": {"prompt_tokens": len(text.split()), "completion_tokens": len(text.split())}})
             return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        with STATS_LOCK:
+            STATS["requests"] += 1
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
 
         def send(data):
             chunk = f"data: {data}\n\n".encode()
@@ -88,21 +114,34 @@ class Handler(BaseHTTPRequestHandler):
                               else {"index": 0, "text": piece, "finish_reason": None}]}
             send(json.dumps(ev))
             time.sleep(0.02)
-        send("[DONE]")
-        self.wfile.write(b"0\r\n\r\n")
+        last = b"data: [DONE]\n\n"  # the last event and the end of the body in one write
+        self.wfile.write(b"%x\r\n" % len(last) + last + b"\r\n0\r\n\r\n")
         self.wfile.flush()
+
+
+class UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--unix", help="serve on this UNIX socket path instead")
     ap.add_argument("--port-file")
     a = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    if a.unix:
+        if os.path.exists(a.unix):
+            os.unlink(a.unix)
+        srv = UnixServer(a.unix, Handler)
+        port = 0
+    else:
+        ThreadingHTTPServer.daemon_threads = True
+        srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+        port = srv.server_address[1]
     if a.port_file:
         tmp = a.port_file + ".tmp"
         with open(tmp, "w") as f:
-            f.write(f"{srv.server_address[1]}\n")
+            f.write(f"{port}\n")
         os.rename(tmp, a.port_file)
     try:
         srv.serve_forever()

@@ -220,3 +220,8 @@ check_PROGRAMS += tests/unit/test_httpd
 tests_unit_test_httpd_SOURCES = tests/unit/test_httpd.c
 tests_unit_test_httpd_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_httpd_LDADD = $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_addr
+tests_unit_test_addr_SOURCES = tests/unit/test_addr.c
+tests_unit_test_addr_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_addr_LDADD = $(UNIT_LDADD)

@@ -13,3 +13,9 @@ EXTRA_DIST += tests/e2e/harness.py tests/e2e/verifier_api.py tests/e2e/verifier_
 # Mutual attestation between two attestctl processes (issue 8).
 TESTS += tests/e2e/mutual.py
 EXTRA_DIST += tests/e2e/mutual.py
+TESTS += tests/e2e/transport.py
+EXTRA_DIST += tests/e2e/transport.py
+TESTS += tests/e2e/bench_gateway.sh
+EXTRA_DIST += tests/e2e/bench_gateway.sh
+TESTS += tests/e2e/deploy_parent.sh
+EXTRA_DIST += tests/e2e/deploy_parent.sh deploy/parent
