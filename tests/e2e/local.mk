@@ -13,3 +13,6 @@ EXTRA_DIST += tests/e2e/harness.py tests/e2e/verifier_api.py tests/e2e/verifier_
 # Mutual attestation between two attestctl processes (issue 8).
 TESTS += tests/e2e/mutual.py
 EXTRA_DIST += tests/e2e/mutual.py
+# The operator's rough edges (issue 11).
+TESTS += tests/e2e/operator_cli.py
+EXTRA_DIST += tests/e2e/operator_cli.py
