@@ -15,6 +15,7 @@
 #include "binding.h"
 #include "config.h"
 #include "enc.h"
+#include "cfgargs.h"
 #include "httpc.h"
 #include "token.h"
 
@@ -32,6 +33,7 @@ static void usage(FILE *f)
             "                    [--allow-remote-upstream] (forward in clear to a non-loopback\n"
             "                                          --upstream; measured into PCR2)\n"
             "                    [--log-level debug|info|warn|error|fatal]\n"
+            "                    [--config FILE.json] (keys: these flags' long names; flags win)\n"
             "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
             "(a fresh document for a caller's nonce), GET /v1/status, GET /metrics (Prometheus).\n");
 }
@@ -221,8 +223,21 @@ int main(int argc, char **argv)
         {"session-check", required_argument, NULL, 'C'},
         {"allow-remote-upstream", no_argument, NULL, 1011},
         {"log-level", required_argument, NULL, 1012},
+        {"config", required_argument, NULL, 1013},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
+    /* --config FILE.json: its keys are these flags' long names; the
+     * command line's flags come after and win. Kept until exit (optarg
+     * pointers into it are stored). */
+    static int xargc;
+    static char **xargv;
+    at_diag xd = {{0}};
+    if (at_cfgargs_expand(argc, argv, opts, &xargc, &xargv, &xd) != AT_OK) {
+        fprintf(stderr, "attest-agent: %s\n", xd.msg);
+        return 2;
+    }
+    argc = xargc;
+    argv = xargv;
     int o;
 #define COPY(field) snprintf(c->field, sizeof c->field, "%s", optarg)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

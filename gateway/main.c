@@ -11,6 +11,7 @@
 #include "at_limits.h"
 #include "config.h"
 #include "gateway.h"
+#include "cfgargs.h"
 #include "httpc.h"
 #include "token.h"
 #include "x509v.h"
@@ -26,6 +27,7 @@ static void usage(FILE *f)
             "                      [--instance-idle S] (default 60: no byte from an instance for S s:\n"
             "                                          give up on it, try another once)\n"
             "                      [--log-level debug|info|warn|error|fatal]\n"
+            "                      [--config FILE.json] (keys: these flags' long names; flags win)\n"
             "Serves /v1/chat/completions, /v1/completions, /v1/models (OpenAI shape, \"stream\": true\n"
             "supported), each sealed to an instance whose session and attestation result verify;\n"
             "GET /v1/gateway/instances lists them, GET /metrics counts (Prometheus). --verifier-jwks pins the verifier's keys;\n"
@@ -134,8 +136,21 @@ int main(int argc, char **argv)
         {"workers", required_argument, NULL, 1009}, {"instance-idle", required_argument, NULL, 1010},
         {"log-level", required_argument, NULL, 1011},
         {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
+        {"config", required_argument, NULL, 1012},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
+    /* --config FILE.json: its keys are these flags' long names; the
+     * command line's flags come after and win. Kept until exit (optarg
+     * pointers into it are stored). */
+    static int xargc;
+    static char **xargv;
+    at_diag xd = {{0}};
+    if (at_cfgargs_expand(argc, argv, opts, &xargc, &xargv, &xd) != AT_OK) {
+        fprintf(stderr, "attest-gateway: %s\n", xd.msg);
+        return 2;
+    }
+    argc = xargc;
+    argv = xargv;
     int o;
 #define COPY(field) snprintf(c->field, sizeof c->field, "%s", optarg)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
