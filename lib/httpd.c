@@ -874,7 +874,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* libmicrohttpd's own diagnostics (MHD_OPTION_EXTERNAL_LOGGER): one JSON
  * line through lib/log like every other line on stderr, never raw text. */
-static void mhd_logger(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char line[512];
