@@ -19,6 +19,7 @@
 #include "evidence.h"
 #include "log.h"
 #include "httpd.h"
+#include "metrics.h"
 #include "ohttp.h"
 
 #define AGENT_KEY_ID 1
@@ -43,6 +44,8 @@ typedef struct {
     int model_pcr;             /* -1 = the format's default (16 enclave, 15 tpm) */
     int session_check_s;       /* how often the session is checked by id (token needed) */
     bool print_pcrs;
+    bool allow_remote_upstream; /* --allow-remote-upstream: measured into PCR2 */
+    bool upstream_remote;       /* --upstream as given names another host (vsock included) */
     char port_file[1024];
     at_httpd_opts http;        /* --max-body, --request-timeout, --connection-limit,
                                 * --per-ip-limit, --workers (0 = httpd defaults) */
@@ -54,6 +57,7 @@ typedef struct {
     at_ohttp_keyset *keys;
     at_buf key_config;         /* RFC 9458 single config of AGENT_KEY_ID */
     at_attester *attester;
+    at_metrics *metrics;       /* GET /metrics */
     char token[512];           /* agent bearer token (optional) */
     /* user_data of our documents (lib/binding): purpose and advertised
      * endpoint; set once the endpoint is known, read under lock. */
@@ -85,6 +89,11 @@ at_err agent_sim_pcrs(const agent_config *c, at_format f, bool set[AT_MAX_PCRS],
 void *agent_session_loop(void *arg);
 /* --model-sealed: release the data key, open the sealed model to --model-out. */
 at_err agent_unseal_model(agent *a, at_diag *d) AT_MUST_USE;
+
+/* Whether an --upstream URL names this host (localhost, 127.0.0.0/8, ::1,
+ * or a unix: socket): the agent forwards in clear only there unless
+ * --allow-remote-upstream. */
+bool agent_upstream_is_local(const char *url);
 
 /* HTTP routes. */
 void route_ohttp(agent *a, at_http_req *req, at_http_resp *resp);

@@ -7,12 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "binding.h"
 #include "config.h"
 #include "enc.h"
+#include "cfgargs.h"
 #include "httpc.h"
 #include "sealfile.h"
 #include "token.h"
@@ -28,8 +31,12 @@ static void usage(FILE *f)
             "                    [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
             "                    [--workers N]         (handler threads, default 64; /v1/ohttp gets N-8)\n"
             "                    [--session-check S]   (default 10; needs --token-file, role agent)\n"
+            "                    [--allow-remote-upstream] (forward in clear to a non-loopback\n"
+            "                                          --upstream; measured into PCR2)\n"
+            "                    [--log-level debug|info|warn|error|fatal]\n"
+            "                    [--config FILE.json] (keys: these flags' long names; flags win)\n"
             "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
-            "(a fresh document for a caller's nonce), GET /v1/status.\n"
+            "(a fresh document for a caller's nonce), GET /v1/status, GET /metrics (Prometheus).\n"
             "ADDR: host:port, unix:PATH or vsock:PORT; --verifier/--upstream also take\n"
             "unix:PATH[,URL] or vsock:CID:PORT[,URL] (HTTP/HTTPS over that stream).\n");
 }
@@ -54,7 +61,17 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
         req->route = "status";
         route_status(a, req, resp);
     } else if (strcmp(req->url, "/healthz") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "healthz";
         at_http_text(resp, 200, "text/plain", "ok\n");
+    } else if (strcmp(req->url, "/metrics") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "metrics";
+        pthread_mutex_lock(&a->lock);
+        bool have = a->have_session;
+        pthread_mutex_unlock(&a->lock);
+        at_metrics_set(a->metrics, "attest_agent_session_active", "", have ? 1 : 0);
+        char *text = at_metrics_render(a->metrics);
+        at_http_text(resp, text ? 200 : 500, "text/plain; version=0.0.4", text ? text : "out of memory\n");
+        free(text);
     } else {
         char msg[300];
         snprintf(msg, sizeof msg, "route: no %s %.200s", req->method, req->url);
@@ -73,6 +90,58 @@ static int classify(void *app, const char *method, const char *path)
     if (strcmp(path, "/v1/ohttp") == 0)
         return AT_HTTP_RUN_UPSTREAM;
     return AT_HTTP_RUN_POOL;
+}
+
+static void observe(void *app, const char *route, const char *method, int status, double sec)
+{
+    agent *a = app;
+    at_metrics_observe_http(a->metrics, route, method, status, sec);
+    /* Never the content: route, status and time only. */
+    at_log(status >= 500 ? "error" : "debug", "request", "%s %s -> %d in %.2f ms", method, route,
+           status, sec * 1e3);
+}
+
+static void describe_metrics(at_metrics *m)
+{
+    at_metrics_describe_http(m);
+    at_metrics_describe(m, "attest_agent_session_active", AT_METRIC_GAUGE,
+                        "1 while the agent holds a live session with the verifier");
+    at_metrics_describe(m, "attest_upstream_errors_total", AT_METRIC_COUNTER,
+                        "Requests the local model server did not answer, by mode");
+    at_metrics_describe(m, "attest_sealed_bytes_total", AT_METRIC_COUNTER,
+                        "Bytes of sealed (OHTTP) answers sent, by mode");
+}
+
+bool agent_upstream_is_local(const char *url)
+{
+    if (strncmp(url, "unix:", 5) == 0)
+        return true;
+    const char *h = strstr(url, "://");
+    if (!h)
+        return false;
+    h += 3;
+    const char *at = strpbrk(h, "@/");
+    if (at && *at == '@') /* userinfo: the host follows */
+        h = at + 1;
+    char host[256];
+    size_t n;
+    if (*h == '[') {
+        const char *e = strchr(h, ']');
+        if (!e)
+            return false;
+        n = (size_t)(e - h - 1);
+        h++;
+    } else {
+        n = strcspn(h, ":/?#");
+    }
+    if (n == 0 || n >= sizeof host)
+        return false;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
+        return true;
+    struct in_addr in;
+    return inet_pton(AF_INET, host, &in) == 1 && (ntohl(in.s_addr) >> 24) == 127;
 }
 
 static int parse_pcr_arg(agent_config *c, const char *arg)
@@ -155,8 +224,23 @@ int main(int argc, char **argv)
         {"port-file", required_argument, NULL, 'f'},  AT_HTTPD_LONG_OPTIONS,
         {"workers", required_argument, NULL, 1009},
         {"session-check", required_argument, NULL, 'C'},
+        {"allow-remote-upstream", no_argument, NULL, 1011},
+        {"log-level", required_argument, NULL, 1012},
+        {"config", required_argument, NULL, 1013},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
+    /* --config FILE.json: its keys are these flags' long names; the
+     * command line's flags come after and win. Kept until exit (optarg
+     * pointers into it are stored). */
+    static int xargc;
+    static char **xargv;
+    at_diag xd = {{0}};
+    if (at_cfgargs_expand(argc, argv, opts, &xargc, &xargv, &xd) != AT_OK) {
+        fprintf(stderr, "attest-agent: %s\n", xd.msg);
+        return 2;
+    }
+    argc = xargc;
+    argv = xargv;
     int o;
 #define COPY(field) snprintf(c->field, sizeof c->field, "%s", optarg)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -170,6 +254,10 @@ int main(int argc, char **argv)
                 fprintf(stderr, "attest-agent: %s\n", td.msg);
                 return 2;
             }
+            /* Judged on the option as given: a vsock: or unix: address
+             * becomes an http://localhost URL above. */
+            if (o == 'u')
+                c->upstream_remote = !agent_upstream_is_local(optarg);
             break;
         }
         case 'p': COPY(policy); break;
@@ -218,6 +306,13 @@ int main(int argc, char **argv)
         }
         case 'f': COPY(port_file); break;
         case 1009: c->http.workers = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 1011: c->allow_remote_upstream = true; break;
+        case 1012:
+            if (!at_log_set_level(optarg)) {
+                fprintf(stderr, "attest-agent: --log-level: expected " AT_LOG_LEVELS ", got '%s'\n", optarg);
+                return 2;
+            }
+            break;
         default: {
             int r = at_httpd_opt_default(o, optarg, &c->http, "attest-agent", usage);
             if (r >= 0)
@@ -254,6 +349,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "attest-agent: %s: %s\n", at_err_str(mrc), md.msg);
             return 2;
         }
+    }
+    if (c->upstream[0] && !c->allow_remote_upstream && c->upstream_remote) {
+        fprintf(stderr, "attest-agent: --upstream: not on this host (localhost, 127.0.0.0/8, ::1,\n"
+                        "unix:; a vsock: address leaves the enclave): prompts and answers would\n"
+                        "leave the instance in clear; add --allow-remote-upstream to accept that\n"
+                        "(it is measured into PCR2)\n");
+        return 2;
     }
     if (c->print_pcrs)
         return print_pcrs(&a);
@@ -313,8 +415,14 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (!(a.metrics = at_metrics_new())) {
+        at_log("fatal", "startup", "out of memory");
+        goto out;
+    }
+    describe_metrics(a.metrics);
     at_httpd_opts ho = c->http;
     ho.classify = classify;
+    ho.observe = observe;
     if (at_httpd_start(c->listen, &ho, handle, &a, &srv, &d) != AT_OK) {
         at_log("fatal", "listen", "%s", d.msg);
         goto out;
@@ -341,10 +449,11 @@ int main(int argc, char **argv)
     }
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
         at_log("error", "port_file", "cannot write %s", c->port_file);
-    at_log("info", "start", "attest-agent %s on %s (advertised %s), policy %s, attester %s, upstream %s",
+    at_log("info", "start", "attest-agent %s on %s (advertised %s), policy %s, attester %s, upstream %s%s",
          PACKAGE_VERSION, c->listen, c->advertise, c->policy,
          c->attester == AT_ATTESTER_SIM ? "sim" : c->attester == AT_ATTESTER_NSM ? "nsm" : "nitro-tpm",
-         c->upstream);
+         c->upstream, c->allow_remote_upstream && !agent_upstream_is_local(c->upstream)
+                           ? " (remote, in clear: --allow-remote-upstream)" : "");
     if (pthread_create(&loop, NULL, agent_session_loop, &a) != 0)
         goto out;
     loop_started = true;
@@ -384,6 +493,7 @@ out:
     at_httpd_stop(srv, 10000);
     at_attester_close(a.attester);
     at_ohttp_keyset_free(a.keys);
+    at_metrics_free(a.metrics);
     at_buf_cleanup(&a.key_config);
     at_buf_cleanup(&a.bind_session);
     at_buf_cleanup(&a.bind_evidence);

@@ -71,6 +71,7 @@ static void whole(agent *a, at_http_req *req, at_http_resp *resp)
     at_diag ud = {{0}};
     if (upstream_forward(a, in, &out, &ud) != AT_OK) {
         at_log("error", "upstream", "%s", ud.msg);
+        at_metrics_add(a->metrics, "attest_upstream_errors_total", "mode=\"whole\"", 1);
         /* The caller learns that the upstream failed, not its URL or the
          * transport error (logged above). */
         if ((rc = inner_error(502, "upstream: the local model server did not answer (unavailable)", &out, &d)) != AT_OK)
@@ -79,6 +80,7 @@ static void whole(agent *a, at_http_req *req, at_http_resp *resp)
     if ((rc = at_bhttp_encode(out, &plain, &d)) != AT_OK ||
         (rc = at_ohttp_server_seal_response(srv, at_buf_span(&plain), &sealed, &d)) != AT_OK)
         goto fail;
+    at_metrics_add(a->metrics, "attest_sealed_bytes_total", "mode=\"whole\"", (double)sealed.len);
     resp->status = 200;
     resp->len = sealed.len;
     resp->body = (char *)at_buf_take(&sealed, NULL);
@@ -97,6 +99,7 @@ done:
 /* ---- chunked: the answer streams out as the upstream produces it ---------- */
 
 struct chunked {
+    at_metrics *metrics;
     at_ohttp_server *srv;
     upstream_stream *up;
     at_buf outbox;
@@ -137,6 +140,7 @@ static ssize_t chunked_read(void *cls, uint64_t pos, char *buf, size_t max)
             size_t n = c->outbox.len - c->off < max ? c->outbox.len - c->off : max;
             memcpy(buf, c->outbox.p + c->off, n);
             c->off += n;
+            at_metrics_add(c->metrics, "attest_sealed_bytes_total", "mode=\"chunked\"", (double)n);
             c->sent_any = true;
             return (ssize_t)n;
         }
@@ -154,6 +158,7 @@ static ssize_t chunked_read(void *cls, uint64_t pos, char *buf, size_t max)
         at_buf_cleanup(&piece);
         if (rc != AT_OK) {
             at_log("error", "upstream", "stream: %s", d.msg);
+            at_metrics_add(c->metrics, "attest_upstream_errors_total", "mode=\"chunked\"", 1);
             /* Nothing out yet: answer an authenticated 502. Otherwise end
              * the body without its final chunk: the client detects it. */
             if (c->sent_any || c->outbox.len || seal_error_stream(c, "upstream: the local model server did not answer (unavailable)", &d) != AT_OK)
@@ -172,8 +177,10 @@ static void chunked(agent *a, at_http_req *req, at_http_resp *resp)
     at_bhttp_msg *in = NULL;
     at_diag d = {{0}};
     at_err rc = c ? at_ohttp_server_new_chunked(a->keys, &c->srv, &d) : AT_E_INTERNAL;
-    if (c)
+    if (c) {
         at_buf_init(&c->outbox);
+        c->metrics = a->metrics;
+    }
     if (rc == AT_OK)
         rc = at_ohttp_server_feed(c->srv, at_buf_span(&req->body), &plain, &d);
     if (rc == AT_OK)
@@ -188,6 +195,7 @@ static void chunked(agent *a, at_http_req *req, at_http_resp *resp)
     at_diag ud = {{0}};
     if (upstream_stream_start(a, in, &c->up, &ud) != AT_OK) {
         at_log("error", "upstream", "stream: %s", ud.msg);
+        at_metrics_add(a->metrics, "attest_upstream_errors_total", "mode=\"chunked\"", 1);
         if (seal_error_stream(c, "upstream: the local model server did not answer (unavailable)", &d) == AT_OK)
             c->finished = true;
     }

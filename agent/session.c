@@ -29,8 +29,10 @@ at_err agent_sim_pcrs(const agent_config *c, at_format f, bool set[AT_MAX_PCRS],
      * configuration (for nitro-tpm: the boot manager, Secure Boot, the
      * kernel command line, which stays all zero when unmodified). */
     char cfg[2400];
-    snprintf(cfg, sizeof cfg, "{\"policy\":\"%s\",\"upstream\":\"%s\",\"model_pcr\":%d}", c->policy,
-             c->upstream, c->model_pcr);
+    /* allow_remote_upstream is measured only when set: a relying party
+     * sees in PCR2 that answers may leave the instance in clear. */
+    snprintf(cfg, sizeof cfg, "{\"policy\":\"%s\",\"upstream\":\"%s\",\"model_pcr\":%d%s}", c->policy,
+             c->upstream, c->model_pcr, c->allow_remote_upstream ? ",\"allow_remote_upstream\":true" : "");
     unsigned code = f == AT_FORMAT_NITRO_TPM ? 4 : 0, version = f == AT_FORMAT_NITRO_TPM ? 7 : 1;
     at_err rc = at_sha384_file("/proc/self/exe", pcr[code], d);
     if (rc != AT_OK)

@@ -36,7 +36,6 @@ static void usage(FILE *f)
             "The document binds (user_data) purpose session and --endpoint, if given.\n"
             "--attester: sim (default; --pki DIR), nsm (/dev/nsm inside a Nitro Enclave) or\n"
             "nitro-tpm (AWS's nitro-tpm-attest on an attestable-AMI instance; $NITRO_TPM_ATTEST).\n"
-            "       attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n"
             "attest plays the agent once: it prints the verifier's answer (without the sealed\n"
             "key) and keeps the opened session key in the 0600 state file.\n");
 }
@@ -123,7 +122,9 @@ int cmd_attest(int argc, char **argv)
         }
     }
     if (!policy || !key_file || !state || (kind == AT_ATTESTER_SIM && !pki_dir)) {
-        usage(stderr);
+        fprintf(stderr, "attestctl attest: missing %s\n",
+                !policy ? "--policy NAME" : !key_file ? "--key-file KEYFILE" : !state ? "--state-file OUT"
+                                                                                  : "--pki DIR (for --attester sim)");
         return CTL_USAGE;
     }
     at_ohttp_keyset *ks = NULL;
@@ -209,6 +210,11 @@ done:
     return ret;
 }
 
+static void release_usage(FILE *f)
+{
+    fprintf(f, "usage: attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n");
+}
+
 /* attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT] */
 int ctl_secret_release(int argc, char **argv)
 {
@@ -226,16 +232,21 @@ int ctl_secret_release(int argc, char **argv)
         case 't': ts = strtoll(optarg, NULL, 10); break;
         case 'v': verifier = optarg; break;
         case 'o': out_path = optarg; break;
-        default: usage(stderr); return CTL_USAGE;
+        default: release_usage(stderr); return CTL_USAGE;
         }
     }
     if (!state || argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "attestctl secret release: missing --state-file F\n");
+        release_usage(stderr);
         return CTL_USAGE;
     }
     const char *name = argv[1];
     json_error_t je;
     json_t *st = json_load_file(state, 0, &je);
+    if (!st && je.line < 1) { /* absent or unreadable: say so, not "not a state file" */
+        ctl_json_load_error("secret release", state, &je);
+        return CTL_USAGE;
+    }
     const char *sid = json_string_value(json_object_get(st, "session"));
     const char *skhex = json_string_value(json_object_get(st, "session_key"));
     const char *kf = json_string_value(json_object_get(st, "key_file"));

@@ -8,20 +8,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "ctl.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: attestctl audit query [--since T] [--until T] [--outcome ok|refused|error]\n"
                "                             [--action A] [--policy NAME] [--instance ID] [--limit N]\n"
+               "                             [--cursor C]   # one page; the next page's C on stderr\n"
                "       attestctl audit export [same filters]      # every page, JSON lines\n"
                "       attestctl audit verify [--full]  # default: from the last verified row\n"
-               "common: [--verifier URL] [--token-file F]; T is RFC 3339 UTC or ms since the epoch\n");
+               "common: [--verifier URL] [--token-file F]; T is RFC 3339 UTC or ms since the epoch\n"
+               "A is one of:");
+    for (size_t i = 0; at_audit_actions[i]; i++)
+        fprintf(f, "%s %s", i % 6 == 5 ? "\n   " : "", at_audit_actions[i]);
+    fprintf(f, "\n");
 }
 
 int cmd_audit(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+    if (argc < 2 || ctl_is_help(argv[1]) || (argc >= 3 && ctl_is_help(argv[2]))) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? CTL_USAGE : CTL_OK;
     }
@@ -34,6 +40,7 @@ int cmd_audit(int argc, char **argv)
         {"outcome", required_argument, NULL, 'o'},  {"action", required_argument, NULL, 'a'},
         {"policy", required_argument, NULL, 'p'},   {"instance", required_argument, NULL, 'i'},
         {"limit", required_argument, NULL, 'l'},    {"full", no_argument, NULL, 'F'},
+        {"cursor", required_argument, NULL, 'c'},
         {NULL, 0, NULL, 0}};
     const char *names[128] = {0};
     char *query = calloc(1, 4096);
@@ -48,7 +55,27 @@ int cmd_audit(int argc, char **argv)
         case 's': key = "since"; break;
         case 'u': key = "until"; break;
         case 'o': key = "outcome"; break;
-        case 'a': key = "action"; break;
+        case 'a': {
+            bool known = false;
+            for (size_t i = 0; at_audit_actions[i]; i++)
+                known = known || strcmp(optarg, at_audit_actions[i]) == 0;
+            if (!known) {
+                fprintf(stderr, "attestctl audit: --action: unknown action '%s'; one of:", optarg);
+                for (size_t i = 0; at_audit_actions[i]; i++)
+                    fprintf(stderr, " %s", at_audit_actions[i]);
+                fprintf(stderr, "\n");
+                goto out;
+            }
+            key = "action";
+            break;
+        }
+        case 'c':
+            if (strcmp(sub, "query") != 0) {
+                fprintf(stderr, "attestctl audit %s: --cursor is for query (export follows every page)\n", sub);
+                goto out;
+            }
+            key = "cursor";
+            break;
         case 'p': key = "policy"; break;
         case 'i': key = "instance"; break;
         case 'l': key = "limit"; break;
@@ -108,6 +135,8 @@ int cmd_audit(int argc, char **argv)
             free(s);
         }
         const char *next = json_string_value(json_object_get(out, "next"));
+        if (!all && next) /* stdout stays JSON lines: where to go on goes to stderr */
+            fprintf(stderr, "next page: attestctl audit query --cursor %s (same filters)\n", next);
         if (!all || !next) {
             json_decref(out);
             break;

@@ -9,10 +9,30 @@
 #include "ctl.h"
 #include "ear.h"
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: attestctl ear verify --jwks FILE|URL TOKEN|-\n"
+               "Checks an attestation result token against the verifier's JWKS (a file, or its\n"
+               "URL, e.g. http://127.0.0.1:8440/.well-known/jwks.json); prints the claims.\n");
+}
+
 int cmd_ear(int argc, char **argv)
 {
-    if (argc != 5 || strcmp(argv[1], "verify") != 0 || strcmp(argv[2], "--jwks") != 0) {
-        fprintf(stderr, "usage: attestctl ear verify --jwks FILE|URL TOKEN|-\n");
+    if (argc >= 2 && (ctl_is_help(argv[1]) || (argc >= 3 && ctl_is_help(argv[2])))) {
+        usage(stdout);
+        return CTL_OK;
+    }
+    if (argc >= 2 && strcmp(argv[1], "verify") != 0) {
+        fprintf(stderr, "attestctl ear: unknown subcommand '%s' (verify)\n", argv[1]);
+        usage(stderr);
+        return CTL_USAGE;
+    }
+    if (argc != 5 || strcmp(argv[2], "--jwks") != 0) {
+        if (argc < 4 || strcmp(argv[2], "--jwks") != 0)
+            fprintf(stderr, "attestctl ear verify: missing --jwks FILE|URL\n");
+        else
+            fprintf(stderr, "attestctl ear verify: missing the TOKEN (or - for stdin)\n");
+        usage(stderr);
         return CTL_USAGE;
     }
     const char *src = argv[3];
@@ -24,13 +44,20 @@ int cmd_ear(int argc, char **argv)
         long status = 0;
         at_diag d = {{0}};
         if (at_httpc_json("GET", src, NULL, NULL, &status, &jwks, &d) != AT_OK || status != 200) {
-            fprintf(stderr, "attestctl ear: %s: %s (HTTP %ld)\n", src, d.msg, status);
+            const char *why = d.msg[0] ? d.msg : NULL;
+            const char *emsg = json_string_value(json_object_get(json_object_get(jwks, "error"), "message"));
+            if (!why && emsg && *emsg)
+                why = emsg;
+            if (!why)
+                why = status == 404 ? "not found: is this the verifier's /.well-known/jwks.json?"
+                                    : "not a JWKS answer";
+            fprintf(stderr, "attestctl ear: %s: %s (HTTP %ld)\n", src, why, status);
             goto out;
         }
     } else {
         json_error_t je;
         if (!(jwks = json_load_file(src, 0, &je))) {
-            fprintf(stderr, "attestctl ear: %s: %s\n", src, je.text);
+            ctl_json_load_error("ear", src, &je);
             goto out;
         }
     }

@@ -296,7 +296,7 @@ int cmd_model(int argc, char **argv)
         usage(stderr);
         return CTL_USAGE;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+    if (ctl_is_help(argv[1]) || (argc >= 3 && ctl_is_help(argv[2]))) {
         usage(stdout);
         return CTL_OK;
     }
@@ -327,7 +327,12 @@ int cmd_model(int argc, char **argv)
     }
     if (a.cl.bad)
         return CTL_USAGE;
-    if (optind != argc - 1 || !a.in || !a.out) {
+    if (optind == argc - 1 && (!a.in || !a.out)) {
+        fprintf(stderr, "attestctl model %s: missing %s\n", argv[1],
+                !a.in && !a.out ? "--in and --out" : !a.in ? "--in" : "--out");
+        return CTL_USAGE;
+    }
+    if (optind != argc - 1) {
         usage(stderr);
         return CTL_USAGE;
     }

@@ -358,7 +358,7 @@ static int kms_key_policy(int argc, char **argv)
     if (file) {
         json_error_t je;
         if (!(pol = json_load_file(file, JSON_REJECT_DUPLICATES, &je))) {
-            fprintf(stderr, "attestctl policy kms-key-policy: %s: %s (line %d)\n", file, je.text, je.line);
+            ctl_json_load_error("policy kms-key-policy", file, &je);
             return CTL_USAGE;
         }
     } else {
@@ -501,7 +501,7 @@ int cmd_policy(int argc, char **argv)
         json_error_t je;
         json_t *body = json_load_file(args[1], JSON_REJECT_DUPLICATES, &je);
         if (!body) {
-            fprintf(stderr, "attestctl policy put: %s: %s (line %d)\n", args[1], je.text, je.line);
+            ctl_json_load_error("policy put", args[1], &je);
             return CTL_USAGE;
         }
         snprintf(path, sizeof path, "/v1/policies/%s%s", args[0], allow_lint ? "?allow_lint=1" : "");

@@ -16,14 +16,17 @@ int cmd_secret(int argc, char **argv)
                                          {"value-file", required_argument, NULL, 'f'},
                                          {"replace", no_argument, NULL, 'r'},
                                          {NULL, 0, NULL, 0}};
-    if (argc >= 3 && strcmp(argv[1], "release") == 0)
+    bool help = argc >= 2 && (ctl_is_help(argv[1]) || (argc >= 3 && ctl_is_help(argv[2])));
+    if (!help && argc >= 3 && strcmp(argv[1], "release") == 0)
         return ctl_secret_release(argc - 1, argv + 1);
-    if (argc < 3 || strcmp(argv[1], "put") != 0) {
-        fprintf(stderr, "usage: attestctl secret put NAME --policy POLICY --value-file F"
-                        " [--replace]\n"
-                        "                             [--verifier URL] [--token-file F]\n"
-                        "       attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n");
-        return CTL_USAGE;
+    if (help || argc < 3 || strcmp(argv[1], "put") != 0) {
+        if (!help && argc == 2 && (strcmp(argv[1], "put") == 0 || strcmp(argv[1], "release") == 0))
+            fprintf(stderr, "attestctl secret %s: missing NAME\n", argv[1]);
+        fprintf(help ? stdout : stderr,
+                "usage: attestctl secret put NAME --policy POLICY --value-file F [--replace]\n"
+                "                             [--verifier URL] [--token-file F]\n"
+                "       attestctl secret release NAME --state-file F [--timestamp-ms T] [-o OUT]\n");
+        return help ? CTL_OK : CTL_USAGE;
     }
     ctl_client cl;
     ctl_client_defaults(&cl);
@@ -42,7 +45,8 @@ int cmd_secret(int argc, char **argv)
     if (cl.bad)
         return CTL_USAGE;
     if (!policy || !file) {
-        fprintf(stderr, "attestctl secret put: --policy and --value-file are required\n");
+        fprintf(stderr, "attestctl secret put: missing %s\n",
+                !policy && !file ? "--policy and --value-file" : !policy ? "--policy" : "--value-file");
         return CTL_USAGE;
     }
     uint8_t *v = NULL;

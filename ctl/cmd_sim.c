@@ -28,12 +28,20 @@ static void usage(FILE *f)
             "the PCRs such a document would carry, as a policy JSON.\n");
 }
 
-static int parse_index(const char *arg, const char **rest)
+/* "N=..." with N a PCR index: N, or -1 having said which part is wrong. */
+static int parse_index(const char *flag, const char *arg, const char **rest)
 {
     char *end;
     long n = strtol(arg, &end, 10);
-    if (end == arg || *end != '=' || n < 0 || n > AT_MAX_PCR_INDEX)
+    if (end == arg || *end != '=') {
+        fprintf(stderr, "attestctl sim: %s: expected N=VALUE with N a PCR index, got '%s'\n", flag, arg);
         return -1;
+    }
+    if (n < 0 || n > AT_MAX_PCR_INDEX) {
+        fprintf(stderr, "attestctl sim: %s: PCR index %ld out of range: expected 0..%d\n", flag, n,
+                AT_MAX_PCR_INDEX);
+        return -1;
+    }
     *rest = end + 1;
     return (int)n;
 }
@@ -81,17 +89,21 @@ static int parse_doc_args(int argc, char **argv, struct doc_args *a)
             }
             break;
         case 'p':
-            if ((idx = parse_index(optarg, &rest)) < 0 ||
-                at_hex_decode(rest, strlen(rest), a->o.pcr[idx], AT_SHA384_LEN, &n) != AT_OK ||
+            if ((idx = parse_index("--pcr", optarg, &rest)) < 0)
+                return -1;
+            if (at_hex_decode(rest, strlen(rest), a->o.pcr[idx], AT_SHA384_LEN, &n) != AT_OK ||
                 n != AT_SHA384_LEN) {
-                fprintf(stderr, "attestctl sim: --pcr: expected N=<96 hex>, got '%s'\n", optarg);
+                fprintf(stderr, "attestctl sim: --pcr %d: expected 96 hex digits (SHA-384), got '%s'\n",
+                        idx, rest);
                 return -1;
             }
             a->o.pcr_set[idx] = true;
             break;
         case 'm':
-            if ((idx = parse_index(optarg, &rest)) < 0 || !*rest || a->n_measure == 64) {
-                fprintf(stderr, "attestctl sim: --measure: expected N=FILE, got '%s'\n", optarg);
+            if ((idx = parse_index("--measure", optarg, &rest)) < 0)
+                return -1;
+            if (!*rest || a->n_measure == 64) {
+                fprintf(stderr, "attestctl sim: --measure: expected N=FILE (at most 64), got '%s'\n", optarg);
                 return -1;
             }
             a->measure_index[a->n_measure] = idx;

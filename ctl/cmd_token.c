@@ -2,10 +2,12 @@
  * the verifier's database (only its SHA-256 is stored; the token itself is
  * printed once on stdout), optionally expiring and limited to policies;
  * `list` and `revoke ID` go through the verifier's API (admin token). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "ctl.h"
@@ -16,10 +18,13 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: attestctl token create --db DB --role admin|owner|auditor|gateway|agent\n"
                "                              [--label TEXT] [--expires DURATION] [--policies a,b]\n"
+               "                              [--out FILE] [--create]\n"
                "       attestctl token list [--verifier URL] [--token-file F]\n"
                "       attestctl token revoke ID [--verifier URL] [--token-file F]\n"
                "DURATION: a number and d, h, m or s (30d, 12h). --policies: owner and gateway\n"
-               "tokens only; the token then acts on (and sees) only those policies.\n");
+               "tokens only; the token then acts on (and sees) only those policies. --out FILE\n"
+               "writes the token to FILE, mode 0600 (else stdout). DB must exist (the verifier\n"
+               "made it) unless --create.\n");
 }
 
 static int create(int argc, char **argv)
@@ -29,9 +34,12 @@ static int create(int argc, char **argv)
                                          {"label", required_argument, NULL, 'l'},
                                          {"expires", required_argument, NULL, 'e'},
                                          {"policies", required_argument, NULL, 'p'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"create", no_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *db_path = "./attest.db", *role = NULL, *label = NULL, *policies = NULL;
+    const char *db_path = "./attest.db", *role = NULL, *label = NULL, *policies = NULL, *out = NULL;
+    bool create_db = false;
     int64_t lifetime_ms = 0;
     at_diag d = {{0}};
     int c;
@@ -42,6 +50,8 @@ static int create(int argc, char **argv)
         case 'r': role = optarg; break;
         case 'l': label = optarg; break;
         case 'p': policies = optarg; break;
+        case 'o': out = optarg; break;
+        case 'C': create_db = true; break;
         case 'e':
             if (at_token_parse_duration(optarg, &lifetime_ms, &d) != AT_OK) {
                 fprintf(stderr, "attestctl token: --%s\n", d.msg);
@@ -59,8 +69,18 @@ static int create(int argc, char **argv)
     bool ok = false;
     for (size_t i = 0; role && i < 5; i++)
         ok = ok || strcmp(role, roles[i]) == 0;
+    if (!role) {
+        fprintf(stderr, "attestctl token create: missing --role (admin, owner, auditor, gateway or agent)\n");
+        return CTL_USAGE;
+    }
     if (!ok) {
         fprintf(stderr, "attestctl token: --role must be admin, owner, auditor, gateway or agent\n");
+        return CTL_USAGE;
+    }
+    /* A typo in --db must not make a fresh database nobody serves. */
+    if (!create_db && access(db_path, F_OK) != 0) {
+        fprintf(stderr, "attestctl token create: --db %s: %s (the verifier's database; --create makes a new one)\n",
+                db_path, strerror(errno));
         return CTL_USAGE;
     }
     char tok[AT_TOKEN_MAX];
@@ -78,14 +98,14 @@ static int create(int argc, char **argv)
         return CTL_USAGE;
     }
     at_db_close(db);
-    printf("%s\n", tok);
+    int wrc = ctl_write_token(out, tok);
     at_wipe(tok, sizeof tok);
-    return CTL_OK;
+    return wrc == 0 ? CTL_OK : CTL_USAGE;
 }
 
 int cmd_token(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (argc < 2 || ctl_is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? CTL_USAGE : CTL_OK;
     }

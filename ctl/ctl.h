@@ -39,6 +39,15 @@ int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
  * 0 or -1 (printed). */
 int ctl_write_file(const char *path, const void *p, size_t len, int mode);
 
+/* Print why json_load_file failed as "attestctl WHO: PATH: line L column C:
+ * text", or the open error alone (jansson's line is -1 then). */
+void ctl_json_load_error(const char *who, const char *path, const json_error_t *je);
+/* true for --help / -h / help: every command answers it on stdout, exit 0. */
+bool ctl_is_help(const char *arg);
+/* A token written by the tools: --out FILE is created 0600 (never a
+ * world-readable shell redirect); without --out it goes to stdout. 0 or -1. */
+int ctl_write_token(const char *out_path, const char *token);
+
 /* Talking to the verifier: --verifier URL (env ATTEST_VERIFIER, default
  * http://127.0.0.1:8440) and --token-file F (env ATTEST_TOKEN). */
 typedef struct {

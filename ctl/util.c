@@ -10,6 +10,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "file.h"
+#include "token.h"
 
 int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 {
@@ -89,6 +90,33 @@ int ctl_write_file(const char *path, const void *p, size_t len, int mode)
         return -1;
     }
     return 0;
+}
+
+void ctl_json_load_error(const char *who, const char *path, const json_error_t *je)
+{
+    if (je->line < 1) /* the file did not open: jansson's text names it and why */
+        fprintf(stderr, "attestctl %s: %s\n", who, je->text);
+    else
+        fprintf(stderr, "attestctl %s: %s: line %d column %d: %s\n", who, path, je->line,
+                je->column, je->text);
+}
+
+bool ctl_is_help(const char *arg)
+{
+    return arg && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0);
+}
+
+int ctl_write_token(const char *out_path, const char *token)
+{
+    if (!out_path) {
+        printf("%s\n", token);
+        return fflush(stdout) == 0 ? 0 : -1;
+    }
+    char line[AT_TOKEN_MAX + 2];
+    int n = snprintf(line, sizeof line, "%s\n", token);
+    int rc = n > 0 && (size_t)n < sizeof line ? ctl_write_file(out_path, line, (size_t)n, 0600) : -1;
+    at_wipe(line, sizeof line);
+    return rc;
 }
 
 int cmd_version(int argc, char **argv)

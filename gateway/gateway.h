@@ -17,6 +17,7 @@
 #include "evidence.h"
 #include "httpd.h"
 #include "log.h"
+#include "metrics.h"
 #include "ohttp.h"
 
 #define GW_MAX_TARGETS 64
@@ -54,6 +55,7 @@ typedef struct {
     at_trust *trust;          /* --verify-locally */
     char token[512];
     json_t *pinned_jwks;      /* from --verifier-jwks, else NULL */
+    at_metrics *metrics;      /* GET /metrics */
 
     pthread_mutex_t lock;     /* guards the fields below */
     gw_target targets[GW_MAX_TARGETS];

@@ -11,6 +11,7 @@
 #include "at_limits.h"
 #include "config.h"
 #include "gateway.h"
+#include "cfgargs.h"
 #include "httpc.h"
 #include "token.h"
 #include "x509v.h"
@@ -25,9 +26,11 @@ static void usage(FILE *f)
             "                      [--workers N]   (handler threads, default 64; completions get N-8)\n"
             "                      [--instance-idle S] (default 60: no byte from an instance for S s:\n"
             "                                          give up on it, try another once)\n"
+            "                      [--log-level debug|info|warn|error|fatal]\n"
+            "                      [--config FILE.json] (keys: these flags' long names; flags win)\n"
             "Serves /v1/chat/completions, /v1/completions, /v1/models (OpenAI shape, \"stream\": true\n"
             "supported), each sealed to an instance whose session and attestation result verify;\n"
-            "GET /v1/gateway/instances lists them. --verifier-jwks pins the verifier's keys;\n"
+            "GET /v1/gateway/instances lists them, GET /metrics counts (Prometheus). --verifier-jwks pins the verifier's keys;\n"
             "--verify-locally also checks each instance's own fresh document against --root (default:\n"
             "the AWS Nitro root) before using it.\n"
             "ADDR: host:port, unix:PATH or vsock:PORT; --verifier also takes unix:PATH[,URL] or\n"
@@ -86,12 +89,39 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
         req->route = "instances";
         instances(g, resp);
     } else if (strcmp(u, "/healthz") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "healthz";
         at_http_text(resp, 200, "text/plain", "ok\n");
+    } else if (strcmp(u, "/metrics") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "metrics";
+        pthread_mutex_lock(&g->lock);
+        size_t n = g->n_targets;
+        pthread_mutex_unlock(&g->lock);
+        at_metrics_set(g->metrics, "attest_gateway_instances", "", (double)n);
+        char *text = at_metrics_render(g->metrics);
+        at_http_text(resp, text ? 200 : 500, "text/plain; version=0.0.4", text ? text : "out of memory\n");
+        free(text);
     } else {
         char msg[300];
         snprintf(msg, sizeof msg, "route: no %s %.200s", req->method, u);
         at_http_error(resp, AT_E_NOT_FOUND, msg, -1);
     }
+}
+
+static void observe(void *app, const char *route, const char *method, int status, double sec)
+{
+    gateway *g = app;
+    at_metrics_observe_http(g->metrics, route, method, status, sec);
+    /* An instance that did not answer (or none usable): 502, 503, 504 on
+     * the routes that go to one. */
+    if (route && (strcmp(route, "completions") == 0 || strcmp(route, "models") == 0) &&
+        (status == 502 || status == 503 || status == 504)) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
+        at_metrics_add(g->metrics, "attest_upstream_errors_total", labels, 1);
+    }
+    /* Never the prompt or the answer: route, status and time only. */
+    at_log(status >= 500 ? "error" : "debug", "request", "%s %s -> %d in %.2f ms", method, route,
+           status, sec * 1e3);
 }
 
 int main(int argc, char **argv)
@@ -107,16 +137,29 @@ int main(int argc, char **argv)
         {"verifier-jwks", required_argument, NULL, 'j'}, {"refresh", required_argument, NULL, 'r'},
         {"port-file", required_argument, NULL, 'f'}, AT_HTTPD_LONG_OPTIONS,
         {"workers", required_argument, NULL, 1009}, {"instance-idle", required_argument, NULL, 1010},
-        {"route", required_argument, NULL, 1011},
+        {"log-level", required_argument, NULL, 1011}, {"route", required_argument, NULL, 1014},
         {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
+        {"config", required_argument, NULL, 1012},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
+    /* --config FILE.json: its keys are these flags' long names; the
+     * command line's flags come after and win. Kept until exit (optarg
+     * pointers into it are stored). */
+    static int xargc;
+    static char **xargv;
+    at_diag xd = {{0}};
+    if (at_cfgargs_expand(argc, argv, opts, &xargc, &xargv, &xd) != AT_OK) {
+        fprintf(stderr, "attest-gateway: %s\n", xd.msg);
+        return 2;
+    }
+    argc = xargc;
+    argv = xargv;
     int o;
 #define COPY(field) snprintf(c->field, sizeof c->field, "%s", optarg)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'v':
-        case 1011: {
+        case 1014: {
             /* --route ADDRESS,URL: the agents' endpoint URL whose origin is
              * reached over a UNIX or vsock stream. */
             char url[1024], *dst = o == 'v' ? c->verifier : url;
@@ -137,6 +180,12 @@ int main(int argc, char **argv)
         case 'f': COPY(port_file); break;
         case 1009: c->http.workers = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'L': c->verify_locally = true; break;
+        case 1011:
+            if (!at_log_set_level(optarg)) {
+                fprintf(stderr, "attest-gateway: --log-level: expected " AT_LOG_LEVELS ", got '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'R':
             if (c->n_roots == 8) {
                 fprintf(stderr, "attest-gateway: at most 8 --root\n");
@@ -189,8 +238,18 @@ int main(int argc, char **argv)
     at_httpd_block_signals(&sigs, false);
     at_httpc_global_init();
     pthread_mutex_init(&g.lock, NULL);
+    if (!(g.metrics = at_metrics_new())) {
+        fprintf(stderr, "attest-gateway: out of memory\n");
+        return 1;
+    }
+    at_metrics_describe_http(g.metrics);
+    at_metrics_describe(g.metrics, "attest_gateway_instances", AT_METRIC_GAUGE,
+                        "Verified instances (sessions) the gateway may seal to");
+    at_metrics_describe(g.metrics, "attest_upstream_errors_total", AT_METRIC_COUNTER,
+                        "Requests no verified instance answered, by route and status");
     at_httpd_opts ho = c->http;
     ho.classify = classify;
+    ho.observe = observe;
     at_httpd *srv = NULL;
     at_diag d = {{0}};
     if (at_httpd_start(c->listen, &ho, handle, &g, &srv, &d) != AT_OK) {
@@ -208,6 +267,7 @@ int main(int argc, char **argv)
     at_log("info", "stop", "draining %u request(s)", at_httpd_in_flight(srv));
     at_httpd_stop(srv, 10000);
     json_decref(g.pinned_jwks);
+    at_metrics_free(g.metrics);
     at_trust_unref(g.trust);
     at_wipe(g.token, sizeof g.token);
     return 0;

@@ -13,6 +13,14 @@
 #include "db.h"
 #include "enc.h"
 
+const char *const at_audit_actions[] = {
+    "attestation.create", "audit.query",    "audit.verify",  "challenge",
+    "http.body",          "key.create",     "key.rotate",    "policy.get",
+    "policy.put",         "policy.revoke",  "refusal.aggregate", "secret.put",
+    "secret.release",     "session.expire", "session.list",  "token.create",
+    "token.list",         "token.revoke",   "verify",        "verify.aggregate",
+    NULL};
+
 static void set_str(json_t *o, const char *k, const char *v)
 {
     json_object_set_new(o, k, v ? json_string(v) : json_null());

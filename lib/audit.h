@@ -37,6 +37,10 @@ typedef struct {
 
 #define AT_AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
+/* Every action a row can carry (NULL-terminated), for filters to check
+ * against: a filter on a name not listed here matches nothing. */
+extern const char *const at_audit_actions[];
+
 /* Append one row on a write connection (inside a transaction). *id_out gets
  * the row id when not NULL. */
 at_err at_audit_append(sqlite3 *conn, const at_audit_row *row, int64_t *id_out,

@@ -2,6 +2,8 @@
  * tokens (relying parties receive them over the network). */
 #include "ear.h"
 
+#include "clock.h"
+
 #include <cjose/cjose.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -205,12 +207,15 @@ at_err at_ear_verify(const char *jws, json_t *jwks, int64_t now_s, json_t **clai
     json_t *exp = json_object_get(c, "exp"), *iat = json_object_get(c, "iat");
     AT_ENSURE(json_is_integer(exp) && json_is_integer(iat), d, AT_E_BAD_FIELD,
               "token: exp and iat must be integers");
+    /* Times in messages as RFC 3339, never raw epoch numbers. */
+    char t_exp[40], t_iat[40], t_now[40];
+    at_time_rfc3339(json_integer_value(exp), t_exp, sizeof t_exp);
+    at_time_rfc3339(json_integer_value(iat), t_iat, sizeof t_iat);
+    at_time_rfc3339(now_s, t_now, sizeof t_now);
     AT_ENSURE(json_integer_value(exp) + 60 >= now_s, d, AT_E_SESSION_EXPIRED,
-              "token: expired at %lld, now %lld", (long long)json_integer_value(exp),
-              (long long)now_s);
+              "token: expired at %s, now %s", t_exp, t_now);
     AT_ENSURE(json_integer_value(iat) <= now_s + 60, d, AT_E_CLOCK_SKEW,
-              "token: issued in the future (%lld > %lld)", (long long)json_integer_value(iat),
-              (long long)now_s);
+              "token: issued in the future (at %s, now %s)", t_iat, t_now);
     const char *prof = json_string_value(json_object_get(c, "eat_profile"));
     AT_ENSURE(prof && strcmp(prof, AT_EAR_PROFILE) == 0, d, AT_E_BAD_FIELD,
               "token: eat_profile %s, expected %s", prof ? prof : "(none)", AT_EAR_PROFILE);

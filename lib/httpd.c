@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -923,6 +924,39 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
+/* libmicrohttpd's own diagnostics (MHD_OPTION_EXTERNAL_LOGGER): one JSON
+ * line through lib/log like every other line on stderr, never raw text. */
+__attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(line, sizeof line, fmt, cp);
+    va_end(cp);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+    line[len] = '\0';
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    at_log("warn", "httpd", "libmicrohttpd: %s", line);
+}
+
+/* Why MHD_start_daemon failed on ss, told apart by binding it once. */
+static const char *bind_problem(const struct sockaddr_storage *ss, socklen_t len)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return "cannot open a socket";
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+        /* best effort, as libmicrohttpd does */
+    }
+    int rc = bind(fd, (const struct sockaddr *)ss, len);
+    int e = errno;
+    close(fd);
+    return rc == 0 ? NULL : e == EADDRINUSE ? "address in use" : strerror(e);
+}
+
 /* Raise the soft descriptor limit to the hard one; the connection limit
  * that it allows. */
 static unsigned fd_connection_budget(void)
@@ -1105,13 +1139,13 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
             memcpy(s->unix_path, ((struct sockaddr_un *)&ss)->sun_path, sizeof s->unix_path);
     }
     s->mhd = MHD_start_daemon(
-        flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, where,
+        flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
+        MHD_OPTION_ARRAY, where,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)AT_HTTP_IO_THREADS,
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->o.timeout_s ? s->o.timeout_s : 30),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         /* Without TLS the rest is not read: MHD_OPTION_END ends the list. */
         s->o.tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->o.tls_cert_pem,
         MHD_OPTION_HTTPS_MEM_KEY, s->o.tls_key_pem, MHD_OPTION_END);
@@ -1120,7 +1154,11 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
         if (s->unix_path[0])
             unlink(s->unix_path);
         httpd_free(s);
-        return at_fail(d, AT_E_IO, "listen: cannot serve on %s (address in use?)", listen);
+        /* No address reuse: a second server on a port in use is refused,
+         * never sharing the port with the first. */
+        const char *why = bind_problem(&ss, sl);
+        return at_fail(d, AT_E_IO, "listen: cannot serve on %s: %s", listen,
+                       why ? why : "libmicrohttpd refused to start (see the log)");
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : 0;

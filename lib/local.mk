@@ -69,3 +69,4 @@ lib_libattest_a_SOURCES += \
 	lib/file.c lib/file.h
 lib_libattest_a_SOURCES += \
 	lib/vclient.c lib/vclient.h
+lib_libattest_a_SOURCES += lib/cfgargs.c lib/cfgargs.h

@@ -13,18 +13,32 @@
 #include "clock.h"
 #include "enc.h"
 
-static int rank(const char *l)
+/* 0..4, or -1 for a name that is no level. */
+static int rank_of(const char *l)
 {
     static const char *order[] = {"debug", "info", "warn", "error", "fatal"};
     for (int i = 0; i < 5; i++)
-        if (strcmp(l, order[i]) == 0)
+        if (l && strcmp(l, order[i]) == 0)
             return i;
-    return 1;
+    return -1;
+}
+
+static int rank(const char *l)
+{
+    int r = rank_of(l);
+    return r < 0 ? 1 : r;
 }
 
 static int min_level = 1;
 
-void at_log_set_level(const char *level) { min_level = rank(level); }
+bool at_log_set_level(const char *level)
+{
+    int r = rank_of(level);
+    if (r < 0)
+        return false;
+    min_level = r;
+    return true;
+}
 
 #define TRUNCATED " [truncated]"
 

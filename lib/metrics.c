@@ -125,6 +125,30 @@ void at_metrics_observe(at_metrics *m, const char *name, const char *labels, dou
     pthread_mutex_unlock(&m->lock);
 }
 
+void at_metrics_describe_http(at_metrics *m)
+{
+    at_metrics_describe(m, "attest_http_requests_total", AT_METRIC_COUNTER,
+                        "HTTP requests by route, method and status");
+    at_metrics_describe(m, "attest_http_request_duration_seconds", AT_METRIC_HISTOGRAM,
+                        "HTTP request latency by route");
+}
+
+void at_metrics_observe_http(at_metrics *m, const char *route, const char *method, int status,
+                             double seconds)
+{
+    static const char *known[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"};
+    const char *meth = "other";
+    for (size_t i = 0; method && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(method, known[i]) == 0)
+            meth = known[i];
+    char labels[128];
+    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%d\"",
+             route ? route : "other", meth, status);
+    at_metrics_add(m, "attest_http_requests_total", labels, 1);
+    snprintf(labels, sizeof labels, "route=\"%s\"", route ? route : "other");
+    at_metrics_observe(m, "attest_http_request_duration_seconds", labels, seconds);
+}
+
 static const char *type_name(at_metric_type t)
 {
     return t == AT_METRIC_COUNTER ? "counter" : t == AT_METRIC_GAUGE ? "gauge" : "histogram";

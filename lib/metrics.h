@@ -17,6 +17,14 @@ void at_metrics_describe(at_metrics *m, const char *name, at_metric_type t, cons
 void at_metrics_add(at_metrics *m, const char *name, const char *labels, double v);
 void at_metrics_set(at_metrics *m, const char *name, const char *labels, double v);
 void at_metrics_observe(at_metrics *m, const char *name, const char *labels, double seconds);
+/* The HTTP families every server exposes (the same names in the verifier,
+ * the agent and the gateway): attest_http_requests_total{route,method,status}
+ * and attest_http_request_duration_seconds{route}. describe once; observe
+ * is an at_httpd_opts.observe body (a method outside the HTTP set is
+ * counted as "other": never request text in a label). */
+void at_metrics_describe_http(at_metrics *m);
+void at_metrics_observe_http(at_metrics *m, const char *route, const char *method, int status,
+                             double seconds);
 /* Text exposition. Caller frees. */
 char *at_metrics_render(at_metrics *m);
 

@@ -45,8 +45,13 @@ static int load_config_file(verifier_config *c, const char *path)
     json_error_t je;
     json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!j || !json_is_object(j)) {
-        fprintf(stderr, "attest-verifier: %s: %s (line %d)\n", path, j ? "not an object" : je.text,
-                je.line);
+        if (j)
+            fprintf(stderr, "attest-verifier: %s: not a JSON object\n", path);
+        else if (je.line < 1) /* did not open: jansson's text names the file and why */
+            fprintf(stderr, "attest-verifier: --config: %s\n", je.text);
+        else
+            fprintf(stderr, "attest-verifier: %s: line %d column %d: %s\n", path, je.line, je.column,
+                    je.text);
         json_decref(j);
         return -1;
     }
@@ -191,7 +196,13 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
         case 'E': c->audit_verify_interval_s = (int)parse_long("--audit-verify-interval", optarg, 0, 86400); break;
         case 'p': snprintf(c->port_file, sizeof c->port_file, "%s", optarg); break;
         case 'K': *rotate = true; break;
-        case 'L': at_log_set_level(optarg); break;
+        case 'L':
+            if (!at_log_set_level(optarg)) {
+                fprintf(stderr, "attest-verifier: --log-level: expected " AT_LOG_LEVELS ", got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'X': at_now_set_test_clock_file(optarg); break;
         case 'S': snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", optarg); break;
         default: {

@@ -13,6 +13,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "config.h"
 #include "verifier.h"
 
@@ -33,17 +37,36 @@ static char *read_text_file(const char *path)
     return buf;
 }
 
+/* --tls-cert and --tls-key: PEM that parses, a key that matches the
+ * certificate; checked before any state is created. */
+static bool tls_pair_ok(const char *cert_pem, const char *key_pem, at_diag *d)
+{
+    BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    bool ok = false;
+    if (!x)
+        at_fail(d, AT_E_BAD_REQUEST, "--tls-cert: expected a PEM certificate");
+    else if (!k)
+        at_fail(d, AT_E_BAD_REQUEST, "--tls-key: expected a PEM private key (unencrypted)");
+    else if (X509_check_private_key(x, k) != 1)
+        at_fail(d, AT_E_BAD_REQUEST, "--tls-key: does not match the --tls-cert certificate");
+    else
+        ok = true;
+    ERR_clear_error();
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cb);
+    BIO_free(kb);
+    return ok;
+}
+
 #define REQUEST_NICE 5
 
 static void observe(void *app, const char *route, const char *method, int status, double sec)
 {
     verifier *v = app;
-    char labels[128];
-    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%d\"", route, method,
-             status);
-    at_metrics_add(v->metrics, "attest_http_requests_total", labels, 1);
-    snprintf(labels, sizeof labels, "route=\"%s\"", route);
-    at_metrics_observe(v->metrics, "attest_http_request_duration_seconds", labels, sec);
+    at_metrics_observe_http(v->metrics, route, method, status, sec);
     at_log(status >= 500 ? "error" : "info", "request", "%s %s -> %d in %.2f ms", method, route,
          status, sec * 1e3);
 }
@@ -122,10 +145,7 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
 
 static void describe_metrics(at_metrics *m)
 {
-    at_metrics_describe(m, "attest_http_requests_total", AT_METRIC_COUNTER,
-                        "HTTP requests by route, method and status");
-    at_metrics_describe(m, "attest_http_request_duration_seconds", AT_METRIC_HISTOGRAM,
-                        "HTTP request latency by route");
+    at_metrics_describe_http(m);
     at_metrics_describe(m, "attest_verifications_total", AT_METRIC_COUNTER,
                         "Evidence verifications by outcome and error code");
     at_metrics_describe(m, "attest_refusals_total", AT_METRIC_COUNTER,
@@ -143,6 +163,13 @@ static void describe_metrics(at_metrics *m)
 static int open_state(verifier *v, at_diag *d)
 {
     const verifier_config *c = &v->cfg;
+    pthread_rwlock_init(&v->trust_lock, NULL);
+    /* Inputs first: a missing --root leaves no database, token or key
+     * behind (the database is created below). */
+    if (verifier_load_roots(v, d) != AT_OK) {
+        at_log("fatal", "startup", "%s", d->msg);
+        return 1;
+    }
     if (at_db_open(c->db_path, &v->db, d) != AT_OK) {
         at_log("fatal", "db", "%s", d->msg);
         return 1;
@@ -151,7 +178,6 @@ static int open_state(verifier *v, at_diag *d)
     at_db_durability_get(v->db, &dur);
     at_log("info", "db", "database %s open: journal_mode=%s synchronous=%d", c->db_path,
            dur.journal_mode, dur.synchronous);
-    pthread_rwlock_init(&v->trust_lock, NULL);
     v->metrics = at_metrics_new();
     v->rl = ratelimit_new(c->rate_per_s, c->rate_burst);
     /* A budget of own rows per client: N per minute, N at once. */
@@ -164,8 +190,7 @@ static int open_state(verifier *v, at_diag *d)
         return 1;
     }
     if (keys_ensure(v->db, false, d) != AT_OK ||
-        keys_open(v->db, c->admin_token_file, c->storage_key_file, &v->keys, d) != AT_OK ||
-        verifier_load_roots(v, d) != AT_OK) {
+        keys_open(v->db, c->admin_token_file, c->storage_key_file, &v->keys, d) != AT_OK) {
         at_log("fatal", "startup", "%s", d->msg);
         return 1;
     }
@@ -226,6 +251,12 @@ static int rotate_signing_key(const verifier_config *c)
 {
     at_db *db = NULL;
     at_diag d = {{0}};
+    /* A typo in --db must not make a fresh database with a key nobody uses. */
+    if (access(c->db_path, F_OK) != 0) {
+        at_log("fatal", "keys", "--db %s: %s (start the verifier once to create the database)",
+               c->db_path, strerror(errno));
+        return 1;
+    }
     if (at_db_open(c->db_path, &db, &d) != AT_OK || keys_ensure(db, true, &d) != AT_OK) {
         at_log("fatal", "keys", "%s", d.msg);
         at_db_close(db);
@@ -258,8 +289,8 @@ int main(int argc, char **argv)
     at_httpd *srv = NULL;
     bool flusher = false;
     ret = 1;
-    if (open_state(&v, &d) != 0)
-        goto out;
+    /* Every input before any state (open_state creates the database, the
+     * admin token and the storage key): TLS files, then roots. */
     if (c->tls_cert_file[0] || c->tls_key_file[0]) {
         tls_cert = read_text_file(c->tls_cert_file);
         tls_key = read_text_file(c->tls_key_file);
@@ -267,7 +298,13 @@ int main(int argc, char **argv)
             at_log("fatal", "tls", "--tls-cert and --tls-key must both name readable PEM files");
             goto out;
         }
+        if (!tls_pair_ok(tls_cert, tls_key, &d)) {
+            at_log("fatal", "tls", "%s", d.msg);
+            goto out;
+        }
     }
+    if (open_state(&v, &d) != 0)
+        goto out;
     if (audit_flusher_start(&v) != 0) {
         at_log("fatal", "startup", "cannot start the audit flusher thread");
         goto out;
@@ -283,9 +320,9 @@ int main(int argc, char **argv)
         goto out;
     }
     at_signer *s = keys_signer(v.keys);
-    at_log("info", "start", "%s listening on %s (port %u), database %s schema v%d, signing key %s",
-           v.build, c->listen, at_httpd_port(srv), c->db_path, at_db_schema_version(v.db),
-           at_signer_kid(s));
+    at_log("info", "start", "%s listening on %s (port %u, %s), database %s schema v%d, signing key %s",
+           v.build, c->listen, at_httpd_port(srv), tls_cert ? "TLS on" : "plain HTTP, no TLS",
+           c->db_path, at_db_schema_version(v.db), at_signer_kid(s));
     at_signer_free(s);
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
         at_log("error", "port_file", "cannot write %s", c->port_file);

@@ -168,10 +168,12 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
         sqlite3_reset(st);
         st = NULL;
         if (j->nonce_expires_ms <= mark) {
+            char t_exp[40], t_mark[40];
+            at_time_rfc3339_ms(j->nonce_expires_ms, t_exp, sizeof t_exp);
+            at_time_rfc3339_ms(mark, t_mark, sizeof t_mark);
             rc = at_fail(d, AT_E_NONCE_EXPIRED,
-                         "nonce: expired at %lld ms, not after the verifier's time high-water mark "
-                         "%lld ms (the clock was set back?)",
-                         (long long)j->nonce_expires_ms, (long long)mark);
+                         "nonce: expired at %s, not after the verifier's time high-water mark "
+                         "%s (the clock was set back?)", t_exp, t_mark);
             return refused_in_job(c, j, ref, rc, d);
         }
         /* Single use: the primary key refuses a second insert. */

@@ -255,8 +255,8 @@ void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         at_err lrc = at_policy_lint(p, &lint);
         if (lrc != AT_OK && !override) {
             at_policy_free(p);
-            char msg[AT_DIAG_MAX + 64];
-            snprintf(msg, sizeof msg, "%s (override with ?allow_lint=1)", lint.msg);
+            char msg[AT_DIAG_MAX + 96];
+            snprintf(msg, sizeof msg, "%s (override with ?allow_lint=1; attestctl policy put --allow-lint)", lint.msg);
             refuse(v, req, resp, &who, "policy.put", lrc, msg, &extra);
             return;
         }

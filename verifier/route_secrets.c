@@ -146,10 +146,12 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
     sqlite3_finalize(st);
     st = NULL;
     if (j->proof_expires_ms <= mark) {
+        char t_exp[40], t_mark[40];
+        at_time_rfc3339_ms(j->proof_expires_ms, t_exp, sizeof t_exp);
+        at_time_rfc3339_ms(mark, t_mark, sizeof t_mark);
         rc = at_fail(d, AT_E_UNAUTHORIZED,
-                     "proof: expires at %lld ms, not after the verifier's time high-water mark "
-                     "%lld ms (stale, or the clock was set back)",
-                     (long long)j->proof_expires_ms, (long long)mark);
+                     "proof: expires at %s, not after the verifier's time high-water mark "
+                     "%s (stale, or the clock was set back)", t_exp, t_mark);
         row.outcome = "refused";
         row.code = at_err_str(rc);
         row.message = d->msg;
@@ -354,8 +356,11 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     /* Proof: fresh (within the clock skew) and made with the session key. */
     int64_t now = at_now_ms(), skew = v->cfg.clock_skew_ms;
     if (ts_ms < now - skew || ts_ms > now + skew) {
-        rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: timestamp %lld is %lld ms from the verifier's clock, at most %lld allowed (stale)",
-                     (long long)ts_ms, (long long)(ts_ms - now), (long long)skew);
+        char t_ts[40], t_now[40];
+        at_time_rfc3339_ms(ts_ms, t_ts, sizeof t_ts);
+        at_time_rfc3339_ms(now, t_now, sizeof t_now);
+        rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: timestamp %s is %lld ms from the verifier's clock (%s), at most %lld allowed (stale)",
+                     t_ts, (long long)(ts_ms - now), t_now, (long long)skew);
         goto refused;
     }
     if (!at_release_proof_check(AT_SPAN(proof_key, 32), name, sid, ts_ms, mac)) {

@@ -66,6 +66,26 @@ try:
     words = "".join(json.loads(e)["choices"][0]["delta"]["content"] for e in events if e != "[DONE]")
     check(ctype.startswith("text/event-stream") and events[-1] == "[DONE]" and words == "You said: a b c d",
           "stream: true comes back as server-sent events, end to end")
+    # /metrics on all three servers: the same HTTP families, and what
+    # promtool (Prometheus's own checker) accepts
+    import shutil
+    promtool = shutil.which("promtool")
+    for name, url in (("verifier", v.url), ("agent", agent.url), ("gateway", gw.url)):
+        st, text = http("GET", url + "/metrics")
+        check(st == 200 and 'attest_http_requests_total{route="' in text
+              and "attest_http_request_duration_seconds_bucket" in text, f"{name} /metrics: requests and latency")
+        if promtool:
+            p = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True)
+            check(p.returncode == 0, f"promtool check metrics accepts the {name}'s /metrics "
+                                     f"({(p.stdout + p.stderr).decode().strip()[:300]})")
+        else:
+            check(False, "promtool is installed (Debian package prometheus; scripts/quickstart installs it)")
+    st, text = http("GET", agent.url + "/metrics")
+    check("attest_agent_session_active 1" in text and 'attest_sealed_bytes_total{mode="' in text,
+          "agent /metrics: a live session and sealed bytes counted")
+    st, text = http("GET", gw.url + "/metrics")
+    check("attest_gateway_instances 1" in text and 'route="completions",method="POST",status="200"' in text,
+          "gateway /metrics: its instances and completions by status")
     # nothing readable crossed the network between gateway and agent: the
     # agent's log has no prompt text either (it never logs content)
     check("confidential" not in open(agent.log, errors="replace").read(), "the agent does not log prompts")

@@ -103,6 +103,25 @@ def log_tail(path, lines=40):
         print("  " + line)
 
 
+def check_json_log(path, name):
+    """Every line our servers write to stderr is one JSON object with ts,
+    level, event and msg (libmicrohttpd's own messages included)."""
+    bad = []
+    for i, line in enumerate(open(path, errors="replace").read().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            o = json.loads(line)
+            ok = isinstance(o, dict) and all(k in o for k in ("ts", "level", "event", "msg"))
+        except ValueError:
+            ok = False
+        if not ok:
+            bad.append(f"{i}: {line[:200]}")
+    check(not bad, f"{name}: every log line is one JSON object")
+    for b in bad[:5]:
+        print("  not JSON: " + b)
+
+
 class Verifier:
     """attest-verifier on 127.0.0.1:<free port> with its own SQLite file."""
 
@@ -153,6 +172,7 @@ class Verifier:
             check("AddressSanitizer" not in log and "LeakSanitizer" not in log
                   and "runtime error:" not in log, "verifier log has no sanitizer report")
             check(rc == 0, f"verifier exited cleanly on SIGTERM (status {rc})")
+            check_json_log(self.log, "verifier")
             if rc != 0:
                 log_tail(self.log)
         return rc
@@ -227,6 +247,7 @@ class Process:
             check("AddressSanitizer" not in log and "LeakSanitizer" not in log
                   and "runtime error:" not in log, f"{self.name} log has no sanitizer report")
             check(rc == 0, f"{self.name} exited cleanly on SIGTERM (status {rc})")
+            check_json_log(self.log, self.name)
             if rc != 0:
                 log_tail(self.log)
         return rc

@@ -19,3 +19,6 @@ TESTS += tests/e2e/bench_gateway.sh
 EXTRA_DIST += tests/e2e/bench_gateway.sh
 TESTS += tests/e2e/deploy_parent.sh
 EXTRA_DIST += tests/e2e/deploy_parent.sh deploy/parent
+# The operator's rough edges (issue 11).
+TESTS += tests/e2e/operator_cli.py
+EXTRA_DIST += tests/e2e/operator_cli.py

@@ -59,6 +59,19 @@ static void invalid_utf8_is_escaped(void **state)
     json_decref(j);
 }
 
+/* --log-level: only the five names; any other is refused and changes
+ * nothing (a typo must not silence or flood the log). */
+static void unknown_levels_refused(void **state)
+{
+    (void)state;
+    assert_false(at_log_set_level("verbose"));
+    assert_false(at_log_set_level("INFO"));
+    assert_false(at_log_set_level(""));
+    assert_false(at_log_set_level(NULL));
+    assert_true(at_log_set_level("error"));
+    assert_true(at_log_set_level("info"));
+}
+
 static void long_messages_cut_at_a_character(void **state)
 {
     (void)state;
@@ -99,6 +112,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(invalid_utf8_is_escaped),
         cmocka_unit_test(long_messages_cut_at_a_character),
+        cmocka_unit_test(unknown_levels_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

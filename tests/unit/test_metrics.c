@@ -34,8 +34,32 @@ static void full_registry_counts_drops(void **state)
     at_metrics_free(m);
 }
 
+/* The HTTP families the three servers share: a method outside the HTTP set
+ * is labelled "other", never the request's text. */
+static void http_observe_labels_methods(void **state)
+{
+    (void)state;
+    at_metrics *m = at_metrics_new();
+    assert_non_null(m);
+    at_metrics_describe_http(m);
+    at_metrics_observe_http(m, "ohttp", "POST", 200, 0.002);
+    at_metrics_observe_http(m, "other", "X\"}evil", 404, 0.001);
+    at_metrics_observe_http(m, NULL, NULL, 400, 0.001);
+    char *text = at_metrics_render(m);
+    assert_non_null(strstr(text, "# TYPE attest_http_requests_total counter\n"));
+    assert_non_null(strstr(text, "# TYPE attest_http_request_duration_seconds histogram\n"));
+    assert_non_null(strstr(text, "attest_http_requests_total{route=\"ohttp\",method=\"POST\",status=\"200\"} 1\n"));
+    assert_non_null(strstr(text, "attest_http_requests_total{route=\"other\",method=\"other\",status=\"404\"} 1\n"));
+    assert_non_null(strstr(text, "attest_http_requests_total{route=\"other\",method=\"other\",status=\"400\"} 1\n"));
+    assert_null(strstr(text, "evil"));
+    assert_non_null(strstr(text, "attest_http_request_duration_seconds_bucket{route=\"ohttp\",le=\"0.0025\"} 1\n"));
+    free(text);
+    at_metrics_free(m);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(full_registry_counts_drops)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(full_registry_counts_drops),
+                                       cmocka_unit_test(http_observe_labels_methods)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
