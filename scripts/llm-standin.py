@@ -3,11 +3,17 @@
 demos and tests (`scripts/quickstart demo` uses it unless a real one is
 named). It answers /v1/chat/completions and /v1/completions (whole, or
 server-sent events with "stream": true) with a deterministic echo of the
-last prompt, and /v1/models. Loopback only.
+last prompt, /v1/embeddings (a deterministic vector, float or base64),
+/v1/responses, /v1/models and /v1/models/{id}. A streamed prompt containing
+"[cut]" is cut after two events (the connection closes mid-answer), for
+tests of what clients see then. Loopback only.
 
 usage: llm-standin.py [--port N] [--port-file F]"""
 import argparse
+import base64
+import hashlib
 import json
+import struct
 import os
 import sys
 import time
@@ -42,6 +48,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/v1/models":
             self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "attest"}]})
+        elif self.path.startswith("/v1/models/"):
+            mid = self.path[len("/v1/models/"):]
+            if mid == MODEL:
+                self.send_json(200, {"id": MODEL, "object": "model", "created": 0, "owned_by": "attest"})
+            else:
+                self.send_json(404, {"error": {"message": f"no model {mid}", "type": "invalid_request_error",
+                                               "param": "model", "code": "model_not_found"}})
         elif self.path == "/healthz":
             self.send_json(200, {"ok": True})
         else:
@@ -50,6 +63,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n) if n else b""
+        if self.path in ("/v1/embeddings", "/v1/responses"):
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                self.send_json(400, {"error": {"message": "body is not JSON"}})
+                return
+            (self.embeddings if self.path == "/v1/embeddings" else self.response_api)(body)
+            return
         if self.path not in ("/v1/chat/completions", "/v1/completions"):
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -79,7 +100,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             self.wfile.flush()
 
+        cut = "[cut]" in text
         for i, word in enumerate(text.split(" ")):
+            if cut and i == 2:
+                # the answer cut mid-stream: no last chunk, no [DONE]
+                self.close_connection = True
+                return
             piece = word if i == 0 else " " + word
             delta = {"content": piece} if chat else None
             ev = {"id": "cmpl-standin", "object": "chat.completion.chunk" if chat else "text_completion",
@@ -91,6 +117,31 @@ class Handler(BaseHTTPRequestHandler):
         send("[DONE]")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def embeddings(self, body):
+        inputs = body.get("input", "")
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        data = []
+        for i, text in enumerate(inputs):
+            digest = hashlib.sha256(str(text).encode()).digest()
+            vec = [round(b / 255.0, 4) for b in digest[:8]]
+            emb = (base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+                   if body.get("encoding_format") == "base64" else vec)
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        self.send_json(200, {"object": "list", "data": data, "model": body.get("model", MODEL),
+                             "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
+
+    def response_api(self, body):
+        inp = body.get("input", "")
+        if isinstance(inp, list):
+            inp = (inp[-1] or {}).get("content", "") if inp else ""
+        text = f"You said: {inp}"
+        self.send_json(200, {"id": "resp_standin", "object": "response", "created_at": int(time.time()),
+                             "status": "completed", "model": body.get("model", MODEL),
+                             "output": [{"type": "message", "id": "msg_standin", "status": "completed",
+                                         "role": "assistant",
+                                         "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+                             "usage": {"input_tokens": 1, "output_tokens": len(text.split()), "total_tokens": 1 + len(text.split())}})
 
 
 def main():

@@ -13,3 +13,6 @@ EXTRA_DIST += tests/e2e/harness.py tests/e2e/verifier_api.py tests/e2e/verifier_
 # Mutual attestation between two attestctl processes (issue 8).
 TESTS += tests/e2e/mutual.py
 EXTRA_DIST += tests/e2e/mutual.py
+# The official openai npm client against attest-gateway (issue 9).
+TESTS += tests/e2e/openai_sdk.py
+EXTRA_DIST += tests/e2e/openai_sdk.py tests/interop/openai_client.mjs

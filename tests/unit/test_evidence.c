@@ -628,6 +628,11 @@ static const struct {
     {AT_E_IO, "files: roots, PKI (never a document in memory)"},
     {AT_E_UNAVAILABLE, "upstream services"},
     {AT_E_INTERNAL, "allocation or OpenSSL failure only (test_hash.c injects one)"},
+    {AT_E_NO_VERIFIED_INSTANCE, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
+    {AT_E_ATTESTATION_EXPIRED, "attest-gateway's answer to consumers (gateway_flow.py)"},
+    {AT_E_POLICY_REVOKED, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
+    {AT_E_TOKEN_INVALID, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
+    {AT_E_INSTANCE_UNREACHABLE, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
 };
 
 static void every_code_covered(void **state)
