@@ -29,7 +29,9 @@ if not have_sdk:
 
 wd = Workdir("openai-sdk")
 pki = Pki(wd)
-v = Verifier(wd, roots=[pki.root], extra=["--rate", "0"]).start()
+clock = wd("clock")
+open(clock, "w").write("0\n")
+v = Verifier(wd, roots=[pki.root], extra=["--rate", "0", "--test-clock-file", clock]).start()
 llm = Process(wd, "llm", ["python3", STANDIN], sanitizer_check=False).start()
 procs = []
 
@@ -55,8 +57,11 @@ try:
     owner = v.token("owner")
     gw_token = wd("gateway.token")
     open(gw_token, "w").write(v.token("gateway") + "\n")
+    agent_token = wd("agent.token")
+    open(agent_token, "w").write(v.token("agent") + "\n")
     agent_args = [AGENT, "--attester", "sim", "--sim-pki", pki.dir, "--policy", "llm", "--verifier", v.url,
-                  "--listen", "127.0.0.1:0", "--upstream", llm.url]
+                  "--listen", "127.0.0.1:0", "--upstream", llm.url, "--token-file", agent_token,
+                  "--session-check", "1"]
     pol = json.loads(subprocess.run(agent_args + ["--print-pcrs"], capture_output=True).stdout)
     st, _ = v.call("PUT", "/v1/policies/llm", body=pol, token=owner)
     check(st == 201, "policy from the agent's --print-pcrs")
@@ -150,6 +155,28 @@ try:
     st, att = http("GET", gw.url + "/v1/attestation")
     check(st == 200 and att["attestations"] == [] and att["error"]["code"] == "policy_revoked",
           f"GET /v1/attestation: no token, and why ({att.get('error')})")
+
+    # a new policy version: the agent attests again; then its session
+    # expires (the verifier's clock two hours on, the agent stopped so it
+    # cannot renew) -> attestation_expired
+    st, _ = v.call("PUT", "/v1/policies/llm", body=pol, token=owner)
+    check(st == 201, "a new policy version")
+    end = time.time() + 40
+    while time.time() < end:
+        st, inst = http("GET", gw.url + "/v1/gateway/instances")
+        if inst.get("instances"):
+            break
+        time.sleep(0.3)
+    check(len(inst.get("instances", [])) == 1, "the agent attests again under the new version")
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        open(clock, "w").write("7200\n")
+        time.sleep(1.5)  # past the gateway's --refresh 1
+        ok, _ = sdk("error", gw.url, "503", "attestation_expired")
+    finally:
+        open(clock, "w").write("0\n")
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    check(ok, "an expired attestation: APIError 503 attestation_expired")
 finally:
     for p in procs:
         if p.proc:
