@@ -210,7 +210,7 @@ static at_err why_none_active(gateway *g)
 static at_err refresh(gateway *g, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    json_t *jwks = NULL, *list = NULL;
+    json_t *jwks = NULL, *list = NULL, *atts = NULL;
     char url[1400];
     long status = 0;
     if (g->pinned_jwks) {
@@ -228,7 +228,7 @@ static at_err refresh(gateway *g, at_diag *d)
     gw_target fresh[GW_MAX_TARGETS];
     size_t n = 0, i, refused = 0;
     at_err why_code = AT_E_NO_VERIFIED_INSTANCE;
-    json_t *atts = json_array();
+    atts = json_array();
     char why[700] = "", why_public[300] = "";
     json_t *s;
     json_array_foreach(json_object_get(list, "sessions"), i, s)
