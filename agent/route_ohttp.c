@@ -33,16 +33,39 @@ static bool media_is(const char *ct, const char *want)
     return ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* An inner error answer, so the client gets it authenticated. */
-static at_err inner_error(int status, const char *msg, at_bhttp_msg **out, at_diag *d)
+/* RFC 9458 section 5.3 / RFC 9457: a request sealed to a key we do not
+ * have (or a suite we do not offer) is answered with the registered problem
+ * type, so a standard client refetches the key configuration. */
+static bool key_problem(at_http_resp *resp, at_err rc, const char *msg)
+{
+    if (rc != AT_E_UNKNOWN_KEY_ID && rc != AT_E_UNSUPPORTED_SUITE)
+        return false;
+    json_t *j = json_pack("{s:s,s:s,s:i,s:s,s:s}", "type", "https://iana.org/assignments/http-problem-types#ohttp-key",
+                          "title", "key configuration not usable: fetch /v1/key-config again", "status", 400,
+                          "detail", msg, "code", at_err_str(rc));
+    at_http_json(resp, 400, j);
+    resp->content_type = "application/problem+json";
+    return true;
+}
+
+/* An inner error answer, so the client gets it authenticated. With date,
+ * it carries ours (RFC 9458 section 6.5: the client may correct its clock). */
+static at_err inner_error_code(int status, const char *code, const char *msg, bool date, at_bhttp_msg **out,
+                               at_diag *d)
 {
     at_bhttp_msg *m = NULL;
-    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "upstream", "message", msg);
+    json_t *j = json_pack("{s:{s:s,s:s,s:s,s:n}}", "error", "code", code, "message", msg, "type",
+                          status < 500 ? "invalid_request_error" : "server_error", "param");
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     at_err rc = at_bhttp_response_new(status, &m, d);
     if (rc == AT_OK)
         rc = at_bhttp_add_header(m, "content-type", AT_SPAN("application/json", 16), d);
+    if (rc == AT_OK && date) {
+        char now[40];
+        at_http_date(at_now_ms() / 1000, now, sizeof now);
+        rc = at_bhttp_add_header(m, "date", AT_SPAN(now, strlen(now)), d);
+    }
     if (rc == AT_OK && s)
         rc = at_bhttp_append_content(m, AT_SPAN(s, strlen(s)), d);
     free(s);
@@ -52,6 +75,24 @@ static at_err inner_error(int status, const char *msg, at_bhttp_msg **out, at_di
     }
     *out = m;
     return AT_OK;
+}
+
+static at_err inner_error(int status, const char *msg, at_bhttp_msg **out, at_diag *d)
+{
+    return inner_error_code(status, "upstream", msg, false, out, d);
+}
+
+/* The inner request's Date, if it has one, within our window; else the
+ * authenticated 400 to answer instead of running the request. */
+static at_err date_refusal(const at_bhttp_msg *in, at_bhttp_msg **refusal, at_diag *d)
+{
+    const char *date = at_bhttp_fields_get(&in->headers, "date");
+    at_diag dd = {{0}};
+    *refusal = NULL;
+    if (!date || at_http_date_check(date, at_now_ms() / 1000, AT_OHTTP_DATE_WINDOW_S, &dd) == AT_OK)
+        return AT_OK;
+    at_log("info", "ohttp", "refused: %s", dd.msg);
+    return inner_error_code(400, "clock_skew", dd.msg, true, refusal, d);
 }
 
 static void whole(agent *a, at_http_req *req, at_http_resp *resp)
@@ -65,11 +106,16 @@ static void whole(agent *a, at_http_req *req, at_http_resp *resp)
     at_err rc = at_ohttp_server_open_bhttp(a->keys, at_buf_span(&req->body), &in, &srv, &d);
     if (rc != AT_OK) {
         at_log("info", "ohttp", "refused: %s: %s", at_err_str(rc), d.msg);
-        at_http_error(resp, rc, d.msg, -1);
+        if (!key_problem(resp, rc, d.msg))
+            at_http_error(resp, rc, d.msg, -1);
         goto done;
     }
+    if ((rc = date_refusal(in, &out, &d)) != AT_OK)
+        goto fail;
     at_diag ud = {{0}};
-    if (upstream_forward(a, in, &out, &ud) != AT_OK) {
+    if (out) {
+        /* Refused by its Date: the model does not run. */
+    } else if (upstream_forward(a, in, &out, &ud) != AT_OK) {
         at_log("error", "upstream", "%s", ud.msg);
         at_metrics_add(a->metrics, "attest_upstream_errors_total", "mode=\"whole\"", 1);
         /* The caller learns that the upstream failed, not its URL or the
@@ -189,11 +235,31 @@ static void chunked(agent *a, at_http_req *req, at_http_resp *resp)
         rc = at_bhttp_decode(at_buf_span(&plain), AT_BHTTP_REQUEST, &in, &d);
     if (rc != AT_OK) {
         at_log("info", "ohttp", "refused (chunked): %s: %s", at_err_str(rc), d.msg);
+        if (!key_problem(resp, rc, d.msg))
+            at_http_error(resp, rc, d.msg, -1);
+        goto fail;
+    }
+    at_bhttp_msg *refusal = NULL;
+    at_diag ud = {{0}};
+    if ((rc = date_refusal(in, &refusal, &d)) != AT_OK) {
         at_http_error(resp, rc, d.msg, -1);
         goto fail;
     }
-    at_diag ud = {{0}};
-    if (upstream_stream_start(a, in, &c->up, &ud) != AT_OK) {
+    if (refusal) {
+        /* Refused by its Date: the model does not run. */
+        at_buf rp;
+        at_buf_init(&rp);
+        rc = at_bhttp_encode_indeterminate(refusal, &rp, &d);
+        if (rc == AT_OK)
+            rc = at_ohttp_server_seal_chunk(c->srv, at_buf_span(&rp), true, &c->outbox, &d);
+        at_buf_cleanup(&rp);
+        at_bhttp_msg_free(refusal);
+        if (rc != AT_OK) {
+            at_http_error(resp, rc, d.msg, -1);
+            goto fail;
+        }
+        c->finished = true;
+    } else if (upstream_stream_start(a, in, &c->up, &ud) != AT_OK) {
         at_log("error", "upstream", "stream: %s", ud.msg);
         at_metrics_add(a->metrics, "attest_upstream_errors_total", "mode=\"chunked\"", 1);
         if (seal_error_stream(c, "upstream: the local model server did not answer (unavailable)", &d) == AT_OK)

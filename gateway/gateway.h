@@ -46,6 +46,8 @@ typedef struct {
     at_ohttp_key_config key_config;
     int64_t expires_ms;
     bool checked_locally;
+    char policy_ref[200];     /* name@version the token's appraisal used */
+    char pcr_digest[65];      /* hex SHA-256 of the token's PCRs as compact, key-sorted JSON */
 } gw_target;
 
 typedef struct at_trust at_trust;
@@ -64,15 +66,21 @@ typedef struct {
     unsigned next;            /* round robin */
     char last_error[1100];    /* detail, for the log */
     char last_error_public[400]; /* what API callers are told: instance, check, code */
+    at_err last_code;         /* the reason a consumer can act on when nothing verifies */
+    json_t *attestations;     /* [{instance, session, policy, expires_at, token}] of the targets */
 } gateway;
 
 /* A target to send the next request to (copied out), refreshing the list
- * from the verifier when it is stale. AT_E_UNAVAILABLE (fail closed) when
- * no session verifies. */
+ * from the verifier when it is stale. Fails closed when no session
+ * verifies, with the reason: AT_E_NO_VERIFIED_INSTANCE,
+ * AT_E_ATTESTATION_EXPIRED, AT_E_POLICY_REVOKED or AT_E_TOKEN_INVALID. */
 at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d) AT_MUST_USE;
 /* Forget a target that failed, so the next pick takes another. */
 void gw_drop_target(gateway *g, const char *session_id);
 
 void route_openai(gateway *g, at_http_req *req, at_http_resp *resp);
+/* GET /v1/attestation: the EAR tokens of the instances in use and where the
+ * verifier's keys are, for consumers who check them themselves. */
+void route_attestation(gateway *g, at_http_resp *resp);
 
 #endif

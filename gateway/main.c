@@ -28,9 +28,10 @@ static void usage(FILE *f)
             "                                          give up on it, try another once)\n"
             "                      [--log-level debug|info|warn|error|fatal]\n"
             "                      [--config FILE.json] (keys: these flags' long names; flags win)\n"
-            "Serves /v1/chat/completions, /v1/completions, /v1/models (OpenAI shape, \"stream\": true\n"
-            "supported), each sealed to an instance whose session and attestation result verify;\n"
-            "GET /v1/gateway/instances lists them, GET /metrics counts (Prometheus). --verifier-jwks pins the verifier's keys;\n"
+            "Forwards every /v1/... request (the OpenAI API: chat, completions, embeddings, responses,\n"
+            "models, ...; \"stream\": true supported), each sealed to an instance whose session and\n"
+            "attestation result verify; GET /v1/gateway/instances lists them, GET /v1/attestation gives\n"
+            "their attestation result tokens, GET /metrics counts (Prometheus). --verifier-jwks pins the verifier's keys;\n"
             "--verify-locally also checks each instance's own fresh document against --root (default:\n"
             "the AWS Nitro root) before using it.\n"
             "ADDR: host:port, unix:PATH or vsock:PORT; --verifier also takes unix:PATH[,URL] or\n"
@@ -57,6 +58,13 @@ static void instances(gateway *g, at_http_resp *resp)
     at_http_json(resp, 200, o);
 }
 
+/* Every /v1/... path but the gateway's own goes to the instance. */
+static bool forwarded(const char *path)
+{
+    return strncmp(path, "/v1/", 4) == 0 && strcmp(path, "/v1/gateway/instances") != 0 &&
+           strcmp(path, "/v1/attestation") != 0;
+}
+
 /* /healthz never blocks: answered on the I/O thread. Completions and
  * models wait on an instance and get only a share of the workers. */
 static int classify(void *app, const char *method, const char *path)
@@ -64,8 +72,7 @@ static int classify(void *app, const char *method, const char *path)
     (void)app;
     if (strcmp(method, "GET") == 0 && strcmp(path, "/healthz") == 0)
         return AT_HTTP_RUN_INLINE;
-    if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0 ||
-        strcmp(path, "/v1/models") == 0)
+    if (forwarded(path))
         return AT_HTTP_RUN_UPSTREAM;
     return AT_HTTP_RUN_POOL;
 }
@@ -78,13 +85,15 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
         char msg[96];
         snprintf(msg, sizeof msg, "body: larger than %zu bytes", g->cfg.http.max_body);
         at_http_error(resp, AT_E_TOO_LARGE, msg, -1);
-    } else if ((strcmp(u, "/v1/chat/completions") == 0 || strcmp(u, "/v1/completions") == 0) &&
-               strcmp(req->method, "POST") == 0) {
-        req->route = "completions";
+    } else if (forwarded(u)) {
+        /* A bounded metrics label, never the consumer's path. */
+        req->route = strcmp(u, "/v1/chat/completions") == 0 || strcmp(u, "/v1/completions") == 0
+                         ? "completions"
+                         : strncmp(u, "/v1/models", 10) == 0 ? "models" : "forward";
         route_openai(g, req, resp);
-    } else if (strcmp(u, "/v1/models") == 0 && strcmp(req->method, "GET") == 0) {
-        req->route = "models";
-        route_openai(g, req, resp);
+    } else if (strcmp(u, "/v1/attestation") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "attestation";
+        route_attestation(g, resp);
     } else if (strcmp(u, "/v1/gateway/instances") == 0 && strcmp(req->method, "GET") == 0) {
         req->route = "instances";
         instances(g, resp);
@@ -268,6 +277,7 @@ int main(int argc, char **argv)
     at_httpd_stop(srv, 10000);
     json_decref(g.pinned_jwks);
     at_metrics_free(g.metrics);
+    json_decref(g.attestations);
     at_trust_unref(g.trust);
     at_wipe(g.token, sizeof g.token);
     return 0;

@@ -1,28 +1,102 @@
-/* gateway OpenAI routes: /v1/chat/completions, /v1/completions, /v1/models.
+/* gateway OpenAI routes: every /v1/... method and path (chat, completions,
+ * embeddings, responses, models, multipart uploads) is forwarded as it came,
+ * with its query and content type: no route table of OpenAI paths here.
  * Every request leaves sealed (OHTTP, HPKE) to the key of a verified
- * instance; its answer is opened here, whole or, for "stream": true, chunk
- * by chunk as the instance produces it. A truncated or tampered answer is
- * never passed on as complete. Consumer bodies are bounded by lib/httpd. */
+ * instance, with a Date the instance checks (RFC 9458 section 6.5); its
+ * answer is opened here, whole or, for "stream": true, chunk by chunk as
+ * the instance produces it. A truncated or tampered answer is never passed
+ * on as complete: a cut event stream ends with an SSE error event that
+ * OpenAI clients raise as an APIError. Every answer names what it talked
+ * to (Attest-Instance, Attest-Policy, Attest-Expires, Attest-PCR-Digest).
+ * Consumer bodies are bounded by lib/httpd. */
 #include <curl/curl.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "bhttp.h"
+#include "ear.h"
 #include "gateway.h"
 #include "httpc.h"
+
+/* The request's query, percent-encoded again from libmicrohttpd's decoded
+ * arguments, appended to path. */
+struct query {
+    char *p;
+    size_t len, cap;
+    bool overflow;
+};
+
+static void query_put(struct query *q, const char *s)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char e[4] = {(char)c, 0};
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c))) {
+            e[0] = '%';
+            e[1] = hexd[c >> 4];
+            e[2] = hexd[c & 15];
+        }
+        size_t n = strlen(e);
+        if (q->len + n + 1 > q->cap) {
+            q->overflow = true;
+            return;
+        }
+        memcpy(q->p + q->len, e, n + 1);
+        q->len += n;
+    }
+}
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct query *q = cls;
+    if (q->len + 2 > q->cap) {
+        q->overflow = true;
+        return MHD_NO;
+    }
+    q->p[q->len++] = strchr(q->p, '?') ? '&' : '?';
+    q->p[q->len] = '\0';
+    query_put(q, key);
+    if (value && q->len + 2 <= q->cap) {
+        q->p[q->len++] = '=';
+        q->p[q->len] = '\0';
+        query_put(q, value);
+    }
+    return q->overflow ? MHD_NO : MHD_YES;
+}
 
 static at_err build_request(at_http_req *req, at_buf *out, at_diag *d)
 {
     at_bhttp_msg *m = NULL;
-    at_err rc = at_bhttp_request_new(req->method, "http", "", req->url, &m, d);
+    char target[4096];
+    struct query q = {.p = target, .cap = sizeof target};
+    snprintf(target, sizeof target, "%s", req->url);
+    q.len = strlen(target);
+    if (q.len + 1 >= q.cap)
+        return at_fail(d, AT_E_TOO_LARGE, "path: longer than %zu bytes", sizeof target - 2);
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+    if (q.overflow)
+        return at_fail(d, AT_E_TOO_LARGE, "path and query: longer than %zu bytes", sizeof target - 1);
+    at_err rc = at_bhttp_request_new(req->method, "http", "", target, &m, d);
     const char *ct = at_http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *accept = at_http_header(req, MHD_HTTP_HEADER_ACCEPT);
     if (rc == AT_OK && req->body.len)
         rc = at_bhttp_add_header(m, "content-type",
                                  ct ? AT_SPAN(ct, strlen(ct)) : AT_SPAN("application/json", 16), d);
     if (rc == AT_OK)
-        rc = at_bhttp_add_header(m, "accept", AT_SPAN("application/json, text/event-stream", 35), d);
+        rc = accept ? at_bhttp_add_header(m, "accept", AT_SPAN(accept, strlen(accept)), d)
+                    : at_bhttp_add_header(m, "accept", AT_SPAN("application/json, text/event-stream", 35), d);
+    /* RFC 9458 section 6.5: the instance refuses a request whose Date is
+     * outside its window, so a replayed one does not run the model twice. */
+    char date[64];
+    time_t now = (time_t)(at_now_ms() / 1000);
+    at_http_date((int64_t)now, date, sizeof date);
+    if (rc == AT_OK)
+        rc = at_bhttp_add_header(m, "date", AT_SPAN(date, strlen(date)), d);
     if (rc == AT_OK && req->body.len)
         rc = at_bhttp_append_content(m, at_buf_span(&req->body), d);
     if (rc == AT_OK)
@@ -78,6 +152,8 @@ typedef struct {
     at_buf content;          /* opened answer content not yet passed on */
     size_t off;
     bool finished, ended;
+    bool sse;                /* text/event-stream: only whole events pass, a cut one ends in an error event */
+    bool error_sent;
     CURLcode result;
     at_err err;
     at_diag d;
@@ -154,12 +230,46 @@ static void stream_end(stream *s)
     at_buf_cleanup(&plain);
 }
 
+/* How much of the opened content may go out now: all of it, or for an
+ * event stream up to the end of its last whole event (a blank line), so a
+ * cut never leaves half an event for the error event to land in. */
+static size_t passable(const stream *s)
+{
+    size_t n = s->content.len;
+    if (!s->sse || (s->finished && s->ended && s->err == AT_OK))
+        return n;
+    const uint8_t *p = s->content.p;
+    for (size_t i = n; i > s->off + 1; i--)
+        if (p[i - 1] == '\n' && (p[i - 2] == '\n' || (i > s->off + 2 && p[i - 2] == '\r' && p[i - 3] == '\n')))
+            return i;
+    return s->off;
+}
+
+/* The SSE error event for a cut stream, in OpenAI's error shape: OpenAI
+ * clients raise it as an APIError (never a truncated answer taken as
+ * complete); then the connection closes without the final chunk. */
+static ssize_t stream_error_event(stream *s, char *buf, size_t max)
+{
+    char ev[400];
+    int n = snprintf(ev, sizeof ev,
+                     "data: {\"error\":{\"message\":\"the instance's answer was cut before its end (%s)\","
+                     "\"type\":\"attestation_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
+                     at_err_str(s->err), at_err_str(AT_E_INSTANCE_UNREACHABLE));
+    s->error_sent = true;
+    if (n < 0 || (size_t)n > max)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    memcpy(buf, ev, (size_t)n);
+    return n;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
+    (void)pos;
     stream *s = cls;
     for (;;) {
-        if (s->off < s->content.len) {
-            size_t n = s->content.len - s->off < max ? s->content.len - s->off : max;
+        size_t upto = passable(s);
+        if (s->off < upto) {
+            size_t n = upto - s->off < max ? upto - s->off : max;
             memcpy(buf, s->content.p + s->off, n);
             s->off += n;
             if (s->off == s->content.len) {
@@ -169,7 +279,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             return (ssize_t)n;
         }
         if (s->err != AT_OK) {
-            at_log("error", "stream", "answer cut: %s: %s", at_err_str(s->err), s->d.msg);
+            if (!s->error_sent) {
+                at_log("error", "stream", "answer cut: %s: %s", at_err_str(s->err), s->d.msg);
+                if (s->sse)
+                    return stream_error_event(s, buf, max);
+            }
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         if (s->finished) {
@@ -246,6 +360,17 @@ static bool wants_stream(const at_http_req *req)
     return s;
 }
 
+/* What the answer came from: the attested instance, the policy it was
+ * appraised under, until when, and its PCRs. */
+static void attest_headers(const gw_target *t, at_http_resp *resp)
+{
+    char exp[40];
+    at_time_rfc3339(t->expires_ms / 1000, exp, sizeof exp);
+    snprintf(resp->headers, sizeof resp->headers,
+             "Attest-Instance: %.160s\nAttest-Policy: %.200s\nAttest-Expires: %s\nAttest-PCR-Digest: sha-256=%s\n",
+             t->instance_id, t->policy_ref, exp, t->pcr_digest);
+}
+
 void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
 {
     at_buf bhttp;
@@ -258,9 +383,9 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
     }
     bool streaming = wants_stream(req);
     char failed_instance[160] = "?", failed_session[80] = "?";
+    gw_target t;
     /* One retry on another instance if the first cannot be reached. */
     for (int attempt = 0; attempt < 2; attempt++) {
-        gw_target t;
         if ((rc = gw_pick_target(g, &t, &d)) != AT_OK) {
             at_http_error(resp, rc, d.msg, -1);
             goto out;
@@ -276,11 +401,13 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
                  * the instance: httpd runs it on a worker. */
                 static __thread char sctbuf[128];
                 snprintf(sctbuf, sizeof sctbuf, "%s", ct ? ct : "text/event-stream");
+                s->sse = strncasecmp(sctbuf, "text/event-stream", 17) == 0;
                 resp->stream = stream_read;
                 resp->stream_cls = s;
                 resp->stream_free = stream_free;
                 resp->content_type = sctbuf;
                 resp->status = head->status;
+                attest_headers(&t, resp);
                 at_log("info", "forward", "%s %s -> %s (streamed, session %s)", req->method, req->url,
                      t.instance_id, t.session_id);
                 goto out;
@@ -307,6 +434,7 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
                     snprintf(ctbuf, sizeof ctbuf, "%s", ct);
                 resp->content_type = ctbuf;
                 at_bhttp_msg_free(answer);
+                attest_headers(&t, resp);
                 at_log("info", "forward", "%s %s -> %s (session %s): %d", req->method, req->url,
                      t.instance_id, t.session_id, resp->status);
                 goto out;
@@ -322,15 +450,36 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
     {
         /* Which instance and which check, never the transport detail of
          * another host (its URL, the connect result): that is logged. */
+        bool opening = rc == AT_E_DECRYPT_FAILED || rc == AT_E_TRUNCATED;
         char msg[400];
         snprintf(msg, sizeof msg, "instance %.128s (session %.80s): %s failed (%s)", failed_instance,
-                 failed_session, rc == AT_E_DECRYPT_FAILED || rc == AT_E_TRUNCATED ? "opening the sealed answer"
-                                                                                 : "forwarding the sealed request",
+                 failed_session, opening ? "opening the sealed answer" : "forwarding the sealed request",
                  at_err_str(rc));
-        at_http_error(resp, rc == AT_E_DECRYPT_FAILED || rc == AT_E_TRUNCATED ? rc : AT_E_UNAVAILABLE, msg, -1);
+        at_http_error(resp, opening ? rc : AT_E_INSTANCE_UNREACHABLE, msg, -1);
+        attest_headers(&t, resp);
     }
     if (resp->status < 500)
         resp->status = 502;
 out:
     at_buf_cleanup(&bhttp);
+}
+
+void route_attestation(gateway *g, at_http_resp *resp)
+{
+    gw_target t;
+    at_diag d = {{0}};
+    /* Refresh if stale; an empty list is an answer too (with the reason). */
+    at_err rc = gw_pick_target(g, &t, &d);
+    char jwks_uri[1100];
+    snprintf(jwks_uri, sizeof jwks_uri, "%s/.well-known/jwks.json", g->cfg.verifier);
+    pthread_mutex_lock(&g->lock);
+    json_t *atts = rc == AT_OK && g->attestations ? json_deep_copy(g->attestations) : json_array();
+    pthread_mutex_unlock(&g->lock);
+    json_t *o = json_pack("{s:s,s:o,s:s,s:s}", "policy", g->cfg.policy, "attestations", atts, "jwks_uri",
+                          jwks_uri, "eat_profile", AT_EAR_PROFILE);
+    if (o && g->pinned_jwks)
+        json_object_set(o, "jwks", g->pinned_jwks);
+    if (o && rc != AT_OK)
+        json_object_set_new(o, "error", json_pack("{s:s,s:s}", "code", at_err_str(rc), "message", d.msg));
+    at_http_json(resp, 200, o);
 }

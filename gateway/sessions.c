@@ -15,6 +15,7 @@
 #include "evidence.h"
 #include "enc.h"
 #include "gateway.h"
+#include "hash.h"
 #include "httpc.h"
 #include "x509v.h"
 
@@ -83,6 +84,13 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
                   "session %s: the token's endpoint is not bound by the document (binding_version %s,"
                   " expected >= %d)", id, json_is_integer(bv) ? "too old" : "absent", AT_BINDING_VERSION);
         snprintf(t->instance_id, sizeof t->instance_id, "%s", instance);
+        snprintf(t->policy_ref, sizeof t->policy_ref, "%s", pid + strlen("policy:"));
+        /* What the instance runs, in one header: the appraised PCRs. */
+        char *pj = json_dumps(json_object_get(ae, "pcrs"), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        at_err hrc = pj ? at_sha256_hex(AT_SPAN(pj, strlen(pj)), t->pcr_digest, d)
+                        : at_fail(d, AT_E_INTERNAL, "session %s: out of memory", id);
+        free(pj);
+        AT_TRY(hrc);
     }
     *check = "key configuration";
     AT_TRY(at_ohttp_key_config_parse(AT_SPAN(kc, kclen), &t->key_config, d));
@@ -175,10 +183,34 @@ out:
     return rc;
 }
 
+/* No live session for our policy: why, from the newest session the
+ * verifier knows for it (ended because its policy version was revoked, or
+ * expired); no_verified_instance when there is none or it cannot be read. */
+static at_err why_none_active(gateway *g)
+{
+    char url[1400];
+    long status = 0;
+    json_t *list = NULL;
+    at_diag d = {{0}};
+    at_err code = AT_E_NO_VERIFIED_INSTANCE;
+    snprintf(url, sizeof url, "%s/v1/sessions?policy=%s&state=all", g->cfg.verifier, g->cfg.policy);
+    if (at_httpc_json("GET", url, g->token[0] ? g->token : NULL, NULL, &status, &list, &d) == AT_OK &&
+        status == 200) {
+        /* Newest first (the verifier's order). */
+        const char *state = json_string_value(json_object_get(json_array_get(json_object_get(list, "sessions"), 0), "state"));
+        if (state && strcmp(state, "policy revoked") == 0)
+            code = AT_E_POLICY_REVOKED;
+        else if (state && strcmp(state, "expired") == 0)
+            code = AT_E_ATTESTATION_EXPIRED;
+    }
+    json_decref(list);
+    return code;
+}
+
 static at_err refresh(gateway *g, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    json_t *jwks = NULL, *list = NULL;
+    json_t *jwks = NULL, *list = NULL, *atts = NULL;
     char url[1400];
     long status = 0;
     if (g->pinned_jwks) {
@@ -195,6 +227,8 @@ static at_err refresh(gateway *g, at_diag *d)
               json_string_value(json_object_get(json_object_get(list, "error"), "code")) ?: "?");
     gw_target fresh[GW_MAX_TARGETS];
     size_t n = 0, i, refused = 0;
+    at_err why_code = AT_E_NO_VERIFIED_INSTANCE;
+    atts = json_array();
     char why[700] = "", why_public[300] = "";
     json_t *s;
     json_array_foreach(json_object_get(list, "sessions"), i, s)
@@ -209,6 +243,12 @@ static at_err refresh(gateway *g, at_diag *d)
         const char *check = "session";
         at_err src = verify_session(g, s, jwks, &fresh[n], &check, &sd);
         if (src == AT_OK) {
+            char exp[40];
+            at_time_rfc3339(fresh[n].expires_ms / 1000, exp, sizeof exp);
+            json_array_append_new(atts, json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "instance", fresh[n].instance_id,
+                                                  "session", fresh[n].session_id, "policy", fresh[n].policy_ref,
+                                                  "expires_at", exp, "pcr_digest", fresh[n].pcr_digest, "token",
+                                                  json_object_get(s, "token")));
             n++;
         } else {
             at_log("warn", "session", "not used: %s", sd.msg);
@@ -218,10 +258,19 @@ static at_err refresh(gateway *g, at_diag *d)
                 const char *inst = json_string_value(json_object_get(s, "instance_id"));
                 snprintf(why_public, sizeof why_public, "session %.80s of instance %.128s: %s check failed (%s)",
                          sid ? sid : "?", inst ? inst : "?", check, at_err_str(src));
+                why_code = src == AT_E_SESSION_EXPIRED            ? AT_E_ATTESTATION_EXPIRED
+                           : strncmp(check, "token ", 6) == 0 ? AT_E_TOKEN_INVALID
+                                                                  : AT_E_NO_VERIFIED_INSTANCE;
             }
         }
     }
+    if (n == 0 && refused == 0)
+        why_code = why_none_active(g);
     pthread_mutex_lock(&g->lock);
+    json_decref(g->attestations);
+    g->attestations = atts;
+    atts = NULL;
+    g->last_code = n ? AT_OK : why_code;
     memcpy(g->targets, fresh, n * sizeof fresh[0]);
     g->n_targets = n;
     g->refreshed_ms = at_now_ms();
@@ -235,6 +284,7 @@ static at_err refresh(gateway *g, at_diag *d)
     pthread_mutex_unlock(&g->lock);
     rc = AT_OK;
 out:
+    json_decref(atts);
     json_decref(jwks);
     json_decref(list);
     return rc;
@@ -254,6 +304,7 @@ at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d)
             pthread_mutex_lock(&g->lock);
             /* Fail closed: without a fresh, verified list nothing is used. */
             g->n_targets = 0;
+            g->last_code = AT_E_NO_VERIFIED_INSTANCE;
             snprintf(g->last_error, sizeof g->last_error, "%s", rd.msg);
             snprintf(g->last_error_public, sizeof g->last_error_public,
                      "the verifier's session list could not be fetched (%s)", at_err_str(rrc));
@@ -262,7 +313,7 @@ at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d)
     }
     at_err rc = AT_OK;
     pthread_mutex_lock(&g->lock);
-    size_t live = 0;
+    size_t live = 0, known = g->n_targets;
     for (size_t i = 0; i < g->n_targets; i++)
         if (g->targets[i].expires_ms > now)
             g->targets[live++] = g->targets[i];
@@ -270,7 +321,13 @@ at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d)
     if (live == 0) {
         /* The public reason only: the detail (URLs, transport errors of
          * other hosts) is in the log. */
-        rc = at_fail(d, AT_E_UNAVAILABLE, "no attested instance for policy %s%s%s", g->cfg.policy,
+        at_err why = known ? AT_E_ATTESTATION_EXPIRED : g->last_code != AT_OK ? g->last_code
+                                                                              : AT_E_NO_VERIFIED_INSTANCE;
+        rc = at_fail(d, why, "no attested instance for policy %s (%s)%s%s", g->cfg.policy,
+                     why == AT_E_POLICY_REVOKED        ? "its policy version was revoked"
+                     : why == AT_E_ATTESTATION_EXPIRED ? "the attestation expired"
+                     : why == AT_E_TOKEN_INVALID       ? "the attestation result token does not verify"
+                                                       : "no session verifies",
                      g->last_error_public[0] ? ": " : "", g->last_error_public);
     } else {
         *out = g->targets[g->next++ % live];

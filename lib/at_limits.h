@@ -83,6 +83,9 @@
  * long is given up on and another tried once, instead of waiting the
  * 600 s total timeout (streams keep their own 120 s idle limit). */
 #define AT_GW_INSTANCE_IDLE_S 60
+/* An OHTTP request's inner Date, when it has one, must be this close to the
+ * agent's clock either way (RFC 9458 section 6.5: bounds replays). */
+#define AT_OHTTP_DATE_WINDOW_S 60
 /* libmicrohttpd I/O threads (epoll each): they only move bytes. */
 #define AT_HTTP_IO_THREADS 2
 /* Connections: sized for 10k+ idle ones; the default is what the file

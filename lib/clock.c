@@ -3,7 +3,9 @@
  * operator set one, the test clock file. */
 #include "clock.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static const char *test_clock_file;
@@ -64,4 +66,50 @@ void at_time_rfc3339_ms(int64_t ms, char *buf, size_t len)
         snprintf(buf, len, "@%lld", (long long)ms);
     else
         snprintf(buf + w, len - w, ".%03dZ", (int)(ms - s * 1000));
+}
+
+void at_http_date(int64_t unix_s, char *buf, size_t len)
+{
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+        snprintf(buf, len, "@%lld", (long long)unix_s);
+}
+
+at_err at_http_date_check(const char *value, int64_t now_s, int64_t window_s, at_diag *d)
+{
+    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char day[4], mon[4], gmt[4], tail;
+    int dd, yyyy, hh, mi, ss;
+    struct tm tm = {0};
+    /* Fixed width: "Www, DD Mmm YYYY HH:MM:SS GMT", 29 characters. */
+    bool ok = value && strlen(value) == 29 &&
+              sscanf(value, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%c", day, &dd, mon, &yyyy, &hh,
+                     &mi, &ss, gmt, &tail) == 8 &&
+              strcmp(gmt, "GMT") == 0 && dd >= 1 && dd <= 31 && hh <= 23 && mi <= 59 && ss <= 60 &&
+              yyyy >= 1970;
+    int m = -1, w = -1;
+    for (int i = 0; ok && i < 12; i++)
+        if (strcmp(mon, months[i]) == 0)
+            m = i;
+    for (int i = 0; ok && i < 7; i++)
+        if (strcmp(day, days[i]) == 0)
+            w = i;
+    if (!ok || m < 0 || w < 0)
+        return at_fail(d, AT_E_BAD_FIELD, "date: expected an IMF-fixdate (\"Sun, 06 Nov 1994 08:49:37 GMT\"), got %.40s",
+                       value ? value : "(none)");
+    tm.tm_year = yyyy - 1900;
+    tm.tm_mon = m;
+    tm.tm_mday = dd;
+    tm.tm_hour = hh;
+    tm.tm_min = mi;
+    tm.tm_sec = ss;
+    int64_t t = (int64_t)timegm(&tm);
+    int64_t diff = t - now_s;
+    if (diff > window_s || diff < -window_s)
+        return at_fail(d, AT_E_CLOCK_SKEW, "date: %s is %lld s from now, expected within %lld s", value,
+                       (long long)diff, (long long)window_s);
+    return AT_OK;
 }

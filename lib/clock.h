@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 /* Milliseconds since the epoch, wall clock, with the test offset below. */
 int64_t at_now_ms(void);
 /* Milliseconds since the epoch, wall clock, never offset (storage
@@ -25,5 +27,14 @@ void at_now_set_test_clock_file(const char *path);
 void at_time_rfc3339(int64_t unix_s, char *buf, size_t len);
 /* The same with milliseconds ("2026-02-01T05:19:43.375Z", ≥ 25 bytes). */
 void at_time_rfc3339_ms(int64_t unix_ms, char *buf, size_t len);
+
+/* RFC 9110 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", the HTTP Date
+ * header) into buf (>= 30 bytes). */
+void at_http_date(int64_t unix_s, char *buf, size_t len);
+/* An HTTP Date header value (IMF-fixdate only) within window_s seconds of
+ * now_s either way (RFC 9458 section 6.5: a request outside the window is
+ * refused, so a replay later does not run again). AT_E_BAD_FIELD when it
+ * is not an IMF-fixdate, AT_E_CLOCK_SKEW (naming the difference) outside. */
+at_err at_http_date_check(const char *value, int64_t now_s, int64_t window_s, at_diag *d) AT_MUST_USE;
 
 #endif

@@ -57,7 +57,12 @@
     X(AT_E_UNAVAILABLE, "unavailable", 503)                 \
     X(AT_E_INTERNAL, "internal", 500)                       \
     X(AT_E_SECRET_EXISTS, "secret_exists", 409)             \
-    X(AT_E_SECRET_NAME_MISMATCH, "secret_name_mismatch", 422)
+    X(AT_E_SECRET_NAME_MISMATCH, "secret_name_mismatch", 422)   \
+    X(AT_E_NO_VERIFIED_INSTANCE, "no_verified_instance", 503) \
+    X(AT_E_ATTESTATION_EXPIRED, "attestation_expired", 503) \
+    X(AT_E_POLICY_REVOKED, "policy_revoked", 503)           \
+    X(AT_E_TOKEN_INVALID, "token_invalid", 502)             \
+    X(AT_E_INSTANCE_UNREACHABLE, "instance_unreachable", 502)
 
 typedef enum {
 #define AT_ERR_ENUM(sym, str, http) sym,

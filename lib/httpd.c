@@ -529,6 +529,15 @@ static struct MHD_Response *build_resp(at_httpd *s, struct call *k, at_http_resp
         MHD_add_response_header(m, MHD_HTTP_HEADER_LOCATION, r->location);
     if (r->extra_header_name && r->extra_header_value)
         MHD_add_response_header(m, r->extra_header_name, r->extra_header_value);
+    for (char *line = r->headers, *nl; *line && (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        char *colon = memchr(line, ':', (size_t)(nl - line));
+        if (!colon)
+            continue;
+        *colon = *nl = '\0';
+        MHD_add_response_header(m, line, colon[1] == ' ' ? colon + 2 : colon + 1);
+        *colon = ':';
+        *nl = '\n';
+    }
     r->mhd = NULL;
     return m;
 }
@@ -1230,6 +1239,18 @@ void at_http_error(at_http_resp *r, at_err code, const char *message, int64_t au
     }
     json_object_set_new(e, "message", m);
     json_object_set_new(e, "audit_id", audit_id > 0 ? json_integer(audit_id) : json_null());
+    int status = at_err_http_status(code);
+    const char *type = status == 401   ? "authentication_error"
+                       : status == 403 ? "permission_error"
+                       : status == 404 ? "not_found_error"
+                       : status == 429 ? "rate_limit_error"
+                       : status < 500  ? "invalid_request_error"
+                                       : "server_error";
+    if (code == AT_E_NO_VERIFIED_INSTANCE || code == AT_E_ATTESTATION_EXPIRED || code == AT_E_POLICY_REVOKED ||
+        code == AT_E_TOKEN_INVALID || code == AT_E_INSTANCE_UNREACHABLE)
+        type = "attestation_error";
+    json_object_set_new(e, "type", json_string(type));
+    json_object_set_new(e, "param", json_null());
     json_t *o = json_object();
     json_object_set_new(o, "error", e);
     free(r->body);

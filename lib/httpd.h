@@ -54,6 +54,9 @@ typedef struct {
     void (*stream_free)(void *cls);
     char location[256];
     const char *extra_header_name, *extra_header_value;
+    /* More headers: "Name: value" lines, each ended by '\n' (attest-gateway's
+     * Attest-* headers). */
+    char headers[1024];
 } at_http_resp;
 
 typedef void (*at_http_handler)(void *app, at_http_req *req, at_http_resp *resp);
@@ -146,7 +149,11 @@ at_err at_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_
                        at_diag *d) AT_MUST_USE;
 
 /* Response helpers: JSON body (steals the reference), plain text, errors in
- * API.md's shape {"error":{"code","message","audit_id"}}. */
+ * API.md's shape {"error":{"code","message","audit_id","type","param"}}: also
+ * OpenAI's error shape, so OpenAI clients of attest-gateway read it ("type"
+ * from the status: invalid_request_error, authentication_error,
+ * permission_error, not_found_error, rate_limit_error, attestation_error for
+ * the gateway's attestation codes, server_error; "param" null). */
 void at_http_json(at_http_resp *r, int status, json_t *body);
 void at_http_text(at_http_resp *r, int status, const char *content_type, const char *text);
 void at_http_error(at_http_resp *r, at_err code, const char *message, int64_t audit_id);

@@ -3,7 +3,10 @@
 demos and tests (`scripts/quickstart demo` uses it unless a real one is
 named). It answers /v1/chat/completions and /v1/completions (whole, or
 server-sent events with "stream": true) with a deterministic echo of the
-last prompt, and /v1/models. Loopback (or a UNIX socket) only.
+last prompt, /v1/embeddings (a deterministic vector, float or base64),
+/v1/responses, /v1/models and /v1/models/{id}. A streamed prompt containing
+"[cut]" is cut after two events (the connection closes mid-answer), for
+tests of what clients see then. Loopback (or a UNIX socket) only.
 
 HTTP/1.1 keep-alive, TCP_NODELAY and one write per whole answer, so it
 never stalls a client on Nagle/delayed ACK (benchmarks measure the agent,
@@ -12,7 +15,10 @@ not this). GET /_standin/stats: {"connections": accepted so far,
 
 usage: llm-standin.py [--port N | --unix PATH] [--port-file F]"""
 import argparse
+import base64
+import hashlib
 import json
+import struct
 import os
 import socket
 import socketserver
@@ -69,6 +75,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, snapshot)
         elif self.path == "/v1/models":
             self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "attest"}]})
+        elif self.path.startswith("/v1/models/"):
+            mid = self.path[len("/v1/models/"):]
+            if mid == MODEL:
+                self.send_json(200, {"id": MODEL, "object": "model", "created": 0, "owned_by": "attest"})
+            else:
+                self.send_json(404, {"error": {"message": f"no model {mid}", "type": "invalid_request_error",
+                                               "param": "model", "code": "model_not_found"}})
         elif self.path == "/healthz":
             self.send_json(200, {"ok": True})
         else:
@@ -77,6 +90,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n) if n else b""
+        if self.path in ("/v1/embeddings", "/v1/responses"):
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                self.send_json(400, {"error": {"message": "body is not JSON"}})
+                return
+            (self.embeddings if self.path == "/v1/embeddings" else self.response_api)(body)
+            return
         if self.path not in ("/v1/chat/completions", "/v1/completions"):
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -105,7 +126,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             self.wfile.flush()
 
+        cut = "[cut]" in text
         for i, word in enumerate(text.split(" ")):
+            if cut and i == 2:
+                # the answer cut mid-stream: no last chunk, no [DONE]
+                self.close_connection = True
+                return
             piece = word if i == 0 else " " + word
             delta = {"content": piece} if chat else None
             ev = {"id": "cmpl-standin", "object": "chat.completion.chunk" if chat else "text_completion",
@@ -117,6 +143,31 @@ class Handler(BaseHTTPRequestHandler):
         last = b"data: [DONE]\n\n"  # the last event and the end of the body in one write
         self.wfile.write(b"%x\r\n" % len(last) + last + b"\r\n0\r\n\r\n")
         self.wfile.flush()
+
+    def embeddings(self, body):
+        inputs = body.get("input", "")
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        data = []
+        for i, text in enumerate(inputs):
+            digest = hashlib.sha256(str(text).encode()).digest()
+            vec = [round(b / 255.0, 4) for b in digest[:8]]
+            emb = (base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+                   if body.get("encoding_format") == "base64" else vec)
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        self.send_json(200, {"object": "list", "data": data, "model": body.get("model", MODEL),
+                             "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
+
+    def response_api(self, body):
+        inp = body.get("input", "")
+        if isinstance(inp, list):
+            inp = (inp[-1] or {}).get("content", "") if inp else ""
+        text = f"You said: {inp}"
+        self.send_json(200, {"id": "resp_standin", "object": "response", "created_at": int(time.time()),
+                             "status": "completed", "model": body.get("model", MODEL),
+                             "output": [{"type": "message", "id": "msg_standin", "status": "completed",
+                                         "role": "assistant",
+                                         "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+                             "usage": {"input_tokens": 1, "output_tokens": len(text.split()), "total_tokens": 1 + len(text.split())}})
 
 
 class UnixServer(socketserver.ThreadingUnixStreamServer):

@@ -90,7 +90,8 @@ try:
     check(p.returncode == 1 and b"404" in p.stderr, "an inner 404 comes back sealed (exit 1)")
     status, body = http("POST", a1.url + "/v1/ohttp", raw=b"\x07\x00\x20\x00\x01\x00\x01" + b"x" * 60,
                         headers={"Content-Type": "message/ohttp-req"})
-    check(status == 400 and body["error"]["code"] == "unknown_key_id", "a request for another key id: unknown_key_id")
+    check(status == 400 and body["code"] == "unknown_key_id" and body["type"].endswith("#ohttp-key"),
+          "a request for another key id: unknown_key_id, as the RFC 9458 ohttp-key problem")
     status, body = http("POST", a1.url + "/v1/ohttp", raw=b"{}")
     check(status == 415, "a request that is not OHTTP: 415")
 

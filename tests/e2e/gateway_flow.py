@@ -101,7 +101,7 @@ try:
     gw4 = start(Process(wd, "gateway-aws-only", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
                                                  "127.0.0.1:0", "--token-file", gw_token, "--verify-locally"]))
     st, ans = http("POST", gw4.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
-    check(st == 503 and "untrusted_root" not in ans["error"]["code"]
+    check(st == 503 and ans["error"]["code"] == "no_verified_instance"
           and "local evidence check failed (untrusted_root)" in ans["error"]["message"],
           f"--verify-locally with only the AWS root: a simulator instance is not used ({ans['error']['message'][:120]})")
     gw4.stop()
@@ -116,7 +116,7 @@ try:
     gw2 = start(Process(wd, "gateway-pinned", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
                                                "127.0.0.1:0", "--token-file", gw_token, "--verifier-jwks", other_jwks]))
     st, ans = http("POST", gw2.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
-    check(st == 503 and ans["error"]["code"] == "unavailable"
+    check(st == 502 and ans["error"]["code"] == "token_invalid"
           and "token signature check failed" in ans["error"]["message"],
           f"tokens that do not verify against the pinned JWKS: nothing is sent (503) ({ans})")
     gw2.stop()
@@ -135,8 +135,9 @@ try:
         st, ans = None, {"error": {"code": str(e)}}
     finally:
         os.kill(agent.proc.pid, signal.SIGCONT)
-    check(st == 503 and ans["error"]["code"] == "unavailable",
-          f"a hung instance: 503 unavailable after --instance-idle, not a 10-minute wait (got {st} {ans})")
+    check(st == 502 and ans["error"]["code"] == "instance_unreachable"
+          and "127.0.0.1" not in ans["error"]["message"],
+          f"a hung instance: 502 instance_unreachable after --instance-idle, not a 10-minute wait (got {st} {ans})")
     st, _ = http("GET", gw5.url + "/healthz")
     check(st == 200, "the gateway still answers afterwards")
     gw5.stop()
@@ -149,7 +150,8 @@ try:
     check(st == 200 and body["sessions_ended"] >= 1, "revoke the policy version")
     time.sleep(1.5)
     st, ans = http("POST", gw.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
-    check(st == 503 and ans["error"]["code"] == "unavailable", "after revocation the gateway refuses (503)")
+    check(st == 503 and ans["error"]["code"] == "policy_revoked" and ans["error"]["type"] == "attestation_error",
+          f"after revocation the gateway refuses (503 policy_revoked) ({ans})")
     check("confidential" not in open(v.log, errors="replace").read(), "the verifier never saw a prompt")
 finally:
     for p in procs:

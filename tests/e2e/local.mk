@@ -22,3 +22,6 @@ EXTRA_DIST += tests/e2e/deploy_parent.sh deploy/parent
 # The operator's rough edges (issue 11).
 TESTS += tests/e2e/operator_cli.py
 EXTRA_DIST += tests/e2e/operator_cli.py
+# The official openai npm client against attest-gateway (issue 9).
+TESTS += tests/e2e/openai_sdk.py
+EXTRA_DIST += tests/e2e/openai_sdk.py tests/interop/openai_client.mjs

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -54,11 +55,36 @@ static void test_clock_file(void **state)
     assert_true(m1 > 0 && m1 <= m2);
 }
 
+static void http_date(void **state)
+{
+    (void)state;
+    char buf[40];
+    at_diag d = {{0}};
+    at_http_date(784111777, buf, sizeof buf);
+    assert_string_equal(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_int_equal(at_http_date_check(buf, 784111777, 60, &d), AT_OK);
+    assert_int_equal(at_http_date_check(buf, 784111777 + 60, 60, &d), AT_OK);
+    assert_int_equal(at_http_date_check(buf, 784111777 - 60, 60, &d), AT_OK);
+    /* A replay later, or a request from the future: refused, naming how far. */
+    assert_int_equal(at_http_date_check(buf, 784111777 + 61, 60, &d), AT_E_CLOCK_SKEW);
+    assert_non_null(strstr(d.msg, "-61 s from now"));
+    assert_int_equal(at_http_date_check(buf, 784111777 - 3600, 60, &d), AT_E_CLOCK_SKEW);
+    /* Only IMF-fixdate, whole. */
+    assert_int_equal(at_http_date_check("Sunday, 06-Nov-94 08:49:37 GMT", 784111777, 60, &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_http_date_check("Sun Nov  6 08:49:37 1994", 784111777, 60, &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_http_date_check("Sun, 06 Nov 1994 08:49:37 UTC", 784111777, 60, &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_http_date_check("Sun, 06 Foo 1994 08:49:37 GMT", 784111777, 60, &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_http_date_check("Sun, 06 Nov 1994 25:49:37 GMT", 784111777, 60, &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_http_date_check("", 784111777, 60, &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_http_date_check(NULL, 784111777, 60, &d), AT_E_BAD_FIELD);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rfc3339),
         cmocka_unit_test(test_clock_file),
+        cmocka_unit_test(http_date),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

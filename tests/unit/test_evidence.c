@@ -632,6 +632,11 @@ static const struct {
     {AT_E_INTERNAL, "allocation or OpenSSL failure only (test_hash.c injects one)"},
     {AT_E_SECRET_EXISTS, "the verifier's secret store (model_owner.py)"},
     {AT_E_SECRET_NAME_MISMATCH, "the agent's sealed model header (agent_flow.py)"},
+    {AT_E_NO_VERIFIED_INSTANCE, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
+    {AT_E_ATTESTATION_EXPIRED, "attest-gateway's answer to consumers (gateway_flow.py)"},
+    {AT_E_POLICY_REVOKED, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
+    {AT_E_TOKEN_INVALID, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
+    {AT_E_INSTANCE_UNREACHABLE, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
 };
 
 static void every_code_covered(void **state)

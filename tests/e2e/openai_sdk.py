@@ -1,0 +1,188 @@
+"""End-to-end: the official `openai` npm client (tests/interop, test-only)
+pointed at attest-gateway, as a consumer would: chat (plain and streamed),
+completions, embeddings, models.list/retrieve, responses through gateway ->
+OHTTP -> agent -> LLM stand-in; the Attest-* headers and GET
+/v1/attestation; a stream cut mid-answer raises an APIError; and every
+gateway error reaches the client as an APIError with the right status and
+attest code (token_invalid, no_verified_instance, instance_unreachable,
+policy_revoked). Also the agent's side of RFC 9458: a request sealed to an
+unknown key is answered with the ohttp-key problem type."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (AGENT, BUILD, SRCDIR, STANDIN, Pki, Process, Verifier, Workdir, check, ctl, finish, http)
+
+GATEWAY = os.path.join(BUILD, "gateway", "attest-gateway")
+CLIENT = os.path.join(SRCDIR, "tests", "interop", "openai_client.mjs")
+have_sdk = shutil.which("node") is not None and os.path.isdir(
+    os.path.join(SRCDIR, "tests", "interop", "node_modules", "openai"))
+check(have_sdk, "node and tests/interop/node_modules/openai are installed (npm ci in tests/interop)")
+if not have_sdk:
+    finish()
+
+wd = Workdir("openai-sdk")
+pki = Pki(wd)
+clock = wd("clock")
+open(clock, "w").write("0\n")
+v = Verifier(wd, roots=[pki.root], extra=["--rate", "0", "--test-clock-file", clock]).start()
+llm = Process(wd, "llm", ["python3", STANDIN], sanitizer_check=False).start()
+procs = []
+
+
+def start(p):
+    procs.append(p)
+    return p.start()
+
+
+def sdk(*args):
+    p = subprocess.run(["node", CLIENT, *args], capture_output=True, text=True, timeout=120)
+    out = (p.stdout + p.stderr).strip()
+    print(out)
+    return p.returncode == 0, out
+
+
+def gateway(name, *extra, policy="llm"):
+    return start(Process(wd, name, [GATEWAY, "--verifier", v.url, "--policy", policy, "--listen", "127.0.0.1:0",
+                                    "--token-file", gw_token, "--refresh", "1", *extra]))
+
+
+try:
+    owner = v.token("owner")
+    gw_token = wd("gateway.token")
+    open(gw_token, "w").write(v.token("gateway") + "\n")
+    agent_token = wd("agent.token")
+    open(agent_token, "w").write(v.token("agent") + "\n")
+    agent_args = [AGENT, "--attester", "sim", "--sim-pki", pki.dir, "--policy", "llm", "--verifier", v.url,
+                  "--listen", "127.0.0.1:0", "--upstream", llm.url, "--token-file", agent_token,
+                  "--session-check", "1"]
+    pol = json.loads(subprocess.run(agent_args + ["--print-pcrs"], capture_output=True).stdout)
+    st, _ = v.call("PUT", "/v1/policies/llm", body=pol, token=owner)
+    check(st == 201, "policy from the agent's --print-pcrs")
+    agent = start(Process(wd, "agent", agent_args))
+    gw = gateway("gateway", "--instance-idle", "2")
+    end = time.time() + 15
+    inst = {}
+    while time.time() < end:
+        st, inst = http("GET", gw.url + "/v1/gateway/instances")
+        if inst.get("instances"):
+            break
+        time.sleep(0.2)
+    check(len(inst.get("instances", [])) == 1, "the gateway sees the attested agent")
+
+    ok, out = sdk("ok", gw.url)
+    check(ok, "the openai SDK: chat, stream, completions, embeddings, models, responses, cut stream, headers")
+    check("confidential" not in open(agent.log, errors="replace").read(), "the agent does not log prompts")
+
+    # a multipart body (an audio upload's shape) is forwarded as it came: the
+    # stand-in has no such route and its own 404 comes back, with the headers
+    boundary = "attestboundary"
+    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            f"Content-Type: audio/wav\r\n\r\nRIFF\x00\x00\r\n--{boundary}--\r\n").encode()
+    req = urllib.request.Request(gw.url + "/v1/audio/transcriptions?x=1", data=form, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        r = urllib.request.urlopen(req, timeout=30)
+        st, hdrs, body = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        st, hdrs, body = e.code, e.headers, e.read()
+    check(st == 404 and b"no route /v1/audio/transcriptions?x=1" in body and hdrs.get("Attest-Instance"),
+          f"any /v1 path, query and multipart body reach the upstream sealed ({st} {body[:80]})")
+
+    # the agent: a request sealed to a key it does not have -> RFC 9458's
+    # problem type, so a client refetches the key configuration
+    bogus = bytes([0x7e, 0x00, 0x20, 0x00, 0x01, 0x00, 0x01]) + b"\x00" * 48
+    for media in ("message/ohttp-req", "message/ohttp-chunked-req"):
+        req = urllib.request.Request(agent.url + "/v1/ohttp", data=bogus, method="POST",
+                                     headers={"Content-Type": media})
+        try:
+            urllib.request.urlopen(req, timeout=30)
+            st, ctype, prob = 200, "", {}
+        except urllib.error.HTTPError as e:
+            st, ctype, prob = e.code, e.headers.get("Content-Type", ""), json.loads(e.read())
+        check(st == 400 and ctype.startswith("application/problem+json")
+              and prob.get("type") == "https://iana.org/assignments/http-problem-types#ohttp-key"
+              and prob.get("code") == "unknown_key_id",
+              f"{media}: an unknown key id answers the ohttp-key problem type ({st} {ctype} {prob})")
+
+    # RFC 9458 section 6.5: an inner Date outside the agent's window is
+    # refused, sealed, with the agent's Date (a replay later does not run)
+    from email.utils import formatdate
+    for extra in ([], ["--chunked"]):
+        for when, ok_expected in ((time.time(), True), (time.time() - 3600, False), (time.time() + 3600, False)):
+            p = ctl("ohttp", "request", "--key-config", agent.url + "/v1/key-config", "--url", agent.url + "/v1/ohttp",
+                    "--path", "/v1/completions", "--data", '{"prompt": "dated"}', "-v",
+                    "--header", "date: " + formatdate(when, usegmt=True), *extra)
+            out = p.stdout + p.stderr
+            if ok_expected:
+                check(p.returncode == 0 and b"You said: dated" in out, f"a current inner Date is accepted {extra}")
+            else:
+                check(p.returncode == 1 and b"400" in out and b"clock_skew" in out and b"You said" not in out,
+                      f"an inner Date an hour off is refused, sealed 400 clock_skew {extra} ({out[-300:]})")
+
+    # every gateway error, as the SDK sees it
+    other_jwks = wd("other.jwks")
+    open(other_jwks, "w").write(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "someone-else",
+                                                      "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                                                      "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
+    gw2 = gateway("gateway-pinned", "--verifier-jwks", other_jwks)
+    ok, _ = sdk("error", gw2.url, "502", "token_invalid")
+    check(ok, "tokens that do not verify against the pinned JWKS: APIError 502 token_invalid")
+    gw2.stop()
+    gw3 = gateway("gateway-nobody", policy="nobody")
+    ok, _ = sdk("error", gw3.url, "503", "no_verified_instance")
+    check(ok, "a policy without sessions: APIError 503 no_verified_instance")
+    gw3.stop()
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        ok, _ = sdk("error", gw.url, "502", "instance_unreachable")
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    check(ok, "a hung instance: APIError 502 instance_unreachable")
+
+    st, pv = v.call("GET", "/v1/policies/llm", token=owner)
+    st, body = v.call("DELETE", f"/v1/policies/llm/versions/{pv['version']}", token=owner)
+    check(st == 200 and body["sessions_ended"] >= 1, "revoke the policy version")
+    time.sleep(1.5)  # past the gateway's --refresh 1
+    ok, _ = sdk("error", gw.url, "503", "policy_revoked")
+    check(ok, "after revocation: APIError 503 policy_revoked")
+    st, att = http("GET", gw.url + "/v1/attestation")
+    check(st == 200 and att["attestations"] == [] and att["error"]["code"] == "policy_revoked",
+          f"GET /v1/attestation: no token, and why ({att.get('error')})")
+
+    # a new policy version: the agent attests again; then its session
+    # expires (the verifier's clock two hours on, the agent stopped so it
+    # cannot renew) -> attestation_expired
+    st, _ = v.call("PUT", "/v1/policies/llm", body=pol, token=owner)
+    check(st == 201, "a new policy version")
+    end = time.time() + 40
+    while time.time() < end:
+        st, inst = http("GET", gw.url + "/v1/gateway/instances")
+        if inst.get("instances"):
+            break
+        time.sleep(0.3)
+    check(len(inst.get("instances", [])) == 1, "the agent attests again under the new version")
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        open(clock, "w").write("7200\n")
+        time.sleep(1.5)  # past the gateway's --refresh 1
+        ok, _ = sdk("error", gw.url, "503", "attestation_expired")
+    finally:
+        open(clock, "w").write("0\n")
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    check(ok, "an expired attestation: APIError 503 attestation_expired")
+finally:
+    for p in procs:
+        if p.proc:
+            p.stop()
+    llm.stop()
+    v.stop()
+    if not os.environ.get("AT_KEEP"):
+        wd.cleanup()
+finish()
