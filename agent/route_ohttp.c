@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "agent.h"
+#include "target.h"
 #include "enc.h"
 
 void route_key_config(agent *a, at_http_req *req, at_http_resp *resp)
@@ -82,13 +83,19 @@ static at_err inner_error(int status, const char *msg, at_bhttp_msg **out, at_di
     return inner_error_code(status, "upstream", msg, false, out, d);
 }
 
-/* The inner request's Date, if it has one, within our window; else the
- * authenticated 400 to answer instead of running the request. */
+/* The inner request's target is one the model server may be asked for
+ * (target.h: /v1/... only, no dot segments), and its Date, if it has one,
+ * is within our window; else the authenticated 400 to answer instead of
+ * running the request. */
 static at_err date_refusal(const at_bhttp_msg *in, at_bhttp_msg **refusal, at_diag *d)
 {
     const char *date = at_bhttp_fields_get(&in->headers, "date");
     at_diag dd = {{0}};
     *refusal = NULL;
+    if (at_target_check(in->path, true, &dd) != AT_OK) {
+        at_log("info", "ohttp", "refused: %s", dd.msg);
+        return inner_error_code(400, "bad_request", dd.msg, false, refusal, d);
+    }
     if (!date || at_http_date_check(date, at_now_ms() / 1000, AT_OHTTP_DATE_WINDOW_S, &dd) == AT_OK)
         return AT_OK;
     at_log("info", "ohttp", "refused: %s", dd.msg);

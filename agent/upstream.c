@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "httpc.h"
+#include "target.h"
 
 /* Never forwarded: connection management and framing belong to each hop. */
 static bool hop_by_hop(const char *name)
@@ -57,11 +58,21 @@ out:
     return rc;
 }
 
-static void easy_for(CURL *c, const agent *a, const at_bhttp_msg *req, struct curl_slist *h,
-                     char *url, size_t url_len)
+/* Only /v1/... targets reach the model server (target.h), whole (a cut
+ * URL would be another request) and as given (curl does not merge dot
+ * segments). AT_E_BAD_REQUEST or AT_E_TOO_LARGE before anything is sent. */
+static at_err easy_for(CURL *c, const agent *a, const at_bhttp_msg *req, struct curl_slist *h,
+                       char *url, size_t url_len, at_diag *d)
 {
-    snprintf(url, url_len, "%s%s", a->cfg.upstream, req->path[0] == '/' ? req->path : "/");
+    at_err rc = at_target_check(req->path, true, d);
+    if (rc != AT_OK)
+        return rc;
+    int n = snprintf(url, url_len, "%s%s", a->cfg.upstream, req->path);
+    if (n < 0 || (size_t)n >= url_len)
+        return at_fail(d, AT_E_TOO_LARGE, "path: longer than the %zu bytes an upstream URL may have",
+                       url_len - 1 - strlen(a->cfg.upstream));
     curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     at_httpc_route(c, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -76,6 +87,7 @@ static void easy_for(CURL *c, const agent *a, const at_bhttp_msg *req, struct cu
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->content.len);
         curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, req->content.p ? (const char *)req->content.p : "");
     }
+    return AT_OK;
 }
 
 /* Response header lines ("Name: value\r\n") into a Binary HTTP response. */
@@ -134,7 +146,7 @@ static size_t whole_body(char *p, size_t s, size_t n, void *ud)
 at_err upstream_forward(const agent *a, const at_bhttp_msg *req, at_bhttp_msg **out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    char url[2400];
+    char url[8192]; /* upstream + a target of up to 4 KiB (the gateway's limit) */
     struct whole w = {0};
     at_buf_init(&w.body);
     at_buf_set_max(&w.body, AT_MAX_BHTTP_CONTENT);
@@ -145,7 +157,7 @@ at_err upstream_forward(const agent *a, const at_bhttp_msg *req, at_bhttp_msg **
     AT_TRY(at_bhttp_response_new(502, &w.resp, d));
     AT_ENSURE((pc = at_httpc_conn_take()), d, AT_E_INTERNAL, "upstream: curl init");
     CURL *c = pc->easy;
-    easy_for(c, a, req, h, url, sizeof url);
+    AT_TRY(easy_for(c, a, req, h, url, sizeof url, d));
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, whole_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &w);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, whole_body);
@@ -180,7 +192,7 @@ struct upstream_stream {
     CURL *easy;
     bool added;
     struct curl_slist *hdrs;
-    char url[2400];
+    char url[8192]; /* upstream + a target of up to 4 KiB (the gateway's limit) */
     at_bhttp_msg *head;     /* status + headers, for the indeterminate head */
     bool head_complete, head_sent, finished, done;
     CURLcode result;
@@ -236,7 +248,10 @@ at_err upstream_stream_start(const agent *a, const at_bhttp_msg *req, upstream_s
     }
     st->multi = st->conn->multi;
     st->easy = st->conn->easy;
-    easy_for(st->easy, a, req, st->hdrs, st->url, sizeof st->url);
+    if ((rc = easy_for(st->easy, a, req, st->hdrs, st->url, sizeof st->url, d)) != AT_OK) {
+        upstream_stream_free(st);
+        return rc;
+    }
     curl_easy_setopt(st->easy, CURLOPT_HEADERFUNCTION, stream_header);
     curl_easy_setopt(st->easy, CURLOPT_HEADERDATA, st);
     curl_easy_setopt(st->easy, CURLOPT_WRITEFUNCTION, stream_body);

@@ -20,6 +20,7 @@
 #include "ear.h"
 #include "gateway.h"
 #include "httpc.h"
+#include "target.h"
 
 /* The request's query, percent-encoded again from libmicrohttpd's decoded
  * arguments, appended to path. */
@@ -74,6 +75,11 @@ static at_err build_request(at_http_req *req, at_buf *out, at_diag *d)
     at_bhttp_msg *m = NULL;
     char target[4096];
     struct query q = {.p = target, .cap = sizeof target};
+    /* The decoded path: a '?' or a dot segment here came from %3F or %2e
+     * and would reach another path of the model server. */
+    at_err tc = at_target_check(req->url, false, d);
+    if (tc != AT_OK)
+        return tc;
     snprintf(target, sizeof target, "%s", req->url);
     q.len = strlen(target);
     if (q.len + 1 >= q.cap)

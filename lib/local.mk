@@ -40,6 +40,8 @@ lib_libattest_a_SOURCES += \
 lib_libattest_a_SOURCES += \
 	lib/bhttp.c lib/bhttp.h
 lib_libattest_a_SOURCES += \
+	lib/target.c lib/target.h
+lib_libattest_a_SOURCES += \
 	lib/ohttp.h \
 	lib/ohttp_config.c lib/ohttp_config.h \
 	lib/ohttp_keyset.c lib/ohttp_keyset.h \

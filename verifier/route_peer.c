@@ -170,6 +170,11 @@ static void peer_bind(verifier *v, at_http_req *req, at_http_resp *resp)
     static const char *const keys[] = {"session", "proof", "transcript_sha256", "peer_session", NULL};
     caller who;
     identify(v, req, &who);
+    if (!ratelimit_allow(v->rl, req->client, at_monotonic_ns())) {
+        refuse(v, req, resp, &who, "peer.attest", AT_E_RATE_LIMITED,
+               "rate: too many peer bindings from this client, retry later", NULL);
+        return;
+    }
     json_t *body = NULL;
     at_diag d = {{0}};
     at_err rc;
@@ -208,8 +213,9 @@ static void peer_bind(verifier *v, at_http_req *req, at_http_resp *resp)
     }
     const char *sid = json_string_value(js);
     extra.session_id = sid;
+    /* Refusals before the MAC verifies stay the caller's own (anonymous,
+     * counted per client): the session id is only a claim until then. */
     snprintf(actor, sizeof actor, "session:%.64s", sid);
-    snprintf(who.actor, sizeof who.actor, "session:%.50s", sid);
     if (!(c = at_db_read_acquire(v->db))) {
         rc = at_fail(&d, AT_E_INTERNAL, "database unavailable");
         goto refused;
@@ -263,6 +269,7 @@ static void peer_bind(verifier *v, at_http_req *req, at_http_resp *resp)
         rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: MAC does not verify with the session key");
         goto refused;
     }
+    snprintf(who.actor, sizeof who.actor, "session:%.50s", sid);
     if ((rc = sign_binding(v, sid, instance, ref, th_hex, expires_ms, &jws, &d)) != AT_OK)
         goto refused;
     struct bind_job j = {.v = v, .sid = sid, .peer_sid = peer_sid, .client = req->client, .actor = actor,

@@ -294,8 +294,9 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     }
     const char *sid = json_string_value(js);
     extra.session_id = sid;
+    /* Refusals before the MAC verifies stay the caller's own (anonymous,
+     * counted per client): the session id is only a claim until then. */
     snprintf(actor, sizeof actor, "session:%.64s", sid);
-    snprintf(who.actor, sizeof who.actor, "session:%.50s", sid);
     c = at_db_read_acquire(v->db);
     if (!c) {
         rc = at_fail(&d, AT_E_INTERNAL, "database unavailable");
@@ -367,6 +368,7 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: MAC does not verify with the session key");
         goto refused;
     }
+    snprintf(who.actor, sizeof who.actor, "session:%.50s", sid);
     if (sqlite3_prepare_v2(c, "SELECT policy, value FROM secrets WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
         rc = at_fail(&d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
         goto refused;

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AGENT, BUILD, STANDIN, Pki, Process, Verifier, Workdir, check, finish, http)
+from harness import (AGENT, BUILD, STANDIN, Pki, Process, Verifier, Workdir, check, finish, http, log_tail)
 
 GATEWAY = os.path.join(BUILD, "gateway", "attest-gateway")
 wd = Workdir("gateway")
@@ -128,6 +128,14 @@ try:
     st, ans = http("POST", gw5.url + "/v1/chat/completions", body={"messages": [{"role": "user", "content": "x"}]})
     check(st == 200, f"--instance-idle 2: served while the instance answers (got {st})")
     os.kill(agent.proc.pid, signal.SIGSTOP)
+    stopped = False
+    for _ in range(500):  # SIGSTOP is asynchronous: wait until the kernel says stopped (T)
+        with open(f"/proc/{agent.proc.pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                stopped = True
+                break
+        time.sleep(0.01)
+    check(stopped, "the agent is stopped (SIGSTOP)")
     try:
         st, ans = http("POST", gw5.url + "/v1/chat/completions",
                        body={"messages": [{"role": "user", "content": "x"}]}, timeout=25)
@@ -138,6 +146,9 @@ try:
     check(st == 502 and ans["error"]["code"] == "instance_unreachable"
           and "127.0.0.1" not in ans["error"]["message"],
           f"a hung instance: 502 instance_unreachable after --instance-idle, not a 10-minute wait (got {st} {ans})")
+    if st != 502:
+        log_tail(gw5.log)
+        log_tail(agent.log)
     st, _ = http("GET", gw5.url + "/healthz")
     check(st == 200, "the gateway still answers afterwards")
     gw5.stop()

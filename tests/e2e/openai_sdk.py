@@ -126,6 +126,31 @@ try:
                 check(p.returncode == 1 and b"400" in out and b"clock_skew" in out and b"You said" not in out,
                       f"an inner Date an hour off is refused, sealed 400 clock_skew {extra} ({out[-300:]})")
 
+    # only /v1/... reaches the model server: not through the gateway (dot
+    # segments, %2e, an escaped '?'), and not by sealing to the agent directly
+    import http.client as hc
+    from urllib.parse import urlparse
+    served = http("GET", llm.url + "/_standin/stats")[1]["requests"]
+    for path in ("/v1/../_standin/stats", "/v1/%2e%2e/_standin/stats", "/v1/%2E%2e/_standin/stats",
+                 "/v1/./models", "/v1/models%3Fx=1"):
+        u = urlparse(gw.url)
+        conn = hc.HTTPConnection(u.hostname, u.port, timeout=30)
+        conn.request("GET", path)  # sent as written, never normalised
+        r = conn.getresponse()
+        body = json.loads(r.read() or b"{}")
+        conn.close()
+        check(r.status == 400 and body.get("error", {}).get("code") == "bad_request"
+              and "path" in body["error"].get("message", ""),
+              f"gateway: {path} refused 400 bad_request before sealing ({r.status} {body})")
+    for path in ("/_standin/stats", "/v1/../_standin/stats", "/v1/%2e%2e/_standin/stats"):
+        p = ctl("ohttp", "request", "--key-config", agent.url + "/v1/key-config", "--url", agent.url + "/v1/ohttp",
+                "--method", "GET", "--path", path, "-v")
+        out = p.stdout + p.stderr
+        check(p.returncode == 1 and b"400" in out and b"bad_request" in out and b"connections" not in out,
+              f"agent: a sealed request for {path} is refused, sealed 400 bad_request ({out[-200:]})")
+    check(http("GET", llm.url + "/_standin/stats")[1]["requests"] == served + 1,
+          "the model server saw none of them (only this count)")
+
     # every gateway error, as the SDK sees it
     other_jwks = wd("other.jwks")
     open(other_jwks, "w").write(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "someone-else",

@@ -94,6 +94,16 @@ try:
         st, body = c.call("POST", "/v1/verify", body={"evidence": b64(doc)})
         statuses["verify"][st] = statuses["verify"].get(st, 0) + 1
         audit_ids.append(body["error"]["audit_id"] if st == 429 else body["audit_id"])
+    # peer bindings naming sessions that do not exist (another one each
+    # time): rate-limited, and charged to the anonymous caller, never to
+    # the session named, so they aggregate too
+    statuses["peer"] = {}
+    for i in range(N):
+        st, body = c.call("POST", "/v1/peer/bindings", body={
+            "session": "s%032x" % i, "proof": "%d.%s" % (int(time.time() * 1000), "A" * 43),
+            "transcript_sha256": "0" * 64})
+        statuses["peer"][st] = statuses["peer"].get(st, 0) + 1
+        audit_ids.append(body["error"]["audit_id"])
     c.close()
     m_end = minute()
     print(f"flood: {statuses} over minute(s) {m_start}..{m_end}")
@@ -103,6 +113,9 @@ try:
           f"challenges beyond --rate 1 --burst 5: 429 ({ch429} of {N})")
     check(ve429 >= N - 100 and ve429 + ve200 == N,
           f"POST /v1/verify is rate-limited per client like the other anonymous routes ({ve429} of {N})")
+    pe429 = statuses["peer"].get(429, 0)
+    check(pe429 >= N - 100 and pe429 + statuses["peer"].get(401, 0) + statuses["peer"].get(403, 0) == N,
+          f"POST /v1/peer/bindings is rate-limited per client like the other anonymous routes ({statuses['peer']})")
     check(all(a is None for a in audit_ids), "no refusal in the flood got a row of its own (audit_id null)")
     # /metrics counts every one of them
     check(metric(v, "attest_refusals_total", 'action="session.list",code="unauthorized"') == N,
@@ -120,9 +133,9 @@ try:
     # for each minute the flood touched (a minute that ended during the
     # flood was written by the flusher, the rest at shutdown).
     minutes = m_end - m_start + 1
-    bound = 4 * minutes
+    bound = 6 * minutes
     check(len(rows) <= bound and all(a in ("refusal.aggregate", "verify.aggregate") for (a,) in rows),
-          f"{3 * N} requests added {len(rows)} aggregate rows (at most {bound}: 4 keys x {minutes} minute(s))")
+          f"{4 * N} requests added {len(rows)} aggregate rows (at most {bound}: 6 keys x {minutes} minute(s))")
     agg = aggregates(v, before)
     check(agg.get(("invalid-token", "session.list", "refused", "unauthorized"), [0])[0] == N,
           f"refusal.aggregate: bad tokens counted exactly ({agg})")
@@ -130,6 +143,8 @@ try:
           "refusal.aggregate: rate-limited challenges counted exactly")
     check(agg.get(("anonymous", "verify", "refused", "rate_limited"), [0])[0] == ve429,
           "refusal.aggregate: rate-limited verifications counted exactly")
+    check(agg.get(("anonymous", "peer.attest", "refused", "rate_limited"), [0])[0] == pe429,
+          "refusal.aggregate: rate-limited peer bindings counted exactly, as the anonymous caller's")
     vagg = aggregates(v, before, "verify.aggregate")
     check(vagg.get(("anonymous", "verify", "ok", None), [0])[0] == ve200,
           f"verify.aggregate: the anonymous verifications that ran, counted exactly ({vagg})")
@@ -180,6 +195,8 @@ try:
     c.close()
     v.stop()
     v.start()
+    check(agg.get(("anonymous", "peer.attest", "refused", "rate_limited"), [0])[0] == pe429,
+          "refusal.aggregate: rate-limited peer bindings counted exactly, as the anonymous caller's")
     vagg = aggregates(v, before, "verify.aggregate")
     check(vagg.get(("anonymous", "verify", "ok", None), [0])[0] == M,
           f"verify.aggregate: {M} anonymous verifications in one row per minute ({vagg})")

@@ -102,9 +102,12 @@ try:
         {"session": sid, "proof": "1." + "A" * 43}, ensure_ascii=False).encode())
     aid = body["error"]["audit_id"] if isinstance(body, dict) else None
     row = v.audit_row(aid) if aid else None
-    check(st == 401 and row is not None and isinstance(row.get("actor"), str)
-          and row["actor"].startswith("session:a"),
-          f"a refusal naming a non-ASCII session id: its audit entry has an actor ({row})")
+    # The session id is only a claim until the proof's MAC verifies: the
+    # refusal is the anonymous caller's (never charged to that session).
+    check(st == 401 and row is not None and isinstance(row.get("session_id"), str)
+          and row["session_id"].startswith("a\u00e9") and not str(row.get("actor")).startswith("session:"),
+          f"a refusal naming a non-ASCII session id: its audit entry keeps it as valid UTF-8, "
+          f"the actor is the caller's ({row})")
     st, body = v.call("GET", "/v1/audit/verify", token=auditor)
     check(st == 200 and body["ok"], "the chain verifies")
     v.sql("UPDATE audit SET actor = CAST(X'73657373696f6e3a62ff' AS TEXT) WHERE id = ?", (aid,))
