@@ -289,11 +289,12 @@ at_err upstream_stream_next(upstream_stream *st, at_buf *piece, bool *done, at_d
         if (st->too_large)
             return at_fail(d, AT_E_TOO_LARGE, "upstream: burst larger than %d bytes",
                            AT_MAX_OHTTP_MESSAGE);
-        if (st->finished && st->result != CURLE_OK)
-            return at_fail(d, AT_E_UNAVAILABLE, "upstream: %s: %s", st->url,
-                           curl_easy_strerror(st->result));
+        bool failed = st->finished && st->result != CURLE_OK;
         if (!st->head_sent && (st->head_complete || st->finished)) {
             if (!st->head_complete) {
+                if (failed)
+                    return at_fail(d, AT_E_UNAVAILABLE, "upstream: %s: %s", st->url,
+                                   curl_easy_strerror(st->result));
                 long status = 0;
                 curl_easy_getinfo(st->easy, CURLINFO_RESPONSE_CODE, &status);
                 if (status < 200 || status > 599)
@@ -303,11 +304,15 @@ at_err upstream_stream_next(upstream_stream *st, at_buf *piece, bool *done, at_d
             st->head_sent = true;
             return at_bhttp_encode_head(st->head, piece, d);
         }
+        /* What arrived before a cut goes out first: the caller decides
+         * what a partial answer is worth (the gateway passes whole events). */
         if (st->head_sent && st->pending.len) {
             at_err rc = at_bhttp_encode_chunk(at_buf_span(&st->pending), piece, d);
             at_buf_reset(&st->pending);
             return rc;
         }
+        if (failed)
+            return at_fail(d, AT_E_UNAVAILABLE, "upstream: %s: %s", st->url, curl_easy_strerror(st->result));
         if (st->head_sent && st->finished) {
             st->done = true;
             *done = true;

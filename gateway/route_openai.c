@@ -160,6 +160,8 @@ typedef struct {
     bool finished, ended;
     bool sse;                /* text/event-stream: only whole events pass, a cut one ends in an error event */
     bool error_sent;
+    size_t scanned;          /* content before this was searched for an event's end */
+    size_t event_end;        /* end of the last whole event found (>= off when it counts) */
     CURLcode result;
     at_err err;
     at_diag d;
@@ -200,6 +202,8 @@ static size_t on_sealed(char *p, size_t sz, size_t n, void *ud)
     return s->err == AT_OK ? sz * n : 0;
 }
 
+static size_t passable(stream *s);
+
 static void pump(stream *s)
 {
     int running = 0;
@@ -211,7 +215,9 @@ static void pump(stream *s)
             s->finished = true;
             s->result = m->data.result;
         }
-    if (!s->finished && s->err == AT_OK && s->content.len == s->off)
+    /* Nothing to pass on yet (no byte, or half an event): wait for the
+     * instance rather than spin. */
+    if (!s->finished && s->err == AT_OK && passable(s) <= s->off)
         curl_multi_poll(s->multi, NULL, 0, 200, NULL);
 }
 
@@ -239,15 +245,23 @@ static void stream_end(stream *s)
 /* How much of the opened content may go out now: all of it, or for an
  * event stream up to the end of its last whole event (a blank line), so a
  * cut never leaves half an event for the error event to land in. */
-static size_t passable(const stream *s)
+static size_t passable(stream *s)
 {
     size_t n = s->content.len;
     if (!s->sse || (s->finished && s->ended && s->err == AT_OK))
         return n;
+    /* Each byte is searched once (the content only grows until it is all
+     * passed on and reset): no rescans of a long event as bytes trickle in. */
     const uint8_t *p = s->content.p;
-    for (size_t i = n; i > s->off + 1; i--)
+    size_t from = s->scanned > s->off + 2 ? s->scanned : s->off + 2;
+    for (size_t i = from; i <= n; i++)
         if (p[i - 1] == '\n' && (p[i - 2] == '\n' || (i > s->off + 2 && p[i - 2] == '\r' && p[i - 3] == '\n')))
-            return i;
+            s->event_end = i;
+    s->scanned = n + 1;
+    if (s->event_end > s->off)
+        return s->event_end;
+    if (n - s->off > AT_GW_MAX_SSE_EVENT && s->err == AT_OK)
+        s->err = at_fail(&s->d, AT_E_TOO_LARGE, "instance: an event longer than %d bytes", AT_GW_MAX_SSE_EVENT);
     return s->off;
 }
 
@@ -280,7 +294,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             s->off += n;
             if (s->off == s->content.len) {
                 at_buf_reset(&s->content);
-                s->off = 0;
+                s->off = s->scanned = s->event_end = 0;
             }
             return (ssize_t)n;
         }

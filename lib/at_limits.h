@@ -83,6 +83,9 @@
  * long is given up on and another tried once, instead of waiting the
  * 600 s total timeout (streams keep their own 120 s idle limit). */
 #define AT_GW_INSTANCE_IDLE_S 60
+/* The gateway passes an event stream on by whole events: one longer than
+ * this (no blank line yet) ends the stream with an error event. */
+#define AT_GW_MAX_SSE_EVENT (1024 * 1024)
 /* An OHTTP request's inner Date, when it has one, must be this close to the
  * agent's clock either way (RFC 9458 section 6.5: bounds replays). */
 #define AT_OHTTP_DATE_WINDOW_S 60

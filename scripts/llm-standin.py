@@ -5,8 +5,9 @@ named). It answers /v1/chat/completions and /v1/completions (whole, or
 server-sent events with "stream": true) with a deterministic echo of the
 last prompt, /v1/embeddings (a deterministic vector, float or base64),
 /v1/responses, /v1/models and /v1/models/{id}. A streamed prompt containing
-"[cut]" is cut after two events (the connection closes mid-answer), for
-tests of what clients see then. Loopback (or a UNIX socket) only.
+"[cut]" is cut after two events (the connection closes mid-answer);
+"[halfcut]", "[slowhalf]" and "[bigevent]" send half events, a stalled
+half event and a 3 MiB one, for tests of what clients see then. Loopback (or a UNIX socket) only.
 
 HTTP/1.1 keep-alive, TCP_NODELAY and one write per whole answer, so it
 never stalls a client on Nagle/delayed ACK (benchmarks measure the agent,
@@ -126,6 +127,30 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             self.wfile.flush()
 
+        def raw_chunk(data):
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        if "[halfcut]" in text:
+            # one whole event and half the next in one write, then the cut
+            raw_chunk(b'data: {"choices":[{"index":0,"delta":{"content":"whole"}}]}\n\ndata: {"choi')
+            self.close_connection = True
+            return
+        if "[slowhalf]" in text:
+            # half an event, a pause, then the rest: the client waits, never spins
+            raw_chunk(b'data: {"choices":[{"index":0,"delta":{"content":"sl')
+            time.sleep(3)
+            raw_chunk(b'ow"}}]}\n\n')
+            last = b"data: [DONE]\n\n"
+            self.wfile.write(b"%x\r\n" % len(last) + last + b"\r\n0\r\n\r\n")
+            self.wfile.flush()
+            return
+        if "[bigevent]" in text:
+            # 3 MiB without a blank line: an event no client should buffer
+            for _ in range(48):
+                raw_chunk(b"data: " + b"x" * 65536)
+            self.close_connection = True
+            return
         cut = "[cut]" in text
         for i, word in enumerate(text.split(" ")):
             if cut and i == 2:

@@ -151,6 +151,48 @@ try:
     check(http("GET", llm.url + "/_standin/stats")[1]["requests"] == served + 1,
           "the model server saw none of them (only this count)")
 
+    # event streams pass by whole events: what arrived before a cut goes
+    # out, a stalled half event is waited for (not spun on), and an event
+    # longer than the gateway's limit ends the stream with an error event
+    def sse(prompt):
+        u = urlparse(gw.url)
+        conn = hc.HTTPConnection(u.hostname, u.port, timeout=60)
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(
+            {"model": "m", "stream": True, "messages": [{"role": "user", "content": prompt}]}),
+            headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        data = b""
+        try:
+            while True:
+                piece = r.read1(65536)
+                if not piece:
+                    break
+                data += piece
+        except (hc.IncompleteRead, ConnectionError):
+            pass
+        conn.close()
+        return r.status, data.decode(errors="replace")
+
+    st, text = sse("[halfcut]")
+    check(st == 200 and '"content":"whole"' in text and '"code":"instance_unreachable"' in text
+          and '"choi' not in text.replace('"choices"', ""),
+          f"a cut after one whole event and half the next: the whole event, then the error event ({text[:300]!r})")
+
+    def cpu_s(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    before = cpu_s(gw.proc.pid)
+    st, text = sse("[slowhalf]")
+    used = cpu_s(gw.proc.pid) - before
+    check(st == 200 and '"content":"slow"' in text and "[DONE]" in text,
+          f"a half event stalled 3 s, then completed: passed whole ({text[:200]!r})")
+    check(used < 1.0, f"the gateway waited for the rest of the event, not spun ({used:.2f} s of CPU in 3 s)")
+    st, text = sse("[bigevent]")
+    check(st == 200 and '"code":"instance_unreachable"' in text and "too_large" in text and "xxxx" not in text,
+          f"an event longer than the gateway's limit: an error event, nothing of it passed ({text[:200]!r})")
+
     # every gateway error, as the SDK sees it
     other_jwks = wd("other.jwks")
     open(other_jwks, "w").write(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "someone-else",
