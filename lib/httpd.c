@@ -102,7 +102,9 @@ struct at_httpd {
     pthread_t reaper;
     bool reaper_started;
     atomic_uint_fast64_t deadline_closed;
-    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unlinked at stop */
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unlinked at stop ... */
+    dev_t unix_dev;                                                /* ... if still the socket */
+    ino_t unix_ino;                                                /*     bound here */
 };
 
 
@@ -985,6 +987,17 @@ static unsigned fd_connection_budget(void)
     return n > 2 * AT_HTTP_FD_RESERVE ? (unsigned)(n - AT_HTTP_FD_RESERVE) : (unsigned)(n / 2);
 }
 
+/* The UNIX socket path, removed only while it is still the socket bound
+ * here: another server may have replaced it since (a stale path is
+ * replaced at start), and its live socket must stay. */
+static void unlink_own_socket(const at_httpd *s)
+{
+    struct stat sb;
+    if (s->unix_path[0] && lstat(s->unix_path, &sb) == 0 && S_ISSOCK(sb.st_mode) && sb.st_dev == s->unix_dev &&
+        sb.st_ino == s->unix_ino)
+        unlink(s->unix_path);
+}
+
 static void stop_threads(at_httpd *s)
 {
     pthread_mutex_lock(&s->qlock);
@@ -1145,7 +1158,14 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
         }
         where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, lfd, NULL};
         if (ss.ss_family == AF_UNIX)
+        {
             memcpy(s->unix_path, ((struct sockaddr_un *)&ss)->sun_path, sizeof s->unix_path);
+            struct stat sb;
+            if (lstat(s->unix_path, &sb) == 0) {
+                s->unix_dev = sb.st_dev;
+                s->unix_ino = sb.st_ino;
+            }
+        }
     }
     s->mhd = MHD_start_daemon(
         flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
@@ -1160,8 +1180,7 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
         MHD_OPTION_HTTPS_MEM_KEY, s->o.tls_key_pem, MHD_OPTION_END);
     if (!s->mhd) {
         stop_threads(s);
-        if (s->unix_path[0])
-            unlink(s->unix_path);
+        unlink_own_socket(s);
         httpd_free(s);
         /* No address reuse: a second server on a port in use is refused,
          * never sharing the port with the first. */
@@ -1205,8 +1224,7 @@ void at_httpd_stop(at_httpd *s, int drain_ms)
      * every connection they parked: MHD must not stop with one suspended. */
     stop_threads(s);
     MHD_stop_daemon(s->mhd);
-    if (s->unix_path[0])
-        unlink(s->unix_path);
+    unlink_own_socket(s);
     httpd_free(s);
 }
 

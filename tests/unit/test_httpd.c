@@ -181,11 +181,33 @@ static void stop_under_connects(void **state)
     }
 }
 
+/* A server stops removing its UNIX socket path only while the path is
+ * still its own socket: a newer server bound there keeps its socket. */
+static void unix_path_of_another_kept(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/attest-httpd-XXXXXX", path[128], listen[160];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/s.sock", dir);
+    snprintf(listen, sizeof listen, "unix:%s", path);
+    at_httpd *a = NULL, *b = NULL;
+    at_diag d = {{0}};
+    assert_int_equal(at_httpd_start(listen, NULL, handler, NULL, &a, &d), AT_OK);
+    assert_int_equal(unlink(path), 0); /* an operator removes it; another server takes the path */
+    assert_int_equal(at_httpd_start(listen, NULL, handler, NULL, &b, &d), AT_OK);
+    at_httpd_stop(a, 100);
+    assert_int_equal(access(path, F_OK), 0);
+    at_httpd_stop(b, 100);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(drains_then_closes),
         cmocka_unit_test(stop_under_connects),
+        cmocka_unit_test(unix_path_of_another_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
