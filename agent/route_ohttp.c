@@ -302,9 +302,31 @@ void route_ohttp(agent *a, at_http_req *req, at_http_resp *resp)
     }
 }
 
+/* The last error as the public status shows it: every URL (another
+ * instance's endpoint, the verifier's address) replaced by "<url>"; the
+ * log has the whole message. */
+static void without_urls(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    while (*in && o + 1 < cap) {
+        if (strncmp(in, "http://", 7) == 0 || strncmp(in, "https://", 8) == 0 || strncmp(in, "unix:", 5) == 0 ||
+            strncmp(in, "vsock:", 6) == 0) {
+            in += strcspn(in, " ,;'\")");
+            static const char mark[] = "<url>";
+            for (const char *m = mark; *m && o + 1 < cap; m++)
+                out[o++] = *m;
+            continue;
+        }
+        out[o++] = *in++;
+    }
+    out[o] = '\0';
+}
+
 void route_status(agent *a, at_http_req *req, at_http_resp *resp)
 {
+    char shown[sizeof a->last_error];
     pthread_mutex_lock(&a->lock);
+    without_urls(a->last_error, shown, sizeof shown);
     /* attested only while the session is live as far as we know: expired
      * locally, or found ended/replaced at the verifier, is not attested. */
     bool live = a->have_session && a->session_expires_ms > at_now_ms();
@@ -312,7 +334,7 @@ void route_status(agent *a, at_http_req *req, at_http_resp *resp)
                           a->have_session ? a->session_id : "", "session_state",
                           a->session_state[0] ? a->session_state : "none", "expires_at_ms",
                           (json_int_t)a->session_expires_ms, "policy", a->cfg.policy, "model_ready",
-                          a->model_ready, "last_error", a->last_error);
+                          a->model_ready, "last_error", shown);
     pthread_mutex_unlock(&a->lock);
     at_http_json(resp, 200, o);
 }

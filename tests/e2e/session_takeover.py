@@ -192,6 +192,14 @@ try:
     out = (p.stdout + p.stderr).decode()
     check(p.returncode == 1 and "502" in out and "secret-upstream" not in out and "onnect" not in out,
           f"the agent's sealed 502 does not name its upstream or the connect result ({out[:200]})")
+    # a second agent of the same instance is refused (endpoint_conflict);
+    # its public /v1/status says so without the other agent's URL
+    twin = start(Process(wd, "agent-twin", agent_args[:-2]))
+    tw = wait(lambda: (lambda s: s if "endpoint_conflict" in s.get("last_error", "") else None)(
+        http("GET", twin.url + "/v1/status")[1]), "a twin of the instance is refused: endpoint_conflict")
+    err = (tw or {}).get("last_error", "")
+    check(tw and agent.url not in err and "127.0.0.1" not in err and "<url>" in err,
+          f"the twin's public status names no URL ({err[:200]})")
 finally:
     for p in procs:
         if p.proc:
