@@ -6,5 +6,5 @@ verifier_attest_verifier_SOURCES = \
 	verifier/route_attestations.c verifier/route_audit.c verifier/route_challenge.c \
 	verifier/route_policies.c verifier/route_secrets.c verifier/route_sessions.c \
 	verifier/route_tokens.c verifier/route_verify.c verifier/route_wellknown.c
-verifier_attest_verifier_SOURCES += verifier/route_peer.c
+verifier_attest_verifier_SOURCES += verifier/route_peer.c verifier/proof.c
 verifier_attest_verifier_LDADD = $(AT_LIBS)

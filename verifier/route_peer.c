@@ -178,12 +178,11 @@ static void peer_bind(verifier *v, at_http_req *req, at_http_resp *resp)
     json_t *body = NULL;
     at_diag d = {{0}};
     at_err rc;
-    sqlite3 *c = NULL;
-    sqlite3_stmt *st = NULL;
-    uint8_t proof_key[32], mac[32], th[32];
-    char instance[160] = "", ref[200] = "", actor[96], th_hex[65], name[200];
+    uint8_t mac[32], th[32];
+    char actor[96], th_hex[65], name[200];
+    session_proof sp = {0};
     char *jws = NULL;
-    int64_t ts_ms = 0, expires_ms = 0;
+    int64_t ts_ms = 0;
     size_t n = 0;
     at_audit_row extra = {0};
     const char *peer_sid = NULL;
@@ -216,65 +215,22 @@ static void peer_bind(verifier *v, at_http_req *req, at_http_resp *resp)
     /* Refusals before the MAC verifies stay the caller's own (anonymous,
      * counted per client): the session id is only a claim until then. */
     snprintf(actor, sizeof actor, "session:%.64s", sid);
-    if (!(c = at_db_read_acquire(v->db))) {
-        rc = at_fail(&d, AT_E_INTERNAL, "database unavailable");
-        goto refused;
-    }
-    if (sqlite3_prepare_v2(c, "SELECT policy, policy_version, instance_id, proof_key, expires_ms,"
-                              " ended_ms, end_reason FROM sessions WHERE id = ?", -1, &st, NULL) != SQLITE_OK) {
-        rc = at_fail(&d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-        goto refused;
-    }
-    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    if (s != SQLITE_ROW) {
-        rc = s == SQLITE_DONE ? at_fail(&d, AT_E_SESSION_EXPIRED, "session: %.64s unknown", sid)
-                              : at_fail(&d, AT_E_INTERNAL, "database: session %.64s: %s", sid, sqlite3_errmsg(c));
-        goto refused;
-    }
-    snprintf(ref, sizeof ref, "%s@%lld", (const char *)sqlite3_column_text(st, 0) ?: "?",
-             (long long)sqlite3_column_int64(st, 1));
-    snprintf(instance, sizeof instance, "%s", (const char *)sqlite3_column_text(st, 2) ?: "");
-    extra.policy = ref;
-    extra.instance_id = instance;
-    expires_ms = sqlite3_column_int64(st, 4);
-    if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
-        rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: ended (%s)", (const char *)sqlite3_column_text(st, 6));
-        goto refused;
-    }
-    if (expires_ms <= at_now_ms()) {
-        rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: expired");
-        goto refused;
-    }
-    if (keys_proof_key_open(v->keys, sid, AT_SPAN(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3)),
-                            proof_key, &d) != AT_OK) {
-        at_diag_prefix(&d, "session proof key: ");
-        rc = AT_E_INTERNAL;
-        goto refused;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    at_db_read_release(v->db, c);
-    c = NULL;
-    int64_t now = at_now_ms(), skew = v->cfg.clock_skew_ms;
-    if (ts_ms < now - skew || ts_ms > now + skew) {
-        rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: timestamp %lld is %lld ms from the verifier's clock, at most %lld allowed (stale)",
-                     (long long)ts_ms, (long long)(ts_ms - now), (long long)skew);
-        goto refused;
-    }
     /* The MAC covers the transcript and the peer's session: a proof made
      * for one handshake (or for a secret release) is no proof for another. */
     snprintf(name, sizeof name, "%s%s:%s", AT_PEER_PROOF_PREFIX, th_hex, peer_sid ? peer_sid : "");
-    if (!at_release_proof_check(AT_SPAN(proof_key, 32), name, sid, ts_ms, mac)) {
-        rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: MAC does not verify with the session key");
-        goto refused;
+    rc = session_proof_check(v, sid, ts_ms, mac, name, false, &sp, &d);
+    if (sp.instance[0]) {
+        extra.policy = sp.ref;
+        extra.instance_id = sp.instance;
     }
+    if (rc != AT_OK)
+        goto refused;
     snprintf(who.actor, sizeof who.actor, "session:%.50s", sid);
-    if ((rc = sign_binding(v, sid, instance, ref, th_hex, expires_ms, &jws, &d)) != AT_OK)
+    if ((rc = sign_binding(v, sid, sp.instance, sp.ref, th_hex, sp.expires_ms, &jws, &d)) != AT_OK)
         goto refused;
     struct bind_job j = {.v = v, .sid = sid, .peer_sid = peer_sid, .client = req->client, .actor = actor,
-                         .policy_ref = ref, .instance = instance, .th_hex = th_hex,
-                         .proof_expires_ms = ts_ms + 2 * skew};
+                         .policy_ref = sp.ref, .instance = sp.instance, .th_hex = th_hex,
+                         .proof_expires_ms = ts_ms + 2 * v->cfg.clock_skew_ms};
     memcpy(j.mac, mac, 32);
     if ((rc = at_db_write(v->db, bind_job, &j, &d)) != AT_OK) {
         at_http_error(resp, rc, d.msg, rc == AT_E_INTERNAL ? -1 : j.audit_id);
@@ -286,15 +242,9 @@ static void peer_bind(verifier *v, at_http_req *req, at_http_resp *resp)
     at_http_json(resp, 200, o);
     goto done;
 refused:
-    sqlite3_finalize(st);
-    st = NULL;
-    at_db_read_release(v->db, c);
-    c = NULL;
     refuse(v, req, resp, &who, "peer.attest", rc, d.msg, &extra);
 done:
-    sqlite3_finalize(st);
-    at_db_read_release(v->db, c);
-    at_wipe(proof_key, sizeof proof_key);
+    session_proof_cleanup(&sp);
     free(jws);
     json_decref(body);
 }

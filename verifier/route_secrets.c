@@ -272,9 +272,10 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     at_err rc;
     sqlite3 *c = NULL;
     sqlite3_stmt *st = NULL;
-    uint8_t *value = NULL, *kc = NULL, proof_key[32];
-    size_t vlen = 0, kclen = 0;
-    char *sess_policy = NULL, *instance = NULL, ref[200] = "", actor[96];
+    uint8_t *value = NULL;
+    size_t vlen = 0;
+    char actor[96];
+    session_proof sp = {0};
     at_buf sealed;
     at_buf_init(&sealed);
     at_audit_row extra = {0};
@@ -297,99 +298,40 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     /* Refusals before the MAC verifies stay the caller's own (anonymous,
      * counted per client): the session id is only a claim until then. */
     snprintf(actor, sizeof actor, "session:%.64s", sid);
+    rc = session_proof_check(v, sid, ts_ms, mac, name, true, &sp, &d);
+    if (sp.instance[0]) {
+        extra.policy = sp.ref;
+        extra.instance_id = sp.instance;
+    }
+    if (rc != AT_OK)
+        goto refused;
+    snprintf(who.actor, sizeof who.actor, "session:%.50s", sid);
     c = at_db_read_acquire(v->db);
     if (!c) {
         rc = at_fail(&d, AT_E_INTERNAL, "database unavailable");
         goto refused;
     }
-    if (sqlite3_prepare_v2(c, "SELECT policy, policy_version, instance_id, key_config, proof_key,"
-                              " expires_ms, ended_ms, end_reason FROM sessions WHERE id = ?",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = at_fail(&d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-        goto refused;
-    }
-    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    if (s != SQLITE_ROW) {
-        rc = s == SQLITE_DONE ? at_fail(&d, AT_E_SESSION_EXPIRED, "session: %.64s unknown", sid)
-                              : at_fail(&d, AT_E_INTERNAL, "database: session %.64s: %s", sid,
-                                        sqlite3_errmsg(c));
-        goto refused;
-    }
-    sess_policy = strdup((const char *)sqlite3_column_text(st, 0));
-    snprintf(ref, sizeof ref, "%s@%lld", sess_policy ? sess_policy : "?",
-             (long long)sqlite3_column_int64(st, 1));
-    instance = strdup((const char *)sqlite3_column_text(st, 2));
-    if (!sess_policy || !instance) {
-        rc = at_fail(&d, AT_E_INTERNAL, "session %.64s: out of memory", sid);
-        goto refused;
-    }
-    extra.policy = ref;
-    extra.instance_id = instance;
-    if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
-        rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: ended (%s)",
-                     (const char *)sqlite3_column_text(st, 7));
-        goto refused;
-    }
-    if (sqlite3_column_int64(st, 5) <= at_now_ms()) {
-        rc = at_fail(&d, AT_E_SESSION_EXPIRED, "session: expired");
-        goto refused;
-    }
-    if (sqlite3_column_type(st, 3) == SQLITE_NULL) {
-        rc = at_fail(&d, AT_E_KEY_REQUIRED, "session: no attested key to seal the secret to");
-        goto refused;
-    }
-    kclen = (size_t)sqlite3_column_bytes(st, 3);
-    if (!(kc = malloc(kclen ? kclen : 1))) {
-        rc = at_fail(&d, AT_E_INTERNAL, "session %.64s: key_config: out of memory", sid);
-        goto refused;
-    }
-    memcpy(kc, sqlite3_column_blob(st, 3), kclen);
-    if (keys_proof_key_open(v->keys, sid, AT_SPAN(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)),
-                            proof_key, &d) != AT_OK) {
-        /* The storage key opened it at start: this is our fault, not the caller's. */
-        at_diag_prefix(&d, "session proof key: ");
-        rc = AT_E_INTERNAL;
-        goto refused;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    /* Proof: fresh (within the clock skew) and made with the session key. */
-    int64_t now = at_now_ms(), skew = v->cfg.clock_skew_ms;
-    if (ts_ms < now - skew || ts_ms > now + skew) {
-        char t_ts[40], t_now[40];
-        at_time_rfc3339_ms(ts_ms, t_ts, sizeof t_ts);
-        at_time_rfc3339_ms(now, t_now, sizeof t_now);
-        rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: timestamp %s is %lld ms from the verifier's clock (%s), at most %lld allowed (stale)",
-                     t_ts, (long long)(ts_ms - now), t_now, (long long)skew);
-        goto refused;
-    }
-    if (!at_release_proof_check(AT_SPAN(proof_key, 32), name, sid, ts_ms, mac)) {
-        rc = at_fail(&d, AT_E_UNAUTHORIZED, "proof: MAC does not verify with the session key");
-        goto refused;
-    }
-    snprintf(who.actor, sizeof who.actor, "session:%.50s", sid);
     if (sqlite3_prepare_v2(c, "SELECT policy, value FROM secrets WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
         rc = at_fail(&d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
         goto refused;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    s = sqlite3_step(st);
+    int s = sqlite3_step(st);
     if (s != SQLITE_ROW) {
         rc = s == SQLITE_DONE ? at_fail(&d, AT_E_NOT_FOUND, "secret: no secret named %s", name)
                               : at_fail(&d, AT_E_INTERNAL, "database: secret %s: %s", name,
                                         sqlite3_errmsg(c));
         goto refused;
     }
-    if (strcmp((const char *)sqlite3_column_text(st, 0), sess_policy) != 0) {
+    if (strcmp((const char *)sqlite3_column_text(st, 0), sp.policy) != 0) {
         rc = at_fail(&d, AT_E_FORBIDDEN, "secret: %s is bound to policy %s, the session was admitted under %s",
-                     name, (const char *)sqlite3_column_text(st, 0), sess_policy);
+                     name, (const char *)sqlite3_column_text(st, 0), sp.policy);
         goto refused;
     }
     {
         at_buf plain;
         at_buf_init_secret(&plain);
-        rc = keys_storage_open(v->keys, name, sess_policy,
+        rc = keys_storage_open(v->keys, name, sp.policy,
                              AT_SPAN(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)),
                              &plain, &d);
         if (rc != AT_OK) {
@@ -407,10 +349,11 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     c = NULL;
     char info[300];
     snprintf(info, sizeof info, "%s%s", AT_SEAL_INFO_SECRET_PREFIX, name);
-    if ((rc = at_seal_to_key_config(AT_SPAN(kc, kclen), info, AT_SPAN(value, vlen), &sealed, &d)) != AT_OK)
+    if ((rc = at_seal_to_key_config(AT_SPAN(sp.key_config, sp.key_config_len), info, AT_SPAN(value, vlen), &sealed, &d)) != AT_OK)
         goto refused;
     struct release_job j = {.name = name, .session_id = sid, .client = req->client, .actor = actor, .v = v,
-                            .proof_expires_ms = ts_ms + 2 * skew, .policy_ref = ref, .instance_id = instance};
+                            .proof_expires_ms = ts_ms + 2 * v->cfg.clock_skew_ms, .policy_ref = sp.ref,
+                            .instance_id = sp.instance};
     memcpy(j.mac, mac, 32);
     rc = at_db_write(v->db, consume_proof, &j, &d);
     if (rc != AT_OK) {
@@ -434,12 +377,9 @@ refused:
 done:
     sqlite3_finalize(st);
     at_db_read_release(v->db, c);
-    at_wipe(proof_key, sizeof proof_key);
+    session_proof_cleanup(&sp);
     if (value)
         at_wipe_free(value, vlen);
-    free(kc);
-    free(sess_policy);
-    free(instance);
     at_buf_cleanup(&sealed);
     json_decref(body);
 }

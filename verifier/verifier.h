@@ -127,6 +127,29 @@ void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who
 /* Append one audit row in its own (group-committed) transaction. */
 at_err audit_write(verifier *v, const at_audit_row *row, int64_t *id, at_diag *d) AT_MUST_USE;
 
+/* A session's proof of possession (proof.c): what the session's row says
+ * of itself, filled as soon as the row is read (for the audit row of a
+ * refusal too). */
+typedef struct {
+    char policy[128];     /* policy name */
+    char ref[200];        /* "name@version" */
+    char instance[160];   /* module id */
+    int64_t expires_ms;   /* ms since epoch */
+    uint8_t *key_config;  /* RFC 9458 key configuration (owned), with want_key_config */
+    size_t key_config_len;
+} session_proof;
+
+/* sid known and live, ts_ms (ms since epoch) within --clock-skew of now,
+ * mac (32 bytes, README "release proof") made with the session's proof
+ * key over name, sid and ts_ms; with want_key_config, the session's
+ * attested key configuration copied out. Errors: AT_E_SESSION_EXPIRED
+ * (unknown, ended, expired), AT_E_UNAUTHORIZED (stale or wrong MAC),
+ * AT_E_KEY_REQUIRED (no attested key), AT_E_INTERNAL; d names the field.
+ * Release out with session_proof_cleanup (done already on failure). */
+at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const uint8_t mac[32], const char *name,
+                           bool want_key_config, session_proof *out, at_diag *d) AT_MUST_USE;
+void session_proof_cleanup(session_proof *p);
+
 /* Audit aggregation (audit_agg.c). A refusal gets its own row when the
  * caller is authenticated, or when it refuses evidence or a release proof
  * (attestation.create, secret.release) or is a 5xx, within the client's
