@@ -12,6 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import VERIFIER as VERIFIER_BIN
 from harness import (ATTESTCTL, SRCDIR, KeyPair, Pki, Verifier, Workdir, b64, check, ctl,
                      finish, http)
 
@@ -317,6 +318,21 @@ try:
                       f"POST /v1/verify {name}: {code}")
     finally:
         cv.stop()
+
+    # ---- EAR issuer ----------------------------------------------------------
+    # --issuer names the public URL in "iss" (a replica on the same database)
+    iv = Verifier(wd, roots=[pki.root], extra=["--rate", "0", "--issuer", "https://verifier.example/attest"],
+                  db=v.db).start()
+    try:
+        p = ctl("attest", "--verifier", iv.url, "--policy", "llm", "--pki", pki.dir, "--key-file", kp.file,
+                "--state-file", wd("state_iss.json"), "--endpoint", "http://127.0.0.1:9/agent")
+        check(p.returncode == 0 and json.loads(p.stdout)["claims"]["iss"] == "https://verifier.example/attest",
+              f"--issuer URL is the token's iss ({p.stderr.decode()[:200]})")
+    finally:
+        iv.stop()
+    p = subprocess.run([VERIFIER_BIN, "--db", wd("never.db"), "--issuer", "attest-verifier"], capture_output=True)
+    check(p.returncode == 2 and b"--issuer: expected an http:// or https:// URL" in p.stderr,
+          "--issuer that is not an http(s) URL: refused at startup")
 
     # ---- secrets -------------------------------------------------------------
     # a fresh session (the refusal tests above re-attested the same instance)
