@@ -333,6 +333,10 @@ try:
     p = subprocess.run([VERIFIER_BIN, "--db", wd("never.db"), "--issuer", "attest-verifier"], capture_output=True)
     check(p.returncode == 2 and b"--issuer: expected an http:// or https:// URL" in p.stderr,
           "--issuer that is not an http(s) URL: refused at startup")
+    json.dump({"issuer": "verifier.example"}, open(wd("issuer.json"), "w"))
+    p = subprocess.run([VERIFIER_BIN, "--db", wd("never.db"), "--config", wd("issuer.json")], capture_output=True)
+    check(p.returncode == 2 and b"--issuer: expected an http:// or https:// URL" in p.stderr,
+          "config key issuer that is not an http(s) URL: refused at startup")
 
     # ---- secrets -------------------------------------------------------------
     # a fresh session (the refusal tests above re-attested the same instance)
