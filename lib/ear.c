@@ -6,6 +6,8 @@
 
 #include <cjose/cjose.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "buf.h"
 #include "hash.h"
 #include "enc.h"
+#include "ohttp_config.h"
 
 #define MAX_KEYS 8
 #define MAX_TOKEN_BYTES (64 * 1024)
@@ -227,5 +230,70 @@ out:
     free(kjson);
     cjose_jwk_release(key);
     cjose_jws_release(j);
+    return rc;
+}
+
+/* Each claim: affirming only when its own check and the chain (which makes
+ * the document's fields the hardware's word) passed; contraindicated when
+ * its check failed; none when it did not run. */
+static int tier(at_check own, at_check chain)
+{
+    if (own == AT_CHECK_FAILED)
+        return AT_TIER_CONTRAINDICATED;
+    return own == AT_CHECK_PASSED && chain == AT_CHECK_PASSED ? AT_TIER_AFFIRMING : AT_TIER_NONE;
+}
+
+json_t *at_ear_tvector(const at_ear_checks *c)
+{
+    json_t *tv = json_object();
+    int conf = tier(c->binding, c->chain);
+    if (conf == AT_TIER_AFFIRMING && !c->policy_lint_ok)
+        conf = AT_TIER_WARNING; /* appraised under a policy the lint refused */
+    json_object_set_new(tv, "instance-identity", json_integer(tier(c->identity, c->chain)));
+    json_object_set_new(tv, "configuration", json_integer(conf));
+    json_object_set_new(tv, "executables", json_integer(tier(c->pcrs, c->chain)));
+    json_object_set_new(tv, "hardware", json_integer(tier(c->chain, c->chain)));
+    return tv;
+}
+
+const char *at_ear_status(const json_t *tvector)
+{
+    json_int_t worst = AT_TIER_NONE;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)tvector, k, v)
+    {
+        json_int_t t = json_integer_value(v);
+        if (!json_is_integer(v) || t < -128 || t > 127)
+            return "contraindicated"; /* not a tier: fail closed */
+        if (t > worst)
+            worst = t;
+    }
+    /* AR4SI ranges: 2..31 affirming, 32..95 warning, 96..127 contraindicated. */
+    if (worst >= AT_TIER_CONTRAINDICATED)
+        return "contraindicated";
+    if (worst >= AT_TIER_WARNING)
+        return "warning";
+    return worst >= AT_TIER_AFFIRMING ? "affirming" : "none";
+}
+
+at_err at_ear_akpub(at_span key_config, char **akpub, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL;
+    at_ohttp_key_config kc;
+    EVP_PKEY *pk = NULL;
+    unsigned char *der = NULL;
+    AT_TRY(at_ohttp_key_config_parse(key_config, &kc, d));
+    AT_ENSURE(kc.kem == AT_HPKE_KEM_X25519_SHA256, d, AT_E_UNSUPPORTED_SUITE,
+              "key_config: KEM 0x%04x, expected X25519 (0x0020)", kc.kem);
+    AT_ENSURE((pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, kc.pk, 32)), d, AT_E_BAD_FIELD,
+              "key_config: not an X25519 public key");
+    int n = i2d_PUBKEY(pk, &der);
+    AT_ENSURE(n > 0, d, AT_E_INTERNAL, "key_config: SubjectPublicKeyInfo encoding failed");
+    AT_ENSURE((*akpub = at_b64url_encode_new(AT_SPAN(der, (size_t)n))), d, AT_E_INTERNAL, "out of memory");
+    rc = AT_OK;
+out:
+    OPENSSL_free(der);
+    EVP_PKEY_free(pk);
     return rc;
 }

@@ -8,10 +8,37 @@
 #define AT_EAR_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
+#include "buf.h"
 #include "err.h"
 
 #define AT_EAR_PROFILE "tag:github.com,2023:veraison/ear"
+
+/* AR4SI trustworthiness tiers as draft-ietf-rats-ear encodes them: each
+ * claim of ear.trustworthiness-vector and ear.status (the worst claim). */
+enum { AT_TIER_NONE = 0, AT_TIER_AFFIRMING = 2, AT_TIER_WARNING = 32, AT_TIER_CONTRAINDICATED = 96 };
+
+/* What the verifier checked of one attestation, and how it went. */
+typedef enum { AT_CHECK_NOT_RUN = 0, AT_CHECK_PASSED, AT_CHECK_FAILED } at_check;
+typedef struct {
+    at_check chain;      /* COSE signature and certificate chain to a pinned root */
+    at_check identity;   /* the signed module_id (equal to the requested instance_id) */
+    at_check pcrs;       /* every PCR the policy pins */
+    at_check binding;    /* the signed user_data binding: purpose and endpoint */
+    bool policy_lint_ok; /* the policy passes at_policy_lint (false: admitted by override) */
+} at_ear_checks;
+
+/* The trustworthiness vector derived from c (docs/ear-profile.md): a new
+ * object with instance-identity, executables, hardware, configuration. */
+json_t *at_ear_tvector(const at_ear_checks *c);
+/* The ear.status name of the worst tier in a vector: none, affirming,
+ * warning or contraindicated. */
+const char *at_ear_status(const json_t *tvector);
+/* Veraison's ear.veraison.key-attestation "akpub": base64url of the DER
+ * SubjectPublicKeyInfo of the KEM public key in an HPKE key configuration
+ * (X25519 only). Caller frees *akpub. */
+at_err at_ear_akpub(at_span key_config, char **akpub, at_diag *d) AT_MUST_USE;
 
 typedef struct at_signer at_signer;
 

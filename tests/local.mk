@@ -179,6 +179,11 @@ tests_unit_test_token_SOURCES = tests/unit/test_token.c
 tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_token_LDADD = $(UNIT_LDADD)
 
+check_PROGRAMS += tests/unit/test_ear
+tests_unit_test_ear_SOURCES = tests/unit/test_ear.c
+tests_unit_test_ear_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_ear_LDADD = $(UNIT_LDADD)
+
 check_PROGRAMS += tests/unit/test_metrics
 tests_unit_test_metrics_SOURCES = tests/unit/test_metrics.c
 tests_unit_test_metrics_CFLAGS = $(UNIT_CFLAGS)

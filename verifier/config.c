@@ -22,6 +22,7 @@ static void usage(FILE *f)
             "                       [--request-timeout S]\n"
             "                       [--tls-cert PEM --tls-key PEM] [--port-file F]\n"
             "                       [--log-level debug|info|warn|error] [--storage-key-file F]\n"
+            "                       [--issuer URL]\n"
             "       attest-verifier --db FILE --rotate-signing-key\n"
             "Defaults: --listen 127.0.0.1:8440 --db ./attest.db; the AWS Nitro root G1 is\n"
             "always trusted unless --no-aws-root. SIGHUP reloads roots and keys, SIGUSR1\n"
@@ -59,7 +60,7 @@ static int load_config_file(verifier_config *c, const char *path)
                                        "storage_key_file", "tls_cert_file", "tls_key_file",
                                        "nonce_ttl_s", "clock_skew_s", "max_body_bytes",
                                        "connection_limit", "rate_per_s", "rate_burst",
-                                       "audit_rate_per_min", "audit_verify_interval_s", NULL};
+                                       "audit_rate_per_min", "audit_verify_interval_s", "issuer", NULL};
     at_diag d = {{0}};
     if (only_keys(j, keys, &d) != AT_OK) {
         fprintf(stderr, "attest-verifier: %s: %s\n", path, d.msg);
@@ -69,6 +70,8 @@ static int load_config_file(verifier_config *c, const char *path)
     const char *s;
     if ((s = json_string_value(json_object_get(j, "listen"))))
         snprintf(c->listen, sizeof c->listen, "%s", s);
+    if ((s = json_string_value(json_object_get(j, "issuer"))))
+        snprintf(c->issuer, sizeof c->issuer, "%s", s);
     if ((s = json_string_value(json_object_get(j, "db"))))
         snprintf(c->db_path, sizeof c->db_path, "%s", s);
     if ((s = json_string_value(json_object_get(j, "tls_cert_file"))))
@@ -168,6 +171,7 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
         {"log-level", required_argument, NULL, 'L'},
         {"tls-cert", required_argument, NULL, 'T'},   {"tls-key", required_argument, NULL, 'k'},
         {"storage-key-file", required_argument, NULL, 'S'},
+        {"issuer", required_argument, NULL, 'I'},
         {"audit-rate", required_argument, NULL, 'A'},
         {"audit-verify-interval", required_argument, NULL, 'E'},
         {"test-clock-file", required_argument, NULL, 'X'},
@@ -204,6 +208,7 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
             }
             break;
         case 'X': at_now_set_test_clock_file(optarg); break;
+        case 'I': snprintf(c->issuer, sizeof c->issuer, "%s", optarg); break;
         case 'S': snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", optarg); break;
         default: {
             int r = at_httpd_opt_default(o, optarg, &c->http, "attest-verifier", usage);
@@ -215,6 +220,14 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
     }
     if (optind != argc) {
         usage(stderr);
+        return 2;
+    }
+    /* The EAR's "iss" is a URL (draft-ietf-rats-ear): the public one. */
+    size_t il = strlen(c->issuer);
+    if (il && (il > 512 || (strncmp(c->issuer, "http://", 7) != 0 && strncmp(c->issuer, "https://", 8) != 0) ||
+               strcspn(c->issuer, " \t\r\n\"\\") != il)) {
+        fprintf(stderr, "attest-verifier: --issuer: expected an http:// or https:// URL of at most 512 characters, got '%.80s'\n",
+                c->issuer);
         return 2;
     }
     if (!c->storage_key_file[0])

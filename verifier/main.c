@@ -63,6 +63,23 @@ static bool tls_pair_ok(const char *cert_pem, const char *key_pem, at_diag *d)
 
 #define REQUEST_NICE 5
 
+/* Without --issuer: the URL this process serves, http(s)://host:port with
+ * the bound port; a wildcard, unix: or vsock: listener names localhost. */
+static void default_issuer(const char *listen, bool tls, unsigned port, char *out, size_t cap)
+{
+    const char *scheme = tls ? "https" : "http";
+    const char *colon = strrchr(listen, ':');
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    bool local = strncmp(listen, "unix:", 5) == 0 || strncmp(listen, "vsock:", 6) == 0 || hl == 0 ||
+                 (hl == 7 && strncmp(listen, "0.0.0.0", 7) == 0) || (hl == 4 && strncmp(listen, "[::]", 4) == 0);
+    if (local && (strncmp(listen, "unix:", 5) == 0 || strncmp(listen, "vsock:", 6) == 0))
+        snprintf(out, cap, "%s://localhost", scheme);
+    else if (local)
+        snprintf(out, cap, "%s://localhost:%u", scheme, port);
+    else
+        snprintf(out, cap, "%s://%.*s:%u", scheme, (int)hl, listen, port);
+}
+
 static void observe(void *app, const char *route, const char *method, int status, double sec)
 {
     verifier *v = app;
@@ -319,6 +336,11 @@ int main(int argc, char **argv)
         at_log("fatal", "listen", "%s", d.msg);
         goto out;
     }
+    if (c->issuer[0])
+        snprintf(v.issuer_buf, sizeof v.issuer_buf, "%s", c->issuer);
+    else
+        default_issuer(c->listen, tls_cert != NULL, at_httpd_port(srv), v.issuer_buf, sizeof v.issuer_buf);
+    __atomic_store_n(&v.issuer, v.issuer_buf, __ATOMIC_RELEASE);
     at_signer *s = keys_signer(v.keys);
     at_log("info", "start", "%s listening on %s (port %u, %s), database %s schema v%d, signing key %s",
            v.build, c->listen, at_httpd_port(srv), tls_cert ? "TLS on" : "plain HTTP, no TLS",

@@ -263,7 +263,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     at_trust *trust = NULL;
     at_evidence ev;
     bool have_ev = false;
-    char *token = NULL, *pcrs_text = NULL, *key_sealed_b64 = NULL, *kc_b64 = NULL;
+    char *token = NULL, *pcrs_text = NULL, *key_sealed_b64 = NULL, *kc_b64 = NULL, *akpub = NULL;
     at_buf sealed, proof_sealed;
     at_buf_init(&sealed);
     at_buf_init(&proof_sealed);
@@ -392,6 +392,10 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
             rc = at_fail(&d, AT_E_INTERNAL, "session key: out of memory encoding the sealed key");
             goto refused;
         }
+        if ((rc = at_ear_akpub(ev.payload.public_key, &akpub, &d)) != AT_OK) {
+            at_diag_prefix(&d, "public_key: ");
+            goto refused;
+        }
     }
     struct admit_job j = {.nonce = ev.payload.has_nonce ? ev.payload.nonce.p : NULL,
                           .nonce_len = ev.payload.has_nonce ? ev.payload.nonce.len : 0,
@@ -426,11 +430,26 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
         goto refused;
     }
     at_hex_encode(jti, sizeof jti, jti_hex);
-    json_object_set_new(claims, "iss", json_string("attest-verifier"));
+    const char *iss = __atomic_load_n(&v->issuer, __ATOMIC_ACQUIRE);
+    if (!iss) {
+        rc = at_fail(&d, AT_E_INTERNAL, "iss: the verifier's URL is not known yet (starting)");
+        goto refused;
+    }
+    json_object_set_new(claims, "iss", json_string(iss));
     json_object_set_new(claims, "iat", json_integer(now / 1000));
     json_object_set_new(claims, "exp", json_integer(j.expires_ms / 1000));
     json_object_set_new(claims, "jti", json_string(jti_hex));
     json_object_set_new(claims, "eat_profile", json_string(AT_EAR_PROFILE));
+    if (ev.payload.has_nonce && ev.payload.nonce.len) {
+        /* Only a nonce this verifier issued gets here (checked above). */
+        char *n64 = at_b64url_encode_new(ev.payload.nonce);
+        if (!n64) {
+            rc = at_fail(&d, AT_E_INTERNAL, "eat_nonce: out of memory");
+            goto refused;
+        }
+        json_object_set_new(claims, "eat_nonce", json_string(n64));
+        free(n64);
+    }
     json_t *vid = json_object();
     json_object_set_new(vid, "build", json_string(v->build));
     json_object_set_new(vid, "developer", json_string(VERIFIER_ID_DEVELOPER));
@@ -451,8 +470,22 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     at_hex_encode(ev.chain.root_sha256, 32, root_hex);
     json_object_set_new(ae, "root_sha256", json_string(root_hex));
     json_object_set_new(ae, "aws_root", json_boolean(memcmp(ev.chain.root_sha256, at_aws_root_g1_sha256, 32) == 0));
+    /* Every check below ran and passed, or we would not be here; the lint
+     * runs again on the loaded policy (an override admits what it refuses). */
+    at_diag lint = {{0}};
+    at_ear_checks checks = {.chain = AT_CHECK_PASSED, .identity = AT_CHECK_PASSED,
+                            .pcrs = AT_CHECK_PASSED, .binding = AT_CHECK_PASSED,
+                            .policy_lint_ok = at_policy_lint(policy, &lint) == AT_OK};
+    json_t *tv = at_ear_tvector(&checks);
+    const char *status = at_ear_status(tv);
     json_t *sub = json_object();
-    json_object_set_new(sub, "ear.status", json_string("affirming"));
+    json_object_set_new(sub, "ear.status", json_string(status));
+    json_object_set_new(sub, "ear.trustworthiness-vector", tv);
+    if (akpub) { /* the attested key, in Veraison's registered claim */
+        json_t *ka = json_object();
+        json_object_set_new(ka, "akpub", json_string(akpub));
+        json_object_set_new(sub, "ear.veraison.key-attestation", ka);
+    }
     char pid[220];
     snprintf(pid, sizeof pid, "policy:%s", ref);
     json_object_set_new(sub, "ear.appraisal-policy-id", json_string(pid));
@@ -485,7 +518,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     json_object_set_new(sess, "expires_at", json_string(exp));
     json_object_set_new(sess, "expires_at_ms", json_integer(j.expires_ms));
     json_object_set_new(sess, "key_sealed", key_sealed_b64 ? json_string(key_sealed_b64) : json_null());
-    json_object_set_new(out, "status", json_string("affirming"));
+    json_object_set_new(out, "status", json_string(status));
     json_object_set_new(out, "session", sess);
     json_object_set_new(out, "token", json_string(token));
     json_object_set_new(out, "claims", json_incref(claims));
@@ -511,4 +544,5 @@ done:
     free(pcrs_text);
     free(key_sealed_b64);
     free(kc_b64);
+    free(akpub);
 }

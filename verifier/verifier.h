@@ -49,6 +49,7 @@ typedef struct {
     char tls_cert_file[1024];   /* serve HTTPS (both or neither) */
     char tls_key_file[1024];
     char log_level[16];
+    char issuer[520];           /* EAR "iss": --issuer URL, else http(s)://host:port served */
 } verifier_config;
 
 /* Roles by privilege; admin implies every other role. */
@@ -66,6 +67,8 @@ typedef struct {
     at_metrics *metrics;
     ratelimit *rl;
     char build[64];
+    const char *issuer;         /* EAR "iss", published once the port is bound (atomic) */
+    char issuer_buf[600];
     /* Audit aggregation (audit_agg.c): counts of refusals without a row
      * of their own, written per minute by the flusher thread. */
     at_auditagg *agg;

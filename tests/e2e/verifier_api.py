@@ -12,6 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import VERIFIER as VERIFIER_BIN
 from harness import (ATTESTCTL, SRCDIR, KeyPair, Pki, Verifier, Workdir, b64, check, ctl,
                      finish, http)
 
@@ -117,6 +118,32 @@ try:
                             v.url + "/.well-known/jwks.json", tampered], capture_output=True)
         check(p.returncode == 1 and b"ERR_JWS_SIGNATURE_VERIFICATION_FAILED" in p.stderr,
               f"jose rejects the tampered token for its signature ({p.stderr.decode()[:200]})")
+        # The EAR profile (docs/ear-profile.md): the jose-verified claims of
+        # the real token against its JSON Schema, with ajv (independent).
+        jose_claims = json.loads(subprocess.run(
+            ["node", os.path.join(SRCDIR, "tests", "interop", "verify_ear.mjs"), v.url + "/.well-known/jwks.json",
+             token], capture_output=True).stdout)
+        schema = os.path.join(SRCDIR, "docs", "ear-profile.schema.json")
+
+        def ajv(obj):
+            return subprocess.run(["node", os.path.join(SRCDIR, "tests", "interop", "validate_ear.mjs"), schema],
+                                  input=json.dumps(obj).encode(), capture_output=True)
+        p = ajv(jose_claims)
+        check(p.returncode == 0, f"the token's claims follow docs/ear-profile.schema.json (ajv) ({p.stderr.decode()[:300]})")
+        bad = json.loads(json.dumps(jose_claims))
+        list(bad["submods"].values())[0]["ear.trustworthiness-vector"]["executables"] = 96
+        p = ajv(bad)
+        check(p.returncode == 1 and b"ear.trustworthiness-vector/executables" in p.stderr,
+              "ajv refuses an affirming status over a contraindicated claim")
+    tv = sub["ear.trustworthiness-vector"]
+    check(tv == {"instance-identity": 2, "configuration": 2, "executables": 2, "hardware": 2},
+          f"trustworthiness vector: every checked claim affirming (2) ({tv})")
+    check(claims["iss"] == v.url, f"iss is the verifier's URL ({claims['iss']})")
+    check(len(base64.urlsafe_b64decode(claims["eat_nonce"] + "=")) == 32 and "=" not in claims["eat_nonce"],
+          "eat_nonce: the verifier's 32-byte challenge, base64url")
+    spki = bytes.fromhex("302a300506032b656e032100") + kp.config[3:35]
+    check(base64.urlsafe_b64decode(sub["ear.veraison.key-attestation"]["akpub"] + "==") == spki,
+          "ear.veraison.key-attestation akpub: the attested X25519 key as SubjectPublicKeyInfo")
 
     st, body = v.call("GET", "/v1/sessions?policy=llm&state=active", token=gateway)
     ss = [s for s in body.get("sessions", []) if s["id"] == st_json["session"]]
@@ -291,6 +318,25 @@ try:
                       f"POST /v1/verify {name}: {code}")
     finally:
         cv.stop()
+
+    # ---- EAR issuer ----------------------------------------------------------
+    # --issuer names the public URL in "iss" (a replica on the same database)
+    iv = Verifier(wd, roots=[pki.root], extra=["--rate", "0", "--issuer", "https://verifier.example/attest"],
+                  db=v.db).start()
+    try:
+        p = ctl("attest", "--verifier", iv.url, "--policy", "llm", "--pki", pki.dir, "--key-file", kp.file,
+                "--state-file", wd("state_iss.json"), "--endpoint", "http://127.0.0.1:9/agent")
+        check(p.returncode == 0 and json.loads(p.stdout)["claims"]["iss"] == "https://verifier.example/attest",
+              f"--issuer URL is the token's iss ({p.stderr.decode()[:200]})")
+    finally:
+        iv.stop()
+    p = subprocess.run([VERIFIER_BIN, "--db", wd("never.db"), "--issuer", "attest-verifier"], capture_output=True)
+    check(p.returncode == 2 and b"--issuer: expected an http:// or https:// URL" in p.stderr,
+          "--issuer that is not an http(s) URL: refused at startup")
+    json.dump({"issuer": "verifier.example"}, open(wd("issuer.json"), "w"))
+    p = subprocess.run([VERIFIER_BIN, "--db", wd("never.db"), "--config", wd("issuer.json")], capture_output=True)
+    check(p.returncode == 2 and b"--issuer: expected an http:// or https:// URL" in p.stderr,
+          "config key issuer that is not an http(s) URL: refused at startup")
 
     # ---- secrets -------------------------------------------------------------
     # a fresh session (the refusal tests above re-attested the same instance)
