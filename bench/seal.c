@@ -31,7 +31,8 @@ static double cpu(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void die(const char *what)
@@ -49,7 +50,8 @@ static double seal_file(bool seal, const char *from, const char *to, const uint8
     if (in < 0 || out < 0)
         die("open");
     double t = now();
-    at_err rc = seal ? at_sealfile_seal_fd(in, out, key, &o, NULL, &d) : at_sealfile_open_fd(in, out, key, &o, NULL, &d);
+    at_err rc = seal ? at_sealfile_seal_fd(in, out, key, &o, NULL, &d)
+                     : at_sealfile_open_fd(in, out, key, &o, NULL, &d);
     if (rc != AT_OK || fsync(out) != 0)
         die(rc != AT_OK ? d.msg : "fsync");
     t = now() - t;
