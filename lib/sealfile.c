@@ -10,6 +10,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,7 @@
 #define KEY_ID_LABEL "attest sealfile key id"
 
 typedef struct {
-    uint8_t b[HEADER_MAX + 5]; /* header bytes, then room for the chunk AAD */
+    uint8_t b[HEADER_MAX]; /* the header's exact bytes */
     size_t len;
 } hdr_bytes;
 
@@ -42,14 +45,6 @@ static void put_u32(uint8_t *p, uint32_t v)
 static uint32_t get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* AAD = header || index || final; written after the header in h->b. */
-static at_span aad_for(hdr_bytes *h, uint32_t index, int final)
-{
-    put_u32(h->b + h->len, index);
-    h->b[h->len + 4] = (uint8_t)final;
-    return AT_SPAN(h->b, h->len + 5);
 }
 
 static void nonce_for(const hdr_bytes *h, uint32_t index, uint8_t nonce[12])
@@ -190,7 +185,7 @@ static void progress(const at_sealfile_opts *o, uint64_t done, uint64_t total)
         o->progress(o->progress_arg, done, total);
 }
 
-/* One AES-256-GCM context per file: the key schedule is made once, each
+/* One AES-256-GCM context per thread: the key schedule is made once, each
  * chunk only sets its nonce. Chunks are sealed and opened in place in the
  * read buffer (which has room for the tag), so no byte is copied between
  * the read and the write. */
@@ -234,26 +229,285 @@ out:
     return rc;
 }
 
+static void hex16(const uint8_t *p, char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+/* The chunk pipeline. The calling thread reads chunks in order into a ring
+ * of slots, hands each to the crypto threads once it knows whether it is
+ * the last, and writes the slots back in order as they complete; the
+ * crypto threads (and the caller, while it waits) seal or open whole
+ * chunks in place, each with its own AES-GCM context. At most `nslots`
+ * chunks are in memory. Everything the output sees is decided by the
+ * caller in chunk order, so the bytes written, the error reported and the
+ * progress calls are the same for any number of threads: a chunk's
+ * plaintext is written only after its tag verified, and a failure at
+ * chunk k stops before anything of chunk k or later is written. */
+typedef struct {
+    uint8_t *p;
+    size_t n; /* seal: plaintext bytes; open: ciphertext || tag */
+    uint32_t index;
+    int final;
+    bool done;
+    at_err rc;
+    at_diag d;
+} slot;
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t job, done; /* a chunk to take; a chunk finished */
+    bool enc, stop;
+    const hdr_bytes *h; /* read-only while chunks flow */
+    slot *slots;
+    unsigned nslots;
+    uint64_t dispatched, taken; /* chunks handed out; chunks taken by a thread */
+} pipeline;
+
+typedef struct {
+    pipeline *pl;
+    EVP_CIPHER_CTX *cc;
+} worker;
+
+static void run_chunk(const pipeline *pl, EVP_CIPHER_CTX *cc, slot *s)
+{
+    uint8_t nonce[12], aad[HEADER_MAX + 5];
+    memcpy(aad, pl->h->b, pl->h->len);
+    put_u32(aad + pl->h->len, s->index);
+    aad[pl->h->len + 4] = (uint8_t)s->final;
+    nonce_for(pl->h, s->index, nonce);
+    s->rc = gcm_chunk(cc, pl->enc, nonce, AT_SPAN(aad, pl->h->len + 5), s->p, s->n, &s->d);
+}
+
+/* Take the next chunk handed out (mu held); NULL when there is none. */
+static slot *take(pipeline *pl)
+{
+    return pl->taken < pl->dispatched ? &pl->slots[pl->taken++ % pl->nslots] : NULL;
+}
+
+static void finish(pipeline *pl, slot *s)
+{
+    pthread_mutex_lock(&pl->mu);
+    s->done = true;
+    pthread_cond_signal(&pl->done);
+    pthread_mutex_unlock(&pl->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pipeline *pl = w->pl;
+    pthread_mutex_lock(&pl->mu);
+    for (;;) {
+        slot *s = NULL;
+        while (!pl->stop && !(s = take(pl)))
+            pthread_cond_wait(&pl->job, &pl->mu);
+        if (!s)
+            break;
+        pthread_mutex_unlock(&pl->mu);
+        run_chunk(pl, w->cc, s);
+        finish(pl, s);
+        pthread_mutex_lock(&pl->mu);
+    }
+    pthread_mutex_unlock(&pl->mu);
+    return NULL;
+}
+
+static void dispatch(pipeline *pl, slot *s)
+{
+    pthread_mutex_lock(&pl->mu);
+    s->done = false;
+    pl->dispatched++;
+    pthread_cond_signal(&pl->job);
+    pthread_mutex_unlock(&pl->mu);
+}
+
+/* Wait until s is done, sealing or opening other handed-out chunks (in
+ * order) with cc meanwhile instead of idling. */
+static void await(pipeline *pl, EVP_CIPHER_CTX *cc, slot *s)
+{
+    pthread_mutex_lock(&pl->mu);
+    while (!s->done) {
+        slot *t = take(pl);
+        if (!t) {
+            pthread_cond_wait(&pl->done, &pl->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&pl->mu);
+        run_chunk(pl, cc, t);
+        finish(pl, t);
+        pthread_mutex_lock(&pl->mu);
+    }
+    pthread_mutex_unlock(&pl->mu);
+}
+
+static unsigned thread_count(const at_sealfile_opts *o)
+{
+    unsigned n = o ? o->threads : 0;
+    if (n == 0) {
+        cpu_set_t set;
+        n = sched_getaffinity(0, sizeof set, &set) == 0 ? (unsigned)CPU_COUNT(&set) : 1;
+    }
+    return n < 1 ? 1 : n > AT_SEALFILE_THREADS_MAX ? AT_SEALFILE_THREADS_MAX : n;
+}
+
+/* Seal (enc) or open in -> out after the header h, which was written (seal)
+ * or read (open) already; *done counts the input bytes consumed. */
+static at_err stream(bool enc, int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN], const hdr_bytes *h,
+                     const at_sealfile_opts *o, EVP_MD_CTX *md, uint64_t *done, uint64_t *ptlen, at_diag *d)
+{
+    at_err rc = AT_E_INTERNAL, pend_rc = AT_OK;
+    const char *what = enc ? "input" : "sealed file";
+    const size_t bufmax = AT_SEALFILE_CHUNK + TAG_LEN, want = enc ? AT_SEALFILE_CHUNK : bufmax;
+    const uint64_t total = size_of(in);
+    unsigned threads = thread_count(o), nworkers = 0;
+    pipeline pl = {.enc = enc, .h = h, .nslots = 2 * threads + 2};
+    worker w[AT_SEALFILE_THREADS_MAX];
+    pthread_t tid[AT_SEALFILE_THREADS_MAX];
+    EVP_CIPHER_CTX *cc = NULL;
+    at_diag pend_d = {{0}};
+    uint64_t head = 0, filled = 0, pend_seq = 0;
+    slot *held = NULL; /* read, not yet handed out: is it the last? */
+    bool reading = true, sync = false;
+    AT_ENSURE((pl.slots = calloc(pl.nslots, sizeof *pl.slots)), d, AT_E_INTERNAL, "out of memory");
+    for (unsigned i = 0; i < pl.nslots; i++)
+        AT_ENSURE((pl.slots[i].p = malloc(bufmax)), d, AT_E_INTERNAL, "out of memory");
+    AT_TRY(gcm_begin(&cc, enc, key, d));
+    AT_ENSURE(pthread_mutex_init(&pl.mu, NULL) == 0, d, AT_E_INTERNAL, "pthread_mutex_init failed");
+    if (pthread_cond_init(&pl.job, NULL) != 0 || pthread_cond_init(&pl.done, NULL) != 0) {
+        pthread_mutex_destroy(&pl.mu);
+        rc = at_fail(d, AT_E_INTERNAL, "pthread_cond_init failed");
+        goto out;
+    }
+    sync = true;
+    /* Workers take no signals (the caller's handlers stay on its thread).
+     * A thread that cannot start is not an error: the caller does the work. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (unsigned i = 0; i + 1 < threads; i++) {
+        at_diag ignored;
+        w[nworkers] = (worker){.pl = &pl};
+        if (gcm_begin(&w[nworkers].cc, enc, key, &ignored) != AT_OK) {
+            EVP_CIPHER_CTX_free(w[nworkers].cc);
+            break;
+        }
+        if (pthread_create(&tid[nworkers], NULL, worker_main, &w[nworkers]) != 0) {
+            EVP_CIPHER_CTX_free(w[nworkers].cc);
+            break;
+        }
+        nworkers++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    for (;;) {
+        if (reading && filled - head < pl.nslots) {
+            slot *s = &pl.slots[filled % pl.nslots];
+            /* read_full stops short only at end of file */
+            ssize_t r = held && held->n < want ? 0 : read_full(in, s->p, want);
+            if (r < 0) {
+                pend_rc = at_fail(&pend_d, AT_E_IO, "%s: %s", what, strerror(errno));
+                pend_seq = pl.dispatched;
+                reading = false;
+                continue;
+            }
+            if (held) {
+                held->final = r == 0;
+                dispatch(&pl, held);
+                held = NULL;
+            }
+            if (r == 0 && filled > 0) {
+                reading = false;
+                continue;
+            }
+            if (filled == UINT32_MAX || (!enc && r < TAG_LEN)) {
+                pend_rc = filled == UINT32_MAX
+                              ? at_fail(&pend_d, AT_E_TOO_LARGE, "%s: too large", what)
+                              : at_fail(&pend_d, AT_E_TRUNCATED, "sealed file: truncated at chunk %u",
+                                        (unsigned)filled);
+                pend_seq = pl.dispatched;
+                reading = false;
+                continue;
+            }
+            if (enc && md)
+                AT_OSSL(EVP_DigestUpdate(md, s->p, (size_t)r), d);
+            s->n = (size_t)r;
+            s->index = (uint32_t)filled++;
+            held = s;
+            continue;
+        }
+        if (pend_rc != AT_OK && head == pend_seq) {
+            memcpy(d, &pend_d, sizeof *d);
+            rc = pend_rc;
+            goto out;
+        }
+        AT_ENSURE(head < pl.dispatched, d, AT_E_INTERNAL, "sealfile: pipeline stalled at chunk %u",
+                  (unsigned)head);
+        slot *s = &pl.slots[head % pl.nslots];
+        await(&pl, cc, s);
+        if (s->rc != AT_OK && enc) {
+            memcpy(d, &s->d, sizeof *d);
+            rc = s->rc;
+            goto out;
+        }
+        if (s->rc != AT_OK) {
+            /* A file cut at a chunk boundary: the last chunk present was not
+             * sealed as the final one. */
+            rc = at_fail(d, s->final ? AT_E_TRUNCATED : AT_E_DECRYPT_FAILED, "sealed file: chunk %u does not open%s",
+                         s->index,
+                         s->final ? " as the last one (file truncated or altered)" : " (wrong key or altered file)");
+            goto out;
+        }
+        size_t len = enc ? s->n + TAG_LEN : s->n - TAG_LEN;
+        if (!enc && md)
+            AT_OSSL(EVP_DigestUpdate(md, s->p, len), d);
+        AT_ENSURE(at_file_write_full(out, s->p, len), d, AT_E_IO, "output: write failed: %s", strerror(errno));
+        *ptlen += enc ? s->n : len;
+        *done += s->n;
+        progress(o, *done, total);
+        head++;
+        if (s->final)
+            break;
+    }
+    rc = AT_OK;
+out:
+    if (sync) {
+        pthread_mutex_lock(&pl.mu);
+        pl.stop = true;
+        pthread_cond_broadcast(&pl.job);
+        pthread_mutex_unlock(&pl.mu);
+    }
+    for (unsigned i = 0; i < nworkers; i++) {
+        pthread_join(tid[i], NULL);
+        EVP_CIPHER_CTX_free(w[i].cc);
+    }
+    if (sync) {
+        pthread_cond_destroy(&pl.job);
+        pthread_cond_destroy(&pl.done);
+        pthread_mutex_destroy(&pl.mu);
+    }
+    EVP_CIPHER_CTX_free(cc);
+    for (unsigned i = 0; pl.slots && i < pl.nslots; i++)
+        at_wipe_free(pl.slots[i].p, bufmax);
+    free(pl.slots);
+    return rc;
+}
+
 at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN],
                            const at_sealfile_opts *o, at_sealfile_result *res, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     hdr_bytes h;
-    uint8_t nonce[12];
-    const size_t bufmax = AT_SEALFILE_CHUNK + TAG_LEN;
-    uint8_t *cur = malloc(bufmax), *next = malloc(bufmax);
     /* The plaintext's SHA-256 only when the caller takes a result. */
     EVP_MD_CTX *md = res ? EVP_MD_CTX_new() : NULL;
-    EVP_CIPHER_CTX *cc = NULL;
-    uint64_t total = size_of(in), done = 0, ptlen = 0;
+    uint64_t done = 0, ptlen = 0;
     const char *names[2] = {o && o->secret ? o->secret : "", o && o->policy ? o->policy : ""};
-    AT_ENSURE(cur && next && (md || !res), d, AT_E_INTERNAL, "out of memory");
+    AT_ENSURE(md || !res, d, AT_E_INTERNAL, "out of memory");
     for (int i = 0; i < 2; i++)
         AT_ENSURE(is_valid_name(names[i], strlen(names[i])), d, AT_E_BAD_FIELD,
                   "%s name '%.140s': expected [A-Za-z0-9._-]{1,128}", i ? "policy" : "secret", names[i]);
     if (md)
         AT_OSSL(EVP_DigestInit_ex(md, EVP_sha256(), NULL), d);
-    AT_TRY(gcm_begin(&cc, true, key, d));
     (void)posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
     memcpy(h.b, MAGIC_V2, 8);
     put_u32(h.b + 8, AT_SEALFILE_CHUNK);
@@ -267,30 +521,7 @@ at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
         h.len += n;
     }
     AT_ENSURE(at_file_write_full(out, h.b, h.len), d, AT_E_IO, "output: write failed: %s", strerror(errno));
-    /* Read one chunk ahead so the last one is known when it is sealed. */
-    ssize_t n = read_full(in, cur, AT_SEALFILE_CHUNK);
-    AT_ENSURE(n >= 0, d, AT_E_IO, "input: %s", strerror(errno));
-    for (uint32_t index = 0;; index++) {
-        ssize_t m = n == AT_SEALFILE_CHUNK ? read_full(in, next, AT_SEALFILE_CHUNK) : 0;
-        AT_ENSURE(m >= 0, d, AT_E_IO, "input: %s", strerror(errno));
-        AT_ENSURE(index != UINT32_MAX, d, AT_E_TOO_LARGE, "input: too large");
-        int final = m == 0;
-        nonce_for(&h, index, nonce);
-        if (md)
-            AT_OSSL(EVP_DigestUpdate(md, cur, (size_t)n), d);
-        AT_TRY(gcm_chunk(cc, true, nonce, aad_for(&h, index, final), cur, (size_t)n, d));
-        AT_ENSURE(at_file_write_full(out, cur, (size_t)n + TAG_LEN), d, AT_E_IO, "output: write failed: %s",
-                  strerror(errno));
-        ptlen += (uint64_t)n;
-        done += (uint64_t)n;
-        progress(o, done, total);
-        if (final)
-            break;
-        uint8_t *t = cur;
-        cur = next;
-        next = t;
-        n = m;
-    }
+    AT_TRY(stream(true, in, out, key, &h, o, md, &done, &ptlen, d));
     if (res) {
         memset(res, 0, sizeof *res);
         AT_OSSL(EVP_DigestFinal_ex(md, res->sha256, NULL), d);
@@ -308,16 +539,7 @@ at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
     rc = AT_OK;
 out:
     EVP_MD_CTX_free(md);
-    EVP_CIPHER_CTX_free(cc);
-    at_wipe_free(cur, bufmax);
-    at_wipe_free(next, bufmax);
     return rc;
-}
-
-static void hex16(const uint8_t *p, char out[33])
-{
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
 }
 
 at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN],
@@ -326,16 +548,12 @@ at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
     at_err rc = AT_E_INTERNAL;
     hdr_bytes h;
     at_sealfile_header hd;
-    uint8_t nonce[12], kid[AT_SEALFILE_KEY_ID_LEN];
-    const size_t ctmax = AT_SEALFILE_CHUNK + TAG_LEN;
-    uint8_t *cur = malloc(ctmax), *next = malloc(ctmax);
+    uint8_t kid[AT_SEALFILE_KEY_ID_LEN];
     EVP_MD_CTX *md = res ? EVP_MD_CTX_new() : NULL;
-    EVP_CIPHER_CTX *cc = NULL;
-    uint64_t total = size_of(in), done = 0, ptlen = 0;
-    AT_ENSURE(cur && next && (md || !res), d, AT_E_INTERNAL, "out of memory");
+    uint64_t done = 0, ptlen = 0;
+    AT_ENSURE(md || !res, d, AT_E_INTERNAL, "out of memory");
     if (md)
         AT_OSSL(EVP_DigestInit_ex(md, EVP_sha256(), NULL), d);
-    AT_TRY(gcm_begin(&cc, false, key, d));
     (void)posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
     AT_TRY(read_header(in, "sealed file", &h, &hd, d));
     done = h.len;
@@ -350,38 +568,7 @@ at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
             goto out;
         }
     }
-    ssize_t n = read_full(in, cur, ctmax);
-    AT_ENSURE(n >= 0, d, AT_E_IO, "sealed file: %s", strerror(errno));
-    for (uint32_t index = 0;; index++) {
-        AT_ENSURE(n >= TAG_LEN, d, AT_E_TRUNCATED, "sealed file: truncated at chunk %u", index);
-        ssize_t m = (size_t)n == ctmax ? read_full(in, next, ctmax) : 0;
-        AT_ENSURE(m >= 0, d, AT_E_IO, "sealed file: %s", strerror(errno));
-        AT_ENSURE(index != UINT32_MAX, d, AT_E_TOO_LARGE, "sealed file: too large");
-        int final = m == 0;
-        nonce_for(&h, index, nonce);
-        rc = gcm_chunk(cc, false, nonce, aad_for(&h, index, final), cur, (size_t)n, d);
-        if (rc != AT_OK) {
-            /* A file cut at a chunk boundary: the last chunk present was not
-             * sealed as the final one. */
-            rc = at_fail(d, final ? AT_E_TRUNCATED : AT_E_DECRYPT_FAILED, "sealed file: chunk %u does not open%s",
-                         index,
-                         final ? " as the last one (file truncated or altered)" : " (wrong key or altered file)");
-            goto out;
-        }
-        size_t len = (size_t)n - TAG_LEN;
-        if (md)
-            AT_OSSL(EVP_DigestUpdate(md, cur, len), d);
-        AT_ENSURE(at_file_write_full(out, cur, len), d, AT_E_IO, "output: write failed: %s", strerror(errno));
-        ptlen += len;
-        done += (uint64_t)n;
-        progress(o, done, total);
-        if (final)
-            break;
-        uint8_t *t = cur;
-        cur = next;
-        next = t;
-        n = m;
-    }
+    AT_TRY(stream(false, in, out, key, &h, o, md, &done, &ptlen, d));
     if (res) {
         memset(res, 0, sizeof *res);
         AT_OSSL(EVP_DigestFinal_ex(md, res->sha256, NULL), d);
@@ -392,9 +579,6 @@ at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
     rc = AT_OK;
 out:
     EVP_MD_CTX_free(md);
-    EVP_CIPHER_CTX_free(cc);
-    at_wipe_free(cur, ctmax);
-    at_wipe_free(next, ctmax);
     return rc;
 }
 

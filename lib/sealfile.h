@@ -15,7 +15,9 @@
  * extended or spliced chunk fails to open (AT_E_DECRYPT_FAILED /
  * AT_E_TRUNCATED). key_id = HMAC-SHA256(key, "attest sealfile key id")[0..16]
  * names the key without revealing it. The sealed file is attacker-reachable
- * input: every length is bounded. */
+ * input: every length is bounded. Chunks are sealed and opened on
+ * several threads; reading, writing, the plaintext's SHA-256 and progress
+ * stay in chunk order on the caller's thread. */
 #ifndef AT_SEALFILE_H
 #define AT_SEALFILE_H
 
@@ -31,6 +33,8 @@
 #define AT_SEALFILE_VERSION 2
 /* Secret and policy names as the verifier accepts them. */
 #define AT_SEALFILE_NAME_MAX 128
+/* Threads that seal or open chunks at once (the caller's included). */
+#define AT_SEALFILE_THREADS_MAX 8
 
 /* What a sealed file's header says. Authenticated only once the file
  * opened with the key; plaintext_bytes is derived from the file length. */
@@ -50,8 +54,13 @@ typedef void (*at_sealfile_progress_fn)(void *arg, uint64_t done, uint64_t total
 
 typedef struct {
     const char *secret, *policy; /* seal: recorded in the header; NULL = none */
-    at_sealfile_progress_fn progress;
+    at_sealfile_progress_fn progress; /* called on the caller's thread, in order */
     void *progress_arg;
+    /* Chunks are independent: they are sealed or opened on this many
+     * threads (the caller's included; 0 = one per CPU this process may run
+     * on, at most AT_SEALFILE_THREADS_MAX), with 2 * threads + 2 chunks in
+     * memory. The output is the same for any count. */
+    unsigned threads;
 } at_sealfile_opts;
 
 typedef struct {
