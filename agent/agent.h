@@ -32,7 +32,7 @@ typedef struct {
     char sim_pki[1024];
     bool sim_pcr_set[AT_MAX_PCRS];
     uint8_t sim_pcr[AT_MAX_PCRS][AT_SHA384_LEN];
-    at_format sim_format;      /* --sim-format, default nitro-enclave */
+    at_format sim_format; /* --sim-format, default nitro-enclave */
     char listen[128];
     char advertise[1024];
     char upstream[1024];
@@ -41,38 +41,38 @@ typedef struct {
     char model_sealed[1024];
     char model_secret[160];
     char model_out[1024];
-    int model_pcr;             /* -1 = the format's default (16 enclave, 15 tpm) */
-    int session_check_s;       /* how often the session is checked by id (token needed) */
+    int model_pcr;       /* -1 = the format's default (16 enclave, 15 tpm) */
+    int session_check_s; /* how often the session is checked by id (token needed) */
     bool print_pcrs;
     bool allow_remote_upstream; /* --allow-remote-upstream: measured into PCR2 */
     bool upstream_remote;       /* --upstream as given names another host (vsock included) */
     char port_file[1024];
-    at_httpd_opts http;        /* --max-body, --request-timeout, --connection-limit,
+    at_httpd_opts http; /* --max-body, --request-timeout, --connection-limit,
                                 * --per-ip-limit, --workers (0 = httpd defaults) */
 } agent_config;
 
 typedef struct {
     agent_config cfg;
-    at_format format;          /* what the attester produces */
+    at_format format; /* what the attester produces */
     at_ohttp_keyset *keys;
-    at_buf key_config;         /* RFC 9458 single config of AGENT_KEY_ID */
+    at_buf key_config; /* RFC 9458 single config of AGENT_KEY_ID */
     at_attester *attester;
-    at_metrics *metrics;       /* GET /metrics */
-    char token[512];           /* agent bearer token (optional) */
+    at_metrics *metrics; /* GET /metrics */
+    char token[512];     /* agent bearer token (optional) */
     /* user_data of our documents (lib/binding): purpose and advertised
      * endpoint; set once the endpoint is known, read under lock. */
     at_buf bind_session, bind_evidence;
 
-    pthread_mutex_t lock;      /* guards the session below */
+    pthread_mutex_t lock; /* guards the session below */
     pthread_cond_t changed;
     char session_id[80];
     uint8_t session_key[32];
     int64_t session_expires_ms;
     bool have_session;
     char last_error[1200];
-    char session_state[32];    /* active, or why it ended (replaced, revoked, ...) */
+    char session_state[32]; /* active, or why it ended (replaced, revoked, ...) */
     bool stopping;
-    bool attest_now;           /* the session ended: the loop attests at once */
+    bool attest_now; /* the session ended: the loop attests at once */
     bool model_ready;
 } agent;
 
@@ -104,8 +104,7 @@ void route_evidence(agent *a, at_http_req *req, at_http_resp *resp);
 /* Upstream (the local LLM server). */
 typedef struct upstream_stream upstream_stream;
 /* Whole exchange: the decoded inner request in, a Binary HTTP response out. */
-at_err upstream_forward(const agent *a, const at_bhttp_msg *req, at_bhttp_msg **resp,
-                        at_diag *d) AT_MUST_USE;
+at_err upstream_forward(const agent *a, const at_bhttp_msg *req, at_bhttp_msg **resp, at_diag *d) AT_MUST_USE;
 /* Streamed exchange: start; then upstream_stream_next() hands out pieces of
  * the answer's indeterminate-length Binary HTTP encoding as they arrive
  * (head first, content chunks, tail last, *done set with the last piece). */
@@ -113,6 +112,5 @@ at_err upstream_stream_start(const agent *a, const at_bhttp_msg *req, upstream_s
                              at_diag *d) AT_MUST_USE;
 at_err upstream_stream_next(upstream_stream *s, at_buf *piece, bool *done, at_diag *d) AT_MUST_USE;
 void upstream_stream_free(upstream_stream *s);
-
 
 #endif

@@ -22,23 +22,23 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: attest-agent --verifier URL --policy NAME --attester nsm|nitro-tpm|sim\n"
-            "                    [--sim-pki DIR] [--sim-pcr N=HEX]... [--sim-format nitro-enclave|nitro-tpm]\n"
-            "                    --listen ADDR:PORT [--advertise URL] --upstream URL [--token-file F]\n"
-            "                    [--model FILE | --model-sealed FILE --model-secret NAME --model-out PATH]\n"
-            "                    [--model-pcr N] [--print-pcrs] [--port-file F] [--max-body BYTES]\n"
-            "                    [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
-            "                    [--workers N]         (handler threads, default 64; /v1/ohttp gets N-8)\n"
-            "                    [--session-check S]   (default 10; needs --token-file, role agent)\n"
-            "                    [--allow-remote-upstream] (forward in clear to a non-loopback\n"
-            "                                          --upstream; measured into PCR2)\n"
-            "                    [--log-level debug|info|warn|error|fatal]\n"
-            "                    [--config FILE.json] (keys: these flags' long names; flags win)\n"
-            "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
-            "(a fresh document for a caller's nonce), GET /v1/status, GET /metrics (Prometheus).\n"
-            "ADDR: host:port, unix:PATH or vsock:PORT; --verifier/--upstream also take\n"
-            "unix:PATH[,URL] or vsock:CID:PORT[,URL] (HTTP/HTTPS over that stream).\n");
+    fprintf(
+        f, "usage: attest-agent --verifier URL --policy NAME --attester nsm|nitro-tpm|sim\n"
+           "                    [--sim-pki DIR] [--sim-pcr N=HEX]... [--sim-format nitro-enclave|nitro-tpm]\n"
+           "                    --listen ADDR:PORT [--advertise URL] --upstream URL [--token-file F]\n"
+           "                    [--model FILE | --model-sealed FILE --model-secret NAME --model-out PATH]\n"
+           "                    [--model-pcr N] [--print-pcrs] [--port-file F] [--max-body BYTES]\n"
+           "                    [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
+           "                    [--workers N]         (handler threads, default 64; /v1/ohttp gets N-8)\n"
+           "                    [--session-check S]   (default 10; needs --token-file, role agent)\n"
+           "                    [--allow-remote-upstream] (forward in clear to a non-loopback\n"
+           "                                          --upstream; measured into PCR2)\n"
+           "                    [--log-level debug|info|warn|error|fatal]\n"
+           "                    [--config FILE.json] (keys: these flags' long names; flags win)\n"
+           "Serves GET /v1/key-config, POST /v1/ohttp (whole and chunked), POST /v1/evidence\n"
+           "(a fresh document for a caller's nonce), GET /v1/status, GET /metrics (Prometheus).\n"
+           "ADDR: host:port, unix:PATH or vsock:PORT; --verifier/--upstream also take\n"
+           "unix:PATH[,URL] or vsock:CID:PORT[,URL] (HTTP/HTTPS over that stream).\n");
 }
 
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
@@ -97,8 +97,8 @@ static void observe(void *app, const char *route, const char *method, int status
     agent *a = app;
     at_metrics_observe_http(a->metrics, route, method, status, sec);
     /* Never the content: route, status and time only. */
-    at_log(status >= 500 ? "error" : "debug", "request", "%s %s -> %d in %.2f ms", method, route,
-           status, sec * 1e3);
+    at_log(status >= 500 ? "error" : "debug", "request", "%s %s -> %d in %.2f ms", method, route, status,
+           sec * 1e3);
 }
 
 static void describe_metrics(at_metrics *m)
@@ -166,8 +166,9 @@ static int print_pcrs(const agent *a)
     uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN];
     at_diag d = {{0}};
     if (a->cfg.attester != AT_ATTESTER_SIM) {
-        fprintf(stderr, "attest-agent: --print-pcrs computes the simulator's PCRs; for %s take the\n"
-                        "measurements your image build printed (attestctl policy import)\n",
+        fprintf(stderr,
+                "attest-agent: --print-pcrs computes the simulator's PCRs; for %s take the\n"
+                "measurements your image build printed (attestctl policy import)\n",
                 a->cfg.attester == AT_ATTESTER_NSM ? "nsm" : "nitro-tpm");
         return 2;
     }
@@ -212,23 +213,32 @@ int main(int argc, char **argv)
     c->http.max_body = 1024 * 1024;
     c->sim_format = AT_FORMAT_NITRO_ENCLAVE;
     bool attester_given = false;
-    static const struct option opts[] = {
-        {"verifier", required_argument, NULL, 'v'},   {"policy", required_argument, NULL, 'p'},
-        {"attester", required_argument, NULL, 'a'},   {"sim-pki", required_argument, NULL, 'k'},
-        {"sim-pcr", required_argument, NULL, 'P'},    {"sim-format", required_argument, NULL, 'F'},
-        {"listen", required_argument, NULL, 'l'},     {"advertise", required_argument, NULL, 'A'},
-        {"upstream", required_argument, NULL, 'u'},   {"token-file", required_argument, NULL, 't'},
-        {"model", required_argument, NULL, 'm'},      {"model-sealed", required_argument, NULL, 's'},
-        {"model-secret", required_argument, NULL, 'S'}, {"model-out", required_argument, NULL, 'o'},
-        {"model-pcr", required_argument, NULL, 'M'},  {"print-pcrs", no_argument, NULL, 'x'},
-        {"port-file", required_argument, NULL, 'f'},  AT_HTTPD_LONG_OPTIONS,
-        {"workers", required_argument, NULL, 1009},
-        {"session-check", required_argument, NULL, 'C'},
-        {"allow-remote-upstream", no_argument, NULL, 1011},
-        {"log-level", required_argument, NULL, 1012},
-        {"config", required_argument, NULL, 1013},
-        {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"verifier", required_argument, NULL, 'v'},
+                                         {"policy", required_argument, NULL, 'p'},
+                                         {"attester", required_argument, NULL, 'a'},
+                                         {"sim-pki", required_argument, NULL, 'k'},
+                                         {"sim-pcr", required_argument, NULL, 'P'},
+                                         {"sim-format", required_argument, NULL, 'F'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"advertise", required_argument, NULL, 'A'},
+                                         {"upstream", required_argument, NULL, 'u'},
+                                         {"token-file", required_argument, NULL, 't'},
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"model-sealed", required_argument, NULL, 's'},
+                                         {"model-secret", required_argument, NULL, 'S'},
+                                         {"model-out", required_argument, NULL, 'o'},
+                                         {"model-pcr", required_argument, NULL, 'M'},
+                                         {"print-pcrs", no_argument, NULL, 'x'},
+                                         {"port-file", required_argument, NULL, 'f'},
+                                         AT_HTTPD_LONG_OPTIONS,
+                                         {"workers", required_argument, NULL, 1009},
+                                         {"session-check", required_argument, NULL, 'C'},
+                                         {"allow-remote-upstream", no_argument, NULL, 1011},
+                                         {"log-level", required_argument, NULL, 1012},
+                                         {"config", required_argument, NULL, 1013},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     /* --config FILE.json: its keys are these flags' long names; the
      * command line's flags come after and win. Kept until exit (optarg
      * pointers into it are stored). */
@@ -260,7 +270,9 @@ int main(int argc, char **argv)
                 c->upstream_remote = !agent_upstream_is_local(optarg);
             break;
         }
-        case 'p': COPY(policy); break;
+        case 'p':
+            COPY(policy);
+            break;
         case 'a':
             if (!at_attester_parse(optarg, &c->attester)) {
                 fprintf(stderr, "attest-agent: --attester nsm, nitro-tpm or sim\n");
@@ -268,21 +280,40 @@ int main(int argc, char **argv)
             }
             attester_given = true;
             break;
-        case 'k': COPY(sim_pki); break;
-        case 'P': if (parse_pcr_arg(c, optarg) != 0) return 2; break;
+        case 'k':
+            COPY(sim_pki);
+            break;
+        case 'P':
+            if (parse_pcr_arg(c, optarg) != 0)
+                return 2;
+            break;
         case 'F':
             if (!at_format_parse(optarg, &c->sim_format) || c->sim_format == AT_FORMAT_AUTO) {
                 fprintf(stderr, "attest-agent: --sim-format nitro-enclave or nitro-tpm\n");
                 return 2;
             }
             break;
-        case 'l': COPY(listen); break;
-        case 'A': COPY(advertise); break;
-        case 't': COPY(token_file); break;
-        case 'm': COPY(model); break;
-        case 's': COPY(model_sealed); break;
-        case 'S': COPY(model_secret); break;
-        case 'o': COPY(model_out); break;
+        case 'l':
+            COPY(listen);
+            break;
+        case 'A':
+            COPY(advertise);
+            break;
+        case 't':
+            COPY(token_file);
+            break;
+        case 'm':
+            COPY(model);
+            break;
+        case 's':
+            COPY(model_sealed);
+            break;
+        case 'S':
+            COPY(model_secret);
+            break;
+        case 'o':
+            COPY(model_out);
+            break;
         case 'M': {
             char *end;
             long n = strtol(optarg, &end, 10);
@@ -293,7 +324,9 @@ int main(int argc, char **argv)
             c->model_pcr = (int)n;
             break;
         }
-        case 'x': c->print_pcrs = true; break;
+        case 'x':
+            c->print_pcrs = true;
+            break;
         case 'C': {
             char *end;
             long n = strtol(optarg, &end, 10);
@@ -304,9 +337,15 @@ int main(int argc, char **argv)
             c->session_check_s = (int)n;
             break;
         }
-        case 'f': COPY(port_file); break;
-        case 1009: c->http.workers = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 1011: c->allow_remote_upstream = true; break;
+        case 'f':
+            COPY(port_file);
+            break;
+        case 1009:
+            c->http.workers = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 1011:
+            c->allow_remote_upstream = true;
+            break;
         case 1012:
             if (!at_log_set_level(optarg)) {
                 fprintf(stderr, "attest-agent: --log-level: expected " AT_LOG_LEVELS ", got '%s'\n", optarg);
@@ -325,8 +364,8 @@ int main(int argc, char **argv)
     a.format = c->attester == AT_ATTESTER_NITRO_TPM ? AT_FORMAT_NITRO_TPM
                : c->attester == AT_ATTESTER_NSM     ? AT_FORMAT_NITRO_ENCLAVE
                                                     : c->sim_format;
-    if (!attester_given || !c->policy[0] || (!c->print_pcrs && (!c->verifier[0] || !c->listen[0] ||
-                                                                !c->upstream[0]))) {
+    if (!attester_given || !c->policy[0] ||
+        (!c->print_pcrs && (!c->verifier[0] || !c->listen[0] || !c->upstream[0]))) {
         usage(stderr);
         return 2;
     }
@@ -383,7 +422,8 @@ int main(int argc, char **argv)
     /* The key sealed prompts and secrets open with: made here, in memory,
      * never written anywhere; its configuration goes into every document. */
     at_ohttp_key_config kc;
-    if (at_ohttp_keyset_new(&a.keys, &d) != AT_OK || at_ohttp_keyset_generate(a.keys, AGENT_KEY_ID, &d) != AT_OK ||
+    if (at_ohttp_keyset_new(&a.keys, &d) != AT_OK ||
+        at_ohttp_keyset_generate(a.keys, AGENT_KEY_ID, &d) != AT_OK ||
         at_ohttp_keyset_config(a.keys, AGENT_KEY_ID, &kc, &d) != AT_OK ||
         at_ohttp_key_config_encode(&kc, &a.key_config, &d) != AT_OK) {
         at_log("fatal", "keys", "%s", d.msg);
@@ -410,7 +450,8 @@ int main(int argc, char **argv)
         uint8_t digest[AT_SHA384_LEN];
         bool ok = at_sha384_file(c->model, digest, &d) == AT_OK;
         int idx = c->model_pcr >= 0 ? c->model_pcr : a.format == AT_FORMAT_NITRO_TPM ? 15 : 16;
-        if (!ok || at_attester_extend_pcr(a.attester, (unsigned)idx, AT_SPAN(digest, sizeof digest), &d) != AT_OK) {
+        if (!ok ||
+            at_attester_extend_pcr(a.attester, (unsigned)idx, AT_SPAN(digest, sizeof digest), &d) != AT_OK) {
             at_log("fatal", "model", "measuring %s into PCR%d: %s", c->model, idx, d.msg);
             goto out;
         }
@@ -450,10 +491,14 @@ int main(int argc, char **argv)
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
         at_log("error", "port_file", "cannot write %s", c->port_file);
     at_log("info", "start", "attest-agent %s on %s (advertised %s), policy %s, attester %s, upstream %s%s",
-         PACKAGE_VERSION, c->listen, c->advertise, c->policy,
-         c->attester == AT_ATTESTER_SIM ? "sim" : c->attester == AT_ATTESTER_NSM ? "nsm" : "nitro-tpm",
-         c->upstream, c->allow_remote_upstream && !agent_upstream_is_local(c->upstream)
-                           ? " (remote, in clear: --allow-remote-upstream)" : "");
+           PACKAGE_VERSION, c->listen, c->advertise, c->policy,
+           c->attester == AT_ATTESTER_SIM   ? "sim"
+           : c->attester == AT_ATTESTER_NSM ? "nsm"
+                                            : "nitro-tpm",
+           c->upstream,
+           c->allow_remote_upstream && !agent_upstream_is_local(c->upstream)
+               ? " (remote, in clear: --allow-remote-upstream)"
+               : "");
     if (pthread_create(&loop, NULL, agent_session_loop, &a) != 0)
         goto out;
     loop_started = true;

@@ -41,9 +41,10 @@ static bool key_problem(at_http_resp *resp, at_err rc, const char *msg)
 {
     if (rc != AT_E_UNKNOWN_KEY_ID && rc != AT_E_UNSUPPORTED_SUITE)
         return false;
-    json_t *j = json_pack("{s:s,s:s,s:i,s:s,s:s}", "type", "https://iana.org/assignments/http-problem-types#ohttp-key",
-                          "title", "key configuration not usable: fetch /v1/key-config again", "status", 400,
-                          "detail", msg, "code", at_err_str(rc));
+    json_t *j = json_pack("{s:s,s:s,s:i,s:s,s:s}", "type",
+                          "https://iana.org/assignments/http-problem-types#ohttp-key", "title",
+                          "key configuration not usable: fetch /v1/key-config again", "status", 400, "detail",
+                          msg, "code", at_err_str(rc));
     at_http_json(resp, 400, j);
     resp->content_type = "application/problem+json";
     return true;
@@ -127,7 +128,8 @@ static void whole(agent *a, at_http_req *req, at_http_resp *resp)
         at_metrics_add(a->metrics, "attest_upstream_errors_total", "mode=\"whole\"", 1);
         /* The caller learns that the upstream failed, not its URL or the
          * transport error (logged above). */
-        if ((rc = inner_error(502, "upstream: the local model server did not answer (unavailable)", &out, &d)) != AT_OK)
+        if ((rc = inner_error(502, "upstream: the local model server did not answer (unavailable)", &out,
+                              &d)) != AT_OK)
             goto fail;
     }
     if ((rc = at_bhttp_encode(out, &plain, &d)) != AT_OK ||
@@ -214,7 +216,9 @@ static ssize_t chunked_read(void *cls, uint64_t pos, char *buf, size_t max)
             at_metrics_add(c->metrics, "attest_upstream_errors_total", "mode=\"chunked\"", 1);
             /* Nothing out yet: answer an authenticated 502. Otherwise end
              * the body without its final chunk: the client detects it. */
-            if (c->sent_any || c->outbox.len || seal_error_stream(c, "upstream: the local model server did not answer (unavailable)", &d) != AT_OK)
+            if (c->sent_any || c->outbox.len ||
+                seal_error_stream(c, "upstream: the local model server did not answer (unavailable)", &d) !=
+                    AT_OK)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             done = true;
         }
@@ -269,7 +273,8 @@ static void chunked(agent *a, at_http_req *req, at_http_resp *resp)
     } else if (upstream_stream_start(a, in, &c->up, &ud) != AT_OK) {
         at_log("error", "upstream", "stream: %s", ud.msg);
         at_metrics_add(a->metrics, "attest_upstream_errors_total", "mode=\"chunked\"", 1);
-        if (seal_error_stream(c, "upstream: the local model server did not answer (unavailable)", &d) == AT_OK)
+        if (seal_error_stream(c, "upstream: the local model server did not answer (unavailable)", &d) ==
+            AT_OK)
             c->finished = true;
     }
     /* chunked_read blocks on the upstream: httpd runs it on a worker. */
@@ -309,8 +314,8 @@ static void without_urls(const char *in, char *out, size_t cap)
 {
     size_t o = 0;
     while (*in && o + 1 < cap) {
-        if (strncmp(in, "http://", 7) == 0 || strncmp(in, "https://", 8) == 0 || strncmp(in, "unix:", 5) == 0 ||
-            strncmp(in, "vsock:", 6) == 0) {
+        if (strncmp(in, "http://", 7) == 0 || strncmp(in, "https://", 8) == 0 ||
+            strncmp(in, "unix:", 5) == 0 || strncmp(in, "vsock:", 6) == 0) {
             in += strcspn(in, " ,;'\")");
             static const char mark[] = "<url>";
             for (const char *m = mark; *m && o + 1 < cap; m++)
@@ -353,9 +358,9 @@ void route_evidence(agent *a, at_http_req *req, at_http_resp *resp)
     at_diag d = {{0}};
     at_err rc = at_http_body_json(req, &body, &d);
     const char *nb = rc == AT_OK ? json_string_value(json_object_get(body, "nonce")) : NULL;
-    if (rc == AT_OK && (!nb || json_object_size(body) != 1 ||
-                        at_b64_decode_new(nb, strlen(nb), &nonce, &nonce_len) != AT_OK ||
-                        nonce_len < 16 || nonce_len > 64))
+    if (rc == AT_OK &&
+        (!nb || json_object_size(body) != 1 ||
+         at_b64_decode_new(nb, strlen(nb), &nonce, &nonce_len) != AT_OK || nonce_len < 16 || nonce_len > 64))
         rc = at_fail(&d, AT_E_BAD_REQUEST, "nonce: expected {\"nonce\": base64 of 16..64 bytes}");
     /* The document says what it is for: evidence for a relying party, at
      * our endpoint. The verifier never makes a session from it. */

@@ -67,10 +67,7 @@ at_err agent_sim_pcrs(const agent_config *c, at_format f, bool set[AT_MAX_PCRS],
     return AT_OK;
 }
 
-static at_vclient vclient(const agent *a)
-{
-    return (at_vclient){.url = a->cfg.verifier, .bearer = a->token};
-}
+static at_vclient vclient(const agent *a) { return (at_vclient){.url = a->cfg.verifier, .bearer = a->token}; }
 
 /* The transport detail (URL, connect result) of a call that got no answer
  * goes to the log, not into /v1/status. */
@@ -84,8 +81,8 @@ static at_err no_answer(at_err rc, long status, const char *what, at_diag *td, a
     return at_fail(d, rc, "verifier: %s: no answer (%s)", what, at_err_str(rc));
 }
 
-static at_err verifier_call(const agent *a, const char *method, const char *path, json_t *body,
-                            json_t **out, at_diag *d)
+static at_err verifier_call(const agent *a, const char *method, const char *path, json_t *body, json_t **out,
+                            at_diag *d)
 {
     at_vclient c = vclient(a);
     long status = 0;
@@ -93,8 +90,7 @@ static at_err verifier_call(const agent *a, const char *method, const char *path
     at_diag td = {{0}};
     char what[300];
     snprintf(what, sizeof what, "%s %s", method, path);
-    at_err rc = no_answer(at_vclient_call(&c, method, path, body, &status, &ans, &td), status, what,
-                          &td, d);
+    at_err rc = no_answer(at_vclient_call(&c, method, path, body, &status, &ans, &td), status, what, &td, d);
     if (rc == AT_OK)
         *out = ans;
     else
@@ -116,8 +112,8 @@ static at_err attest_once(agent *a, at_diag *d)
     at_vclient_session s;
     at_vclient c = vclient(a);
     at_diag td = {{0}};
-    AT_TRY(no_answer(at_vclient_challenge(&c, nonce, &nonce_len, &status, &td), status,
-                     "POST /v1/challenge", &td, d));
+    AT_TRY(no_answer(at_vclient_challenge(&c, nonce, &nonce_len, &status, &td), status, "POST /v1/challenge",
+                     &td, d));
     /* Bound to purpose "session" and the endpoint we ask the verifier to
      * record: only such a document makes or replaces our session. */
     pthread_mutex_lock(&a->lock);
@@ -127,8 +123,7 @@ static at_err attest_once(agent *a, at_diag *d)
     AT_TRY(at_attester_document(a->attester, AT_SPAN(nonce, nonce_len), at_buf_span(&bind),
                                 at_buf_span(&a->key_config), &doc, d));
     AT_TRY(no_answer(at_vclient_attest(&c, at_buf_span(&doc), a->cfg.policy, a->cfg.advertise,
-                                       at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), &s, &status,
-                                       NULL, &td),
+                                       at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), &s, &status, NULL, &td),
                      status, "POST /v1/attestations", &td, d));
     pthread_mutex_lock(&a->lock);
     snprintf(a->session_id, sizeof a->session_id, "%s", s.id);
@@ -287,8 +282,7 @@ static at_err release_secret(agent *a, const char *name, at_buf *out, at_diag *d
     char what[300];
     snprintf(what, sizeof what, "POST /v1/secrets/%s/release", name);
     at_err rc = no_answer(at_vclient_release(&c, sid, key, name, at_now_ms(),
-                                             at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), out, &status,
-                                             &td),
+                                             at_ohttp_keyset_key(a->keys, AGENT_KEY_ID), out, &status, &td),
                           status, what, &td, d);
     at_wipe(key, sizeof key);
     if (rc == AT_E_SESSION_EXPIRED)
@@ -315,7 +309,7 @@ at_err agent_unseal_model(agent *a, at_diag *d)
         a->model_ready = true;
         pthread_mutex_unlock(&a->lock);
         at_log("info", "model", "opened %s into %s with the released key %s", a->cfg.model_sealed,
-             a->cfg.model_out, a->cfg.model_secret);
+               a->cfg.model_out, a->cfg.model_secret);
     }
     return rc;
 }

@@ -17,9 +17,18 @@
 /* Never forwarded: connection management and framing belong to each hop. */
 static bool hop_by_hop(const char *name)
 {
-    static const char *drop[] = {"host", "content-length", "connection", "transfer-encoding", "te",
-                                 "upgrade", "keep-alive", "proxy-connection", "proxy-authorization",
-                                 "expect", "trailer", NULL};
+    static const char *drop[] = {"host",
+                                 "content-length",
+                                 "connection",
+                                 "transfer-encoding",
+                                 "te",
+                                 "upgrade",
+                                 "keep-alive",
+                                 "proxy-connection",
+                                 "proxy-authorization",
+                                 "expect",
+                                 "trailer",
+                                 NULL};
     for (const char **p = drop; *p; p++)
         if (strcasecmp(name, *p) == 0)
             return true;
@@ -61,8 +70,8 @@ out:
 /* Only /v1/... targets reach the model server (target.h), whole (a cut
  * URL would be another request) and as given (curl does not merge dot
  * segments). AT_E_BAD_REQUEST or AT_E_TOO_LARGE before anything is sent. */
-static at_err easy_for(CURL *c, const agent *a, const at_bhttp_msg *req, struct curl_slist *h,
-                       char *url, size_t url_len, at_diag *d)
+static at_err easy_for(CURL *c, const agent *a, const at_bhttp_msg *req, struct curl_slist *h, char *url,
+                       size_t url_len, at_diag *d)
 {
     at_err rc = at_target_check(req->path, true, d);
     if (rc != AT_OK)
@@ -163,8 +172,7 @@ at_err upstream_forward(const agent *a, const at_bhttp_msg *req, at_bhttp_msg **
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, whole_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
     CURLcode cc = (CURLcode)at_httpc_conn_run(pc);
-    AT_ENSURE(!w.too_large, d, AT_E_TOO_LARGE, "upstream: answer larger than %d bytes",
-              AT_MAX_BHTTP_CONTENT);
+    AT_ENSURE(!w.too_large, d, AT_E_TOO_LARGE, "upstream: answer larger than %d bytes", AT_MAX_BHTTP_CONTENT);
     AT_ENSURE(cc == CURLE_OK, d, AT_E_UNAVAILABLE, "upstream: %s: %s", url, curl_easy_strerror(cc));
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -188,15 +196,15 @@ out:
 
 struct upstream_stream {
     at_httpc_conn *conn;
-    CURLM *multi;           /* conn's */
+    CURLM *multi; /* conn's */
     CURL *easy;
     bool added;
     struct curl_slist *hdrs;
-    char url[8192]; /* upstream + a target of up to 4 KiB (the gateway's limit) */
-    at_bhttp_msg *head;     /* status + headers, for the indeterminate head */
+    char url[8192];     /* upstream + a target of up to 4 KiB (the gateway's limit) */
+    at_bhttp_msg *head; /* status + headers, for the indeterminate head */
     bool head_complete, head_sent, finished, done;
     CURLcode result;
-    at_buf pending;         /* upstream content not yet handed out */
+    at_buf pending; /* upstream content not yet handed out */
     bool too_large;
 };
 
@@ -207,7 +215,7 @@ static size_t stream_header(char *p, size_t s, size_t n, void *ud)
     if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
         long status = 0;
         curl_easy_getinfo(st->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 200) {       /* an interim 1xx block is not the head */
+        if (status >= 200) { /* an interim 1xx block is not the head */
             st->head->status = (int)status;
             st->head_complete = true;
         }
@@ -227,8 +235,7 @@ static size_t stream_body(char *p, size_t s, size_t n, void *ud)
     return s * n;
 }
 
-at_err upstream_stream_start(const agent *a, const at_bhttp_msg *req, upstream_stream **out,
-                             at_diag *d)
+at_err upstream_stream_start(const agent *a, const at_bhttp_msg *req, upstream_stream **out, at_diag *d)
 {
     upstream_stream *st = calloc(1, sizeof *st);
     if (!st)
@@ -287,8 +294,7 @@ at_err upstream_stream_next(upstream_stream *st, at_buf *piece, bool *done, at_d
         if (st->done)
             return at_fail(d, AT_E_INTERNAL, "upstream: stream already ended");
         if (st->too_large)
-            return at_fail(d, AT_E_TOO_LARGE, "upstream: burst larger than %d bytes",
-                           AT_MAX_OHTTP_MESSAGE);
+            return at_fail(d, AT_E_TOO_LARGE, "upstream: burst larger than %d bytes", AT_MAX_OHTTP_MESSAGE);
         bool failed = st->finished && st->result != CURLE_OK;
         if (!st->head_sent && (st->head_complete || st->finished)) {
             if (!st->head_complete) {

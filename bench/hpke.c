@@ -43,10 +43,10 @@ static void hpke_once(void *arg)
     at_hpke_params p = {.info = AT_SPAN("attest bench", 12)};
     at_buf_reset(&j->sealed);
     at_buf_reset(&j->opened);
-    if (at_hpke_seal_single(j->suite, &p, j->kR, AT_SPAN_NULL, AT_SPAN(j->msg, j->len), &j->sealed,
-                            NULL) != AT_OK ||
-        at_hpke_open_single(j->suite, &p, j->kR, AT_SPAN_NULL, at_buf_span(&j->sealed), &j->opened,
-                            NULL) != AT_OK ||
+    if (at_hpke_seal_single(j->suite, &p, j->kR, AT_SPAN_NULL, AT_SPAN(j->msg, j->len), &j->sealed, NULL) !=
+            AT_OK ||
+        at_hpke_open_single(j->suite, &p, j->kR, AT_SPAN_NULL, at_buf_span(&j->sealed), &j->opened, NULL) !=
+            AT_OK ||
         j->opened.len != j->len)
         die("hpke seal/open");
 }
@@ -150,15 +150,18 @@ int main(int argc, char **argv)
             die("EVP_CIPHER_fetch");
         for (size_t s = 0; s < 2; s++) {
             hpke_job hj = {{AT_HPKE_KEM_X25519_SHA256, AT_HPKE_KDF_HKDF_SHA256, aeads[a].id},
-                           kR, msg, sizes[s], {0}, {0}};
+                           kR,
+                           msg,
+                           sizes[s],
+                           {0},
+                           {0}};
             at_buf_init(&hj.sealed);
             at_buf_init(&hj.opened);
             raw_job rj = {cipher, rawR, msg, sizes[s], ct, pt};
             double h = rate(hpke_once, &hj, secs), r = rate(raw_once, &rj, secs);
             if (memcmp(pt, msg, sizes[s]) != 0)
                 die("raw round trip");
-            printf("%-18s %5zuK %14.0f %14.0f %8.2f\n", aeads[a].cipher, sizes[s] / 1024, h, r,
-                   r / h);
+            printf("%-18s %5zuK %14.0f %14.0f %8.2f\n", aeads[a].cipher, sizes[s] / 1024, h, r, r / h);
             if (a == 0)
                 ratio[s] = r / h; /* time(hpke) / time(raw) */
             at_buf_cleanup(&hj.sealed);

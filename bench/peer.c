@@ -80,8 +80,10 @@ static void handshake_once(void *arg)
     hs_ctx *c = arg;
     at_diag d = {{0}};
     at_peer *a = NULL, *b = NULL;
-    at_peer_opts oa = {.role = AT_PEER_INITIATOR, .attester = c->att_a, .trust = c->trust, .peer_policy = c->policy};
-    at_peer_opts ob = {.role = AT_PEER_RESPONDER, .attester = c->att_b, .trust = c->trust, .peer_policy = c->policy};
+    at_peer_opts oa = {
+        .role = AT_PEER_INITIATOR, .attester = c->att_a, .trust = c->trust, .peer_policy = c->policy};
+    at_peer_opts ob = {
+        .role = AT_PEER_RESPONDER, .attester = c->att_b, .trust = c->trust, .peer_policy = c->policy};
     at_buf m1, m2, m3, m4;
     at_buf_init(&m1);
     at_buf_init(&m2);
@@ -213,7 +215,8 @@ int main(int argc, char **argv)
     bool set[AT_MAX_PCRS] = {[0] = true};
     static uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN];
     memset(pcr[0], 0x11, AT_SHA384_LEN);
-    at_attester_opts ao = {.sim_pki = dir, .sim_pcr_set = set, .sim_pcr = (const uint8_t(*)[AT_SHA384_LEN])pcr};
+    at_attester_opts ao = {
+        .sim_pki = dir, .sim_pcr_set = set, .sim_pcr = (const uint8_t(*)[AT_SHA384_LEN])pcr};
     if (at_attester_open(AT_ATTESTER_SIM, &ao, &hc.att_a, &d) != AT_OK ||
         at_attester_open(AT_ATTESTER_SIM, &ao, &hc.att_b, &d) != AT_OK)
         die("attester", &d);
@@ -253,7 +256,8 @@ int main(int argc, char **argv)
         die("established pair", &d);
     double recs = rate(record_once, &rc, secs);
     double rawrecs = rate(raw_record_once, &rr, secs);
-    printf("  %-60s %9.1f MiB/s\n", "records: at_peer_seal + at_peer_open, 16 KiB", recs * RECORD / 1048576.0);
+    printf("  %-60s %9.1f MiB/s\n", "records: at_peer_seal + at_peer_open, 16 KiB",
+           recs * RECORD / 1048576.0);
     printf("  %-60s %9.1f MiB/s\n", "raw: AES-256-GCM seal + open, 16 KiB", rawrecs * RECORD / 1048576.0);
     printf("ratio handshake/raw %.2f (goal >= 0.8), records/raw AES-GCM %.2f (goal >= 0.8)\n", hs / raw,
            recs / rawrecs);

@@ -112,7 +112,8 @@ int main(int argc, char **argv)
         int l = 0;
         iv[11] = (uint8_t)i;
         if (!c || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
-            EVP_EncryptUpdate(c, ct, &l, buf, AT_SEALFILE_CHUNK) != 1 || EVP_EncryptFinal_ex(c, ct + l, &l) != 1 ||
+            EVP_EncryptUpdate(c, ct, &l, buf, AT_SEALFILE_CHUNK) != 1 ||
+            EVP_EncryptFinal_ex(c, ct + l, &l) != 1 ||
             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1)
             die("aes-256-gcm");
     }

@@ -51,7 +51,7 @@ static int ncpu(void)
 static char pcrs[2401];
 
 struct inproc {
-    at_signer *signer;          /* pipeline: also seal and sign, as an attestation does */
+    at_signer *signer; /* pipeline: also seal and sign, as an attestation does */
     int pipeline;
     at_trust *trust;
     at_policy *policy;
@@ -101,11 +101,11 @@ static void *inproc_worker(void *arg)
                     at_buf_init(&sealed);
                     at_diag d;
                     char *tok = NULL;
-                    json_t *claims = json_pack("{s:s,s:I,s:I,s:s,s:s}", "iss", "attest-verifier",
-                                               "iat", (json_int_t)1, "exp", (json_int_t)2,
-                                               "eat_profile", AT_EAR_PROFILE, "pcrs", pcrs);
-                    if (at_seal_to_key_config(ev.payload.public_key, AT_SEAL_INFO_SESSION,
-                                              AT_SPAN(sk, 32), &sealed, &d) != AT_OK ||
+                    json_t *claims =
+                        json_pack("{s:s,s:I,s:I,s:s,s:s}", "iss", "attest-verifier", "iat", (json_int_t)1,
+                                  "exp", (json_int_t)2, "eat_profile", AT_EAR_PROFILE, "pcrs", pcrs);
+                    if (at_seal_to_key_config(ev.payload.public_key, AT_SEAL_INFO_SESSION, AT_SPAN(sk, 32),
+                                              &sealed, &d) != AT_OK ||
                         at_signer_sign(w->signer, claims, &tok, &d) != AT_OK)
                         abort();
                     json_decref(claims);
@@ -187,7 +187,7 @@ static long post(CURL *c, const char *url, const char *token, const char *method
 
 struct client {
     const char *base;
-    char **bodies;        /* attestation request bodies, pre-minted */
+    char **bodies; /* attestation request bodies, pre-minted */
     size_t n;
     int replay_every;
     unsigned long ok, expected_refusals, unexpected;
@@ -214,8 +214,8 @@ static void *client_worker(void *arg)
             w->expected_refusals++;
         } else {
             if (!w->unexpected)
-                snprintf(w->first_error, sizeof w->first_error, "challenge %ld, attestation %ld: %.200s",
-                         s1, s2, r->buf);
+                snprintf(w->first_error, sizeof w->first_error, "challenge %ld, attestation %ld: %.200s", s1,
+                         s2, r->buf);
             w->unexpected++;
         }
     }
@@ -236,7 +236,7 @@ static char *json_field(const char *body, const char *key)
 struct minter {
     at_sim_pki *pki;
     at_span kc;
-    at_span bind;     /* user_data: the session binding (lib/binding) */
+    at_span bind; /* user_data: the session binding (lib/binding) */
     const char *base;
     char **bodies;
     size_t from, to;
@@ -265,9 +265,12 @@ static void *mint_worker(void *arg)
             break;
         }
         free(nb);
-        at_sim_doc_opts o = {.has_nonce = true, .nonce = AT_SPAN(nonce, nlen),
-                             .has_public_key = true, .public_key = m->kc,
-                             .has_user_data = true, .user_data = m->bind};
+        at_sim_doc_opts o = {.has_nonce = true,
+                             .nonce = AT_SPAN(nonce, nlen),
+                             .has_public_key = true,
+                             .public_key = m->kc,
+                             .has_user_data = true,
+                             .user_data = m->bind};
         at_buf doc;
         at_buf_init(&doc);
         at_diag d = {{0}};
@@ -313,12 +316,24 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'v': snprintf(verifier_bin, sizeof verifier_bin, "%s", optarg); break;
-        case 'c': conns = atoi(optarg); break;
-        case 'd': docs = atol(optarg); break;
-        case 's': seconds = atof(optarg); break;
-        case 'r': replay_every = atoi(optarg); break;
-        case 'C': check = 1; break;
+        case 'v':
+            snprintf(verifier_bin, sizeof verifier_bin, "%s", optarg);
+            break;
+        case 'c':
+            conns = atoi(optarg);
+            break;
+        case 'd':
+            docs = atol(optarg);
+            break;
+        case 's':
+            seconds = atof(optarg);
+            break;
+        case 'r':
+            replay_every = atoi(optarg);
+            break;
+        case 'C':
+            check = 1;
+            break;
         default:
             fprintf(stderr, "usage: bench/verifier [--verifier PATH] [--connections N] [--docs N]"
                             " [--seconds S] [--replay-every K] [--check]\n");
@@ -351,14 +366,16 @@ int main(int argc, char **argv)
     at_buf kc;
     at_buf_init(&kc);
     if (at_ohttp_keyset_new(&ks, &d) != AT_OK || at_ohttp_keyset_generate(ks, 1, &d) != AT_OK ||
-        at_ohttp_keyset_config(ks, 1, &cfg, &d) != AT_OK || at_ohttp_key_config_encode(&cfg, &kc, &d) != AT_OK) {
+        at_ohttp_keyset_config(ks, 1, &cfg, &d) != AT_OK ||
+        at_ohttp_key_config_encode(&cfg, &kc, &d) != AT_OK) {
         fprintf(stderr, "bench: %s\n", d.msg);
         return 2;
     }
     /* Policy from the simulator's default PCRs. */
     bool set[AT_MAX_PCRS];
     uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN];
-    at_sim_default_pcrs(AT_FORMAT_NITRO_ENCLAVE, AT_SPAN(at_sim_instance_id(pki), strlen(at_sim_instance_id(pki))), set, pcr);
+    at_sim_default_pcrs(AT_FORMAT_NITRO_ENCLAVE,
+                        AT_SPAN(at_sim_instance_id(pki), strlen(at_sim_instance_id(pki))), set, pcr);
     at_buf pj;
     at_buf_init(&pj);
     at_buf_printf(&pj, "{\"format\":\"nitro-enclave\",\"pcrs\":{");
@@ -383,8 +400,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", d.msg);
         return 2;
     }
-    at_sim_doc_opts so = {.has_nonce = true, .nonce = AT_SPAN(fixed_nonce, 32), .has_public_key = true,
-                          .public_key = at_buf_span(&kc), .has_user_data = true,
+    at_sim_doc_opts so = {.has_nonce = true,
+                          .nonce = AT_SPAN(fixed_nonce, 32),
+                          .has_public_key = true,
+                          .public_key = at_buf_span(&kc),
+                          .has_user_data = true,
                           .user_data = at_buf_span(&bind)};
     if (at_trust_add_root_file(trust, root, &d) != AT_OK || at_sim_doc(pki, &so, &doc, &d) != AT_OK ||
         at_policy_parse((const char *)pj.p, strlen((const char *)pj.p), &policy, &d) != AT_OK) {
@@ -480,8 +500,13 @@ int main(int argc, char **argv)
     pthread_t mth[64];
     struct minter mw[64];
     for (int i = 0; i < mt; i++) {
-        mw[i] = (struct minter){.pki = pki, .kc = at_buf_span(&kc), .bind = at_buf_span(&bind), .base = base, .bodies = bodies,
-                                .from = (size_t)docs * i / mt, .to = (size_t)docs * (i + 1) / mt,
+        mw[i] = (struct minter){.pki = pki,
+                                .kc = at_buf_span(&kc),
+                                .bind = at_buf_span(&bind),
+                                .base = base,
+                                .bodies = bodies,
+                                .from = (size_t)docs * i / mt,
+                                .to = (size_t)docs * (i + 1) / mt,
                                 .lock = &lock};
         pthread_create(&mth[i], NULL, mint_worker, &mw[i]);
     }
@@ -500,8 +525,8 @@ int main(int argc, char **argv)
     double t0 = now_s();
     for (int i = 0; i < conns; i++) {
         size_t from = (size_t)docs * i / conns, to = (size_t)docs * (i + 1) / conns;
-        cw[i] = (struct client){.base = base, .bodies = bodies + from, .n = to - from,
-                                .replay_every = replay_every};
+        cw[i] = (struct client){
+            .base = base, .bodies = bodies + from, .n = to - from, .replay_every = replay_every};
         pthread_create(&th[i], NULL, client_worker, &cw[i]);
     }
     unsigned long ok = 0, expected = 0, unexpected = 0;
@@ -536,12 +561,12 @@ int main(int argc, char **argv)
     }
     printf("cores: %d\n", cores);
     printf("raw ECDSA P-384 verify:          %8.0f /s (%8.0f /s/core)\n", raw, raw / cores);
-    printf("in-process document verification: %8.0f /s (%8.0f /s/core, cached chain, with policy)\n",
-           inproc, inproc / cores);
+    printf("in-process document verification: %8.0f /s (%8.0f /s/core, cached chain, with policy)\n", inproc,
+           inproc / cores);
     printf("in-process attestation crypto:   %8.0f /s (%8.0f /s/core, verification + HPKE seal + EAR sign)\n",
            pipeline, pipeline / cores);
-    printf("HTTP full cycle (challenge + attestation + durable audit row): %8.0f /s (%8.0f /s/core)\n",
-           http, http / cores);
+    printf("HTTP full cycle (challenge + attestation + durable audit row): %8.0f /s (%8.0f /s/core)\n", http,
+           http / cores);
     printf("ratio http/inprocess=%.2f http/inprocess_crypto=%.2f inprocess/raw=%.2f\n", http / inproc,
            http / pipeline, inproc / raw);
 cleanup:

@@ -295,8 +295,8 @@ int main(int argc, char **argv)
     at_trust_stats st;
     if (only >= 0) {
         double v = bench((enum mode)only, threads, &total, &st);
-        printf("  %-50s %9.1f /s per thread %10.1f /s total (%d threads)\n", mode_name[only], v,
-               total, threads);
+        printf("  %-50s %9.1f /s per thread %10.1f /s total (%d threads)\n", mode_name[only], v, total,
+               threads);
         return 0;
     }
     /* The machine may be shared and its clock may boost: each case runs in
@@ -351,10 +351,10 @@ int main(int argc, char **argv)
         }
     }
     seconds = full_seconds;
-    printf("all cores: ratio warm/raw1=%.2f cached/raw2=%.2f full/raw5=%.2f\n",
-           ratio[1][CACHED], ratio[1][CACHED_INT], ratio[1][COLD]);
-    printf("ratio warm/raw1=%.2f cached/raw2=%.2f full/raw5=%.2f\n", ratio[0][CACHED],
-           ratio[0][CACHED_INT], ratio[0][COLD]);
+    printf("all cores: ratio warm/raw1=%.2f cached/raw2=%.2f full/raw5=%.2f\n", ratio[1][CACHED],
+           ratio[1][CACHED_INT], ratio[1][COLD]);
+    printf("ratio warm/raw1=%.2f cached/raw2=%.2f full/raw5=%.2f\n", ratio[0][CACHED], ratio[0][CACHED_INT],
+           ratio[0][COLD]);
     for (int i = 0; i < N_LEAVES; i++)
         at_buf_cleanup(&docs[i]);
     free(rcopy);

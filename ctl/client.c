@@ -45,8 +45,7 @@ int ctl_getopt(ctl_client *cl, int argc, char **argv, const struct option *opts)
     }
 }
 
-int ctl_client_call(const ctl_client *c, const char *method, const char *path, json_t *body,
-                    json_t **out)
+int ctl_client_call(const ctl_client *c, const char *method, const char *path, json_t *body, json_t **out)
 {
     at_vclient vc = {.url = c->url, .bearer = c->token};
     long status = 0;

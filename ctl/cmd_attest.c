@@ -28,20 +28,18 @@ static int64_t wall_ms(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: attestctl attest --policy NAME --key-file KEYFILE --state-file OUT\n"
-            "                 [--attester sim|nsm|nitro-tpm] [--pki DIR] [--endpoint URL]\n"
-            "                 [--format nitro-enclave|nitro-tpm] [--pcr N=HEX]... [--module-id ID]\n"
-            "                 [--no-nonce] [--verifier URL]\n"
-            "The document binds (user_data) purpose session and --endpoint, if given.\n"
-            "--attester: sim (default; --pki DIR), nsm (/dev/nsm inside a Nitro Enclave) or\n"
-            "nitro-tpm (AWS's nitro-tpm-attest on an attestable-AMI instance; $NITRO_TPM_ATTEST).\n"
-            "attest plays the agent once: it prints the verifier's answer (without the sealed\n"
-            "key) and keeps the opened session key in the 0600 state file.\n");
+    fprintf(f, "usage: attestctl attest --policy NAME --key-file KEYFILE --state-file OUT\n"
+               "                 [--attester sim|nsm|nitro-tpm] [--pki DIR] [--endpoint URL]\n"
+               "                 [--format nitro-enclave|nitro-tpm] [--pcr N=HEX]... [--module-id ID]\n"
+               "                 [--no-nonce] [--verifier URL]\n"
+               "The document binds (user_data) purpose session and --endpoint, if given.\n"
+               "--attester: sim (default; --pki DIR), nsm (/dev/nsm inside a Nitro Enclave) or\n"
+               "nitro-tpm (AWS's nitro-tpm-attest on an attestable-AMI instance; $NITRO_TPM_ATTEST).\n"
+               "attest plays the agent once: it prints the verifier's answer (without the sealed\n"
+               "key) and keeps the opened session key in the 0600 state file.\n");
 }
 
-static int open_keyset(const char *path, at_ohttp_keyset **ks, const at_hpke_key **key,
-                       at_buf *kc)
+static int open_keyset(const char *path, at_ohttp_keyset **ks, const at_hpke_key **key, at_buf *kc)
 {
     at_diag d = {{0}};
     at_ohttp_key_config cfg;
@@ -62,11 +60,11 @@ static int open_keyset(const char *path, at_ohttp_keyset **ks, const at_hpke_key
 int cmd_attest(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"policy", required_argument, NULL, 'P'},  {"pki", required_argument, NULL, 'k'},
-        {"key-file", required_argument, NULL, 'K'}, {"state-file", required_argument, NULL, 's'},
-        {"format", required_argument, NULL, 'f'},  {"pcr", required_argument, NULL, 'p'},
-        {"endpoint", required_argument, NULL, 'e'}, {"no-nonce", no_argument, NULL, 'n'},
-        {"verifier", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+        {"policy", required_argument, NULL, 'P'},    {"pki", required_argument, NULL, 'k'},
+        {"key-file", required_argument, NULL, 'K'},  {"state-file", required_argument, NULL, 's'},
+        {"format", required_argument, NULL, 'f'},    {"pcr", required_argument, NULL, 'p'},
+        {"endpoint", required_argument, NULL, 'e'},  {"no-nonce", no_argument, NULL, 'n'},
+        {"verifier", required_argument, NULL, 'v'},  {"help", no_argument, NULL, 'h'},
         {"module-id", required_argument, NULL, 'm'}, {"attester", required_argument, NULL, 'A'},
         {"user-data", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0}};
     const char *policy = NULL, *pki_dir = NULL, *key_file = NULL, *state = NULL, *endpoint = NULL;
@@ -79,13 +77,27 @@ int cmd_attest(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'P': policy = optarg; break;
-        case 'k': pki_dir = optarg; break;
-        case 'K': key_file = optarg; break;
-        case 's': state = optarg; break;
-        case 'e': endpoint = optarg; break;
-        case 'n': no_nonce = true; break;
-        case 'm': o.module_id = optarg; break;
+        case 'P':
+            policy = optarg;
+            break;
+        case 'k':
+            pki_dir = optarg;
+            break;
+        case 'K':
+            key_file = optarg;
+            break;
+        case 's':
+            state = optarg;
+            break;
+        case 'e':
+            endpoint = optarg;
+            break;
+        case 'n':
+            no_nonce = true;
+            break;
+        case 'm':
+            o.module_id = optarg;
+            break;
         case 'A':
             if (!at_attester_parse(optarg, &kind)) {
                 fprintf(stderr, "attestctl attest: --attester sim, nsm or nitro-tpm\n");
@@ -97,7 +109,9 @@ int cmd_attest(int argc, char **argv)
             fprintf(stderr, "attestctl attest: --user-data: the document's user_data binds purpose"
                             " session and --endpoint; other user data cannot make a session\n");
             return CTL_USAGE;
-        case 'v': snprintf(cl.url, sizeof cl.url, "%s", optarg); break;
+        case 'v':
+            snprintf(cl.url, sizeof cl.url, "%s", optarg);
+            break;
         case 'f':
             if (!at_format_parse(optarg, &o.format)) {
                 usage(stderr);
@@ -117,14 +131,20 @@ int cmd_attest(int argc, char **argv)
             o.pcr_set[idx] = true;
             break;
         }
-        case 'h': usage(stdout); return CTL_OK;
-        default: usage(stderr); return CTL_USAGE;
+        case 'h':
+            usage(stdout);
+            return CTL_OK;
+        default:
+            usage(stderr);
+            return CTL_USAGE;
         }
     }
     if (!policy || !key_file || !state || (kind == AT_ATTESTER_SIM && !pki_dir)) {
         fprintf(stderr, "attestctl attest: missing %s\n",
-                !policy ? "--policy NAME" : !key_file ? "--key-file KEYFILE" : !state ? "--state-file OUT"
-                                                                                  : "--pki DIR (for --attester sim)");
+                !policy     ? "--policy NAME"
+                : !key_file ? "--key-file KEYFILE"
+                : !state    ? "--state-file OUT"
+                            : "--pki DIR (for --attester sim)");
         return CTL_USAGE;
     }
     at_ohttp_keyset *ks = NULL;
@@ -143,8 +163,11 @@ int cmd_attest(int argc, char **argv)
     at_diag d = {{0}};
     if (open_keyset(key_file, &ks, &key, &kc) != 0)
         goto done;
-    at_attester_opts ao = {.sim_pki = pki_dir, .sim_format = o.format, .sim_pcr_set = o.pcr_set,
-                           .sim_pcr = (const uint8_t(*)[AT_SHA384_LEN])o.pcr, .sim_module_id = o.module_id};
+    at_attester_opts ao = {.sim_pki = pki_dir,
+                           .sim_format = o.format,
+                           .sim_pcr_set = o.pcr_set,
+                           .sim_pcr = (const uint8_t(*)[AT_SHA384_LEN])o.pcr,
+                           .sim_module_id = o.module_id};
     if (at_attester_open(kind, &ao, &att, &d) != AT_OK) {
         fprintf(stderr, "attestctl attest: %s\n", d.msg);
         goto done;
@@ -162,8 +185,7 @@ int cmd_attest(int argc, char **argv)
         fprintf(stderr, "attestctl attest: %s\n", d.msg);
         goto done;
     }
-    if (at_vclient_attest(&vc, at_buf_span(&doc), policy, endpoint, key, &sess, &status, &out, &d) !=
-        AT_OK) {
+    if (at_vclient_attest(&vc, at_buf_span(&doc), policy, endpoint, key, &sess, &status, &out, &d) != AT_OK) {
         if (status == 0) {
             fprintf(stderr, "attestctl attest: %s\n", d.msg);
             goto done; /* no answer: CTL_USAGE, as before */
@@ -228,11 +250,21 @@ int ctl_secret_release(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc - 1, argv + 1, "o:", opts, NULL)) != -1) {
         switch (c) {
-        case 's': state = optarg; break;
-        case 't': ts = strtoll(optarg, NULL, 10); break;
-        case 'v': verifier = optarg; break;
-        case 'o': out_path = optarg; break;
-        default: release_usage(stderr); return CTL_USAGE;
+        case 's':
+            state = optarg;
+            break;
+        case 't':
+            ts = strtoll(optarg, NULL, 10);
+            break;
+        case 'v':
+            verifier = optarg;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        default:
+            release_usage(stderr);
+            return CTL_USAGE;
         }
     }
     if (!state || argc < 2) {
@@ -271,8 +303,7 @@ int ctl_secret_release(int argc, char **argv)
     }
     if (open_keyset(kf, &ks, &key, NULL) != 0)
         goto done;
-    if (at_vclient_release(&vc, sid, skey, name, ts ? ts : wall_ms(), key, &value, &status, &d) !=
-        AT_OK) {
+    if (at_vclient_release(&vc, sid, skey, name, ts ? ts : wall_ms(), key, &value, &status, &d) != AT_OK) {
         if (status == 0) {
             fprintf(stderr, "attestctl secret release: %s\n", d.msg);
             ret = CTL_USAGE;
@@ -285,8 +316,8 @@ int ctl_secret_release(int argc, char **argv)
         }
         goto done;
     }
-    ret = ctl_write_file(out_path, value.p ? value.p : (const uint8_t *)"", value.len, 0600) == 0
-              ? CTL_OK : CTL_USAGE;
+    ret = ctl_write_file(out_path, value.p ? value.p : (const uint8_t *)"", value.len, 0600) == 0 ? CTL_OK
+                                                                                                  : CTL_USAGE;
 done:
     at_wipe(skey, sizeof skey);
     at_buf_cleanup(&value);

@@ -34,14 +34,17 @@ int cmd_audit(int argc, char **argv)
     const char *sub = argv[1];
     ctl_client cl;
     ctl_client_defaults(&cl);
-    static const struct option opts[] = {
-        CTL_CLIENT_OPTS,
-        {"since", required_argument, NULL, 's'},    {"until", required_argument, NULL, 'u'},
-        {"outcome", required_argument, NULL, 'o'},  {"action", required_argument, NULL, 'a'},
-        {"policy", required_argument, NULL, 'p'},   {"instance", required_argument, NULL, 'i'},
-        {"limit", required_argument, NULL, 'l'},    {"full", no_argument, NULL, 'F'},
-        {"cursor", required_argument, NULL, 'c'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {CTL_CLIENT_OPTS,
+                                         {"since", required_argument, NULL, 's'},
+                                         {"until", required_argument, NULL, 'u'},
+                                         {"outcome", required_argument, NULL, 'o'},
+                                         {"action", required_argument, NULL, 'a'},
+                                         {"policy", required_argument, NULL, 'p'},
+                                         {"instance", required_argument, NULL, 'i'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {"full", no_argument, NULL, 'F'},
+                                         {"cursor", required_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
     const char *names[128] = {0};
     char *query = calloc(1, 4096);
     size_t qlen = 0;
@@ -52,9 +55,15 @@ int cmd_audit(int argc, char **argv)
     while ((c = ctl_getopt(&cl, argc - 1, argv + 1, opts)) != -1) {
         const char *key = NULL;
         switch (c) {
-        case 's': key = "since"; break;
-        case 'u': key = "until"; break;
-        case 'o': key = "outcome"; break;
+        case 's':
+            key = "since";
+            break;
+        case 'u':
+            key = "until";
+            break;
+        case 'o':
+            key = "outcome";
+            break;
         case 'a': {
             bool known = false;
             for (size_t i = 0; at_audit_actions[i]; i++)
@@ -71,14 +80,21 @@ int cmd_audit(int argc, char **argv)
         }
         case 'c':
             if (strcmp(sub, "query") != 0) {
-                fprintf(stderr, "attestctl audit %s: --cursor is for query (export follows every page)\n", sub);
+                fprintf(stderr, "attestctl audit %s: --cursor is for query (export follows every page)\n",
+                        sub);
                 goto out;
             }
             key = "cursor";
             break;
-        case 'p': key = "policy"; break;
-        case 'i': key = "instance"; break;
-        case 'l': key = "limit"; break;
+        case 'p':
+            key = "policy";
+            break;
+        case 'i':
+            key = "instance";
+            break;
+        case 'l':
+            key = "limit";
+            break;
         case 'F':
             if (strcmp(sub, "verify") != 0) {
                 usage(stderr);
@@ -86,7 +102,9 @@ int cmd_audit(int argc, char **argv)
             }
             full = true;
             continue;
-        default: usage(stderr); goto out;
+        default:
+            usage(stderr);
+            goto out;
         }
         names[c] = key;
         char *e = curl_easy_escape(esc, optarg, 0);
@@ -99,8 +117,8 @@ int cmd_audit(int argc, char **argv)
         goto out;
     json_t *out = NULL;
     if (strcmp(sub, "verify") == 0) {
-        int rc = ctl_client_call(&cl, "GET", full ? "/v1/audit/verify?full=1" : "/v1/audit/verify",
-                                 NULL, &out);
+        int rc =
+            ctl_client_call(&cl, "GET", full ? "/v1/audit/verify?full=1" : "/v1/audit/verify", NULL, &out);
         if (rc == 0) {
             ctl_print_json(out);
             ret = json_is_true(json_object_get(out, "ok")) ? CTL_OK : CTL_FAILED;

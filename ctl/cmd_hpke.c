@@ -16,16 +16,15 @@
 
 static int hpke_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: attestctl hpke keygen -o KEYFILE [--key-id N] [--force]\n"
-            "       attestctl hpke config -k KEYFILE [--key-id N | --list]\n"
-            "\n"
-            "keygen  make an X25519 key pair (HPKE DHKEM(X25519, HKDF-SHA256); suites\n"
-            "        HKDF-SHA256 with AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305), write\n"
-            "        it to KEYFILE (mode 0600; refuses to overwrite without --force)\n"
-            "        and print its RFC 9458 key configuration, base64. Key id default 1.\n"
-            "config  print the key configuration of a key in KEYFILE (default: the\n"
-            "        first), or with --list every key's, in application/ohttp-keys form.\n");
+    fprintf(f, "usage: attestctl hpke keygen -o KEYFILE [--key-id N] [--force]\n"
+               "       attestctl hpke config -k KEYFILE [--key-id N | --list]\n"
+               "\n"
+               "keygen  make an X25519 key pair (HPKE DHKEM(X25519, HKDF-SHA256); suites\n"
+               "        HKDF-SHA256 with AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305), write\n"
+               "        it to KEYFILE (mode 0600; refuses to overwrite without --force)\n"
+               "        and print its RFC 9458 key configuration, base64. Key id default 1.\n"
+               "config  print the key configuration of a key in KEYFILE (default: the\n"
+               "        first), or with --list every key's, in application/ohttp-keys form.\n");
     return f == stdout ? CTL_OK : CTL_USAGE;
 }
 

@@ -23,16 +23,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: attestctl model seal --in MODEL --out MODEL.sealed --secret NAME --policy POLICY\n"
-            "                            [--verifier URL] [--token-file F] [--key-out KEYFILE]\n"
-            "       attestctl model seal --in MODEL --out MODEL.sealed --key-out KEYFILE   (offline)\n"
-            "       attestctl model open --in MODEL.sealed --out MODEL --key KEYFILE\n"
-            "       attestctl model inspect MODEL.sealed\n"
-            "seal and open also take --force (replace an existing output), --quiet, --json.\n"
-            "seal --replace replaces an existing secret NAME on the verifier (refused otherwise).\n"
-            "seal makes a fresh 32-byte data key; with --secret it is stored on the verifier as\n"
-            "secret NAME bound to POLICY (and never written to disk unless --key-out).\n");
+    fprintf(f, "usage: attestctl model seal --in MODEL --out MODEL.sealed --secret NAME --policy POLICY\n"
+               "                            [--verifier URL] [--token-file F] [--key-out KEYFILE]\n"
+               "       attestctl model seal --in MODEL --out MODEL.sealed --key-out KEYFILE   (offline)\n"
+               "       attestctl model open --in MODEL.sealed --out MODEL --key KEYFILE\n"
+               "       attestctl model inspect MODEL.sealed\n"
+               "seal and open also take --force (replace an existing output), --quiet, --json.\n"
+               "seal --replace replaces an existing secret NAME on the verifier (refused otherwise).\n"
+               "seal makes a fresh 32-byte data key; with --secret it is stored on the verifier as\n"
+               "secret NAME bound to POLICY (and never written to disk unless --key-out).\n");
 }
 
 enum { OUT_HUMAN, OUT_QUIET, OUT_JSON };
@@ -44,10 +43,7 @@ typedef struct {
     ctl_client cl;
 } model_args;
 
-static char *hex_of(const uint8_t *p, size_t n)
-{
-    return at_hex_encode_new(AT_SPAN(p, n));
-}
+static char *hex_of(const uint8_t *p, size_t n) { return at_hex_encode_new(AT_SPAN(p, n)); }
 
 static json_t *header_json(const at_sealfile_header *h)
 {
@@ -168,8 +164,8 @@ static int do_seal(model_args *a)
         goto out;
     }
     at_progress_init(&pg, stderr, a->mode == OUT_HUMAN && isatty(2), "sealing");
-    at_sealfile_opts o = {.secret = a->secret, .policy = a->policy, .progress = at_progress_update,
-                          .progress_arg = &pg};
+    at_sealfile_opts o = {
+        .secret = a->secret, .policy = a->policy, .progress = at_progress_update, .progress_arg = &pg};
     rc = at_sealfile_seal_fd(in, of.fd, key, &o, &res, &d);
     at_progress_finish(&pg);
     if (rc != AT_OK) {
@@ -177,7 +173,8 @@ static int do_seal(model_args *a)
         ret = fail("seal", rc, &d);
         goto out;
     }
-    if (a->key_out && (!at_file_write_full(kf.fd, key, sizeof key) || (rc = at_outfile_commit(&kf, &d)) != AT_OK)) {
+    if (a->key_out &&
+        (!at_file_write_full(kf.fd, key, sizeof key) || (rc = at_outfile_commit(&kf, &d)) != AT_OK)) {
         if (rc == AT_OK)
             rc = at_fail(&d, AT_E_IO, "%s: write failed", a->key_out);
         ret = fail("seal", rc, &d);
@@ -186,8 +183,10 @@ static int do_seal(model_args *a)
     if (a->secret) {
         int r = put_secret(a, key);
         if (r != 0) {
-            fprintf(stderr, "attestctl model seal: the data key was not stored on the verifier as secret %s;"
-                            " nothing written\n", a->secret);
+            fprintf(stderr,
+                    "attestctl model seal: the data key was not stored on the verifier as secret %s;"
+                    " nothing written\n",
+                    a->secret);
             ret = r < 0 ? CTL_USAGE : CTL_FAILED;
             goto out;
         }
@@ -195,7 +194,8 @@ static int do_seal(model_args *a)
     if ((rc = at_outfile_commit(&of, &d)) != AT_OK) {
         ret = fail("seal", rc, &d);
         if (a->secret)
-            fprintf(stderr, "attestctl model seal: note: secret %s on the verifier now holds a key for no file\n",
+            fprintf(stderr,
+                    "attestctl model seal: note: secret %s on the verifier now holds a key for no file\n",
                     a->secret);
         goto out;
     }
@@ -311,25 +311,51 @@ int cmd_model(int argc, char **argv)
     optind = 1;
     while ((c = ctl_getopt(&a.cl, argc - 1, argv + 1, opts)) != -1) {
         switch (c) {
-        case 'i': a.in = optarg; break;
-        case 'o': a.out = optarg; break;
-        case 'K': a.key_out = optarg; break;
-        case 'k': a.key_in = optarg; break;
-        case 's': a.secret = optarg; break;
-        case 'p': a.policy = optarg; break;
-        case 'f': a.force = true; break;
-        case 'r': a.replace = true; break;
-        case 'q': a.mode = OUT_QUIET; break;
-        case 'j': a.mode = OUT_JSON; break;
-        case 'h': usage(stdout); return CTL_OK;
-        default: usage(stderr); return CTL_USAGE;
+        case 'i':
+            a.in = optarg;
+            break;
+        case 'o':
+            a.out = optarg;
+            break;
+        case 'K':
+            a.key_out = optarg;
+            break;
+        case 'k':
+            a.key_in = optarg;
+            break;
+        case 's':
+            a.secret = optarg;
+            break;
+        case 'p':
+            a.policy = optarg;
+            break;
+        case 'f':
+            a.force = true;
+            break;
+        case 'r':
+            a.replace = true;
+            break;
+        case 'q':
+            a.mode = OUT_QUIET;
+            break;
+        case 'j':
+            a.mode = OUT_JSON;
+            break;
+        case 'h':
+            usage(stdout);
+            return CTL_OK;
+        default:
+            usage(stderr);
+            return CTL_USAGE;
         }
     }
     if (a.cl.bad)
         return CTL_USAGE;
     if (optind == argc - 1 && (!a.in || !a.out)) {
         fprintf(stderr, "attestctl model %s: missing %s\n", argv[1],
-                !a.in && !a.out ? "--in and --out" : !a.in ? "--in" : "--out");
+                !a.in && !a.out ? "--in and --out"
+                : !a.in         ? "--in"
+                                : "--out");
         return CTL_USAGE;
     }
     if (optind != argc - 1) {

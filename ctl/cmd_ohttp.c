@@ -28,36 +28,32 @@
 
 static int ohttp_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: attestctl ohttp request --key-config FILE|URL --url URL\n"
-            "           [--method METHOD] [--path PATH] [--scheme S] [--authority A]\n"
-            "           [--header 'Name: value']... [--data @FILE|-|TEXT] [--chunked] [-v]\n"
-            "\n"
-            "Encapsulates a Binary HTTP request (RFC 9292) to the gateway's key\n"
-            "configuration (RFC 9458), POSTs it to URL as message/ohttp-req (with\n"
-            "--chunked: message/ohttp-chunked-req, and the answer is printed chunk by\n"
-            "chunk as it arrives), decapsulates the answer and prints its body on\n"
-            "stdout and its status on stderr.\n"
-            "\n"
-            "  --key-config  a file holding one key configuration or an\n"
-            "                application/ohttp-keys list (raw bytes or base64), or a URL\n"
-            "                serving the list (e.g. http://agent/v1/key-config)\n"
-            "  --method      inner method (default POST)\n"
-            "  --path        inner path (default /v1/chat/completions)\n"
-            "  --scheme      inner scheme (default https); --authority (default empty)\n"
-            "  --data        inner content: @FILE, - for stdin, or the text itself;\n"
-            "                adds content-type: application/json unless a header sets it\n"
-            "  -v            also print the inner response's header fields on stderr\n"
-            "\n"
-            "Exit: 0 inner status 2xx, 1 other inner status, 2 usage, I/O, transport\n"
-            "or cryptographic errors (including a truncated stream).\n");
+    fprintf(f, "usage: attestctl ohttp request --key-config FILE|URL --url URL\n"
+               "           [--method METHOD] [--path PATH] [--scheme S] [--authority A]\n"
+               "           [--header 'Name: value']... [--data @FILE|-|TEXT] [--chunked] [-v]\n"
+               "\n"
+               "Encapsulates a Binary HTTP request (RFC 9292) to the gateway's key\n"
+               "configuration (RFC 9458), POSTs it to URL as message/ohttp-req (with\n"
+               "--chunked: message/ohttp-chunked-req, and the answer is printed chunk by\n"
+               "chunk as it arrives), decapsulates the answer and prints its body on\n"
+               "stdout and its status on stderr.\n"
+               "\n"
+               "  --key-config  a file holding one key configuration or an\n"
+               "                application/ohttp-keys list (raw bytes or base64), or a URL\n"
+               "                serving the list (e.g. http://agent/v1/key-config)\n"
+               "  --method      inner method (default POST)\n"
+               "  --path        inner path (default /v1/chat/completions)\n"
+               "  --scheme      inner scheme (default https); --authority (default empty)\n"
+               "  --data        inner content: @FILE, - for stdin, or the text itself;\n"
+               "                adds content-type: application/json unless a header sets it\n"
+               "  -v            also print the inner response's header fields on stderr\n"
+               "\n"
+               "Exit: 0 inner status 2xx, 1 other inner status, 2 usage, I/O, transport\n"
+               "or cryptographic errors (including a truncated stream).\n");
     return f == stdout ? CTL_OK : CTL_USAGE;
 }
 
-static bool is_url(const char *s)
-{
-    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
-}
+static bool is_url(const char *s) { return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0; }
 
 /* ---- key configuration ---------------------------------------------------- */
 
@@ -182,8 +178,7 @@ static int flush_content(xfer *x)
     if (m)
         show_head(x, m);
     if (x->content.len) {
-        if (fwrite(x->content.p, 1, x->content.len, stdout) != x->content.len ||
-            fflush(stdout) != 0)
+        if (fwrite(x->content.p, 1, x->content.len, stdout) != x->content.len || fflush(stdout) != 0)
             return -1;
         at_buf_reset(&x->content);
     }
@@ -212,8 +207,8 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
     }
     if (!x->chunked) {
         if (at_buf_append(&x->raw, ptr, n) != AT_OK) {
-            x->err = at_fail(&x->d, AT_E_TOO_LARGE, "encapsulated response: over %d bytes",
-                             AT_MAX_OHTTP_MESSAGE);
+            x->err =
+                at_fail(&x->d, AT_E_TOO_LARGE, "encapsulated response: over %d bytes", AT_MAX_OHTTP_MESSAGE);
             return 0;
         }
         return n;
@@ -303,8 +298,7 @@ static int build_request(const req_opts *o, at_buf *bhttp)
     }
     if (o->data) {
         if (o->data[0] == '@' || strcmp(o->data, "-") == 0) {
-            if (ctl_read_file(o->data[0] == '@' ? o->data + 1 : "-", AT_MAX_BHTTP_CONTENT, &data,
-                              &dlen) != 0)
+            if (ctl_read_file(o->data[0] == '@' ? o->data + 1 : "-", AT_MAX_BHTTP_CONTENT, &data, &dlen) != 0)
                 goto out;
         } else {
             dlen = strlen(o->data);
@@ -412,9 +406,9 @@ static int run_request(const req_opts *o)
             goto out;
         }
         show_head(&x, m);
-        bool ok = (m->content.len == 0 ||
-                   fwrite(m->content.p, 1, m->content.len, stdout) == m->content.len) &&
-                  fflush(stdout) == 0;
+        bool ok =
+            (m->content.len == 0 || fwrite(m->content.p, 1, m->content.len, stdout) == m->content.len) &&
+            fflush(stdout) == 0;
         int status = m->status;
         at_bhttp_msg_free(m);
         if (!ok) {
@@ -466,8 +460,7 @@ static int request(int argc, char **argv)
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    req_opts o = {.method = "POST", .path = "/v1/chat/completions", .scheme = "https",
-                  .authority = ""};
+    req_opts o = {.method = "POST", .path = "/v1/chat/completions", .scheme = "https", .authority = ""};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:u:X:H:d:vh", opts, NULL)) != -1) {

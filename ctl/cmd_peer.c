@@ -26,21 +26,20 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: attestctl peer listen|serve --listen unix:PATH|HOST:PORT OPTIONS\n"
-            "       attestctl peer connect --connect unix:PATH|HOST:PORT OPTIONS\n"
-            "OPTIONS: --peer-policy FILE.json   what the peer must run (required), or through\n"
-            "         the verifier: --verifier URL --peer-policy-name NAME --state-file STATE\n"
-            "                                    (STATE from `attestctl attest`: session, key, token)\n"
-            "         --root PEM ...             roots the peer's chain must reach\n"
-            "                                    (default: the AWS Nitro root G1)\n"
-            "         --attester sim|nsm|nitro-tpm   where this side's documents come from\n"
-            "         --pki DIR (--sim-pki DIR) --sim-pcr N=HEX ... --sim-format F   simulator\n"
-            "         --message TEXT             sent to the peer over the channel\n"
-            "         --at UNIX_SECONDS          check the peer's document at this time\n"
-            "listen serves one connection. Both print JSON: {\"ok\":true, \"peer\":{...},\n"
-            "\"channel_binding\":HEX, \"received\":TEXT} or {\"ok\":false, \"error\":CODE,\n"
-            "\"refused_by\":\"self\"|\"peer\", \"message\":...}. Exit 0, 1 refused, 2 usage/IO.\n");
+    fprintf(f, "usage: attestctl peer listen|serve --listen unix:PATH|HOST:PORT OPTIONS\n"
+               "       attestctl peer connect --connect unix:PATH|HOST:PORT OPTIONS\n"
+               "OPTIONS: --peer-policy FILE.json   what the peer must run (required), or through\n"
+               "         the verifier: --verifier URL --peer-policy-name NAME --state-file STATE\n"
+               "                                    (STATE from `attestctl attest`: session, key, token)\n"
+               "         --root PEM ...             roots the peer's chain must reach\n"
+               "                                    (default: the AWS Nitro root G1)\n"
+               "         --attester sim|nsm|nitro-tpm   where this side's documents come from\n"
+               "         --pki DIR (--sim-pki DIR) --sim-pcr N=HEX ... --sim-format F   simulator\n"
+               "         --message TEXT             sent to the peer over the channel\n"
+               "         --at UNIX_SECONDS          check the peer's document at this time\n"
+               "listen serves one connection. Both print JSON: {\"ok\":true, \"peer\":{...},\n"
+               "\"channel_binding\":HEX, \"received\":TEXT} or {\"ok\":false, \"error\":CODE,\n"
+               "\"refused_by\":\"self\"|\"peer\", \"message\":...}. Exit 0, 1 refused, 2 usage/IO.\n");
 }
 
 typedef struct {
@@ -188,7 +187,8 @@ static at_err recv_msg(int fd, size_t max, at_buf *out, at_diag *d)
     uint8_t l[4];
     at_buf_reset(out);
     if (read_all(fd, l, 4) != 0)
-        return at_fail(d, AT_E_TRUNCATED, "socket: the peer closed the connection (or timed out) mid-protocol");
+        return at_fail(d, AT_E_TRUNCATED,
+                       "socket: the peer closed the connection (or timed out) mid-protocol");
     size_t n = (size_t)l[0] << 24 | (size_t)l[1] << 16 | (size_t)l[2] << 8 | l[3];
     if (n > max)
         return at_fail(d, AT_E_TOO_LARGE, "socket: message of %zu bytes, at most %zu", n, max);
@@ -237,16 +237,19 @@ static int run(at_peer_role role, const peer_args *a)
         const char *skhex;
         state = json_load_file(a->state_file, JSON_REJECT_DUPLICATES, &je);
         skhex = json_string_value(json_object_get(state, "session_key"));
-        at_peer_ear_opts eo = {.verifier_url = a->verifier ? a->verifier
-                                                           : json_string_value(json_object_get(state, "verifier")),
-                               .session_id = json_string_value(json_object_get(state, "session")),
-                               .token = json_string_value(json_object_get(state, "token")),
-                               .session_key = skey, .peer_policy_name = a->peer_policy_name,
-                               .at_ms = a->at_ms};
+        at_peer_ear_opts eo = {
+            .verifier_url = a->verifier ? a->verifier : json_string_value(json_object_get(state, "verifier")),
+            .session_id = json_string_value(json_object_get(state, "session")),
+            .token = json_string_value(json_object_get(state, "token")),
+            .session_key = skey,
+            .peer_policy_name = a->peer_policy_name,
+            .at_ms = a->at_ms};
         if (!state || !skhex || !eo.session_id || !eo.token || !eo.verifier_url ||
             at_hex_decode(skhex, strlen(skhex), skey, sizeof skey, &n) != AT_OK || n != sizeof skey) {
-            fprintf(stderr, "attestctl peer: --state-file %s: expected the state `attestctl attest` writes "
-                            "(session, session_key, token, verifier)\n", a->state_file);
+            fprintf(stderr,
+                    "attestctl peer: --state-file %s: expected the state `attestctl attest` writes "
+                    "(session, session_key, token, verifier)\n",
+                    a->state_file);
             at_wipe(skey, sizeof skey);
             goto done;
         }
@@ -322,7 +325,8 @@ opened:
     /* Handshake: the initiator speaks first; each received message may
      * produce a reply; a local refusal is told to the peer as an alert. */
     if (role == AT_PEER_INITIATOR) {
-        if ((rc = at_peer_start(p, &out, &d)) != AT_OK || (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK) {
+        if ((rc = at_peer_start(p, &out, &d)) != AT_OK ||
+            (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK) {
             goto refused;
         }
     }
@@ -371,7 +375,8 @@ opened:
         rc = at_peer_open(p, at_buf_span(&in), &pt, &closed, &d);
         if (rc == AT_OK && closed != want_close)
             rc = at_fail(&d, closed ? AT_E_TRUNCATED : AT_E_UNEXPECTED_MESSAGE,
-                         closed ? "record: the peer closed before its message" : "record: data where close was expected");
+                         closed ? "record: the peer closed before its message"
+                                : "record: data where close was expected");
         if (rc != AT_OK) {
             by_peer = refuse_peer(p, fd, rc);
             goto refused;
@@ -432,8 +437,7 @@ int cmd_peer(int argc, char **argv)
         {"sim-format", required_argument, NULL, 'f'},  {"message", required_argument, NULL, 'm'},
         {"at", required_argument, NULL, 'a'},          {"help", no_argument, NULL, 'h'},
         {"verifier", required_argument, NULL, 'V'},    {"peer-policy-name", required_argument, NULL, 'N'},
-        {"state-file", required_argument, NULL, 'S'},
-        {NULL, 0, NULL, 0}};
+        {"state-file", required_argument, NULL, 'S'},  {NULL, 0, NULL, 0}};
     static peer_args a;
     memset(&a, 0, sizeof a);
     a.kind = AT_ATTESTER_SIM;
@@ -461,12 +465,15 @@ int cmd_peer(int argc, char **argv)
         case 'l':
         case 'c':
             if ((c == 'l') != (role == AT_PEER_RESPONDER)) {
-                fprintf(stderr, "attestctl peer %s: use --%s\n", sub, role == AT_PEER_RESPONDER ? "listen" : "connect");
+                fprintf(stderr, "attestctl peer %s: use --%s\n", sub,
+                        role == AT_PEER_RESPONDER ? "listen" : "connect");
                 return CTL_USAGE;
             }
             a.addr = optarg;
             break;
-        case 'P': a.policy_path = optarg; break;
+        case 'P':
+            a.policy_path = optarg;
+            break;
         case 'r':
             if (a.n_roots == AT_MAX_ROOTS) {
                 fprintf(stderr, "attestctl peer: at most %d roots\n", AT_MAX_ROOTS);
@@ -480,7 +487,9 @@ int cmd_peer(int argc, char **argv)
                 return CTL_USAGE;
             }
             break;
-        case 'k': a.ao.sim_pki = optarg; break;
+        case 'k':
+            a.ao.sim_pki = optarg;
+            break;
         case 'f':
             if (!at_format_parse(optarg, &a.ao.sim_format)) {
                 fprintf(stderr, "attestctl peer: --sim-format nitro-enclave or nitro-tpm\n");
@@ -500,10 +509,18 @@ int cmd_peer(int argc, char **argv)
             a.pcr_set[idx] = true;
             break;
         }
-        case 'm': a.message = optarg; break;
-        case 'V': a.verifier = optarg; break;
-        case 'N': a.peer_policy_name = optarg; break;
-        case 'S': a.state_file = optarg; break;
+        case 'm':
+            a.message = optarg;
+            break;
+        case 'V':
+            a.verifier = optarg;
+            break;
+        case 'N':
+            a.peer_policy_name = optarg;
+            break;
+        case 'S':
+            a.state_file = optarg;
+            break;
         case 'a': {
             char *end;
             long long t = strtoll(optarg, &end, 10);
@@ -514,8 +531,12 @@ int cmd_peer(int argc, char **argv)
             a.at_ms = t * 1000;
             break;
         }
-        case 'h': usage(stdout); return CTL_OK;
-        default: usage(stderr); return CTL_USAGE;
+        case 'h':
+            usage(stdout);
+            return CTL_OK;
+        default:
+            usage(stderr);
+            return CTL_USAGE;
         }
     }
     bool via_verifier = a.peer_policy_name || a.state_file || a.verifier;

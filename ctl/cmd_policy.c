@@ -15,19 +15,20 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: attestctl policy put NAME FILE.json [--allow-lint]\n"
-            "       attestctl policy get NAME\n"
-            "       attestctl policy revoke NAME VERSION\n"
-            "       attestctl policy import [--format nitro-enclave|nitro-tpm] [--session-ttl S]\n"
-            "                               [--max-age S] [--allow-missing N]... FILE...|-\n"
-            "       attestctl policy kms-key-policy NAME|--file POLICY.json [--principal ARN] [--key-arn ARN]\n"
-            "       attestctl policy pcr --extend FILE [--index N] [--from HEX]\n"
-            "common: [--verifier URL] [--token-file F] (env ATTEST_VERIFIER, ATTEST_TOKEN)\n"
-            "import merges the Measurements of each file (several files = several allowed\n"
-            "values, for rolling upgrades) and prints the policy JSON on stdout. Unknown keys,\n"
-            "missing registers (PCR0-2 of an EIF, PCR4/7/12 of an attestable AMI) and mixed\n"
-            "or contradicting formats are errors.\n");
+    fprintf(
+        f,
+        "usage: attestctl policy put NAME FILE.json [--allow-lint]\n"
+        "       attestctl policy get NAME\n"
+        "       attestctl policy revoke NAME VERSION\n"
+        "       attestctl policy import [--format nitro-enclave|nitro-tpm] [--session-ttl S]\n"
+        "                               [--max-age S] [--allow-missing N]... FILE...|-\n"
+        "       attestctl policy kms-key-policy NAME|--file POLICY.json [--principal ARN] [--key-arn ARN]\n"
+        "       attestctl policy pcr --extend FILE [--index N] [--from HEX]\n"
+        "common: [--verifier URL] [--token-file F] (env ATTEST_VERIFIER, ATTEST_TOKEN)\n"
+        "import merges the Measurements of each file (several files = several allowed\n"
+        "values, for rolling upgrades) and prints the policy JSON on stdout. Unknown keys,\n"
+        "missing registers (PCR0-2 of an EIF, PCR4/7/12 of an attestable AMI) and mixed\n"
+        "or contradicting formats are errors.\n");
 }
 
 /* "PCR12" -> 12, exactly as the tools write it (no "PCR_2", "pcr2",
@@ -94,20 +95,29 @@ static int import(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'f': format = optarg; break;
-        case 't': ttl = strtol(optarg, NULL, 10); break;
-        case 'a': age = strtol(optarg, NULL, 10); break;
+        case 'f':
+            format = optarg;
+            break;
+        case 't':
+            ttl = strtol(optarg, NULL, 10);
+            break;
+        case 'a':
+            age = strtol(optarg, NULL, 10);
+            break;
         case 'm': {
             char *end;
             long n = strtol(optarg, &end, 10);
             if (*end || end == optarg || n < 0 || n > 31) {
-                fprintf(stderr, "attestctl policy import: --allow-missing %s: expected a PCR index 0-31\n", optarg);
+                fprintf(stderr, "attestctl policy import: --allow-missing %s: expected a PCR index 0-31\n",
+                        optarg);
                 return CTL_USAGE;
             }
             allow_missing |= 1u << n;
             break;
         }
-        default: usage(stderr); return CTL_USAGE;
+        default:
+            usage(stderr);
+            return CTL_USAGE;
         }
     }
     if (optind >= argc) {
@@ -115,7 +125,8 @@ static int import(int argc, char **argv)
         return CTL_USAGE;
     }
     if (format && strcmp(format, "nitro-enclave") != 0 && strcmp(format, "nitro-tpm") != 0) {
-        fprintf(stderr, "attestctl policy import: --format %s: expected nitro-enclave or nitro-tpm\n", format);
+        fprintf(stderr, "attestctl policy import: --format %s: expected nitro-enclave or nitro-tpm\n",
+                format);
         return CTL_USAGE;
     }
     json_t *pcrs = json_object(), *files = json_array();
@@ -141,19 +152,23 @@ static int import(int argc, char **argv)
             const char *alg = json_string_value(json_object_get(m, "HashAlgorithm"));
             /* nitro-cli writes "Sha384 { ... }", nitro-tpm-pcr-compute (and
              * the KIWI-NG / Nix attestable-AMI files) "SHA384". */
-            const source_kind *k2 = !alg                                  ? NULL
+            const source_kind *k2 = !alg                               ? NULL
                                     : strncmp(alg, "Sha384 {", 8) == 0 ? &kind_eif
                                     : strcmp(alg, "SHA384") == 0       ? &kind_tpm
-                                                                         : NULL;
+                                                                       : NULL;
             if (!k2) {
-                fprintf(stderr, "attestctl policy import: %s: Measurements.HashAlgorithm %s: expected \"Sha384 { ... }\""
-                                " (nitro-cli) or \"SHA384\" (nitro-tpm-pcr-compute)\n", name, alg ? alg : "missing");
+                fprintf(
+                    stderr,
+                    "attestctl policy import: %s: Measurements.HashAlgorithm %s: expected \"Sha384 { ... }\""
+                    " (nitro-cli) or \"SHA384\" (nitro-tpm-pcr-compute)\n",
+                    name, alg ? alg : "missing");
                 json_decref(j);
                 goto out;
             }
             if (kind && kind != k2) {
-                fprintf(stderr, "attestctl policy import: %s: a %s file mixed with %s files: an enclave image"
-                                " and an attestable AMI are different policies; import them separately\n",
+                fprintf(stderr,
+                        "attestctl policy import: %s: a %s file mixed with %s files: an enclave image"
+                        " and an attestable AMI are different policies; import them separately\n",
                         name, k2->tool, kind->tool);
                 json_decref(j);
                 goto out;
@@ -168,13 +183,16 @@ static int import(int argc, char **argv)
                     continue;
                 int idx = pcr_key(k);
                 if (idx < 0) {
-                    fprintf(stderr, "attestctl policy import: %s: unknown measurement key \"%s\" (expected"
-                                    " HashAlgorithm or PCR0..PCR31)\n", name, k);
+                    fprintf(stderr,
+                            "attestctl policy import: %s: unknown measurement key \"%s\" (expected"
+                            " HashAlgorithm or PCR0..PCR31)\n",
+                            name, k);
                     json_decref(j);
                     goto out;
                 }
                 if (!json_is_string(v) || !is_sha384_hex(json_string_value(v))) {
-                    fprintf(stderr, "attestctl policy import: %s: %s: expected 96 hex digits (SHA-384)\n", name, k);
+                    fprintf(stderr, "attestctl policy import: %s: %s: expected 96 hex digits (SHA-384)\n",
+                            name, k);
                     json_decref(j);
                     goto out;
                 }
@@ -184,9 +202,11 @@ static int import(int argc, char **argv)
             for (int e = 0; e < 3; e++) {
                 int idx = kind->expected[e];
                 if (!(seen & (1u << idx)) && !(allow_missing & (1u << idx))) {
-                    fprintf(stderr, "attestctl policy import: %s: PCR%d is missing (a %s file carries PCR%d, PCR%d"
-                                    " and PCR%d; --allow-missing %d if that is intended)\n",
-                            name, idx, kind->tool, kind->expected[0], kind->expected[1], kind->expected[2], idx);
+                    fprintf(stderr,
+                            "attestctl policy import: %s: PCR%d is missing (a %s file carries PCR%d, PCR%d"
+                            " and PCR%d; --allow-missing %d if that is intended)\n",
+                            name, idx, kind->tool, kind->expected[0], kind->expected[1], kind->expected[2],
+                            idx);
                     json_decref(j);
                     goto out;
                 }
@@ -208,12 +228,15 @@ static int import(int argc, char **argv)
             {
                 size_t n;
                 json_t *v;
-                json_array_foreach(arr, n, v) if (json_is_string(v)) add_value(pcrs, atoi(k), json_string_value(v));
+                json_array_foreach(arr, n, v) if (json_is_string(v))
+                    add_value(pcrs, atoi(k), json_string_value(v));
             }
             tool = tool ? tool : "attest";
         } else {
-            fprintf(stderr, "attestctl policy import: %s: no \"Measurements\" object (nitro-cli build-enclave or"
-                            " describe-eif JSON, nitro-tpm-pcr-compute JSON) and no \"pcrs\" (a policy)\n", name);
+            fprintf(stderr,
+                    "attestctl policy import: %s: no \"Measurements\" object (nitro-cli build-enclave or"
+                    " describe-eif JSON, nitro-tpm-pcr-compute JSON) and no \"pcrs\" (a policy)\n",
+                    name);
             json_decref(j);
             goto out;
         }
@@ -222,7 +245,8 @@ static int import(int argc, char **argv)
     }
     const char *derived = kind ? kind->format : doc_format;
     if (kind && doc_format && strcmp(kind->format, doc_format) != 0) {
-        fprintf(stderr, "attestctl policy import: a %s file mixed with a %s policy\n", kind->tool, doc_format);
+        fprintf(stderr, "attestctl policy import: a %s file mixed with a %s policy\n", kind->tool,
+                doc_format);
         goto out;
     }
     if (format && derived && strcmp(format, derived) != 0) {
@@ -291,8 +315,9 @@ static json_t *kms_statements(json_t *pol, const char *principal, const char *ke
         else
             snprintf(ck, sizeof ck, "kms:RecipientAttestation:PCR%d", idx);
         if (json_array_size(vals) > 1) {
-            fprintf(stderr, "attestctl policy kms-key-policy: warning: PCR%d allows %zu values (%s matches any of"
-                            " them); pin one value per register once the rollout is over\n",
+            fprintf(stderr,
+                    "attestctl policy kms-key-policy: warning: PCR%d allows %zu values (%s matches any of"
+                    " them); pin one value per register once the rollout is over\n",
                     idx, json_array_size(vals), ck);
             (*warnings)++;
         }
@@ -342,10 +367,18 @@ static int kms_key_policy(int argc, char **argv)
     optind = 1;
     while ((c = ctl_getopt(&cl, argc, argv, opts)) != -1) {
         switch (c) {
-        case 'f': file = optarg; break;
-        case 'p': principal = optarg; break;
-        case 'k': key_arn = optarg; break;
-        default: usage(stderr); return CTL_USAGE;
+        case 'f':
+            file = optarg;
+            break;
+        case 'p':
+            principal = optarg;
+            break;
+        case 'k':
+            key_arn = optarg;
+            break;
+        default:
+            usage(stderr);
+            return CTL_USAGE;
         }
     }
     if (cl.bad)
@@ -392,11 +425,12 @@ static int kms_key_policy(int argc, char **argv)
         return CTL_USAGE;
     }
     if (!principal)
-        fprintf(stderr, "attestctl policy kms-key-policy: warning: no --principal; replace the placeholder with"
-                        " the instance or enclave role ARN\n");
+        fprintf(stderr,
+                "attestctl policy kms-key-policy: warning: no --principal; replace the placeholder with"
+                " the instance or enclave role ARN\n");
     int warnings = 0;
-    json_t *out = kms_statements(pol, principal ? principal : "arn:aws:iam::ACCOUNT-ID:role/REPLACE-ME", key_arn,
-                                 &warnings);
+    json_t *out = kms_statements(pol, principal ? principal : "arn:aws:iam::ACCOUNT-ID:role/REPLACE-ME",
+                                 key_arn, &warnings);
     ctl_print_json(out);
     fprintf(stderr, "attestctl policy kms-key-policy: add these statements to the key policy next to your key"
                     " administrators' statement; the Deny statements apply to every principal\n");
@@ -420,8 +454,12 @@ static int pcr_extend_cmd(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'e': file = optarg; break;
-        case 'f': from = optarg; break;
+        case 'e':
+            file = optarg;
+            break;
+        case 'f':
+            from = optarg;
+            break;
         case 'i': {
             char *end;
             idx = strtol(optarg, &end, 10);
@@ -431,7 +469,9 @@ static int pcr_extend_cmd(int argc, char **argv)
             }
             break;
         }
-        default: usage(stderr); return CTL_USAGE;
+        default:
+            usage(stderr);
+            return CTL_USAGE;
         }
     }
     if (!file || optind != argc) {
@@ -446,7 +486,8 @@ static int pcr_extend_cmd(int argc, char **argv)
         fprintf(stderr, "attestctl policy pcr: --from: expected 96 hex digits (a SHA-384 register value)\n");
         return CTL_USAGE;
     }
-    if (at_sha384_file(file, digest, &d) != AT_OK || at_pcr_extend(pcr, AT_SPAN(digest, sizeof digest)) != AT_OK) {
+    if (at_sha384_file(file, digest, &d) != AT_OK ||
+        at_pcr_extend(pcr, AT_SPAN(digest, sizeof digest)) != AT_OK) {
         fprintf(stderr, "attestctl policy pcr: %s\n", d.msg);
         return CTL_USAGE;
     }
@@ -479,15 +520,18 @@ int cmd_policy(int argc, char **argv)
     ctl_client cl;
     ctl_client_defaults(&cl);
     bool allow_lint = false;
-    static const struct option opts[] = {CTL_CLIENT_OPTS,
-                                         {"allow-lint", no_argument, NULL, 'L'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        CTL_CLIENT_OPTS, {"allow-lint", no_argument, NULL, 'L'}, {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     while ((c = ctl_getopt(&cl, argc - 1, argv + 1, opts)) != -1) {
         switch (c) {
-        case 'L': allow_lint = true; break;
-        default: usage(stderr); return CTL_USAGE;
+        case 'L':
+            allow_lint = true;
+            break;
+        default:
+            usage(stderr);
+            return CTL_USAGE;
         }
     }
     if (cl.bad)

@@ -36,17 +36,26 @@ int cmd_secret(int argc, char **argv)
     optind = 1;
     while ((c = ctl_getopt(&cl, argc - 2, argv + 2, opts)) != -1) {
         switch (c) {
-        case 'p': policy = optarg; break;
-        case 'f': file = optarg; break;
-        case 'r': replace = true; break;
-        default: return CTL_USAGE;
+        case 'p':
+            policy = optarg;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'r':
+            replace = true;
+            break;
+        default:
+            return CTL_USAGE;
         }
     }
     if (cl.bad)
         return CTL_USAGE;
     if (!policy || !file) {
         fprintf(stderr, "attestctl secret put: missing %s\n",
-                !policy && !file ? "--policy and --value-file" : !policy ? "--policy" : "--value-file");
+                !policy && !file ? "--policy and --value-file"
+                : !policy        ? "--policy"
+                                 : "--value-file");
         return CTL_USAGE;
     }
     uint8_t *v = NULL;

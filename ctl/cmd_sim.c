@@ -14,18 +14,17 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: attestctl sim init DIR\n"
-            "       attestctl sim doc --pki DIR [--format nitro-enclave|nitro-tpm]\n"
-            "                 [--pcr N=HEX]... [--measure N=FILE]... [--nonce HEX]\n"
-            "                 [--user-data B64 | --purpose session|evidence [--endpoint URL]]\n"
-            "                 [--public-key FILE] [--timestamp-ms N]\n"
-            "                 [--new-leaf] [--definite-map] [--tagged] [--module-id ID]\n"
-            "                 [--base64] -o OUT.cbor\n"
-            "       attestctl sim pcrs --pki DIR [--format F] [--pcr N=HEX]... [--measure N=FILE]...\n"
-            "sim init makes a test PKI (DIR/root.pem is the root to trust). sim doc mints a\n"
-            "signed document; --measure extends PCR N with SHA-384 of FILE. sim pcrs prints\n"
-            "the PCRs such a document would carry, as a policy JSON.\n");
+    fprintf(f, "usage: attestctl sim init DIR\n"
+               "       attestctl sim doc --pki DIR [--format nitro-enclave|nitro-tpm]\n"
+               "                 [--pcr N=HEX]... [--measure N=FILE]... [--nonce HEX]\n"
+               "                 [--user-data B64 | --purpose session|evidence [--endpoint URL]]\n"
+               "                 [--public-key FILE] [--timestamp-ms N]\n"
+               "                 [--new-leaf] [--definite-map] [--tagged] [--module-id ID]\n"
+               "                 [--base64] -o OUT.cbor\n"
+               "       attestctl sim pcrs --pki DIR [--format F] [--pcr N=HEX]... [--measure N=FILE]...\n"
+               "sim init makes a test PKI (DIR/root.pem is the root to trust). sim doc mints a\n"
+               "signed document; --measure extends PCR N with SHA-384 of FILE. sim pcrs prints\n"
+               "the PCRs such a document would carry, as a policy JSON.\n");
 }
 
 /* "N=..." with N a PCR index: N, or -1 having said which part is wrong. */
@@ -56,22 +55,29 @@ struct doc_args {
     uint8_t *user_data, *public_key;
     size_t user_data_len, public_key_len;
     bool base64;
-    const char *purpose, *endpoint;   /* --purpose/--endpoint: a binding in user_data */
+    const char *purpose, *endpoint; /* --purpose/--endpoint: a binding in user_data */
     at_buf binding;
 };
 
 static int parse_doc_args(int argc, char **argv, struct doc_args *a)
 {
-    static const struct option opts[] = {
-        {"pki", required_argument, NULL, 'k'},       {"format", required_argument, NULL, 'f'},
-        {"pcr", required_argument, NULL, 'p'},       {"measure", required_argument, NULL, 'm'},
-        {"nonce", required_argument, NULL, 'n'},     {"user-data", required_argument, NULL, 'u'},
-        {"public-key", required_argument, NULL, 'P'}, {"timestamp-ms", required_argument, NULL, 't'},
-        {"new-leaf", no_argument, NULL, 'L'},        {"definite-map", no_argument, NULL, 'M'},
-        {"tagged", no_argument, NULL, 'T'},          {"module-id", required_argument, NULL, 'i'},
-        {"base64", no_argument, NULL, 'b'},          {"help", no_argument, NULL, 'h'},
-        {"purpose", required_argument, NULL, 'R'},   {"endpoint", required_argument, NULL, 'E'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"pki", required_argument, NULL, 'k'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"pcr", required_argument, NULL, 'p'},
+                                         {"measure", required_argument, NULL, 'm'},
+                                         {"nonce", required_argument, NULL, 'n'},
+                                         {"user-data", required_argument, NULL, 'u'},
+                                         {"public-key", required_argument, NULL, 'P'},
+                                         {"timestamp-ms", required_argument, NULL, 't'},
+                                         {"new-leaf", no_argument, NULL, 'L'},
+                                         {"definite-map", no_argument, NULL, 'M'},
+                                         {"tagged", no_argument, NULL, 'T'},
+                                         {"module-id", required_argument, NULL, 'i'},
+                                         {"base64", no_argument, NULL, 'b'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"purpose", required_argument, NULL, 'R'},
+                                         {"endpoint", required_argument, NULL, 'E'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -93,8 +99,8 @@ static int parse_doc_args(int argc, char **argv, struct doc_args *a)
                 return -1;
             if (at_hex_decode(rest, strlen(rest), a->o.pcr[idx], AT_SHA384_LEN, &n) != AT_OK ||
                 n != AT_SHA384_LEN) {
-                fprintf(stderr, "attestctl sim: --pcr %d: expected 96 hex digits (SHA-384), got '%s'\n",
-                        idx, rest);
+                fprintf(stderr, "attestctl sim: --pcr %d: expected 96 hex digits (SHA-384), got '%s'\n", idx,
+                        rest);
                 return -1;
             }
             a->o.pcr_set[idx] = true;
@@ -307,8 +313,8 @@ int cmd_sim(int argc, char **argv)
             fprintf(stderr, "attestctl sim init: %s\n", d.msg);
             return CTL_USAGE;
         }
-        fprintf(stderr, "sim PKI in %s; trust %s/root.pem (a test root, never a real one)\n",
-                argv[2], argv[2]);
+        fprintf(stderr, "sim PKI in %s; trust %s/root.pem (a test root, never a real one)\n", argv[2],
+                argv[2]);
         return CTL_OK;
     }
     if (strcmp(argv[1], "doc") == 0)

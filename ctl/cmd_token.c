@@ -46,19 +46,33 @@ static int create(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': db_path = optarg; break;
-        case 'r': role = optarg; break;
-        case 'l': label = optarg; break;
-        case 'p': policies = optarg; break;
-        case 'o': out = optarg; break;
-        case 'C': create_db = true; break;
+        case 'd':
+            db_path = optarg;
+            break;
+        case 'r':
+            role = optarg;
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 'p':
+            policies = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'C':
+            create_db = true;
+            break;
         case 'e':
             if (at_token_parse_duration(optarg, &lifetime_ms, &d) != AT_OK) {
                 fprintf(stderr, "attestctl token: --%s\n", d.msg);
                 return CTL_USAGE;
             }
             break;
-        default: usage(c == 'h' ? stdout : stderr); return c == 'h' ? CTL_OK : CTL_USAGE;
+        default:
+            usage(c == 'h' ? stdout : stderr);
+            return c == 'h' ? CTL_OK : CTL_USAGE;
         }
     }
     if (optind != argc) {
@@ -79,7 +93,8 @@ static int create(int argc, char **argv)
     }
     /* A typo in --db must not make a fresh database nobody serves. */
     if (!create_db && access(db_path, F_OK) != 0) {
-        fprintf(stderr, "attestctl token create: --db %s: %s (the verifier's database; --create makes a new one)\n",
+        fprintf(stderr,
+                "attestctl token create: --db %s: %s (the verifier's database; --create makes a new one)\n",
                 db_path, strerror(errno));
         return CTL_USAGE;
     }

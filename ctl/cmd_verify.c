@@ -13,13 +13,12 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: attestctl verify [--root PEM]... [--at UNIX_SECONDS | --at-document-time]\n"
-            "                        [--policy FILE.json] [--nonce HEX]\n"
-            "                        [--format auto|nitro-enclave|nitro-tpm] DOC...\n"
-            "DOC is a file of raw CBOR or base64 of it (\"-\" = stdin). Without --root the\n"
-            "built-in AWS Nitro root G1 is trusted. Prints one JSON object per document.\n"
-            "Exit 0 when every document is valid, 1 when one is not, 2 on usage/IO errors.\n");
+    fprintf(f, "usage: attestctl verify [--root PEM]... [--at UNIX_SECONDS | --at-document-time]\n"
+               "                        [--policy FILE.json] [--nonce HEX]\n"
+               "                        [--format auto|nitro-enclave|nitro-tpm] DOC...\n"
+               "DOC is a file of raw CBOR or base64 of it (\"-\" = stdin). Without --root the\n"
+               "built-in AWS Nitro root G1 is trusted. Prints one JSON object per document.\n"
+               "Exit 0 when every document is valid, 1 when one is not, 2 on usage/IO errors.\n");
 }
 
 /* Raw CBOR: a first byte of 0x80 or more (an array such as 0x84, a map, a
@@ -51,11 +50,14 @@ static int decode_document(const uint8_t *in, size_t len, uint8_t **out, size_t 
 
 int cmd_verify(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"root", required_argument, NULL, 'r'},   {"at", required_argument, NULL, 'a'},
-        {"at-document-time", no_argument, NULL, 'D'}, {"policy", required_argument, NULL, 'p'},
-        {"nonce", required_argument, NULL, 'n'},  {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"root", required_argument, NULL, 'r'},
+                                         {"at", required_argument, NULL, 'a'},
+                                         {"at-document-time", no_argument, NULL, 'D'},
+                                         {"policy", required_argument, NULL, 'p'},
+                                         {"nonce", required_argument, NULL, 'n'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     at_verify_opts vo = {0};
     const char *roots[AT_MAX_ROOTS];
     size_t n_roots = 0;

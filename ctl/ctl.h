@@ -30,7 +30,6 @@ int cmd_version(int argc, char **argv);
 int cmd_hpke(int argc, char **argv);
 int cmd_ohttp(int argc, char **argv);
 
-
 /* Read a whole file ("-" = stdin) of at most max bytes. Caller frees *out.
  * Returns 0, or prints why to stderr and returns -1. */
 int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
@@ -59,7 +58,8 @@ void ctl_client_defaults(ctl_client *c);
 int ctl_client_token_file(ctl_client *c, const char *path);
 /* The two options of every command that calls the verifier, for its
  * getopt table. */
-#define CTL_CLIENT_OPTS {"verifier", required_argument, NULL, 'v'}, {"token-file", required_argument, NULL, 't'}
+#define CTL_CLIENT_OPTS \
+    {"verifier", required_argument, NULL, 'v'}, { "token-file", required_argument, NULL, 't' }
 /* getopt_long(argc, argv, "", opts) that takes --verifier and --token-file
  * into cl itself and returns the other options: -1 at the end, and also
  * when the token file cannot be read (said on stderr, cl->bad set: the
@@ -68,8 +68,7 @@ int ctl_getopt(ctl_client *cl, int argc, char **argv, const struct option *opts)
 /* 0 on a 2xx answer (JSON in *out when not NULL), the HTTP status on
  * another answer (error printed; the error JSON in *out), -1 when the
  * verifier cannot be reached. */
-int ctl_client_call(const ctl_client *c, const char *method, const char *path, json_t *body,
-                    json_t **out);
+int ctl_client_call(const ctl_client *c, const char *method, const char *path, json_t *body, json_t **out);
 void ctl_print_json(json_t *j);
 
 #endif

@@ -97,8 +97,8 @@ void ctl_json_load_error(const char *who, const char *path, const json_error_t *
     if (je->line < 1) /* the file did not open: jansson's text names it and why */
         fprintf(stderr, "attestctl %s: %s\n", who, je->text);
     else
-        fprintf(stderr, "attestctl %s: %s: line %d column %d: %s\n", who, path, je->line,
-                je->column, je->text);
+        fprintf(stderr, "attestctl %s: %s: line %d column %d: %s\n", who, path, je->line, je->column,
+                je->text);
 }
 
 bool ctl_is_help(const char *arg)

@@ -249,9 +249,10 @@ static int setup(const opts *o, proof *pr, at_diag *d)
         at_peer_ear_opts eo = {.verifier_url = json_string_value(json_object_get(st, "verifier")),
                                .session_id = json_string_value(json_object_get(st, "session")),
                                .token = json_string_value(json_object_get(st, "token")),
-                               .session_key = key, .peer_policy_name = o->policy_name};
-        int ok = skhex && at_hex_decode(skhex, strlen(skhex), key, sizeof key, &n) == AT_OK && n == sizeof key &&
-                 at_peer_ear_new(&eo, &pr->ear, d) == AT_OK;
+                               .session_key = key,
+                               .peer_policy_name = o->policy_name};
+        int ok = skhex && at_hex_decode(skhex, strlen(skhex), key, sizeof key, &n) == AT_OK &&
+                 n == sizeof key && at_peer_ear_new(&eo, &pr->ear, d) == AT_OK;
         at_wipe(key, sizeof key);
         if (json_is_string(json_object_get(st, "session_key")))
             at_wipe((char *)skhex, strlen(skhex));
@@ -283,13 +284,17 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"listen", required_argument, NULL, 'l'},     {"connect", required_argument, NULL, 'c'},
-        {"attester", required_argument, NULL, 'A'},   {"pki", required_argument, NULL, 'k'},
-        {"sim-pcr", required_argument, NULL, 'p'},    {"root", required_argument, NULL, 'r'},
-        {"peer-policy", required_argument, NULL, 'P'}, {"state-file", required_argument, NULL, 'S'},
-        {"peer-policy-name", required_argument, NULL, 'N'}, {"count", required_argument, NULL, 'n'},
-        {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {{"listen", required_argument, NULL, 'l'},
+                                       {"connect", required_argument, NULL, 'c'},
+                                       {"attester", required_argument, NULL, 'A'},
+                                       {"pki", required_argument, NULL, 'k'},
+                                       {"sim-pcr", required_argument, NULL, 'p'},
+                                       {"root", required_argument, NULL, 'r'},
+                                       {"peer-policy", required_argument, NULL, 'P'},
+                                       {"state-file", required_argument, NULL, 'S'},
+                                       {"peer-policy-name", required_argument, NULL, 'N'},
+                                       {"count", required_argument, NULL, 'n'},
+                                       {NULL, 0, NULL, 0}};
     static opts o;
     o.kind = AT_ATTESTER_SIM;
     o.count = 1;
@@ -304,32 +309,49 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
         case 'l':
-        case 'c': o.addr = optarg; break;
+        case 'c':
+            o.addr = optarg;
+            break;
         case 'A':
             if (!at_attester_parse(optarg, &o.kind)) {
                 usage();
                 return 2;
             }
             break;
-        case 'k': o.ao.sim_pki = optarg; break;
+        case 'k':
+            o.ao.sim_pki = optarg;
+            break;
         case 'p': {
             char *end;
             long i = strtol(optarg, &end, 10);
             size_t n = 0;
             if (*end != '=' || i < 0 || i >= AT_MAX_PCRS ||
-                at_hex_decode(end + 1, strlen(end + 1), o.pcr[i], AT_SHA384_LEN, &n) != AT_OK || n != AT_SHA384_LEN) {
+                at_hex_decode(end + 1, strlen(end + 1), o.pcr[i], AT_SHA384_LEN, &n) != AT_OK ||
+                n != AT_SHA384_LEN) {
                 usage();
                 return 2;
             }
             o.pcr_set[i] = true;
             break;
         }
-        case 'r': o.root = optarg; break;
-        case 'P': o.policy_path = optarg; break;
-        case 'S': o.state_path = optarg; break;
-        case 'N': o.policy_name = optarg; break;
-        case 'n': o.count = atoi(optarg); break;
-        default: usage(); return 2;
+        case 'r':
+            o.root = optarg;
+            break;
+        case 'P':
+            o.policy_path = optarg;
+            break;
+        case 'S':
+            o.state_path = optarg;
+            break;
+        case 'N':
+            o.policy_name = optarg;
+            break;
+        case 'n':
+            o.count = atoi(optarg);
+            break;
+        default:
+            usage();
+            return 2;
         }
     }
     o.ao.sim_pcr_set = o.pcr_set;
@@ -358,7 +380,8 @@ int main(int argc, char **argv)
         socklen_t sl = sizeof ss;
         char h[NI_MAXHOST], port[NI_MAXSERV];
         if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0 &&
-            getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+            getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, port, sizeof port,
+                        NI_NUMERICHOST | NI_NUMERICSERV) == 0)
             fprintf(stderr, "peer_service: listening on %s:%s\n", h, port);
         for (int i = 0; i < o.count; i++) {
             int fd = accept(lfd, NULL, NULL);
@@ -373,7 +396,8 @@ int main(int argc, char **argv)
                 ret = 1;
             } else {
                 char who[200];
-                fprintf(stderr, "peer_service: connection %d from %s done\n", i + 1, caller_name(p, who, sizeof who));
+                fprintf(stderr, "peer_service: connection %d from %s done\n", i + 1,
+                        caller_name(p, who, sizeof who));
             }
             at_peer_free(p);
             close(fd);

@@ -27,14 +27,14 @@ typedef struct {
     char policy[160];
     char listen[128];
     char token_file[1024];
-    char jwks_file[1024];   /* pin the verifier's keys instead of fetching them */
+    char jwks_file[1024]; /* pin the verifier's keys instead of fetching them */
     char port_file[1024];
-    int refresh_s;          /* how long a verified session list is used */
-    int instance_idle_s;    /* no byte from an instance for this long: try another (once) */
-    bool verify_locally;    /* also check each instance's own fresh document */
-    char *roots[8];         /* --root PEM (default: the AWS Nitro root) */
+    int refresh_s;       /* how long a verified session list is used */
+    int instance_idle_s; /* no byte from an instance for this long: try another (once) */
+    bool verify_locally; /* also check each instance's own fresh document */
+    char *roots[8];      /* --root PEM (default: the AWS Nitro root) */
     size_t n_roots;
-    at_httpd_opts http;        /* --max-body, --request-timeout, --connection-limit,
+    at_httpd_opts http; /* --max-body, --request-timeout, --connection-limit,
                                 * --per-ip-limit, --workers (0 = httpd defaults) */
 } gateway_config;
 
@@ -46,28 +46,28 @@ typedef struct {
     at_ohttp_key_config key_config;
     int64_t expires_ms;
     bool checked_locally;
-    char policy_ref[200];     /* name@version the token's appraisal used */
-    char pcr_digest[65];      /* hex SHA-256 of the token's PCRs as compact, key-sorted JSON */
+    char policy_ref[200]; /* name@version the token's appraisal used */
+    char pcr_digest[65];  /* hex SHA-256 of the token's PCRs as compact, key-sorted JSON */
 } gw_target;
 
 typedef struct at_trust at_trust;
 
 typedef struct {
     gateway_config cfg;
-    at_trust *trust;          /* --verify-locally */
+    at_trust *trust; /* --verify-locally */
     char token[512];
-    json_t *pinned_jwks;      /* from --verifier-jwks, else NULL */
-    at_metrics *metrics;      /* GET /metrics */
+    json_t *pinned_jwks; /* from --verifier-jwks, else NULL */
+    at_metrics *metrics; /* GET /metrics */
 
-    pthread_mutex_t lock;     /* guards the fields below */
+    pthread_mutex_t lock; /* guards the fields below */
     gw_target targets[GW_MAX_TARGETS];
     size_t n_targets;
     int64_t refreshed_ms;
-    unsigned next;            /* round robin */
-    char last_error[1100];    /* detail, for the log */
+    unsigned next;               /* round robin */
+    char last_error[1100];       /* detail, for the log */
     char last_error_public[400]; /* what API callers are told: instance, check, code */
-    at_err last_code;         /* the reason a consumer can act on when nothing verifies */
-    json_t *attestations;     /* [{instance, session, policy, expires_at, token}] of the targets */
+    at_err last_code;            /* the reason a consumer can act on when nothing verifies */
+    json_t *attestations;        /* [{instance, session, policy, expires_at, token}] of the targets */
 } gateway;
 
 /* A target to send the next request to (copied out), refreshing the list

@@ -31,7 +31,8 @@ static void usage(FILE *f)
             "Forwards every /v1/... request (the OpenAI API: chat, completions, embeddings, responses,\n"
             "models, ...; \"stream\": true supported), each sealed to an instance whose session and\n"
             "attestation result verify; GET /v1/gateway/instances lists them, GET /v1/attestation gives\n"
-            "their attestation result tokens, GET /metrics counts (Prometheus). --verifier-jwks pins the verifier's keys;\n"
+            "their attestation result tokens, GET /metrics counts (Prometheus). --verifier-jwks pins the "
+            "verifier's keys;\n"
             "--verify-locally also checks each instance's own fresh document against --root (default:\n"
             "the AWS Nitro root) before using it.\n"
             "ADDR: host:port, unix:PATH or vsock:PORT; --verifier also takes unix:PATH[,URL] or\n"
@@ -48,10 +49,10 @@ static void instances(gateway *g, at_http_resp *resp)
     json_t *arr = json_array();
     pthread_mutex_lock(&g->lock);
     for (size_t i = 0; i < g->n_targets; i++)
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I}", "session", g->targets[i].session_id,
-                                             "instance", g->targets[i].instance_id, "endpoint",
-                                             g->targets[i].endpoint, "expires_at_ms",
-                                             (json_int_t)g->targets[i].expires_ms));
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:s,s:s,s:I}", "session", g->targets[i].session_id, "instance",
+                                        g->targets[i].instance_id, "endpoint", g->targets[i].endpoint,
+                                        "expires_at_ms", (json_int_t)g->targets[i].expires_ms));
     pthread_mutex_unlock(&g->lock);
     json_t *o = json_pack("{s:s,s:o,s:s}", "policy", g->cfg.policy, "instances", arr, "error",
                           rc == AT_OK ? "" : d.msg);
@@ -89,7 +90,8 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
         /* A bounded metrics label, never the consumer's path. */
         req->route = strcmp(u, "/v1/chat/completions") == 0 || strcmp(u, "/v1/completions") == 0
                          ? "completions"
-                         : strncmp(u, "/v1/models", 10) == 0 ? "models" : "forward";
+                     : strncmp(u, "/v1/models", 10) == 0 ? "models"
+                                                         : "forward";
         route_openai(g, req, resp);
     } else if (strcmp(u, "/v1/attestation") == 0 && strcmp(req->method, "GET") == 0) {
         req->route = "attestation";
@@ -129,8 +131,8 @@ static void observe(void *app, const char *route, const char *method, int status
         at_metrics_add(g->metrics, "attest_upstream_errors_total", labels, 1);
     }
     /* Never the prompt or the answer: route, status and time only. */
-    at_log(status >= 500 ? "error" : "debug", "request", "%s %s -> %d in %.2f ms", method, route,
-           status, sec * 1e3);
+    at_log(status >= 500 ? "error" : "debug", "request", "%s %s -> %d in %.2f ms", method, route, status,
+           sec * 1e3);
 }
 
 int main(int argc, char **argv)
@@ -140,17 +142,24 @@ int main(int argc, char **argv)
     c->refresh_s = 5;
     c->instance_idle_s = AT_GW_INSTANCE_IDLE_S;
     c->http.max_body = 1024 * 1024;
-    static const struct option opts[] = {
-        {"verifier", required_argument, NULL, 'v'},  {"policy", required_argument, NULL, 'p'},
-        {"listen", required_argument, NULL, 'l'},    {"token-file", required_argument, NULL, 't'},
-        {"verifier-jwks", required_argument, NULL, 'j'}, {"refresh", required_argument, NULL, 'r'},
-        {"port-file", required_argument, NULL, 'f'}, AT_HTTPD_LONG_OPTIONS,
-        {"workers", required_argument, NULL, 1009}, {"instance-idle", required_argument, NULL, 1010},
-        {"log-level", required_argument, NULL, 1011}, {"route", required_argument, NULL, 1014},
-        {"verify-locally", no_argument, NULL, 'L'},  {"root", required_argument, NULL, 'R'},
-        {"config", required_argument, NULL, 1012},
-        {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"verifier", required_argument, NULL, 'v'},
+                                         {"policy", required_argument, NULL, 'p'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"token-file", required_argument, NULL, 't'},
+                                         {"verifier-jwks", required_argument, NULL, 'j'},
+                                         {"refresh", required_argument, NULL, 'r'},
+                                         {"port-file", required_argument, NULL, 'f'},
+                                         AT_HTTPD_LONG_OPTIONS,
+                                         {"workers", required_argument, NULL, 1009},
+                                         {"instance-idle", required_argument, NULL, 1010},
+                                         {"log-level", required_argument, NULL, 1011},
+                                         {"route", required_argument, NULL, 1014},
+                                         {"verify-locally", no_argument, NULL, 'L'},
+                                         {"root", required_argument, NULL, 'R'},
+                                         {"config", required_argument, NULL, 1012},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     /* --config FILE.json: its keys are these flags' long names; the
      * command line's flags come after and win. Kept until exit (optarg
      * pointers into it are stored). */
@@ -180,18 +189,37 @@ int main(int argc, char **argv)
             }
             break;
         }
-        case 'p': COPY(policy); break;
-        case 'l': COPY(listen); break;
-        case 't': COPY(token_file); break;
-        case 'j': COPY(jwks_file); break;
-        case 'r': c->refresh_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
-        case 1010: c->instance_idle_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
-        case 'f': COPY(port_file); break;
-        case 1009: c->http.workers = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'L': c->verify_locally = true; break;
+        case 'p':
+            COPY(policy);
+            break;
+        case 'l':
+            COPY(listen);
+            break;
+        case 't':
+            COPY(token_file);
+            break;
+        case 'j':
+            COPY(jwks_file);
+            break;
+        case 'r':
+            c->refresh_s = atoi(optarg) > 0 ? atoi(optarg) : 1;
+            break;
+        case 1010:
+            c->instance_idle_s = atoi(optarg) > 0 ? atoi(optarg) : 1;
+            break;
+        case 'f':
+            COPY(port_file);
+            break;
+        case 1009:
+            c->http.workers = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'L':
+            c->verify_locally = true;
+            break;
         case 1011:
             if (!at_log_set_level(optarg)) {
-                fprintf(stderr, "attest-gateway: --log-level: expected " AT_LOG_LEVELS ", got '%s'\n", optarg);
+                fprintf(stderr, "attest-gateway: --log-level: expected " AT_LOG_LEVELS ", got '%s'\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -268,8 +296,7 @@ int main(int argc, char **argv)
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
         at_log("error", "port_file", "cannot write %s", c->port_file);
     at_log("info", "start", "attest-gateway %s on %s (port %u) for policy %s via %s%s", PACKAGE_VERSION,
-         c->listen, at_httpd_port(srv), c->policy, c->verifier,
-         g.pinned_jwks ? " (pinned JWKS)" : "");
+           c->listen, at_httpd_port(srv), c->policy, c->verifier, g.pinned_jwks ? " (pinned JWKS)" : "");
     int sig;
     while ((sig = sigwaitinfo(&sigs, NULL)) < 0 && errno == EINTR)
         ;

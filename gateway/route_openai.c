@@ -36,7 +36,8 @@ static void query_put(struct query *q, const char *s)
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
         char e[4] = {(char)c, 0};
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c))) {
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("-._~", c))) {
             e[0] = '%';
             e[1] = hexd[c >> 4];
             e[2] = hexd[c & 15];
@@ -126,11 +127,16 @@ static at_err send_whole(gw_target *t, at_span bhttp, long idle_s, at_bhttp_msg 
     snprintf(url, sizeof url, "%s/v1/ohttp", t->endpoint);
     AT_TRY(at_ohttp_client_new(&t->key_config, NULL, false, &c, d));
     AT_TRY(at_ohttp_client_seal_request(c, bhttp, &sealed, d));
-    at_httpc_req hr = {.method = "POST", .url = url, .content_type = AT_OHTTP_MEDIA_REQ,
-                       .body = at_buf_span(&sealed), .max_response = AT_MAX_OHTTP_MESSAGE + 1024,
-                       .timeout_ms = 600000, .idle_s = idle_s};
+    at_httpc_req hr = {.method = "POST",
+                       .url = url,
+                       .content_type = AT_OHTTP_MEDIA_REQ,
+                       .body = at_buf_span(&sealed),
+                       .max_response = AT_MAX_OHTTP_MESSAGE + 1024,
+                       .timeout_ms = 600000,
+                       .idle_s = idle_s};
     AT_TRY(at_httpc_do(&hr, &r, d));
-    AT_ENSURE(r.status == 200 && strncasecmp(r.content_type, AT_OHTTP_MEDIA_RES, strlen(AT_OHTTP_MEDIA_RES)) == 0,
+    AT_ENSURE(r.status == 200 &&
+                  strncasecmp(r.content_type, AT_OHTTP_MEDIA_RES, strlen(AT_OHTTP_MEDIA_RES)) == 0,
               d, AT_E_UNAVAILABLE, "instance %s: HTTP %ld %.*s", t->instance_id, r.status,
               (int)(r.body.len < 200 ? r.body.len : 200), r.body.p ? (const char *)r.body.p : "");
     AT_TRY(at_ohttp_client_open_response(c, at_buf_span(&r.body), &plain, d));
@@ -147,7 +153,7 @@ out:
 /* ---- streamed exchanges ------------------------------------------------------ */
 
 typedef struct {
-    at_httpc_conn *conn;     /* pooled: the connection to the agent is kept */
+    at_httpc_conn *conn; /* pooled: the connection to the agent is kept */
     CURLM *multi;
     CURL *easy;
     bool added;
@@ -155,13 +161,13 @@ typedef struct {
     at_ohttp_client *client;
     at_bhttp_decoder *dec;
     at_buf sealed_req;
-    at_buf content;          /* opened answer content not yet passed on */
+    at_buf content; /* opened answer content not yet passed on */
     size_t off;
     bool finished, ended;
-    bool sse;                /* text/event-stream: only whole events pass, a cut one ends in an error event */
+    bool sse; /* text/event-stream: only whole events pass, a cut one ends in an error event */
     bool error_sent;
-    size_t scanned;          /* content before this was searched for an event's end */
-    size_t event_end;        /* end of the last whole event found (>= off when it counts) */
+    size_t scanned;   /* content before this was searched for an event's end */
+    size_t event_end; /* end of the last whole event found (>= off when it counts) */
     CURLcode result;
     at_err err;
     at_diag d;
@@ -255,13 +261,15 @@ static size_t passable(stream *s)
     const uint8_t *p = s->content.p;
     size_t from = s->scanned > s->off + 2 ? s->scanned : s->off + 2;
     for (size_t i = from; i <= n; i++)
-        if (p[i - 1] == '\n' && (p[i - 2] == '\n' || (i > s->off + 2 && p[i - 2] == '\r' && p[i - 3] == '\n')))
+        if (p[i - 1] == '\n' &&
+            (p[i - 2] == '\n' || (i > s->off + 2 && p[i - 2] == '\r' && p[i - 3] == '\n')))
             s->event_end = i;
     s->scanned = n + 1;
     if (s->event_end > s->off)
         return s->event_end;
     if (n - s->off > AT_GW_MAX_SSE_EVENT && s->err == AT_OK)
-        s->err = at_fail(&s->d, AT_E_TOO_LARGE, "instance: an event longer than %d bytes", AT_GW_MAX_SSE_EVENT);
+        s->err =
+            at_fail(&s->d, AT_E_TOO_LARGE, "instance: an event longer than %d bytes", AT_GW_MAX_SSE_EVENT);
     return s->off;
 }
 
@@ -326,8 +334,8 @@ static at_err start_stream(gw_target *t, at_span bhttp, stream **out, at_diag *d
     at_err rc = at_ohttp_client_new(&t->key_config, NULL, true, &s->client, d);
     if (rc == AT_OK)
         rc = at_ohttp_client_seal_chunk(s->client, bhttp, true, &s->sealed_req, d);
-    if (rc == AT_OK && (!(s->dec = at_bhttp_decoder_new(AT_BHTTP_RESPONSE)) ||
-                        !(s->conn = at_httpc_conn_take())))
+    if (rc == AT_OK &&
+        (!(s->dec = at_bhttp_decoder_new(AT_BHTTP_RESPONSE)) || !(s->conn = at_httpc_conn_take())))
         rc = at_fail(d, AT_E_INTERNAL, "out of memory");
     if (rc != AT_OK) {
         stream_free(s);
@@ -360,9 +368,9 @@ static at_err start_stream(gw_target *t, at_span bhttp, stream **out, at_diag *d
     if (!at_bhttp_decoder_head(s->dec)) {
         if (s->err == AT_OK)
             stream_end(s);
-        rc = s->err != AT_OK ? at_fail(d, s->err, "%s", s->d.msg)
-                             : at_fail(d, AT_E_UNAVAILABLE, "instance %s: answer without a head",
-                                       t->instance_id);
+        rc = s->err != AT_OK
+                 ? at_fail(d, s->err, "%s", s->d.msg)
+                 : at_fail(d, AT_E_UNAVAILABLE, "instance %s: answer without a head", t->instance_id);
         stream_free(s);
         return rc;
     }
@@ -386,9 +394,10 @@ static void attest_headers(const gw_target *t, at_http_resp *resp)
 {
     char exp[40];
     at_time_rfc3339(t->expires_ms / 1000, exp, sizeof exp);
-    snprintf(resp->headers, sizeof resp->headers,
-             "Attest-Instance: %.160s\nAttest-Policy: %.200s\nAttest-Expires: %s\nAttest-PCR-Digest: sha-256=%s\n",
-             t->instance_id, t->policy_ref, exp, t->pcr_digest);
+    snprintf(
+        resp->headers, sizeof resp->headers,
+        "Attest-Instance: %.160s\nAttest-Policy: %.200s\nAttest-Expires: %s\nAttest-PCR-Digest: sha-256=%s\n",
+        t->instance_id, t->policy_ref, exp, t->pcr_digest);
 }
 
 void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
@@ -429,7 +438,7 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
                 resp->status = head->status;
                 attest_headers(&t, resp);
                 at_log("info", "forward", "%s %s -> %s (streamed, session %s)", req->method, req->url,
-                     t.instance_id, t.session_id);
+                       t.instance_id, t.session_id);
                 goto out;
             }
         } else {
@@ -448,15 +457,16 @@ void route_openai(gateway *g, at_http_req *req, at_http_resp *resp)
                  * kept in this thread's buffer until the answer is queued. */
                 static __thread char ctbuf[128];
                 snprintf(ctbuf, sizeof ctbuf, "%s", "application/json");
-                if (ct && strlen(ct) < sizeof ctbuf && strspn(ct, "abcdefghijklmnopqrstuvwxyz"
-                                                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                                                                  "!#$%&'*+-.^_`|~/;= \"") == strlen(ct))
+                if (ct && strlen(ct) < sizeof ctbuf &&
+                    strspn(ct, "abcdefghijklmnopqrstuvwxyz"
+                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                               "!#$%&'*+-.^_`|~/;= \"") == strlen(ct))
                     snprintf(ctbuf, sizeof ctbuf, "%s", ct);
                 resp->content_type = ctbuf;
                 at_bhttp_msg_free(answer);
                 attest_headers(&t, resp);
                 at_log("info", "forward", "%s %s -> %s (session %s): %d", req->method, req->url,
-                     t.instance_id, t.session_id, resp->status);
+                       t.instance_id, t.session_id, resp->status);
                 goto out;
             }
         }

@@ -68,8 +68,8 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
         const char *tsid = json_string_value(json_object_get(ae, "session_id"));
         const char *tkc = json_string_value(json_object_get(ae, "key_config"));
         const char *tep = json_string_value(json_object_get(ae, "endpoint"));
-        AT_ENSURE(tsid && strcmp(tsid, id) == 0, d, AT_E_FORBIDDEN,
-                  "session %s: the token is for session %s", id, tsid ? tsid : "(none)");
+        AT_ENSURE(tsid && strcmp(tsid, id) == 0, d, AT_E_FORBIDDEN, "session %s: the token is for session %s",
+                  id, tsid ? tsid : "(none)");
         AT_ENSURE(tkc && strcmp(tkc, kc64) == 0, d, AT_E_FORBIDDEN,
                   "session %s: the token attests another key configuration", id);
         *check = "endpoint binding";
@@ -82,7 +82,8 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
         AT_ENSURE(json_is_integer(bv) && json_integer_value(bv) >= AT_BINDING_VERSION, d,
                   AT_E_ENDPOINT_MISMATCH,
                   "session %s: the token's endpoint is not bound by the document (binding_version %s,"
-                  " expected >= %d)", id, json_is_integer(bv) ? "too old" : "absent", AT_BINDING_VERSION);
+                  " expected >= %d)",
+                  id, json_is_integer(bv) ? "too old" : "absent", AT_BINDING_VERSION);
         snprintf(t->instance_id, sizeof t->instance_id, "%s", instance);
         snprintf(t->policy_ref, sizeof t->policy_ref, "%s", pid + strlen("policy:"));
         /* What the instance runs, in one header: the appraised PCRs. */
@@ -102,13 +103,13 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
         bool known = false;
         pthread_mutex_lock(&g->lock);
         for (size_t i = 0; i < g->n_targets; i++)
-            known = known || (g->targets[i].checked_locally &&
-                              strcmp(g->targets[i].session_id, id) == 0);
+            known = known || (g->targets[i].checked_locally && strcmp(g->targets[i].session_id, id) == 0);
         pthread_mutex_unlock(&g->lock);
         t->checked_locally = known;
         if (!known) {
             /* submods has exactly one entry, sub (checked above). */
-            json_t *token_pcrs = json_object_get(json_object_get(sub, "ear.veraison.annotated-evidence"), "pcrs");
+            json_t *token_pcrs =
+                json_object_get(json_object_get(sub, "ear.veraison.annotated-evidence"), "pcrs");
             *check = "local evidence";
             AT_TRY(check_locally(g, t, token_pcrs, d));
         }
@@ -156,8 +157,8 @@ static at_err check_locally(gateway *g, gw_target *t, json_t *token_pcrs, at_dia
     }
     /* The instance's document must be evidence for a relying party at the
      * endpoint the verifier's token names (lib/binding). */
-    rc = at_binding_check(ev.payload.has_user_data ? ev.payload.user_data : AT_SPAN_NULL,
-                          AT_PURPOSE_EVIDENCE, t->endpoint, d);
+    rc = at_binding_check(ev.payload.has_user_data ? ev.payload.user_data : AT_SPAN_NULL, AT_PURPOSE_EVIDENCE,
+                          t->endpoint, d);
     if (rc != AT_OK) {
         at_diag_prefix(d, "instance %s: ", t->instance_id);
         goto out;
@@ -167,8 +168,8 @@ static at_err check_locally(gateway *g, gw_target *t, json_t *token_pcrs, at_dia
     bool same_key = at_ohttp_key_config_encode(&t->key_config, &kc, d) == AT_OK &&
                     at_span_eq(at_buf_span(&kc), ev.payload.public_key);
     at_buf_cleanup(&kc);
-    AT_ENSURE(same_key, d, AT_E_FORBIDDEN,
-              "instance %s: its document attests another key than its session", t->instance_id);
+    AT_ENSURE(same_key, d, AT_E_FORBIDDEN, "instance %s: its document attests another key than its session",
+              t->instance_id);
     pcrs = at_nitro_pcrs_json(&ev.payload);
     AT_ENSURE(json_is_object(token_pcrs) && json_equal(pcrs, token_pcrs), d, AT_E_PCR_MISMATCH,
               "instance %s: its PCRs differ from those the verifier appraised", t->instance_id);
@@ -197,7 +198,8 @@ static at_err why_none_active(gateway *g)
     if (at_httpc_json("GET", url, g->token[0] ? g->token : NULL, NULL, &status, &list, &d) == AT_OK &&
         status == 200) {
         /* Newest first (the verifier's order). */
-        const char *state = json_string_value(json_object_get(json_array_get(json_object_get(list, "sessions"), 0), "state"));
+        const char *state =
+            json_string_value(json_object_get(json_array_get(json_object_get(list, "sessions"), 0), "state"));
         if (state && strcmp(state, "policy revoked") == 0)
             code = AT_E_POLICY_REVOKED;
         else if (state && strcmp(state, "expired") == 0)
@@ -235,8 +237,10 @@ static at_err refresh(gateway *g, at_diag *d)
     {
         if (n == GW_MAX_TARGETS) {
             /* Loud, never silent: the rest of the sessions are not used. */
-            at_log("warn", "sessions", "%zu active sessions, only the first %d verified ones are "
-                   "used", json_array_size(json_object_get(list, "sessions")), GW_MAX_TARGETS);
+            at_log("warn", "sessions",
+                   "%zu active sessions, only the first %d verified ones are "
+                   "used",
+                   json_array_size(json_object_get(list, "sessions")), GW_MAX_TARGETS);
             break;
         }
         at_diag sd = {{0}};
@@ -245,10 +249,10 @@ static at_err refresh(gateway *g, at_diag *d)
         if (src == AT_OK) {
             char exp[40];
             at_time_rfc3339(fresh[n].expires_ms / 1000, exp, sizeof exp);
-            json_array_append_new(atts, json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "instance", fresh[n].instance_id,
-                                                  "session", fresh[n].session_id, "policy", fresh[n].policy_ref,
-                                                  "expires_at", exp, "pcr_digest", fresh[n].pcr_digest, "token",
-                                                  json_object_get(s, "token")));
+            json_array_append_new(
+                atts, json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "instance", fresh[n].instance_id, "session",
+                                fresh[n].session_id, "policy", fresh[n].policy_ref, "expires_at", exp,
+                                "pcr_digest", fresh[n].pcr_digest, "token", json_object_get(s, "token")));
             n++;
         } else {
             at_log("warn", "session", "not used: %s", sd.msg);
@@ -256,11 +260,12 @@ static at_err refresh(gateway *g, at_diag *d)
                 snprintf(why, sizeof why, "%.600s", sd.msg);
                 const char *sid = json_string_value(json_object_get(s, "id"));
                 const char *inst = json_string_value(json_object_get(s, "instance_id"));
-                snprintf(why_public, sizeof why_public, "session %.80s of instance %.128s: %s check failed (%s)",
-                         sid ? sid : "?", inst ? inst : "?", check, at_err_str(src));
-                why_code = src == AT_E_SESSION_EXPIRED            ? AT_E_ATTESTATION_EXPIRED
+                snprintf(why_public, sizeof why_public,
+                         "session %.80s of instance %.128s: %s check failed (%s)", sid ? sid : "?",
+                         inst ? inst : "?", check, at_err_str(src));
+                why_code = src == AT_E_SESSION_EXPIRED        ? AT_E_ATTESTATION_EXPIRED
                            : strncmp(check, "token ", 6) == 0 ? AT_E_TOKEN_INVALID
-                                                                  : AT_E_NO_VERIFIED_INSTANCE;
+                                                              : AT_E_NO_VERIFIED_INSTANCE;
             }
         }
     }
@@ -321,8 +326,9 @@ at_err gw_pick_target(gateway *g, gw_target *out, at_diag *d)
     if (live == 0) {
         /* The public reason only: the detail (URLs, transport errors of
          * other hosts) is in the log. */
-        at_err why = known ? AT_E_ATTESTATION_EXPIRED : g->last_code != AT_OK ? g->last_code
-                                                                              : AT_E_NO_VERIFIED_INSTANCE;
+        at_err why = known                   ? AT_E_ATTESTATION_EXPIRED
+                     : g->last_code != AT_OK ? g->last_code
+                                             : AT_E_NO_VERIFIED_INSTANCE;
         rc = at_fail(d, why, "no attested instance for policy %s (%s)%s%s", g->cfg.policy,
                      why == AT_E_POLICY_REVOKED        ? "its policy version was revoked"
                      : why == AT_E_ATTESTATION_EXPIRED ? "the attestation expired"

@@ -51,8 +51,7 @@ bool at_attester_parse(const char *name, at_attester_kind *out)
     return true;
 }
 
-at_err at_attester_open(at_attester_kind kind, const at_attester_opts *o, at_attester **out,
-                        at_diag *d)
+at_err at_attester_open(at_attester_kind kind, const at_attester_opts *o, at_attester **out, at_diag *d)
 {
     at_attester *a = calloc(1, sizeof *a);
     if (!a)
@@ -65,8 +64,8 @@ at_err at_attester_open(at_attester_kind kind, const at_attester_opts *o, at_att
         rc = o->sim_pki ? at_sim_pki_load(o->sim_pki, &a->pki, d)
                         : at_fail(d, AT_E_BAD_REQUEST, "attester sim: a PKI directory is required");
         if (rc == AT_OK) {
-            at_format f = o->sim_format == AT_FORMAT_NITRO_TPM ? AT_FORMAT_NITRO_TPM
-                                                              : AT_FORMAT_NITRO_ENCLAVE;
+            at_format f =
+                o->sim_format == AT_FORMAT_NITRO_TPM ? AT_FORMAT_NITRO_TPM : AT_FORMAT_NITRO_ENCLAVE;
             const char *iid = at_sim_instance_id(a->pki);
             at_sim_default_pcrs(f, AT_SPAN(iid, strlen(iid)), a->pcr_set, a->pcr);
             for (int i = 0; o->sim_pcr_set && i < AT_MAX_PCRS; i++)
@@ -79,8 +78,8 @@ at_err at_attester_open(at_attester_kind kind, const at_attester_opts *o, at_att
         const char *dev = o->nsm_device ? o->nsm_device : "/dev/nsm";
         a->nsm_fd = open(dev, O_RDWR | O_CLOEXEC);
         if (a->nsm_fd < 0)
-            rc = at_fail(d, AT_E_UNAVAILABLE, "attester nsm: %s: %s (run inside a Nitro Enclave)",
-                         dev, strerror(errno));
+            rc = at_fail(d, AT_E_UNAVAILABLE, "attester nsm: %s: %s (run inside a Nitro Enclave)", dev,
+                         strerror(errno));
     }
     if (rc != AT_OK) {
         at_attester_close(a);
@@ -143,9 +142,8 @@ at_err at_nsm_parse_attestation_response(at_span resp, at_span *document, at_dia
         rc = at_fail(d, AT_E_UNAVAILABLE, "nsm: error %.*s",
                      at_cbor_get_text(err, &s) ? (int)(s.len > 64 ? 64 : s.len) : 7,
                      at_cbor_get_text(err, &s) ? (const char *)s.p : "unknown");
-    } else if (!att || !cbor_isa_map(att) ||
-               !at_cbor_get_bytes(at_cbor_map_get_text(att, "document"), &s) || s.len == 0 ||
-               s.len > AT_MAX_DOCUMENT_BYTES) {
+    } else if (!att || !cbor_isa_map(att) || !at_cbor_get_bytes(at_cbor_map_get_text(att, "document"), &s) ||
+               s.len == 0 || s.len > AT_MAX_DOCUMENT_BYTES) {
         rc = at_fail(d, AT_E_BAD_FIELD, "nsm response: expected {\"Attestation\": {\"document\": bstr}}");
     } else {
         /* s points into libcbor's copy: locate the same bytes in resp. */
@@ -161,8 +159,7 @@ at_err at_nsm_parse_attestation_response(at_span resp, at_span *document, at_dia
     return rc;
 }
 
-static at_err nsm_document(at_attester *a, at_span nonce, at_span ud, at_span pk, at_buf *out,
-                           at_diag *d)
+static at_err nsm_document(at_attester *a, at_span nonce, at_span ud, at_span pk, at_buf *out, at_diag *d)
 {
     at_buf req;
     at_buf_init(&req);
@@ -200,14 +197,13 @@ static at_err write_temp(const char *dir, const char *name, at_span v, char *pat
 }
 
 /* nitro-tpm-attest --nonce F --user-data F --public-key F > document */
-static at_err tpm_document(at_attester *a, at_span nonce, at_span ud, at_span pk, at_buf *out,
-                           at_diag *d)
+static at_err tpm_document(at_attester *a, at_span nonce, at_span ud, at_span pk, at_buf *out, at_diag *d)
 {
     char dir[] = "/tmp/attest-tpm-XXXXXX";
     char pn[64], pu[64], pp[64];
     if (!mkdtemp(dir))
         return at_fail(d, AT_E_IO, "nitro-tpm: mkdtemp: %s", strerror(errno));
-    const char *tool = a->o.tpm_tool ? a->o.tpm_tool
+    const char *tool = a->o.tpm_tool                ? a->o.tpm_tool
                        : getenv("NITRO_TPM_ATTEST") ? getenv("NITRO_TPM_ATTEST")
                                                     : "nitro-tpm-attest";
     char *argv[10];
@@ -287,12 +283,11 @@ static at_err tpm_document(at_attester *a, at_span nonce, at_span ud, at_span pk
     return rc;
 }
 
-at_err at_attester_document(at_attester *a, at_span nonce, at_span ud, at_span pk, at_buf *out,
-                            at_diag *d)
+at_err at_attester_document(at_attester *a, at_span nonce, at_span ud, at_span pk, at_buf *out, at_diag *d)
 {
-    if (nonce.len > AT_MAX_OPTIONAL_FIELD || ud.len > AT_MAX_OPTIONAL_FIELD ||
-        pk.len > AT_MAX_OPTIONAL_FIELD)
-        return at_fail(d, AT_E_TOO_LARGE, "attester: nonce, user data and public key hold at most %d bytes each",
+    if (nonce.len > AT_MAX_OPTIONAL_FIELD || ud.len > AT_MAX_OPTIONAL_FIELD || pk.len > AT_MAX_OPTIONAL_FIELD)
+        return at_fail(d, AT_E_TOO_LARGE,
+                       "attester: nonce, user data and public key hold at most %d bytes each",
                        AT_MAX_OPTIONAL_FIELD);
     switch (a->kind) {
     case AT_ATTESTER_NSM:
@@ -300,10 +295,14 @@ at_err at_attester_document(at_attester *a, at_span nonce, at_span ud, at_span p
     case AT_ATTESTER_NITRO_TPM:
         return tpm_document(a, nonce, ud, pk, out, d);
     default: {
-        at_sim_doc_opts o = {.format = a->o.sim_format, .module_id = a->o.sim_module_id,
-                             .has_nonce = nonce.len > 0, .nonce = nonce,
-                             .has_user_data = ud.len > 0, .user_data = ud,
-                             .has_public_key = pk.len > 0, .public_key = pk};
+        at_sim_doc_opts o = {.format = a->o.sim_format,
+                             .module_id = a->o.sim_module_id,
+                             .has_nonce = nonce.len > 0,
+                             .nonce = nonce,
+                             .has_user_data = ud.len > 0,
+                             .user_data = ud,
+                             .has_public_key = pk.len > 0,
+                             .public_key = pk};
         memcpy(o.pcr_set, a->pcr_set, sizeof o.pcr_set);
         memcpy(o.pcr, a->pcr, sizeof o.pcr);
         return at_sim_doc(a->pki, &o, out, d);

@@ -19,13 +19,13 @@ bool at_attester_parse(const char *name, at_attester_kind *out);
 typedef struct at_attester at_attester;
 
 typedef struct {
-    const char *sim_pki;        /* sim: the PKI directory */
-    at_format sim_format;       /* sim: nitro-enclave (default) or nitro-tpm */
-    const bool *sim_pcr_set;    /* sim: explicit PCRs (AT_MAX_PCRS entries) or NULL */
+    const char *sim_pki;     /* sim: the PKI directory */
+    at_format sim_format;    /* sim: nitro-enclave (default) or nitro-tpm */
+    const bool *sim_pcr_set; /* sim: explicit PCRs (AT_MAX_PCRS entries) or NULL */
     const uint8_t (*sim_pcr)[AT_SHA384_LEN];
-    const char *sim_module_id;  /* sim: NULL = derived */
-    const char *nsm_device;     /* nsm: default /dev/nsm */
-    const char *tpm_tool;       /* nitro-tpm: default "nitro-tpm-attest" on PATH,
+    const char *sim_module_id; /* sim: NULL = derived */
+    const char *nsm_device;    /* nsm: default /dev/nsm */
+    const char *tpm_tool;      /* nitro-tpm: default "nitro-tpm-attest" on PATH,
                                    or $NITRO_TPM_ATTEST */
 } at_attester_opts;
 
@@ -36,8 +36,8 @@ void at_attester_close(at_attester *a);
 
 /* A fresh document carrying the given fields (empty span = absent/null);
  * appended to out. */
-at_err at_attester_document(at_attester *a, at_span nonce, at_span user_data, at_span public_key,
-                            at_buf *out, at_diag *d) AT_MUST_USE;
+at_err at_attester_document(at_attester *a, at_span nonce, at_span user_data, at_span public_key, at_buf *out,
+                            at_diag *d) AT_MUST_USE;
 
 /* Extend PCR `index` with `data` (NSM: the ExtendPCR request; sim: in the
  * attester's own PCR set; nitro-tpm: AT_E_UNAVAILABLE, extend with the TPM

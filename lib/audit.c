@@ -13,13 +13,27 @@
 #include "db.h"
 #include "enc.h"
 
-const char *const at_audit_actions[] = {
-    "attestation.create", "audit.query",    "audit.verify",  "challenge",
-    "http.body",          "key.create",     "key.rotate",    "policy.get",
-    "policy.put",         "policy.revoke",  "refusal.aggregate", "secret.put",
-    "secret.release",     "session.expire", "session.list",  "token.create",
-    "token.list",         "token.revoke",   "verify",        "verify.aggregate",
-    NULL};
+const char *const at_audit_actions[] = {"attestation.create",
+                                        "audit.query",
+                                        "audit.verify",
+                                        "challenge",
+                                        "http.body",
+                                        "key.create",
+                                        "key.rotate",
+                                        "policy.get",
+                                        "policy.put",
+                                        "policy.revoke",
+                                        "refusal.aggregate",
+                                        "secret.put",
+                                        "secret.release",
+                                        "session.expire",
+                                        "session.list",
+                                        "token.create",
+                                        "token.list",
+                                        "token.revoke",
+                                        "verify",
+                                        "verify.aggregate",
+                                        NULL};
 
 static void set_str(json_t *o, const char *k, const char *v)
 {
@@ -54,10 +68,8 @@ static bool chain_hash(const char *prev_hex, const char *row_json, char out[65])
     unsigned int n = 32;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-              EVP_DigestUpdate(c, prev_hex, strlen(prev_hex)) == 1 &&
-              EVP_DigestUpdate(c, "\n", 1) == 1 &&
-              EVP_DigestUpdate(c, row_json, strlen(row_json)) == 1 &&
-              EVP_DigestFinal_ex(c, h, &n) == 1;
+              EVP_DigestUpdate(c, prev_hex, strlen(prev_hex)) == 1 && EVP_DigestUpdate(c, "\n", 1) == 1 &&
+              EVP_DigestUpdate(c, row_json, strlen(row_json)) == 1 && EVP_DigestFinal_ex(c, h, &n) == 1;
     EVP_MD_CTX_free(c);
     if (ok)
         at_hex_encode(h, 32, out);
@@ -78,10 +90,9 @@ static void bind_opt(sqlite3_stmt *st, int i, const char *v)
 #define N_TEXT_FIELDS 11
 static bool sanitize_row(at_audit_row *r, char *copies[N_TEXT_FIELDS])
 {
-    const char **f[N_TEXT_FIELDS] = {&r->actor,      &r->action,     &r->outcome, &r->code,
-                                     &r->message,    &r->policy,     &r->instance_id,
-                                     &r->session_id, &r->pcr_sha256, &r->evidence_sha256,
-                                     &r->client};
+    const char **f[N_TEXT_FIELDS] = {&r->actor,      &r->action,          &r->outcome,     &r->code,
+                                     &r->message,    &r->policy,          &r->instance_id, &r->session_id,
+                                     &r->pcr_sha256, &r->evidence_sha256, &r->client};
     for (int i = 0; i < N_TEXT_FIELDS; i++) {
         copies[i] = NULL;
         const char *v = *f[i];
@@ -126,10 +137,10 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, a
     AT_ENSURE((json = canonical(id, &r)) && chain_hash(prev, json, hash), d, AT_E_INTERNAL,
               "audit: hashing failed");
     AT_TRY(at_db_stmt(conn,
-                         "INSERT INTO audit (id, time_ms, actor, action, outcome, code, message,"
-                         " policy, instance_id, session_id, pcr_sha256, evidence_sha256, client,"
-                         " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                         &st, d));
+                      "INSERT INTO audit (id, time_ms, actor, action, outcome, code, message,"
+                      " policy, instance_id, session_id, pcr_sha256, evidence_sha256, client,"
+                      " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      &st, d));
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, r.time_ms);
     bind_opt(st, 3, r.actor ? r.actor : "anonymous");
@@ -149,10 +160,10 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, a
     sqlite3_reset(st);
     st = NULL;
     AT_TRY(at_db_stmt(conn,
-                         "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)"
-                         " ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id,"
-                         " hash = excluded.hash",
-                         &st, d));
+                      "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)"
+                      " ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id,"
+                      " hash = excluded.hash",
+                      &st, d));
     sqlite3_bind_int64(st, 1, id);
     bind_opt(st, 2, hash);
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
@@ -168,13 +179,10 @@ out:
     return rc;
 }
 
-static const char *col(sqlite3_stmt *st, int i)
-{
-    return (const char *)sqlite3_column_text(st, i);
-}
+static const char *col(sqlite3_stmt *st, int i) { return (const char *)sqlite3_column_text(st, i); }
 
-#define AUDIT_COLUMNS                                                                          \
-    "id, time_ms, actor, action, outcome, code, message, policy, instance_id, session_id,"     \
+#define AUDIT_COLUMNS                                                                      \
+    "id, time_ms, actor, action, outcome, code, message, policy, instance_id, session_id," \
     " pcr_sha256, evidence_sha256, client, prev_hash, hash"
 
 static void row_from(sqlite3_stmt *st, at_audit_row *r)
@@ -198,8 +206,8 @@ at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
     return at_audit_verify_from(conn, 0, NULL, out, d);
 }
 
-at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_hash,
-                            at_audit_check *out, at_diag *d)
+at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_hash, at_audit_check *out,
+                            at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     sqlite3_stmt *st = NULL;
@@ -221,8 +229,7 @@ at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_has
         AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit WHERE id = ?", &st, d));
         sqlite3_bind_int64(st, 1, c.from_id);
         int s0 = sqlite3_step(st);
-        AT_ENSURE(s0 == SQLITE_ROW || s0 == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s",
-                  sqlite3_errmsg(conn));
+        AT_ENSURE(s0 == SQLITE_ROW || s0 == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
         const char *why = NULL;
         if (s0 == SQLITE_DONE) {
             why = "it was removed";
@@ -249,8 +256,7 @@ at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_has
         st = NULL;
         snprintf(prev, sizeof prev, "%s", from_hash);
     }
-    AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > ? ORDER BY id",
-                         &st, d));
+    AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > ? ORDER BY id", &st, d));
     sqlite3_bind_int64(st, 1, c.from_id);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -315,8 +321,7 @@ at_err at_audit_checkpoint_get(sqlite3 *conn, int64_t *id, char hash[65], at_dia
     sqlite3_stmt *st = NULL;
     AT_TRY(at_db_prepare(conn, "SELECT id, hash FROM audit_checkpoint WHERE one = 1", &st, d));
     int s = sqlite3_step(st);
-    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s",
-              sqlite3_errmsg(conn));
+    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
     *id = 0;
     hash[0] = '\0';
     if (s == SQLITE_ROW) {
@@ -351,8 +356,8 @@ out:
     return rc;
 }
 
-at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries,
-                      int64_t *next_cursor, at_diag *d)
+at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries, int64_t *next_cursor,
+                      at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     sqlite3_stmt *st = NULL;
@@ -390,18 +395,17 @@ at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries,
         json_object_set_new(o, "id", json_integer(id));
         json_object_set_new(o, "time", json_string(ts));
         json_object_set_new(o, "time_ms", json_integer(t));
-        static const char *names[] = {NULL,       NULL,        "actor",           "action",
-                                      "outcome",  "code",      "message",         "policy",
+        static const char *names[] = {NULL,          NULL,         "actor",      "action",
+                                      "outcome",     "code",       "message",    "policy",
                                       "instance_id", "session_id", "pcr_sha256", "evidence_sha256",
-                                      "client",   "prev_hash", "hash"};
+                                      "client",      "prev_hash",  "hash"};
         for (int i = 2; i <= 14; i++)
             set_str(o, names[i], col(st, i));
         json_array_append_new(entries, o);
         last = id;
         n++;
     }
-    AT_ENSURE(s == SQLITE_DONE || s == SQLITE_ROW, d, AT_E_INTERNAL, "audit: %s",
-              sqlite3_errmsg(conn));
+    AT_ENSURE(s == SQLITE_DONE || s == SQLITE_ROW, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
     rc = AT_OK;
 out:
     sqlite3_finalize(st);

@@ -21,18 +21,18 @@
 #include "err.h"
 
 typedef struct {
-    int64_t time_ms;            /* 0 = now */
-    const char *actor;          /* "token:3/owner", "instance:i-...", "anonymous" */
-    const char *action;         /* "attestation.create", "policy.put", ... */
-    const char *outcome;        /* "ok" | "refused" | "error" */
-    const char *code;           /* stable error code, NULL when ok */
-    const char *message;        /* human detail, NULL when ok */
-    const char *policy;         /* "name@version" or NULL */
+    int64_t time_ms;     /* 0 = now */
+    const char *actor;   /* "token:3/owner", "instance:i-...", "anonymous" */
+    const char *action;  /* "attestation.create", "policy.put", ... */
+    const char *outcome; /* "ok" | "refused" | "error" */
+    const char *code;    /* stable error code, NULL when ok */
+    const char *message; /* human detail, NULL when ok */
+    const char *policy;  /* "name@version" or NULL */
     const char *instance_id;
     const char *session_id;
-    const char *pcr_sha256;     /* hex */
-    const char *evidence_sha256;/* hex */
-    const char *client;         /* remote address */
+    const char *pcr_sha256;      /* hex */
+    const char *evidence_sha256; /* hex */
+    const char *client;          /* remote address */
 } at_audit_row;
 
 #define AT_AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
@@ -43,17 +43,16 @@ extern const char *const at_audit_actions[];
 
 /* Append one row on a write connection (inside a transaction). *id_out gets
  * the row id when not NULL. */
-at_err at_audit_append(sqlite3 *conn, const at_audit_row *row, int64_t *id_out,
-                       at_diag *d) AT_MUST_USE;
+at_err at_audit_append(sqlite3 *conn, const at_audit_row *row, int64_t *id_out, at_diag *d) AT_MUST_USE;
 
 typedef struct {
     bool ok;
-    int64_t entries;            /* rows in the log: from_id + rows checked */
-    int64_t checked;            /* rows recomputed by this check */
-    int64_t from_id;            /* the checkpoint it started after (0 = genesis) */
-    int64_t first_bad;          /* 0 when ok */
+    int64_t entries;   /* rows in the log: from_id + rows checked */
+    int64_t checked;   /* rows recomputed by this check */
+    int64_t from_id;   /* the checkpoint it started after (0 = genesis) */
+    int64_t first_bad; /* 0 when ok */
     char reason[160];
-    int64_t head_id;            /* the last row's id and hash (as recomputed) */
+    int64_t head_id; /* the last row's id and hash (as recomputed) */
     char head_hash[65];
 } at_audit_check;
 
@@ -64,25 +63,24 @@ at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d) AT_MUST_U
  * (over its stored prev_hash) still hash to it (else not ok, first_bad =
  * from_id). Rows before from_id are not recomputed: an edit there is only
  * found by a full check. from_id = 0: the whole chain. */
-at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_hash,
-                            at_audit_check *out, at_diag *d) AT_MUST_USE;
+at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_hash, at_audit_check *out,
+                            at_diag *d) AT_MUST_USE;
 
 /* The checkpoint (table audit_checkpoint): *id = 0 when there is none. */
 at_err at_audit_checkpoint_get(sqlite3 *conn, int64_t *id, char hash[65], at_diag *d) AT_MUST_USE;
 /* Record a verified row (on a write connection). */
-at_err at_audit_checkpoint_set(sqlite3 *conn, int64_t id, const char *hash,
-                               at_diag *d) AT_MUST_USE;
+at_err at_audit_checkpoint_set(sqlite3 *conn, int64_t id, const char *hash, at_diag *d) AT_MUST_USE;
 
 typedef struct {
     int64_t since_ms, until_ms; /* 0 = unbounded */
     const char *outcome, *action, *policy, *instance_id;
-    int64_t after_id;           /* cursor: rows with id > after_id */
-    int limit;                  /* 1..1000 */
+    int64_t after_id; /* cursor: rows with id > after_id */
+    int limit;        /* 1..1000 */
 } at_audit_filter;
 
 /* Rows matching f, oldest first, as JSON objects appended to `entries`;
  * *next_cursor is the last id returned when more may follow, else 0. */
-at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries,
-                      int64_t *next_cursor, at_diag *d) AT_MUST_USE;
+at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries, int64_t *next_cursor,
+                      at_diag *d) AT_MUST_USE;
 
 #endif

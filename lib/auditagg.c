@@ -12,11 +12,11 @@
 
 struct at_auditagg {
     pthread_mutex_t lock;
-    size_t capacity, n;         /* dense entries in ent[0..n) */
+    size_t capacity, n; /* dense entries in ent[0..n) */
     at_auditagg_entry *ent;
-    size_t nslots;              /* power of two, >= 2 * capacity */
-    int32_t *slot;              /* index into ent, -1 = empty */
-    uint8_t key[16];            /* of key_hash */
+    size_t nslots;   /* power of two, >= 2 * capacity */
+    int32_t *slot;   /* index into ent, -1 = empty */
+    uint8_t key[16]; /* of key_hash */
     bool has_overflow;
     at_auditagg_entry overflow;
 };
@@ -46,8 +46,8 @@ static void make_key(at_auditagg_entry *k, int64_t minute, const char *client, c
  * collision never merges two clients' counts. */
 static uint64_t key_hash(const at_auditagg *a, const at_auditagg_entry *k)
 {
-    uint8_t buf[8 + sizeof k->client + sizeof k->actor + sizeof k->action + sizeof k->outcome +
-                sizeof k->code];
+    uint8_t
+        buf[8 + sizeof k->client + sizeof k->actor + sizeof k->action + sizeof k->outcome + sizeof k->code];
     size_t n = 0;
     memcpy(buf, &k->minute, 8);
     n = 8;
@@ -62,9 +62,9 @@ static uint64_t key_hash(const at_auditagg *a, const at_auditagg_entry *k)
 
 static bool same_key(const at_auditagg_entry *a, const at_auditagg_entry *b)
 {
-    return a->minute == b->minute && strcmp(a->client, b->client) == 0 &&
-           strcmp(a->actor, b->actor) == 0 && strcmp(a->action, b->action) == 0 &&
-           strcmp(a->outcome, b->outcome) == 0 && strcmp(a->code, b->code) == 0;
+    return a->minute == b->minute && strcmp(a->client, b->client) == 0 && strcmp(a->actor, b->actor) == 0 &&
+           strcmp(a->action, b->action) == 0 && strcmp(a->outcome, b->outcome) == 0 &&
+           strcmp(a->code, b->code) == 0;
 }
 
 /* The slot holding k, or the empty slot where it would go. */

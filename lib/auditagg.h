@@ -14,12 +14,12 @@
 typedef struct at_auditagg at_auditagg;
 
 typedef struct {
-    int64_t minute;             /* floor(time_ms / 60000) of the events */
-    char client[64];            /* "*" for the overflow entry */
+    int64_t minute;  /* floor(time_ms / 60000) of the events */
+    char client[64]; /* "*" for the overflow entry */
     char actor[64];
-    char action[40];            /* "*" for the overflow entry */
+    char action[40]; /* "*" for the overflow entry */
     char outcome[12];
-    char code[40];              /* "" when the outcome is ok */
+    char code[40]; /* "" when the outcome is ok */
     int64_t first_ms, last_ms;
     uint64_t count;
 } at_auditagg_entry;

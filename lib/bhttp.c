@@ -25,8 +25,7 @@ static bool is_vchar(uint8_t c) { return c >= 0x21 && c <= 0x7e; }
 static const char *const connection_fields[] = {"connection", "proxy-connection", "keep-alive",
                                                 "transfer-encoding", "upgrade"};
 /* Pseudo-fields that control data replaces (RFC 9292 §5). */
-static const char *const control_pseudo[] = {":method", ":scheme", ":authority", ":path",
-                                             ":status"};
+static const char *const control_pseudo[] = {":method", ":scheme", ":authority", ":path", ":status"};
 
 static bool span_is(at_span s, const char *lit)
 {
@@ -48,44 +47,42 @@ static at_err check_field(section_ctx *sc, size_t idx, at_span name, at_span val
     for (size_t i = pseudo ? 1 : 0; i < name.len; i++) {
         uint8_t c = name.p[i];
         if (c >= 'A' && c <= 'Z')
-            return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: uppercase 0x%02x at %zu", sc->what,
-                           idx, c, i);
+            return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: uppercase 0x%02x at %zu", sc->what, idx, c, i);
         if (!is_tchar(c))
-            return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: byte 0x%02x at %zu is not a token "
-                           "character", sc->what, idx, c, i);
+            return at_fail(d, AT_E_BAD_FIELD,
+                           "%s[%zu] name: byte 0x%02x at %zu is not a token "
+                           "character",
+                           sc->what, idx, c, i);
     }
     if (pseudo) {
         if (name.len == 1)
             return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: bare ':'", sc->what, idx);
         for (size_t i = 0; i < sizeof control_pseudo / sizeof *control_pseudo; i++)
             if (span_is(name, control_pseudo[i]))
-                return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: %s belongs in control data",
-                               sc->what, idx, control_pseudo[i]);
+                return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: %s belongs in control data", sc->what, idx,
+                               control_pseudo[i]);
         if (sc->trailer)
-            return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: pseudo-field in a trailer", sc->what,
-                           idx);
+            return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: pseudo-field in a trailer", sc->what, idx);
         if (sc->regular_seen)
-            return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: pseudo-field after a regular field",
-                           sc->what, idx);
+            return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: pseudo-field after a regular field", sc->what,
+                           idx);
     } else {
         sc->regular_seen = true;
         for (size_t i = 0; i < sizeof connection_fields / sizeof *connection_fields; i++)
             if (span_is(name, connection_fields[i]))
-                return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: connection-specific field %s",
-                               sc->what, idx, connection_fields[i]);
+                return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: connection-specific field %s", sc->what, idx,
+                               connection_fields[i]);
         if (span_is(name, "te") && !span_is(value, "trailers"))
             return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] te: expected \"trailers\"", sc->what, idx);
     }
     for (size_t i = 0; i < value.len; i++) {
         uint8_t c = value.p[i];
         if (c == 0 || c == '\r' || c == '\n')
-            return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] value: byte 0x%02x at %zu", sc->what, idx,
-                           c, i);
+            return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] value: byte 0x%02x at %zu", sc->what, idx, c, i);
     }
     if (value.len && (value.p[0] == ' ' || value.p[0] == '\t' || value.p[value.len - 1] == ' ' ||
                       value.p[value.len - 1] == '\t'))
-        return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] value: leading or trailing whitespace",
-                       sc->what, idx);
+        return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] value: leading or trailing whitespace", sc->what, idx);
     return AT_OK;
 }
 
@@ -101,15 +98,13 @@ static char *dup_span(at_span s)
 }
 
 /* Append a checked field line. */
-static at_err fields_add(at_bhttp_fields *f, section_ctx *sc, at_span name, at_span value,
-                         at_diag *d)
+static at_err fields_add(at_bhttp_fields *f, section_ctx *sc, at_span name, at_span value, at_diag *d)
 {
     at_err rc = check_field(sc, f->n, name, value, d);
     if (rc != AT_OK)
         return rc;
     if (f->n >= AT_MAX_BHTTP_FIELDS)
-        return at_fail(d, AT_E_TOO_LARGE, "%s: more than %d field lines", sc->what,
-                       AT_MAX_BHTTP_FIELDS);
+        return at_fail(d, AT_E_TOO_LARGE, "%s: more than %d field lines", sc->what, AT_MAX_BHTTP_FIELDS);
     if (name.len + value.len > AT_MAX_BHTTP_SECTION_BYTES - f->bytes)
         return at_fail(d, AT_E_TOO_LARGE, "%s: field section over %d bytes", sc->what,
                        AT_MAX_BHTTP_SECTION_BYTES);
@@ -166,22 +161,20 @@ const char *at_bhttp_fields_get(const at_bhttp_fields *f, const char *name)
 }
 
 /* Control data (RFC 9292 §3.4 via RFC 9113 §8.3.1). */
-static at_err check_control(const char *what, at_span s, bool may_be_empty, bool token,
-                            at_diag *d)
+static at_err check_control(const char *what, at_span s, bool may_be_empty, bool token, at_diag *d)
 {
     if (s.len == 0 && !may_be_empty)
         return at_fail(d, AT_E_BAD_FIELD, "%s: empty", what);
     if (s.len > AT_MAX_BHTTP_CONTROL_BYTES)
-        return at_fail(d, AT_E_TOO_LARGE, "%s: %zu bytes, limit %d", what, s.len,
-                       AT_MAX_BHTTP_CONTROL_BYTES);
+        return at_fail(d, AT_E_TOO_LARGE, "%s: %zu bytes, limit %d", what, s.len, AT_MAX_BHTTP_CONTROL_BYTES);
     for (size_t i = 0; i < s.len; i++)
         if (token ? !is_tchar(s.p[i]) : !is_vchar(s.p[i]))
             return at_fail(d, AT_E_BAD_FIELD, "%s: byte 0x%02x at %zu", what, s.p[i], i);
     return AT_OK;
 }
 
-static at_err check_request_control(at_span method, at_span scheme, at_span authority,
-                                    at_span path, at_diag *d)
+static at_err check_request_control(at_span method, at_span scheme, at_span authority, at_span path,
+                                    at_diag *d)
 {
     bool connect = span_is(method, "CONNECT");
     at_err rc = check_control("method", method, false, true, d);
@@ -222,8 +215,8 @@ void at_bhttp_msg_free(at_bhttp_msg *m)
     free(m);
 }
 
-static at_err set_request_control(at_bhttp_msg *m, at_span method, at_span scheme,
-                                  at_span authority, at_span path, at_diag *d)
+static at_err set_request_control(at_bhttp_msg *m, at_span method, at_span scheme, at_span authority,
+                                  at_span path, at_diag *d)
 {
     at_err rc = check_request_control(method, scheme, authority, path, d);
     if (rc != AT_OK)
@@ -240,14 +233,13 @@ static at_err set_request_control(at_bhttp_msg *m, at_span method, at_span schem
 
 static at_span cspan(const char *s) { return AT_SPAN(s, s ? strlen(s) : 0); }
 
-at_err at_bhttp_request_new(const char *method, const char *scheme, const char *authority,
-                            const char *path, at_bhttp_msg **out, at_diag *d)
+at_err at_bhttp_request_new(const char *method, const char *scheme, const char *authority, const char *path,
+                            at_bhttp_msg **out, at_diag *d)
 {
     at_bhttp_msg *m = msg_new();
     if (!m)
         return at_fail(d, AT_E_INTERNAL, "out of memory");
-    at_err rc = set_request_control(m, cspan(method), cspan(scheme), cspan(authority),
-                                    cspan(path), d);
+    at_err rc = set_request_control(m, cspan(method), cspan(scheme), cspan(authority), cspan(path), d);
     if (rc != AT_OK) {
         at_bhttp_msg_free(m);
         return rc;
@@ -269,8 +261,8 @@ at_err at_bhttp_response_new(int status, at_bhttp_msg **out, at_diag *d)
 }
 
 /* Lowercase the name, then add with the section's rules. */
-static at_err add_named(at_bhttp_fields *f, const char *what, bool trailer, const char *name,
-                        at_span value, at_diag *d)
+static at_err add_named(at_bhttp_fields *f, const char *what, bool trailer, const char *name, at_span value,
+                        at_diag *d)
 {
     size_t n = strlen(name);
     if (n > AT_MAX_BHTTP_SECTION_BYTES)
@@ -302,11 +294,9 @@ at_err at_bhttp_add_informational(at_bhttp_msg *m, int status, size_t *idx, at_d
     if (m->is_request)
         return at_fail(d, AT_E_BAD_FIELD, "informational response on a request");
     if (status < 100 || status > 199)
-        return at_fail(d, AT_E_BAD_FIELD, "informational status: expected 100..199, got %d",
-                       status);
+        return at_fail(d, AT_E_BAD_FIELD, "informational status: expected 100..199, got %d", status);
     if (m->ninfo >= AT_MAX_BHTTP_INFORMATIONAL)
-        return at_fail(d, AT_E_TOO_LARGE, "more than %d informational responses",
-                       AT_MAX_BHTTP_INFORMATIONAL);
+        return at_fail(d, AT_E_TOO_LARGE, "more than %d informational responses", AT_MAX_BHTTP_INFORMATIONAL);
     memset(&m->info[m->ninfo], 0, sizeof m->info[m->ninfo]);
     m->info[m->ninfo].status = status;
     if (idx)
@@ -315,8 +305,7 @@ at_err at_bhttp_add_informational(at_bhttp_msg *m, int status, size_t *idx, at_d
     return AT_OK;
 }
 
-at_err at_bhttp_add_info_field(at_bhttp_msg *m, size_t idx, const char *name, at_span value,
-                               at_diag *d)
+at_err at_bhttp_add_info_field(at_bhttp_msg *m, size_t idx, const char *name, at_span value, at_diag *d)
 {
     if (idx >= m->ninfo)
         return at_fail(d, AT_E_BAD_FIELD, "informational[%zu]: no such response", idx);
@@ -341,10 +330,7 @@ static void put_lp(at_buf *b, at_span s)
     (void)at_buf_append_span(b, s);
 }
 
-static size_t varint_len(uint64_t v)
-{
-    return v < 0x40 ? 1 : v < 0x4000 ? 2 : v < 0x40000000 ? 4 : 8;
-}
+static size_t varint_len(uint64_t v) { return v < 0x40 ? 1 : v < 0x4000 ? 2 : v < 0x40000000 ? 4 : 8; }
 
 static void put_field_lines(at_buf *b, const at_bhttp_fields *f)
 {
@@ -492,9 +478,9 @@ struct at_bhttp_decoder {
     size_t off;
     uint64_t base; /* absolute offset of in.p[0], for messages */
     int state;
-    uint64_t remaining;    /* bytes left in the content / current chunk */
-    bool chunks_seen;      /* indeterminate: a content chunk was read */
-    bool section_started;  /* indeterminate: a field line of this section was read */
+    uint64_t remaining;   /* bytes left in the content / current chunk */
+    bool chunks_seen;     /* indeterminate: a content chunk was read */
+    bool section_started; /* indeterminate: a field line of this section was read */
     section_ctx sc;
     at_bhttp_fields *cur;
     bool head_done;
@@ -554,8 +540,7 @@ static void end_section(at_bhttp_decoder *dec)
 
 /* One field line from r; *more when it is not all there. Declared lengths
  * are checked before waiting for their bytes. */
-static at_err read_field_line(at_bhttp_decoder *dec, at_reader *r, bool in_known, bool *more,
-                              at_diag *d)
+static at_err read_field_line(at_bhttp_decoder *dec, at_reader *r, bool in_known, bool *more, at_diag *d)
 {
     uint64_t nlen, vlen;
     at_span name, value;
@@ -564,16 +549,15 @@ static at_err read_field_line(at_bhttp_decoder *dec, at_reader *r, bool in_known
     if (nlen == 0)
         return at_fail(d, AT_E_BAD_FIELD, "%s[%zu] name: zero length", dec->sc.what, dec->cur->n);
     if (nlen > AT_MAX_BHTTP_SECTION_BYTES - dec->cur->bytes)
-        return at_fail(d, AT_E_TOO_LARGE, "%s[%zu] name length: %llu, over the %d-byte section",
-                       dec->sc.what, dec->cur->n, (unsigned long long)nlen,
-                       AT_MAX_BHTTP_SECTION_BYTES);
+        return at_fail(d, AT_E_TOO_LARGE, "%s[%zu] name length: %llu, over the %d-byte section", dec->sc.what,
+                       dec->cur->n, (unsigned long long)nlen, AT_MAX_BHTTP_SECTION_BYTES);
     if (!at_reader_take(r, (size_t)nlen, &name))
         goto need;
     if (!at_reader_varint(r, &vlen))
         goto need;
     if (vlen > AT_MAX_BHTTP_SECTION_BYTES)
-        return at_fail(d, AT_E_TOO_LARGE, "%s[%zu] value length: %llu, limit %d", dec->sc.what,
-                       dec->cur->n, (unsigned long long)vlen, AT_MAX_BHTTP_SECTION_BYTES);
+        return at_fail(d, AT_E_TOO_LARGE, "%s[%zu] value length: %llu, limit %d", dec->sc.what, dec->cur->n,
+                       (unsigned long long)vlen, AT_MAX_BHTTP_SECTION_BYTES);
     /* The section's byte budget, before waiting for the bytes. */
     if (nlen + vlen > AT_MAX_BHTTP_SECTION_BYTES - dec->cur->bytes)
         return at_fail(d, AT_E_TOO_LARGE, "%s: field section over %d bytes", dec->sc.what,
@@ -583,8 +567,8 @@ static at_err read_field_line(at_bhttp_decoder *dec, at_reader *r, bool in_known
     return fields_add(dec->cur, &dec->sc, name, value, d);
 need:
     if (in_known)
-        return at_fail(d, AT_E_BAD_FIELD, "%s[%zu]: field line overruns the section length",
-                       dec->sc.what, dec->cur->n);
+        return at_fail(d, AT_E_BAD_FIELD, "%s[%zu]: field line overruns the section length", dec->sc.what,
+                       dec->cur->n);
     *more = true;
     return AT_OK;
 }
@@ -659,8 +643,7 @@ static at_err step(at_bhttp_decoder *dec, at_buf *content_out, bool *more, at_di
             m->status = (int)v;
             begin_section(dec, ST_HEADERS, &m->headers, "header", false);
         } else {
-            return at_fail(d, AT_E_BAD_FIELD, "status: expected 100..599, got %llu",
-                           (unsigned long long)v);
+            return at_fail(d, AT_E_BAD_FIELD, "status: expected 100..599, got %llu", (unsigned long long)v);
         }
         break;
 
@@ -673,8 +656,8 @@ static at_err step(at_bhttp_decoder *dec, at_buf *content_out, bool *more, at_di
             if (!at_reader_varint(&r, &v))
                 goto need;
             if (v > AT_MAX_BHTTP_SECTION_BYTES)
-                return at_fail(d, AT_E_TOO_LARGE, "%s section length: %llu, limit %d",
-                               dec->sc.what, (unsigned long long)v, AT_MAX_BHTTP_SECTION_BYTES);
+                return at_fail(d, AT_E_TOO_LARGE, "%s section length: %llu, limit %d", dec->sc.what,
+                               (unsigned long long)v, AT_MAX_BHTTP_SECTION_BYTES);
             if (!at_reader_take(&r, (size_t)v, &body))
                 goto need;
             at_reader_init(&sec, body.p, body.len);
@@ -706,8 +689,7 @@ static at_err step(at_bhttp_decoder *dec, at_buf *content_out, bool *more, at_di
             goto need;
         if (v > AT_MAX_BHTTP_CONTENT)
             return at_fail(d, AT_E_TOO_LARGE, "content%s length: %llu, limit %d",
-                           m->indeterminate ? " chunk" : "", (unsigned long long)v,
-                           AT_MAX_BHTTP_CONTENT);
+                           m->indeterminate ? " chunk" : "", (unsigned long long)v, AT_MAX_BHTTP_CONTENT);
         if (!m->indeterminate && !content_out && v > AT_MAX_BHTTP_CONTENT - m->content.len)
             return at_fail(d, AT_E_TOO_LARGE, "content: over %d bytes", AT_MAX_BHTTP_CONTENT);
         if (v == 0) {
@@ -826,8 +808,8 @@ at_err at_bhttp_decoder_finish(at_bhttp_decoder *dec, at_diag *d)
      * section boundary, never inside an element. */
     switch (dec->state) {
     case ST_FRAMING:
-        rc = at_fail(d, AT_E_TRUNCATED, "bhttp: %s", pending ? "framing indicator truncated"
-                                                              : "empty message");
+        rc = at_fail(d, AT_E_TRUNCATED, "bhttp: %s",
+                     pending ? "framing indicator truncated" : "empty message");
         break;
     case ST_REQ_CONTROL:
         rc = at_fail(d, AT_E_TRUNCATED, "request control data: truncated");
@@ -849,8 +831,7 @@ at_err at_bhttp_decoder_finish(at_bhttp_decoder *dec, at_diag *d)
                          pending ? "length truncated" : "no content terminator");
         break;
     case ST_CONTENT:
-        rc = at_fail(d, AT_E_TRUNCATED, "content: %llu bytes missing",
-                     (unsigned long long)dec->remaining);
+        rc = at_fail(d, AT_E_TRUNCATED, "content: %llu bytes missing", (unsigned long long)dec->remaining);
         break;
     default:
         break;

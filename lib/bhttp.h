@@ -57,21 +57,18 @@ typedef enum { AT_BHTTP_ANY, AT_BHTTP_REQUEST, AT_BHTTP_RESPONSE } at_bhttp_kind
 /* A request with the given control data, validated (method a token,
  * scheme/path non-empty visible ASCII unless CONNECT, authority visible
  * ASCII or ""). Caller frees with at_bhttp_msg_free. */
-at_err at_bhttp_request_new(const char *method, const char *scheme, const char *authority,
-                            const char *path, at_bhttp_msg **out, at_diag *d) AT_MUST_USE;
+at_err at_bhttp_request_new(const char *method, const char *scheme, const char *authority, const char *path,
+                            at_bhttp_msg **out, at_diag *d) AT_MUST_USE;
 /* A response with a final status 200..599. Caller frees. */
 at_err at_bhttp_response_new(int status, at_bhttp_msg **out, at_diag *d) AT_MUST_USE;
 /* Add a field line; the name is lowercased, then name and value are checked
  * by RFC 9113 §8.2 rules (token name, no CR/LF/NUL, no surrounding
  * whitespace, no connection-specific fields). AT_E_BAD_FIELD / AT_E_TOO_LARGE. */
-at_err at_bhttp_add_header(at_bhttp_msg *m, const char *name, at_span value,
-                           at_diag *d) AT_MUST_USE;
-at_err at_bhttp_add_trailer(at_bhttp_msg *m, const char *name, at_span value,
-                            at_diag *d) AT_MUST_USE;
+at_err at_bhttp_add_header(at_bhttp_msg *m, const char *name, at_span value, at_diag *d) AT_MUST_USE;
+at_err at_bhttp_add_trailer(at_bhttp_msg *m, const char *name, at_span value, at_diag *d) AT_MUST_USE;
 /* Responses: add an informational response (100..199) before the final
  * one; *idx (may be NULL) receives its index for at_bhttp_add_info_field. */
-at_err at_bhttp_add_informational(at_bhttp_msg *m, int status, size_t *idx,
-                                  at_diag *d) AT_MUST_USE;
+at_err at_bhttp_add_informational(at_bhttp_msg *m, int status, size_t *idx, at_diag *d) AT_MUST_USE;
 at_err at_bhttp_add_info_field(at_bhttp_msg *m, size_t idx, const char *name, at_span value,
                                at_diag *d) AT_MUST_USE;
 /* Append to the content (at most AT_MAX_BHTTP_CONTENT in all). */
@@ -98,8 +95,7 @@ void at_bhttp_msg_free(at_bhttp_msg *m); /* accepts NULL */
  * Whole message: known- or indeterminate-length, padding checked to be
  * zero, truncation accepted only where §3.8 allows it (AT_E_TRUNCATED
  * elsewhere). `expect` refuses the other kind. Caller frees *out. */
-at_err at_bhttp_decode(at_span in, at_bhttp_kind expect, at_bhttp_msg **out,
-                       at_diag *d) AT_MUST_USE;
+at_err at_bhttp_decode(at_span in, at_bhttp_kind expect, at_bhttp_msg **out, at_diag *d) AT_MUST_USE;
 
 /* Incremental decoder: feed bytes as they arrive. Content is appended to
  * content_out when given (streaming; the message then keeps none), else
@@ -108,8 +104,7 @@ typedef struct at_bhttp_decoder at_bhttp_decoder;
 
 /* Caller frees with at_bhttp_decoder_free. NULL on OOM. */
 at_bhttp_decoder *at_bhttp_decoder_new(at_bhttp_kind expect);
-at_err at_bhttp_decoder_feed(at_bhttp_decoder *dec, at_span in, at_buf *content_out,
-                             at_diag *d) AT_MUST_USE;
+at_err at_bhttp_decoder_feed(at_bhttp_decoder *dec, at_span in, at_buf *content_out, at_diag *d) AT_MUST_USE;
 /* The message so far once its control data and header section are
  * complete (status and headers usable), else NULL. Borrowed. */
 const at_bhttp_msg *at_bhttp_decoder_head(const at_bhttp_decoder *dec);

@@ -12,9 +12,12 @@
 const char *at_purpose_name(at_purpose p)
 {
     switch (p) {
-    case AT_PURPOSE_SESSION: return "session";
-    case AT_PURPOSE_EVIDENCE: return "evidence";
-    case AT_PURPOSE_PEER: return "peer";
+    case AT_PURPOSE_SESSION:
+        return "session";
+    case AT_PURPOSE_EVIDENCE:
+        return "evidence";
+    case AT_PURPOSE_PEER:
+        return "peer";
     }
     return "unknown";
 }
@@ -76,12 +79,14 @@ at_err at_binding_decode(at_span ud, at_binding *out, at_diag *d)
                        "user_data: binding purpose %d, expected 1 (session), 2 (evidence) or 3 (peer)",
                        ud.len < 5 ? -1 : (int)purpose);
     if (!at_reader_u8(&r, &kind) || kind > 2)
-        return at_fail(d, AT_E_BAD_FIELD,
-                       "user_data: binding endpoint kind %d, expected 0 (none), 1 (SHA-256) or 2 (transcript)",
-                       ud.len < 6 ? -1 : (int)kind);
+        return at_fail(
+            d, AT_E_BAD_FIELD,
+            "user_data: binding endpoint kind %d, expected 0 (none), 1 (SHA-256) or 2 (transcript)",
+            ud.len < 6 ? -1 : (int)kind);
     if ((kind == 2) != (purpose == AT_PURPOSE_PEER))
         return at_fail(d, AT_E_BAD_FIELD,
-                       "user_data: binding kind %d with purpose %d, a transcript (kind 2) goes with purpose 3 (peer) only",
+                       "user_data: binding kind %d with purpose %d, a transcript (kind 2) goes with purpose "
+                       "3 (peer) only",
                        (int)kind, (int)purpose);
     if (kind != 0 && !at_reader_take(&r, 32, &h))
         return at_fail(d, AT_E_BAD_FIELD, "user_data: binding endpoint hash of %zu bytes, expected 32",
@@ -121,18 +126,21 @@ at_err at_binding_check_peer(at_span ud, const uint8_t th[32], at_diag *d)
     at_binding b;
     at_err rc = at_binding_decode(ud, &b, d);
     if (rc == AT_E_MISSING_FIELD)
-        return at_fail(d, AT_E_PURPOSE_MISMATCH, "user_data: the document binds no purpose, expected purpose peer");
+        return at_fail(d, AT_E_PURPOSE_MISMATCH,
+                       "user_data: the document binds no purpose, expected purpose peer");
     if (rc != AT_OK)
         return rc;
     if (b.purpose != AT_PURPOSE_PEER)
-        return at_fail(d, AT_E_PURPOSE_MISMATCH, "user_data: the document is bound to purpose %s, expected peer",
+        return at_fail(d, AT_E_PURPOSE_MISMATCH,
+                       "user_data: the document is bound to purpose %s, expected peer",
                        at_purpose_name(b.purpose));
     if (CRYPTO_memcmp(b.transcript_sha256, th, 32) != 0) {
         char got[65], want[65];
         at_hex_encode(b.transcript_sha256, 32, got);
         at_hex_encode(th, 32, want);
         return at_fail(d, AT_E_TRANSCRIPT_MISMATCH,
-                       "user_data: the document binds transcript sha256 %s, this handshake's is %s", got, want);
+                       "user_data: the document binds transcript sha256 %s, this handshake's is %s", got,
+                       want);
     }
     return AT_OK;
 }
@@ -143,11 +151,13 @@ at_err at_binding_check(at_span ud, at_purpose want, const char *endpoint, at_di
     at_err rc = at_binding_decode(ud, &b, d);
     if (rc == AT_E_MISSING_FIELD)
         return at_fail(d, AT_E_PURPOSE_MISMATCH,
-                       "user_data: the document binds no purpose, expected purpose %s", at_purpose_name(want));
+                       "user_data: the document binds no purpose, expected purpose %s",
+                       at_purpose_name(want));
     if (rc != AT_OK)
         return rc;
     if (b.purpose != want)
-        return at_fail(d, AT_E_PURPOSE_MISMATCH, "user_data: the document is bound to purpose %s, expected %s",
+        return at_fail(d, AT_E_PURPOSE_MISMATCH,
+                       "user_data: the document is bound to purpose %s, expected %s",
                        at_purpose_name(b.purpose), at_purpose_name(want));
     bool want_ep = endpoint && endpoint[0];
     char got_hex[65] = "none", want_hex[65] = "none";

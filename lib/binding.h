@@ -40,7 +40,7 @@ typedef struct {
     at_purpose purpose;
     bool has_endpoint;
     uint8_t endpoint_sha256[32];
-    bool has_transcript;             /* purpose peer: kind 2 */
+    bool has_transcript; /* purpose peer: kind 2 */
     uint8_t transcript_sha256[32];
 } at_binding;
 
@@ -51,8 +51,7 @@ bool at_purpose_parse(const char *s, at_purpose *out);
 
 /* Encode a version-1 binding for purpose and endpoint (NULL or "" = none);
  * appended to out. Purpose peer: AT_E_BAD_REQUEST (use at_binding_encode_peer). */
-at_err at_binding_encode(at_purpose purpose, const char *endpoint, at_buf *out,
-                         at_diag *d) AT_MUST_USE;
+at_err at_binding_encode(at_purpose purpose, const char *endpoint, at_buf *out, at_diag *d) AT_MUST_USE;
 /* Decode user_data strictly. AT_E_MISSING_FIELD when it is empty,
  * AT_E_BAD_FIELD when it is not a binding this code knows (magic, version,
  * purpose, endpoint kind, length). *out written only on success. */
@@ -62,8 +61,7 @@ at_err at_binding_decode(at_span user_data, at_binding *out, at_diag *d) AT_MUST
  * AT_E_PURPOSE_MISMATCH when there is no binding or it is for another
  * purpose; AT_E_ENDPOINT_MISMATCH when the endpoints differ (message names
  * both); AT_E_BAD_FIELD when user_data is a malformed binding. */
-at_err at_binding_check(at_span user_data, at_purpose want, const char *endpoint,
-                        at_diag *d) AT_MUST_USE;
+at_err at_binding_check(at_span user_data, at_purpose want, const char *endpoint, at_diag *d) AT_MUST_USE;
 
 /* The binding a peer handshake document carries: purpose peer, kind 2,
  * the transcript hash the document vouches for. Appended to out. */
@@ -71,7 +69,6 @@ at_err at_binding_encode_peer(const uint8_t transcript_sha256[32], at_buf *out, 
 /* user_data must bind purpose peer and exactly this transcript hash:
  * AT_E_PURPOSE_MISMATCH (no binding or another purpose),
  * AT_E_TRANSCRIPT_MISMATCH (message names both hashes), AT_E_BAD_FIELD. */
-at_err at_binding_check_peer(at_span user_data, const uint8_t transcript_sha256[32],
-                             at_diag *d) AT_MUST_USE;
+at_err at_binding_check_peer(at_span user_data, const uint8_t transcript_sha256[32], at_diag *d) AT_MUST_USE;
 
 #endif

@@ -20,8 +20,8 @@ typedef struct {
 #define AT_SPAN(ptr, n) ((at_span){(const uint8_t *)(ptr), (n)})
 #define AT_SPAN_NULL ((at_span){NULL, 0})
 
-bool at_span_eq(at_span a, at_span b);             /* not constant time */
-bool at_span_eq_ct(at_span a, at_span b);          /* constant time in content */
+bool at_span_eq(at_span a, at_span b);    /* not constant time */
+bool at_span_eq_ct(at_span a, at_span b); /* constant time in content */
 
 typedef struct {
     const uint8_t *p;
@@ -53,7 +53,7 @@ typedef struct {
     uint8_t *p;
     size_t len;
     size_t cap;
-    size_t max;     /* 0 = no cap beyond SIZE_MAX/2 */
+    size_t max; /* 0 = no cap beyond SIZE_MAX/2 */
     bool secret;
     at_err status;
 } at_buf;
@@ -92,13 +92,7 @@ void at_wipe(void *p, size_t n);
 void at_wipe_free(void *p, size_t n); /* wipe then free(); accepts NULL */
 
 /* Checked size arithmetic: false on overflow. */
-static inline bool at_size_add(size_t a, size_t b, size_t *out)
-{
-    return !__builtin_add_overflow(a, b, out);
-}
-static inline bool at_size_mul(size_t a, size_t b, size_t *out)
-{
-    return !__builtin_mul_overflow(a, b, out);
-}
+static inline bool at_size_add(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
+static inline bool at_size_mul(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 
 #endif

@@ -53,25 +53,21 @@ static at_err read_head(struct scan *s, int *major, uint64_t *arg, bool *indef)
         *arg = 0;
         return AT_OK;
     default:
-        return at_fail(s->d, AT_E_MALFORMED_CBOR, "cbor: reserved additional info %u at byte %zu",
-                       ai, at);
+        return at_fail(s->d, AT_E_MALFORMED_CBOR, "cbor: reserved additional info %u at byte %zu", ai, at);
     }
     if (!ok)
         return at_fail(s->d, AT_E_MALFORMED_CBOR, "cbor: truncated argument at byte %zu", at);
     return AT_OK;
 }
 
-static bool at_break(const struct scan *s)
-{
-    return s->r.off < s->r.len && s->r.p[s->r.off] == 0xff;
-}
+static bool at_break(const struct scan *s) { return s->r.off < s->r.len && s->r.p[s->r.off] == 0xff; }
 
 static at_err scan_item(struct scan *s, unsigned depth)
 {
     at_err rc;
     if (depth > s->lim->max_depth)
-        return at_fail(s->d, AT_E_TOO_LARGE, "cbor: nesting deeper than %u at byte %zu",
-                       s->lim->max_depth, s->r.off);
+        return at_fail(s->d, AT_E_TOO_LARGE, "cbor: nesting deeper than %u at byte %zu", s->lim->max_depth,
+                       s->r.off);
     if (++s->items > s->lim->max_items)
         return at_fail(s->d, AT_E_TOO_LARGE, "cbor: more than %zu items", s->lim->max_items);
     size_t at = s->r.off;
@@ -111,8 +107,7 @@ static at_err scan_item(struct scan *s, unsigned depth)
                     return AT_OK;
                 }
                 if (at_reader_at_end(&s->r))
-                    return at_fail(s->d, AT_E_MALFORMED_CBOR,
-                                   "cbor: indefinite %s at byte %zu has no break",
+                    return at_fail(s->d, AT_E_MALFORMED_CBOR, "cbor: indefinite %s at byte %zu has no break",
                                    is_map ? "map" : "array", at);
                 if ((rc = scan_item(s, depth + 1)) != AT_OK)
                     return rc;
@@ -131,8 +126,7 @@ static at_err scan_item(struct scan *s, unsigned depth)
         if (arg > at_reader_left(&s->r) / per)
             return at_fail(s->d, AT_E_MALFORMED_CBOR,
                            "cbor: %s at byte %zu declares %llu entries, %zu bytes left",
-                           is_map ? "map" : "array", at, (unsigned long long)arg,
-                           at_reader_left(&s->r));
+                           is_map ? "map" : "array", at, (unsigned long long)arg, at_reader_left(&s->r));
         for (uint64_t i = 0; i < arg * per; i++)
             if ((rc = scan_item(s, depth + 1)) != AT_OK)
                 return rc;
@@ -148,8 +142,7 @@ static at_err scan_item(struct scan *s, unsigned depth)
         if (indef)
             return at_fail(s->d, AT_E_MALFORMED_CBOR, "cbor: unexpected break at byte %zu", at);
         if ((s->r.p[at] & 31) == 24 && arg < 32)
-            return at_fail(s->d, AT_E_MALFORMED_CBOR,
-                           "cbor: two-byte simple value %llu at byte %zu",
+            return at_fail(s->d, AT_E_MALFORMED_CBOR, "cbor: two-byte simple value %llu at byte %zu",
                            (unsigned long long)arg, at);
         return AT_OK;
     }
@@ -213,8 +206,7 @@ static at_err check_maps(const cbor_item_t *it, at_diag *d)
                                at_cbor_type_name(h[i].key));
             for (size_t j = 0; j < i; j++)
                 if (keys_equal(h[i].key, h[j].key))
-                    return at_fail(d, AT_E_MALFORMED_CBOR, "cbor: duplicate map key (entry %zu)",
-                                   i);
+                    return at_fail(d, AT_E_MALFORMED_CBOR, "cbor: duplicate map key (entry %zu)", i);
             if ((rc = check_maps(h[i].value, d)) != AT_OK)
                 return rc;
         }
@@ -229,8 +221,7 @@ at_err at_cbor_decode(at_span in, const at_cbor_limits *lim, cbor_item_t **out, 
     if (rc != AT_OK)
         return rc;
     if (n != in.len)
-        return at_fail(d, AT_E_MALFORMED_CBOR, "cbor: %zu trailing bytes after the item",
-                       in.len - n);
+        return at_fail(d, AT_E_MALFORMED_CBOR, "cbor: %zu trailing bytes after the item", in.len - n);
     struct cbor_load_result res;
     cbor_item_t *it = cbor_load(in.p, in.len, &res);
     if (!it || res.error.code != CBOR_ERR_NONE || res.read != in.len) {
@@ -238,8 +229,8 @@ at_err at_cbor_decode(at_span in, const at_cbor_limits *lim, cbor_item_t **out, 
             cbor_decref(&it);
         if (res.error.code == CBOR_ERR_MEMERROR)
             return at_fail(d, AT_E_INTERNAL, "cbor: out of memory");
-        return at_fail(d, AT_E_MALFORMED_CBOR, "cbor: decoder error %d at byte %zu",
-                       (int)res.error.code, res.error.position);
+        return at_fail(d, AT_E_MALFORMED_CBOR, "cbor: decoder error %d at byte %zu", (int)res.error.code,
+                       res.error.position);
     }
     if ((rc = check_maps(it, d)) != AT_OK) {
         cbor_decref(&it);

@@ -25,14 +25,12 @@ typedef struct {
 /* Walk one item at the start of `in` without building anything. On success
  * *item_len is its encoded length (trailing bytes are the caller's call).
  * AT_E_MALFORMED_CBOR or AT_E_TOO_LARGE with detail otherwise. */
-at_err at_cbor_scan(at_span in, const at_cbor_limits *lim, size_t *item_len,
-                    at_diag *d) AT_MUST_USE;
+at_err at_cbor_scan(at_span in, const at_cbor_limits *lim, size_t *item_len, at_diag *d) AT_MUST_USE;
 
 /* Decode `in`, which must hold exactly one well-formed item within `lim`,
  * with no duplicate keys in any map. On success the caller owns *out and
  * releases it with cbor_decref(). */
-at_err at_cbor_decode(at_span in, const at_cbor_limits *lim, cbor_item_t **out,
-                      at_diag *d) AT_MUST_USE;
+at_err at_cbor_decode(at_span in, const at_cbor_limits *lim, cbor_item_t **out, at_diag *d) AT_MUST_USE;
 
 /* Typed accessors over a decoded tree. All borrow; none allocate. */
 /* Value for a text key in a map, NULL when absent. */

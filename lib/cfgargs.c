@@ -28,8 +28,7 @@ static at_err push(char **v, int *n, const char *s, at_diag *d)
 }
 
 /* One value of key as the flag's argument text. */
-static at_err value_text(const char *path, const char *key, json_t *x, char *buf, size_t len,
-                         at_diag *d)
+static at_err value_text(const char *path, const char *key, json_t *x, char *buf, size_t len, at_diag *d)
 {
     if (json_is_string(x))
         snprintf(buf, len, "%s", json_string_value(x));
@@ -48,8 +47,8 @@ static at_err load(const char *path, const struct option *opts, char **v, int *n
     json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!j)
         return je.line < 1 ? at_fail(d, AT_E_BAD_REQUEST, "--config: %s", je.text)
-                           : at_fail(d, AT_E_BAD_REQUEST, "%s: line %d column %d: %s", path,
-                                     je.line, je.column, je.text);
+                           : at_fail(d, AT_E_BAD_REQUEST, "%s: line %d column %d: %s", path, je.line,
+                                     je.column, je.text);
     at_err rc = AT_OK;
     if (!json_is_object(j)) {
         rc = at_fail(d, AT_E_BAD_REQUEST, "%s: expected a JSON object of flag names", path);
@@ -60,8 +59,7 @@ static at_err load(const char *path, const struct option *opts, char **v, int *n
     json_object_foreach(j, key, val)
     {
         const struct option *o = find_opt(opts, key);
-        if (!o || strcmp(key, "config") == 0 || strcmp(key, "help") == 0 ||
-            strcmp(key, "version") == 0) {
+        if (!o || strcmp(key, "config") == 0 || strcmp(key, "help") == 0 || strcmp(key, "version") == 0) {
             rc = at_fail(d, AT_E_BAD_REQUEST, "%s: unknown key \"%.64s\" (keys are the long flag names)",
                          path, key);
             goto out;
@@ -91,8 +89,8 @@ out:
     return rc;
 }
 
-at_err at_cfgargs_expand(int argc, char **argv, const struct option *opts, int *out_argc,
-                         char ***out_argv, at_diag *d)
+at_err at_cfgargs_expand(int argc, char **argv, const struct option *opts, int *out_argc, char ***out_argv,
+                         at_diag *d)
 {
     char **v = calloc(MAX_ARGS + (size_t)argc + 1, sizeof *v);
     int n = 0;

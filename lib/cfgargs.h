@@ -15,8 +15,8 @@
 /* When argv holds "--config F" (or "--config=F"), a new argv (*out_argc,
  * *out_argv; free with at_cfgargs_free) with F's flags inserted after
  * argv[0]; otherwise a copy of argv. */
-at_err at_cfgargs_expand(int argc, char **argv, const struct option *opts, int *out_argc,
-                         char ***out_argv, at_diag *d) AT_MUST_USE;
+at_err at_cfgargs_expand(int argc, char **argv, const struct option *opts, int *out_argc, char ***out_argv,
+                         at_diag *d) AT_MUST_USE;
 void at_cfgargs_free(int argc, char **argv);
 
 #endif

@@ -98,7 +98,8 @@ at_err at_http_date_check(const char *value, int64_t now_s, int64_t window_s, at
         if (strcmp(day, days[i]) == 0)
             w = i;
     if (!ok || m < 0 || w < 0)
-        return at_fail(d, AT_E_BAD_FIELD, "date: expected an IMF-fixdate (\"Sun, 06 Nov 1994 08:49:37 GMT\"), got %.40s",
+        return at_fail(d, AT_E_BAD_FIELD,
+                       "date: expected an IMF-fixdate (\"Sun, 06 Nov 1994 08:49:37 GMT\"), got %.40s",
                        value ? value : "(none)");
     tm.tm_year = yyyy - 1900;
     tm.tm_mon = m;

@@ -46,8 +46,8 @@ static at_err check_protected(at_span hdr, at_diag *d, const cbor_item_t *unprot
         rc = AT_E_NOT_COSE_SIGN1;
         goto out;
     }
-    AT_ENSURE(cbor_isa_map(m), d, AT_E_NOT_COSE_SIGN1,
-              "protected header: expected a map, got %s", at_cbor_type_name(m));
+    AT_ENSURE(cbor_isa_map(m), d, AT_E_NOT_COSE_SIGN1, "protected header: expected a map, got %s",
+              at_cbor_type_name(m));
     cbor_item_t *alg = at_cbor_map_get_int(m, COSE_HDR_ALG);
     AT_ENSURE(alg || !unprot_alg, d, AT_E_UNSUPPORTED_ALG,
               "protected header: alg only in the unprotected header is not accepted");
@@ -70,12 +70,10 @@ static at_err check_protected(at_span hdr, at_diag *d, const cbor_item_t *unprot
         bool is_int = at_cbor_get_int64(first, &label);
         cbor_decref(&first);
         if (is_int)
-            rc = at_fail(d, AT_E_UNSUPPORTED_ALG,
-                         "protected header: critical header %lld is not understood",
+            rc = at_fail(d, AT_E_UNSUPPORTED_ALG, "protected header: critical header %lld is not understood",
                          (long long)label);
         else
-            rc = at_fail(d, AT_E_UNSUPPORTED_ALG,
-                         "protected header: critical text header is not understood");
+            rc = at_fail(d, AT_E_UNSUPPORTED_ALG, "protected header: critical text header is not understood");
         goto out;
     }
     rc = AT_OK;
@@ -90,8 +88,8 @@ at_err at_cose_sign1_decode(at_span doc, at_cose_sign1 *out, at_diag *d)
     at_err rc = AT_E_INTERNAL;
     cbor_item_t *root = NULL;
     memset(out, 0, sizeof *out);
-    AT_ENSURE(doc.len <= AT_MAX_DOCUMENT_BYTES, d, AT_E_TOO_LARGE,
-              "document: %zu bytes, at most %d accepted", doc.len, AT_MAX_DOCUMENT_BYTES);
+    AT_ENSURE(doc.len <= AT_MAX_DOCUMENT_BYTES, d, AT_E_TOO_LARGE, "document: %zu bytes, at most %d accepted",
+              doc.len, AT_MAX_DOCUMENT_BYTES);
     AT_ENSURE(doc.len > 0, d, AT_E_MALFORMED_CBOR, "document: empty");
     /* RFC 9052 §4.2: COSE_Sign1 may carry tag 18; no other tag, no nesting. */
     at_reader r;
@@ -125,10 +123,9 @@ at_err at_cose_sign1_decode(at_span doc, at_cose_sign1 *out, at_diag *d)
         }
         AT_ENSURE(ok, d, AT_E_MALFORMED_CBOR, "document: malformed CBOR tag");
         AT_ENSURE(tag == COSE_TAG_SIGN1, d, AT_E_NOT_COSE_SIGN1,
-                  "document: CBOR tag %llu, expected 18 (COSE_Sign1) or none",
-                  (unsigned long long)tag);
-        AT_ENSURE(!at_reader_at_end(&r) && r.p[r.off] >> 5 != AT_CBOR_TAG, d,
-                  AT_E_NOT_COSE_SIGN1, "document: tag 18 must wrap the COSE_Sign1 array directly");
+                  "document: CBOR tag %llu, expected 18 (COSE_Sign1) or none", (unsigned long long)tag);
+        AT_ENSURE(!at_reader_at_end(&r) && r.p[r.off] >> 5 != AT_CBOR_TAG, d, AT_E_NOT_COSE_SIGN1,
+                  "document: tag 18 must wrap the COSE_Sign1 array directly");
         tagged = true;
     }
     if ((rc = at_cbor_decode(at_reader_rest(&r), &doc_limits, &root, d)) != AT_OK) {
@@ -136,16 +133,16 @@ at_err at_cose_sign1_decode(at_span doc, at_cose_sign1 *out, at_diag *d)
         goto out;
     }
     const cbor_item_t *arr = root;
-    AT_ENSURE(cbor_isa_array(arr), d, AT_E_NOT_COSE_SIGN1,
-              "document: expected a 4-element array, got %s", at_cbor_type_name(arr));
+    AT_ENSURE(cbor_isa_array(arr), d, AT_E_NOT_COSE_SIGN1, "document: expected a 4-element array, got %s",
+              at_cbor_type_name(arr));
     AT_ENSURE(cbor_array_size(arr) == 4, d, AT_E_NOT_COSE_SIGN1,
               "document: COSE_Sign1 array has %zu elements, expected 4", cbor_array_size(arr));
     cbor_item_t **h = cbor_array_handle(arr);
     at_span prot, payload, sig;
     AT_ENSURE(at_cbor_get_bytes(h[0], &prot), d, AT_E_NOT_COSE_SIGN1,
               "protected header: expected a byte string, got %s", at_cbor_type_name(h[0]));
-    AT_ENSURE(cbor_isa_map(h[1]), d, AT_E_NOT_COSE_SIGN1,
-              "unprotected header: expected a map, got %s", at_cbor_type_name(h[1]));
+    AT_ENSURE(cbor_isa_map(h[1]), d, AT_E_NOT_COSE_SIGN1, "unprotected header: expected a map, got %s",
+              at_cbor_type_name(h[1]));
     AT_ENSURE(!at_cbor_is_null(h[2]), d, AT_E_NOT_COSE_SIGN1,
               "payload: detached payloads (null) are not accepted");
     AT_ENSURE(at_cbor_get_bytes(h[2], &payload), d, AT_E_NOT_COSE_SIGN1,
@@ -222,8 +219,8 @@ at_err at_cose_sign1_verify(const at_cose_sign1 *m, EVP_PKEY *key, at_diag *d)
     AT_ENSURE(derlen > 0, d, AT_E_INTERNAL, "signature: DER encoding failed");
     AT_ENSURE((ctx = EVP_MD_CTX_new()), d, AT_E_INTERNAL, "out of memory");
     AT_OSSL(EVP_DigestVerifyInit(ctx, NULL, EVP_sha384(), NULL, key), d);
-    AT_ENSURE(feed_sig_structure(ctx, m->protected_hdr, m->payload, verify_update), d,
-              AT_E_INTERNAL, "signature: digest failed");
+    AT_ENSURE(feed_sig_structure(ctx, m->protected_hdr, m->payload, verify_update), d, AT_E_INTERNAL,
+              "signature: digest failed");
     int v = EVP_DigestVerifyFinal(ctx, der, (size_t)derlen);
     ERR_clear_error();
     AT_ENSURE(v == 1, d, AT_E_BAD_SIGNATURE,
@@ -239,8 +236,8 @@ out:
     return rc;
 }
 
-at_err at_cose_sign1_sign(at_span prot, at_span payload, EVP_PKEY *key,
-                          uint8_t sig[AT_COSE_ES384_SIG_LEN], at_diag *d)
+at_err at_cose_sign1_sign(at_span prot, at_span payload, EVP_PKEY *key, uint8_t sig[AT_COSE_ES384_SIG_LEN],
+                          at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     EVP_MD_CTX *ctx = NULL;
@@ -249,16 +246,14 @@ at_err at_cose_sign1_sign(at_span prot, at_span payload, EVP_PKEY *key,
     size_t derlen = sizeof der;
     AT_ENSURE((ctx = EVP_MD_CTX_new()), d, AT_E_INTERNAL, "out of memory");
     AT_OSSL(EVP_DigestSignInit(ctx, NULL, EVP_sha384(), NULL, key), d);
-    AT_ENSURE(feed_sig_structure(ctx, prot, payload, sign_update), d, AT_E_INTERNAL,
-              "sign: digest failed");
+    AT_ENSURE(feed_sig_structure(ctx, prot, payload, sign_update), d, AT_E_INTERNAL, "sign: digest failed");
     AT_OSSL(EVP_DigestSignFinal(ctx, der, &derlen), d);
     const unsigned char *p = der;
-    AT_ENSURE((es = d2i_ECDSA_SIG(NULL, &p, (long)derlen)), d, AT_E_INTERNAL,
-              "sign: bad DER signature");
+    AT_ENSURE((es = d2i_ECDSA_SIG(NULL, &p, (long)derlen)), d, AT_E_INTERNAL, "sign: bad DER signature");
     const BIGNUM *r, *s;
     ECDSA_SIG_get0(es, &r, &s);
-    AT_ENSURE(BN_bn2binpad(r, sig, 48) == 48 && BN_bn2binpad(s, sig + 48, 48) == 48, d,
-              AT_E_INTERNAL, "sign: r/s too long for P-384");
+    AT_ENSURE(BN_bn2binpad(r, sig, 48) == 48 && BN_bn2binpad(s, sig + 48, 48) == 48, d, AT_E_INTERNAL,
+              "sign: r/s too long for P-384");
     rc = AT_OK;
 out:
     EVP_MD_CTX_free(ctx);

@@ -16,11 +16,11 @@
 #define AT_COSE_ES384_SIG_LEN 96
 
 typedef struct {
-    bool tagged;              /* CBOR tag 18 present */
-    at_span protected_hdr;    /* contents of the protected bstr */
-    at_span payload;          /* contents of the payload bstr */
-    at_span signature;        /* raw r || s */
-    cbor_item_t *root;        /* owns the memory the spans point into */
+    bool tagged;           /* CBOR tag 18 present */
+    at_span protected_hdr; /* contents of the protected bstr */
+    at_span payload;       /* contents of the payload bstr */
+    at_span signature;     /* raw r || s */
+    cbor_item_t *root;     /* owns the memory the spans point into */
 } at_cose_sign1;
 
 /* Decode a COSE_Sign1 from doc (≤ AT_MAX_DOCUMENT_BYTES). Checks: optional

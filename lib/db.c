@@ -21,7 +21,7 @@ struct job {
     at_diag *d;
     at_err rc;
     bool done;
-    pthread_cond_t cond;   /* its own: a commit wakes exactly its waiters */
+    pthread_cond_t cond; /* its own: a commit wakes exactly its waiters */
     struct job *next;
 };
 
@@ -113,8 +113,8 @@ void at_db_stmt_cache_clear(sqlite3 *conn)
 static at_err open_conn(const char *path, bool readonly, sqlite3 **out, at_diag *d)
 {
     sqlite3 *c = NULL;
-    int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-                SQLITE_OPEN_NOMUTEX;
+    int flags =
+        (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &c, flags, NULL) != SQLITE_OK) {
         at_err rc = at_fail(d, AT_E_IO, "database %s: %s", path, c ? sqlite3_errmsg(c) : "cannot open");
         sqlite3_close(c);
@@ -122,9 +122,10 @@ static at_err open_conn(const char *path, bool readonly, sqlite3 **out, at_diag 
     }
     sqlite3_busy_timeout(c, 10000);
     sqlite3_extended_result_codes(c, 1);
-    at_err rc = at_db_exec(c, readonly ? "PRAGMA foreign_keys=ON;"
-                                       : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                         " PRAGMA foreign_keys=ON;",
+    at_err rc = at_db_exec(c,
+                           readonly ? "PRAGMA foreign_keys=ON;"
+                                    : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                      " PRAGMA foreign_keys=ON;",
                            d);
     if (rc != AT_OK) {
         sqlite3_close(c);
@@ -149,15 +150,13 @@ static at_err check_durability(at_db *db, at_diag *d)
     sqlite3_finalize(st);
     st = NULL;
     AT_TRY(at_db_prepare(db->wconn, "PRAGMA synchronous", &st, d));
-    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_IO, "database %s: PRAGMA synchronous: %s",
-              db->path, sqlite3_errmsg(db->wconn));
+    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_IO, "database %s: PRAGMA synchronous: %s", db->path,
+              sqlite3_errmsg(db->wconn));
     db->durability.synchronous = sqlite3_column_int(st, 0);
     AT_ENSURE(strcmp(db->durability.journal_mode, "wal") == 0, d, AT_E_IO,
-              "database %s: journal_mode is %s, expected wal", db->path,
-              db->durability.journal_mode);
+              "database %s: journal_mode is %s, expected wal", db->path, db->durability.journal_mode);
     AT_ENSURE(db->durability.synchronous == 2, d, AT_E_IO,
-              "database %s: synchronous is %d, expected 2 (FULL)", db->path,
-              db->durability.synchronous);
+              "database %s: synchronous is %d, expected 2 (FULL)", db->path, db->durability.synchronous);
     rc = AT_OK;
 out:
     sqlite3_finalize(st);
@@ -175,8 +174,7 @@ static at_err migrate(at_db *db, at_diag *d)
                       " name TEXT NOT NULL, applied_ms INTEGER NOT NULL);",
                       d));
     AT_TRY(at_db_prepare(db->wconn, "SELECT coalesce(max(version), 0) FROM schema_migrations", &st, d));
-    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s",
-              sqlite3_errmsg(db->wconn));
+    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(db->wconn));
     int current = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     st = NULL;
@@ -236,8 +234,9 @@ static void run_batch(at_db *db, struct job *batch)
             continue;
         }
         if (lost) {
-            j->rc = at_fail(j->d, AT_E_INTERNAL, "database: the transaction was rolled back "
-                                                 "(an error in a job committed with this one)");
+            j->rc = at_fail(j->d, AT_E_INTERNAL,
+                            "database: the transaction was rolled back "
+                            "(an error in a job committed with this one)");
             continue;
         }
         if (sqlite3_exec(db->wconn, "SAVEPOINT job", NULL, NULL, NULL) != SQLITE_OK) {
@@ -260,8 +259,9 @@ static void run_batch(at_db *db, struct job *batch)
     if (lost) {
         for (struct job *j = batch; j; j = j->next)
             if (j->rc != AT_E_INTERNAL && j->rc != AT_E_IO)
-                j->rc = at_fail(j->d, AT_E_INTERNAL, "database: the transaction was rolled back "
-                                                     "(an error in a job committed with this one)");
+                j->rc = at_fail(j->d, AT_E_INTERNAL,
+                                "database: the transaction was rolled back "
+                                "(an error in a job committed with this one)");
     } else if (in_tx && sqlite3_exec(db->wconn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         const char *why = sqlite3_errmsg(db->wconn);
         (void)sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);

@@ -24,7 +24,7 @@ struct at_signer {
     cjose_jwk_t *keys[MAX_KEYS];
     char *kids[MAX_KEYS];
     size_t n;
-    int refs;                  /* at_signer_ref / at_signer_free */
+    int refs; /* at_signer_ref / at_signer_free */
     pthread_mutex_t lock;
 };
 
@@ -56,11 +56,10 @@ at_err at_signer_generate(char **jwk_json, at_diag *d)
     char *pub = NULL, *kid = NULL;
     cjose_jwk_t *k = cjose_jwk_create_EC_random(CJOSE_JWK_EC_P_256, &err);
     AT_ENSURE(k, d, AT_E_INTERNAL, "signing key: %s", err.message);
-    AT_ENSURE((pub = cjose_jwk_to_json(k, false, &err)) && (kid = thumbprint(pub)), d,
-              AT_E_INTERNAL, "signing key: export failed");
-    AT_ENSURE(cjose_jwk_set_kid(k, kid, strlen(kid), &err), d, AT_E_INTERNAL, "signing key: kid");
-    AT_ENSURE((*jwk_json = cjose_jwk_to_json(k, true, &err)), d, AT_E_INTERNAL,
+    AT_ENSURE((pub = cjose_jwk_to_json(k, false, &err)) && (kid = thumbprint(pub)), d, AT_E_INTERNAL,
               "signing key: export failed");
+    AT_ENSURE(cjose_jwk_set_kid(k, kid, strlen(kid), &err), d, AT_E_INTERNAL, "signing key: kid");
+    AT_ENSURE((*jwk_json = cjose_jwk_to_json(k, true, &err)), d, AT_E_INTERNAL, "signing key: export failed");
     rc = AT_OK;
 out:
     free(pub);
@@ -77,16 +76,14 @@ at_err at_signer_new(const char *const *jwks, size_t n, at_signer **out, at_diag
     AT_ENSURE(s, d, AT_E_INTERNAL, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
     s->refs = 1;
-    AT_ENSURE(n >= 1 && n <= MAX_KEYS, d, AT_E_INTERNAL, "signing keys: %zu, expected 1..%d", n,
-              MAX_KEYS);
+    AT_ENSURE(n >= 1 && n <= MAX_KEYS, d, AT_E_INTERNAL, "signing keys: %zu, expected 1..%d", n, MAX_KEYS);
     for (size_t i = 0; i < n; i++) {
         cjose_jwk_t *k = cjose_jwk_import(jwks[i], strlen(jwks[i]), &err);
         AT_ENSURE(k, d, AT_E_INTERNAL, "signing key %zu: %s", i, err.message);
         s->keys[s->n] = k;
         s->n++;
-        AT_ENSURE(cjose_jwk_get_kty(k, &err) == CJOSE_JWK_KTY_EC &&
-                      cjose_jwk_get_keysize(k, &err) == 256,
-                  d, AT_E_INTERNAL, "signing key %zu: not an EC P-256 key", i);
+        AT_ENSURE(cjose_jwk_get_kty(k, &err) == CJOSE_JWK_KTY_EC && cjose_jwk_get_keysize(k, &err) == 256, d,
+                  AT_E_INTERNAL, "signing key %zu: not an EC P-256 key", i);
         const char *kid = cjose_jwk_get_kid(k, &err);
         AT_ENSURE(kid && (s->kids[i] = strdup(kid)), d, AT_E_INTERNAL, "signing key %zu: no kid", i);
     }
@@ -175,13 +172,13 @@ at_err at_ear_verify(const char *jws, json_t *jwks, int64_t now_s, json_t **clai
     char *kjson = NULL;
     size_t len = jws ? strnlen(jws, MAX_TOKEN_BYTES + 1) : 0;
     AT_ENSURE(len > 0 && len <= MAX_TOKEN_BYTES, d, AT_E_BAD_FIELD, "token: empty or too long");
-    AT_ENSURE((j = cjose_jws_import(jws, len, &err)), d, AT_E_BAD_FIELD,
-              "token: not a compact JWS (%s)", err.message);
+    AT_ENSURE((j = cjose_jws_import(jws, len, &err)), d, AT_E_BAD_FIELD, "token: not a compact JWS (%s)",
+              err.message);
     cjose_header_t *h = cjose_jws_get_protected(j);
     const char *alg = cjose_header_get(h, CJOSE_HDR_ALG, &err);
     const char *kid = cjose_header_get(h, CJOSE_HDR_KID, &err);
-    AT_ENSURE(alg && strcmp(alg, "ES256") == 0, d, AT_E_UNSUPPORTED_ALG,
-              "token: alg %s, expected ES256", alg ? alg : "(none)");
+    AT_ENSURE(alg && strcmp(alg, "ES256") == 0, d, AT_E_UNSUPPORTED_ALG, "token: alg %s, expected ES256",
+              alg ? alg : "(none)");
     AT_ENSURE(kid, d, AT_E_BAD_FIELD, "token: no kid in the header");
     json_t *keys = json_object_get(jwks, "keys"), *k;
     size_t i;
@@ -198,15 +195,13 @@ at_err at_ear_verify(const char *jws, json_t *jwks, int64_t now_s, json_t **clai
               "token: unusable JWK for kid %.64s", kid);
     AT_ENSURE(cjose_jwk_get_kty(key, &err) == CJOSE_JWK_KTY_EC, d, AT_E_UNSUPPORTED_ALG,
               "token: key %.64s is not EC", kid);
-    AT_ENSURE(cjose_jws_verify(j, key, &err), d, AT_E_BAD_SIGNATURE,
-              "token: signature does not verify");
+    AT_ENSURE(cjose_jws_verify(j, key, &err), d, AT_E_BAD_SIGNATURE, "token: signature does not verify");
     uint8_t *pt = NULL;
     size_t ptlen = 0;
     AT_ENSURE(cjose_jws_get_plaintext(j, &pt, &ptlen, &err), d, AT_E_BAD_FIELD, "token: no payload");
     json_error_t je;
-    AT_ENSURE((c = json_loadb((const char *)pt, ptlen, JSON_REJECT_DUPLICATES, &je)) &&
-                  json_is_object(c),
-              d, AT_E_BAD_FIELD, "token: claims are not a JSON object");
+    AT_ENSURE((c = json_loadb((const char *)pt, ptlen, JSON_REJECT_DUPLICATES, &je)) && json_is_object(c), d,
+              AT_E_BAD_FIELD, "token: claims are not a JSON object");
     json_t *exp = json_object_get(c, "exp"), *iat = json_object_get(c, "iat");
     AT_ENSURE(json_is_integer(exp) && json_is_integer(iat), d, AT_E_BAD_FIELD,
               "token: exp and iat must be integers");
@@ -215,8 +210,8 @@ at_err at_ear_verify(const char *jws, json_t *jwks, int64_t now_s, json_t **clai
     at_time_rfc3339(json_integer_value(exp), t_exp, sizeof t_exp);
     at_time_rfc3339(json_integer_value(iat), t_iat, sizeof t_iat);
     at_time_rfc3339(now_s, t_now, sizeof t_now);
-    AT_ENSURE(json_integer_value(exp) + 60 >= now_s, d, AT_E_SESSION_EXPIRED,
-              "token: expired at %s, now %s", t_exp, t_now);
+    AT_ENSURE(json_integer_value(exp) + 60 >= now_s, d, AT_E_SESSION_EXPIRED, "token: expired at %s, now %s",
+              t_exp, t_now);
     AT_ENSURE(json_integer_value(iat) <= now_s + 60, d, AT_E_CLOCK_SKEW,
               "token: issued in the future (at %s, now %s)", t_iat, t_now);
     const char *prof = json_string_value(json_object_get(c, "eat_profile"));

@@ -48,8 +48,7 @@ at_err at_signer_generate(char **jwk_json, at_diag *d) AT_MUST_USE;
 /* Signer over private JWKs; keys[0] signs, all are published. Reference
  * counted: the caller holds one reference; at_signer_ref takes another,
  * at_signer_free drops one (the last frees; NULL ok). */
-at_err at_signer_new(const char *const *jwk_jsons, size_t n, at_signer **out,
-                     at_diag *d) AT_MUST_USE;
+at_err at_signer_new(const char *const *jwk_jsons, size_t n, at_signer **out, at_diag *d) AT_MUST_USE;
 at_signer *at_signer_ref(at_signer *s);
 void at_signer_free(at_signer *s);
 const char *at_signer_kid(const at_signer *s);
@@ -63,7 +62,6 @@ json_t *at_signer_jwks(const at_signer *s);
 /* Relying-party side: verify a compact JWS with the key named by its kid in
  * jwks (ES256 only), check exp/iat against now_s (with 60 s leeway) and the
  * EAR profile. On success *claims gets a new reference. */
-at_err at_ear_verify(const char *jws, json_t *jwks, int64_t now_s, json_t **claims,
-                     at_diag *d) AT_MUST_USE;
+at_err at_ear_verify(const char *jws, json_t *jwks, int64_t now_s, json_t **claims, at_diag *d) AT_MUST_USE;
 
 #endif

@@ -17,8 +17,7 @@ char *at_hex_encode_new(at_span s);
 /* Strict hex (either case, even length) into out; *outlen = bytes written.
  * AT_E_BAD_FIELD when not hex, AT_E_TOO_LARGE when it does not fit; out and
  * *outlen are written only on success. */
-at_err at_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t cap,
-                     size_t *outlen) AT_MUST_USE;
+at_err at_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t cap, size_t *outlen) AT_MUST_USE;
 /* Decode into a new buffer the caller frees. */
 at_err at_hex_decode_new(const char *hex, uint8_t **out, size_t *outlen) AT_MUST_USE;
 
@@ -28,8 +27,7 @@ char *at_b64_encode_new(at_span s);
  * URL-safe alphabet without padding (§5), never a mix of alphabets; no
  * whitespace, no non-zero trailing bits. AT_E_BAD_FIELD otherwise, and
  * nothing is allocated. Caller frees *out (at_wipe_free for secrets). */
-at_err at_b64_decode_new(const char *txt, size_t txtlen, uint8_t **out,
-                         size_t *outlen) AT_MUST_USE;
+at_err at_b64_decode_new(const char *txt, size_t txtlen, uint8_t **out, size_t *outlen) AT_MUST_USE;
 /* base64url without padding (JOSE). Caller frees. */
 char *at_b64url_encode_new(at_span s);
 

@@ -41,8 +41,8 @@ static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evid
         ev->checked_at_ms = at_now_ms();
         break;
     }
-    rc = at_trust_verify(trust, ev->payload.certificate, ev->payload.cabundle,
-                         ev->payload.n_cabundle, ms_to_s(ev->checked_at_ms), &ev->chain, &key, d);
+    rc = at_trust_verify(trust, ev->payload.certificate, ev->payload.cabundle, ev->payload.n_cabundle,
+                         ms_to_s(ev->checked_at_ms), &ev->chain, &key, d);
     if (rc != AT_OK)
         return rc;
     ev->chain_checked = true;
@@ -69,13 +69,11 @@ static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evid
     }
 
     int64_t skew = o->clock_skew_ms > 0 ? o->clock_skew_ms : AT_CLOCK_SKEW_MS;
-    if (o->time_mode != AT_TIME_DOCUMENT &&
-        (int64_t)ev->payload.timestamp_ms > ev->checked_at_ms + skew)
+    if (o->time_mode != AT_TIME_DOCUMENT && (int64_t)ev->payload.timestamp_ms > ev->checked_at_ms + skew)
         return at_fail(d, AT_E_CLOCK_SKEW,
                        "timestamp: document is %lld ms ahead of the check time, at most %lld "
                        "allowed",
-                       (long long)((int64_t)ev->payload.timestamp_ms - ev->checked_at_ms),
-                       (long long)skew);
+                       (long long)((int64_t)ev->payload.timestamp_ms - ev->checked_at_ms), (long long)skew);
     if (o->check_nonce) {
         at_span got = ev->payload.has_nonce ? ev->payload.nonce : AT_SPAN_NULL;
         /* A document without a nonce (null) never matches, not even an
@@ -91,16 +89,15 @@ static at_err run(at_trust *trust, at_span doc, const at_verify_opts *o, at_evid
     }
     if (o->policy) {
         ev->policy = o->policy;
-        int64_t ref = o->time_mode == AT_TIME_DOCUMENT ? (int64_t)ev->payload.timestamp_ms
-                                                       : ev->checked_at_ms;
+        int64_t ref =
+            o->time_mode == AT_TIME_DOCUMENT ? (int64_t)ev->payload.timestamp_ms : ev->checked_at_ms;
         if ((rc = at_policy_check(o->policy, &ev->payload, ref, &ev->pcr_report, d)) != AT_OK)
             return rc;
     }
     return AT_OK;
 }
 
-at_err at_evidence_verify(at_trust *trust, at_span doc, const at_verify_opts *opts,
-                          at_evidence *ev)
+at_err at_evidence_verify(at_trust *trust, at_span doc, const at_verify_opts *opts, at_evidence *ev)
 {
     memset(ev, 0, sizeof *ev);
     at_verify_opts none = {0};
@@ -187,8 +184,8 @@ json_t *at_evidence_json(const at_evidence *ev)
         char hex[65];
         at_hex_encode(ev->chain.root_sha256, 32, hex);
         json_object_set_new(o, "root_sha256", json_string(hex));
-        json_object_set_new(o, "aws_root", json_boolean(memcmp(ev->chain.root_sha256,
-                                                               at_aws_root_g1_sha256, 32) == 0));
+        json_object_set_new(o, "aws_root",
+                            json_boolean(memcmp(ev->chain.root_sha256, at_aws_root_g1_sha256, 32) == 0));
     } else {
         json_object_set_new(o, "certificate", json_null());
     }

@@ -14,27 +14,27 @@
 #include "x509v.h"
 
 typedef enum {
-    AT_TIME_NOW = 0,      /* the wall clock (at_now_ms) */
-    AT_TIME_GIVEN,        /* opts.at_ms, checked like "now" (skew included) */
-    AT_TIME_DOCUMENT,     /* the document's own timestamp (audits) */
+    AT_TIME_NOW = 0,  /* the wall clock (at_now_ms) */
+    AT_TIME_GIVEN,    /* opts.at_ms, checked like "now" (skew included) */
+    AT_TIME_DOCUMENT, /* the document's own timestamp (audits) */
 } at_time_mode;
 
 typedef struct {
-    at_format format;         /* AT_FORMAT_AUTO detects */
+    at_format format; /* AT_FORMAT_AUTO detects */
     at_time_mode time_mode;
-    int64_t at_ms;            /* for AT_TIME_GIVEN only */
-    bool check_nonce;         /* compare the document's nonce with `nonce` */
+    int64_t at_ms;    /* for AT_TIME_GIVEN only */
+    bool check_nonce; /* compare the document's nonce with `nonce` */
     at_span nonce;
-    const at_policy *policy;  /* NULL: no policy */
-    int64_t clock_skew_ms;    /* 0: AT_CLOCK_SKEW_MS */
+    const at_policy *policy; /* NULL: no policy */
+    int64_t clock_skew_ms;   /* 0: AT_CLOCK_SKEW_MS */
 } at_verify_opts;
 
 /* A report filled as far as checking got: decoded fields are present even
  * when a later check failed, so refusals can show what was seen. */
 typedef struct {
-    at_err result;            /* AT_OK when every check passed */
+    at_err result; /* AT_OK when every check passed */
     at_diag diag;
-    bool decoded;             /* payload fields below are valid */
+    bool decoded; /* payload fields below are valid */
     bool chain_checked;
     at_cose_sign1 cose;
     at_nitro_payload payload;
@@ -57,6 +57,5 @@ json_t *at_evidence_json(const at_evidence *ev);
 
 /* A payload's PCRs as {"index": "hex", ...} (new reference). */
 json_t *at_nitro_pcrs_json(const at_nitro_payload *p);
-
 
 #endif

@@ -43,8 +43,8 @@ at_err at_outfile_open(at_outfile *o, const char *path, bool overwrite, int same
     if (stat(path, &st) == 0) {
         if (same_as >= 0 && fstat(same_as, &in) == 0)
             AT_ENSURE(!(st.st_dev == in.st_dev && st.st_ino == in.st_ino), d, AT_E_CONFLICT,
-                      "%s: is the same file as the input (device %ju, inode %ju); not writing over it",
-                      path, (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+                      "%s: is the same file as the input (device %ju, inode %ju); not writing over it", path,
+                      (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
         AT_ENSURE(!S_ISDIR(st.st_mode), d, AT_E_CONFLICT, "%s: is a directory", path);
         AT_ENSURE(overwrite, d, AT_E_CONFLICT, "%s: exists already; not replacing it", path);
     } else {
@@ -101,13 +101,14 @@ at_err at_outfile_commit(at_outfile *o, at_diag *d)
     if (o->overwrite) {
         AT_ENSURE(rename(o->tmp, o->target) == 0, d, AT_E_IO, "%s: rename: %s", o->target, strerror(errno));
     } else if (renameat2(AT_FDCWD, o->tmp, AT_FDCWD, o->target, RENAME_NOREPLACE) != 0) {
-        AT_ENSURE(errno != EEXIST, d, AT_E_CONFLICT, "%s: exists already (appeared meanwhile); not replacing it",
-                  o->target);
+        AT_ENSURE(errno != EEXIST, d, AT_E_CONFLICT,
+                  "%s: exists already (appeared meanwhile); not replacing it", o->target);
         /* File systems without RENAME_NOREPLACE: link() never replaces. */
         AT_ENSURE(errno == EINVAL || errno == ENOSYS, d, AT_E_IO, "%s: %s", o->target, strerror(errno));
         if (link(o->tmp, o->target) != 0) {
-            rc = errno == EEXIST ? at_fail(d, AT_E_CONFLICT, "%s: exists already; not replacing it", o->target)
-                                 : at_fail(d, AT_E_IO, "%s: %s", o->target, strerror(errno));
+            rc = errno == EEXIST
+                     ? at_fail(d, AT_E_CONFLICT, "%s: exists already; not replacing it", o->target)
+                     : at_fail(d, AT_E_IO, "%s: %s", o->target, strerror(errno));
             goto out;
         }
         (void)unlink(o->tmp);

@@ -24,9 +24,9 @@
 #include "err.h"
 
 typedef struct {
-    int fd;        /* write here between open and commit; -1 otherwise */
-    char *target;  /* final path (a symlink's target when the path was one) */
-    char *tmp;     /* temporary path while open */
+    int fd;       /* write here between open and commit; -1 otherwise */
+    char *target; /* final path (a symlink's target when the path was one) */
+    char *tmp;    /* temporary path while open */
     bool overwrite;
     bool committed;
 } at_outfile;
@@ -36,8 +36,7 @@ typedef struct {
  * descriptor same_as (-1: none) is refused with AT_E_CONFLICT always; an
  * empty path is AT_E_BAD_REQUEST; a temporary file that cannot be created
  * is AT_E_IO. On failure nothing is created and o needs no cleanup. */
-at_err at_outfile_open(at_outfile *o, const char *path, bool overwrite, int same_as,
-                       at_diag *d) AT_MUST_USE;
+at_err at_outfile_open(at_outfile *o, const char *path, bool overwrite, int same_as, at_diag *d) AT_MUST_USE;
 /* fsync, rename into place (no replace unless overwrite: AT_E_CONFLICT when
  * the target appeared meanwhile), fsync the folder (AT_E_IO when that
  * fails; the file is in place then). On failure before the rename the

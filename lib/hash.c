@@ -26,10 +26,7 @@ at_err at_sha256(at_span in, uint8_t out[AT_SHA256_LEN], at_diag *d)
     return digest(EVP_sha256(), AT_SHA256_LEN, in, out, d);
 }
 
-at_err at_sha384(at_span in, uint8_t out[48], at_diag *d)
-{
-    return digest(EVP_sha384(), 48, in, out, d);
-}
+at_err at_sha384(at_span in, uint8_t out[48], at_diag *d) { return digest(EVP_sha384(), 48, in, out, d); }
 
 at_err at_sha256_hex(at_span in, char out[2 * AT_SHA256_LEN + 1], at_diag *d)
 {

@@ -30,8 +30,8 @@ static at_err reserve(at_buf *out, size_t n, const char *what, at_diag *d)
 {
     at_err rc = at_buf_reserve(out, n);
     if (rc != AT_OK)
-        return at_fail(d, rc, "%s: the output buffer refused %zu more bytes (it holds %zu)", what,
-                       n, out->len);
+        return at_fail(d, rc, "%s: the output buffer refused %zu more bytes (it holds %zu)", what, n,
+                       out->len);
     return AT_OK;
 }
 
@@ -94,14 +94,12 @@ const char *at_hpke_aead_name(uint16_t aead)
 at_err at_hpke_suite_check(at_hpke_suite s, at_diag *d)
 {
     if (s.kem != AT_HPKE_KEM_X25519_SHA256)
-        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "kem_id: expected 0x0020 (X25519), got 0x%04x",
-                       s.kem);
+        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "kem_id: expected 0x0020 (X25519), got 0x%04x", s.kem);
     if (s.kdf != AT_HPKE_KDF_HKDF_SHA256)
-        return at_fail(d, AT_E_UNSUPPORTED_SUITE,
-                       "kdf_id: expected 0x0001 (HKDF-SHA256), got 0x%04x", s.kdf);
+        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "kdf_id: expected 0x0001 (HKDF-SHA256), got 0x%04x", s.kdf);
     if (at_hpke_aead_nk(s.aead) == 0)
-        return at_fail(d, AT_E_UNSUPPORTED_SUITE,
-                       "aead_id: expected 0x0001, 0x0002 or 0x0003, got 0x%04x", s.aead);
+        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "aead_id: expected 0x0001, 0x0002 or 0x0003, got 0x%04x",
+                       s.aead);
     return AT_OK;
 }
 
@@ -118,8 +116,7 @@ const char *at_hpke_backend(void)
 
 static const uint8_t empty_byte;
 
-static at_err hkdf(int mode, at_span salt, at_span key, at_span info, uint8_t *out, size_t L,
-                   at_diag *d)
+static at_err hkdf(int mode, at_span salt, at_span key, at_span info, uint8_t *out, size_t L, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     EVP_KDF_CTX *kctx = NULL;
@@ -131,8 +128,8 @@ static at_err hkdf(int mode, at_span salt, at_span key, at_span info, uint8_t *o
     AT_ENSURE(kctx != NULL, d, AT_E_INTERNAL, "openssl: EVP_KDF_CTX_new failed");
     *p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
     *p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-    *p++ = OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_KEY, (void *)(key.len ? key.p : &empty_byte), key.len);
+    *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(key.len ? key.p : &empty_byte),
+                                             key.len);
     /* An absent salt is Nh zero bytes for HMAC: RFC 5869 §2.2. */
     if (salt.len)
         *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt.p, salt.len);
@@ -146,22 +143,19 @@ out:
     return rc;
 }
 
-at_err at_hpke_kdf_extract(uint16_t kdf, at_span salt, at_span ikm, uint8_t prk[AT_HPKE_NH],
-                           at_diag *d)
+at_err at_hpke_kdf_extract(uint16_t kdf, at_span salt, at_span ikm, uint8_t prk[AT_HPKE_NH], at_diag *d)
 {
     if (kdf != AT_HPKE_KDF_HKDF_SHA256)
         return at_fail(d, AT_E_UNSUPPORTED_SUITE, "kdf_id: unsupported 0x%04x", kdf);
     return hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, ikm, AT_SPAN_NULL, prk, AT_HPKE_NH, d);
 }
 
-at_err at_hpke_kdf_expand(uint16_t kdf, at_span prk, at_span info, uint8_t *out, size_t L,
-                          at_diag *d)
+at_err at_hpke_kdf_expand(uint16_t kdf, at_span prk, at_span info, uint8_t *out, size_t L, at_diag *d)
 {
     if (kdf != AT_HPKE_KDF_HKDF_SHA256)
         return at_fail(d, AT_E_UNSUPPORTED_SUITE, "kdf_id: unsupported 0x%04x", kdf);
     if (L == 0 || L > AT_HPKE_MAX_EXPORT)
-        return at_fail(d, AT_E_BAD_FIELD, "expand length: expected 1..%d, got %zu",
-                       AT_HPKE_MAX_EXPORT, L);
+        return at_fail(d, AT_E_BAD_FIELD, "expand length: expected 1..%d, got %zu", AT_HPKE_MAX_EXPORT, L);
     if (prk.len < AT_HPKE_NH)
         return at_fail(d, AT_E_INTERNAL, "prk: expected %d bytes, got %zu", AT_HPKE_NH, prk.len);
     return hkdf(EVP_KDF_HKDF_MODE_EXPAND_ONLY, AT_SPAN_NULL, prk, info, out, L, d);
@@ -181,9 +175,8 @@ static suite_id kem_suite_id(uint16_t kem)
 
 static suite_id hpke_suite_id(at_hpke_suite su)
 {
-    suite_id s = {{'H', 'P', 'K', 'E', (uint8_t)(su.kem >> 8), (uint8_t)su.kem,
-                   (uint8_t)(su.kdf >> 8), (uint8_t)su.kdf, (uint8_t)(su.aead >> 8),
-                   (uint8_t)su.aead},
+    suite_id s = {{'H', 'P', 'K', 'E', (uint8_t)(su.kem >> 8), (uint8_t)su.kem, (uint8_t)(su.kdf >> 8),
+                   (uint8_t)su.kdf, (uint8_t)(su.aead >> 8), (uint8_t)su.aead},
                   10};
     return s;
 }
@@ -204,20 +197,18 @@ static at_err labeled_extract(const suite_id *sid, at_span salt, const char *lab
     if (rc != AT_OK)
         rc = at_fail(d, rc, "labeled extract: out of memory");
     else
-        rc = hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, at_buf_span(&b), AT_SPAN_NULL, prk,
-                  AT_HPKE_NH, d);
+        rc = hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, at_buf_span(&b), AT_SPAN_NULL, prk, AT_HPKE_NH, d);
     at_buf_cleanup(&b);
     return rc;
 }
 
 /* LabeledExpand(prk, label, info, L) =
  *   Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L) */
-static at_err labeled_expand(const suite_id *sid, at_span prk, const char *label, at_span info,
-                             uint8_t *out, size_t L, at_diag *d)
+static at_err labeled_expand(const suite_id *sid, at_span prk, const char *label, at_span info, uint8_t *out,
+                             size_t L, at_diag *d)
 {
     if (L == 0 || L > AT_HPKE_MAX_EXPORT)
-        return at_fail(d, AT_E_BAD_FIELD, "expand length: expected 1..%d, got %zu",
-                       AT_HPKE_MAX_EXPORT, L);
+        return at_fail(d, AT_E_BAD_FIELD, "expand length: expected 1..%d, got %zu", AT_HPKE_MAX_EXPORT, L);
     at_buf b;
     at_buf_init_secret(&b);
     (void)at_buf_u16(&b, (uint16_t)L);
@@ -236,8 +227,8 @@ static at_err labeled_expand(const suite_id *sid, at_span prk, const char *label
 
 /* ---- AEAD ---------------------------------------------------------------- */
 
-static at_err aead_crypt(bool encrypt, uint16_t aead, at_span key, at_span nonce, at_span aad,
-                         at_span in, at_buf *out, at_diag *d)
+static at_err aead_crypt(bool encrypt, uint16_t aead, at_span key, at_span nonce, at_span aad, at_span in,
+                         at_buf *out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     EVP_CIPHER_CTX *cc = NULL;
@@ -248,16 +239,14 @@ static at_err aead_crypt(bool encrypt, uint16_t aead, at_span key, at_span nonce
 
     if (at_hpke_aead_nk(aead) == 0)
         return at_fail(d, AT_E_UNSUPPORTED_SUITE, "aead_id: unsupported 0x%04x", aead);
-    AT_ENSURE(ciph != NULL, d, AT_E_INTERNAL, "openssl: %s is unavailable",
-              at_hpke_aead_name(aead));
+    AT_ENSURE(ciph != NULL, d, AT_E_INTERNAL, "openssl: %s is unavailable", at_hpke_aead_name(aead));
     AT_ENSURE(key.len == at_hpke_aead_nk(aead) && nonce.len == AT_HPKE_NN, d, AT_E_INTERNAL,
               "aead: key or nonce of the wrong size");
     if (!encrypt)
         AT_ENSURE(in.len >= AT_HPKE_NT, d, AT_E_TRUNCATED,
-                  "ciphertext: expected at least %d bytes (the tag), got %zu", AT_HPKE_NT,
-                  in.len);
-    AT_ENSURE(in.len <= EVP_LEN_MAX - AT_HPKE_NT && aad.len <= EVP_LEN_MAX, d,
-              AT_E_TOO_LARGE, "aead input: %zu bytes is more than one call takes", in.len);
+                  "ciphertext: expected at least %d bytes (the tag), got %zu", AT_HPKE_NT, in.len);
+    AT_ENSURE(in.len <= EVP_LEN_MAX - AT_HPKE_NT && aad.len <= EVP_LEN_MAX, d, AT_E_TOO_LARGE,
+              "aead input: %zu bytes is more than one call takes", in.len);
     body = encrypt ? in.len : in.len - AT_HPKE_NT;
     total = encrypt ? body + AT_HPKE_NT : body;
     AT_TRY(reserve(out, total ? total : 1, at_hpke_aead_name(aead), d));
@@ -279,9 +268,7 @@ static at_err aead_crypt(bool encrypt, uint16_t aead, at_span key, at_span nonce
         AT_OSSL(EVP_CipherFinal_ex(cc, dst + done, &outl), d);
         AT_OSSL(EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_AEAD_GET_TAG, AT_HPKE_NT, dst + body), d);
     } else {
-        AT_OSSL(EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_AEAD_SET_TAG, AT_HPKE_NT,
-                                    (void *)(in.p + body)),
-                d);
+        AT_OSSL(EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_AEAD_SET_TAG, AT_HPKE_NT, (void *)(in.p + body)), d);
         if (EVP_CipherFinal_ex(cc, dst + done, &outl) != 1) {
             ERR_clear_error();
             rc = at_fail(d, AT_E_DECRYPT_FAILED, "%s: authentication tag does not verify",
@@ -299,14 +286,14 @@ out:
     return rc;
 }
 
-at_err at_hpke_aead_seal(uint16_t aead, at_span key, at_span nonce, at_span aad, at_span pt,
-                         at_buf *out, at_diag *d)
+at_err at_hpke_aead_seal(uint16_t aead, at_span key, at_span nonce, at_span aad, at_span pt, at_buf *out,
+                         at_diag *d)
 {
     return aead_crypt(true, aead, key, nonce, aad, pt, out, d);
 }
 
-at_err at_hpke_aead_open(uint16_t aead, at_span key, at_span nonce, at_span aad, at_span ct,
-                         at_buf *out, at_diag *d)
+at_err at_hpke_aead_open(uint16_t aead, at_span key, at_span nonce, at_span aad, at_span ct, at_buf *out,
+                         at_diag *d)
 {
     return aead_crypt(false, aead, key, nonce, aad, ct, out, d);
 }
@@ -323,8 +310,7 @@ struct at_hpke_key {
 static at_err check_kem(uint16_t kem, at_diag *d)
 {
     if (kem != AT_HPKE_KEM_X25519_SHA256)
-        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "kem_id: expected 0x0020 (X25519), got 0x%04x",
-                       kem);
+        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "kem_id: expected 0x0020 (X25519), got 0x%04x", kem);
     return AT_OK;
 }
 
@@ -369,10 +355,9 @@ at_err at_hpke_key_from_private(uint16_t kem, at_span sk, at_hpke_key **out, at_
     if (rc != AT_OK)
         return rc;
     if (sk.len != AT_HPKE_NSK)
-        return at_fail(d, AT_E_BAD_FIELD, "X25519 private key: expected %d bytes, got %zu",
-                       AT_HPKE_NSK, sk.len);
-    return key_wrap(kem, EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, sk.p, sk.len),
-                    true, out, d);
+        return at_fail(d, AT_E_BAD_FIELD, "X25519 private key: expected %d bytes, got %zu", AT_HPKE_NSK,
+                       sk.len);
+    return key_wrap(kem, EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, sk.p, sk.len), true, out, d);
 }
 
 at_err at_hpke_key_from_public(uint16_t kem, at_span pk, at_hpke_key **out, at_diag *d)
@@ -381,10 +366,9 @@ at_err at_hpke_key_from_public(uint16_t kem, at_span pk, at_hpke_key **out, at_d
     if (rc != AT_OK)
         return rc;
     if (pk.len != AT_HPKE_NPK)
-        return at_fail(d, AT_E_BAD_FIELD, "X25519 public key: expected %d bytes, got %zu",
-                       AT_HPKE_NPK, pk.len);
-    return key_wrap(kem, EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, pk.p, pk.len),
-                    false, out, d);
+        return at_fail(d, AT_E_BAD_FIELD, "X25519 public key: expected %d bytes, got %zu", AT_HPKE_NPK,
+                       pk.len);
+    return key_wrap(kem, EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, pk.p, pk.len), false, out, d);
 }
 
 at_err at_hpke_key_derive(uint16_t kem, at_span ikm, at_hpke_key **out, at_diag *d)
@@ -470,15 +454,14 @@ out:
 }
 
 /* ExtractAndExpand(dh, kem_context) -> shared_secret (Nsecret = 32). */
-static at_err extract_and_expand(uint16_t kem, at_span dhv, at_span kem_context,
-                                 uint8_t ss[AT_HPKE_NH], at_diag *d)
+static at_err extract_and_expand(uint16_t kem, at_span dhv, at_span kem_context, uint8_t ss[AT_HPKE_NH],
+                                 at_diag *d)
 {
     suite_id sid = kem_suite_id(kem);
     uint8_t prk[AT_HPKE_NH];
     at_err rc = labeled_extract(&sid, AT_SPAN_NULL, "eae_prk", dhv, prk, d);
     if (rc == AT_OK)
-        rc = labeled_expand(&sid, AT_SPAN(prk, sizeof prk), "shared_secret", kem_context, ss,
-                            AT_HPKE_NH, d);
+        rc = labeled_expand(&sid, AT_SPAN(prk, sizeof prk), "shared_secret", kem_context, ss, AT_HPKE_NH, d);
     at_wipe(prk, sizeof prk);
     return rc;
 }
@@ -486,9 +469,8 @@ static at_err extract_and_expand(uint16_t kem, at_span dhv, at_span kem_context,
 /* Encap / AuthEncap: skS NULL for Encap. The ephemeral key is skE when
  * given (tests), else DeriveKeyPair(ikmE) when ikmE is non-empty (tests),
  * else fresh. */
-static at_err encap(const at_hpke_key *pkR, const at_hpke_key *skS, at_span ikmE,
-                    const at_hpke_key *skE, uint8_t enc[AT_HPKE_NENC], uint8_t ss[AT_HPKE_NH],
-                    at_diag *d)
+static at_err encap(const at_hpke_key *pkR, const at_hpke_key *skS, at_span ikmE, const at_hpke_key *skE,
+                    uint8_t enc[AT_HPKE_NENC], uint8_t ss[AT_HPKE_NH], at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_hpke_key *owned = NULL;
@@ -527,16 +509,16 @@ out:
 }
 
 /* Decap / AuthDecap: pkS NULL for Decap. enc is attacker-supplied. */
-static at_err decap(at_span enc, const at_hpke_key *skR, const at_hpke_key *pkS,
-                    uint8_t ss[AT_HPKE_NH], at_diag *d)
+static at_err decap(at_span enc, const at_hpke_key *skR, const at_hpke_key *pkS, uint8_t ss[AT_HPKE_NH],
+                    at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_hpke_key *pkE = NULL;
     uint8_t dhv[64], kem_context[3 * AT_HPKE_NPK];
     size_t dhlen = 32, kclen = 0;
 
-    AT_ENSURE(enc.len == AT_HPKE_NENC, d, AT_E_BAD_FIELD, "enc: expected %d bytes, got %zu",
-              AT_HPKE_NENC, enc.len);
+    AT_ENSURE(enc.len == AT_HPKE_NENC, d, AT_E_BAD_FIELD, "enc: expected %d bytes, got %zu", AT_HPKE_NENC,
+              enc.len);
     AT_TRY(at_hpke_key_from_public(skR->kem, enc, &pkE, d));
     rc = dh(skR, pkE, dhv, d);
     if (rc != AT_OK) {
@@ -618,12 +600,12 @@ static at_err check_params(const at_hpke_params *p, bool sender, uint16_t kem, a
         return at_fail(d, AT_E_BAD_FIELD, "psk: %s in mode %d", psk_mode ? "missing" : "unexpected",
                        (int)p->mode);
     if (auth_mode != (p->auth != NULL))
-        return at_fail(d, AT_E_KEY_REQUIRED, "auth key: %s in mode %d",
-                       auth_mode ? "missing" : "unexpected", (int)p->mode);
+        return at_fail(d, AT_E_KEY_REQUIRED, "auth key: %s in mode %d", auth_mode ? "missing" : "unexpected",
+                       (int)p->mode);
     if (p->auth) {
         if (p->auth->kem != kem)
-            return at_fail(d, AT_E_UNSUPPORTED_SUITE, "auth key: KEM 0x%04x, suite has 0x%04x",
-                           p->auth->kem, kem);
+            return at_fail(d, AT_E_UNSUPPORTED_SUITE, "auth key: KEM 0x%04x, suite has 0x%04x", p->auth->kem,
+                           kem);
         if (sender && !p->auth->has_private)
             return at_fail(d, AT_E_KEY_REQUIRED, "auth key: the sender needs its private key");
     }
@@ -631,8 +613,7 @@ static at_err check_params(const at_hpke_params *p, bool sender, uint16_t kem, a
 }
 
 /* KeySchedule (RFC 9180 §5.1). */
-static at_err key_schedule(at_hpke_ctx *c, const at_hpke_params *p, const uint8_t ss[AT_HPKE_NH],
-                           at_diag *d)
+static at_err key_schedule(at_hpke_ctx *c, const at_hpke_params *p, const uint8_t ss[AT_HPKE_NH], at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     uint8_t ksc[1 + 2 * AT_HPKE_NH], secret[AT_HPKE_NH];
@@ -653,29 +634,25 @@ out:
 
 #ifdef AT_HAVE_OSSL_HPKE
 /* Base mode through OpenSSL's own HPKE (OpenSSL >= 3.2). */
-static at_err ossl_setup(at_hpke_ctx *c, const at_hpke_params *p, const at_hpke_key *key,
-                         at_span enc_in, at_span ikmE, uint8_t *enc_out, at_diag *d)
+static at_err ossl_setup(at_hpke_ctx *c, const at_hpke_params *p, const at_hpke_key *key, at_span enc_in,
+                         at_span ikmE, uint8_t *enc_out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     OSSL_HPKE_SUITE s = {c->suite.kem, c->suite.kdf, c->suite.aead};
 
     c->ossl = OSSL_HPKE_CTX_new(OSSL_HPKE_MODE_BASE, s,
-                                c->sender ? OSSL_HPKE_ROLE_SENDER : OSSL_HPKE_ROLE_RECEIVER,
-                                NULL, NULL);
+                                c->sender ? OSSL_HPKE_ROLE_SENDER : OSSL_HPKE_ROLE_RECEIVER, NULL, NULL);
     AT_ENSURE(c->ossl != NULL, d, AT_E_INTERNAL, "openssl: OSSL_HPKE_CTX_new failed");
     if (c->sender) {
         size_t enclen = AT_HPKE_NENC;
         if (ikmE.len)
             AT_OSSL(OSSL_HPKE_CTX_set1_ikme(c->ossl, ikmE.p, ikmE.len), d);
-        AT_OSSL(OSSL_HPKE_encap(c->ossl, enc_out, &enclen, key->pk, AT_HPKE_NPK, p->info.p,
-                                p->info.len),
-                d);
+        AT_OSSL(OSSL_HPKE_encap(c->ossl, enc_out, &enclen, key->pk, AT_HPKE_NPK, p->info.p, p->info.len), d);
         AT_ENSURE(enclen == AT_HPKE_NENC, d, AT_E_INTERNAL, "enc of %zu bytes", enclen);
     } else {
         AT_ENSURE(enc_in.len == AT_HPKE_NENC, d, AT_E_BAD_FIELD, "enc: expected %d bytes, got %zu",
                   AT_HPKE_NENC, enc_in.len);
-        if (OSSL_HPKE_decap(c->ossl, enc_in.p, enc_in.len, key->pkey, p->info.p, p->info.len) !=
-            1) {
+        if (OSSL_HPKE_decap(c->ossl, enc_in.p, enc_in.len, key->pkey, p->info.p, p->info.len) != 1) {
             rc = at_fail(d, AT_E_BAD_FIELD, "enc: decapsulation failed");
             at_diag_add_openssl(d);
             goto out;
@@ -687,9 +664,9 @@ out:
 }
 #endif
 
-static at_err setup(at_hpke_suite suite, const at_hpke_params *params, bool sender,
-                    const at_hpke_key *key, at_span enc_in, at_span ikmE, const at_hpke_key *skE,
-                    uint8_t *enc_out, at_hpke_ctx **out, at_diag *d)
+static at_err setup(at_hpke_suite suite, const at_hpke_params *params, bool sender, const at_hpke_key *key,
+                    at_span enc_in, at_span ikmE, const at_hpke_key *skE, uint8_t *enc_out, at_hpke_ctx **out,
+                    at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_hpke_ctx *c = NULL;
@@ -700,8 +677,7 @@ static at_err setup(at_hpke_suite suite, const at_hpke_params *params, bool send
     AT_TRY(at_hpke_suite_check(suite, d));
     AT_ENSURE(key != NULL && key->kem == suite.kem, d, AT_E_UNSUPPORTED_SUITE,
               "key: KEM does not match the suite");
-    AT_ENSURE(sender || key->has_private, d, AT_E_KEY_REQUIRED,
-              "recipient key: the private key is needed");
+    AT_ENSURE(sender || key->has_private, d, AT_E_KEY_REQUIRED, "recipient key: the private key is needed");
     AT_TRY(check_params(p, sender, suite.kem, d));
     c = calloc(1, sizeof *c);
     AT_ENSURE(c != NULL, d, AT_E_INTERNAL, "out of memory");
@@ -732,33 +708,31 @@ out:
     return rc;
 }
 
-at_err at_hpke_setup_sender(at_hpke_suite suite, const at_hpke_params *params,
-                            const at_hpke_key *pkR, uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out,
-                            at_diag *d)
+at_err at_hpke_setup_sender(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *pkR,
+                            uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out, at_diag *d)
 {
     return setup(suite, params, true, pkR, AT_SPAN_NULL, AT_SPAN_NULL, NULL, enc, out, d);
 }
 
-at_err at_hpke_setup_sender_det(at_hpke_suite suite, const at_hpke_params *params,
-                                const at_hpke_key *pkR, at_span ikmE, uint8_t enc[AT_HPKE_NENC],
-                                at_hpke_ctx **out, at_diag *d)
+at_err at_hpke_setup_sender_det(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *pkR,
+                                at_span ikmE, uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out, at_diag *d)
 {
     if (ikmE.len == 0)
         return at_fail(d, AT_E_BAD_FIELD, "ikmE: empty");
     return setup(suite, params, true, pkR, AT_SPAN_NULL, ikmE, NULL, enc, out, d);
 }
 
-at_err at_hpke_setup_sender_eph(at_hpke_suite suite, const at_hpke_params *params,
-                                const at_hpke_key *pkR, const at_hpke_key *skE,
-                                uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out, at_diag *d)
+at_err at_hpke_setup_sender_eph(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *pkR,
+                                const at_hpke_key *skE, uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out,
+                                at_diag *d)
 {
     if (!skE)
         return at_fail(d, AT_E_KEY_REQUIRED, "skE: missing");
     return setup(suite, params, true, pkR, AT_SPAN_NULL, AT_SPAN_NULL, skE, enc, out, d);
 }
 
-at_err at_hpke_setup_recipient(at_hpke_suite suite, const at_hpke_params *params,
-                               const at_hpke_key *skR, at_span enc, at_hpke_ctx **out, at_diag *d)
+at_err at_hpke_setup_recipient(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *skR,
+                               at_span enc, at_hpke_ctx **out, at_diag *d)
 {
     return setup(suite, params, false, skR, enc, AT_SPAN_NULL, NULL, NULL, out, d);
 }
@@ -794,8 +768,7 @@ at_err at_hpke_seal(at_hpke_ctx *c, at_span aad, at_span pt, at_buf *out, at_dia
         AT_ENSURE(pt.len <= SIZE_MAX - AT_HPKE_NT, d, AT_E_TOO_LARGE, "plaintext too large");
         ctlen = pt.len + AT_HPKE_NT;
         AT_TRY(reserve(out, ctlen, "seal", d));
-        AT_OSSL(OSSL_HPKE_seal(c->ossl, out->p + out->len, &ctlen, aad.p, aad.len, pt.p, pt.len),
-                d);
+        AT_OSSL(OSSL_HPKE_seal(c->ossl, out->p + out->len, &ctlen, aad.p, aad.len, pt.p, pt.len), d);
         out->len += ctlen;
         c->seq++;
         rc = AT_OK;
@@ -803,8 +776,8 @@ at_err at_hpke_seal(at_hpke_ctx *c, at_span aad, at_span pt, at_buf *out, at_dia
     }
 #endif
     compute_nonce(c, nonce);
-    AT_TRY(aead_crypt(true, c->suite.aead, AT_SPAN(c->key, c->nk), AT_SPAN(nonce, sizeof nonce),
-                      aad, pt, out, d));
+    AT_TRY(aead_crypt(true, c->suite.aead, AT_SPAN(c->key, c->nk), AT_SPAN(nonce, sizeof nonce), aad, pt, out,
+                      d));
     c->seq++;
     rc = AT_OK;
 out:
@@ -839,20 +812,18 @@ at_err at_hpke_open(at_hpke_ctx *c, at_span aad, at_span ct, at_buf *out, at_dia
     }
 #endif
     compute_nonce(c, nonce);
-    AT_TRY(aead_crypt(false, c->suite.aead, AT_SPAN(c->key, c->nk), AT_SPAN(nonce, sizeof nonce),
-                      aad, ct, out, d));
+    AT_TRY(aead_crypt(false, c->suite.aead, AT_SPAN(c->key, c->nk), AT_SPAN(nonce, sizeof nonce), aad, ct,
+                      out, d));
     c->seq++;
     rc = AT_OK;
 out:
     return rc;
 }
 
-at_err at_hpke_export(const at_hpke_ctx *c, at_span exporter_context, size_t L, uint8_t *out,
-                      at_diag *d)
+at_err at_hpke_export(const at_hpke_ctx *c, at_span exporter_context, size_t L, uint8_t *out, at_diag *d)
 {
     if (L == 0 || L > AT_HPKE_MAX_EXPORT)
-        return at_fail(d, AT_E_BAD_FIELD, "export length: expected 1..%d, got %zu",
-                       AT_HPKE_MAX_EXPORT, L);
+        return at_fail(d, AT_E_BAD_FIELD, "export length: expected 1..%d, got %zu", AT_HPKE_MAX_EXPORT, L);
 #ifdef AT_HAVE_OSSL_HPKE
     if (c->ossl) {
         if (OSSL_HPKE_export(c->ossl, out, L, exporter_context.p, exporter_context.len) != 1) {
@@ -863,15 +834,14 @@ at_err at_hpke_export(const at_hpke_ctx *c, at_span exporter_context, size_t L, 
         return AT_OK;
     }
 #endif
-    return labeled_expand(&c->sid, AT_SPAN(c->exporter_secret, AT_HPKE_NH), "sec",
-                          exporter_context, out, L, d);
+    return labeled_expand(&c->sid, AT_SPAN(c->exporter_secret, AT_HPKE_NH), "sec", exporter_context, out, L,
+                          d);
 }
 
 /* ---- single-shot (RFC 9180 §6.1) ----------------------------------------- */
 
-at_err at_hpke_seal_single(at_hpke_suite suite, const at_hpke_params *params,
-                           const at_hpke_key *pkR, at_span aad, at_span pt, at_buf *out,
-                           at_diag *d)
+at_err at_hpke_seal_single(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *pkR,
+                           at_span aad, at_span pt, at_buf *out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_hpke_ctx *c = NULL;
@@ -891,19 +861,17 @@ out:
     return rc;
 }
 
-at_err at_hpke_open_single(at_hpke_suite suite, const at_hpke_params *params,
-                           const at_hpke_key *skR, at_span aad, at_span sealed, at_buf *out,
-                           at_diag *d)
+at_err at_hpke_open_single(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *skR,
+                           at_span aad, at_span sealed, at_buf *out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_hpke_ctx *c = NULL;
 
     AT_ENSURE(sealed.len >= AT_HPKE_NENC + AT_HPKE_NT, d, AT_E_TRUNCATED,
-              "sealed: expected at least %d bytes (enc and tag), got %zu",
-              AT_HPKE_NENC + AT_HPKE_NT, sealed.len);
+              "sealed: expected at least %d bytes (enc and tag), got %zu", AT_HPKE_NENC + AT_HPKE_NT,
+              sealed.len);
     AT_TRY(at_hpke_setup_recipient(suite, params, skR, AT_SPAN(sealed.p, AT_HPKE_NENC), &c, d));
-    AT_TRY(at_hpke_open(c, aad, AT_SPAN(sealed.p + AT_HPKE_NENC, sealed.len - AT_HPKE_NENC), out,
-                        d));
+    AT_TRY(at_hpke_open(c, aad, AT_SPAN(sealed.p + AT_HPKE_NENC, sealed.len - AT_HPKE_NENC), out, d));
     rc = AT_OK;
 out:
     at_hpke_ctx_free(c);

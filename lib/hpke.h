@@ -65,12 +65,10 @@ at_err at_hpke_key_generate(uint16_t kem, at_hpke_key **out, at_diag *d) AT_MUST
 /* DeriveKeyPair(ikm) (RFC 9180 §7.1.3); deterministic. Caller frees. */
 at_err at_hpke_key_derive(uint16_t kem, at_span ikm, at_hpke_key **out, at_diag *d) AT_MUST_USE;
 /* From a serialized private key (Nsk bytes). Caller frees. */
-at_err at_hpke_key_from_private(uint16_t kem, at_span sk, at_hpke_key **out,
-                                at_diag *d) AT_MUST_USE;
+at_err at_hpke_key_from_private(uint16_t kem, at_span sk, at_hpke_key **out, at_diag *d) AT_MUST_USE;
 /* From a serialized public key (Npk bytes); attacker-supplied bytes are
  * fine here. Caller frees. */
-at_err at_hpke_key_from_public(uint16_t kem, at_span pk, at_hpke_key **out,
-                               at_diag *d) AT_MUST_USE;
+at_err at_hpke_key_from_public(uint16_t kem, at_span pk, at_hpke_key **out, at_diag *d) AT_MUST_USE;
 /* The serialized public key (Npk bytes), borrowed from the key. */
 at_span at_hpke_key_public(const at_hpke_key *k);
 bool at_hpke_key_has_private(const at_hpke_key *k);
@@ -97,56 +95,50 @@ typedef struct at_hpke_ctx at_hpke_ctx;
 /* SetupS (RFC 9180 §5.1): encapsulate to pkR, write enc (AT_HPKE_NENC
  * bytes) and a sending context. params NULL = base mode, empty info.
  * Caller frees *out with at_hpke_ctx_free. */
-at_err at_hpke_setup_sender(at_hpke_suite suite, const at_hpke_params *params,
-                            const at_hpke_key *pkR, uint8_t enc[AT_HPKE_NENC],
-                            at_hpke_ctx **out, at_diag *d) AT_MUST_USE;
+at_err at_hpke_setup_sender(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *pkR,
+                            uint8_t enc[AT_HPKE_NENC], at_hpke_ctx **out, at_diag *d) AT_MUST_USE;
 /* SetupR: decapsulate enc (attacker-supplied) with skR. AT_E_BAD_FIELD when
  * enc has the wrong length or is a low-order point. Caller frees *out. */
-at_err at_hpke_setup_recipient(at_hpke_suite suite, const at_hpke_params *params,
-                               const at_hpke_key *skR, at_span enc, at_hpke_ctx **out,
-                               at_diag *d) AT_MUST_USE;
+at_err at_hpke_setup_recipient(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *skR,
+                               at_span enc, at_hpke_ctx **out, at_diag *d) AT_MUST_USE;
 
 /* Seal pt with the next sequence number; appends ct (|pt| + Nt bytes) to
  * out. AT_E_SEQUENCE_OVERFLOW when the sequence number is exhausted. On
  * failure out is unchanged. Sender contexts only. */
-at_err at_hpke_seal(at_hpke_ctx *c, at_span aad, at_span pt, at_buf *out,
-                    at_diag *d) AT_MUST_USE;
+at_err at_hpke_seal(at_hpke_ctx *c, at_span aad, at_span pt, at_buf *out, at_diag *d) AT_MUST_USE;
 /* Open ct (attacker-supplied) with the next sequence number; appends the
  * plaintext to out only when the tag verifies (AT_E_DECRYPT_FAILED
  * otherwise; the sequence number then stays where it was). Recipients only. */
-at_err at_hpke_open(at_hpke_ctx *c, at_span aad, at_span ct, at_buf *out,
-                    at_diag *d) AT_MUST_USE;
+at_err at_hpke_open(at_hpke_ctx *c, at_span aad, at_span ct, at_buf *out, at_diag *d) AT_MUST_USE;
 /* Secret export (RFC 9180 §5.3): L bytes into out (L <= AT_HPKE_MAX_EXPORT). */
-at_err at_hpke_export(const at_hpke_ctx *c, at_span exporter_context, size_t L,
-                      uint8_t *out, at_diag *d) AT_MUST_USE;
+at_err at_hpke_export(const at_hpke_ctx *c, at_span exporter_context, size_t L, uint8_t *out,
+                      at_diag *d) AT_MUST_USE;
 at_hpke_suite at_hpke_ctx_suite(const at_hpke_ctx *c);
 uint64_t at_hpke_ctx_seq(const at_hpke_ctx *c);
 void at_hpke_ctx_free(at_hpke_ctx *c); /* wipes; accepts NULL */
 
 /* Single-shot (RFC 9180 §6.1): out += enc || ct. */
-at_err at_hpke_seal_single(at_hpke_suite suite, const at_hpke_params *params,
-                           const at_hpke_key *pkR, at_span aad, at_span pt, at_buf *out,
-                           at_diag *d) AT_MUST_USE;
+at_err at_hpke_seal_single(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *pkR,
+                           at_span aad, at_span pt, at_buf *out, at_diag *d) AT_MUST_USE;
 /* Single-shot open of sealed = enc || ct; out += pt. AT_E_TRUNCATED when
  * sealed is shorter than enc plus a tag. */
-at_err at_hpke_open_single(at_hpke_suite suite, const at_hpke_params *params,
-                           const at_hpke_key *skR, at_span aad, at_span sealed,
-                           at_buf *out, at_diag *d) AT_MUST_USE;
+at_err at_hpke_open_single(at_hpke_suite suite, const at_hpke_params *params, const at_hpke_key *skR,
+                           at_span aad, at_span sealed, at_buf *out, at_diag *d) AT_MUST_USE;
 
 /* ---- the suite's primitives, for protocols built on HPKE ----------------
  * (OHTTP derives its response key with these.) */
 /* Extract(salt, ikm) -> prk (AT_HPKE_NH bytes). */
-at_err at_hpke_kdf_extract(uint16_t kdf, at_span salt, at_span ikm,
-                           uint8_t prk[AT_HPKE_NH], at_diag *d) AT_MUST_USE;
+at_err at_hpke_kdf_extract(uint16_t kdf, at_span salt, at_span ikm, uint8_t prk[AT_HPKE_NH],
+                           at_diag *d) AT_MUST_USE;
 /* Expand(prk, info, L) -> out (L <= AT_HPKE_MAX_EXPORT). */
 at_err at_hpke_kdf_expand(uint16_t kdf, at_span prk, at_span info, uint8_t *out, size_t L,
                           at_diag *d) AT_MUST_USE;
 /* AEAD with an explicit key (Nk) and nonce (Nn); out += ct || tag. */
-at_err at_hpke_aead_seal(uint16_t aead, at_span key, at_span nonce, at_span aad, at_span pt,
-                         at_buf *out, at_diag *d) AT_MUST_USE;
+at_err at_hpke_aead_seal(uint16_t aead, at_span key, at_span nonce, at_span aad, at_span pt, at_buf *out,
+                         at_diag *d) AT_MUST_USE;
 /* out += pt when the tag verifies, else AT_E_DECRYPT_FAILED, out unchanged. */
-at_err at_hpke_aead_open(uint16_t aead, at_span key, at_span nonce, at_span aad, at_span ct,
-                         at_buf *out, at_diag *d) AT_MUST_USE;
+at_err at_hpke_aead_open(uint16_t aead, at_span key, at_span nonce, at_span aad, at_span ct, at_buf *out,
+                         at_diag *d) AT_MUST_USE;
 /* Which implementation runs contexts: "openssl-3.0-primitives" or
  * "openssl-ossl-hpke". */
 const char *at_hpke_backend(void);

@@ -117,10 +117,10 @@ void at_httpc_global_init(void)
 
 #define MAX_ROUTES 8
 struct route {
-    char origin[300];             /* "scheme://host[:port]" */
+    char origin[300]; /* "scheme://host[:port]" */
     struct sockaddr_storage ss;
     socklen_t len;
-    struct curl_slist *resolve;   /* host:port:127.0.0.1, so no DNS is asked */
+    struct curl_slist *resolve; /* host:port:127.0.0.1, so no DNS is asked */
 };
 static struct route routes[MAX_ROUTES];
 static size_t n_routes;
@@ -129,8 +129,7 @@ static const struct route *route_for(const char *url)
 {
     for (size_t i = 0; i < n_routes; i++) {
         size_t n = strlen(routes[i].origin);
-        if (strncmp(url, routes[i].origin, n) == 0 &&
-            (url[n] == '\0' || url[n] == '/' || url[n] == '?'))
+        if (strncmp(url, routes[i].origin, n) == 0 && (url[n] == '\0' || url[n] == '/' || url[n] == '?'))
             return &routes[i];
     }
     return NULL;
@@ -188,7 +187,8 @@ at_err at_httpc_target(const char *option, const char *spec, char *url, size_t u
     if (!https && strncmp(u, "http://", 7) != 0)
         return at_fail(d, AT_E_BAD_REQUEST,
                        "%s: expected an http:// or https:// URL, unix:PATH[,URL] or vsock:CID:PORT[,URL],"
-                       " got '%.200s'", option, spec);
+                       " got '%.200s'",
+                       option, spec);
     if (strlen(u) >= url_len)
         return at_fail(d, AT_E_BAD_REQUEST, "%s: URL longer than %zu characters", option, url_len - 1);
     if (!unix_ && !vsock) {
@@ -308,8 +308,8 @@ at_err at_httpc_do(const at_httpc_req *r, at_httpc_resp *out, at_diag *d)
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     CURLcode cc = (CURLcode)at_httpc_conn_run(pc);
     if (cc != CURLE_OK) {
-        rc = s.too_large ? at_fail(d, AT_E_TOO_LARGE, "http: answer from %s larger than %zu bytes",
-                                   r->url, out->body.max)
+        rc = s.too_large ? at_fail(d, AT_E_TOO_LARGE, "http: answer from %s larger than %zu bytes", r->url,
+                                   out->body.max)
                          : at_fail(d, AT_E_UNAVAILABLE, "http: %s: %s", r->url, curl_easy_strerror(cc));
         at_buf_cleanup(&out->body);
         goto out;
@@ -327,11 +327,13 @@ out:
     return rc;
 }
 
-at_err at_httpc_json(const char *method, const char *url, const char *bearer, json_t *json,
-                     long *status, json_t **out, at_diag *d)
+at_err at_httpc_json(const char *method, const char *url, const char *bearer, json_t *json, long *status,
+                     json_t **out, at_diag *d)
 {
     char *body = json ? json_dumps(json, JSON_COMPACT) : NULL;
-    at_httpc_req r = {.method = method, .url = url, .bearer = bearer,
+    at_httpc_req r = {.method = method,
+                      .url = url,
+                      .bearer = bearer,
                       .content_type = body ? "application/json" : NULL,
                       .body = body ? AT_SPAN(body, strlen(body)) : AT_SPAN_NULL};
     at_httpc_resp resp;

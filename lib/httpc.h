@@ -17,20 +17,20 @@
 #include "err.h"
 
 typedef struct {
-    const char *method;        /* NULL = GET, or POST when a body is given */
+    const char *method; /* NULL = GET, or POST when a body is given */
     const char *url;
-    const char *bearer;        /* Authorization: Bearer ... */
+    const char *bearer; /* Authorization: Bearer ... */
     const char *content_type;
     at_span body;
-    const char *const *headers;/* extra "K: V" lines, NULL-terminated */
-    size_t max_response;       /* 0 = 16 MiB */
-    long timeout_ms;           /* 0 = 30 s */
-    long idle_s;               /* > 0: give up (unavailable) when no byte arrives for this long */
+    const char *const *headers; /* extra "K: V" lines, NULL-terminated */
+    size_t max_response;        /* 0 = 16 MiB */
+    long timeout_ms;            /* 0 = 30 s */
+    long idle_s;                /* > 0: give up (unavailable) when no byte arrives for this long */
 } at_httpc_req;
 
 typedef struct {
     long status;
-    at_buf body;               /* at_buf_cleanup it */
+    at_buf body; /* at_buf_cleanup it */
     char content_type[128];
 } at_httpc_resp;
 
@@ -39,8 +39,8 @@ typedef struct {
 at_err at_httpc_do(const at_httpc_req *r, at_httpc_resp *out, at_diag *d) AT_MUST_USE;
 /* JSON helper: send json (may be NULL) and parse a JSON answer into *out
  * (new reference, NULL when the body is not JSON). */
-at_err at_httpc_json(const char *method, const char *url, const char *bearer, json_t *json,
-                     long *status, json_t **out, at_diag *d) AT_MUST_USE;
+at_err at_httpc_json(const char *method, const char *url, const char *bearer, json_t *json, long *status,
+                     json_t **out, at_diag *d) AT_MUST_USE;
 /* A process-wide curl_global_init; call once from main. */
 void at_httpc_global_init(void);
 

@@ -45,16 +45,16 @@ struct conn_ctx {
 /* One per request (MHD's con_cls). */
 struct call {
     at_http_req req;
-    struct call *next;       /* work queue */
-    int state;               /* NEW, QUEUED, DONE, SENT */
-    char *raw_url;           /* as on the request line (query included) */
-    const char *uri_in_buf;  /* MHD's copy, in its read buffer (decoded in place later) */
+    struct call *next;      /* work queue */
+    int state;              /* NEW, QUEUED, DONE, SENT */
+    char *raw_url;          /* as on the request line (query included) */
+    const char *uri_in_buf; /* MHD's copy, in its read buffer (decoded in place later) */
     size_t raw_len;
-    const char *version;     /* MHD's, in its read buffer */
-    char *path;              /* req.url */
+    const char *version;        /* MHD's, in its read buffer */
+    char *path;                 /* req.url */
     struct MHD_Response *ready; /* built by the worker */
     unsigned status;
-    bool upstream;           /* counted in upstream_in_flight */
+    bool upstream; /* counted in upstream_in_flight */
 };
 enum { CALL_NEW, CALL_QUEUED, CALL_DONE, CALL_SENT };
 
@@ -103,10 +103,9 @@ struct at_httpd {
     bool reaper_started;
     atomic_uint_fast64_t deadline_closed;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unlinked at stop ... */
-    dev_t unix_dev;                                                /* ... if still the socket */
-    ino_t unix_ino;                                                /*     bound here */
+    dev_t unix_dev;                                              /* ... if still the socket */
+    ino_t unix_ino;                                              /*     bound here */
 };
-
 
 /* "vsock:PORT" (any CID) or "vsock:CID:PORT", both decimal. */
 static at_err parse_vsock(const char *listen, struct sockaddr_storage *ss, socklen_t *len, at_diag *d)
@@ -189,7 +188,7 @@ at_err at_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;
@@ -234,12 +233,11 @@ static char *route_path(const char *raw)
     size_t w = 0;
     for (size_t r = 0; r < n;) {
         int hi, lo;
-        if (raw[r] == '%' && r + 2 < n && (hi = hexval(raw[r + 1])) >= 0 &&
-            (lo = hexval(raw[r + 2])) >= 0 && !stays_escaped(hi << 4 | lo)) {
+        if (raw[r] == '%' && r + 2 < n && (hi = hexval(raw[r + 1])) >= 0 && (lo = hexval(raw[r + 2])) >= 0 &&
+            !stays_escaped(hi << 4 | lo)) {
             out[w++] = (char)(hi << 4 | lo);
             r += 3;
-        } else if (raw[r] == '%' && r + 2 < n && hexval(raw[r + 1]) >= 0 &&
-                   hexval(raw[r + 2]) >= 0) {
+        } else if (raw[r] == '%' && r + 2 < n && hexval(raw[r + 1]) >= 0 && hexval(raw[r + 2]) >= 0) {
             /* kept escaped, upper-case hex so there is one spelling */
             out[w++] = '%';
             out[w++] = (char)(raw[r + 1] >= 'a' ? raw[r + 1] - 32 : raw[r + 1]);
@@ -453,9 +451,9 @@ static void pipe_produce(at_httpd *s, struct pipe_ *p)
     pthread_mutex_lock(&p->lock);
     bool skip = p->aborted;
     pthread_mutex_unlock(&p->lock);
-    ssize_t n = !tmp                     ? MHD_CONTENT_READER_END_WITH_ERROR
+    ssize_t n = !tmp                                ? MHD_CONTENT_READER_END_WITH_ERROR
                 : skip || atomic_load(&s->stopping) ? MHD_CONTENT_READER_END_WITH_ERROR
-                                      : p->read(p->cls, p->pos, tmp, PIPE_CAP);
+                                                    : p->read(p->cls, p->pos, tmp, PIPE_CAP);
     pthread_mutex_lock(&p->lock);
     if (n == MHD_CONTENT_READER_END_OF_STREAM)
         p->eof = true;
@@ -696,8 +694,7 @@ struct hdr_scan {
     const char *key[HDR_SCAN_MAX], *value[HDR_SCAN_MAX];
 };
 
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
     struct hdr_scan *h = cls;
@@ -715,7 +712,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     size_t n = strcspn(key, " \t");
     if (!h->bad_name && (key[n] || !is_token(key)))
         h->bad_name = key;
-    if (n == strlen(MHD_HTTP_HEADER_CONTENT_LENGTH) && strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, n) == 0)
+    if (n == strlen(MHD_HTTP_HEADER_CONTENT_LENGTH) &&
+        strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, n) == 0)
         h->content_length++;
     else if (n == strlen(MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
              strncasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, n) == 0)
@@ -794,8 +792,7 @@ static const char *ambiguity(struct call *k, char *msg, size_t len)
     else if (h.content_length > 1)
         snprintf(msg, len, "header Content-Length: given %u times, expected once", h.content_length);
     else if (h.transfer_encoding > 1)
-        snprintf(msg, len, "header Transfer-Encoding: given %u times, expected once",
-                 h.transfer_encoding);
+        snprintf(msg, len, "header Transfer-Encoding: given %u times, expected once", h.transfer_encoding);
     else if (h.transfer_encoding && h.content_length)
         snprintf(msg, len, "header Transfer-Encoding: not allowed with Content-Length");
     else if (h.authorization > 1)
@@ -840,9 +837,9 @@ static void call_free(struct call *k)
     free(k);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size,
+                                  void **con_cls)
 {
     (void)url;
     at_httpd *s = cls;
@@ -925,8 +922,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     }
     if (s->o.observe) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
         int status = ci ? (int)ci->http_status : 0;
         s->o.observe(s->app, k->req.route, k->req.method, status,
                      (double)(at_monotonic_ns() - k->req.start_ns) / 1e9);
@@ -993,8 +989,8 @@ static unsigned fd_connection_budget(void)
 static void unlink_own_socket(const at_httpd *s)
 {
     struct stat sb;
-    if (s->unix_path[0] && lstat(s->unix_path, &sb) == 0 && S_ISSOCK(sb.st_mode) && sb.st_dev == s->unix_dev &&
-        sb.st_ino == s->unix_ino)
+    if (s->unix_path[0] && lstat(s->unix_path, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
+        sb.st_dev == s->unix_dev && sb.st_ino == s->unix_ino)
         unlink(s->unix_path);
 }
 
@@ -1018,12 +1014,12 @@ static void stop_threads(at_httpd *s)
 /* A listening UNIX or vsock socket for MHD (it binds TCP itself). A UNIX
  * path in use by a live server is refused; a stale one (nobody accepting)
  * is replaced. */
-static at_err listen_stream(const struct sockaddr_storage *ss, socklen_t sl, const char *spec,
-                            int *out, at_diag *d)
+static at_err listen_stream(const struct sockaddr_storage *ss, socklen_t sl, const char *spec, int *out,
+                            at_diag *d)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return at_fail(d, AT_E_IO, "listen: %s: cannot open a socket: %s",  spec, strerror(errno));
+        return at_fail(d, AT_E_IO, "listen: %s: cannot open a socket: %s", spec, strerror(errno));
     if (ss->ss_family == AF_UNIX) {
         const char *path = ((const struct sockaddr_un *)ss)->sun_path;
         struct stat st;
@@ -1042,7 +1038,7 @@ static at_err listen_stream(const struct sockaddr_storage *ss, socklen_t sl, con
     if (bind(fd, (const struct sockaddr *)ss, sl) != 0 || listen(fd, 128) != 0) {
         int e = errno;
         close(fd);
-        return at_fail(d, AT_E_IO, "listen: cannot serve on %s: %s",  spec, strerror(e));
+        return at_fail(d, AT_E_IO, "listen: cannot serve on %s: %s", spec, strerror(e));
     }
     *out = fd;
     return AT_OK;
@@ -1111,8 +1107,8 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
     if (limit > budget) {
         httpd_free(s);
         return at_fail(d, AT_E_BAD_REQUEST,
-                       "connection limit: %u is more than the file descriptor limit allows (%u)",
-                       limit, budget);
+                       "connection limit: %u is more than the file descriptor limit allows (%u)", limit,
+                       budget);
     }
     unsigned per_ip = s->o.per_ip_limit ? s->o.per_ip_limit : (limit + 1) / 2;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -1157,8 +1153,7 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
             return rc;
         }
         where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, lfd, NULL};
-        if (ss.ss_family == AF_UNIX)
-        {
+        if (ss.ss_family == AF_UNIX) {
             memcpy(s->unix_path, ((struct sockaddr_un *)&ss)->sun_path, sizeof s->unix_path);
             struct stat sb;
             if (lstat(s->unix_path, &sb) == 0) {
@@ -1168,13 +1163,12 @@ at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handle
         }
     }
     s->mhd = MHD_start_daemon(
-        flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
-        MHD_OPTION_ARRAY, where,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)AT_HTTP_IO_THREADS,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->o.timeout_s ? s->o.timeout_s : 30),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
+        flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_ARRAY,
+        where, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)AT_HTTP_IO_THREADS, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(s->o.timeout_s ? s->o.timeout_s : 30), MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
         /* Without TLS the rest is not read: MHD_OPTION_END ends the list. */
         s->o.tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->o.tls_cert_pem,
         MHD_OPTION_HTTPS_MEM_KEY, s->o.tls_key_pem, MHD_OPTION_END);
@@ -1264,8 +1258,8 @@ void at_http_error(at_http_resp *r, at_err code, const char *message, int64_t au
                        : status == 429 ? "rate_limit_error"
                        : status < 500  ? "invalid_request_error"
                                        : "server_error";
-    if (code == AT_E_NO_VERIFIED_INSTANCE || code == AT_E_ATTESTATION_EXPIRED || code == AT_E_POLICY_REVOKED ||
-        code == AT_E_TOKEN_INVALID || code == AT_E_INSTANCE_UNREACHABLE)
+    if (code == AT_E_NO_VERIFIED_INSTANCE || code == AT_E_ATTESTATION_EXPIRED ||
+        code == AT_E_POLICY_REVOKED || code == AT_E_TOKEN_INVALID || code == AT_E_INSTANCE_UNREACHABLE)
         type = "attestation_error";
     json_object_set_new(e, "type", json_string(type));
     json_object_set_new(e, "param", json_null());
@@ -1303,8 +1297,8 @@ at_err at_http_body_json(const at_http_req *r, json_t **out, at_diag *d)
     json_error_t je;
     json_t *j = json_loadb((const char *)r->body.p, r->body.len, JSON_REJECT_DUPLICATES, &je);
     if (!j)
-        return at_fail(d, AT_E_BAD_REQUEST, "body: invalid JSON at line %d column %d: %s", je.line,
-                       je.column, je.text);
+        return at_fail(d, AT_E_BAD_REQUEST, "body: invalid JSON at line %d column %d: %s", je.line, je.column,
+                       je.text);
     if (!json_is_object(j)) {
         json_decref(j);
         return at_fail(d, AT_E_BAD_REQUEST, "body: expected a JSON object");
@@ -1356,8 +1350,7 @@ bool at_httpd_opt_take(int code, const char *arg, at_httpd_opts *o, const char *
     return rc == AT_OK;
 }
 
-int at_httpd_opt_default(int code, const char *arg, at_httpd_opts *o, const char *prog,
-                         void (*usage)(FILE *))
+int at_httpd_opt_default(int code, const char *arg, at_httpd_opts *o, const char *prog, void (*usage)(FILE *))
 {
     if (code == 'V') {
         printf("%s %s\n", prog, PACKAGE_VERSION);

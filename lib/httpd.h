@@ -32,8 +32,8 @@ typedef struct {
      * segments, and an escaped byte fails every name check. */
     const char *url;
     at_buf body;
-    char client[64];            /* remote address, "ip" */
-    const char *route;          /* metrics label, set by the handler */
+    char client[64];   /* remote address, "ip" */
+    const char *route; /* metrics label, set by the handler */
     int64_t start_ns;
     bool body_too_large;
     size_t declared_len;
@@ -41,10 +41,10 @@ typedef struct {
 
 typedef struct {
     int status;
-    char *body;                 /* owned (free()) */
+    char *body; /* owned (free()) */
     size_t len;
     const char *content_type;
-    struct MHD_Response *mhd;   /* alternatively a ready response (no blocking callbacks) */
+    struct MHD_Response *mhd; /* alternatively a ready response (no blocking callbacks) */
     /* Or a streamed body of unknown length: stream() is called on a worker
      * thread (it may block on an upstream) with MHD's content-reader
      * contract; stream_free(stream_cls) once when done. status and
@@ -81,8 +81,8 @@ typedef struct {
     /* NULL: every request on the pool. Else one of AT_HTTP_RUN_* for a
      * request's method and routed path; called on the I/O thread. */
     int (*classify)(void *app, const char *method, const char *path);
-    const char *tls_cert_pem;   /* serve HTTPS with this certificate chain (PEM text) */
-    const char *tls_key_pem;    /* ... and this private key; both or neither */
+    const char *tls_cert_pem; /* serve HTTPS with this certificate chain (PEM text) */
+    const char *tls_key_pem;  /* ... and this private key; both or neither */
     /* Called after every request with its route label, status and duration. */
     void (*observe)(void *app, const char *route, const char *method, int status, double seconds);
 } at_httpd_opts;
@@ -100,12 +100,14 @@ enum {
     AT_HTTPD_OPT_CONNECTION_LIMIT,
     AT_HTTPD_OPT_PER_IP_LIMIT,
 };
-#define AT_HTTPD_LONG_OPTIONS                                                     \
-    {"max-body", required_argument, NULL, AT_HTTPD_OPT_MAX_BODY},                 \
-        {"request-timeout", required_argument, NULL, AT_HTTPD_OPT_REQUEST_TIMEOUT}, \
+#define AT_HTTPD_LONG_OPTIONS                                                         \
+    {"max-body", required_argument, NULL, AT_HTTPD_OPT_MAX_BODY},                     \
+        {"request-timeout", required_argument, NULL, AT_HTTPD_OPT_REQUEST_TIMEOUT},   \
         {"connection-limit", required_argument, NULL, AT_HTTPD_OPT_CONNECTION_LIMIT}, \
-        {"per-ip-limit", required_argument, NULL, AT_HTTPD_OPT_PER_IP_LIMIT}
-#define AT_HTTPD_MAX_BODY_MIN 1024L          /* below it no evidence document fits */
+    {                                                                                 \
+        "per-ip-limit", required_argument, NULL, AT_HTTPD_OPT_PER_IP_LIMIT            \
+    }
+#define AT_HTTPD_MAX_BODY_MIN 1024L /* below it no evidence document fits */
 #define AT_HTTPD_MAX_BODY_MAX (16L << 20)
 #define AT_HTTPD_CONNECTION_LIMIT_MAX 100000L
 #define AT_HTTPD_REQUEST_TIMEOUT_MAX 3600L

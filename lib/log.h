@@ -16,7 +16,6 @@ bool at_log_set_level(const char *level);
  * character boundary and end in " [truncated]"). Bytes that are not UTF-8
  * are written as \xHH: a line is never dropped. */
 #define AT_LOG_MAX_MSG 1024
-void at_log(const char *level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void at_log(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

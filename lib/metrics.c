@@ -26,7 +26,7 @@ struct family {
 struct series {
     char name[64];
     char labels[160];
-    double value;            /* counter/gauge; histogram sum */
+    double value; /* counter/gauge; histogram sum */
     unsigned long long count;
     unsigned long long bucket[NBUCKETS];
     int is_hist;
@@ -66,8 +66,8 @@ void at_metrics_describe(at_metrics *m, const char *name, at_metric_type t, cons
         snprintf(f->help, sizeof f->help, "%s", help);
         f->type = t;
     } else {
-        at_log("error", "metrics", "more than %d metric families: %s renders without HELP/TYPE",
-               MAX_FAMILIES, name);
+        at_log("error", "metrics", "more than %d metric families: %s renders without HELP/TYPE", MAX_FAMILIES,
+               name);
     }
     pthread_mutex_unlock(&m->lock);
 }
@@ -80,9 +80,10 @@ static struct series *find(at_metrics *m, const char *name, const char *labels)
             return &m->s[i];
     if (m->n == MAX_SERIES) {
         if (m->dropped++ == 0)
-            at_log("error", "metrics", "registry full (%d series): %s{%s} and later new series are "
-                   "not recorded; see attest_metrics_series_dropped_total", MAX_SERIES, name,
-                   labels ? labels : "");
+            at_log("error", "metrics",
+                   "registry full (%d series): %s{%s} and later new series are "
+                   "not recorded; see attest_metrics_series_dropped_total",
+                   MAX_SERIES, name, labels ? labels : "");
         return NULL;
     }
     struct series *s = &m->s[m->n++];
@@ -133,8 +134,7 @@ void at_metrics_describe_http(at_metrics *m)
                         "HTTP request latency by route");
 }
 
-void at_metrics_observe_http(at_metrics *m, const char *route, const char *method, int status,
-                             double seconds)
+void at_metrics_observe_http(at_metrics *m, const char *route, const char *method, int status, double seconds)
 {
     static const char *known[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"};
     const char *meth = "other";
@@ -142,8 +142,8 @@ void at_metrics_observe_http(at_metrics *m, const char *route, const char *metho
         if (strcmp(method, known[i]) == 0)
             meth = known[i];
     char labels[128];
-    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%d\"",
-             route ? route : "other", meth, status);
+    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%d\"", route ? route : "other", meth,
+             status);
     at_metrics_add(m, "attest_http_requests_total", labels, 1);
     snprintf(labels, sizeof labels, "route=\"%s\"", route ? route : "other");
     at_metrics_observe(m, "attest_http_request_duration_seconds", labels, seconds);
@@ -175,12 +175,11 @@ char *at_metrics_render(at_metrics *m)
             const char *sep = s->labels[0] ? "," : "";
             if (s->is_hist) {
                 for (int k = 0; k < NBUCKETS; k++)
-                    at_buf_printf(&b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep,
-                                  buckets[k], s->bucket[k]);
-                at_buf_printf(&b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep,
-                              s->count);
-                at_buf_printf(&b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", s->name, s->labels,
-                              s->value, s->name, s->labels, s->count);
+                    at_buf_printf(&b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep, buckets[k],
+                                  s->bucket[k]);
+                at_buf_printf(&b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep, s->count);
+                at_buf_printf(&b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", s->name, s->labels, s->value,
+                              s->name, s->labels, s->count);
             } else if (s->labels[0]) {
                 at_buf_printf(&b, "%s{%s} %.17g\n", s->name, s->labels, s->value);
             } else {
@@ -188,9 +187,11 @@ char *at_metrics_render(at_metrics *m)
             }
         }
     }
-    at_buf_printf(&b, "# HELP attest_metrics_series_dropped_total Metric updates not recorded"
-                      " because the registry was full\n# TYPE attest_metrics_series_dropped_total"
-                      " counter\nattest_metrics_series_dropped_total %llu\n", m->dropped);
+    at_buf_printf(&b,
+                  "# HELP attest_metrics_series_dropped_total Metric updates not recorded"
+                  " because the registry was full\n# TYPE attest_metrics_series_dropped_total"
+                  " counter\nattest_metrics_series_dropped_total %llu\n",
+                  m->dropped);
     pthread_mutex_unlock(&m->lock);
     at_buf_u8(&b, 0);
     return (char *)at_buf_take(&b, NULL);

@@ -43,8 +43,8 @@ static const at_cbor_limits payload_limits = {AT_MAX_CBOR_DEPTH, AT_MAX_CBOR_ITE
  * bytes. AWS's semantic validation: public_key, when present, is 1..1024
  * bytes; user_data and nonce 0..1024 (genuine documents carry empty
  * user_data, and 1024-byte user_data and nonce). */
-static at_err optional_bytes(const cbor_item_t *map, const char *key, size_t min, bool *has,
-                             at_span *out, at_diag *d)
+static at_err optional_bytes(const cbor_item_t *map, const char *key, size_t min, bool *has, at_span *out,
+                             at_diag *d)
 {
     const cbor_item_t *v = at_cbor_map_get_text(map, key);
     *has = false;
@@ -56,8 +56,8 @@ static at_err optional_bytes(const cbor_item_t *map, const char *key, size_t min
         return at_fail(d, AT_E_BAD_FIELD, "%s: expected a byte string or null, got %s", key,
                        at_cbor_type_name(v));
     if (s.len < min || s.len > AT_MAX_OPTIONAL_FIELD)
-        return at_fail(d, AT_E_BAD_FIELD, "%s: %zu bytes, expected %zu..%d or null", key, s.len,
-                       min, AT_MAX_OPTIONAL_FIELD);
+        return at_fail(d, AT_E_BAD_FIELD, "%s: %zu bytes, expected %zu..%d or null", key, s.len, min,
+                       AT_MAX_OPTIONAL_FIELD);
     *has = true;
     *out = s;
     return AT_OK;
@@ -66,11 +66,9 @@ static at_err optional_bytes(const cbor_item_t *map, const char *key, size_t min
 static at_err cert_bytes(const cbor_item_t *v, const char *what, at_span *out, at_diag *d)
 {
     if (!at_cbor_get_bytes(v, out))
-        return at_fail(d, AT_E_BAD_FIELD, "%s: expected a byte string, got %s", what,
-                       at_cbor_type_name(v));
+        return at_fail(d, AT_E_BAD_FIELD, "%s: expected a byte string, got %s", what, at_cbor_type_name(v));
     if (out->len == 0 || out->len > AT_MAX_CERT_BYTES)
-        return at_fail(d, AT_E_BAD_FIELD, "%s: %zu bytes, expected 1..%d", what, out->len,
-                       AT_MAX_CERT_BYTES);
+        return at_fail(d, AT_E_BAD_FIELD, "%s: %zu bytes, expected 1..%d", what, out->len, AT_MAX_CERT_BYTES);
     return AT_OK;
 }
 
@@ -79,12 +77,10 @@ static int pcr_cmp(const void *a, const void *b)
     return (int)((const at_pcr *)a)->index - (int)((const at_pcr *)b)->index;
 }
 
-static at_err decode_pcrs(const cbor_item_t *v, const char *name, at_nitro_payload *out,
-                          at_diag *d)
+static at_err decode_pcrs(const cbor_item_t *v, const char *name, at_nitro_payload *out, at_diag *d)
 {
     if (!cbor_isa_map(v))
-        return at_fail(d, AT_E_BAD_FIELD, "%s: expected a map, got %s", name,
-                       at_cbor_type_name(v));
+        return at_fail(d, AT_E_BAD_FIELD, "%s: expected a map, got %s", name, at_cbor_type_name(v));
     size_t n = cbor_map_size(v);
     if (n == 0)
         return at_fail(d, AT_E_BAD_FIELD, "%s: empty", name);
@@ -94,8 +90,7 @@ static at_err decode_pcrs(const cbor_item_t *v, const char *name, at_nitro_paylo
     for (size_t i = 0; i < n; i++) {
         int64_t idx;
         at_span val;
-        if (!cbor_isa_uint(h[i].key) || !at_cbor_get_int64(h[i].key, &idx) ||
-            idx > AT_MAX_PCR_INDEX)
+        if (!cbor_isa_uint(h[i].key) || !at_cbor_get_int64(h[i].key, &idx) || idx > AT_MAX_PCR_INDEX)
             return at_fail(d, AT_E_BAD_FIELD, "%s: key %zu is not a PCR index 0..%d", name, i,
                            AT_MAX_PCR_INDEX);
         if (!at_cbor_get_bytes(h[i].value, &val))
@@ -114,8 +109,7 @@ static at_err decode_pcrs(const cbor_item_t *v, const char *name, at_nitro_paylo
     return AT_OK;
 }
 
-at_err at_nitro_payload_decode(at_span payload, at_format expect, at_nitro_payload *out,
-                               at_diag *d)
+at_err at_nitro_payload_decode(at_span payload, at_format expect, at_nitro_payload *out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_nitro_payload p;
@@ -125,20 +119,18 @@ at_err at_nitro_payload_decode(at_span payload, at_format expect, at_nitro_paylo
         at_diag_prefix(d, "payload: ");
         goto out;
     }
-    AT_ENSURE(cbor_isa_map(m), d, AT_E_BAD_FIELD, "payload: expected a map, got %s",
-              at_cbor_type_name(m));
+    AT_ENSURE(cbor_isa_map(m), d, AT_E_BAD_FIELD, "payload: expected a map, got %s", at_cbor_type_name(m));
     p.map_indefinite = cbor_map_is_indefinite(m);
     {
         struct cbor_pair *h = cbor_map_handle(m);
         for (size_t i = 0; i < cbor_map_size(m); i++)
-            AT_ENSURE(cbor_isa_string(h[i].key), d, AT_E_BAD_FIELD,
-                      "payload: key %zu is a %s, expected text", i, at_cbor_type_name(h[i].key));
+            AT_ENSURE(cbor_isa_string(h[i].key), d, AT_E_BAD_FIELD, "payload: key %zu is a %s, expected text",
+                      i, at_cbor_type_name(h[i].key));
     }
 
     const cbor_item_t *v;
     at_span s;
-    AT_ENSURE((v = at_cbor_map_get_text(m, "module_id")), d, AT_E_MISSING_FIELD,
-              "module_id: missing");
+    AT_ENSURE((v = at_cbor_map_get_text(m, "module_id")), d, AT_E_MISSING_FIELD, "module_id: missing");
     AT_ENSURE(at_cbor_get_text(v, &s), d, AT_E_BAD_FIELD, "module_id: expected text, got %s",
               at_cbor_type_name(v));
     AT_ENSURE(s.len > 0 && s.len <= AT_MAX_MODULE_ID, d, AT_E_BAD_FIELD,
@@ -154,12 +146,10 @@ at_err at_nitro_payload_decode(at_span payload, at_format expect, at_nitro_paylo
     AT_ENSURE(s.len == 6 && memcmp(s.p, "SHA384", 6) == 0, d, AT_E_BAD_FIELD,
               "digest: expected \"SHA384\", got \"%.*s\"", (int)(s.len > 32 ? 32 : s.len), s.p);
 
-    AT_ENSURE((v = at_cbor_map_get_text(m, "timestamp")), d, AT_E_MISSING_FIELD,
-              "timestamp: missing");
+    AT_ENSURE((v = at_cbor_map_get_text(m, "timestamp")), d, AT_E_MISSING_FIELD, "timestamp: missing");
     int64_t ts;
     AT_ENSURE(cbor_isa_uint(v) && at_cbor_get_int64(v, &ts) && ts > 0, d, AT_E_BAD_FIELD,
-              "timestamp: expected a positive integer (ms since the epoch), got %s",
-              at_cbor_type_name(v));
+              "timestamp: expected a positive integer (ms since the epoch), got %s", at_cbor_type_name(v));
     p.timestamp_ms = (uint64_t)ts;
 
     const cbor_item_t *enc_pcrs = at_cbor_map_get_text(m, "pcrs");
@@ -170,19 +160,16 @@ at_err at_nitro_payload_decode(at_span payload, at_format expect, at_nitro_paylo
               "pcrs: neither pcrs (nitro-enclave) nor nitrotpm_pcrs (nitro-tpm) present");
     p.format = enc_pcrs ? AT_FORMAT_NITRO_ENCLAVE : AT_FORMAT_NITRO_TPM;
     AT_ENSURE(expect == AT_FORMAT_AUTO || expect == p.format, d, AT_E_FORMAT_MISMATCH,
-              "format: expected %s, document is %s", at_format_name(expect),
-              at_format_name(p.format));
-    if ((rc = decode_pcrs(enc_pcrs ? enc_pcrs : tpm_pcrs, enc_pcrs ? "pcrs" : "nitrotpm_pcrs",
-                          &p, d)) != AT_OK)
+              "format: expected %s, document is %s", at_format_name(expect), at_format_name(p.format));
+    if ((rc = decode_pcrs(enc_pcrs ? enc_pcrs : tpm_pcrs, enc_pcrs ? "pcrs" : "nitrotpm_pcrs", &p, d)) !=
+        AT_OK)
         goto out;
 
-    AT_ENSURE((v = at_cbor_map_get_text(m, "certificate")), d, AT_E_MISSING_FIELD,
-              "certificate: missing");
+    AT_ENSURE((v = at_cbor_map_get_text(m, "certificate")), d, AT_E_MISSING_FIELD, "certificate: missing");
     if ((rc = cert_bytes(v, "certificate", &p.certificate, d)) != AT_OK)
         goto out;
 
-    AT_ENSURE((v = at_cbor_map_get_text(m, "cabundle")), d, AT_E_MISSING_FIELD,
-              "cabundle: missing");
+    AT_ENSURE((v = at_cbor_map_get_text(m, "cabundle")), d, AT_E_MISSING_FIELD, "cabundle: missing");
     AT_ENSURE(cbor_isa_array(v), d, AT_E_BAD_FIELD, "cabundle: expected an array, got %s",
               at_cbor_type_name(v));
     size_t nb = cbor_array_size(v);
@@ -246,8 +233,8 @@ at_err at_sha384_file(const char *path, uint8_t out[AT_SHA384_LEN], at_diag *d)
     EVP_MD_CTX *c = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     AT_ENSURE(fd >= 0, d, AT_E_IO, "%s: %s", path, strerror(errno));
-    AT_ENSURE((c = EVP_MD_CTX_new()) && EVP_DigestInit_ex(c, EVP_sha384(), NULL) == 1, d,
-              AT_E_INTERNAL, "sha384: init failed");
+    AT_ENSURE((c = EVP_MD_CTX_new()) && EVP_DigestInit_ex(c, EVP_sha384(), NULL) == 1, d, AT_E_INTERNAL,
+              "sha384: init failed");
     for (;;) {
         ssize_t r = read(fd, buf, sizeof buf);
         if (r < 0 && errno == EINTR)
@@ -257,8 +244,7 @@ at_err at_sha384_file(const char *path, uint8_t out[AT_SHA384_LEN], at_diag *d)
             break;
         AT_ENSURE(EVP_DigestUpdate(c, buf, (size_t)r) == 1, d, AT_E_INTERNAL, "sha384 failed");
     }
-    AT_ENSURE(EVP_DigestFinal_ex(c, out, &n) == 1 && n == AT_SHA384_LEN, d, AT_E_INTERNAL,
-              "sha384 failed");
+    AT_ENSURE(EVP_DigestFinal_ex(c, out, &n) == 1 && n == AT_SHA384_LEN, d, AT_E_INTERNAL, "sha384 failed");
     rc = AT_OK;
 out:
     if (fd >= 0)

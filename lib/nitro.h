@@ -45,8 +45,8 @@ typedef struct {
      * refused: AWS's rules say 1..1024 bytes). */
     bool has_public_key, has_user_data, has_nonce;
     at_span public_key, user_data, nonce;
-    bool map_indefinite;  /* 0xbf ... 0xff payload map */
-    cbor_item_t *root;    /* owns what the spans point into */
+    bool map_indefinite; /* 0xbf ... 0xff payload map */
+    cbor_item_t *root;   /* owns what the spans point into */
 } at_nitro_payload;
 
 /* Decode a payload. `expect` AT_FORMAT_AUTO detects the format from the PCR

@@ -46,13 +46,12 @@ at_err at_nonce_issue(const uint8_t key[AT_NONCE_KEY_LEN], int64_t now_ms, int t
     return AT_OK;
 }
 
-at_err at_nonce_check(const uint8_t (*keys)[AT_NONCE_KEY_LEN], size_t n_keys, at_span nonce,
-                      int64_t now_ms, int64_t *expires_ms, at_diag *d)
+at_err at_nonce_check(const uint8_t (*keys)[AT_NONCE_KEY_LEN], size_t n_keys, at_span nonce, int64_t now_ms,
+                      int64_t *expires_ms, at_diag *d)
 {
     if (nonce.len != AT_NONCE_LEN)
-        return at_fail(d, AT_E_NONCE_UNKNOWN,
-                       "nonce: %zu bytes, this verifier issues %d-byte nonces", nonce.len,
-                       AT_NONCE_LEN);
+        return at_fail(d, AT_E_NONCE_UNKNOWN, "nonce: %zu bytes, this verifier issues %d-byte nonces",
+                       nonce.len, AT_NONCE_LEN);
     bool known = false;
     for (size_t i = 0; i < n_keys; i++) {
         uint8_t want[MAC_LEN];
@@ -62,13 +61,12 @@ at_err at_nonce_check(const uint8_t (*keys)[AT_NONCE_KEY_LEN], size_t n_keys, at
     }
     if (!known)
         return at_fail(d, AT_E_NONCE_UNKNOWN,
-                       "nonce: not issued by this verifier (MAC does not match any of %zu keys)",
-                       n_keys);
+                       "nonce: not issued by this verifier (MAC does not match any of %zu keys)", n_keys);
     const uint8_t *e = nonce.p + RAND_LEN;
-    int64_t exp_ms = (int64_t)((uint32_t)e[0] << 24 | (uint32_t)e[1] << 16 | (uint32_t)e[2] << 8 | e[3]) * 1000;
+    int64_t exp_ms =
+        (int64_t)((uint32_t)e[0] << 24 | (uint32_t)e[1] << 16 | (uint32_t)e[2] << 8 | e[3]) * 1000;
     if (now_ms > exp_ms)
-        return at_fail(d, AT_E_NONCE_EXPIRED, "nonce: expired %lld ms ago",
-                       (long long)(now_ms - exp_ms));
+        return at_fail(d, AT_E_NONCE_EXPIRED, "nonce: expired %lld ms ago", (long long)(now_ms - exp_ms));
     if (expires_ms)
         *expires_ms = exp_ms;
     return AT_OK;

@@ -21,7 +21,7 @@ at_err at_nonce_issue(const uint8_t key[AT_NONCE_KEY_LEN], int64_t now_ms, int t
 /* Check a nonce read from a document against the current and previous MAC
  * keys (n_keys of them). AT_E_NONCE_UNKNOWN when no key made it (or the
  * length is wrong), AT_E_NONCE_EXPIRED when past its expiry. */
-at_err at_nonce_check(const uint8_t (*keys)[AT_NONCE_KEY_LEN], size_t n_keys, at_span nonce,
-                      int64_t now_ms, int64_t *expires_ms, at_diag *d) AT_MUST_USE;
+at_err at_nonce_check(const uint8_t (*keys)[AT_NONCE_KEY_LEN], size_t n_keys, at_span nonce, int64_t now_ms,
+                      int64_t *expires_ms, at_diag *d) AT_MUST_USE;
 
 #endif

@@ -19,8 +19,7 @@ void at_ohttp_rx_init(at_ohttp_chunk_rx *rx)
     rx->state = RX_LEN;
 }
 
-static at_err rx_process(at_ohttp_chunk_rx *rx, at_ohttp_open_fn fn, void *self, at_buf *out,
-                         at_diag *d)
+static at_err rx_process(at_ohttp_chunk_rx *rx, at_ohttp_open_fn fn, void *self, at_buf *out, at_diag *d)
 {
     for (;;) {
         at_reader r;
@@ -74,8 +73,8 @@ static at_err rx_process(at_ohttp_chunk_rx *rx, at_ohttp_open_fn fn, void *self,
     }
 }
 
-at_err at_ohttp_rx_feed(at_ohttp_chunk_rx *rx, at_span in, at_ohttp_open_fn fn, void *self,
-                        at_buf *out, at_diag *d)
+at_err at_ohttp_rx_feed(at_ohttp_chunk_rx *rx, at_span in, at_ohttp_open_fn fn, void *self, at_buf *out,
+                        at_diag *d)
 {
     if (rx->state == RX_DONE && in.len)
         return at_fail(d, AT_E_BAD_FIELD, "data after the end of the stream");
@@ -99,25 +98,22 @@ at_err at_ohttp_rx_feed(at_ohttp_chunk_rx *rx, at_span in, at_ohttp_open_fn fn, 
     return AT_OK;
 }
 
-at_err at_ohttp_rx_finish(at_ohttp_chunk_rx *rx, at_ohttp_open_fn fn, void *self, at_buf *out,
-                          at_diag *d)
+at_err at_ohttp_rx_finish(at_ohttp_chunk_rx *rx, at_ohttp_open_fn fn, void *self, at_buf *out, at_diag *d)
 {
     size_t pending = rx->in.len - rx->off;
     at_err rc;
     switch (rx->state) {
     case RX_LEN:
         if (pending)
-            return at_fail(d, AT_E_TRUNCATED, "chunk %llu: length truncated",
-                           (unsigned long long)rx->chunks);
+            return at_fail(d, AT_E_TRUNCATED, "chunk %llu: length truncated", (unsigned long long)rx->chunks);
         return at_fail(d, AT_E_TRUNCATED, "stream ended after %llu chunks without the final one",
                        (unsigned long long)rx->chunks);
     case RX_BODY:
-        return at_fail(d, AT_E_TRUNCATED, "chunk %llu: %zu of %llu bytes",
-                       (unsigned long long)rx->chunks, pending, (unsigned long long)rx->body_len);
+        return at_fail(d, AT_E_TRUNCATED, "chunk %llu: %zu of %llu bytes", (unsigned long long)rx->chunks,
+                       pending, (unsigned long long)rx->body_len);
     case RX_FINAL:
         if (pending < AT_HPKE_NT)
-            return at_fail(d, AT_E_TRUNCATED, "final chunk: %zu bytes, shorter than a tag",
-                           pending);
+            return at_fail(d, AT_E_TRUNCATED, "final chunk: %zu bytes, shorter than a tag", pending);
         rc = fn(self, true, AT_SPAN(rx->in.p + rx->off, pending), out, d);
         if (rc != AT_OK) {
             at_diag_prefix(d, "final chunk: ");

@@ -28,8 +28,8 @@ typedef at_err (*at_ohttp_seal_fn)(void *self, bool final, at_span pt, at_buf *o
 
 void at_ohttp_rx_init(at_ohttp_chunk_rx *rx);
 /* Feed stream bytes; every completed non-final chunk is opened by fn. */
-at_err at_ohttp_rx_feed(at_ohttp_chunk_rx *rx, at_span in, at_ohttp_open_fn fn, void *self,
-                        at_buf *out, at_diag *d) AT_MUST_USE;
+at_err at_ohttp_rx_feed(at_ohttp_chunk_rx *rx, at_span in, at_ohttp_open_fn fn, void *self, at_buf *out,
+                        at_diag *d) AT_MUST_USE;
 /* End of stream: opens the final chunk; AT_E_TRUNCATED when it never came. */
 at_err at_ohttp_rx_finish(at_ohttp_chunk_rx *rx, at_ohttp_open_fn fn, void *self, at_buf *out,
                           at_diag *d) AT_MUST_USE;
@@ -38,8 +38,7 @@ void at_ohttp_rx_cleanup(at_ohttp_chunk_rx *rx);
 at_err at_ohttp_tx_chunks(bool *ended, at_span piece, bool final, at_ohttp_seal_fn fn, void *self,
                           at_buf *out, at_diag *d) AT_MUST_USE;
 /* Chunk misuse, checked before anything is written. */
-at_err at_ohttp_tx_usage(bool chunked, bool ended, at_span piece, bool final,
-                         at_diag *d) AT_MUST_USE;
+at_err at_ohttp_tx_usage(bool chunked, bool ended, at_span piece, bool final, at_diag *d) AT_MUST_USE;
 at_err at_ohttp_rx_usage(bool chunked, bool started, at_diag *d) AT_MUST_USE;
 
 #endif

@@ -29,8 +29,8 @@ struct at_ohttp_client {
     at_err err;
 };
 
-static at_err client_new(const at_ohttp_key_config *kc, const at_hpke_suite *suite, bool chunked,
-                         at_span skE, at_ohttp_client **out, at_diag *d)
+static at_err client_new(const at_ohttp_key_config *kc, const at_hpke_suite *suite, bool chunked, at_span skE,
+                         at_ohttp_client **out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_ohttp_client *c = NULL;
@@ -44,8 +44,8 @@ static at_err client_new(const at_ohttp_key_config *kc, const at_hpke_suite *sui
         for (size_t i = 0; i < kc->nsym; i++)
             listed |= kc->sym[i].kdf == suite->kdf && kc->sym[i].aead == suite->aead;
         AT_ENSURE(listed && suite->kem == kc->kem, d, AT_E_UNSUPPORTED_SUITE,
-                  "suite 0x%04x/0x%04x/0x%04x: not offered by key config %u", suite->kem,
-                  suite->kdf, suite->aead, kc->key_id);
+                  "suite 0x%04x/0x%04x/0x%04x: not offered by key config %u", suite->kem, suite->kdf,
+                  suite->aead, kc->key_id);
         s = *suite;
     } else {
         AT_TRY(at_ohttp_key_config_suite(kc, &s, d));
@@ -77,14 +77,14 @@ out:
     return rc;
 }
 
-at_err at_ohttp_client_new(const at_ohttp_key_config *kc, const at_hpke_suite *suite,
-                           bool chunked, at_ohttp_client **out, at_diag *d)
+at_err at_ohttp_client_new(const at_ohttp_key_config *kc, const at_hpke_suite *suite, bool chunked,
+                           at_ohttp_client **out, at_diag *d)
 {
     return client_new(kc, suite, chunked, AT_SPAN_NULL, out, d);
 }
 
-at_err at_ohttp_client_new_det(const at_ohttp_key_config *kc, const at_hpke_suite *suite,
-                               bool chunked, at_span skE, at_ohttp_client **out, at_diag *d)
+at_err at_ohttp_client_new_det(const at_ohttp_key_config *kc, const at_hpke_suite *suite, bool chunked,
+                               at_span skE, at_ohttp_client **out, at_diag *d)
 {
     if (skE.len == 0)
         return at_fail(d, AT_E_KEY_REQUIRED, "skE: missing");
@@ -127,8 +127,7 @@ at_err at_ohttp_client_seal_request(at_ohttp_client *c, at_span bhttp, at_buf *o
         return at_fail(d, AT_E_INTERNAL, "seal_request: %s",
                        c->chunked ? "chunked exchange" : "request already sealed");
     if (bhttp.len > AT_MAX_OHTTP_MESSAGE)
-        return at_fail(d, AT_E_TOO_LARGE, "request: %zu bytes, limit %d", bhttp.len,
-                       AT_MAX_OHTTP_MESSAGE);
+        return at_fail(d, AT_E_TOO_LARGE, "request: %zu bytes, limit %d", bhttp.len, AT_MAX_OHTTP_MESSAGE);
     OHTTP_RUN_STICKY(c, client_seal_request(c, bhttp, out, d));
 }
 
@@ -138,12 +137,12 @@ static at_err client_open_response(at_ohttp_client *c, at_span body, at_buf *out
     size_t el = at_ohttp_entropy_len(c->suite.aead);
     if (body.len < el + AT_HPKE_NT)
         return at_fail(d, AT_E_TRUNCATED,
-                       "encapsulated response: %zu bytes, at least %zu (nonce and tag) needed",
-                       body.len, el + AT_HPKE_NT);
+                       "encapsulated response: %zu bytes, at least %zu (nonce and tag) needed", body.len,
+                       el + AT_HPKE_NT);
     if (body.len - el > (size_t)AT_MAX_OHTTP_MESSAGE + AT_HPKE_NT)
         return at_fail(d, AT_E_TOO_LARGE, "encapsulated response: %zu bytes", body.len);
-    rc = at_ohttp_resp_derive(c->ctx, OHTTP_LABEL_RES, AT_SPAN(c->enc, AT_HPKE_NENC),
-                              AT_SPAN(body.p, el), &c->rk, d);
+    rc = at_ohttp_resp_derive(c->ctx, OHTTP_LABEL_RES, AT_SPAN(c->enc, AT_HPKE_NENC), AT_SPAN(body.p, el),
+                              &c->rk, d);
     if (rc == AT_OK)
         rc = at_ohttp_resp_crypt(&c->rk, false, false, AT_SPAN(body.p + el, body.len - el), out, d);
     if (rc == AT_OK)
@@ -167,8 +166,7 @@ static at_err client_chunk_seal(void *self, bool final, at_span pt, at_buf *out,
     return at_hpke_seal(c->ctx, aad, pt, out, d);
 }
 
-static at_err client_seal_chunk(at_ohttp_client *c, at_span piece, bool final, at_buf *out,
-                                at_diag *d)
+static at_err client_seal_chunk(at_ohttp_client *c, at_span piece, bool final, at_buf *out, at_diag *d)
 {
     if (!c->request_sent) {
         (void)at_buf_append(out, c->hdr, OHTTP_HDR_LEN);
@@ -180,8 +178,7 @@ static at_err client_seal_chunk(at_ohttp_client *c, at_span piece, bool final, a
     return at_ohttp_tx_chunks(&c->request_ended, piece, final, client_chunk_seal, c, out, d);
 }
 
-at_err at_ohttp_client_seal_chunk(at_ohttp_client *c, at_span piece, bool final, at_buf *out,
-                                  at_diag *d)
+at_err at_ohttp_client_seal_chunk(at_ohttp_client *c, at_span piece, bool final, at_buf *out, at_diag *d)
 {
     OHTTP_CHECK_LIVE(c);
     at_err rc = at_ohttp_tx_usage(c->chunked, c->request_ended, piece, final, d);

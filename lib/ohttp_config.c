@@ -22,26 +22,23 @@ static at_err read_config(at_reader *r, at_ohttp_key_config *kc, at_diag *d)
     if (!at_reader_u8(r, &id) || !at_reader_u16(r, &kem))
         return at_fail(d, AT_E_TRUNCATED, "key config: key_id and kem_id truncated");
     if (kem != AT_HPKE_KEM_X25519_SHA256)
-        return at_fail(d, AT_E_UNSUPPORTED_SUITE,
-                       "key config %u: kem_id 0x%04x (only 0x0020, X25519)", id, kem);
+        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "key config %u: kem_id 0x%04x (only 0x0020, X25519)", id,
+                       kem);
     if (!at_reader_take(r, AT_HPKE_NPK, &pk))
-        return at_fail(d, AT_E_TRUNCATED, "key config %u: public key: expected %d bytes, got %zu",
-                       id, AT_HPKE_NPK, at_reader_left(r));
+        return at_fail(d, AT_E_TRUNCATED, "key config %u: public key: expected %d bytes, got %zu", id,
+                       AT_HPKE_NPK, at_reader_left(r));
     if (!at_reader_u16(r, &symlen))
-        return at_fail(d, AT_E_TRUNCATED, "key config %u: symmetric algorithms length truncated",
-                       id);
+        return at_fail(d, AT_E_TRUNCATED, "key config %u: symmetric algorithms length truncated", id);
     if (symlen == 0 || symlen % 4 != 0)
-        return at_fail(
-            d, AT_E_BAD_FIELD,
-            "key config %u: symmetric algorithms length %u is not a positive multiple of 4", id,
-            symlen);
+        return at_fail(d, AT_E_BAD_FIELD,
+                       "key config %u: symmetric algorithms length %u is not a positive multiple of 4", id,
+                       symlen);
     if (symlen / 4 > AT_MAX_OHTTP_SUITES)
-        return at_fail(d, AT_E_TOO_LARGE, "key config %u: %u symmetric suites, limit %d", id,
-                       symlen / 4, AT_MAX_OHTTP_SUITES);
+        return at_fail(d, AT_E_TOO_LARGE, "key config %u: %u symmetric suites, limit %d", id, symlen / 4,
+                       AT_MAX_OHTTP_SUITES);
     if (!at_reader_sub(r, symlen, &syms))
-        return at_fail(d, AT_E_TRUNCATED,
-                       "key config %u: symmetric algorithms: expected %u bytes, got %zu", id,
-                       symlen, at_reader_left(r));
+        return at_fail(d, AT_E_TRUNCATED, "key config %u: symmetric algorithms: expected %u bytes, got %zu",
+                       id, symlen, at_reader_left(r));
     kc->key_id = id;
     kc->kem = kem;
     memcpy(kc->pk, pk.p, AT_HPKE_NPK);
@@ -63,8 +60,7 @@ at_err at_ohttp_key_config_parse(at_span in, at_ohttp_key_config *out, at_diag *
     if (rc != AT_OK)
         return rc;
     if (!at_reader_at_end(&r))
-        return at_fail(d, AT_E_BAD_FIELD, "key config %u: %zu trailing bytes", kc.key_id,
-                       at_reader_left(&r));
+        return at_fail(d, AT_E_BAD_FIELD, "key config %u: %zu trailing bytes", kc.key_id, at_reader_left(&r));
     *out = kc;
     return AT_OK;
 }
@@ -72,8 +68,7 @@ at_err at_ohttp_key_config_parse(at_span in, at_ohttp_key_config *out, at_diag *
 at_err at_ohttp_key_config_encode(const at_ohttp_key_config *kc, at_buf *out, at_diag *d)
 {
     if (kc->nsym == 0 || kc->nsym > AT_MAX_OHTTP_SUITES)
-        return at_fail(d, AT_E_BAD_FIELD, "key config %u: %zu symmetric suites", kc->key_id,
-                       kc->nsym);
+        return at_fail(d, AT_E_BAD_FIELD, "key config %u: %zu symmetric suites", kc->key_id, kc->nsym);
     (void)at_buf_u8(out, kc->key_id);
     (void)at_buf_u16(out, kc->kem);
     (void)at_buf_append(out, kc->pk, AT_HPKE_NPK);
@@ -86,8 +81,7 @@ at_err at_ohttp_key_config_encode(const at_ohttp_key_config *kc, at_buf *out, at
     return rc == AT_OK ? AT_OK : at_fail(d, rc, "key config: encode buffer failed");
 }
 
-at_err at_ohttp_keys_parse(at_span in, at_ohttp_key_config *out, size_t cap, size_t *n,
-                           at_diag *d)
+at_err at_ohttp_keys_parse(at_span in, at_ohttp_key_config *out, size_t cap, size_t *n, at_diag *d)
 {
     at_reader r;
     size_t seen = 0, usable = 0;
@@ -101,13 +95,12 @@ at_err at_ohttp_keys_parse(at_span in, at_ohttp_key_config *out, size_t cap, siz
         at_reader sub;
         at_ohttp_key_config kc;
         if (++seen > AT_MAX_OHTTP_KEYS)
-            return at_fail(d, AT_E_TOO_LARGE, "ohttp-keys: more than %d configurations",
-                           AT_MAX_OHTTP_KEYS);
+            return at_fail(d, AT_E_TOO_LARGE, "ohttp-keys: more than %d configurations", AT_MAX_OHTTP_KEYS);
         if (!at_reader_u16(&r, &len))
             return at_fail(d, AT_E_TRUNCATED, "ohttp-keys[%zu]: length truncated", seen - 1);
         if (!at_reader_sub(&r, len, &sub))
-            return at_fail(d, AT_E_TRUNCATED, "ohttp-keys[%zu]: expected %u bytes, got %zu",
-                           seen - 1, len, at_reader_left(&r));
+            return at_fail(d, AT_E_TRUNCATED, "ohttp-keys[%zu]: expected %u bytes, got %zu", seen - 1, len,
+                           at_reader_left(&r));
         at_err rc = read_config(&sub, &kc, d);
         if (rc == AT_E_UNSUPPORTED_SUITE)
             continue; /* RFC 9458 §3.2: skip what we cannot use */
@@ -116,13 +109,12 @@ at_err at_ohttp_keys_parse(at_span in, at_ohttp_key_config *out, size_t cap, siz
             return rc;
         }
         if (!at_reader_at_end(&sub))
-            return at_fail(d, AT_E_BAD_FIELD, "ohttp-keys[%zu]: %zu bytes after the configuration",
-                           seen - 1, at_reader_left(&sub));
+            return at_fail(d, AT_E_BAD_FIELD, "ohttp-keys[%zu]: %zu bytes after the configuration", seen - 1,
+                           at_reader_left(&sub));
         found[usable++] = kc;
     }
     if (usable == 0)
-        return at_fail(d, AT_E_UNSUPPORTED_SUITE,
-                       "ohttp-keys: none of %zu configurations uses X25519", seen);
+        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "ohttp-keys: none of %zu configurations uses X25519", seen);
     size_t take = usable < cap ? usable : cap;
     if (take)
         memcpy(out, found, take * sizeof *found);
@@ -146,8 +138,8 @@ at_err at_ohttp_key_config_load(at_span in, at_ohttp_key_config *out, at_diag *d
         return AT_OK;
     }
     at_err rc = rc2 == AT_E_UNSUPPORTED_SUITE ? rc2 : rc1;
-    return at_fail(d, rc, "neither a key configuration (%.150s) nor an ohttp-keys list (%.150s)",
-                   d1.msg, d2.msg);
+    return at_fail(d, rc, "neither a key configuration (%.150s) nor an ohttp-keys list (%.150s)", d1.msg,
+                   d2.msg);
 }
 
 at_err at_ohttp_key_config_suite(const at_ohttp_key_config *kc, at_hpke_suite *out, at_diag *d)
@@ -157,7 +149,6 @@ at_err at_ohttp_key_config_suite(const at_ohttp_key_config *kc, at_hpke_suite *o
             *out = (at_hpke_suite){kc->kem, kc->sym[i].kdf, kc->sym[i].aead};
             return AT_OK;
         }
-    return at_fail(d, AT_E_UNSUPPORTED_SUITE,
-                   "key config %u: none of its %zu (KDF, AEAD) pairs is supported", kc->key_id,
-                   kc->nsym);
+    return at_fail(d, AT_E_UNSUPPORTED_SUITE, "key config %u: none of its %zu (KDF, AEAD) pairs is supported",
+                   kc->key_id, kc->nsym);
 }

@@ -32,8 +32,7 @@ typedef struct {
  * AT_E_BAD_FIELD / AT_E_TOO_LARGE for malformed ones. */
 at_err at_ohttp_key_config_parse(at_span in, at_ohttp_key_config *out, at_diag *d) AT_MUST_USE;
 /* The wire form, appended to out. */
-at_err at_ohttp_key_config_encode(const at_ohttp_key_config *kc, at_buf *out,
-                                  at_diag *d) AT_MUST_USE;
+at_err at_ohttp_key_config_encode(const at_ohttp_key_config *kc, at_buf *out, at_diag *d) AT_MUST_USE;
 /* application/ohttp-keys: up to cap usable configurations into out, *n of
  * them; configurations with another KEM are skipped (RFC 9458 §3.2).
  * AT_E_UNSUPPORTED_SUITE when none is usable. */
@@ -44,8 +43,7 @@ at_err at_ohttp_keys_parse(at_span in, at_ohttp_key_config *out, size_t cap, siz
 at_err at_ohttp_key_config_load(at_span in, at_ohttp_key_config *out, at_diag *d) AT_MUST_USE;
 /* The first (KDF, AEAD) of kc, in its order, that this library implements.
  * AT_E_UNSUPPORTED_SUITE when none. */
-at_err at_ohttp_key_config_suite(const at_ohttp_key_config *kc, at_hpke_suite *out,
-                                 at_diag *d) AT_MUST_USE;
+at_err at_ohttp_key_config_suite(const at_ohttp_key_config *kc, at_hpke_suite *out, at_diag *d) AT_MUST_USE;
 
 /* True when this library implements (kdf, aead) for OHTTP: HKDF-SHA256
  * with an AEAD at_hpke knows. */

@@ -70,10 +70,9 @@ static at_err add_key(at_ohttp_keyset *ks, uint8_t id, at_hpke_key *key, const a
         nsym = sizeof default_syms / sizeof *default_syms;
     }
     AT_ENSURE(find_key(ks, id) == NULL, d, AT_E_CONFLICT, "key_id %u: already in the key set", id);
-    AT_ENSURE(ks->n < AT_MAX_OHTTP_KEYS, d, AT_E_TOO_LARGE, "key set: more than %d keys",
-              AT_MAX_OHTTP_KEYS);
-    AT_ENSURE(nsym <= AT_MAX_OHTTP_SUITES, d, AT_E_TOO_LARGE, "key %u: %zu suites, limit %d", id,
-              nsym, AT_MAX_OHTTP_SUITES);
+    AT_ENSURE(ks->n < AT_MAX_OHTTP_KEYS, d, AT_E_TOO_LARGE, "key set: more than %d keys", AT_MAX_OHTTP_KEYS);
+    AT_ENSURE(nsym <= AT_MAX_OHTTP_SUITES, d, AT_E_TOO_LARGE, "key %u: %zu suites, limit %d", id, nsym,
+              AT_MAX_OHTTP_SUITES);
     for (size_t i = 0; i < nsym; i++)
         AT_ENSURE(at_ohttp_suite_supported(syms[i].kdf, syms[i].aead), d, AT_E_UNSUPPORTED_SUITE,
                   "key %u: suite %04x:%04x is not implemented", id, syms[i].kdf, syms[i].aead);
@@ -100,8 +99,8 @@ at_err at_ohttp_keyset_generate(at_ohttp_keyset *ks, uint8_t key_id, at_diag *d)
     return add_key(ks, key_id, k, NULL, 0, d);
 }
 
-at_err at_ohttp_keyset_add_private(at_ohttp_keyset *ks, uint8_t key_id, at_span sk,
-                                   const at_ohttp_sym *syms, size_t nsym, at_diag *d)
+at_err at_ohttp_keyset_add_private(at_ohttp_keyset *ks, uint8_t key_id, at_span sk, const at_ohttp_sym *syms,
+                                   size_t nsym, at_diag *d)
 {
     at_hpke_key *k = NULL;
     at_err rc = at_hpke_key_from_private(AT_HPKE_KEM_X25519_SHA256, sk, &k, d);
@@ -112,10 +111,7 @@ at_err at_ohttp_keyset_add_private(at_ohttp_keyset *ks, uint8_t key_id, at_span 
 
 size_t at_ohttp_keyset_count(const at_ohttp_keyset *ks) { return ks->n; }
 
-uint8_t at_ohttp_keyset_id(const at_ohttp_keyset *ks, size_t i)
-{
-    return i < ks->n ? ks->e[i].id : 0;
-}
+uint8_t at_ohttp_keyset_id(const at_ohttp_keyset *ks, size_t i) { return i < ks->n ? ks->e[i].id : 0; }
 
 static void entry_config(const ks_entry *e, at_ohttp_key_config *kc)
 {
@@ -127,8 +123,7 @@ static void entry_config(const ks_entry *e, at_ohttp_key_config *kc)
     memcpy(kc->sym, e->sym, e->nsym * sizeof *e->sym);
 }
 
-at_err at_ohttp_keyset_config(const at_ohttp_keyset *ks, uint8_t key_id, at_ohttp_key_config *out,
-                              at_diag *d)
+at_err at_ohttp_keyset_config(const at_ohttp_keyset *ks, uint8_t key_id, at_ohttp_key_config *out, at_diag *d)
 {
     const ks_entry *e = find_key(ks, key_id);
     if (!e)
@@ -160,10 +155,7 @@ at_err at_ohttp_keyset_keys(const at_ohttp_keyset *ks, at_buf *out, at_diag *d)
 /* Key file text. */
 static const char keyfile_magic[] = "attest-ohttp-keys v1";
 
-static bool span_eq_str(at_span s, const char *lit)
-{
-    return at_span_eq(s, AT_SPAN(lit, strlen(lit)));
-}
+static bool span_eq_str(at_span s, const char *lit) { return at_span_eq(s, AT_SPAN(lit, strlen(lit))); }
 
 static at_span next_token(at_span *line)
 {
@@ -198,8 +190,7 @@ static at_err parse_key_line(at_ohttp_keyset *ks, size_t lineno, at_span line, a
     unsigned id = 0;
 
     at_span t = next_token(&line);
-    AT_ENSURE(span_eq_str(t, "key"), d, AT_E_BAD_FIELD, "key file line %zu: expected \"key\"",
-              lineno);
+    AT_ENSURE(span_eq_str(t, "key"), d, AT_E_BAD_FIELD, "key file line %zu: expected \"key\"", lineno);
     t = next_token(&line);
     AT_ENSURE(t.len >= 1 && t.len <= 3, d, AT_E_BAD_FIELD, "key file line %zu: key_id", lineno);
     for (size_t i = 0; i < t.len; i++) {
@@ -213,26 +204,22 @@ static at_err parse_key_line(at_ohttp_keyset *ks, size_t lineno, at_span line, a
               "key file line %zu: key type: expected x25519", lineno);
     t = next_token(&line);
     AT_ENSURE(t.len == 2 * AT_HPKE_NSK &&
-                  at_hex_decode((const char *)t.p, t.len, sk, sizeof sk, &n) == AT_OK &&
-                  n == AT_HPKE_NSK,
+                  at_hex_decode((const char *)t.p, t.len, sk, sizeof sk, &n) == AT_OK && n == AT_HPKE_NSK,
               d, AT_E_BAD_FIELD, "key file line %zu: private key: expected %d hex digits", lineno,
               2 * AT_HPKE_NSK);
     t = next_token(&line);
     AT_ENSURE(t.len > 0, d, AT_E_BAD_FIELD, "key file line %zu: suites missing", lineno);
     while (t.len) {
-        AT_ENSURE(nsym < AT_MAX_OHTTP_SUITES, d, AT_E_TOO_LARGE,
-                  "key file line %zu: more than %d suites", lineno, AT_MAX_OHTTP_SUITES);
+        AT_ENSURE(nsym < AT_MAX_OHTTP_SUITES, d, AT_E_TOO_LARGE, "key file line %zu: more than %d suites",
+                  lineno, AT_MAX_OHTTP_SUITES);
         AT_ENSURE(t.len >= 9 && t.p[4] == ':' && parse_hex16(AT_SPAN(t.p, 4), &syms[nsym].kdf) &&
-                      parse_hex16(AT_SPAN(t.p + 5, 4), &syms[nsym].aead) &&
-                      (t.len == 9 || t.p[9] == ','),
-                  d, AT_E_BAD_FIELD, "key file line %zu: suite %zu: expected KDF:AEAD in hex",
-                  lineno, nsym);
+                      parse_hex16(AT_SPAN(t.p + 5, 4), &syms[nsym].aead) && (t.len == 9 || t.p[9] == ','),
+                  d, AT_E_BAD_FIELD, "key file line %zu: suite %zu: expected KDF:AEAD in hex", lineno, nsym);
         nsym++;
         size_t adv = t.len == 9 ? 9 : 10;
         t.p += adv;
         t.len -= adv;
-        AT_ENSURE(adv == 9 || t.len > 0, d, AT_E_BAD_FIELD, "key file line %zu: trailing comma",
-                  lineno);
+        AT_ENSURE(adv == 9 || t.len > 0, d, AT_E_BAD_FIELD, "key file line %zu: trailing comma", lineno);
     }
     AT_ENSURE(next_token(&line).len == 0, d, AT_E_BAD_FIELD,
               "key file line %zu: unexpected text after the suites", lineno);
@@ -261,8 +248,7 @@ at_err at_ohttp_keyset_parse(at_span text, at_ohttp_keyset **out, at_diag *d)
         const uint8_t *start = r.p + r.off;
         const uint8_t *nl = memchr(start, '\n', left);
         at_span line;
-        if (!at_reader_take(&r, nl ? (size_t)(nl - start) : left, &line) ||
-            (nl && !at_reader_skip(&r, 1)))
+        if (!at_reader_take(&r, nl ? (size_t)(nl - start) : left, &line) || (nl && !at_reader_skip(&r, 1)))
             AT_ENSURE(false, d, AT_E_INTERNAL, "key file: reader");
         lineno++;
         if (line.len && line.p[line.len - 1] == '\r')
@@ -290,8 +276,9 @@ out:
 at_err at_ohttp_keyset_serialize(const at_ohttp_keyset *ks, at_buf *out, at_diag *d)
 {
     at_err rc = AT_OK;
-    (void)at_buf_printf(out, "# attest OHTTP key set (RFC 9458 keys). SECRET: keep mode 0600.\n"
-                             "# key <key_id> x25519 <private key hex> <kdf>:<aead>,...\n%s\n",
+    (void)at_buf_printf(out,
+                        "# attest OHTTP key set (RFC 9458 keys). SECRET: keep mode 0600.\n"
+                        "# key <key_id> x25519 <private key hex> <kdf>:<aead>,...\n%s\n",
                         keyfile_magic);
     for (size_t i = 0; i < ks->n && rc == AT_OK; i++) {
         const ks_entry *e = &ks->e[i];
@@ -328,11 +315,10 @@ at_err at_ohttp_keyset_load(const char *path, at_ohttp_keyset **out, at_diag *d)
     AT_ENSURE(S_ISREG(st.st_mode), d, AT_E_IO, "key file %s: not a regular file", path);
     /* Like ssh: a private key others can read is refused, not used. */
     AT_ENSURE((st.st_mode & 077) == 0, d, AT_E_FORBIDDEN,
-              "key file %s: mode %04o lets others read it (chmod 600)", path,
-              (unsigned)(st.st_mode & 07777));
+              "key file %s: mode %04o lets others read it (chmod 600)", path, (unsigned)(st.st_mode & 07777));
     for (;;) {
-        AT_ENSURE(at_buf_reserve(&b, 4096) == AT_OK, d, AT_E_TOO_LARGE,
-                  "key file %s: over %d bytes", path, AT_MAX_OHTTP_KEYFILE);
+        AT_ENSURE(at_buf_reserve(&b, 4096) == AT_OK, d, AT_E_TOO_LARGE, "key file %s: over %d bytes", path,
+                  AT_MAX_OHTTP_KEYFILE);
         ssize_t n = read(fd, b.p + b.len, b.cap - b.len);
         if (n < 0 && errno == EINTR)
             continue;

@@ -28,15 +28,14 @@ at_err at_ohttp_keyset_new(at_ohttp_keyset **out, at_diag *d) AT_MUST_USE;
 at_err at_ohttp_keyset_generate(at_ohttp_keyset *ks, uint8_t key_id, at_diag *d) AT_MUST_USE;
 /* A key from its serialized private key, offering syms (NULL/0 = the
  * default three). The secret is copied into the key. */
-at_err at_ohttp_keyset_add_private(at_ohttp_keyset *ks, uint8_t key_id, at_span sk,
-                                   const at_ohttp_sym *syms, size_t nsym,
-                                   at_diag *d) AT_MUST_USE;
+at_err at_ohttp_keyset_add_private(at_ohttp_keyset *ks, uint8_t key_id, at_span sk, const at_ohttp_sym *syms,
+                                   size_t nsym, at_diag *d) AT_MUST_USE;
 size_t at_ohttp_keyset_count(const at_ohttp_keyset *ks);
 /* Key id of the i-th key (insertion order). */
 uint8_t at_ohttp_keyset_id(const at_ohttp_keyset *ks, size_t i);
 /* The configuration of one key (AT_E_UNKNOWN_KEY_ID when absent). */
-at_err at_ohttp_keyset_config(const at_ohttp_keyset *ks, uint8_t key_id,
-                              at_ohttp_key_config *out, at_diag *d) AT_MUST_USE;
+at_err at_ohttp_keyset_config(const at_ohttp_keyset *ks, uint8_t key_id, at_ohttp_key_config *out,
+                              at_diag *d) AT_MUST_USE;
 /* Every key's configuration in application/ohttp-keys form, appended. */
 at_err at_ohttp_keyset_keys(const at_ohttp_keyset *ks, at_buf *out, at_diag *d) AT_MUST_USE;
 /* Key file text. parse reads attacker-influenced text strictly; serialize

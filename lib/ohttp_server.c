@@ -57,28 +57,27 @@ at_hpke_suite at_ohttp_server_suite(const at_ohttp_server *s) { return s->suite;
 bool at_ohttp_server_ready(const at_ohttp_server *s) { return s->ready; }
 
 /* Key and suite from the 7-byte header (RFC 9458 §4.1). */
-static at_err server_header(at_ohttp_server *s, const uint8_t *hdr, const at_hpke_key **entry,
-                            at_diag *d)
+static at_err server_header(at_ohttp_server *s, const uint8_t *hdr, const at_hpke_key **entry, at_diag *d)
 {
     uint8_t id = hdr[0];
     at_hpke_suite su = {(uint16_t)(hdr[1] << 8 | hdr[2]), (uint16_t)(hdr[3] << 8 | hdr[4]),
                         (uint16_t)(hdr[5] << 8 | hdr[6])};
     const at_hpke_key *e = at_ohttp_keyset_key(s->ks, id);
     if (!e)
-        return at_fail(d, AT_E_UNKNOWN_KEY_ID, "key_id: %u is not one of this gateway's %zu keys",
-                       id, at_ohttp_keyset_count(s->ks));
+        return at_fail(d, AT_E_UNKNOWN_KEY_ID, "key_id: %u is not one of this gateway's %zu keys", id,
+                       at_ohttp_keyset_count(s->ks));
     if (!at_ohttp_keyset_offers(s->ks, id, su))
         return at_fail(d, AT_E_UNSUPPORTED_SUITE,
-                       "suite kem 0x%04x kdf 0x%04x aead 0x%04x: not offered for key %u", su.kem,
-                       su.kdf, su.aead, id);
+                       "suite kem 0x%04x kdf 0x%04x aead 0x%04x: not offered for key %u", su.kem, su.kdf,
+                       su.aead, id);
     s->key_id = id;
     s->suite = su;
     *entry = e;
     return AT_OK;
 }
 
-static at_err server_setup(at_ohttp_server *s, const at_hpke_key *e, const uint8_t *hdr,
-                           at_span enc, at_diag *d)
+static at_err server_setup(at_ohttp_server *s, const at_hpke_key *e, const uint8_t *hdr, at_span enc,
+                           at_diag *d)
 {
     at_buf info;
     at_buf_init(&info);
@@ -104,9 +103,8 @@ at_err at_ohttp_server_open_request(const at_ohttp_keyset *ks, at_span body, at_
     at_reader r;
     at_span hdr, enc;
 
-    AT_ENSURE(body.len <= (size_t)AT_MAX_OHTTP_MESSAGE + OHTTP_HDR_LEN + AT_HPKE_NENC + AT_HPKE_NT,
-              d, AT_E_TOO_LARGE, "encapsulated request: %zu bytes, limit %d", body.len,
-              AT_MAX_OHTTP_MESSAGE);
+    AT_ENSURE(body.len <= (size_t)AT_MAX_OHTTP_MESSAGE + OHTTP_HDR_LEN + AT_HPKE_NENC + AT_HPKE_NT, d,
+              AT_E_TOO_LARGE, "encapsulated request: %zu bytes, limit %d", body.len, AT_MAX_OHTTP_MESSAGE);
     s = server_alloc(ks, false);
     AT_ENSURE(s != NULL, d, AT_E_INTERNAL, "out of memory");
     at_reader_init(&r, body.p, body.len);
@@ -115,8 +113,7 @@ at_err at_ohttp_server_open_request(const at_ohttp_keyset *ks, at_span body, at_
     memcpy(s->hdr, hdr.p, OHTTP_HDR_LEN);
     AT_TRY(server_header(s, hdr.p, &e, d));
     AT_ENSURE(at_reader_take(&r, AT_HPKE_NENC, &enc), d, AT_E_TRUNCATED,
-              "encapsulated request: enc: expected %d bytes, got %zu", AT_HPKE_NENC,
-              at_reader_left(&r));
+              "encapsulated request: enc: expected %d bytes, got %zu", AT_HPKE_NENC, at_reader_left(&r));
     AT_TRY(server_setup(s, e, hdr.p, enc, d));
     rc = at_hpke_open(s->ctx, AT_SPAN_NULL, at_reader_rest(&r), out, d);
     if (rc != AT_OK) {
@@ -176,9 +173,9 @@ static at_err server_begin_response(at_ohttp_server *s, at_buf *out, at_diag *d)
         memcpy(nonce, s->test_nonce, el);
     else if (RAND_bytes(nonce, (int)el) != 1)
         return at_fail(d, AT_E_INTERNAL, "openssl: RAND_bytes failed");
-    at_err rc = at_ohttp_resp_derive(s->ctx, s->chunked ? OHTTP_LABEL_CRES : OHTTP_LABEL_RES,
-                                     AT_SPAN(s->hdr + OHTTP_HDR_LEN, AT_HPKE_NENC),
-                                     AT_SPAN(nonce, el), &s->rk, d);
+    at_err rc =
+        at_ohttp_resp_derive(s->ctx, s->chunked ? OHTTP_LABEL_CRES : OHTTP_LABEL_RES,
+                             AT_SPAN(s->hdr + OHTTP_HDR_LEN, AT_HPKE_NENC), AT_SPAN(nonce, el), &s->rk, d);
     if (rc != AT_OK)
         return rc;
     rc = at_buf_append(out, nonce, el);
@@ -267,8 +264,7 @@ at_err at_ohttp_server_feed(at_ohttp_server *s, at_span in, at_buf *out, at_diag
 static at_err server_finish(at_ohttp_server *s, at_buf *out, at_diag *d)
 {
     if (!s->ready)
-        return at_fail(d, AT_E_TRUNCATED, "request header: %zu of %zu bytes", s->hdr_have,
-                       sizeof s->hdr);
+        return at_fail(d, AT_E_TRUNCATED, "request header: %zu of %zu bytes", s->hdr_have, sizeof s->hdr);
     return at_ohttp_rx_finish(&s->rx, server_chunk_open, s, out, d);
 }
 
@@ -286,8 +282,7 @@ static at_err server_chunk_seal(void *self, bool final, at_span pt, at_buf *out,
     return at_ohttp_resp_crypt(&((at_ohttp_server *)self)->rk, true, final, pt, out, d);
 }
 
-static at_err server_seal_chunk(at_ohttp_server *s, at_span piece, bool final, at_buf *out,
-                                at_diag *d)
+static at_err server_seal_chunk(at_ohttp_server *s, at_span piece, bool final, at_buf *out, at_diag *d)
 {
     if (!s->response_started) {
         at_err rc = server_begin_response(s, out, d);
@@ -297,8 +292,7 @@ static at_err server_seal_chunk(at_ohttp_server *s, at_span piece, bool final, a
     return at_ohttp_tx_chunks(&s->response_ended, piece, final, server_chunk_seal, s, out, d);
 }
 
-at_err at_ohttp_server_seal_chunk(at_ohttp_server *s, at_span piece, bool final, at_buf *out,
-                                  at_diag *d)
+at_err at_ohttp_server_seal_chunk(at_ohttp_server *s, at_span piece, bool final, at_buf *out, at_diag *d)
 {
     OHTTP_CHECK_LIVE(s);
     at_err rc = at_ohttp_tx_usage(s->chunked, s->response_ended, piece, final, d);

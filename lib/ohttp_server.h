@@ -25,19 +25,15 @@ typedef struct at_ohttp_server at_ohttp_server;
 at_err at_ohttp_server_open_request(const at_ohttp_keyset *ks, at_span body, at_buf *out,
                                     at_ohttp_server **srv, at_diag *d) AT_MUST_USE;
 /* The same, decoding the Binary HTTP request too. Caller frees both. */
-at_err at_ohttp_server_open_bhttp(const at_ohttp_keyset *ks, at_span body,
-                                  at_bhttp_msg **req, at_ohttp_server **srv,
-                                  at_diag *d) AT_MUST_USE;
+at_err at_ohttp_server_open_bhttp(const at_ohttp_keyset *ks, at_span body, at_bhttp_msg **req,
+                                  at_ohttp_server **srv, at_diag *d) AT_MUST_USE;
 /* Non-chunked: seal the Binary HTTP response; message/ohttp-res appended. */
-at_err at_ohttp_server_seal_response(at_ohttp_server *s, at_span bhttp, at_buf *out,
-                                     at_diag *d) AT_MUST_USE;
+at_err at_ohttp_server_seal_response(at_ohttp_server *s, at_span bhttp, at_buf *out, at_diag *d) AT_MUST_USE;
 /* Chunked: an exchange whose header has not arrived yet. Caller frees. */
-at_err at_ohttp_server_new_chunked(const at_ohttp_keyset *ks, at_ohttp_server **out,
-                                   at_diag *d) AT_MUST_USE;
+at_err at_ohttp_server_new_chunked(const at_ohttp_keyset *ks, at_ohttp_server **out, at_diag *d) AT_MUST_USE;
 /* Chunked request: feed body bytes as they arrive (header first); the
  * plaintext of every completed chunk is appended to out. */
-at_err at_ohttp_server_feed(at_ohttp_server *s, at_span in, at_buf *out,
-                            at_diag *d) AT_MUST_USE;
+at_err at_ohttp_server_feed(at_ohttp_server *s, at_span in, at_buf *out, at_diag *d) AT_MUST_USE;
 /* End of the request body: opens the final chunk into out; AT_E_TRUNCATED
  * when it never came. */
 at_err at_ohttp_server_finish(at_ohttp_server *s, at_buf *out, at_diag *d) AT_MUST_USE;

@@ -25,8 +25,7 @@ void at_ohttp_put_hdr(uint8_t hdr[OHTTP_HDR_LEN], uint8_t key_id, at_hpke_suite 
 }
 
 /* info = label || 0x00 || hdr (RFC 9458 §4.3; chunked draft §6.1) */
-at_err at_ohttp_make_info(const char *label, const uint8_t hdr[OHTTP_HDR_LEN], at_buf *info,
-                          at_diag *d)
+at_err at_ohttp_make_info(const char *label, const uint8_t hdr[OHTTP_HDR_LEN], at_buf *info, at_diag *d)
 {
     (void)at_buf_append(info, label, strlen(label));
     (void)at_buf_u8(info, 0);
@@ -35,8 +34,8 @@ at_err at_ohttp_make_info(const char *label, const uint8_t hdr[OHTTP_HDR_LEN], a
     return rc == AT_OK ? AT_OK : at_fail(d, rc, "info: buffer failed");
 }
 
-at_err at_ohttp_resp_derive(const at_hpke_ctx *ctx, const char *label, at_span enc,
-                            at_span response_nonce, at_ohttp_resp_keys *rk, at_diag *d)
+at_err at_ohttp_resp_derive(const at_hpke_ctx *ctx, const char *label, at_span enc, at_span response_nonce,
+                            at_ohttp_resp_keys *rk, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_hpke_suite s = at_hpke_ctx_suite(ctx);
@@ -52,10 +51,9 @@ at_err at_ohttp_resp_derive(const at_hpke_ctx *ctx, const char *label, at_span e
     rk->aead = s.aead;
     rk->nk = at_hpke_aead_nk(s.aead);
     rk->counter = 0;
+    AT_TRY(at_hpke_kdf_expand(s.kdf, AT_SPAN(prk, sizeof prk), AT_SPAN("key", 3), rk->key, rk->nk, d));
     AT_TRY(
-        at_hpke_kdf_expand(s.kdf, AT_SPAN(prk, sizeof prk), AT_SPAN("key", 3), rk->key, rk->nk, d));
-    AT_TRY(at_hpke_kdf_expand(s.kdf, AT_SPAN(prk, sizeof prk), AT_SPAN("nonce", 5), rk->nonce,
-                              AT_HPKE_NN, d));
+        at_hpke_kdf_expand(s.kdf, AT_SPAN(prk, sizeof prk), AT_SPAN("nonce", 5), rk->nonce, AT_HPKE_NN, d));
     rc = AT_OK;
 out:
     at_wipe(secret, sizeof secret);
@@ -65,8 +63,7 @@ out:
 
 /* chunk_nonce = aead_nonce XOR encode(Nn, counter); counter 0 is the
  * non-chunked nonce. */
-at_err at_ohttp_resp_crypt(at_ohttp_resp_keys *rk, bool seal, bool final, at_span in, at_buf *out,
-                           at_diag *d)
+at_err at_ohttp_resp_crypt(at_ohttp_resp_keys *rk, bool seal, bool final, at_span in, at_buf *out, at_diag *d)
 {
     uint8_t nonce[AT_HPKE_NN];
     at_span aad = final ? AT_SPAN(OHTTP_AAD_FINAL, sizeof OHTTP_AAD_FINAL - 1) : AT_SPAN_NULL;

@@ -41,8 +41,8 @@ typedef struct {
 
 /* Derive the response key and nonce from the exchange's HPKE context, the
  * request's enc and the response nonce; counter starts at 0. */
-at_err at_ohttp_resp_derive(const at_hpke_ctx *ctx, const char *label, at_span enc,
-                            at_span response_nonce, at_ohttp_resp_keys *rk, at_diag *d) AT_MUST_USE;
+at_err at_ohttp_resp_derive(const at_hpke_ctx *ctx, const char *label, at_span enc, at_span response_nonce,
+                            at_ohttp_resp_keys *rk, at_diag *d) AT_MUST_USE;
 /* Seal or open one response message or chunk (AAD "final" when final) with
  * the next nonce; the counter advances only on success. */
 at_err at_ohttp_resp_crypt(at_ohttp_resp_keys *rk, bool seal, bool final, at_span in, at_buf *out,
@@ -51,18 +51,17 @@ at_err at_ohttp_resp_crypt(at_ohttp_resp_keys *rk, bool seal, bool final, at_spa
 /* Sticky failure: once an exchange failed mid-stream it stays failed.
  * Misuse caught before any state changed (checked in the public wrappers)
  * is reported without failing the exchange. */
-#define OHTTP_CHECK_LIVE(obj)                                             \
-    do {                                                                  \
-        if ((obj)->err != AT_OK)                                          \
-            return at_fail(d, (obj)->err, "exchange failed earlier (%s)", \
-                           at_err_str((obj)->err));                       \
+#define OHTTP_CHECK_LIVE(obj)                                                                      \
+    do {                                                                                           \
+        if ((obj)->err != AT_OK)                                                                   \
+            return at_fail(d, (obj)->err, "exchange failed earlier (%s)", at_err_str((obj)->err)); \
     } while (0)
-#define OHTTP_RUN_STICKY(obj, expr)     \
-    do {                                \
-        at_err sticky_rc_ = (expr);     \
-        if (sticky_rc_ != AT_OK)        \
-            (obj)->err = sticky_rc_;    \
-        return sticky_rc_;              \
+#define OHTTP_RUN_STICKY(obj, expr)  \
+    do {                             \
+        at_err sticky_rc_ = (expr);  \
+        if (sticky_rc_ != AT_OK)     \
+            (obj)->err = sticky_rc_; \
+        return sticky_rc_;           \
     } while (0)
 
 #endif

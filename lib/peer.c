@@ -19,18 +19,26 @@
 #define LABEL_INITIATOR "attest peer v1 initiator"
 #define LABEL_KEYS "attest peer v1 keys"
 
-typedef enum { ST_NEW, ST_AWAIT_RESPONSE, ST_AWAIT_HELLO, ST_AWAIT_FINISH, ST_AWAIT_CONFIRM,
-               ST_ESTABLISHED, ST_CLOSED, ST_REFUSED } state;
+typedef enum {
+    ST_NEW,
+    ST_AWAIT_RESPONSE,
+    ST_AWAIT_HELLO,
+    ST_AWAIT_FINISH,
+    ST_AWAIT_CONFIRM,
+    ST_ESTABLISHED,
+    ST_CLOSED,
+    ST_REFUSED
+} state;
 
 struct at_peer {
     at_peer_opts o;
     state st;
     at_err refusal;
     bool by_peer;
-    EVP_PKEY *eph;                       /* our ephemeral X25519 key */
+    EVP_PKEY *eph; /* our ephemeral X25519 key */
     uint8_t my_pk[AT_PEER_KEY_LEN], peer_pk[AT_PEER_KEY_LEN];
     uint8_t my_nonce[AT_PEER_NONCE_LEN], peer_nonce[AT_PEER_NONCE_LEN];
-    at_buf m1, m2;                       /* transcript so far */
+    at_buf m1, m2; /* transcript so far */
     at_peer_keys keys;
     bool have_keys;
     uint64_t send_seq, recv_seq;
@@ -39,8 +47,7 @@ struct at_peer {
 
 /* ---- key schedule ---- */
 
-static at_err hkdf(int mode, at_span salt, at_span ikm, const char *info, uint8_t *out, size_t n,
-                   at_diag *d)
+static at_err hkdf(int mode, at_span salt, at_span ikm, const char *info, uint8_t *out, size_t n, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
@@ -89,10 +96,11 @@ out:
 
 at_err at_peer_new(const at_peer_opts *o, at_peer **out, at_diag *d)
 {
-    if (!o || (o->prover ? !o->prover->prove || !o->prover->check
-                         : !o->attester || !o->trust || !o->peer_policy))
-        return at_fail(d, AT_E_BAD_REQUEST, "peer: an attester, trusted roots and a peer policy (or a "
-                                            "prover) are required");
+    if (!o ||
+        (o->prover ? !o->prover->prove || !o->prover->check : !o->attester || !o->trust || !o->peer_policy))
+        return at_fail(d, AT_E_BAD_REQUEST,
+                       "peer: an attester, trusted roots and a peer policy (or a "
+                       "prover) are required");
     if (o->role != AT_PEER_INITIATOR && o->role != AT_PEER_RESPONDER)
         return at_fail(d, AT_E_BAD_REQUEST, "peer: unknown role %d", (int)o->role);
     at_peer *p = calloc(1, sizeof *p);
@@ -152,15 +160,9 @@ static at_err refuse(at_peer *p, at_err rc)
     return rc;
 }
 
-bool at_peer_established(const at_peer *p)
-{
-    return p && p->st == ST_ESTABLISHED && p->have_keys;
-}
+bool at_peer_established(const at_peer *p) { return p && p->st == ST_ESTABLISHED && p->have_keys; }
 
-bool at_peer_refused_by_peer(const at_peer *p)
-{
-    return p && p->st == ST_REFUSED && p->by_peer;
-}
+bool at_peer_refused_by_peer(const at_peer *p) { return p && p->st == ST_REFUSED && p->by_peer; }
 
 static at_err make_ephemeral(at_peer *p, at_diag *d)
 {
@@ -236,8 +238,8 @@ static at_err my_document(at_peer *p, const uint8_t th[32], at_buf *doc, at_diag
         goto out;
     }
     AT_TRY(at_binding_encode_peer(th, &ud, d));
-    AT_TRY(at_attester_document(p->o.attester, AT_SPAN(p->peer_nonce, AT_PEER_NONCE_LEN),
-                                at_buf_span(&ud), AT_SPAN(p->my_pk, AT_PEER_KEY_LEN), doc, d));
+    AT_TRY(at_attester_document(p->o.attester, AT_SPAN(p->peer_nonce, AT_PEER_NONCE_LEN), at_buf_span(&ud),
+                                AT_SPAN(p->my_pk, AT_PEER_KEY_LEN), doc, d));
     rc = AT_OK;
 out:
     at_buf_cleanup(&ud);
@@ -276,8 +278,8 @@ static at_err check_document(at_peer *p, at_span doc, const uint8_t th[32], at_d
         return prc;
     }
     at_evidence ev;
-    at_verify_opts vo = {.check_nonce = true, .nonce = AT_SPAN(p->my_nonce, AT_PEER_NONCE_LEN),
-                         .policy = p->o.peer_policy};
+    at_verify_opts vo = {
+        .check_nonce = true, .nonce = AT_SPAN(p->my_nonce, AT_PEER_NONCE_LEN), .policy = p->o.peer_policy};
     if (p->o.at_ms > 0) {
         vo.time_mode = AT_TIME_GIVEN;
         vo.at_ms = p->o.at_ms;
@@ -385,11 +387,16 @@ static at_err peer_alert(at_peer *p, at_reader *r, at_diag *d)
 static const char *expected_name(state s)
 {
     switch (s) {
-    case ST_AWAIT_HELLO: return "hello (1)";
-    case ST_AWAIT_RESPONSE: return "response (2)";
-    case ST_AWAIT_FINISH: return "finish (3)";
-    case ST_AWAIT_CONFIRM: return "confirm (4)";
-    default: return "none";
+    case ST_AWAIT_HELLO:
+        return "hello (1)";
+    case ST_AWAIT_RESPONSE:
+        return "response (2)";
+    case ST_AWAIT_FINISH:
+        return "finish (3)";
+    case ST_AWAIT_CONFIRM:
+        return "confirm (4)";
+    default:
+        return "none";
     }
 }
 
@@ -407,12 +414,12 @@ at_err at_peer_handle(at_peer *p, at_span msg, at_buf *out, at_diag *d)
         p->st != ST_AWAIT_CONFIRM)
         return at_fail(d, AT_E_UNEXPECTED_MESSAGE, "peer: no handshake message expected now");
     at_reader_init(&r, msg.p, msg.len);
-    AT_ENSURE(msg.len <= AT_PEER_MAX_MESSAGE, d, AT_E_TOO_LARGE, "message: %zu bytes, at most %d",
-              msg.len, AT_PEER_MAX_MESSAGE);
+    AT_ENSURE(msg.len <= AT_PEER_MAX_MESSAGE, d, AT_E_TOO_LARGE, "message: %zu bytes, at most %d", msg.len,
+              AT_PEER_MAX_MESSAGE);
     AT_ENSURE(at_reader_u8(&r, &type) && at_reader_u8(&r, &version), d, AT_E_TRUNCATED,
               "message: %zu bytes, expected at least 2 (type, version)", msg.len);
-    AT_ENSURE(version == AT_PEER_VERSION, d, AT_E_BAD_FIELD, "message: version %u, expected %d",
-              version, AT_PEER_VERSION);
+    AT_ENSURE(version == AT_PEER_VERSION, d, AT_E_BAD_FIELD, "message: version %u, expected %d", version,
+              AT_PEER_VERSION);
     if (type == AT_PEER_MSG_ALERT) {
         rc = peer_alert(p, &r, d);
         goto out;
@@ -420,8 +427,8 @@ at_err at_peer_handle(at_peer *p, at_span msg, at_buf *out, at_diag *d)
     switch (p->st) {
     case ST_AWAIT_HELLO: {
         at_span n, k;
-        AT_ENSURE(type == AT_PEER_MSG_HELLO, d, AT_E_UNEXPECTED_MESSAGE,
-                  "message: type %u, expected %s", type, expected_name(p->st));
+        AT_ENSURE(type == AT_PEER_MSG_HELLO, d, AT_E_UNEXPECTED_MESSAGE, "message: type %u, expected %s",
+                  type, expected_name(p->st));
         AT_ENSURE(at_reader_take(&r, AT_PEER_NONCE_LEN, &n) && at_reader_take(&r, AT_PEER_KEY_LEN, &k) &&
                       at_reader_at_end(&r),
                   d, AT_E_BAD_FIELD, "hello: %zu bytes, expected %d", msg.len,
@@ -447,10 +454,10 @@ at_err at_peer_handle(at_peer *p, at_span msg, at_buf *out, at_diag *d)
     }
     case ST_AWAIT_RESPONSE: {
         at_span n, k, doc;
-        AT_ENSURE(type == AT_PEER_MSG_RESPONSE, d, AT_E_UNEXPECTED_MESSAGE,
-                  "message: type %u, expected %s", type, expected_name(p->st));
-        AT_ENSURE(at_reader_take(&r, AT_PEER_NONCE_LEN, &n) && at_reader_take(&r, AT_PEER_KEY_LEN, &k),
-                  d, AT_E_BAD_FIELD, "response: %zu bytes, expected at least %d", msg.len,
+        AT_ENSURE(type == AT_PEER_MSG_RESPONSE, d, AT_E_UNEXPECTED_MESSAGE, "message: type %u, expected %s",
+                  type, expected_name(p->st));
+        AT_ENSURE(at_reader_take(&r, AT_PEER_NONCE_LEN, &n) && at_reader_take(&r, AT_PEER_KEY_LEN, &k), d,
+                  AT_E_BAD_FIELD, "response: %zu bytes, expected at least %d", msg.len,
                   2 + AT_PEER_NONCE_LEN + AT_PEER_KEY_LEN);
         doc = at_reader_rest(&r);
         memcpy(p->peer_nonce, n.p, n.len);
@@ -474,8 +481,8 @@ at_err at_peer_handle(at_peer *p, at_span msg, at_buf *out, at_diag *d)
         break;
     }
     case ST_AWAIT_FINISH: {
-        AT_ENSURE(type == AT_PEER_MSG_FINISH, d, AT_E_UNEXPECTED_MESSAGE,
-                  "message: type %u, expected %s", type, expected_name(p->st));
+        AT_ENSURE(type == AT_PEER_MSG_FINISH, d, AT_E_UNEXPECTED_MESSAGE, "message: type %u, expected %s",
+                  type, expected_name(p->st));
         at_span full[2] = {at_buf_span(&p->m1), at_buf_span(&p->m2)};
         AT_TRY(transcript(LABEL_INITIATOR, full, 2, th, d));
         AT_TRY(check_document(p, at_reader_rest(&r), th, d));
@@ -490,8 +497,8 @@ at_err at_peer_handle(at_peer *p, at_span msg, at_buf *out, at_diag *d)
     }
     case ST_AWAIT_CONFIRM: {
         at_span c;
-        AT_ENSURE(type == AT_PEER_MSG_CONFIRM, d, AT_E_UNEXPECTED_MESSAGE,
-                  "message: type %u, expected %s", type, expected_name(p->st));
+        AT_ENSURE(type == AT_PEER_MSG_CONFIRM, d, AT_E_UNEXPECTED_MESSAGE, "message: type %u, expected %s",
+                  type, expected_name(p->st));
         AT_ENSURE(at_reader_take(&r, AT_PEER_KEY_LEN, &c) && at_reader_at_end(&r), d, AT_E_BAD_FIELD,
                   "confirm: %zu bytes, expected %d", msg.len, 2 + AT_PEER_KEY_LEN);
         AT_ENSURE(CRYPTO_memcmp(c.p, p->keys.confirm, AT_PEER_KEY_LEN) == 0, d, AT_E_TRANSCRIPT_MISMATCH,
@@ -586,7 +593,8 @@ at_err at_peer_seal(at_peer *p, bool close, at_span pt, at_buf *out, at_diag *d)
     if (close)
         pt = AT_SPAN_NULL;
     if (pt.len > AT_PEER_MAX_RECORD_PLAINTEXT)
-        return at_fail(d, AT_E_TOO_LARGE, "record: %zu bytes, at most %d", pt.len, AT_PEER_MAX_RECORD_PLAINTEXT);
+        return at_fail(d, AT_E_TOO_LARGE, "record: %zu bytes, at most %d", pt.len,
+                       AT_PEER_MAX_RECORD_PLAINTEXT);
     if (p->send_seq == UINT64_MAX)
         return at_fail(d, AT_E_SEQUENCE_OVERFLOW, "record: send sequence number exhausted");
     AT_TRY(at_buf_u8(out, type));
@@ -621,9 +629,10 @@ at_err at_peer_open(at_peer *p, at_span rec, at_buf *pt, bool *closed, at_diag *
               "record: type %u, expected data (%d) or close (%d)", type, AT_PEER_MSG_DATA, AT_PEER_MSG_CLOSE);
     at_span body = at_reader_rest(&r);
     AT_ENSURE(body.len >= AT_PEER_TAG_LEN && body.len <= AT_PEER_MAX_RECORD_PLAINTEXT + AT_PEER_TAG_LEN, d,
-              AT_E_BAD_FIELD, "record: %zu bytes of ciphertext, expected %d to %d", body.len,
-              AT_PEER_TAG_LEN, AT_PEER_MAX_RECORD_PLAINTEXT + AT_PEER_TAG_LEN);
-    AT_ENSURE(p->recv_seq != UINT64_MAX, d, AT_E_SEQUENCE_OVERFLOW, "record: receive sequence number exhausted");
+              AT_E_BAD_FIELD, "record: %zu bytes of ciphertext, expected %d to %d", body.len, AT_PEER_TAG_LEN,
+              AT_PEER_MAX_RECORD_PLAINTEXT + AT_PEER_TAG_LEN);
+    AT_ENSURE(p->recv_seq != UINT64_MAX, d, AT_E_SEQUENCE_OVERFLOW,
+              "record: receive sequence number exhausted");
     /* Straight into pt: aead() wipes what it wrote when the tag fails. */
     size_t start = pt->len;
     AT_TRY(aead(false, a ? p->keys.key_ba : p->keys.key_ab, a ? p->keys.iv_ba : p->keys.iv_ab, type,

@@ -25,7 +25,7 @@
 
 #define AT_PEER_VERSION 1
 #define AT_PEER_NONCE_LEN 32
-#define AT_PEER_KEY_LEN 32         /* X25519 public key, AES-256 key, exporter */
+#define AT_PEER_KEY_LEN 32 /* X25519 public key, AES-256 key, exporter */
 #define AT_PEER_IV_LEN 12
 #define AT_PEER_TAG_LEN 16
 /* Largest handshake message: a document plus the fixed fields. */
@@ -36,13 +36,13 @@
 
 /* Message types (first byte of every message). */
 enum {
-    AT_PEER_MSG_HELLO = 1,      /* A -> B: version, nonce_a, pk_a */
-    AT_PEER_MSG_RESPONSE = 2,   /* B -> A: version, nonce_b, pk_b, document_b */
-    AT_PEER_MSG_FINISH = 3,     /* A -> B: version, document_a */
-    AT_PEER_MSG_CONFIRM = 4,    /* B -> A: version, confirm */
-    AT_PEER_MSG_ALERT = 0x15,   /* either: version, code length, code string */
-    AT_PEER_MSG_DATA = 0x17,    /* record: sealed application bytes */
-    AT_PEER_MSG_CLOSE = 0x18,   /* record: sealed empty plaintext, last one */
+    AT_PEER_MSG_HELLO = 1,    /* A -> B: version, nonce_a, pk_a */
+    AT_PEER_MSG_RESPONSE = 2, /* B -> A: version, nonce_b, pk_b, document_b */
+    AT_PEER_MSG_FINISH = 3,   /* A -> B: version, document_a */
+    AT_PEER_MSG_CONFIRM = 4,  /* B -> A: version, confirm */
+    AT_PEER_MSG_ALERT = 0x15, /* either: version, code length, code string */
+    AT_PEER_MSG_DATA = 0x17,  /* record: sealed application bytes */
+    AT_PEER_MSG_CLOSE = 0x18, /* record: sealed empty plaintext, last one */
 };
 
 typedef enum { AT_PEER_INITIATOR, AT_PEER_RESPONDER } at_peer_role;
@@ -57,26 +57,23 @@ typedef struct {
     /* This side's proof for transcript hash th, appended to out. peer is
      * NULL before the peer proved anything (the responder's RESPONSE),
      * else what it proved (from check). */
-    at_err (*prove)(void *ctx, const uint8_t th[32], const json_t *peer, at_buf *out,
-                    at_diag *d) AT_MUST_USE;
+    at_err (*prove)(void *ctx, const uint8_t th[32], const json_t *peer, at_buf *out, at_diag *d) AT_MUST_USE;
     /* The peer's proof, checked against th; *info: what it proved (new
      * reference, an object with at least "session_id"). */
-    at_err (*check)(void *ctx, at_span proof, const uint8_t th[32], json_t **info,
-                    at_diag *d) AT_MUST_USE;
+    at_err (*check)(void *ctx, at_span proof, const uint8_t th[32], json_t **info, at_diag *d) AT_MUST_USE;
     /* Responder, FINISH accepted: record it (the verifier audits it). A
      * failure refuses the handshake. May be NULL. */
-    at_err (*accepted)(void *ctx, const uint8_t th[32], const json_t *peer,
-                       at_diag *d) AT_MUST_USE;
+    at_err (*accepted)(void *ctx, const uint8_t th[32], const json_t *peer, at_diag *d) AT_MUST_USE;
 } at_peer_prover;
 
 typedef struct {
     at_peer_role role;
-    const at_peer_prover *prover;  /* borrowed; set: the verifier variant, the
+    const at_peer_prover *prover; /* borrowed; set: the verifier variant, the
                                     * three fields below are then unused */
-    at_attester *attester;         /* borrowed: makes this side's documents */
-    at_trust *trust;               /* borrowed: roots the peer's chain must reach */
-    const at_policy *peer_policy;  /* borrowed, required: what the peer must run */
-    int64_t at_ms;                 /* 0: wall clock; else check the peer's document at this time */
+    at_attester *attester;        /* borrowed: makes this side's documents */
+    at_trust *trust;              /* borrowed: roots the peer's chain must reach */
+    const at_policy *peer_policy; /* borrowed, required: what the peer must run */
+    int64_t at_ms;                /* 0: wall clock; else check the peer's document at this time */
 } at_peer_opts;
 
 /* The key schedule's output (docs/mutual-attestation.md "Key schedule"). */
@@ -90,8 +87,8 @@ typedef struct {
 /* HKDF-SHA256: PRK = Extract(salt = transcript hash, IKM = X25519 secret),
  * then one Expand per output with its label. Exposed for the known-answer
  * test; *out written only on success (caller wipes it). */
-at_err at_peer_key_schedule(at_span shared_secret, const uint8_t transcript_sha256[32],
-                            at_peer_keys *out, at_diag *d) AT_MUST_USE;
+at_err at_peer_key_schedule(at_span shared_secret, const uint8_t transcript_sha256[32], at_peer_keys *out,
+                            at_diag *d) AT_MUST_USE;
 
 typedef struct at_peer at_peer;
 

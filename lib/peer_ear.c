@@ -24,8 +24,9 @@ struct at_peer_ear {
 at_err at_peer_ear_new(const at_peer_ear_opts *o, at_peer_ear **out, at_diag *d)
 {
     if (!o || !o->verifier_url || !o->session_id || !o->session_key || !o->token || !o->peer_policy_name)
-        return at_fail(d, AT_E_BAD_REQUEST, "peer: the verifier variant needs a verifier URL, a session "
-                                            "(id, key, token) and the peer's policy name");
+        return at_fail(d, AT_E_BAD_REQUEST,
+                       "peer: the verifier variant needs a verifier URL, a session "
+                       "(id, key, token) and the peer's policy name");
     at_peer_ear *e = calloc(1, sizeof *e);
     if (!e)
         return at_fail(d, AT_E_INTERNAL, "peer: out of memory");
@@ -115,9 +116,10 @@ static at_err bind_call(at_peer_ear *e, const uint8_t th[32], const char *peer_s
     snprintf(name, sizeof name, "%s%s:%s", AT_PEER_PROOF_PREFIX, th_hex, peer_sid ? peer_sid : "");
     at_session_proof_key(AT_SPAN(e->key, sizeof e->key), pk);
     AT_TRY(at_release_proof_make(AT_SPAN(pk, 32), name, e->sid, at_wall_ms(), proof, sizeof proof));
-    body = peer_sid ? json_pack("{s:s,s:s,s:s,s:s}", "session", e->sid, "proof", proof, "transcript_sha256",
-                                th_hex, "peer_session", peer_sid)
-                    : json_pack("{s:s,s:s,s:s}", "session", e->sid, "proof", proof, "transcript_sha256", th_hex);
+    body = peer_sid
+               ? json_pack("{s:s,s:s,s:s,s:s}", "session", e->sid, "proof", proof, "transcript_sha256",
+                           th_hex, "peer_session", peer_sid)
+               : json_pack("{s:s,s:s,s:s}", "session", e->sid, "proof", proof, "transcript_sha256", th_hex);
     AT_ENSURE(body, d, AT_E_INTERNAL, "peer: out of memory");
     AT_TRY(at_vclient_call(&vc, "POST", "/v1/peer/bindings", body, NULL, &ans, d));
     const char *b = json_string_value(json_object_get(ans, "binding"));
@@ -194,11 +196,13 @@ static at_err check(void *ctx, at_span proof, const uint8_t th[32], json_t **inf
     at_reader_init(&r, proof.p, proof.len);
     AT_ENSURE(take_jws(&r, &token) && take_jws(&r, &binding) && at_reader_at_end(&r), d, AT_E_BAD_FIELD,
               "proof: expected u16 length, EAR token, u16 length, peer binding (each 1..%d bytes), "
-              "got %zu bytes", AT_PEER_EAR_MAX_JWS, proof.len);
+              "got %zu bytes",
+              AT_PEER_EAR_MAX_JWS, proof.len);
     /* The token: the verifier's, unexpired, affirming, the expected policy. */
     AT_TRY(verify_jws(e, "token: ", token, &tc, d));
     json_t *submods = json_object_get(tc, "submods");
-    AT_ENSURE(json_is_object(submods) && json_object_size(submods) == 1 && !json_object_get(tc, BINDING_CLAIM),
+    AT_ENSURE(json_is_object(submods) && json_object_size(submods) == 1 &&
+                  !json_object_get(tc, BINDING_CLAIM),
               d, AT_E_BAD_FIELD, "token: expected an EAR with exactly one submod");
     json_object_foreach(submods, instance, sub) break;
     json_t *ae = json_object_get(sub, "ear.veraison.annotated-evidence");
@@ -207,12 +211,12 @@ static at_err check(void *ctx, at_span proof, const uint8_t th[32], json_t **inf
     const char *tsid = json_string_value(json_object_get(ae, "session_id"));
     AT_ENSURE(status && pid && tsid, d, AT_E_BAD_FIELD,
               "token: ear.status, ear.appraisal-policy-id and the session id are required");
-    AT_ENSURE(strcmp(status, "affirming") == 0, d, AT_E_POLICY_MISMATCH, "token: ear.status %s, expected affirming",
-              status);
+    AT_ENSURE(strcmp(status, "affirming") == 0, d, AT_E_POLICY_MISMATCH,
+              "token: ear.status %s, expected affirming", status);
     size_t pl = strlen(e->policy);
-    AT_ENSURE(strncmp(pid, "policy:", 7) == 0 && strncmp(pid + 7, e->policy, pl) == 0 && pid[7 + pl] == '@', d,
-              AT_E_POLICY_MISMATCH, "token: ear.appraisal-policy-id %.200s, expected policy:%s@<version>", pid,
-              e->policy);
+    AT_ENSURE(strncmp(pid, "policy:", 7) == 0 && strncmp(pid + 7, e->policy, pl) == 0 && pid[7 + pl] == '@',
+              d, AT_E_POLICY_MISMATCH, "token: ear.appraisal-policy-id %.200s, expected policy:%s@<version>",
+              pid, e->policy);
     AT_ENSURE(strcmp(tsid, e->sid) != 0, d, AT_E_REFLECTION, "token: names this side's own session %s", tsid);
     /* The binding: the verifier's, unexpired, for that session and this
      * handshake's transcript. */
@@ -225,8 +229,8 @@ static at_err check(void *ctx, at_span proof, const uint8_t th[32], json_t **inf
               "binding: expected a peer binding (%s with session_id, instance_id, transcript_sha256)",
               BINDING_CLAIM);
     AT_ENSURE(strcmp(bsid, tsid) == 0 && strcmp(binst, instance) == 0, d, AT_E_BINDING_MISMATCH,
-              "binding: names session %.80s of instance %.80s, the token session %.80s of instance %.80s", bsid,
-              binst, tsid, instance);
+              "binding: names session %.80s of instance %.80s, the token session %.80s of instance %.80s",
+              bsid, binst, tsid, instance);
     at_hex_encode(th, 32, th_hex);
     AT_ENSURE(strlen(bth) == 64 && at_span_eq_ct(AT_SPAN(bth, 64), AT_SPAN(th_hex, 64)), d,
               AT_E_TRANSCRIPT_MISMATCH, "binding: transcript %.64s, this handshake's is %s", bth, th_hex);

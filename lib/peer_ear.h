@@ -27,12 +27,12 @@
 #define AT_PEER_EAR_MAX_JWS 6144
 
 typedef struct {
-    const char *verifier_url;       /* base URL of attest-verifier */
-    const char *session_id;         /* this side's live session */
-    const uint8_t *session_key;     /* its key, AT_VCLIENT_SESSION_KEY_LEN bytes */
-    const char *token;              /* this side's EAR token for that session */
-    const char *peer_policy_name;   /* the policy the peer's token must name */
-    int64_t at_ms;                  /* 0: wall clock; else check tokens at this time */
+    const char *verifier_url;     /* base URL of attest-verifier */
+    const char *session_id;       /* this side's live session */
+    const uint8_t *session_key;   /* its key, AT_VCLIENT_SESSION_KEY_LEN bytes */
+    const char *token;            /* this side's EAR token for that session */
+    const char *peer_policy_name; /* the policy the peer's token must name */
+    int64_t at_ms;                /* 0: wall clock; else check tokens at this time */
 } at_peer_ear_opts;
 
 typedef struct at_peer_ear at_peer_ear;

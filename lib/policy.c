@@ -52,8 +52,8 @@ static at_err parse_pcrs(json_t *obj, at_policy *p, at_diag *d)
     if (!json_is_object(obj))
         return at_fail(d, AT_E_BAD_FIELD, "pcrs: expected an object {\"index\": [hex, ...]}");
     if (json_object_size(obj) > AT_MAX_PCRS)
-        return at_fail(d, AT_E_BAD_FIELD, "pcrs: %zu entries, at most %d",
-                       json_object_size(obj), AT_MAX_PCRS);
+        return at_fail(d, AT_E_BAD_FIELD, "pcrs: %zu entries, at most %d", json_object_size(obj),
+                       AT_MAX_PCRS);
     const char *key;
     json_t *arr;
     json_object_foreach(obj, key, arr)
@@ -83,14 +83,13 @@ static at_err parse_pcrs(json_t *obj, at_policy *p, at_diag *d)
             size_t hl = json_string_length(v);
             if (hl != 2 * AT_SHA384_LEN)
                 return at_fail(d, AT_E_BAD_FIELD,
-                               "pcrs.%s[%zu]: %zu hex digits, expected 96 (SHA-384 for %s)", key,
-                               i, hl, at_format_name(p->format));
+                               "pcrs.%s[%zu]: %zu hex digits, expected 96 (SHA-384 for %s)", key, i, hl,
+                               at_format_name(p->format));
             if (at_hex_decode(hex, hl, pp->values[i], AT_SHA384_LEN, &got) != AT_OK)
                 return at_fail(d, AT_E_BAD_FIELD, "pcrs.%s[%zu]: not hex", key, i);
             for (size_t j = 0; j < i; j++)
                 if (memcmp(pp->values[j], pp->values[i], AT_SHA384_LEN) == 0)
-                    return at_fail(d, AT_E_BAD_FIELD, "pcrs.%s[%zu]: duplicate of value %zu", key,
-                                   i, j);
+                    return at_fail(d, AT_E_BAD_FIELD, "pcrs.%s[%zu]: duplicate of value %zu", key, i, j);
             pp->n++;
         }
     }
@@ -98,8 +97,7 @@ static at_err parse_pcrs(json_t *obj, at_policy *p, at_diag *d)
     return AT_OK;
 }
 
-static at_err int_field(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *out,
-                        at_diag *d)
+static at_err int_field(json_t *obj, const char *key, int64_t min, int64_t max, int64_t *out, at_diag *d)
 {
     json_t *v = json_object_get(obj, key);
     if (!v)
@@ -108,8 +106,8 @@ static at_err int_field(json_t *obj, const char *key, int64_t min, int64_t max, 
         return at_fail(d, AT_E_BAD_FIELD, "%s: expected an integer", key);
     json_int_t x = json_integer_value(v);
     if (x < min || x > max)
-        return at_fail(d, AT_E_BAD_FIELD, "%s: %lld, expected %lld..%lld", key, (long long)x,
-                       (long long)min, (long long)max);
+        return at_fail(d, AT_E_BAD_FIELD, "%s: %lld, expected %lld..%lld", key, (long long)x, (long long)min,
+                       (long long)max);
     *out = x;
     return AT_OK;
 }
@@ -127,9 +125,9 @@ static at_err bool_field(json_t *obj, const char *key, bool *out, at_diag *d)
 
 at_err at_policy_from_json(json_t *obj, at_policy **out, at_diag *d)
 {
-    static const char *known[] = {"format",          "pcrs",      "max_document_age_s",
-                                  "session_ttl_s",   "require_nonce", "require_public_key",
-                                  "module_ids",      "provenance"};
+    static const char *known[] = {"format",        "pcrs",          "max_document_age_s",
+                                  "session_ttl_s", "require_nonce", "require_public_key",
+                                  "module_ids",    "provenance"};
     at_err rc = AT_E_INTERNAL;
     at_policy *p = NULL;
     AT_ENSURE(json_is_object(obj), d, AT_E_BAD_FIELD, "policy: expected a JSON object");
@@ -167,17 +165,16 @@ at_err at_policy_from_json(json_t *obj, at_policy **out, at_diag *d)
                       json_array_size(ids) <= AT_POLICY_MAX_MODULE_IDS,
                   d, AT_E_BAD_FIELD, "module_ids: expected a non-empty array of at most %d strings",
                   AT_POLICY_MAX_MODULE_IDS);
-        AT_ENSURE((p->module_ids = calloc(json_array_size(ids), sizeof *p->module_ids)), d,
-                  AT_E_INTERNAL, "out of memory");
+        AT_ENSURE((p->module_ids = calloc(json_array_size(ids), sizeof *p->module_ids)), d, AT_E_INTERNAL,
+                  "out of memory");
         for (size_t i = 0; i < json_array_size(ids); i++) {
             json_t *s = json_array_get(ids, i);
             AT_ENSURE(json_is_string(s) && json_string_length(s) > 0 &&
                           json_string_length(s) <= AT_MAX_MODULE_ID &&
                           strlen(json_string_value(s)) == json_string_length(s),
-                      d, AT_E_BAD_FIELD, "module_ids[%zu]: expected a string of 1..%d characters",
-                      i, AT_MAX_MODULE_ID);
-            AT_ENSURE((p->module_ids[i] = strdup(json_string_value(s))), d, AT_E_INTERNAL,
-                      "out of memory");
+                      d, AT_E_BAD_FIELD, "module_ids[%zu]: expected a string of 1..%d characters", i,
+                      AT_MAX_MODULE_ID);
+            AT_ENSURE((p->module_ids[i] = strdup(json_string_value(s))), d, AT_E_INTERNAL, "out of memory");
             p->n_module_ids++;
         }
     }
@@ -198,13 +195,12 @@ out:
 at_err at_policy_parse(const char *text, size_t len, at_policy **out, at_diag *d)
 {
     if (len > AT_POLICY_MAX_JSON_BYTES)
-        return at_fail(d, AT_E_TOO_LARGE, "policy: %zu bytes, at most %d", len,
-                       AT_POLICY_MAX_JSON_BYTES);
+        return at_fail(d, AT_E_TOO_LARGE, "policy: %zu bytes, at most %d", len, AT_POLICY_MAX_JSON_BYTES);
     json_error_t je;
     json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!obj)
-        return at_fail(d, AT_E_BAD_FIELD, "policy: invalid JSON at line %d column %d: %s",
-                       je.line, je.column, je.text);
+        return at_fail(d, AT_E_BAD_FIELD, "policy: invalid JSON at line %d column %d: %s", je.line, je.column,
+                       je.text);
     at_err rc = at_policy_from_json(obj, out, d);
     json_decref(obj);
     return rc;
@@ -231,17 +227,17 @@ at_err at_policy_lint(const at_policy *p, at_diag *d)
     char msg[AT_DIAG_MAX] = "";
     size_t used = 0;
     int findings = 0;
-#define FINDING(...)                                                                 \
-    do {                                                                             \
-        findings++;                                                                  \
-        if (used < sizeof msg) {                                                     \
+#define FINDING(...)                                                                  \
+    do {                                                                              \
+        findings++;                                                                   \
+        if (used < sizeof msg) {                                                      \
             int w_ = snprintf(msg + used, sizeof msg - used, "%s", used ? "; " : ""); \
-            used += w_ > 0 ? (size_t)w_ : 0;                                         \
-        }                                                                            \
-        if (used < sizeof msg) {                                                     \
-            int w_ = snprintf(msg + used, sizeof msg - used, __VA_ARGS__);           \
-            used += w_ > 0 ? (size_t)w_ : 0;                                         \
-        }                                                                            \
+            used += w_ > 0 ? (size_t)w_ : 0;                                          \
+        }                                                                             \
+        if (used < sizeof msg) {                                                      \
+            int w_ = snprintf(msg + used, sizeof msg - used, __VA_ARGS__);            \
+            used += w_ > 0 ? (size_t)w_ : 0;                                          \
+        }                                                                             \
     } while (0)
     if (p->n_pcrs == 0)
         FINDING("pcrs: no PCR listed, so any code would be admitted");
@@ -255,8 +251,7 @@ at_err at_policy_lint(const at_policy *p, at_diag *d)
                             "read its memory)",
                             p->pcrs[i].index);
     }
-    if (p->format == AT_FORMAT_NITRO_TPM && policy_pcr(p, 4) && !policy_pcr(p, 12) &&
-        !policy_pcr(p, 7))
+    if (p->format == AT_FORMAT_NITRO_TPM && policy_pcr(p, 4) && !policy_pcr(p, 12) && !policy_pcr(p, 7))
         FINDING("pcrs: nitro-tpm policy pins PCR4 without PCR12 or PCR7, so the boot loader can "
                 "append an unmeasured kernel command line (GHSA-xrv8-2pf5-f3q7); pin PCR12 "
                 "(standard boot) or PCR7 (Secure Boot) too");
@@ -331,8 +326,7 @@ static bool value_allowed(const at_policy_pcr *pp, const uint8_t *v)
     return hit;
 }
 
-at_err at_policy_eval_pcrs(const at_policy *p, const at_nitro_payload *doc, at_pcr_report *report,
-                           at_diag *d)
+at_err at_policy_eval_pcrs(const at_policy *p, const at_nitro_payload *doc, at_pcr_report *report, at_diag *d)
 {
     at_pcr_report local;
     at_pcr_report *r = report ? report : &local;
@@ -358,17 +352,17 @@ at_err at_policy_eval_pcrs(const at_policy *p, const at_nitro_payload *doc, at_p
         const at_policy_pcr *pp = policy_pcr(p, f->index);
         int w;
         if (f->missing) {
-            w = snprintf(msg + used, sizeof msg - used, "%sPCR%u: missing from the document",
-                         k ? "; " : "", f->index);
+            w = snprintf(msg + used, sizeof msg - used, "%sPCR%u: missing from the document", k ? "; " : "",
+                         f->index);
         } else {
             char got[2 * AT_SHA384_LEN + 1], want[2 * AT_SHA384_LEN + 1] = "";
             at_hex_encode(f->actual, AT_SHA384_LEN, got);
             if (pp->n)
                 at_hex_encode(pp->values[0], AT_SHA384_LEN, want);
-            w = snprintf(msg + used, sizeof msg - used, "%sPCR%u: got %s, expected %s%s%s%s",
-                         k ? "; " : "", f->index, got, pp->n > 1 ? "one of [" : "",
-                         pp->n ? want : "nothing (empty allow-list)",
-                         pp->n > 1 ? ", ..." : "", pp->n > 1 ? "]" : "");
+            w = snprintf(msg + used, sizeof msg - used, "%sPCR%u: got %s, expected %s%s%s%s", k ? "; " : "",
+                         f->index, got, pp->n > 1 ? "one of [" : "",
+                         pp->n ? want : "nothing (empty allow-list)", pp->n > 1 ? ", ..." : "",
+                         pp->n > 1 ? "]" : "");
         }
         used += w > 0 ? (size_t)w : 0;
     }
@@ -376,8 +370,8 @@ at_err at_policy_eval_pcrs(const at_policy *p, const at_nitro_payload *doc, at_p
                    r->n_failures > 1 ? "s" : "", msg);
 }
 
-at_err at_policy_check(const at_policy *p, const at_nitro_payload *doc, int64_t now_ms,
-                       at_pcr_report *report, at_diag *d)
+at_err at_policy_check(const at_policy *p, const at_nitro_payload *doc, int64_t now_ms, at_pcr_report *report,
+                       at_diag *d)
 {
     if (report)
         memset(report, 0, sizeof *report);
@@ -393,16 +387,15 @@ at_err at_policy_check(const at_policy *p, const at_nitro_payload *doc, int64_t 
             ok = ok || strcmp(p->module_ids[i], doc->module_id) == 0;
         if (!ok)
             return at_fail(d, AT_E_MODULE_ID_MISMATCH,
-                           "module_id: %s is not one of the policy's %zu module ids",
-                           doc->module_id, p->n_module_ids);
+                           "module_id: %s is not one of the policy's %zu module ids", doc->module_id,
+                           p->n_module_ids);
     }
     if (p->require_public_key && (!doc->has_public_key || doc->public_key.len == 0))
         return at_fail(d, AT_E_KEY_REQUIRED,
                        "public_key: the policy requires an attested public key, the document "
                        "has none");
     if (p->require_nonce && (!doc->has_nonce || doc->nonce.len == 0))
-        return at_fail(d, AT_E_NONCE_MISMATCH,
-                       "nonce: the policy requires a nonce, the document has none");
+        return at_fail(d, AT_E_NONCE_MISMATCH, "nonce: the policy requires a nonce, the document has none");
     int64_t age_ms = now_ms - (int64_t)doc->timestamp_ms;
     if (age_ms > p->max_document_age_s * 1000)
         return at_fail(d, AT_E_DOCUMENT_TOO_OLD,

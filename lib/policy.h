@@ -14,21 +14,21 @@
 
 typedef struct {
     uint8_t index;
-    size_t n;                          /* allowed values */
+    size_t n; /* allowed values */
     uint8_t (*values)[AT_SHA384_LEN];
 } at_policy_pcr;
 
 typedef struct {
     at_format format;
-    at_policy_pcr pcrs[AT_MAX_PCRS];   /* sorted by index */
+    at_policy_pcr pcrs[AT_MAX_PCRS]; /* sorted by index */
     size_t n_pcrs;
-    int64_t max_document_age_s;        /* default 300 */
-    int64_t session_ttl_s;             /* default 600, at least 5 */
-    bool require_nonce;                /* default true */
-    bool require_public_key;           /* default true */
-    char **module_ids;                 /* NULL = any */
+    int64_t max_document_age_s; /* default 300 */
+    int64_t session_ttl_s;      /* default 600, at least 5 */
+    bool require_nonce;         /* default true */
+    bool require_public_key;    /* default true */
+    char **module_ids;          /* NULL = any */
     size_t n_module_ids;
-    json_t *provenance;                /* NULL = none recorded */
+    json_t *provenance; /* NULL = none recorded */
 } at_policy;
 
 #define AT_POLICY_DEFAULT_MAX_AGE_S 300
@@ -62,7 +62,7 @@ json_t *at_policy_to_json(const at_policy *p);
 
 typedef struct {
     uint8_t index;
-    bool missing;                      /* the document lacks this PCR */
+    bool missing; /* the document lacks this PCR */
     uint8_t actual[AT_SHA384_LEN];
 } at_pcr_failure;
 
@@ -80,8 +80,8 @@ at_err at_policy_eval_pcrs(const at_policy *p, const at_nitro_payload *doc, at_p
 /* Everything a policy says about a document except nonce freshness: format,
  * module id, PCRs, required public key and nonce presence, and the age of the
  * document at reference time now_ms (AT_E_DOCUMENT_TOO_OLD). */
-at_err at_policy_check(const at_policy *p, const at_nitro_payload *doc, int64_t now_ms,
-                       at_pcr_report *report, at_diag *d) AT_MUST_USE;
+at_err at_policy_check(const at_policy *p, const at_nitro_payload *doc, int64_t now_ms, at_pcr_report *report,
+                       at_diag *d) AT_MUST_USE;
 
 /* Describe a failing report as JSON: [{"index":N,"actual":"hex"|null,
  * "allowed":["hex",...]}]. New reference. */

@@ -20,10 +20,7 @@ void at_progress_init(at_progress *p, FILE *f, bool enabled, const char *label)
     p->last = 0;
 }
 
-double at_progress_elapsed(const at_progress *p)
-{
-    return now() - p->start;
-}
+double at_progress_elapsed(const at_progress *p) { return now() - p->start; }
 
 void at_progress_bytes(uint64_t n, char *out, size_t cap)
 {

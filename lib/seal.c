@@ -17,8 +17,7 @@
 static const at_hpke_suite seal_suite = {AT_HPKE_KEM_X25519_SHA256, AT_HPKE_KDF_HKDF_SHA256,
                                          AT_HPKE_AEAD_AES_128_GCM};
 
-at_err at_seal_to_key_config(at_span key_config, const char *info, at_span pt, at_buf *out,
-                             at_diag *d)
+at_err at_seal_to_key_config(at_span key_config, const char *info, at_span pt, at_buf *out, at_diag *d)
 {
     at_ohttp_key_config kc;
     at_hpke_key *pk = NULL;
@@ -26,8 +25,7 @@ at_err at_seal_to_key_config(at_span key_config, const char *info, at_span pt, a
     if (rc != AT_OK)
         return rc;
     if (kc.kem != AT_HPKE_KEM_X25519_SHA256)
-        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "key config: KEM 0x%04x, expected 0x0020 (X25519)",
-                       kc.kem);
+        return at_fail(d, AT_E_UNSUPPORTED_SUITE, "key config: KEM 0x%04x, expected 0x0020 (X25519)", kc.kem);
     if ((rc = at_hpke_key_from_public(kc.kem, AT_SPAN(kc.pk, AT_HPKE_NPK), &pk, d)) != AT_OK)
         return rc;
     at_hpke_params params = {.mode = AT_HPKE_MODE_BASE, .info = AT_SPAN(info, strlen(info))};
@@ -36,8 +34,7 @@ at_err at_seal_to_key_config(at_span key_config, const char *info, at_span pt, a
     return rc;
 }
 
-at_err at_seal_open(const at_hpke_key *sk, const char *info, at_span sealed, at_buf *out,
-                    at_diag *d)
+at_err at_seal_open(const at_hpke_key *sk, const char *info, at_span sealed, at_buf *out, at_diag *d)
 {
     at_hpke_params params = {.mode = AT_HPKE_MODE_BASE, .info = AT_SPAN(info, strlen(info))};
     return at_hpke_open_single(seal_suite, &params, sk, AT_SPAN_NULL, sealed, out, d);
@@ -47,25 +44,24 @@ void at_session_proof_key(at_span session_key, uint8_t out[32])
 {
     static const char label[] = "attest session proof v1";
     unsigned int n = 32;
-    HMAC(EVP_sha256(), session_key.p, (int)session_key.len, (const uint8_t *)label,
-         sizeof label - 1, out, &n);
+    HMAC(EVP_sha256(), session_key.p, (int)session_key.len, (const uint8_t *)label, sizeof label - 1, out,
+         &n);
 }
 
-static bool proof_mac(at_span key, const char *name, const char *session, int64_t ts,
-                      uint8_t out[32])
+static bool proof_mac(at_span key, const char *name, const char *session, int64_t ts, uint8_t out[32])
 {
     at_buf m;
     at_buf_init(&m);
     at_buf_printf(&m, "attest release v1\n%s\n%s\n%lld", name, session, (long long)ts);
     unsigned int n = 32;
-    bool ok = at_buf_status(&m) == AT_OK &&
-              HMAC(EVP_sha256(), key.p, (int)key.len, m.p, m.len, out, &n) != NULL;
+    bool ok =
+        at_buf_status(&m) == AT_OK && HMAC(EVP_sha256(), key.p, (int)key.len, m.p, m.len, out, &n) != NULL;
     at_buf_cleanup(&m);
     return ok;
 }
 
-at_err at_release_proof_make(at_span key, const char *name, const char *session, int64_t ts,
-                             char *out, size_t outlen)
+at_err at_release_proof_make(at_span key, const char *name, const char *session, int64_t ts, char *out,
+                             size_t outlen)
 {
     uint8_t mac[32];
     if (!proof_mac(key, name, session, ts, mac))

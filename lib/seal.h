@@ -34,18 +34,17 @@ at_err at_seal_open(const at_hpke_key *sk, const char *info, at_span sealed, at_
 void at_session_proof_key(at_span session_key, uint8_t out[32]);
 /* A release proof for secret `name` in `session` at ts_ms, into out
  * (≥ 64 bytes). */
-at_err at_release_proof_make(at_span proof_key, const char *name, const char *session,
-                             int64_t ts_ms, char *out, size_t outlen) AT_MUST_USE;
+at_err at_release_proof_make(at_span proof_key, const char *name, const char *session, int64_t ts_ms,
+                             char *out, size_t outlen) AT_MUST_USE;
 /* A peer binding request (verifier POST /v1/peer/bindings) is proven like
  * a release, with name = AT_PEER_PROOF_PREFIX || transcript hex || ":" ||
  * peer session id (empty when none). Secret names cannot hold ':'. */
 #define AT_PEER_PROOF_PREFIX "peer:"
 /* Split an attacker-supplied proof into its timestamp and MAC. */
-at_err at_release_proof_parse(const char *proof, int64_t *ts_ms, uint8_t mac[32],
-                              at_diag *d) AT_MUST_USE;
+at_err at_release_proof_parse(const char *proof, int64_t *ts_ms, uint8_t mac[32], at_diag *d) AT_MUST_USE;
 /* Constant-time check of a parsed proof. */
-bool at_release_proof_check(at_span proof_key, const char *name, const char *session,
-                            int64_t ts_ms, const uint8_t mac[32]);
+bool at_release_proof_check(at_span proof_key, const char *name, const char *session, int64_t ts_ms,
+                            const uint8_t mac[32]);
 
 /* Secrets at rest in the verifier's database: AES-256-GCM under a storage
  * key kept outside the database, bound to the secret's name and policy.

@@ -73,8 +73,8 @@ void at_sealfile_key_id(const uint8_t key[AT_SEALFILE_KEY_LEN], uint8_t id[AT_SE
 {
     uint8_t mac[32];
     unsigned int n = sizeof mac;
-    if (!HMAC(EVP_sha256(), key, AT_SEALFILE_KEY_LEN, (const uint8_t *)KEY_ID_LABEL,
-              strlen(KEY_ID_LABEL), mac, &n))
+    if (!HMAC(EVP_sha256(), key, AT_SEALFILE_KEY_LEN, (const uint8_t *)KEY_ID_LABEL, strlen(KEY_ID_LABEL),
+              mac, &n))
         memset(mac, 0, sizeof mac); /* never matches a real id: open fails closed */
     memcpy(id, mac, AT_SEALFILE_KEY_ID_LEN);
 }
@@ -109,9 +109,9 @@ static at_err read_header(int fd, const char *what, hdr_bytes *h, at_sealfile_he
     at_sealfile_header hd;
     memset(&hd, 0, sizeof hd);
     h->len = 0;
-    AT_ENSURE(read_full(fd, h->b, 20) == 20 &&
-                  (memcmp(h->b, MAGIC_V1, 8) == 0 || memcmp(h->b, MAGIC_V2, 8) == 0),
-              d, AT_E_BAD_FIELD, "%s: not a sealed model file (expected an ATSEAL01 or ATSEAL02 header)", what);
+    AT_ENSURE(
+        read_full(fd, h->b, 20) == 20 && (memcmp(h->b, MAGIC_V1, 8) == 0 || memcmp(h->b, MAGIC_V2, 8) == 0),
+        d, AT_E_BAD_FIELD, "%s: not a sealed model file (expected an ATSEAL01 or ATSEAL02 header)", what);
     h->len = 20;
     hd.version = h->b[7] == '1' ? 1 : 2;
     hd.chunk_size = get_u32(h->b + 8);
@@ -127,8 +127,9 @@ static at_err read_header(int fd, const char *what, hdr_bytes *h, at_sealfile_he
         const char *labels[2] = {"secret", "policy"};
         for (int i = 0; i < 2; i++) {
             size_t n = h->b[h->len - 1];
-            AT_ENSURE(n <= AT_SEALFILE_NAME_MAX, d, AT_E_BAD_FIELD, "%s: header %s name of %zu bytes, at most %d",
-                      what, labels[i], n, AT_SEALFILE_NAME_MAX);
+            AT_ENSURE(n <= AT_SEALFILE_NAME_MAX, d, AT_E_BAD_FIELD,
+                      "%s: header %s name of %zu bytes, at most %d", what, labels[i], n,
+                      AT_SEALFILE_NAME_MAX);
             size_t want = n + (i == 0); /* the policy length byte follows the secret */
             AT_ENSURE(read_full(fd, h->b + h->len, want) == (ssize_t)want, d, AT_E_TRUNCATED,
                       "%s: header truncated in the %s name", what, labels[i]);
@@ -171,9 +172,10 @@ at_err at_sealfile_check_secret(const char *path, const char *secret, at_diag *d
     at_err rc = AT_E_INTERNAL;
     at_sealfile_header h;
     AT_TRY(at_sealfile_inspect(path, &h, d));
-    AT_ENSURE(!h.secret[0] || strcmp(h.secret, secret) == 0, d, AT_E_SECRET_NAME_MISMATCH,
-              "%s: sealed for secret '%s', --model-secret is '%.160s' (another model's key would not open it)",
-              path, h.secret, secret);
+    AT_ENSURE(
+        !h.secret[0] || strcmp(h.secret, secret) == 0, d, AT_E_SECRET_NAME_MISMATCH,
+        "%s: sealed for secret '%s', --model-secret is '%.160s' (another model's key would not open it)",
+        path, h.secret, secret);
     rc = AT_OK;
 out:
     return rc;
@@ -202,8 +204,8 @@ out:
 /* Seal: p[0..n) in place, the tag appended at p[n..n+16). Open: p[0..n)
  * is ciphertext || tag (n >= 16); the plaintext is p[0..n-16) once the tag
  * verified, and wiped when it does not. */
-static at_err gcm_chunk(EVP_CIPHER_CTX *cc, bool enc, const uint8_t nonce[12], at_span aad, uint8_t *p, size_t n,
-                        at_diag *d)
+static at_err gcm_chunk(EVP_CIPHER_CTX *cc, bool enc, const uint8_t nonce[12], at_span aad, uint8_t *p,
+                        size_t n, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     int l = 0, f = 0;
@@ -453,15 +455,17 @@ static at_err stream(bool enc, int in, int out, const uint8_t key[AT_SEALFILE_KE
         if (s->rc != AT_OK) {
             /* A file cut at a chunk boundary: the last chunk present was not
              * sealed as the final one. */
-            rc = at_fail(d, s->final ? AT_E_TRUNCATED : AT_E_DECRYPT_FAILED, "sealed file: chunk %u does not open%s",
-                         s->index,
-                         s->final ? " as the last one (file truncated or altered)" : " (wrong key or altered file)");
+            rc = at_fail(d, s->final ? AT_E_TRUNCATED : AT_E_DECRYPT_FAILED,
+                         "sealed file: chunk %u does not open%s", s->index,
+                         s->final ? " as the last one (file truncated or altered)"
+                                  : " (wrong key or altered file)");
             goto out;
         }
         size_t len = enc ? s->n + TAG_LEN : s->n - TAG_LEN;
         if (!enc && md)
             AT_OSSL(EVP_DigestUpdate(md, s->p, len), d);
-        AT_ENSURE(at_file_write_full(out, s->p, len), d, AT_E_IO, "output: write failed: %s", strerror(errno));
+        AT_ENSURE(at_file_write_full(out, s->p, len), d, AT_E_IO, "output: write failed: %s",
+                  strerror(errno));
         *ptlen += enc ? s->n : len;
         *done += s->n;
         progress(o, *done, total);
@@ -493,8 +497,8 @@ out:
     return rc;
 }
 
-at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN],
-                           const at_sealfile_opts *o, at_sealfile_result *res, at_diag *d)
+at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN], const at_sealfile_opts *o,
+                           at_sealfile_result *res, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     hdr_bytes h;
@@ -533,8 +537,8 @@ at_err at_sealfile_seal_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
         snprintf(res->header.secret, sizeof res->header.secret, "%s", names[0]);
         snprintf(res->header.policy, sizeof res->header.policy, "%s", names[1]);
         res->header.plaintext_bytes = ptlen;
-        res->header.sealed_bytes = h.len + ptlen + (ptlen / AT_SEALFILE_CHUNK +
-                                                    (ptlen % AT_SEALFILE_CHUNK || !ptlen)) * TAG_LEN;
+        res->header.sealed_bytes =
+            h.len + ptlen + (ptlen / AT_SEALFILE_CHUNK + (ptlen % AT_SEALFILE_CHUNK || !ptlen)) * TAG_LEN;
     }
     rc = AT_OK;
 out:
@@ -542,8 +546,8 @@ out:
     return rc;
 }
 
-at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN],
-                           const at_sealfile_opts *o, at_sealfile_result *res, at_diag *d)
+at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LEN], const at_sealfile_opts *o,
+                           at_sealfile_result *res, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     hdr_bytes h;
@@ -563,8 +567,8 @@ at_err at_sealfile_open_fd(int in, int out, const uint8_t key[AT_SEALFILE_KEY_LE
             char want[33], got[33];
             hex16(hd.key_id, want);
             hex16(kid, got);
-            rc = at_fail(d, AT_E_DECRYPT_FAILED, "sealed file: key_id %s, the key given has key_id %s (wrong key)",
-                         want, got);
+            rc = at_fail(d, AT_E_DECRYPT_FAILED,
+                         "sealed file: key_id %s, the key given has key_id %s (wrong key)", want, got);
             goto out;
         }
     }

@@ -53,7 +53,7 @@ typedef struct {
 typedef void (*at_sealfile_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 typedef struct {
-    const char *secret, *policy; /* seal: recorded in the header; NULL = none */
+    const char *secret, *policy;      /* seal: recorded in the header; NULL = none */
     at_sealfile_progress_fn progress; /* called on the caller's thread, in order */
     void *progress_arg;
     /* Chunks are independent: they are sealed or opened on this many
@@ -90,11 +90,11 @@ at_err at_sealfile_check_secret(const char *path, const char *secret, at_diag *d
 /* Seal in_path to out_path (0600) under key. The output appears whole or
  * not at all and replaces an existing file; an output that is the input
  * file (by device and inode) is refused with AT_E_CONFLICT. */
-at_err at_sealfile_seal(const char *in_path, const char *out_path,
-                        const uint8_t key[AT_SEALFILE_KEY_LEN], at_diag *d) AT_MUST_USE;
+at_err at_sealfile_seal(const char *in_path, const char *out_path, const uint8_t key[AT_SEALFILE_KEY_LEN],
+                        at_diag *d) AT_MUST_USE;
 /* Open in_path into out_path, same rules: never a partial plaintext at
  * out_path, the previous file stays until the new one is complete. */
-at_err at_sealfile_open(const char *in_path, const char *out_path,
-                        const uint8_t key[AT_SEALFILE_KEY_LEN], at_diag *d) AT_MUST_USE;
+at_err at_sealfile_open(const char *in_path, const char *out_path, const uint8_t key[AT_SEALFILE_KEY_LEN],
+                        at_diag *d) AT_MUST_USE;
 
 #endif

@@ -23,15 +23,13 @@
 #include "enc.h"
 #include "x509v.h"
 
-static const char *level_file[AT_SIM_LEVELS] = {"root", "regional", "zonal", "instance-ca",
-                                                "leaf"};
+static const char *level_file[AT_SIM_LEVELS] = {"root", "regional", "zonal", "instance-ca", "leaf"};
 static const int64_t lifetime[AT_SIM_LEVELS] = {AT_SIM_LIFETIME_ROOT, AT_SIM_LIFETIME_REGIONAL,
                                                 AT_SIM_LIFETIME_ZONAL, AT_SIM_LIFETIME_INSTANCE_CA,
                                                 AT_SIM_LIFETIME_LEAF};
 /* How far before "now" sim init starts each level, so documents a few hours
  * in the past can be minted without renewing CAs. */
-static const int64_t init_backdate[AT_SIM_LEVELS] = {24 * 3600, 2 * 24 * 3600, 24 * 3600,
-                                                     6 * 3600, 0};
+static const int64_t init_backdate[AT_SIM_LEVELS] = {24 * 3600, 2 * 24 * 3600, 24 * 3600, 6 * 3600, 0};
 /* A certificate is reused for a document only if it covers the timestamp
  * with this much to spare. */
 #define SPARE_S (15 * 60)
@@ -93,13 +91,11 @@ static void subject_for(const at_sim_pki *pki, int level, X509_NAME *n)
         snprintf(cn, sizeof cn, "%s.us-sim-1.sim.nitro-enclaves", pki->instance_id);
         break;
     default:
-        snprintf(cn, sizeof cn, "%s-enc%.16s.us-sim-1.sim", pki->instance_id,
-                 pki->instance_id + 2);
+        snprintf(cn, sizeof cn, "%s-enc%.16s.us-sim-1.sim", pki->instance_id, pki->instance_id + 2);
         break;
     }
     X509_NAME_add_entry_by_txt(n, "C", MBSTRING_ASC, (const unsigned char *)"US", -1, -1, 0);
-    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC, (const unsigned char *)"attest simulator",
-                               -1, -1, 0);
+    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC, (const unsigned char *)"attest simulator", -1, -1, 0);
     X509_NAME_add_entry_by_txt(n, "OU", MBSTRING_ASC, (const unsigned char *)"AWS-sim", -1, -1, 0);
     X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
 }
@@ -130,14 +126,13 @@ static at_err issue(at_sim_pki *pki, int level, int64_t nb, at_diag *d)
     AT_OSSL(X509_set_version(x, 2), d);
     AT_OSSL(RAND_bytes(rnd, sizeof rnd), d);
     rnd[0] &= 0x7f;
-    AT_ENSURE((bn = BN_bin2bn(rnd, sizeof rnd, NULL)) && (serial = BN_to_ASN1_INTEGER(bn, NULL)),
-              d, AT_E_INTERNAL, "sim: serial");
+    AT_ENSURE((bn = BN_bin2bn(rnd, sizeof rnd, NULL)) && (serial = BN_to_ASN1_INTEGER(bn, NULL)), d,
+              AT_E_INTERNAL, "sim: serial");
     AT_OSSL(X509_set_serialNumber(x, serial), d);
     subject_for(pki, level, X509_get_subject_name(x));
     X509 *issuer = level == AT_SIM_ROOT ? x : pki->cert[level - 1];
     EVP_PKEY *issuer_key = level == AT_SIM_ROOT ? key : pki->key[level - 1];
-    AT_ENSURE(issuer && issuer_key, d, AT_E_INTERNAL, "sim: issuer of %s missing",
-              level_file[level]);
+    AT_ENSURE(issuer && issuer_key, d, AT_E_INTERNAL, "sim: issuer of %s missing", level_file[level]);
     AT_OSSL(X509_set_issuer_name(x, X509_get_subject_name(issuer)), d);
     AT_ENSURE(ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) &&
                   ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(nb + lifetime[level])),
@@ -152,13 +147,12 @@ static at_err issue(at_sim_pki *pki, int level, int64_t nb, at_diag *d)
                   d, AT_E_INTERNAL, "sim: leaf extensions");
     } else {
         AT_ENSURE(add_ext(x, issuer, NID_basic_constraints, pathlen[level]) &&
-                      add_ext(x, issuer, NID_key_usage,
-                              "critical,digitalSignature,keyCertSign,cRLSign") &&
+                      add_ext(x, issuer, NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign") &&
                       add_ext(x, issuer, NID_subject_key_identifier, "hash"),
                   d, AT_E_INTERNAL, "sim: CA extensions");
         if (level != AT_SIM_ROOT)
-            AT_ENSURE(add_ext(x, issuer, NID_authority_key_identifier, "keyid:always"), d,
-                      AT_E_INTERNAL, "sim: AKI");
+            AT_ENSURE(add_ext(x, issuer, NID_authority_key_identifier, "keyid:always"), d, AT_E_INTERNAL,
+                      "sim: AKI");
     }
     AT_ENSURE(X509_sign(x, issuer_key, EVP_sha384()) > 0, d, AT_E_INTERNAL, "sim: signing");
     unsigned char *der = NULL;
@@ -200,8 +194,8 @@ static at_err save_level(const at_sim_pki *pki, int level, at_diag *d)
     AT_ENSURE(fd >= 0 && fchmod(fd, 0600) == 0, d, AT_E_IO, "sim: %s: %s", kp, strerror(errno));
     AT_ENSURE((f = fdopen(fd, "w")), d, AT_E_IO, "sim: %s", kp);
     fd = -1;
-    AT_ENSURE(PEM_write_PrivateKey(f, pki->key[level], NULL, NULL, 0, NULL, NULL) == 1, d,
-              AT_E_IO, "sim: writing %s", kp);
+    AT_ENSURE(PEM_write_PrivateKey(f, pki->key[level], NULL, NULL, 0, NULL, NULL) == 1, d, AT_E_IO,
+              "sim: writing %s", kp);
     closed = fclose(f);
     f = NULL;
     AT_ENSURE(closed == 0, d, AT_E_IO, "sim: writing %s", kp);
@@ -266,8 +260,8 @@ static at_err load_level(at_sim_pki *pki, int level, bool optional, at_diag *d)
     FILE *f = NULL;
     AT_ENSURE(cp && kp, d, AT_E_INTERNAL, "out of memory");
     if (!(f = fopen(cp, "r"))) {
-        AT_ENSURE(optional && errno == ENOENT, d, AT_E_IO, "sim: %s: %s (run 'attestctl sim init')",
-                  cp, strerror(errno));
+        AT_ENSURE(optional && errno == ENOENT, d, AT_E_IO, "sim: %s: %s (run 'attestctl sim init')", cp,
+                  strerror(errno));
         rc = AT_OK;
         goto out;
     }
@@ -300,8 +294,8 @@ at_err at_sim_pki_load(const char *dir, at_sim_pki **out, at_diag *d)
         AT_TRY(load_level(pki, level, level == AT_SIM_LEAF, d));
     ip = path_of(dir, "instance-id", "");
     AT_ENSURE(ip && (f = fopen(ip, "r")), d, AT_E_IO, "sim: %s/instance-id missing", dir);
-    AT_ENSURE(fgets(pki->instance_id, sizeof pki->instance_id, f) &&
-                  strlen(pki->instance_id) == 19 && strncmp(pki->instance_id, "i-", 2) == 0,
+    AT_ENSURE(fgets(pki->instance_id, sizeof pki->instance_id, f) && strlen(pki->instance_id) == 19 &&
+                  strncmp(pki->instance_id, "i-", 2) == 0,
               d, AT_E_IO, "sim: %s/instance-id unreadable", dir);
     *out = pki;
     pki = NULL;
@@ -361,8 +355,8 @@ void at_sim_default_pcrs(at_format f, at_span seed, bool set[AT_MAX_PCRS],
     derived = f == AT_FORMAT_NITRO_TPM ? tpm_derived : enclave_derived;
     for (; *derived != 99; derived++) {
         char label[48];
-        snprintf(label, sizeof label, "attest-sim %s pcr%u",
-                 f == AT_FORMAT_NITRO_TPM ? "tpm" : "enclave", *derived);
+        snprintf(label, sizeof label, "attest-sim %s pcr%u", f == AT_FORMAT_NITRO_TPM ? "tpm" : "enclave",
+                 *derived);
         EVP_MD_CTX *c = EVP_MD_CTX_new();
         unsigned int len = 0;
         if (c && EVP_DigestInit_ex(c, EVP_sha384(), NULL) == 1 &&
@@ -385,15 +379,13 @@ static void put_optional(at_buf *b, const char *key, bool has, at_span v)
         at_cbor_put_null(b);
 }
 
-at_err at_sim_sign_payload(at_sim_pki *pki, at_span payload, bool tagged, at_buf *out,
-                           at_diag *d)
+at_err at_sim_sign_payload(at_sim_pki *pki, at_span payload, bool tagged, at_buf *out, at_diag *d)
 {
     static const uint8_t prot[] = {0xa1, 0x01, 0x38, 0x22};
     uint8_t sig[AT_COSE_ES384_SIG_LEN];
     if (!pki->key[AT_SIM_LEAF])
         return at_fail(d, AT_E_INTERNAL, "sim: no leaf key yet");
-    at_err rc = at_cose_sign1_sign(AT_SPAN(prot, sizeof prot), payload, pki->key[AT_SIM_LEAF],
-                                   sig, d);
+    at_err rc = at_cose_sign1_sign(AT_SPAN(prot, sizeof prot), payload, pki->key[AT_SIM_LEAF], sig, d);
     if (rc != AT_OK)
         return rc;
     if (tagged)
@@ -445,8 +437,7 @@ at_err at_sim_doc(at_sim_pki *pki, const at_sim_doc_opts *o, at_buf *out, at_dia
     else if (f == AT_FORMAT_NITRO_TPM)
         snprintf(module_id, sizeof module_id, "%s-tpm0000000000000000", pki->instance_id);
     else
-        snprintf(module_id, sizeof module_id, "%s-enc%.16s", pki->instance_id,
-                 pki->instance_id + 2);
+        snprintf(module_id, sizeof module_id, "%s-enc%.16s", pki->instance_id, pki->instance_id + 2);
 
     /* Keys in the order AWS writes them (nitro-facts.md). */
     if (o->definite_map)

@@ -35,16 +35,16 @@ void at_sim_pki_free(at_sim_pki *pki);
 const char *at_sim_instance_id(const at_sim_pki *pki);
 
 typedef struct {
-    at_format format;               /* AUTO means nitro-enclave */
-    int64_t timestamp_ms;           /* 0 = now */
-    bool pcr_set[AT_MAX_PCRS];      /* explicit PCR values */
+    at_format format;          /* AUTO means nitro-enclave */
+    int64_t timestamp_ms;      /* 0 = now */
+    bool pcr_set[AT_MAX_PCRS]; /* explicit PCR values */
     uint8_t pcr[AT_MAX_PCRS][AT_SHA384_LEN];
     bool has_nonce, has_user_data, has_public_key;
     at_span nonce, user_data, public_key;
-    bool new_leaf;                  /* mint a fresh leaf starting at the timestamp */
-    bool definite_map;              /* older documents: 0xa9 map; default 0xbf ... 0xff */
-    bool tagged;                    /* wrap in CBOR tag 18 */
-    const char *module_id;          /* NULL = derived from the instance id */
+    bool new_leaf;         /* mint a fresh leaf starting at the timestamp */
+    bool definite_map;     /* older documents: 0xa9 map; default 0xbf ... 0xff */
+    bool tagged;           /* wrap in CBOR tag 18 */
+    const char *module_id; /* NULL = derived from the instance id */
 } at_sim_doc_opts;
 
 /* The PCR values a simulated document carries by default: nitro-enclave

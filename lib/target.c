@@ -27,22 +27,24 @@ at_err at_target_check(const char *target, bool with_query, at_diag *d)
     int shown = len > 64 ? 64 : (int)len;
     const char *q = strchr(target, '?');
     if (q && !with_query)
-        return at_fail(d, AT_E_BAD_REQUEST, "path: contains '?' (an escaped %%3F), got '%.*s'", shown, target);
+        return at_fail(d, AT_E_BAD_REQUEST, "path: contains '?' (an escaped %%3F), got '%.*s'", shown,
+                       target);
     size_t plen = q ? (size_t)(q - target) : len;
     if (!(plen == 3 && strncmp(target, "/v1", 3) == 0) && !(plen >= 4 && strncmp(target, "/v1/", 4) == 0))
         return at_fail(d, AT_E_BAD_REQUEST, "path: expected /v1/..., got '%.*s'", shown, target);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)target[i];
         if (c <= 0x20 || c >= 0x7f || c == '#' || (c == '\\' && i < plen))
-            return at_fail(d, AT_E_BAD_REQUEST, "path: byte 0x%02x at offset %zu is not allowed in a target", c,
-                           i);
+            return at_fail(d, AT_E_BAD_REQUEST, "path: byte 0x%02x at offset %zu is not allowed in a target",
+                           c, i);
     }
     for (size_t i = 1; i <= plen;) {
         size_t e = i;
         while (e < plen && target[e] != '/')
             e++;
         if (dot_segment(target + i, e - i))
-            return at_fail(d, AT_E_BAD_REQUEST, "path: dot segment at offset %zu, got '%.*s'", i, shown, target);
+            return at_fail(d, AT_E_BAD_REQUEST, "path: dot segment at offset %zu, got '%.*s'", i, shown,
+                           target);
         i = e + 1;
     }
     return AT_OK;

@@ -47,8 +47,10 @@ at_err at_token_parse_duration(const char *s, int64_t *ms, at_diag *d)
     if (p > s && p[0] && !p[1])
         unit = p[0] == 'd' ? 86400 : p[0] == 'h' ? 3600 : p[0] == 'm' ? 60 : p[0] == 's' ? 1 : 0;
     if (!unit || n == 0)
-        return at_fail(d, AT_E_BAD_FIELD, "expires: \"%.32s\": expected a positive number and a unit"
-                       " d, h, m or s (e.g. 30d, 12h)", s);
+        return at_fail(d, AT_E_BAD_FIELD,
+                       "expires: \"%.32s\": expected a positive number and a unit"
+                       " d, h, m or s (e.g. 30d, 12h)",
+                       s);
     if (n > AT_TOKEN_MAX_LIFETIME_S / unit)
         return at_fail(d, AT_E_BAD_FIELD, "expires: \"%.32s\": at most %lld days", s,
                        AT_TOKEN_MAX_LIFETIME_S / 86400);
@@ -74,8 +76,10 @@ at_err at_token_check_scope(const char *scope, at_diag *d)
         for (size_t i = 0; ok && i < k; i++)
             ok = is_name_char(p[i]);
         if (!ok)
-            return at_fail(d, AT_E_BAD_FIELD, "policies: \"%.*s\" is not a policy name"
-                           " (1..128 of [A-Za-z0-9._-])", (int)(k > 64 ? 64 : k), p);
+            return at_fail(d, AT_E_BAD_FIELD,
+                           "policies: \"%.*s\" is not a policy name"
+                           " (1..128 of [A-Za-z0-9._-])",
+                           (int)(k > 64 ? 64 : k), p);
         for (const char *q = scope; q < p; q += strcspn(q, ",") + 1)
             if (strcspn(q, ",") == k && strncmp(q, p, k) == 0)
                 return at_fail(d, AT_E_BAD_FIELD, "policies: %.*s named twice", (int)k, p);
@@ -112,15 +116,19 @@ at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
          * the named policies and their secrets, a gateway sees their
          * sessions. An auditor reads the whole audit log, an admin is all. */
         if (strcmp(j->role, "owner") != 0 && strcmp(j->role, "gateway") != 0)
-            return at_fail(d, AT_E_BAD_FIELD, "policies: only owner and gateway tokens can be"
-                           " limited to policies, not %s", j->role);
+            return at_fail(d, AT_E_BAD_FIELD,
+                           "policies: only owner and gateway tokens can be"
+                           " limited to policies, not %s",
+                           j->role);
         at_err prc = at_token_check_scope(j->policies, d);
         if (prc != AT_OK)
             return prc;
     }
-    at_err rc = at_db_prepare(c, "INSERT INTO api_tokens (token_sha256, role, label, created_ms,"
-                                 " expires_ms, policies) VALUES (?, ?, ?, ?, ?, ?)"
-                                 " ON CONFLICT (token_sha256) DO NOTHING", &st, d);
+    at_err rc = at_db_prepare(c,
+                              "INSERT INTO api_tokens (token_sha256, role, label, created_ms,"
+                              " expires_ms, policies) VALUES (?, ?, ?, ?, ?, ?)"
+                              " ON CONFLICT (token_sha256) DO NOTHING",
+                              &st, d);
     if (rc != AT_OK)
         return rc;
     int64_t now = at_wall_ms();
@@ -144,8 +152,8 @@ at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
     char msg[AT_TOKEN_SCOPE_MAX + 160], exp[40] = "never";
     if (j->expires_ms)
         at_time_rfc3339(j->expires_ms / 1000, exp, sizeof exp);
-    snprintf(msg, sizeof msg, "token %lld role %s expires %s policies %s", (long long)j->id,
-             j->role, exp, j->policies ? j->policies : "(all)");
+    snprintf(msg, sizeof msg, "token %lld role %s expires %s policies %s", (long long)j->id, j->role, exp,
+             j->policies ? j->policies : "(all)");
     at_audit_row row = {.actor = j->actor, .action = "token.create", .outcome = "ok", .message = msg};
     return at_audit_append(c, &row, NULL, d);
 }
@@ -173,8 +181,9 @@ at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
     if (strcmp(role, "admin") == 0) {
         /* Never lock every administrator out: the last live admin token
          * stays until another exists (decided in this transaction). */
-        rc = at_db_prepare(c, "SELECT count(*) FROM api_tokens WHERE role = 'admin' AND id != ?"
-                              " AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?)",
+        rc = at_db_prepare(c,
+                           "SELECT count(*) FROM api_tokens WHERE role = 'admin' AND id != ?"
+                           " AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?)",
                            &st, d);
         if (rc != AT_OK)
             return rc;
@@ -191,8 +200,7 @@ at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
                            " (attestctl token create --db DB --role admin)",
                            (long long)j->id);
     }
-    rc = at_db_prepare(c, "UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
-                       &st, d);
+    rc = at_db_prepare(c, "UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", &st, d);
     if (rc != AT_OK)
         return rc;
     sqlite3_bind_int64(st, 1, at_wall_ms());
@@ -203,8 +211,8 @@ at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
         return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
     char msg[96];
     snprintf(msg, sizeof msg, "token %lld role %s revoked", (long long)j->id, role);
-    at_audit_row row = {.actor = j->actor, .action = "token.revoke", .outcome = "ok", .message = msg,
-                        .client = j->client};
+    at_audit_row row = {
+        .actor = j->actor, .action = "token.revoke", .outcome = "ok", .message = msg, .client = j->client};
     return at_audit_append(c, &row, NULL, d);
 }
 
@@ -220,8 +228,10 @@ static json_t *time_or_null(sqlite3_stmt *st, int col)
 at_err at_token_list(sqlite3 *c, int64_t now_ms, json_t **out, at_diag *d)
 {
     sqlite3_stmt *st = NULL;
-    at_err rc = at_db_prepare(c, "SELECT id, role, label, policies, created_ms, expires_ms,"
-                                 " revoked_ms FROM api_tokens ORDER BY id", &st, d);
+    at_err rc = at_db_prepare(c,
+                              "SELECT id, role, label, policies, created_ms, expires_ms,"
+                              " revoked_ms FROM api_tokens ORDER BY id",
+                              &st, d);
     if (rc != AT_OK)
         return rc;
     json_t *arr = json_array();
@@ -230,9 +240,10 @@ at_err at_token_list(sqlite3 *c, int64_t now_ms, json_t **out, at_diag *d)
         json_t *t = json_object();
         json_object_set_new(t, "id", json_integer(sqlite3_column_int64(st, 0)));
         json_object_set_new(t, "role", json_string((const char *)sqlite3_column_text(st, 1)));
-        json_object_set_new(t, "label", sqlite3_column_type(st, 2) == SQLITE_NULL
-                                            ? json_null()
-                                            : json_string((const char *)sqlite3_column_text(st, 2)));
+        json_object_set_new(t, "label",
+                            sqlite3_column_type(st, 2) == SQLITE_NULL
+                                ? json_null()
+                                : json_string((const char *)sqlite3_column_text(st, 2)));
         json_t *pol = json_null();
         if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
             pol = json_array();
@@ -249,11 +260,10 @@ at_err at_token_list(sqlite3 *c, int64_t now_ms, json_t **out, at_diag *d)
         json_object_set_new(t, "created_at", time_or_null(st, 4));
         json_object_set_new(t, "expires_at", time_or_null(st, 5));
         json_object_set_new(t, "revoked_at", time_or_null(st, 6));
-        const char *state = sqlite3_column_type(st, 6) != SQLITE_NULL ? "revoked"
-                            : sqlite3_column_type(st, 5) != SQLITE_NULL &&
-                                      sqlite3_column_int64(st, 5) <= now_ms
-                                ? "expired"
-                                : "active";
+        const char *state =
+            sqlite3_column_type(st, 6) != SQLITE_NULL                                            ? "revoked"
+            : sqlite3_column_type(st, 5) != SQLITE_NULL && sqlite3_column_int64(st, 5) <= now_ms ? "expired"
+                                                                                                 : "active";
         json_object_set_new(t, "state", json_string(state));
         json_array_append_new(arr, t);
     }

@@ -45,12 +45,12 @@ bool at_token_scope_allows(const char *scope, const char *policy);
 
 typedef struct {
     uint8_t hash[32];
-    const char *role;      /* admin, owner, auditor, gateway, agent */
-    const char *label;     /* may be NULL */
-    const char *actor;     /* for the audit row */
-    int64_t expires_ms;    /* 0 = never */
-    const char *policies;  /* scope (at_token_check_scope), NULL = all */
-    int64_t id;            /* out: row id, 0 when it already existed */
+    const char *role;     /* admin, owner, auditor, gateway, agent */
+    const char *label;    /* may be NULL */
+    const char *actor;    /* for the audit row */
+    int64_t expires_ms;   /* 0 = never */
+    const char *policies; /* scope (at_token_check_scope), NULL = all */
+    int64_t id;           /* out: row id, 0 when it already existed */
 } at_token_insert_job;
 
 /* An at_db write job (ctx = at_token_insert_job): inserts the hash unless

@@ -10,8 +10,8 @@
 #include "seal.h"
 #include "vclient.h"
 
-at_err at_vclient_call(const at_vclient *c, const char *method, const char *path, json_t *body,
-                       long *status, json_t **answer, at_diag *d)
+at_err at_vclient_call(const at_vclient *c, const char *method, const char *path, json_t *body, long *status,
+                       json_t **answer, at_diag *d)
 {
     char url[1400];
     long st = 0;
@@ -21,8 +21,7 @@ at_err at_vclient_call(const at_vclient *c, const char *method, const char *path
     if (snprintf(url, sizeof url, "%s%s", c->url, path) >= (int)sizeof url)
         return at_fail(d, AT_E_BAD_REQUEST, "verifier: URL of %zu bytes, expected at most %zu",
                        strlen(c->url) + strlen(path), sizeof url - 1);
-    at_err rc = at_httpc_json(method, url, c->bearer && c->bearer[0] ? c->bearer : NULL, body, &st,
-                              &resp, d);
+    at_err rc = at_httpc_json(method, url, c->bearer && c->bearer[0] ? c->bearer : NULL, body, &st, &resp, d);
     if (rc != AT_OK)
         return rc;
     if (status)
@@ -30,8 +29,8 @@ at_err at_vclient_call(const at_vclient *c, const char *method, const char *path
     if (st < 200 || st >= 300) {
         json_t *e = json_object_get(resp, "error");
         const char *code = json_string_value(json_object_get(e, "code"));
-        rc = at_fail(d, code ? at_err_from_str(code) : AT_E_UNAVAILABLE,
-                     "verifier: %s %s: HTTP %ld %s: %s", method, path, st, code ? code : "",
+        rc = at_fail(d, code ? at_err_from_str(code) : AT_E_UNAVAILABLE, "verifier: %s %s: HTTP %ld %s: %s",
+                     method, path, st, code ? code : "",
                      json_string_value(json_object_get(e, "message")) ?: "");
     }
     if (answer)
@@ -63,8 +62,10 @@ at_err at_vclient_challenge(const at_vclient *c, uint8_t nonce[AT_VCLIENT_NONCE_
     size_t nl = 0;
     at_err rc = at_vclient_call(c, "POST", "/v1/challenge", NULL, status, &ans, d);
     if (rc == AT_OK && !b64_field(ans, "nonce", AT_VCLIENT_NONCE_MAX, &n, &nl))
-        rc = at_fail(d, AT_E_BAD_FIELD, "verifier: challenge without a usable nonce (expected"
-                     " base64 of 1 to %d bytes)", AT_VCLIENT_NONCE_MAX);
+        rc = at_fail(d, AT_E_BAD_FIELD,
+                     "verifier: challenge without a usable nonce (expected"
+                     " base64 of 1 to %d bytes)",
+                     AT_VCLIENT_NONCE_MAX);
     if (rc == AT_OK) {
         memcpy(nonce, n, nl);
         *len = nl;
@@ -74,9 +75,9 @@ at_err at_vclient_challenge(const at_vclient *c, uint8_t nonce[AT_VCLIENT_NONCE_
     return rc;
 }
 
-at_err at_vclient_attest(const at_vclient *c, at_span evidence, const char *policy,
-                         const char *endpoint, const at_hpke_key *key, at_vclient_session *out,
-                         long *status, json_t **answer, at_diag *d)
+at_err at_vclient_attest(const at_vclient *c, at_span evidence, const char *policy, const char *endpoint,
+                         const at_hpke_key *key, at_vclient_session *out, long *status, json_t **answer,
+                         at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     json_t *body = NULL, *ans = NULL;
@@ -100,7 +101,8 @@ at_err at_vclient_attest(const at_vclient *c, at_span evidence, const char *poli
     json_t *exp = json_object_get(sess, "expires_at_ms");
     AT_ENSURE(sid && strlen(sid) < sizeof out->id && json_is_integer(exp), d, AT_E_BAD_FIELD,
               "verifier: attestation answer without session id (under %zu characters), sealed key"
-              " or expiry", sizeof out->id);
+              " or expiry",
+              sizeof out->id);
     AT_ENSURE(b64_field(sess, "key_sealed", 4096, &sealed, &sealed_len), d, AT_E_BAD_FIELD,
               "verifier: session.key_sealed: expected base64 of 1 to 4096 bytes");
     AT_TRY(at_seal_open(key, AT_SEAL_INFO_SESSION, AT_SPAN(sealed, sealed_len), &sk, d));
@@ -125,8 +127,7 @@ out:
 
 at_err at_vclient_release(const at_vclient *c, const char *session_id,
                           const uint8_t session_key[AT_VCLIENT_SESSION_KEY_LEN], const char *name,
-                          int64_t ts_ms, const at_hpke_key *key, at_buf *out, long *status,
-                          at_diag *d)
+                          int64_t ts_ms, const at_hpke_key *key, at_buf *out, long *status, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     uint8_t proof_key[32], *sealed = NULL;
@@ -135,8 +136,10 @@ at_err at_vclient_release(const at_vclient *c, const char *session_id,
     json_t *body = NULL, *ans = NULL;
     if (status)
         *status = 0;
-    AT_ENSURE(strlen(name) < 200, d, AT_E_BAD_REQUEST, "release: secret name of %zu characters,"
-              " expected under 200", strlen(name));
+    AT_ENSURE(strlen(name) < 200, d, AT_E_BAD_REQUEST,
+              "release: secret name of %zu characters,"
+              " expected under 200",
+              strlen(name));
     at_session_proof_key(AT_SPAN(session_key, AT_VCLIENT_SESSION_KEY_LEN), proof_key);
     AT_TRY(at_release_proof_make(AT_SPAN(proof_key, 32), name, session_id, ts_ms, proof, sizeof proof));
     body = json_pack("{s:s,s:s}", "session", session_id, "proof", proof);

@@ -38,8 +38,8 @@ typedef struct {
 /* One call: body (may be NULL) as JSON to url+path. *answer (may be NULL)
  * receives the JSON answer whenever one came, the error object too (new
  * reference; NULL when the body is not JSON). AT_OK on 2xx. */
-at_err at_vclient_call(const at_vclient *c, const char *method, const char *path, json_t *body,
-                       long *status, json_t **answer, at_diag *d) AT_MUST_USE;
+at_err at_vclient_call(const at_vclient *c, const char *method, const char *path, json_t *body, long *status,
+                       json_t **answer, at_diag *d) AT_MUST_USE;
 
 /* POST /v1/challenge: the nonce (1 to AT_VCLIENT_NONCE_MAX bytes) into
  * nonce, its length into *len. AT_E_BAD_FIELD when the answer has none. */
@@ -52,9 +52,9 @@ at_err at_vclient_challenge(const at_vclient *c, uint8_t nonce[AT_VCLIENT_NONCE_
  * the expiry, or the key is not 32 bytes; the at_seal_open code when it
  * does not open. *out written only on success; *answer as for
  * at_vclient_call (the sealed key removed from it). */
-at_err at_vclient_attest(const at_vclient *c, at_span evidence, const char *policy,
-                         const char *endpoint, const at_hpke_key *key, at_vclient_session *out,
-                         long *status, json_t **answer, at_diag *d) AT_MUST_USE;
+at_err at_vclient_attest(const at_vclient *c, at_span evidence, const char *policy, const char *endpoint,
+                         const at_hpke_key *key, at_vclient_session *out, long *status, json_t **answer,
+                         at_diag *d) AT_MUST_USE;
 
 /* POST /v1/secrets/NAME/release with a proof made from the session key at
  * ts_ms, then open the sealed value with key (info "attest secret NAME");

@@ -18,25 +18,24 @@
 #include "hash.h"
 
 /* AWS Nitro Enclaves root G1 (public), DER SHA-256 641a0321...79bb5b. */
-static const char aws_root_g1_pem[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIICETCCAZagAwIBAgIRAPkxdWgbkK/hHUbMtOTn+FYwCgYIKoZIzj0EAwMwSTEL\n"
-    "MAkGA1UEBhMCVVMxDzANBgNVBAoMBkFtYXpvbjEMMAoGA1UECwwDQVdTMRswGQYD\n"
-    "VQQDDBJhd3Mubml0cm8tZW5jbGF2ZXMwHhcNMTkxMDI4MTMyODA1WhcNNDkxMDI4\n"
-    "MTQyODA1WjBJMQswCQYDVQQGEwJVUzEPMA0GA1UECgwGQW1hem9uMQwwCgYDVQQL\n"
-    "DANBV1MxGzAZBgNVBAMMEmF3cy5uaXRyby1lbmNsYXZlczB2MBAGByqGSM49AgEG\n"
-    "BSuBBAAiA2IABPwCVOumCMHzaHDimtqQvkY4MpJzbolL//Zy2YlES1BR5TSksfbb\n"
-    "48C8WBoyt7F2Bw7eEtaaP+ohG2bnUs990d0JX28TcPQXCEPZ3BABIeTPYwEoCWZE\n"
-    "h8l5YoQwTcU/9KNCMEAwDwYDVR0TAQH/BAUwAwEB/zAdBgNVHQ4EFgQUkCW1DdkF\n"
-    "R+eWw5b6cp3PmanfS5YwDgYDVR0PAQH/BAQDAgGGMAoGCCqGSM49BAMDA2kAMGYC\n"
-    "MQCjfy+Rocm9Xue4YnwWmNJVA44fA0P5W2OpYow9OYCVRaEevL8uO1XYru5xtMPW\n"
-    "rfMCMQCi85sWBbJwKKXdS6BptQFuZbT73o/gBh1qUxl/nNr12UO8Yfwr6wPLb+6N\n"
-    "IwLz3/Y=\n"
-    "-----END CERTIFICATE-----\n";
+static const char aws_root_g1_pem[] = "-----BEGIN CERTIFICATE-----\n"
+                                      "MIICETCCAZagAwIBAgIRAPkxdWgbkK/hHUbMtOTn+FYwCgYIKoZIzj0EAwMwSTEL\n"
+                                      "MAkGA1UEBhMCVVMxDzANBgNVBAoMBkFtYXpvbjEMMAoGA1UECwwDQVdTMRswGQYD\n"
+                                      "VQQDDBJhd3Mubml0cm8tZW5jbGF2ZXMwHhcNMTkxMDI4MTMyODA1WhcNNDkxMDI4\n"
+                                      "MTQyODA1WjBJMQswCQYDVQQGEwJVUzEPMA0GA1UECgwGQW1hem9uMQwwCgYDVQQL\n"
+                                      "DANBV1MxGzAZBgNVBAMMEmF3cy5uaXRyby1lbmNsYXZlczB2MBAGByqGSM49AgEG\n"
+                                      "BSuBBAAiA2IABPwCVOumCMHzaHDimtqQvkY4MpJzbolL//Zy2YlES1BR5TSksfbb\n"
+                                      "48C8WBoyt7F2Bw7eEtaaP+ohG2bnUs990d0JX28TcPQXCEPZ3BABIeTPYwEoCWZE\n"
+                                      "h8l5YoQwTcU/9KNCMEAwDwYDVR0TAQH/BAUwAwEB/zAdBgNVHQ4EFgQUkCW1DdkF\n"
+                                      "R+eWw5b6cp3PmanfS5YwDgYDVR0PAQH/BAQDAgGGMAoGCCqGSM49BAMDA2kAMGYC\n"
+                                      "MQCjfy+Rocm9Xue4YnwWmNJVA44fA0P5W2OpYow9OYCVRaEevL8uO1XYru5xtMPW\n"
+                                      "rfMCMQCi85sWBbJwKKXdS6BptQFuZbT73o/gBh1qUxl/nNr12UO8Yfwr6wPLb+6N\n"
+                                      "IwLz3/Y=\n"
+                                      "-----END CERTIFICATE-----\n";
 
-const uint8_t at_aws_root_g1_sha256[32] = {
-    0x64, 0x1a, 0x03, 0x21, 0xa3, 0xe2, 0x44, 0xef, 0xe4, 0x56, 0x46, 0x31, 0x95, 0xd6, 0x06, 0x31,
-    0x7e, 0xd7, 0xcd, 0xcc, 0x3c, 0x17, 0x56, 0xe0, 0x98, 0x93, 0xf3, 0xc6, 0x8f, 0x79, 0xbb, 0x5b};
+const uint8_t at_aws_root_g1_sha256[32] = {0x64, 0x1a, 0x03, 0x21, 0xa3, 0xe2, 0x44, 0xef, 0xe4, 0x56, 0x46,
+                                           0x31, 0x95, 0xd6, 0x06, 0x31, 0x7e, 0xd7, 0xcd, 0xcc, 0x3c, 0x17,
+                                           0x56, 0xe0, 0x98, 0x93, 0xf3, 0xc6, 0x8f, 0x79, 0xbb, 0x5b};
 
 struct root {
     X509 *x509;
@@ -150,18 +149,16 @@ size_t at_trust_root_count(const at_trust *t) { return t->n_roots; }
 static at_err check_cert_algs(X509 *x, const char *what, at_diag *d)
 {
     if (X509_get_signature_nid(x) != NID_ecdsa_with_SHA384)
-        return at_fail(d, AT_E_CHAIN_INVALID, "%s: signature algorithm %s, expected ecdsa-with-SHA384",
-                       what, OBJ_nid2sn(X509_get_signature_nid(x)));
+        return at_fail(d, AT_E_CHAIN_INVALID, "%s: signature algorithm %s, expected ecdsa-with-SHA384", what,
+                       OBJ_nid2sn(X509_get_signature_nid(x)));
     EVP_PKEY *k = X509_get0_pubkey(x);
     char group[64] = "";
     size_t glen = 0;
     if (!k || EVP_PKEY_get_base_id(k) != EVP_PKEY_EC ||
-        EVP_PKEY_get_group_name(k, group, sizeof group, &glen) != 1 ||
-        strcmp(group, "secp384r1") != 0) {
+        EVP_PKEY_get_group_name(k, group, sizeof group, &glen) != 1 || strcmp(group, "secp384r1") != 0) {
         ERR_clear_error();
         return at_fail(d, AT_E_CHAIN_INVALID, "%s: public key %s%s%s, expected EC P-384", what,
-                       k ? OBJ_nid2sn(EVP_PKEY_get_base_id(k)) : "unreadable",
-                       group[0] ? " " : "", group);
+                       k ? OBJ_nid2sn(EVP_PKEY_get_base_id(k)) : "unreadable", group[0] ? " " : "", group);
     }
     return AT_OK;
 }
@@ -170,8 +167,7 @@ static at_err check_cert_algs(X509 *x, const char *what, at_diag *d)
  * applies them to the whole chain under the certificate carrying them. */
 static bool has_chain_constraints(X509 *x)
 {
-    static const int nids[] = {NID_name_constraints, NID_policy_constraints,
-                               NID_inhibit_any_policy};
+    static const int nids[] = {NID_name_constraints, NID_policy_constraints, NID_inhibit_any_policy};
     for (size_t i = 0; i < sizeof nids / sizeof nids[0]; i++)
         if (X509_get_ext_by_NID(x, nids[i], -1) >= 0)
             return true;
@@ -180,8 +176,7 @@ static bool has_chain_constraints(X509 *x)
 
 static at_err cert_window(X509 *x, const char *what, int64_t *from, int64_t *until, at_diag *d)
 {
-    if (!at_asn1_time_unix(X509_get0_notBefore(x), from) ||
-        !at_asn1_time_unix(X509_get0_notAfter(x), until))
+    if (!at_asn1_time_unix(X509_get0_notBefore(x), from) || !at_asn1_time_unix(X509_get0_notAfter(x), until))
         return at_fail(d, AT_E_CHAIN_INVALID, "%s: unreadable validity dates", what);
     return AT_OK;
 }
@@ -354,8 +349,8 @@ static at_err check_der(X509 *x, at_span der, const char *what, at_diag *d)
         OBJ_obj2txt(oid, sizeof oid, X509_EXTENSION_get_object(e), 0);
         c.base = os ? os->data : NULL;
         if (!os || !der_whole(&c, os->data, (size_t)os->length))
-            return at_fail(d, AT_E_BAD_FIELD, "%s: extension %s: not DER: %s at byte %zu", what,
-                           oid, os ? c.why : "no value", c.err_off);
+            return at_fail(d, AT_E_BAD_FIELD, "%s: extension %s: not DER: %s at byte %zu", what, oid,
+                           os ? c.why : "no value", c.err_off);
     }
     /* An ECDSA signature is an Ecdsa-Sig-Value (DER); other algorithms
      * are refused by check_cert_algs, with their own name. */
@@ -391,10 +386,14 @@ static void ku_names(uint32_t ku, char *buf, size_t len)
     static const struct {
         uint32_t bit;
         const char *name;
-    } names[] = {{KU_DIGITAL_SIGNATURE, "digitalSignature"}, {KU_NON_REPUDIATION, "nonRepudiation"},
-                 {KU_KEY_ENCIPHERMENT, "keyEncipherment"},  {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
-                 {KU_KEY_AGREEMENT, "keyAgreement"},        {KU_KEY_CERT_SIGN, "keyCertSign"},
-                 {KU_CRL_SIGN, "cRLSign"},                  {KU_ENCIPHER_ONLY, "encipherOnly"},
+    } names[] = {{KU_DIGITAL_SIGNATURE, "digitalSignature"},
+                 {KU_NON_REPUDIATION, "nonRepudiation"},
+                 {KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+                 {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+                 {KU_KEY_AGREEMENT, "keyAgreement"},
+                 {KU_KEY_CERT_SIGN, "keyCertSign"},
+                 {KU_CRL_SIGN, "cRLSign"},
+                 {KU_ENCIPHER_ONLY, "encipherOnly"},
                  {KU_DECIPHER_ONLY, "decipherOnly"}};
     size_t w = 0;
     buf[0] = '\0';
@@ -423,20 +422,17 @@ static at_err check_profile(X509 *x, bool ca, const char *what, at_diag *d)
     char got[160], want[160];
     BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL);
     ASN1_BIT_STRING *kus = NULL;
-    AT_ENSURE(X509_get_version(x) == X509_VERSION_3, d, AT_E_CHAIN_INVALID,
-              "%s: version v%ld, expected v3", what, X509_get_version(x) + 1);
-    AT_ENSURE(crit != -2, d, AT_E_CHAIN_INVALID, "%s: basicConstraints: present more than once",
-              what);
+    AT_ENSURE(X509_get_version(x) == X509_VERSION_3, d, AT_E_CHAIN_INVALID, "%s: version v%ld, expected v3",
+              what, X509_get_version(x) + 1);
+    AT_ENSURE(crit != -2, d, AT_E_CHAIN_INVALID, "%s: basicConstraints: present more than once", what);
     AT_ENSURE(bc, d, AT_E_CHAIN_INVALID, "%s: basicConstraints: %s, expected CA:%s", what,
               crit == -1 ? "missing" : "unreadable", ca ? "TRUE" : "FALSE");
     if (ca) {
-        AT_ENSURE(bc->ca, d, AT_E_CHAIN_INVALID, "%s: basicConstraints: CA:FALSE, expected CA:TRUE",
-                  what);
+        AT_ENSURE(bc->ca, d, AT_E_CHAIN_INVALID, "%s: basicConstraints: CA:FALSE, expected CA:TRUE", what);
         /* RFC 5280 §4.2.1.9: critical in CA certificates. */
-        AT_ENSURE(crit == 1, d, AT_E_CHAIN_INVALID,
-                  "%s: basicConstraints: not critical, expected critical", what);
-        AT_ENSURE(!bc->pathlen || (bc->pathlen->type == V_ASN1_INTEGER &&
-                                   ASN1_INTEGER_get(bc->pathlen) >= 0),
+        AT_ENSURE(crit == 1, d, AT_E_CHAIN_INVALID, "%s: basicConstraints: not critical, expected critical",
+                  what);
+        AT_ENSURE(!bc->pathlen || (bc->pathlen->type == V_ASN1_INTEGER && ASN1_INTEGER_get(bc->pathlen) >= 0),
                   d, AT_E_CHAIN_INVALID, "%s: basicConstraints: negative pathLenConstraint", what);
     } else {
         AT_ENSURE(!bc->ca, d, AT_E_CHAIN_INVALID,
@@ -503,8 +499,7 @@ at_err at_trust_add_root_der(at_trust *t, at_span der, at_diag *d)
     X509 *x = NULL;
     const unsigned char *p = der.p;
     AT_ENSURE(t->n_roots < AT_MAX_ROOTS, d, AT_E_TOO_LARGE, "roots: at most %d", AT_MAX_ROOTS);
-    AT_ENSURE(der.len > 0 && der.len <= AT_MAX_CERT_BYTES, d, AT_E_BAD_FIELD,
-              "root: %zu bytes", der.len);
+    AT_ENSURE(der.len > 0 && der.len <= AT_MAX_CERT_BYTES, d, AT_E_BAD_FIELD, "root: %zu bytes", der.len);
     x = d2i_X509(NULL, &p, (long)der.len);
     AT_ENSURE(x && p == der.p + der.len, d, AT_E_BAD_FIELD, "root: not a DER certificate");
     AT_TRY(check_der(x, der, "root", d));
@@ -655,8 +650,8 @@ static void remove_entry(at_trust *t, struct entry *e)
     t->n_entries--;
 }
 
-static void insert(at_trust *t, const uint8_t h[32], const uint8_t parent[32], X509 *x,
-                   int64_t from, int64_t until, bool leaf, bool constrained)
+static void insert(at_trust *t, const uint8_t h[32], const uint8_t parent[32], X509 *x, int64_t from,
+                   int64_t until, bool leaf, bool constrained)
 {
     struct entry *e = lookup(t, h);
     if (e) {
@@ -712,8 +707,7 @@ void at_trust_stats_get(at_trust *t, at_trust_stats *s)
 static X509 *parse_cert(at_span der, const char *what, at_diag *d, at_err *rc)
 {
     if (der.len == 0 || der.len > AT_MAX_CERT_BYTES) {
-        *rc = at_fail(d, AT_E_BAD_FIELD, "%s: %zu bytes, expected 1..%d", what, der.len,
-                      AT_MAX_CERT_BYTES);
+        *rc = at_fail(d, AT_E_BAD_FIELD, "%s: %zu bytes, expected 1..%d", what, der.len, AT_MAX_CERT_BYTES);
         return NULL;
     }
     const unsigned char *p = der.p;
@@ -759,8 +753,7 @@ static at_err check_chain_profile(const struct root *r, X509 *const *certs, size
     return rc;
 }
 
-static void fill_result(X509 *leaf, size_t n, const struct root *r, at_chain_path path,
-                        at_chain_result *res)
+static void fill_result(X509 *leaf, size_t n, const struct root *r, at_chain_path path, at_chain_result *res)
 {
     memset(res, 0, sizeof *res);
     BIO *b = BIO_new(BIO_s_mem());
@@ -778,8 +771,7 @@ static void fill_result(X509 *leaf, size_t n, const struct root *r, at_chain_pat
 }
 
 /* Inclusive bounds (RFC 5280 §4.1.2.5): valid when from <= when <= until. */
-static at_err check_time(X509 *x, const char *what, int64_t when, int64_t *from, int64_t *until,
-                         at_diag *d)
+static at_err check_time(X509 *x, const char *what, int64_t when, int64_t *from, int64_t *until, at_diag *d)
 {
     at_err rc = cert_window(x, what, from, until, d);
     if (rc != AT_OK)
@@ -788,8 +780,7 @@ static at_err check_time(X509 *x, const char *what, int64_t when, int64_t *from,
     if (when < *from) {
         at_time_rfc3339(*from, a, sizeof a);
         at_time_rfc3339(when, b, sizeof b);
-        return at_fail(d, AT_E_CERT_NOT_YET_VALID, "%s: not valid before %s, checked at %s", what,
-                       a, b);
+        return at_fail(d, AT_E_CERT_NOT_YET_VALID, "%s: not valid before %s, checked at %s", what, a, b);
     }
     if (when > *until) {
         at_time_rfc3339(*until, a, sizeof a);
@@ -810,8 +801,8 @@ static at_err map_verify_error(X509_STORE_CTX *ctx, size_t n, at_diag *d)
         snprintf(what, sizeof what, "cabundle[%zu]", n - (size_t)depth);
     else
         snprintf(what, sizeof what, "chain depth %d", depth);
-    return at_fail(d, AT_E_CHAIN_INVALID, "%s: %s (X509 error %d)", what,
-                   X509_verify_cert_error_string(err), err);
+    return at_fail(d, AT_E_CHAIN_INVALID, "%s: %s (X509 error %d)", what, X509_verify_cert_error_string(err),
+                   err);
 }
 
 /* Leaf under an issuer that is already verified (cached): OpenSSL checks the
@@ -830,8 +821,8 @@ static at_err verify_under_issuer(X509 *leaf, X509 *issuer, at_diag *d)
         goto out;
     }
     STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
-    AT_ENSURE(chain && sk_X509_num(chain) == 2 && sk_X509_value(chain, 1) == issuer, d,
-              AT_E_CHAIN_INVALID, "certificate (leaf): not issued by cabundle's last certificate");
+    AT_ENSURE(chain && sk_X509_num(chain) == 2 && sk_X509_value(chain, 1) == issuer, d, AT_E_CHAIN_INVALID,
+              "certificate (leaf): not issued by cabundle's last certificate");
     rc = AT_OK;
 out:
     ERR_clear_error();
@@ -840,8 +831,8 @@ out:
     return rc;
 }
 
-at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, size_t n,
-                       int64_t when, at_chain_result *res, EVP_PKEY **leaf_key, at_diag *d)
+at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, size_t n, int64_t when,
+                       at_chain_result *res, EVP_PKEY **leaf_key, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     uint8_t h_leaf[32], h[AT_MAX_CABUNDLE][32];
@@ -853,8 +844,8 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
     at_chain_path path = AT_CHAIN_FULL;
     bool locked = false;
 
-    AT_ENSURE(n >= 1 && n <= AT_MAX_CABUNDLE, d, AT_E_BAD_FIELD,
-              "cabundle: %zu certificates, expected 1..%d", n, AT_MAX_CABUNDLE);
+    AT_ENSURE(n >= 1 && n <= AT_MAX_CABUNDLE, d, AT_E_BAD_FIELD, "cabundle: %zu certificates, expected 1..%d",
+              n, AT_MAX_CABUNDLE);
     for (size_t i = 0; i < t->n_roots && !r; i++)
         if (at_span_eq(bundle[0], AT_SPAN(t->roots[i].der, t->roots[i].der_len)))
             r = &t->roots[i];
@@ -908,8 +899,7 @@ at_err at_trust_verify(at_trust *t, at_span leaf_der, const at_span *bundle, siz
         }
         /* verify_under_issuer sees only the issuer: constraints from
          * above it would go unchecked, so such chains are verified whole. */
-        if (path == AT_CHAIN_FULL && !issuer_constrained && when >= issuer_from &&
-            when <= issuer_until) {
+        if (path == AT_CHAIN_FULL && !issuer_constrained && when >= issuer_from && when <= issuer_until) {
             issuer = issuer_x;
             X509_up_ref(issuer);
             path = AT_CHAIN_CACHED_ISSUER;

@@ -54,15 +54,15 @@ size_t at_trust_root_count(const at_trust *t);
 extern const uint8_t at_aws_root_g1_sha256[32];
 
 typedef enum {
-    AT_CHAIN_FULL = 0,            /* every signature verified */
-    AT_CHAIN_CACHED_ISSUER = 1,   /* intermediates cached: leaf signature only */
-    AT_CHAIN_CACHED_LEAF = 2,     /* whole chain cached: no certificate signature */
+    AT_CHAIN_FULL = 0,          /* every signature verified */
+    AT_CHAIN_CACHED_ISSUER = 1, /* intermediates cached: leaf signature only */
+    AT_CHAIN_CACHED_LEAF = 2,   /* whole chain cached: no certificate signature */
 } at_chain_path;
 
 typedef struct {
-    char subject[256];            /* leaf subject, RFC 2253 */
-    int64_t not_before, not_after;/* leaf validity, UNIX seconds */
-    size_t chain_length;          /* leaf + cabundle */
+    char subject[256];             /* leaf subject, RFC 2253 */
+    int64_t not_before, not_after; /* leaf validity, UNIX seconds */
+    size_t chain_length;           /* leaf + cabundle */
     uint8_t root_sha256[32];
     at_chain_path path;
 } at_chain_result;
@@ -72,9 +72,8 @@ typedef struct {
  * the caller a reference to the leaf's public key (EVP_PKEY_free it).
  * Codes: untrusted_root, chain_invalid (also the profile rules),
  * cert_expired, cert_not_yet_valid, bad_field (size, not DER). */
-at_err at_trust_verify(at_trust *t, at_span leaf, const at_span *bundle, size_t n,
-                       int64_t when, at_chain_result *res, EVP_PKEY **leaf_key,
-                       at_diag *d) AT_MUST_USE;
+at_err at_trust_verify(at_trust *t, at_span leaf, const at_span *bundle, size_t n, int64_t when,
+                       at_chain_result *res, EVP_PKEY **leaf_key, at_diag *d) AT_MUST_USE;
 
 typedef struct {
     uint64_t full, cached_issuer, cached_leaf, failed;

@@ -20,8 +20,7 @@ static bool is_forensic(const char *action)
     return strcmp(action, "attestation.create") == 0 || strcmp(action, "secret.release") == 0;
 }
 
-bool refusal_gets_row(verifier *v, bool authenticated, const char *action, at_err code,
-                      const char *client)
+bool refusal_gets_row(verifier *v, bool authenticated, const char *action, at_err code, const char *client)
 {
     if (code == AT_E_RATE_LIMITED)
         return false; /* the rate limit is what a flood hits: never a row each */
@@ -32,8 +31,8 @@ bool refusal_gets_row(verifier *v, bool authenticated, const char *action, at_er
     return ratelimit_allow(v->audit_rl, client ? client : "", at_monotonic_ns());
 }
 
-void audit_count(verifier *v, const char *client, const char *actor, const char *action,
-                 const char *outcome, const char *code)
+void audit_count(verifier *v, const char *client, const char *actor, const char *action, const char *outcome,
+                 const char *code)
 {
     if (!at_auditagg_add(v->agg, client, actor, action, outcome, code, at_now_ms()))
         at_metrics_add(v->metrics, "attest_audit_aggregate_overflow_total", "", 1);
@@ -65,9 +64,9 @@ static at_err write_aggregates(sqlite3 *conn, void *ctx, at_diag *d)
     for (size_t i = 0; i < j->n; i++) {
         const at_auditagg_entry *e = &j->e[i];
         bool result = strcmp(e->action, AUDIT_VERIFY_RESULT) == 0;
-        json_t *m = json_pack("{s:s,s:I,s:I,s:I}", "action", result ? "verify" : e->action,
-                              "count", (json_int_t)e->count, "first_ms", (json_int_t)e->first_ms,
-                              "last_ms", (json_int_t)e->last_ms);
+        json_t *m = json_pack("{s:s,s:I,s:I,s:I}", "action", result ? "verify" : e->action, "count",
+                              (json_int_t)e->count, "first_ms", (json_int_t)e->first_ms, "last_ms",
+                              (json_int_t)e->last_ms);
         char *msg = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(m);
         if (!msg)
@@ -123,8 +122,7 @@ static void *flusher(void *arg)
         /* Never sleep more than 5 s: a clock step must not delay a flush. */
         if (wake - ms > 5000)
             wake = ms + 5000;
-        struct timespec until = {.tv_sec = (time_t)(wake / 1000),
-                                 .tv_nsec = (long)(wake % 1000) * 1000000};
+        struct timespec until = {.tv_sec = (time_t)(wake / 1000), .tv_nsec = (long)(wake % 1000) * 1000000};
         int rc = pthread_cond_timedwait(&v->agg_cond, &v->agg_lock, &until);
         if (v->agg_stop)
             break;

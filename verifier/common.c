@@ -31,8 +31,8 @@ bool valid_name(const char *s)
     size_t n = 0;
     for (; s[n]; n++) {
         char c = s[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
             return false;
         if (n >= 128)
             return false;
@@ -77,18 +77,16 @@ void identify(verifier *v, at_http_req *req, caller *who)
         if (sqlite3_step(st) == SQLITE_ROW) {
             role r;
             int64_t id = sqlite3_column_int64(st, 0);
-            if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
-                sqlite3_column_int64(st, 2) <= at_now_ms()) {
+            if (sqlite3_column_type(st, 2) != SQLITE_NULL && sqlite3_column_int64(st, 2) <= at_now_ms()) {
                 who->expired = true;
                 snprintf(who->actor, sizeof who->actor, "expired-token:%lld", (long long)id);
             } else if (role_parse((const char *)sqlite3_column_text(st, 1), &r)) {
                 who->role = r;
                 who->token_id = id;
-                snprintf(who->actor, sizeof who->actor, "token:%lld/%s",
-                         (long long)who->token_id, role_name(r));
+                snprintf(who->actor, sizeof who->actor, "token:%lld/%s", (long long)who->token_id,
+                         role_name(r));
                 if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-                    snprintf(who->scope, sizeof who->scope, "%s",
-                             (const char *)sqlite3_column_text(st, 3));
+                    snprintf(who->scope, sizeof who->scope, "%s", (const char *)sqlite3_column_text(st, 3));
             }
         } else {
             snprintf(who->actor, sizeof who->actor, "invalid-token");
@@ -98,8 +96,8 @@ void identify(verifier *v, at_http_req *req, caller *who)
     at_db_read_release(v->db, c);
 }
 
-bool require_policy(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
-                    const char *action, const char *policy)
+bool require_policy(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who, const char *action,
+                    const char *policy)
 {
     if (at_token_scope_allows(who->scope, policy))
         return true;
@@ -110,8 +108,8 @@ bool require_policy(verifier *v, at_http_req *req, at_http_resp *resp, const cal
     return false;
 }
 
-bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned need,
-                  const char *action, caller *who)
+bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned need, const char *action,
+                  caller *who)
 {
     identify(v, req, who);
     if (who->role == ROLE_NONE) {
@@ -126,8 +124,8 @@ bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned ne
         char msg[160], want[80] = "";
         for (int r = ROLE_AGENT; r <= ROLE_ADMIN; r++)
             if (need & ROLE_BIT(r))
-                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s",
-                         want[0] ? " or " : "", role_name((role)r));
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", want[0] ? " or " : "",
+                         role_name((role)r));
         snprintf(msg, sizeof msg, "authorization: role %s required, token has role %s", want,
                  role_name(who->role));
         refuse(v, req, resp, who, action, AT_E_FORBIDDEN, msg, NULL);
@@ -156,8 +154,8 @@ at_err audit_write(verifier *v, const at_audit_row *row, int64_t *id, at_diag *d
     return rc;
 }
 
-void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who,
-            const char *action, at_err code, const char *message, const at_audit_row *extra)
+void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who, const char *action,
+            at_err code, const char *message, const at_audit_row *extra)
 {
     at_audit_row row = {0};
     if (extra)
@@ -182,10 +180,7 @@ void refuse(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who
 
 /* ---- rate limiting: lib/ratelimit.c (keyed, collisions never refill) ---- */
 
-ratelimit *ratelimit_new(double per_s, double burst)
-{
-    return at_ratelimit_new(per_s, burst, 0);
-}
+ratelimit *ratelimit_new(double per_s, double burst) { return at_ratelimit_new(per_s, burst, 0); }
 
 void ratelimit_free(ratelimit *r) { at_ratelimit_free(r); }
 

@@ -24,7 +24,7 @@
 struct verifier_keys {
     at_db *db;
     pthread_rwlock_t signer_lock;
-    at_signer *signer; /* swapped under signer_lock (SIGHUP) */
+    at_signer *signer;                       /* swapped under signer_lock (SIGHUP) */
     uint8_t nonce_keys[2][AT_NONCE_KEY_LEN]; /* current, previous; read-only after open */
     size_t n_nonce_keys;
     uint8_t storage_key[AT_STORAGE_KEY_LEN];
@@ -43,8 +43,8 @@ static at_err ensure_key(sqlite3 *c, void *ctx, at_diag *d)
     sqlite3_stmt *st = NULL;
     char *material = NULL;
     char kid[65];
-    AT_TRY(at_db_prepare(c, "SELECT count(*) FROM verifier_keys WHERE kind = ? AND state = 'current'",
-                         &st, d));
+    AT_TRY(
+        at_db_prepare(c, "SELECT count(*) FROM verifier_keys WHERE kind = ? AND state = 'current'", &st, d));
     sqlite3_bind_text(st, 1, j->kind, -1, SQLITE_STATIC);
     AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
     int have = sqlite3_column_int(st, 0);
@@ -69,23 +69,29 @@ static at_err ensure_key(sqlite3 *c, void *ctx, at_diag *d)
         at_hex_encode(r, sizeof r, kid);
     }
     AT_ENSURE(material, d, AT_E_INTERNAL, "out of memory");
-    AT_TRY(at_db_prepare(c, "UPDATE verifier_keys SET state = 'retired' WHERE kind = ? AND state = 'previous'", &st, d));
+    AT_TRY(at_db_prepare(
+        c, "UPDATE verifier_keys SET state = 'retired' WHERE kind = ? AND state = 'previous'", &st, d));
     sqlite3_bind_text(st, 1, j->kind, -1, SQLITE_STATIC);
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
     sqlite3_finalize(st);
-    AT_TRY(at_db_prepare(c, "UPDATE verifier_keys SET state = 'previous' WHERE kind = ? AND state = 'current'", &st, d));
+    AT_TRY(at_db_prepare(
+        c, "UPDATE verifier_keys SET state = 'previous' WHERE kind = ? AND state = 'current'", &st, d));
     sqlite3_bind_text(st, 1, j->kind, -1, SQLITE_STATIC);
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
     sqlite3_finalize(st);
-    AT_TRY(at_db_prepare(c, "INSERT INTO verifier_keys (kid, kind, material, state, created_ms)"
-                            " VALUES (?, ?, ?, 'current', ?)", &st, d));
+    AT_TRY(at_db_prepare(c,
+                         "INSERT INTO verifier_keys (kid, kind, material, state, created_ms)"
+                         " VALUES (?, ?, ?, 'current', ?)",
+                         &st, d));
     sqlite3_bind_text(st, 1, kid, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, j->kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, material, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, at_now_ms());
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
-    at_audit_row row = {.actor = "verifier", .action = j->rotate ? "key.rotate" : "key.create",
-                        .outcome = "ok", .message = j->kind};
+    at_audit_row row = {.actor = "verifier",
+                        .action = j->rotate ? "key.rotate" : "key.create",
+                        .outcome = "ok",
+                        .message = j->kind};
     AT_TRY(at_audit_append(c, &row, NULL, d));
     rc = AT_OK;
 out:
@@ -104,9 +110,11 @@ static size_t load_keys(at_db *db, const char *kind, char **out, size_t max)
     sqlite3_stmt *st = NULL;
     size_t n = 0;
     int s = SQLITE_ERROR;
-    if (c && sqlite3_prepare_v2(c, "SELECT material FROM verifier_keys WHERE kind = ? AND state IN"
-                                   " ('current', 'previous') ORDER BY state = 'current' DESC,"
-                                   " created_ms DESC", -1, &st, NULL) == SQLITE_OK) {
+    if (c && sqlite3_prepare_v2(c,
+                                "SELECT material FROM verifier_keys WHERE kind = ? AND state IN"
+                                " ('current', 'previous') ORDER BY state = 'current' DESC,"
+                                " created_ms DESC",
+                                -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
         while (n < max && (s = sqlite3_step(st)) == SQLITE_ROW &&
                (out[n] = strdup((const char *)sqlite3_column_text(st, 0))))
@@ -218,14 +226,16 @@ static at_err probe_sealed(verifier_keys *k, struct sealed_probe *p, at_diag *d)
     sqlite3_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
     AT_ENSURE(c, d, AT_E_INTERNAL, "database unavailable");
-    AT_TRY(at_db_prepare(c, "SELECT (SELECT count(*) FROM secrets), (SELECT count(*) FROM sessions"
-                            " WHERE ended_ms IS NULL AND length(proof_key) != 32)", &st, d));
+    AT_TRY(at_db_prepare(c,
+                         "SELECT (SELECT count(*) FROM secrets), (SELECT count(*) FROM sessions"
+                         " WHERE ended_ms IS NULL AND length(proof_key) != 32)",
+                         &st, d));
     AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     p->n_secrets = sqlite3_column_int64(st, 0);
     p->n_sessions = sqlite3_column_int64(st, 1);
     sqlite3_finalize(st);
-    AT_TRY(at_db_prepare(c, "SELECT name, policy, value FROM secrets ORDER BY updated_ms DESC LIMIT 1",
-                         &st, d));
+    AT_TRY(
+        at_db_prepare(c, "SELECT name, policy, value FROM secrets ORDER BY updated_ms DESC LIMIT 1", &st, d));
     int s = sqlite3_step(st);
     AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     if (s == SQLITE_ROW) {
@@ -237,8 +247,10 @@ static at_err probe_sealed(verifier_keys *k, struct sealed_probe *p, at_diag *d)
             memcpy(p->blob, sqlite3_column_blob(st, 2), p->blob_len);
     }
     sqlite3_finalize(st);
-    AT_TRY(at_db_prepare(c, "SELECT id, proof_key FROM sessions WHERE ended_ms IS NULL AND"
-                            " length(proof_key) != 32 ORDER BY created_ms DESC LIMIT 1", &st, d));
+    AT_TRY(at_db_prepare(c,
+                         "SELECT id, proof_key FROM sessions WHERE ended_ms IS NULL AND"
+                         " length(proof_key) != 32 ORDER BY created_ms DESC LIMIT 1",
+                         &st, d));
     s = sqlite3_step(st);
     AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     if (s == SQLITE_ROW) {
@@ -271,10 +283,11 @@ static at_err load_storage_key(verifier_keys *k, const char *path, at_diag *d)
         return rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && (p.n_secrets || p.n_sessions)) {
-        rc = at_fail(d, AT_E_IO, "%s: storage key file missing, but the database holds %lld "
+        rc = at_fail(d, AT_E_IO,
+                     "%s: storage key file missing, but the database holds %lld "
                      "secret(s) and %lld live session key(s) sealed under it: restore the file "
-                     "(a new key would never open them)", path, (long long)p.n_secrets,
-                     (long long)p.n_sessions);
+                     "(a new key would never open them)",
+                     path, (long long)p.n_secrets, (long long)p.n_sessions);
         goto out;
     }
     if (fd < 0 && errno == ENOENT) {
@@ -305,15 +318,19 @@ static at_err load_storage_key(verifier_keys *k, const char *path, at_diag *d)
     at_buf plain;
     at_buf_init_secret(&plain);
     at_diag scratch;
-    if (p.n_secrets && at_storage_open(k->storage_key, p.secret, p.secret_policy,
-                                       AT_SPAN(p.blob, p.blob_len), &plain, &scratch) != AT_OK)
-        rc = at_fail(d, AT_E_DECRYPT_FAILED, "%s: this storage key does not open the secrets in "
-                     "the database (secret %s): wrong key file", path, p.secret);
+    if (p.n_secrets && at_storage_open(k->storage_key, p.secret, p.secret_policy, AT_SPAN(p.blob, p.blob_len),
+                                       &plain, &scratch) != AT_OK)
+        rc = at_fail(d, AT_E_DECRYPT_FAILED,
+                     "%s: this storage key does not open the secrets in "
+                     "the database (secret %s): wrong key file",
+                     path, p.secret);
     uint8_t pk[32];
     if (rc == AT_OK && p.n_sessions &&
         keys_proof_key_open(k, p.session, AT_SPAN(p.sblob, p.sblob_len), pk, &scratch) != AT_OK)
-        rc = at_fail(d, AT_E_DECRYPT_FAILED, "%s: this storage key does not open the proof keys "
-                     "of live sessions (session %s): wrong key file", path, p.session);
+        rc = at_fail(d, AT_E_DECRYPT_FAILED,
+                     "%s: this storage key does not open the proof keys "
+                     "of live sessions (session %s): wrong key file",
+                     path, p.session);
     at_wipe(pk, sizeof pk);
     at_buf_cleanup(&plain);
 out:
@@ -437,8 +454,8 @@ at_err keys_nonce_issue(verifier_keys *k, int64_t now_ms, int ttl_s, uint8_t out
 
 at_err keys_nonce_check(verifier_keys *k, at_span nonce, int64_t now_ms, int64_t *expires_ms, at_diag *d)
 {
-    return at_nonce_check((const uint8_t(*)[AT_NONCE_KEY_LEN])k->nonce_keys, k->n_nonce_keys, nonce,
-                          now_ms, expires_ms, d);
+    return at_nonce_check((const uint8_t(*)[AT_NONCE_KEY_LEN])k->nonce_keys, k->n_nonce_keys, nonce, now_ms,
+                          expires_ms, d);
 }
 
 at_err keys_storage_seal(verifier_keys *k, const char *name, const char *policy, at_span plain, at_buf *out,
@@ -447,8 +464,8 @@ at_err keys_storage_seal(verifier_keys *k, const char *name, const char *policy,
     return at_storage_seal(k->storage_key, name, policy, plain, out, d);
 }
 
-at_err keys_storage_open(verifier_keys *k, const char *name, const char *policy, at_span stored,
-                         at_buf *out, at_diag *d)
+at_err keys_storage_open(verifier_keys *k, const char *name, const char *policy, at_span stored, at_buf *out,
+                         at_diag *d)
 {
     return at_storage_open(k->storage_key, name, policy, stored, out, d);
 }
@@ -466,8 +483,8 @@ at_err keys_proof_key_open(verifier_keys *k, const char *session_id, at_span sea
     at_buf_init_secret(&plain);
     at_err rc = keys_storage_open(k, session_id, PROOF_KEY_SEAL_LABEL, sealed, &plain, d);
     if (rc == AT_OK && plain.len != 32)
-        rc = at_fail(d, AT_E_DECRYPT_FAILED, "session %s: proof key of %zu bytes, expected 32",
-                     session_id, plain.len);
+        rc = at_fail(d, AT_E_DECRYPT_FAILED, "session %s: proof key of %zu bytes, expected 32", session_id,
+                     plain.len);
     if (rc == AT_OK)
         memcpy(key, plain.p, 32);
     at_buf_cleanup(&plain);

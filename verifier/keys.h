@@ -58,8 +58,8 @@ at_err keys_nonce_check(verifier_keys *k, at_span nonce, int64_t now_ms, int64_t
  * (a secret buffer), AT_E_DECRYPT_FAILED when key, name or policy differ. */
 at_err keys_storage_seal(verifier_keys *k, const char *name, const char *policy, at_span plain, at_buf *out,
                          at_diag *d) AT_MUST_USE;
-at_err keys_storage_open(verifier_keys *k, const char *name, const char *policy, at_span stored,
-                         at_buf *out, at_diag *d) AT_MUST_USE;
+at_err keys_storage_open(verifier_keys *k, const char *name, const char *policy, at_span stored, at_buf *out,
+                         at_diag *d) AT_MUST_USE;
 
 /* sessions.proof_key at rest: the 32-byte proof key sealed under the
  * storage key, bound to the session id (a database reader cannot forge

@@ -71,7 +71,8 @@ static void default_issuer(const char *listen, bool tls, unsigned port, char *ou
     const char *colon = strrchr(listen, ':');
     size_t hl = colon ? (size_t)(colon - listen) : 0;
     bool local = strncmp(listen, "unix:", 5) == 0 || strncmp(listen, "vsock:", 6) == 0 || hl == 0 ||
-                 (hl == 7 && strncmp(listen, "0.0.0.0", 7) == 0) || (hl == 4 && strncmp(listen, "[::]", 4) == 0);
+                 (hl == 7 && strncmp(listen, "0.0.0.0", 7) == 0) ||
+                 (hl == 4 && strncmp(listen, "[::]", 4) == 0);
     if (local && (strncmp(listen, "unix:", 5) == 0 || strncmp(listen, "vsock:", 6) == 0))
         snprintf(out, cap, "%s://localhost", scheme);
     else if (local)
@@ -84,8 +85,8 @@ static void observe(void *app, const char *route, const char *method, int status
 {
     verifier *v = app;
     at_metrics_observe_http(v->metrics, route, method, status, sec);
-    at_log(status >= 500 ? "error" : "info", "request", "%s %s -> %d in %.2f ms", method, route,
-         status, sec * 1e3);
+    at_log(status >= 500 ? "error" : "info", "request", "%s %s -> %d in %.2f ms", method, route, status,
+           sec * 1e3);
 }
 
 /* /healthz never blocks: answered on the I/O thread, not behind the
@@ -94,7 +95,7 @@ static int classify(void *app, const char *method, const char *path)
 {
     (void)app;
     return strcmp(method, "GET") == 0 && strcmp(path, "/healthz") == 0 ? AT_HTTP_RUN_INLINE
-                                                                        : AT_HTTP_RUN_POOL;
+                                                                       : AT_HTTP_RUN_POOL;
 }
 
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
@@ -193,13 +194,13 @@ static int open_state(verifier *v, at_diag *d)
     }
     at_db_durability dur;
     at_db_durability_get(v->db, &dur);
-    at_log("info", "db", "database %s open: journal_mode=%s synchronous=%d", c->db_path,
-           dur.journal_mode, dur.synchronous);
+    at_log("info", "db", "database %s open: journal_mode=%s synchronous=%d", c->db_path, dur.journal_mode,
+           dur.synchronous);
     v->metrics = at_metrics_new();
     v->rl = ratelimit_new(c->rate_per_s, c->rate_burst);
     /* A budget of own rows per client: N per minute, N at once. */
-    v->audit_rl = ratelimit_new(c->audit_rows_per_min / 60.0,
-                                c->audit_rows_per_min > 0 ? c->audit_rows_per_min : 1);
+    v->audit_rl =
+        ratelimit_new(c->audit_rows_per_min / 60.0, c->audit_rows_per_min > 0 ? c->audit_rows_per_min : 1);
     v->agg = at_auditagg_new(AT_AUDIT_AGG_KEYS);
     pthread_mutex_init(&v->verify_lock, NULL);
     if (!v->metrics || !v->rl || !v->audit_rl || !v->agg) {
@@ -270,8 +271,8 @@ static int rotate_signing_key(const verifier_config *c)
     at_diag d = {{0}};
     /* A typo in --db must not make a fresh database with a key nobody uses. */
     if (access(c->db_path, F_OK) != 0) {
-        at_log("fatal", "keys", "--db %s: %s (start the verifier once to create the database)",
-               c->db_path, strerror(errno));
+        at_log("fatal", "keys", "--db %s: %s (start the verifier once to create the database)", c->db_path,
+               strerror(errno));
         return 1;
     }
     if (at_db_open(c->db_path, &db, &d) != AT_OK || keys_ensure(db, true, &d) != AT_OK) {
@@ -343,8 +344,8 @@ int main(int argc, char **argv)
     __atomic_store_n(&v.issuer, v.issuer_buf, __ATOMIC_RELEASE);
     at_signer *s = keys_signer(v.keys);
     at_log("info", "start", "%s listening on %s (port %u, %s), database %s schema v%d, signing key %s",
-           v.build, c->listen, at_httpd_port(srv), tls_cert ? "TLS on" : "plain HTTP, no TLS",
-           c->db_path, at_db_schema_version(v.db), at_signer_kid(s));
+           v.build, c->listen, at_httpd_port(srv), tls_cert ? "TLS on" : "plain HTTP, no TLS", c->db_path,
+           at_db_schema_version(v.db), at_signer_kid(s));
     at_signer_free(s);
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
         at_log("error", "port_file", "cannot write %s", c->port_file);

@@ -20,8 +20,8 @@ void session_proof_cleanup(session_proof *p)
     p->key_config_len = 0;
 }
 
-at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const uint8_t mac[32], const char *name,
-                           bool want_key_config, session_proof *out, at_diag *d)
+at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const uint8_t mac[32],
+                           const char *name, bool want_key_config, session_proof *out, at_diag *d)
 {
     at_err rc = AT_OK;
     uint8_t proof_key[32];
@@ -30,8 +30,9 @@ at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const ui
     memset(out, 0, sizeof *out);
     if (!c)
         return at_fail(d, AT_E_INTERNAL, "database unavailable");
-    if (sqlite3_prepare_v2(c, "SELECT policy, policy_version, instance_id, key_config, proof_key,"
-                              " expires_ms, ended_ms, end_reason FROM sessions WHERE id = ?",
+    if (sqlite3_prepare_v2(c,
+                           "SELECT policy, policy_version, instance_id, key_config, proof_key,"
+                           " expires_ms, ended_ms, end_reason FROM sessions WHERE id = ?",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = at_fail(d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
         goto out;
@@ -39,24 +40,28 @@ at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const ui
     sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
     if (s != SQLITE_ROW) {
-        rc = s == SQLITE_DONE ? at_fail(d, AT_E_SESSION_EXPIRED, "session: %.64s unknown", sid)
-                              : at_fail(d, AT_E_INTERNAL, "database: session %.64s: %s", sid, sqlite3_errmsg(c));
+        rc = s == SQLITE_DONE
+                 ? at_fail(d, AT_E_SESSION_EXPIRED, "session: %.64s unknown", sid)
+                 : at_fail(d, AT_E_INTERNAL, "database: session %.64s: %s", sid, sqlite3_errmsg(c));
         goto out;
     }
-    const char *pol = (const char *)sqlite3_column_text(st, 0), *inst = (const char *)sqlite3_column_text(st, 2);
+    const char *pol = (const char *)sqlite3_column_text(st, 0),
+               *inst = (const char *)sqlite3_column_text(st, 2);
     snprintf(out->policy, sizeof out->policy, "%s", pol ? pol : "?");
     snprintf(out->ref, sizeof out->ref, "%s@%lld", out->policy, (long long)sqlite3_column_int64(st, 1));
     snprintf(out->instance, sizeof out->instance, "%s", inst ? inst : "");
     out->expires_ms = sqlite3_column_int64(st, 5);
     if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
-        rc = at_fail(d, AT_E_SESSION_EXPIRED, "session: ended (%s)", (const char *)sqlite3_column_text(st, 7));
+        rc =
+            at_fail(d, AT_E_SESSION_EXPIRED, "session: ended (%s)", (const char *)sqlite3_column_text(st, 7));
         goto out;
     }
     if (out->expires_ms <= at_now_ms()) {
         rc = at_fail(d, AT_E_SESSION_EXPIRED, "session: expired");
         goto out;
     }
-    if (keys_proof_key_open(v->keys, sid, AT_SPAN(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)),
+    if (keys_proof_key_open(v->keys, sid,
+                            AT_SPAN(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)),
                             proof_key, d) != AT_OK) {
         /* The storage key opened it at start: this is our fault, not the caller's. */
         at_diag_prefix(d, "session proof key: ");
@@ -68,9 +73,10 @@ at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const ui
         char t_ts[40], t_now[40];
         at_time_rfc3339_ms(ts_ms, t_ts, sizeof t_ts);
         at_time_rfc3339_ms(now, t_now, sizeof t_now);
-        rc = at_fail(d, AT_E_UNAUTHORIZED,
-                     "proof: timestamp %s is %lld ms from the verifier's clock (%s), at most %lld allowed (stale)",
-                     t_ts, (long long)(ts_ms - now), t_now, (long long)skew);
+        rc = at_fail(
+            d, AT_E_UNAUTHORIZED,
+            "proof: timestamp %s is %lld ms from the verifier's clock (%s), at most %lld allowed (stale)",
+            t_ts, (long long)(ts_ms - now), t_now, (long long)skew);
         goto out;
     }
     if (!at_release_proof_check(AT_SPAN(proof_key, 32), name, sid, ts_ms, mac)) {

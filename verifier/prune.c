@@ -25,9 +25,10 @@ at_err verifier_prune(sqlite3 *c, void *ctx, at_diag *d)
     if (ms != SQLITE_ROW && ms != SQLITE_DONE)
         return at_fail(d, AT_E_INTERNAL, "prune: clock_watermark: %s", sqlite3_errmsg(c));
     if (cutoff < mark) {
-        at_log("warn", "clock", "wall clock is %lld s behind the time high-water mark: nonces and "
-               "release proofs expiring before %lld ms are refused", (long long)((mark - cutoff) / 1000),
-               (long long)mark);
+        at_log("warn", "clock",
+               "wall clock is %lld s behind the time high-water mark: nonces and "
+               "release proofs expiring before %lld ms are refused",
+               (long long)((mark - cutoff) / 1000), (long long)mark);
         cutoff = mark;
     }
     static const char *sql[] = {

@@ -37,8 +37,9 @@ at_err verifier_load_roots(verifier *v, at_diag *d)
     pthread_rwlock_unlock(&v->trust_lock);
     at_trust_unref(old);
     if (sim)
-        at_log("warn", "roots", "trusting %zu root file(s) besides%s the AWS Nitro root: documents "
-             "signed by such a root (e.g. the simulator) are NOT from AWS hardware",
-             v->cfg.n_root_files, v->cfg.no_aws_root ? " (instead of)" : "");
+        at_log("warn", "roots",
+               "trusting %zu root file(s) besides%s the AWS Nitro root: documents "
+               "signed by such a root (e.g. the simulator) are NOT from AWS hardware",
+               v->cfg.n_root_files, v->cfg.no_aws_root ? " (instead of)" : "");
     return AT_OK;
 }

@@ -34,15 +34,16 @@ static at_err pcr_digest_hex(const at_nitro_payload *p, char out[65])
 }
 
 /* Which other version of the policy would have admitted these PCRs. */
-static void explain_pcr_mismatch(verifier *v, const char *name, int64_t tried,
-                                 const at_nitro_payload *doc, char *out, size_t len)
+static void explain_pcr_mismatch(verifier *v, const char *name, int64_t tried, const at_nitro_payload *doc,
+                                 char *out, size_t len)
 {
     out[0] = '\0';
     sqlite3 *c = at_db_read_acquire(v->db);
     sqlite3_stmt *st = NULL;
-    if (!c || sqlite3_prepare_v2(c, "SELECT version, body, revoked_ms FROM policy_versions WHERE"
-                                    " name = ? AND version != ? ORDER BY version DESC", -1, &st,
-                                 NULL) != SQLITE_OK) {
+    if (!c || sqlite3_prepare_v2(c,
+                                 "SELECT version, body, revoked_ms FROM policy_versions WHERE"
+                                 " name = ? AND version != ? ORDER BY version DESC",
+                                 -1, &st, NULL) != SQLITE_OK) {
         at_db_read_release(v->db, c);
         return;
     }
@@ -76,11 +77,11 @@ struct admit_job {
     const uint8_t *nonce;
     size_t nonce_len;
     int64_t nonce_expires_ms;
-    const char *session_id, *instance_id, *policy, *format, *module_id, *pcrs, *pcr_sha,
-        *endpoint, *token, *actor, *client, *ev_sha;
+    const char *session_id, *instance_id, *policy, *format, *module_id, *pcrs, *pcr_sha, *endpoint, *token,
+        *actor, *client, *ev_sha;
     int64_t policy_version, expires_ms;
     at_span key_config;
-    at_span proof_key_sealed;   /* keys_proof_key_seal() */
+    at_span proof_key_sealed; /* keys_proof_key_seal() */
     verifier *v;
     bool authenticated;
     /* outputs */
@@ -91,13 +92,18 @@ struct admit_job {
  * for an anonymous caller past its budget, its count) goes with it, the same
  * way for every code. Returns code, or AT_E_INTERNAL when the row cannot be
  * written. d already holds the refusal's message. */
-static at_err refused_in_job(sqlite3 *c, struct admit_job *j, const char *ref, at_err code,
-                             at_diag *d)
+static at_err refused_in_job(sqlite3 *c, struct admit_job *j, const char *ref, at_err code, at_diag *d)
 {
-    at_audit_row row = {.actor = j->actor, .action = "attestation.create", .outcome = "refused",
-                        .code = at_err_str(code), .message = d->msg, .policy = ref,
-                        .instance_id = j->instance_id, .pcr_sha256 = j->pcr_sha,
-                        .evidence_sha256 = j->ev_sha, .client = j->client};
+    at_audit_row row = {.actor = j->actor,
+                        .action = "attestation.create",
+                        .outcome = "refused",
+                        .code = at_err_str(code),
+                        .message = d->msg,
+                        .policy = ref,
+                        .instance_id = j->instance_id,
+                        .pcr_sha256 = j->pcr_sha,
+                        .evidence_sha256 = j->ev_sha,
+                        .client = j->client};
     at_diag scratch = {{0}};
     if (audit_refusal_in_job(j->v, c, j->authenticated, code, &row, &j->audit_id, &scratch) != AT_OK)
         return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
@@ -116,26 +122,26 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
     /* The version was read outside this transaction: a revocation committed
      * since (it ends the version's live sessions) must also stop this
      * admission, or a session would outlive its acknowledged revocation. */
-    AT_TRY(at_db_stmt(c, "SELECT revoked_ms FROM policy_versions WHERE name = ? AND version = ?",
-                      &st, d));
+    AT_TRY(at_db_stmt(c, "SELECT revoked_ms FROM policy_versions WHERE name = ? AND version = ?", &st, d));
     sqlite3_bind_text(st, 1, j->policy, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, j->policy_version);
     int ps = sqlite3_step(st);
-    AT_ENSURE(ps == SQLITE_ROW || ps == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s",
-              sqlite3_errmsg(c));
+    AT_ENSURE(ps == SQLITE_ROW || ps == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     bool revoked = ps == SQLITE_DONE || sqlite3_column_type(st, 0) != SQLITE_NULL;
     sqlite3_reset(st);
     st = NULL;
     if (revoked) {
-        rc = at_fail(d, AT_E_POLICY_NOT_FOUND,
-                     "policy: %s was revoked while the document was being checked", ref);
+        rc = at_fail(d, AT_E_POLICY_NOT_FOUND, "policy: %s was revoked while the document was being checked",
+                     ref);
         return refused_in_job(c, j, ref, rc, d);
     }
     /* A live session is replaced only by a document that binds the same
      * endpoint: whatever else an instance attests, it cannot move (or have
      * moved) the endpoint gateways use before that session ends. */
-    AT_TRY(at_db_stmt(c, "SELECT endpoint FROM sessions WHERE instance_id = ? AND ended_ms IS NULL"
-                         " AND expires_ms > ? AND endpoint IS NOT ? LIMIT 1", &st, d));
+    AT_TRY(at_db_stmt(c,
+                      "SELECT endpoint FROM sessions WHERE instance_id = ? AND ended_ms IS NULL"
+                      " AND expires_ms > ? AND endpoint IS NOT ? LIMIT 1",
+                      &st, d));
     sqlite3_bind_text(st, 1, j->instance_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now);
     if (j->endpoint)
@@ -162,8 +168,8 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
          * use record pruned (schema/0003), so it is expired, full stop. */
         AT_TRY(at_db_stmt(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
         int ws = sqlite3_step(st);
-        AT_ENSURE(ws == SQLITE_ROW || ws == SQLITE_DONE, d, AT_E_INTERNAL,
-                  "database: clock_watermark: %s", sqlite3_errmsg(c));
+        AT_ENSURE(ws == SQLITE_ROW || ws == SQLITE_DONE, d, AT_E_INTERNAL, "database: clock_watermark: %s",
+                  sqlite3_errmsg(c));
         int64_t mark = ws == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
         sqlite3_reset(st);
         st = NULL;
@@ -173,12 +179,13 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
             at_time_rfc3339_ms(mark, t_mark, sizeof t_mark);
             rc = at_fail(d, AT_E_NONCE_EXPIRED,
                          "nonce: expired at %s, not after the verifier's time high-water mark "
-                         "%s (the clock was set back?)", t_exp, t_mark);
+                         "%s (the clock was set back?)",
+                         t_exp, t_mark);
             return refused_in_job(c, j, ref, rc, d);
         }
         /* Single use: the primary key refuses a second insert. */
-        AT_TRY(at_db_stmt(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)",
-                             &st, d));
+        AT_TRY(
+            at_db_stmt(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)", &st, d));
         sqlite3_bind_blob(st, 1, j->nonce, (int)j->nonce_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, j->nonce_expires_ms);
         sqlite3_bind_int64(st, 3, now);
@@ -193,16 +200,20 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
         AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     }
     /* Re-attestation by the same instance replaces its session. */
-    AT_TRY(at_db_stmt(c, "UPDATE sessions SET ended_ms = ?, end_reason = 'replaced'"
-                            " WHERE instance_id = ? AND ended_ms IS NULL", &st, d));
+    AT_TRY(at_db_stmt(c,
+                      "UPDATE sessions SET ended_ms = ?, end_reason = 'replaced'"
+                      " WHERE instance_id = ? AND ended_ms IS NULL",
+                      &st, d));
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_text(st, 2, j->instance_id, -1, SQLITE_STATIC);
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     j->replaced = sqlite3_changes(c);
     sqlite3_reset(st);
-    AT_TRY(at_db_stmt(c, "INSERT INTO sessions (id, instance_id, policy, policy_version, format,"
-                            " module_id, pcrs, pcr_sha256, key_config, endpoint, proof_key, token,"
-                            " created_ms, expires_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, d));
+    AT_TRY(at_db_stmt(c,
+                      "INSERT INTO sessions (id, instance_id, policy, policy_version, format,"
+                      " module_id, pcrs, pcr_sha256, key_config, endpoint, proof_key, token,"
+                      " created_ms, expires_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      &st, d));
     sqlite3_bind_text(st, 1, j->session_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->instance_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, j->policy, -1, SQLITE_STATIC);
@@ -226,9 +237,15 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     char msg[64];
     snprintf(msg, sizeof msg, "%lld earlier session(s) replaced", (long long)j->replaced);
-    at_audit_row row = {.actor = j->actor, .action = "attestation.create", .outcome = "ok",
-                        .policy = ref, .instance_id = j->instance_id, .session_id = j->session_id,
-                        .pcr_sha256 = j->pcr_sha, .evidence_sha256 = j->ev_sha, .client = j->client,
+    at_audit_row row = {.actor = j->actor,
+                        .action = "attestation.create",
+                        .outcome = "ok",
+                        .policy = ref,
+                        .instance_id = j->instance_id,
+                        .session_id = j->session_id,
+                        .pcr_sha256 = j->pcr_sha,
+                        .evidence_sha256 = j->ev_sha,
+                        .client = j->client,
                         .message = j->replaced ? msg : NULL};
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
     rc = AT_OK;
@@ -335,8 +352,8 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     }
     {
         char labels[96];
-        snprintf(labels, sizeof labels, "outcome=\"%s\",code=\"%s\"",
-                 rc == AT_OK ? "valid" : "invalid", at_err_str(rc));
+        snprintf(labels, sizeof labels, "outcome=\"%s\",code=\"%s\"", rc == AT_OK ? "valid" : "invalid",
+                 at_err_str(rc));
         at_metrics_add(v->metrics, "attest_verifications_total", labels, 1);
     }
     if (rc != AT_OK) {
@@ -362,12 +379,12 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
         if ((rc = keys_nonce_check(v->keys, ev.payload.nonce, at_now_ms(), &nonce_exp, &d)) != AT_OK)
             goto refused;
     } else if (policy->require_nonce) {
-        rc = at_fail(&d, AT_E_NONCE_MISMATCH, "nonce: the policy requires a nonce from POST /v1/challenge, the document has none");
+        rc = at_fail(&d, AT_E_NONCE_MISMATCH,
+                     "nonce: the policy requires a nonce from POST /v1/challenge, the document has none");
         goto refused;
     }
     if (ji && strcmp(json_string_value(ji), ev.payload.module_id) != 0) {
-        rc = at_fail(&d, AT_E_BAD_REQUEST,
-                     "instance_id: %.64s does not match the attested module_id %s",
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "instance_id: %.64s does not match the attested module_id %s",
                      json_string_value(ji), ev.payload.module_id);
         goto refused;
     }
@@ -399,12 +416,20 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     }
     struct admit_job j = {.nonce = ev.payload.has_nonce ? ev.payload.nonce.p : NULL,
                           .nonce_len = ev.payload.has_nonce ? ev.payload.nonce.len : 0,
-                          .nonce_expires_ms = nonce_exp, .session_id = session_id,
-                          .instance_id = ev.payload.module_id, .policy = name,
-                          .policy_version = version, .format = at_format_name(ev.payload.format),
-                          .module_id = ev.payload.module_id, .pcr_sha = pcr_sha, .endpoint = endpoint,
-                          .actor = who.actor, .client = req->client, .ev_sha = ev_sha,
-                          .v = v, .authenticated = who.role != ROLE_NONE,
+                          .nonce_expires_ms = nonce_exp,
+                          .session_id = session_id,
+                          .instance_id = ev.payload.module_id,
+                          .policy = name,
+                          .policy_version = version,
+                          .format = at_format_name(ev.payload.format),
+                          .module_id = ev.payload.module_id,
+                          .pcr_sha = pcr_sha,
+                          .endpoint = endpoint,
+                          .actor = who.actor,
+                          .client = req->client,
+                          .ev_sha = ev_sha,
+                          .v = v,
+                          .authenticated = who.role != ROLE_NONE,
                           .key_config = have_key ? ev.payload.public_key : AT_SPAN_NULL};
     {
         uint8_t proof_key[32];
@@ -469,12 +494,15 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     char root_hex[65];
     at_hex_encode(ev.chain.root_sha256, 32, root_hex);
     json_object_set_new(ae, "root_sha256", json_string(root_hex));
-    json_object_set_new(ae, "aws_root", json_boolean(memcmp(ev.chain.root_sha256, at_aws_root_g1_sha256, 32) == 0));
+    json_object_set_new(ae, "aws_root",
+                        json_boolean(memcmp(ev.chain.root_sha256, at_aws_root_g1_sha256, 32) == 0));
     /* Every check below ran and passed, or we would not be here; the lint
      * runs again on the loaded policy (an override admits what it refuses). */
     at_diag lint = {{0}};
-    at_ear_checks checks = {.chain = AT_CHECK_PASSED, .identity = AT_CHECK_PASSED,
-                            .pcrs = AT_CHECK_PASSED, .binding = AT_CHECK_PASSED,
+    at_ear_checks checks = {.chain = AT_CHECK_PASSED,
+                            .identity = AT_CHECK_PASSED,
+                            .pcrs = AT_CHECK_PASSED,
+                            .binding = AT_CHECK_PASSED,
                             .policy_lint_ok = at_policy_lint(policy, &lint) == AT_OK};
     json_t *tv = at_ear_tvector(&checks);
     const char *status = at_ear_status(tv);

@@ -67,16 +67,14 @@ static void verify(verifier *v, at_http_req *req, at_http_resp *resp, const call
                   : at_fail(&d, AT_E_INTERNAL, "database unavailable");
     full = full || cp_id == 0;
     int64_t now = at_monotonic_ns(), every = (int64_t)v->cfg.audit_verify_interval_s * 1000000000LL;
-    if (rc == AT_OK && full && every > 0 && v->last_full_verify_ns &&
-        now - v->last_full_verify_ns < every) {
+    if (rc == AT_OK && full && every > 0 && v->last_full_verify_ns && now - v->last_full_verify_ns < every) {
         at_db_read_release(v->db, c);
         pthread_mutex_unlock(&v->verify_lock);
         char msg[200];
         snprintf(msg, sizeof msg,
                  "audit: the whole chain was checked %lld s ago, at most once per %d s"
                  " (the incremental check is not limited)",
-                 (long long)((now - v->last_full_verify_ns) / 1000000000LL),
-                 v->cfg.audit_verify_interval_s);
+                 (long long)((now - v->last_full_verify_ns) / 1000000000LL), v->cfg.audit_verify_interval_s);
         refuse(v, req, resp, who, "audit.verify", AT_E_RATE_LIMITED, msg, NULL);
         return;
     }
@@ -100,14 +98,14 @@ static void verify(verifier *v, at_http_req *req, at_http_resp *resp, const call
     json_object_set_new(o, "mode", json_string(full ? "full" : "incremental"));
     json_object_set_new(o, "entries", json_integer(chk.entries));
     json_object_set_new(o, "checked", json_integer(chk.checked));
-    json_object_set_new(o, "checkpoint", full ? json_null()
-                                              : json_pack("{s:I,s:s}", "id", (json_int_t)cp_id,
-                                                          "hash", cp_hash));
+    json_object_set_new(o, "checkpoint",
+                        full ? json_null()
+                             : json_pack("{s:I,s:s}", "id", (json_int_t)cp_id, "hash", cp_hash));
     json_object_set_new(o, "first_bad", chk.ok ? json_null() : json_integer(chk.first_bad));
     /* The head to anchor outside the database (a row's hash commits to
      * every row before it). */
-    json_object_set_new(o, "head", json_pack("{s:I,s:s}", "id", (json_int_t)chk.head_id,
-                                             "hash", chk.head_hash));
+    json_object_set_new(o, "head",
+                        json_pack("{s:I,s:s}", "id", (json_int_t)chk.head_id, "hash", chk.head_hash));
     if (!chk.ok)
         json_object_set_new(o, "reason", json_string(chk.reason));
     at_http_json(resp, 200, o);

@@ -47,20 +47,23 @@ static at_err job_refuse(struct bind_job *j, sqlite3 *c, at_audit_row *row, at_e
 /* AT_OK when the session exists, has not ended and has not expired
  * (its instance and "policy@version" copied out when asked), else
  * AT_E_SESSION_EXPIRED saying which. */
-static at_err session_live(sqlite3 *c, const char *sid, char *instance, size_t ilen, char *ref,
-                           size_t rlen, at_diag *d)
+static at_err session_live(sqlite3 *c, const char *sid, char *instance, size_t ilen, char *ref, size_t rlen,
+                           at_diag *d)
 {
     sqlite3_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
-    AT_TRY(at_db_prepare(c, "SELECT instance_id, policy, policy_version, ended_ms, end_reason,"
-                            " expires_ms FROM sessions WHERE id = ?", &st, d));
+    AT_TRY(at_db_prepare(c,
+                         "SELECT instance_id, policy, policy_version, ended_ms, end_reason,"
+                         " expires_ms FROM sessions WHERE id = ?",
+                         &st, d));
     sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
     AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     AT_ENSURE(s == SQLITE_ROW, d, AT_E_SESSION_EXPIRED, "session %.64s: unknown", sid);
     AT_ENSURE(sqlite3_column_type(st, 3) == SQLITE_NULL, d, AT_E_SESSION_EXPIRED, "session %.64s: ended (%s)",
               sid, (const char *)sqlite3_column_text(st, 4) ?: "ended");
-    AT_ENSURE(sqlite3_column_int64(st, 5) > at_now_ms(), d, AT_E_SESSION_EXPIRED, "session %.64s: expired", sid);
+    AT_ENSURE(sqlite3_column_int64(st, 5) > at_now_ms(), d, AT_E_SESSION_EXPIRED, "session %.64s: expired",
+              sid);
     if (instance)
         snprintf(instance, ilen, "%s", (const char *)sqlite3_column_text(st, 0) ?: "");
     if (ref)
@@ -78,8 +81,12 @@ static at_err bind_job(sqlite3 *c, void *ctx, at_diag *d)
     sqlite3_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
     char peer_instance[160] = "", peer_ref[200] = "", msg[700];
-    at_audit_row row = {.actor = j->actor, .action = "peer.attest", .outcome = "ok",
-                        .policy = j->policy_ref, .instance_id = j->instance, .session_id = j->sid,
+    at_audit_row row = {.actor = j->actor,
+                        .action = "peer.attest",
+                        .outcome = "ok",
+                        .policy = j->policy_ref,
+                        .instance_id = j->instance,
+                        .session_id = j->sid,
                         .client = j->client};
     /* Both sessions are re-read in the writing transaction: an end
      * committed since must stop the binding. */
@@ -90,8 +97,8 @@ static at_err bind_job(sqlite3 *c, void *ctx, at_diag *d)
             rc = at_fail(d, AT_E_REFLECTION, "peer_session: this request's own session");
             return job_refuse(j, c, &row, rc, d);
         }
-        if ((rc = session_live(c, j->peer_sid, peer_instance, sizeof peer_instance, peer_ref,
-                               sizeof peer_ref, d)) != AT_OK) {
+        if ((rc = session_live(c, j->peer_sid, peer_instance, sizeof peer_instance, peer_ref, sizeof peer_ref,
+                               d)) != AT_OK) {
             if (rc != AT_E_INTERNAL)
                 at_diag_prefix(d, "peer_");
             return rc == AT_E_INTERNAL ? rc : job_refuse(j, c, &row, rc, d);
@@ -105,8 +112,10 @@ static at_err bind_job(sqlite3 *c, void *ctx, at_diag *d)
     sqlite3_finalize(st);
     st = NULL;
     if (j->proof_expires_ms <= mark) {
-        rc = at_fail(d, AT_E_UNAUTHORIZED, "proof: expires at %lld ms, not after the verifier's time "
-                     "high-water mark %lld ms", (long long)j->proof_expires_ms, (long long)mark);
+        rc = at_fail(d, AT_E_UNAUTHORIZED,
+                     "proof: expires at %lld ms, not after the verifier's time "
+                     "high-water mark %lld ms",
+                     (long long)j->proof_expires_ms, (long long)mark);
         return job_refuse(j, c, &row, rc, d);
     }
     AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
@@ -121,7 +130,8 @@ static at_err bind_job(sqlite3 *c, void *ctx, at_diag *d)
     }
     AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     if (j->peer_sid) {
-        snprintf(msg, sizeof msg, "mutual attestation with peer instance %s (session %s, policy %s), transcript %s",
+        snprintf(msg, sizeof msg,
+                 "mutual attestation with peer instance %s (session %s, policy %s), transcript %s",
                  peer_instance, j->peer_sid, peer_ref, j->th_hex);
         row.message = msg;
         AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
@@ -206,8 +216,10 @@ static void peer_bind(verifier *v, at_http_req *req, at_http_resp *resp)
         goto refused;
     }
     at_hex_encode(th, 32, th_hex); /* canonical lower case */
-    if (!json_is_string(jpr) || (rc = at_release_proof_parse(json_string_value(jpr), &ts_ms, mac, &d)) != AT_OK) {
-        rc = json_is_string(jpr) ? rc : at_fail(&d, AT_E_BAD_REQUEST, "proof: expected \"<ms>.<base64url MAC>\"");
+    if (!json_is_string(jpr) ||
+        (rc = at_release_proof_parse(json_string_value(jpr), &ts_ms, mac, &d)) != AT_OK) {
+        rc = json_is_string(jpr) ? rc
+                                 : at_fail(&d, AT_E_BAD_REQUEST, "proof: expected \"<ms>.<base64url MAC>\"");
         goto refused;
     }
     const char *sid = json_string_value(js);
@@ -228,8 +240,14 @@ static void peer_bind(verifier *v, at_http_req *req, at_http_resp *resp)
     snprintf(who.actor, sizeof who.actor, "session:%.50s", sid);
     if ((rc = sign_binding(v, sid, sp.instance, sp.ref, th_hex, sp.expires_ms, &jws, &d)) != AT_OK)
         goto refused;
-    struct bind_job j = {.v = v, .sid = sid, .peer_sid = peer_sid, .client = req->client, .actor = actor,
-                         .policy_ref = sp.ref, .instance = sp.instance, .th_hex = th_hex,
+    struct bind_job j = {.v = v,
+                         .sid = sid,
+                         .peer_sid = peer_sid,
+                         .client = req->client,
+                         .actor = actor,
+                         .policy_ref = sp.ref,
+                         .instance = sp.instance,
+                         .th_hex = th_hex,
                          .proof_expires_ms = ts_ms + 2 * v->cfg.clock_skew_ms};
     memcpy(j.mac, mac, 32);
     if ((rc = at_db_write(v->db, bind_job, &j, &d)) != AT_OK) {

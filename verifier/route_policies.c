@@ -8,8 +8,8 @@
 
 #include "verifier.h"
 
-at_err policy_load(sqlite3 *c, const char *name, int64_t version, at_policy **out,
-                   int64_t *version_out, char sha256_hex[65], at_diag *d)
+at_err policy_load(sqlite3 *c, const char *name, int64_t version, at_policy **out, int64_t *version_out,
+                   char sha256_hex[65], at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     sqlite3_stmt *st = NULL;
@@ -56,20 +56,24 @@ static at_err put_policy(sqlite3 *c, void *ctx, at_diag *d)
     struct put_job *j = ctx;
     at_err rc = AT_E_INTERNAL;
     sqlite3_stmt *st = NULL;
-    AT_TRY(at_db_prepare(c, "INSERT INTO policies (name, created_ms) VALUES (?, ?)"
-                            " ON CONFLICT (name) DO NOTHING", &st, d));
+    AT_TRY(at_db_prepare(c,
+                         "INSERT INTO policies (name, created_ms) VALUES (?, ?)"
+                         " ON CONFLICT (name) DO NOTHING",
+                         &st, d));
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, at_now_ms());
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     sqlite3_finalize(st);
-    AT_TRY(at_db_prepare(c, "SELECT coalesce(max(version), 0) + 1 FROM policy_versions WHERE name = ?",
-                         &st, d));
+    AT_TRY(
+        at_db_prepare(c, "SELECT coalesce(max(version), 0) + 1 FROM policy_versions WHERE name = ?", &st, d));
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
     AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     j->version = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    AT_TRY(at_db_prepare(c, "INSERT INTO policy_versions (name, version, body, sha256, created_ms,"
-                            " created_by, lint_overridden) VALUES (?, ?, ?, ?, ?, ?, ?)", &st, d));
+    AT_TRY(at_db_prepare(c,
+                         "INSERT INTO policy_versions (name, version, body, sha256, created_ms,"
+                         " created_by, lint_overridden) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         &st, d));
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, j->version);
     sqlite3_bind_text(st, 3, j->body, -1, SQLITE_STATIC);
@@ -80,8 +84,11 @@ static at_err put_policy(sqlite3 *c, void *ctx, at_diag *d)
     AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     char ref[200];
     snprintf(ref, sizeof ref, "%s@%lld", j->name, (long long)j->version);
-    at_audit_row row = {.actor = j->actor, .action = "policy.put", .outcome = "ok",
-                        .policy = ref, .client = j->client,
+    at_audit_row row = {.actor = j->actor,
+                        .action = "policy.put",
+                        .outcome = "ok",
+                        .policy = ref,
+                        .client = j->client,
                         .message = j->lint_overridden ? "lint overridden" : NULL};
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
     rc = AT_OK;
@@ -106,16 +113,19 @@ static at_err revoke_version(sqlite3 *c, void *ctx, at_diag *d)
     int64_t now = at_now_ms();
     char ref[200];
     snprintf(ref, sizeof ref, "%s@%lld", j->name, (long long)j->version);
-    AT_TRY(at_db_prepare(c, "SELECT revoked_ms FROM policy_versions WHERE name = ? AND version = ?",
-                         &st, d));
+    AT_TRY(at_db_prepare(c, "SELECT revoked_ms FROM policy_versions WHERE name = ? AND version = ?", &st, d));
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, j->version);
     int s = sqlite3_step(st);
     if (s == SQLITE_DONE) {
         sqlite3_finalize(st);
         st = NULL;
-        at_audit_row row = {.actor = j->actor, .action = "policy.revoke", .outcome = "refused",
-                            .code = "policy_not_found", .policy = ref, .client = j->client};
+        at_audit_row row = {.actor = j->actor,
+                            .action = "policy.revoke",
+                            .outcome = "refused",
+                            .code = "policy_not_found",
+                            .policy = ref,
+                            .client = j->client};
         AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
         rc = at_fail(d, AT_E_POLICY_NOT_FOUND, "policy: %s has no version %lld", j->name,
                      (long long)j->version);
@@ -134,8 +144,10 @@ static at_err revoke_version(sqlite3 *c, void *ctx, at_diag *d)
         AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
         sqlite3_finalize(st);
     }
-    AT_TRY(at_db_prepare(c, "UPDATE sessions SET ended_ms = ?, end_reason = 'policy revoked'"
-                            " WHERE policy = ? AND policy_version = ? AND ended_ms IS NULL", &st, d));
+    AT_TRY(at_db_prepare(c,
+                         "UPDATE sessions SET ended_ms = ?, end_reason = 'policy revoked'"
+                         " WHERE policy = ? AND policy_version = ? AND ended_ms IS NULL",
+                         &st, d));
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_text(st, 2, j->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, j->version);
@@ -144,8 +156,12 @@ static at_err revoke_version(sqlite3 *c, void *ctx, at_diag *d)
     char msg[96];
     snprintf(msg, sizeof msg, "%lld live session(s) ended%s", (long long)j->ended,
              j->already ? " (version was already revoked)" : "");
-    at_audit_row row = {.actor = j->actor, .action = "policy.revoke", .outcome = "ok",
-                        .policy = ref, .client = j->client, .message = msg};
+    at_audit_row row = {.actor = j->actor,
+                        .action = "policy.revoke",
+                        .outcome = "ok",
+                        .policy = ref,
+                        .client = j->client,
+                        .message = msg};
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
     rc = AT_OK;
 out:
@@ -163,8 +179,9 @@ static void get_policy(verifier *v, at_http_req *req, at_http_resp *resp, const 
     sqlite3_stmt *st = NULL;
     json_t *hist = json_array(), *current = NULL;
     int64_t current_version = 0;
-    if (!c || sqlite3_prepare_v2(c, "SELECT version, body, sha256, created_ms, created_by, revoked_ms,"
-                                    " lint_overridden FROM policy_versions WHERE name = ? ORDER BY version",
+    if (!c || sqlite3_prepare_v2(c,
+                                 "SELECT version, body, sha256, created_ms, created_by, revoked_ms,"
+                                 " lint_overridden FROM policy_versions WHERE name = ? ORDER BY version",
                                  -1, &st, NULL) != SQLITE_OK) {
         at_db_read_release(v->db, c);
         json_decref(hist);
@@ -256,7 +273,8 @@ void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         if (lrc != AT_OK && !override) {
             at_policy_free(p);
             char msg[AT_DIAG_MAX + 96];
-            snprintf(msg, sizeof msg, "%s (override with ?allow_lint=1; attestctl policy put --allow-lint)", lint.msg);
+            snprintf(msg, sizeof msg, "%s (override with ?allow_lint=1; attestctl policy put --allow-lint)",
+                     lint.msg);
             refuse(v, req, resp, &who, "policy.put", lrc, msg, &extra);
             return;
         }
@@ -265,12 +283,15 @@ void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         if (!canon || (rc = at_sha256_hex(AT_SPAN(canon, strlen(canon)), sha, &d)) != AT_OK) {
             free(canon);
             at_policy_free(p);
-            refuse(v, req, resp, &who, "policy.put", AT_E_INTERNAL,
-                   canon ? d.msg : "out of memory", &extra);
+            refuse(v, req, resp, &who, "policy.put", AT_E_INTERNAL, canon ? d.msg : "out of memory", &extra);
             return;
         }
-        struct put_job j = {.name = name, .body = canon, .sha = sha, .actor = who.actor,
-                            .client = req->client, .lint_overridden = lrc != AT_OK};
+        struct put_job j = {.name = name,
+                            .body = canon,
+                            .sha = sha,
+                            .actor = who.actor,
+                            .client = req->client,
+                            .lint_overridden = lrc != AT_OK};
         rc = at_db_write(v->db, put_policy, &j, &d);
         free(canon);
         at_policy_free(p);

@@ -16,7 +16,7 @@
 
 struct put_job {
     const char *name, *policy, *actor, *client;
-    const char *scope;          /* the caller's token scope ("" = all) */
+    const char *scope; /* the caller's token scope ("" = all) */
     int64_t token_id;
     verifier_keys *keys;
     at_span value;
@@ -41,19 +41,20 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
         AT_TRY(at_db_prepare(c, "SELECT policy FROM secrets WHERE name = ?", &st, d));
         sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
         int s = sqlite3_step(st);
-        AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s",
-                  sqlite3_errmsg(c));
+        AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
         if (s == SQLITE_ROW && j->scope[0] &&
             !at_token_scope_allows(j->scope, (const char *)sqlite3_column_text(st, 0))) {
-            rc = at_fail(d, AT_E_FORBIDDEN, "authorization: secret %s is bound to policy %.128s, "
-                         "token %lld is limited to policies %s", j->name,
-                         (const char *)sqlite3_column_text(st, 0), (long long)j->token_id, j->scope);
+            rc = at_fail(d, AT_E_FORBIDDEN,
+                         "authorization: secret %s is bound to policy %.128s, "
+                         "token %lld is limited to policies %s",
+                         j->name, (const char *)sqlite3_column_text(st, 0), (long long)j->token_id, j->scope);
             goto out;
         }
         if (s == SQLITE_ROW && !j->replace) {
-            rc = at_fail(d, AT_E_SECRET_EXISTS, "secret %s: exists (bound to policy %.128s); not replacing it "
-                         "(?replace=1, attestctl secret put --replace)", j->name,
-                         (const char *)sqlite3_column_text(st, 0));
+            rc = at_fail(d, AT_E_SECRET_EXISTS,
+                         "secret %s: exists (bound to policy %.128s); not replacing it "
+                         "(?replace=1, attestctl secret put --replace)",
+                         j->name, (const char *)sqlite3_column_text(st, 0));
             goto out;
         }
         if (s == SQLITE_ROW)
@@ -63,10 +64,12 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
         st = NULL;
     }
     AT_TRY(keys_storage_seal(j->keys, j->name, j->policy, j->value, &stored, d));
-    AT_TRY(at_db_prepare(c, "INSERT INTO secrets (name, policy, value, created_ms, updated_ms)"
-                            " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
-                            " policy = excluded.policy, value = excluded.value,"
-                            " updated_ms = excluded.updated_ms", &st, d));
+    AT_TRY(at_db_prepare(c,
+                         "INSERT INTO secrets (name, policy, value, created_ms, updated_ms)"
+                         " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
+                         " policy = excluded.policy, value = excluded.value,"
+                         " updated_ms = excluded.updated_ms",
+                         &st, d));
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->policy, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, stored.p, (int)stored.len, SQLITE_STATIC);
@@ -78,8 +81,12 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
                  j->name, j->policy, was);
     else
         snprintf(msg, sizeof msg, "secret %s bound to policy %s", j->name, j->policy);
-    at_audit_row row = {.actor = j->actor, .action = "secret.put", .outcome = "ok",
-                        .policy = j->policy, .client = j->client, .message = msg};
+    at_audit_row row = {.actor = j->actor,
+                        .action = "secret.put",
+                        .outcome = "ok",
+                        .policy = j->policy,
+                        .client = j->client,
+                        .message = msg};
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
     rc = AT_OK;
 out:
@@ -104,17 +111,20 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
     at_err rc = AT_E_INTERNAL;
     char msg[200];
     snprintf(msg, sizeof msg, "secret %s", j->name);
-    at_audit_row row = {.actor = j->actor, .action = "secret.release", .outcome = "ok",
-                        .policy = j->policy_ref, .instance_id = j->instance_id,
-                        .session_id = j->session_id, .client = j->client, .message = msg};
+    at_audit_row row = {.actor = j->actor,
+                        .action = "secret.release",
+                        .outcome = "ok",
+                        .policy = j->policy_ref,
+                        .instance_id = j->instance_id,
+                        .session_id = j->session_id,
+                        .client = j->client,
+                        .message = msg};
     /* The session was checked on a read connection: an end committed since
      * (revocation, replacement) must stop the release it acknowledged. */
-    AT_TRY(at_db_prepare(c, "SELECT ended_ms, end_reason, expires_ms FROM sessions WHERE id = ?",
-                         &st, d));
+    AT_TRY(at_db_prepare(c, "SELECT ended_ms, end_reason, expires_ms FROM sessions WHERE id = ?", &st, d));
     sqlite3_bind_text(st, 1, j->session_id, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
-    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s",
-              sqlite3_errmsg(c));
+    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
     if (s == SQLITE_DONE || sqlite3_column_type(st, 0) != SQLITE_NULL ||
         sqlite3_column_int64(st, 2) <= at_now_ms()) {
         rc = at_fail(d, AT_E_SESSION_EXPIRED, "session: %s before the release was recorded",
@@ -130,7 +140,7 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
         at_diag scratch = {{0}};
         if (audit_refusal_in_job(j->v, c, false, rc, &row, &j->audit_id, &scratch) != AT_OK)
             return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
-                          at_err_str(rc), scratch.msg);
+                           at_err_str(rc), scratch.msg);
         return rc;
     }
     sqlite3_finalize(st);
@@ -151,14 +161,15 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
         at_time_rfc3339_ms(mark, t_mark, sizeof t_mark);
         rc = at_fail(d, AT_E_UNAUTHORIZED,
                      "proof: expires at %s, not after the verifier's time high-water mark "
-                     "%s (stale, or the clock was set back)", t_exp, t_mark);
+                     "%s (stale, or the clock was set back)",
+                     t_exp, t_mark);
         row.outcome = "refused";
         row.code = at_err_str(rc);
         row.message = d->msg;
         at_diag scratch = {{0}};
         if (at_audit_append(c, &row, &j->audit_id, &scratch) != AT_OK)
             return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
-                          at_err_str(rc), scratch.msg);
+                           at_err_str(rc), scratch.msg);
         return rc;
     }
     AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
@@ -175,7 +186,7 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
         at_diag scratch = {{0}};
         if (audit_refusal_in_job(j->v, c, false, rc, &row, &j->audit_id, &scratch) != AT_OK)
             return at_fail(d, AT_E_INTERNAL, "audit: the row of the refusal (%s) could not be written: %s",
-                          at_err_str(rc), scratch.msg);
+                           at_err_str(rc), scratch.msg);
         return rc;
     }
     AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
@@ -232,9 +243,14 @@ static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *n
     }
     if (!require_policy(v, req, resp, &who, "secret.put", json_string_value(jp)))
         goto done;
-    struct put_job j = {.name = name, .policy = json_string_value(jp), .scope = who.scope,
-                        .token_id = who.token_id, .actor = who.actor,
-                        .client = req->client, .value = AT_SPAN(value, vlen), .keys = v->keys,
+    struct put_job j = {.name = name,
+                        .policy = json_string_value(jp),
+                        .scope = who.scope,
+                        .token_id = who.token_id,
+                        .actor = who.actor,
+                        .client = req->client,
+                        .value = AT_SPAN(value, vlen),
+                        .keys = v->keys,
                         .replace = rq && strcmp(rq, "1") == 0};
     if ((rc = at_db_write(v->db, put_secret, &j, &d)) != AT_OK) {
         if (rc == AT_E_FORBIDDEN || rc == AT_E_SECRET_EXISTS)
@@ -289,8 +305,10 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         rc = at_fail(&d, AT_E_BAD_REQUEST, "session: expected a session id");
         goto refused;
     }
-    if (!json_is_string(jpr) || (rc = at_release_proof_parse(json_string_value(jpr), &ts_ms, mac, &d)) != AT_OK) {
-        rc = json_is_string(jpr) ? rc : at_fail(&d, AT_E_BAD_REQUEST, "proof: expected \"<ms>.<base64url MAC>\"");
+    if (!json_is_string(jpr) ||
+        (rc = at_release_proof_parse(json_string_value(jpr), &ts_ms, mac, &d)) != AT_OK) {
+        rc = json_is_string(jpr) ? rc
+                                 : at_fail(&d, AT_E_BAD_REQUEST, "proof: expected \"<ms>.<base64url MAC>\"");
         goto refused;
     }
     const char *sid = json_string_value(js);
@@ -311,29 +329,31 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         rc = at_fail(&d, AT_E_INTERNAL, "database unavailable");
         goto refused;
     }
-    if (sqlite3_prepare_v2(c, "SELECT policy, value FROM secrets WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(c, "SELECT policy, value FROM secrets WHERE name = ?", -1, &st, NULL) !=
+        SQLITE_OK) {
         rc = at_fail(&d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
         goto refused;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
     if (s != SQLITE_ROW) {
-        rc = s == SQLITE_DONE ? at_fail(&d, AT_E_NOT_FOUND, "secret: no secret named %s", name)
-                              : at_fail(&d, AT_E_INTERNAL, "database: secret %s: %s", name,
-                                        sqlite3_errmsg(c));
+        rc = s == SQLITE_DONE
+                 ? at_fail(&d, AT_E_NOT_FOUND, "secret: no secret named %s", name)
+                 : at_fail(&d, AT_E_INTERNAL, "database: secret %s: %s", name, sqlite3_errmsg(c));
         goto refused;
     }
     if (strcmp((const char *)sqlite3_column_text(st, 0), sp.policy) != 0) {
-        rc = at_fail(&d, AT_E_FORBIDDEN, "secret: %s is bound to policy %s, the session was admitted under %s",
-                     name, (const char *)sqlite3_column_text(st, 0), sp.policy);
+        rc =
+            at_fail(&d, AT_E_FORBIDDEN, "secret: %s is bound to policy %s, the session was admitted under %s",
+                    name, (const char *)sqlite3_column_text(st, 0), sp.policy);
         goto refused;
     }
     {
         at_buf plain;
         at_buf_init_secret(&plain);
         rc = keys_storage_open(v->keys, name, sp.policy,
-                             AT_SPAN(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)),
-                             &plain, &d);
+                               AT_SPAN(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)),
+                               &plain, &d);
         if (rc != AT_OK) {
             at_buf_cleanup(&plain);
             at_diag_prefix(&d, "secret: stored value: ");
@@ -349,10 +369,16 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     c = NULL;
     char info[300];
     snprintf(info, sizeof info, "%s%s", AT_SEAL_INFO_SECRET_PREFIX, name);
-    if ((rc = at_seal_to_key_config(AT_SPAN(sp.key_config, sp.key_config_len), info, AT_SPAN(value, vlen), &sealed, &d)) != AT_OK)
+    if ((rc = at_seal_to_key_config(AT_SPAN(sp.key_config, sp.key_config_len), info, AT_SPAN(value, vlen),
+                                    &sealed, &d)) != AT_OK)
         goto refused;
-    struct release_job j = {.name = name, .session_id = sid, .client = req->client, .actor = actor, .v = v,
-                            .proof_expires_ms = ts_ms + 2 * v->cfg.clock_skew_ms, .policy_ref = sp.ref,
+    struct release_job j = {.name = name,
+                            .session_id = sid,
+                            .client = req->client,
+                            .actor = actor,
+                            .v = v,
+                            .proof_expires_ms = ts_ms + 2 * v->cfg.clock_skew_ms,
+                            .policy_ref = sp.ref,
                             .instance_id = sp.instance};
     memcpy(j.mac, mac, 32);
     rc = at_db_write(v->db, consume_proof, &j, &d);

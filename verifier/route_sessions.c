@@ -11,8 +11,7 @@
 void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
 {
     caller who;
-    if (!require_role(v, req, resp,
-                      ROLE_BIT(ROLE_GATEWAY) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_AGENT),
+    if (!require_role(v, req, resp, ROLE_BIT(ROLE_GATEWAY) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_AGENT),
                       "session.list", &who))
         return;
     const char *policy = at_http_query(req, "policy");
@@ -26,14 +25,12 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
         return;
     }
     if (state && strcmp(state, "active") != 0 && strcmp(state, "all") != 0) {
-        refuse(v, req, resp, &who, "session.list", AT_E_BAD_REQUEST,
-               "state: expected active or all", NULL);
+        refuse(v, req, resp, &who, "session.list", AT_E_BAD_REQUEST, "state: expected active or all", NULL);
         return;
     }
-    if ((policy && !valid_name(policy)) || (instance && strlen(instance) > 128) ||
-        (id && strlen(id) > 64)) {
-        refuse(v, req, resp, &who, "session.list", AT_E_BAD_REQUEST,
-               "policy/instance/id: invalid value", NULL);
+    if ((policy && !valid_name(policy)) || (instance && strlen(instance) > 128) || (id && strlen(id) > 64)) {
+        refuse(v, req, resp, &who, "session.list", AT_E_BAD_REQUEST, "policy/instance/id: invalid value",
+               NULL);
         return;
     }
     /* A token limited to policies sees only their sessions. */
@@ -81,13 +78,15 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
         char t[40];
         json_object_set_new(s, "id", json_string((const char *)sqlite3_column_text(st, 0)));
         json_object_set_new(s, "instance_id", json_string((const char *)sqlite3_column_text(st, 1)));
-        json_object_set_new(s, "endpoint", sqlite3_column_type(st, 2) == SQLITE_NULL
-                                               ? json_null()
-                                               : json_string((const char *)sqlite3_column_text(st, 2)));
+        json_object_set_new(s, "endpoint",
+                            sqlite3_column_type(st, 2) == SQLITE_NULL
+                                ? json_null()
+                                : json_string((const char *)sqlite3_column_text(st, 2)));
         if (sqlite3_column_type(st, 3) == SQLITE_NULL) {
             json_object_set_new(s, "key_config", json_null());
         } else {
-            char *b = at_b64_encode_new(AT_SPAN(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3)));
+            char *b =
+                at_b64_encode_new(AT_SPAN(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3)));
             json_object_set_new(s, "key_config", json_string(b));
             free(b);
         }

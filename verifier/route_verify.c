@@ -53,8 +53,7 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp)
         goto refused;
     json_t *at = json_object_get(body, "at");
     if (at) {
-        if (!json_is_integer(at) || json_integer_value(at) < 0 ||
-            json_integer_value(at) > 253402300799LL) {
+        if (!json_is_integer(at) || json_integer_value(at) < 0 || json_integer_value(at) > 253402300799LL) {
             rc = at_fail(&d, AT_E_BAD_REQUEST, "at: expected UNIX seconds");
             goto refused;
         }
@@ -116,7 +115,8 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp)
 
     char ev_sha[65];
     bool have_sha = at_sha256_hex(AT_SPAN(doc, doc_len), ev_sha, NULL) == AT_OK;
-    at_audit_row row = {.actor = who.actor, .action = "verify",
+    at_audit_row row = {.actor = who.actor,
+                        .action = "verify",
                         .outcome = vrc == AT_OK ? "ok" : "refused",
                         .code = vrc == AT_OK ? NULL : at_err_str(vrc),
                         .message = vrc == AT_OK ? NULL : ev.diag.msg,
@@ -134,10 +134,8 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp)
         goto done;
     }
     json_object_set_new(out, "audit_id", audit_id ? json_integer(audit_id) : json_null());
-    if (v->trusts_sim_root && ev.chain_checked &&
-        !json_is_true(json_object_get(out, "aws_root")))
-        json_object_set_new(out, "warning",
-                            json_string("signed by a non-AWS root pinned on this verifier"));
+    if (v->trusts_sim_root && ev.chain_checked && !json_is_true(json_object_get(out, "aws_root")))
+        json_object_set_new(out, "warning", json_string("signed by a non-AWS root pinned on this verifier"));
     at_evidence_cleanup(&ev);
     at_http_json(resp, 200, out);
     goto done;

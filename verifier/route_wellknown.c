@@ -20,13 +20,15 @@ void route_metrics(verifier *v, at_http_req *req, at_http_resp *resp)
     at_trust_stats_get(t, &ts);
     at_trust_unref(t);
     at_metrics_set(v->metrics, "attest_cert_cache", "kind=\"verified_full\"", (double)ts.full);
-    at_metrics_set(v->metrics, "attest_cert_cache", "kind=\"verified_cached_issuer\"", (double)ts.cached_issuer);
+    at_metrics_set(v->metrics, "attest_cert_cache", "kind=\"verified_cached_issuer\"",
+                   (double)ts.cached_issuer);
     at_metrics_set(v->metrics, "attest_cert_cache", "kind=\"verified_cached_leaf\"", (double)ts.cached_leaf);
     at_metrics_set(v->metrics, "attest_cert_cache", "kind=\"failed\"", (double)ts.failed);
     at_metrics_set(v->metrics, "attest_cert_cache", "kind=\"entries\"", (double)ts.entries);
     at_db_stats ds;
     at_db_stats_get(v->db, &ds);
-    at_metrics_set(v->metrics, "attest_db_transactions_total", "kind=\"transactions\"", (double)ds.transactions);
+    at_metrics_set(v->metrics, "attest_db_transactions_total", "kind=\"transactions\"",
+                   (double)ds.transactions);
     at_metrics_set(v->metrics, "attest_db_transactions_total", "kind=\"jobs\"", (double)ds.jobs);
     sqlite3 *c = at_db_read_acquire(v->db);
     sqlite3_stmt *st = NULL;

@@ -25,3 +25,6 @@ EXTRA_DIST += tests/e2e/operator_cli.py
 # The official openai npm client against attest-gateway (issue 9).
 TESTS += tests/e2e/openai_sdk.py
 EXTRA_DIST += tests/e2e/openai_sdk.py tests/interop/openai_client.mjs
+# The tree is as .clang-format says (HOUSE-STYLE).
+TESTS += tests/e2e/format.sh
+EXTRA_DIST += tests/e2e/format.sh .clang-format

@@ -46,9 +46,9 @@ typedef enum { KIND_OTHER, KIND_WHOLE, KIND_CHUNKED } req_kind;
 /* Per-request state, from the first handler call to completion. */
 typedef struct {
     req_kind kind;
-    at_buf body;             /* whole requests */
-    at_ohttp_server *srv;    /* chunked requests: fed as the body arrives */
-    at_buf plain;            /* decrypted Binary HTTP request */
+    at_buf body;          /* whole requests */
+    at_ohttp_server *srv; /* chunked requests: fed as the body arrives */
+    at_buf plain;         /* decrypted Binary HTTP request */
     at_err err;
     at_diag d;
 } req_state;
@@ -67,12 +67,11 @@ typedef struct {
 static bool media_is(const char *ctype, const char *want)
 {
     size_t n = strlen(want);
-    return ctype && strncasecmp(ctype, want, n) == 0 &&
-           (ctype[n] == 0 || ctype[n] == ';' || ctype[n] == ' ');
+    return ctype && strncasecmp(ctype, want, n) == 0 && (ctype[n] == 0 || ctype[n] == ';' || ctype[n] == ' ');
 }
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *ctype,
-                             const void *p, size_t len)
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *ctype, const void *p,
+                             size_t len)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)p, MHD_RESPMEM_MUST_COPY);
     if (!r)
@@ -84,8 +83,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
     return ok;
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, at_err e,
-                                   const at_diag *d)
+static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, at_err e, const at_diag *d)
 {
     char msg[AT_DIAG_MAX + 64];
     int n = snprintf(msg, sizeof msg, "%s: %s\n", at_err_str(e), d ? d->msg : "");
@@ -103,8 +101,8 @@ static char *echo_json(const at_bhttp_msg *m)
     for (size_t i = 0; i < m->headers.n; i++)
         json_object_set_new(h, m->headers.v[i].name, json_string(m->headers.v[i].value));
     json_object_set_new(o, "headers", h);
-    json_t *body = m->content.len ? json_stringn((const char *)m->content.p, m->content.len)
-                                  : json_string("");
+    json_t *body =
+        m->content.len ? json_stringn((const char *)m->content.p, m->content.len) : json_string("");
     if (body) {
         json_object_set_new(o, "body", body);
     } else {
@@ -287,9 +285,7 @@ static enum MHD_Result answer_chunked(struct MHD_Connection *conn, req_state *st
     if (!bad)
         bad = add_event(ss, "[DONE]", "", "");
     struct MHD_Response *r =
-        bad ? NULL
-            : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, ss,
-                                                stream_free);
+        bad ? NULL : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, ss, stream_free);
     if (!r) {
         stream_free(ss);
         return MHD_NO;
@@ -301,9 +297,8 @@ static enum MHD_Result answer_chunked(struct MHD_Connection *conn, req_state *st
     return ok;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **req_cls)
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                               const char *version, const char *upload, size_t *upload_size, void **req_cls)
 {
     req_state *st = *req_cls;
     (void)cls;
@@ -346,8 +341,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         at_buf_init(&b);
         at_diag d = {{0}};
         at_err e = at_ohttp_keyset_keys(keys, &b, &d);
-        enum MHD_Result ok = e == AT_OK ? reply(conn, 200, AT_OHTTP_MEDIA_KEYS, b.p, b.len)
-                                        : reply_error(conn, 500, e, &d);
+        enum MHD_Result ok =
+            e == AT_OK ? reply(conn, 200, AT_OHTTP_MEDIA_KEYS, b.p, b.len) : reply_error(conn, 500, e, &d);
         at_buf_cleanup(&b);
         return ok;
     }
@@ -411,10 +406,10 @@ int main(int argc, char **argv)
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct MHD_Daemon *dmn = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+    struct MHD_Daemon *dmn =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
+                         0, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     if (!dmn) {
         fprintf(stderr, "ohttp_echo_server: cannot listen on 127.0.0.1:%d\n", port);
         return 2;
@@ -423,8 +418,7 @@ int main(int argc, char **argv)
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
     FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%u\n", (unsigned)info->port) < 0 || fclose(f) != 0 ||
-        rename(tmp, port_file) != 0) {
+    if (!f || fprintf(f, "%u\n", (unsigned)info->port) < 0 || fclose(f) != 0 || rename(tmp, port_file) != 0) {
         fprintf(stderr, "ohttp_echo_server: %s: %s\n", port_file, strerror(errno));
         MHD_stop_daemon(dmn);
         return 2;

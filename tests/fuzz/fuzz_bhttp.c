@@ -45,8 +45,7 @@ static bool msg_eq(const at_bhttp_msg *a, const at_bhttp_msg *b, bool with_conte
     if (a->status != b->status || a->ninfo != b->ninfo)
         return false;
     for (size_t i = 0; i < a->ninfo; i++)
-        if (a->info[i].status != b->info[i].status ||
-            !fields_eq(&a->info[i].fields, &b->info[i].fields))
+        if (a->info[i].status != b->info[i].status || !fields_eq(&a->info[i].fields, &b->info[i].fields))
             return false;
     return true;
 }
@@ -64,8 +63,7 @@ static void reencode(const at_bhttp_msg *m, bool indeterminate)
     at_buf b;
     at_bhttp_msg *m2 = NULL;
     at_buf_init(&b);
-    at_err rc = indeterminate ? at_bhttp_encode_indeterminate(m, &b, NULL)
-                              : at_bhttp_encode(m, &b, NULL);
+    at_err rc = indeterminate ? at_bhttp_encode_indeterminate(m, &b, NULL) : at_bhttp_encode(m, &b, NULL);
     check(rc == AT_OK);
     check(at_bhttp_decode(at_buf_span(&b), AT_BHTTP_ANY, &m2, NULL) == AT_OK);
     check(msg_eq(m, m2, true));

@@ -21,13 +21,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static at_trust *trust;
 static at_policy *policy;
 
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "fuzz_cose: invariant failed: %s (%s:%d)\n", #cond, \
-                    __FILE__, __LINE__);                                    \
-            abort();                                                        \
-        }                                                                   \
+#define CHECK(cond)                                                                                  \
+    do {                                                                                             \
+        if (!(cond)) {                                                                               \
+            fprintf(stderr, "fuzz_cose: invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+            abort();                                                                                 \
+        }                                                                                            \
     } while (0)
 
 static void init(void)

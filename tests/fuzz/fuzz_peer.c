@@ -31,8 +31,9 @@ static at_attester *att;
 static void init(void)
 {
     at_diag d = {{0}};
-    static const char pol[] = "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"" \
-        "111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111\"]}}";
+    static const char pol[] = "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\""
+                              "111111111111111111111111111111111111111111111111111111111111111111111111111111"
+                              "111111111111111111\"]}}";
     at_attester_opts ao = {.tpm_tool = "/nonexistent/nitro-tpm-attest"};
     trust = at_trust_new(0);
     if (!trust || at_trust_add_root_file(trust, AT_SRCDIR "/tests/fuzz/sim_root.pem", &d) != AT_OK ||
@@ -77,7 +78,8 @@ static void records(at_span in)
     at_peer_free(b);
     b = NULL;
     check(at_peer_new_established(AT_PEER_RESPONDER, &k, &b, &d) == AT_OK);
-    at_span msg = AT_SPAN(in.p, in.len > AT_PEER_MAX_RECORD_PLAINTEXT ? AT_PEER_MAX_RECORD_PLAINTEXT : in.len);
+    at_span msg =
+        AT_SPAN(in.p, in.len > AT_PEER_MAX_RECORD_PLAINTEXT ? AT_PEER_MAX_RECORD_PLAINTEXT : in.len);
     at_buf_reset(&pt);
     check(at_peer_seal(a, false, msg, &rec, &d) == AT_OK);
     check(at_peer_open(b, at_buf_span(&rec), &pt, &closed, &d) == AT_OK && !closed);

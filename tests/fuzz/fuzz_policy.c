@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     at_diag d;
     at_policy *p = NULL;
     if (at_policy_parse((const char *)data, size, &p, &d) == AT_OK) {
-        if (at_policy_lint(p, &d) != AT_OK) { /* a finding is an answer, not a fault */ }
+        if (at_policy_lint(p, &d) != AT_OK) { /* a finding is an answer, not a fault */
+        }
         char *c1 = at_policy_canonical_json(p);
         at_policy *q = NULL;
         if (!c1 || at_policy_parse(c1, strlen(c1), &q, &d) != AT_OK)
@@ -41,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memset(doc.pcrs[i].value, (int)i, AT_SHA384_LEN);
         }
         at_pcr_report r;
-        if (at_policy_check(p, &doc, 0, &r, &d) != AT_OK) { /* a mismatch is an answer */ }
+        if (at_policy_check(p, &doc, 0, &r, &d) != AT_OK) { /* a mismatch is an answer */
+        }
         if (r.n_failures > AT_MAX_PCRS)
             abort();
         json_decref(at_pcr_report_json(p, &r));
@@ -69,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0';
     int64_t ts;
     uint8_t mac[32];
-    if (at_release_proof_parse(text, &ts, mac, &d) != AT_OK) { /* refusals are answers */ }
+    if (at_release_proof_parse(text, &ts, mac, &d) != AT_OK) { /* refusals are answers */
+    }
     uint8_t *out = NULL;
     size_t outlen = 0;
     if (at_b64_decode_new(text, strlen(text), &out, &outlen) == AT_OK) {

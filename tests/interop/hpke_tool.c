@@ -77,8 +77,8 @@ static json_t *run(json_t *req)
     at_hpke_key *k = NULL, *auth = NULL;
     at_hpke_ctx *ctx = NULL;
     json_t *ans = NULL;
-    bytes key = {0}, enc = {0}, info = {0}, aad = {0}, psk = {0}, psk_id = {0}, authk = {0},
-          ectx = {0}, ikm = {0};
+    bytes key = {0}, enc = {0}, info = {0}, aad = {0}, psk = {0}, psk_id = {0}, authk = {0}, ectx = {0},
+          ikm = {0};
     at_buf buf;
     at_buf_init_secret(&buf);
 
@@ -106,8 +106,7 @@ static json_t *run(json_t *req)
     json_t *items = json_object_get(req, seal ? "pts" : "cts");
     if (!get_hex(req, seal ? "pkR" : "skR", true, &key) || !get_hex(req, "info", false, &info) ||
         !get_hex(req, "aad", false, &aad) || !get_hex(req, "psk", false, &psk) ||
-        !get_hex(req, "psk_id", false, &psk_id) ||
-        !get_hex(req, seal ? "skS" : "pkS", false, &authk) ||
+        !get_hex(req, "psk_id", false, &psk_id) || !get_hex(req, seal ? "skS" : "pkS", false, &authk) ||
         !get_hex(req, "exporter_context", false, &ectx) || !json_is_array(items) ||
         (!seal && !get_hex(req, "enc", true, &enc)))
         goto bad;
@@ -137,8 +136,7 @@ static json_t *run(json_t *req)
     json_array_foreach(items, i, item)
     {
         bytes in = {0};
-        if (!json_is_string(item) ||
-            at_hex_decode_new(json_string_value(item), &in.p, &in.len) != AT_OK) {
+        if (!json_is_string(item) || at_hex_decode_new(json_string_value(item), &in.p, &in.len) != AT_OK) {
             json_decref(ans);
             ans = NULL;
             goto bad;

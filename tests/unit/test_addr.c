@@ -103,9 +103,9 @@ static void connect_targets(void **st)
     assert_int_equal(target("unix:/tmp/x,y.sock,http://llm.internal:8000", url, sizeof url), AT_OK);
     assert_string_equal(url, "http://llm.internal:8000");
     /* one origin, one route */
-    assert_int_equal(at_httpc_target("--verifier", "unix:/other.sock,https://verifier.example/x", url,
-                                     sizeof url, &d),
-                     AT_E_BAD_REQUEST);
+    assert_int_equal(
+        at_httpc_target("--verifier", "unix:/other.sock,https://verifier.example/x", url, sizeof url, &d),
+        AT_E_BAD_REQUEST);
     assert_non_null(strstr(d.msg, "already routed"));
     /* refusals */
     assert_int_equal(at_httpc_target("--upstream", "ftp://x", url, sizeof url, &d), AT_E_BAD_REQUEST);

@@ -23,15 +23,13 @@ static void nsm_request_encoding(void **state)
 {
     at_buf b;
     at_buf_init(&b);
-    assert_int_equal(at_nsm_attestation_request(AT_SPAN("\x01\x02", 2), AT_SPAN_NULL,
-                                                AT_SPAN("k", 1), &b),
+    assert_int_equal(at_nsm_attestation_request(AT_SPAN("\x01\x02", 2), AT_SPAN_NULL, AT_SPAN("k", 1), &b),
                      AT_OK);
     /* {"Attestation": {"user_data": null, "nonce": h'0102', "public_key": h'6b'}} */
-    static const uint8_t want[] = {
-        0xa1, 0x6b, 'A', 't', 't', 'e', 's', 't', 'a', 't', 'i', 'o', 'n', 0xa3,
-        0x69, 'u', 's', 'e', 'r', '_', 'd', 'a', 't', 'a', 0xf6,
-        0x65, 'n', 'o', 'n', 'c', 'e', 0x42, 0x01, 0x02,
-        0x6a, 'p', 'u', 'b', 'l', 'i', 'c', '_', 'k', 'e', 'y', 0x41, 'k'};
+    static const uint8_t want[] = {0xa1, 0x6b, 'A',  't', 't', 'e', 's', 't',  'a',  't',  'i',  'o',
+                                   'n',  0xa3, 0x69, 'u', 's', 'e', 'r', '_',  'd',  'a',  't',  'a',
+                                   0xf6, 0x65, 'n',  'o', 'n', 'c', 'e', 0x42, 0x01, 0x02, 0x6a, 'p',
+                                   'u',  'b',  'l',  'i', 'c', '_', 'k', 'e',  'y',  0x41, 'k'};
     assert_int_equal(b.len, sizeof want);
     assert_memory_equal(b.p, want, sizeof want);
     at_buf_cleanup(&b);
@@ -98,8 +96,8 @@ static void sim_and_tpm_attesters(void **state)
     assert_int_equal(at_attester_open(AT_ATTESTER_SIM, &o, &a, &d), AT_OK);
     at_buf doc;
     at_buf_init(&doc);
-    assert_int_equal(at_attester_document(a, AT_SPAN("nonce", 5), AT_SPAN("ud", 2), AT_SPAN("pk", 2), &doc, &d),
-                     AT_OK);
+    assert_int_equal(
+        at_attester_document(a, AT_SPAN("nonce", 5), AT_SPAN("ud", 2), AT_SPAN("pk", 2), &doc, &d), AT_OK);
     at_cose_sign1 m;
     at_nitro_payload p;
     assert_int_equal(at_cose_sign1_decode(at_buf_span(&doc), &m, &d), AT_OK);
@@ -122,7 +120,8 @@ static void sim_and_tpm_attesters(void **state)
     at_attester_opts t = {.tpm_tool = tool};
     assert_int_equal(at_attester_open(AT_ATTESTER_NITRO_TPM, &t, &a, &d), AT_OK);
     at_buf_reset(&doc);
-    assert_int_equal(at_attester_document(a, AT_SPAN("N1", 2), AT_SPAN_NULL, AT_SPAN("PK", 2), &doc, &d), AT_OK);
+    assert_int_equal(at_attester_document(a, AT_SPAN("N1", 2), AT_SPAN_NULL, AT_SPAN("PK", 2), &doc, &d),
+                     AT_OK);
     assert_int_equal(doc.len, 3);
     assert_memory_equal(doc.p, "DOC", 3);
     char path[128], buf[256] = "";

@@ -23,13 +23,12 @@ static void counts_per_key(void **state)
     at_auditagg *a = at_auditagg_new(16);
     assert_non_null(a);
     for (int i = 0; i < 1000; i++)
-        assert_true(at_auditagg_add(a, "10.0.0.1", "anonymous", "challenge", "refused",
-                                    "rate_limited", T0 + 10 + i));
+        assert_true(
+            at_auditagg_add(a, "10.0.0.1", "anonymous", "challenge", "refused", "rate_limited", T0 + 10 + i));
     for (int i = 0; i < 3; i++)
-        assert_true(at_auditagg_add(a, "10.0.0.1", "invalid-token", "policy.put", "refused",
-                                    "unauthorized", T0 + 5 + i));
-    assert_true(at_auditagg_add(a, "10.0.0.2", "anonymous", "challenge", "refused",
-                                "rate_limited", T0 + 7));
+        assert_true(at_auditagg_add(a, "10.0.0.1", "invalid-token", "policy.put", "refused", "unauthorized",
+                                    T0 + 5 + i));
+    assert_true(at_auditagg_add(a, "10.0.0.2", "anonymous", "challenge", "refused", "rate_limited", T0 + 7));
     /* NULL code reads as "" (an ok outcome) */
     assert_true(at_auditagg_add(a, "10.0.0.1", "anonymous", "verify", "ok", NULL, T0 + 8));
     assert_int_equal(at_auditagg_pending(a), 4);
@@ -95,16 +94,14 @@ static void full_table_overflows(void **state)
     char client[32];
     for (int i = 0; i < 4; i++) {
         snprintf(client, sizeof client, "10.0.0.%d", i);
-        assert_true(at_auditagg_add(a, client, "anonymous", "challenge", "refused",
-                                    "rate_limited", T0 + i));
+        assert_true(at_auditagg_add(a, client, "anonymous", "challenge", "refused", "rate_limited", T0 + i));
     }
     /* known keys still count when full */
-    assert_true(at_auditagg_add(a, "10.0.0.0", "anonymous", "challenge", "refused",
-                                "rate_limited", T0 + 10));
+    assert_true(at_auditagg_add(a, "10.0.0.0", "anonymous", "challenge", "refused", "rate_limited", T0 + 10));
     for (int i = 4; i < 1004; i++) {
         snprintf(client, sizeof client, "10.0.%d.%d", i / 256, i % 256);
-        assert_false(at_auditagg_add(a, client, "anonymous", "challenge", "refused",
-                                     "rate_limited", T0 + 20 + i));
+        assert_false(
+            at_auditagg_add(a, client, "anonymous", "challenge", "refused", "rate_limited", T0 + 20 + i));
     }
     assert_int_equal(at_auditagg_pending(a), 5);
     at_auditagg_entry *e = NULL;
@@ -123,8 +120,8 @@ static void full_table_overflows(void **state)
     assert_string_equal(ov->action, "*");
     free(e);
     /* the table is usable again after the take */
-    assert_true(at_auditagg_add(a, "10.9.9.9", "anonymous", "challenge", "refused",
-                                "rate_limited", T0 + MIN + 1));
+    assert_true(
+        at_auditagg_add(a, "10.9.9.9", "anonymous", "challenge", "refused", "rate_limited", T0 + MIN + 1));
     at_auditagg_free(a);
 }
 

@@ -17,16 +17,14 @@
 #include "enc.h"
 
 /* RFC 9292 §5.1, known-length request (Figure 3). */
-static const char ex_known_req[] =
-    "0003474554056874747073000a2f68656c6c6f2e747874406c0a757365722d61"
-    "67656e74346375726c2f372e31362e33206c69626375726c2f372e31362e3320"
-    "4f70656e53534c2f302e392e376c207a6c69622f312e322e3304686f73740f77"
-    "77772e6578616d706c652e636f6d0f6163636570742d6c616e67756167650665"
-    "6e2c206d690000";
+static const char ex_known_req[] = "0003474554056874747073000a2f68656c6c6f2e747874406c0a757365722d61"
+                                   "67656e74346375726c2f372e31362e33206c69626375726c2f372e31362e3320"
+                                   "4f70656e53534c2f302e392e376c207a6c69622f312e322e3304686f73740f77"
+                                   "77772e6578616d706c652e636f6d0f6163636570742d6c616e67756167650665"
+                                   "6e2c206d690000";
 /* RFC 9292 §5.2, known-length response with a trailer (Figure 8). */
-static const char ex_known_res[] =
-    "0140c8001d5468697320636f6e74656e7420636f6e7461696e732043524c462e"
-    "0d0a0d07747261696c65720474657874";
+static const char ex_known_res[] = "0140c8001d5468697320636f6e74656e7420636f6e7461696e732043524c462e"
+                                   "0d0a0d07747261696c65720474657874";
 /* RFC 9458 Appendix A. */
 static const char ohttp_req[] = "00034745540568747470730b6578616d706c652e636f6d012f";
 static const char ohttp_res[] = "0140c8";
@@ -42,27 +40,24 @@ static uint8_t *unhex(const char *h, size_t *len)
  * §5.2 indeterminate-length response with 102 and 103, as the RFC prints
  * them (hex dump without the ASCII column). */
 static const char *const indet_req_parts[] = {
-    "02034745", "54056874", "74707300", "0a2f6865", "6c6c6f2e", "7478740a", "75736572",
-    "2d616765", "6e743463", "75726c2f", "372e3136", "2e33206c", "69626375", "726c2f37",
-    "2e31362e", "33204f70", "656e5353", "4c2f302e", "392e376c", "207a6c69", "622f312e",
-    "322e3304", "686f7374", "0f777777", "2e657861", "6d706c65", "2e636f6d", "0f616363",
-    "6570742d", "6c616e67", "75616765", "06656e2c", "206d6900", "00000000", "00000000",
-    "00000000", NULL};
+    "02034745", "54056874", "74707300", "0a2f6865", "6c6c6f2e", "7478740a", "75736572", "2d616765",
+    "6e743463", "75726c2f", "372e3136", "2e33206c", "69626375", "726c2f37", "2e31362e", "33204f70",
+    "656e5353", "4c2f302e", "392e376c", "207a6c69", "622f312e", "322e3304", "686f7374", "0f777777",
+    "2e657861", "6d706c65", "2e636f6d", "0f616363", "6570742d", "6c616e67", "75616765", "06656e2c",
+    "206d6900", "00000000", "00000000", "00000000", NULL};
 static const char *const indet_res_parts[] = {
-    "03406607", "72756e6e", "696e670a", "22736c65", "65702031", "35220040", "67046c69",
-    "6e6b233c", "2f737479", "6c652e63", "73733e3b", "2072656c", "3d707265", "6c6f6164",
-    "3b206173", "3d737479", "6c65046c", "696e6b24", "3c2f7363", "72697074", "2e6a733e",
-    "3b207265", "6c3d7072", "656c6f61", "643b2061", "733d7363", "72697074", "0040c804",
-    "64617465", "1d4d6f6e", "2c203237", "204a756c", "20323030", "39203132", "3a32383a",
-    "35332047", "4d540673", "65727665", "72064170", "61636865", "0d6c6173", "742d6d6f",
-    "64696669", "65641d57", "65642c20", "3232204a", "756c2032", "30303920", "31393a31",
-    "353a3536", "20474d54", "04657461", "67142233", "34616133", "38372d64", "2d313536",
-    "38656230", "30220d61", "63636570", "742d7261", "6e676573", "05627974", "65730e63",
-    "6f6e7465", "6e742d6c", "656e6774", "68023531", "04766172", "790f4163", "63657074",
-    "2d456e63", "6f64696e", "670c636f", "6e74656e", "742d7479", "70650a74", "6578742f",
-    "706c6169", "6e003348", "656c6c6f", "20576f72", "6c642120", "4d792063", "6f6e7465",
-    "6e742069", "6e636c75", "64657320", "61207472", "61696c69", "6e672043", "524c462e",
-    "0d0a0000", NULL};
+    "03406607", "72756e6e", "696e670a", "22736c65", "65702031", "35220040", "67046c69", "6e6b233c",
+    "2f737479", "6c652e63", "73733e3b", "2072656c", "3d707265", "6c6f6164", "3b206173", "3d737479",
+    "6c65046c", "696e6b24", "3c2f7363", "72697074", "2e6a733e", "3b207265", "6c3d7072", "656c6f61",
+    "643b2061", "733d7363", "72697074", "0040c804", "64617465", "1d4d6f6e", "2c203237", "204a756c",
+    "20323030", "39203132", "3a32383a", "35332047", "4d540673", "65727665", "72064170", "61636865",
+    "0d6c6173", "742d6d6f", "64696669", "65641d57", "65642c20", "3232204a", "756c2032", "30303920",
+    "31393a31", "353a3536", "20474d54", "04657461", "67142233", "34616133", "38372d64", "2d313536",
+    "38656230", "30220d61", "63636570", "742d7261", "6e676573", "05627974", "65730e63", "6f6e7465",
+    "6e742d6c", "656e6774", "68023531", "04766172", "790f4163", "63657074", "2d456e63", "6f64696e",
+    "670c636f", "6e74656e", "742d7479", "70650a74", "6578742f", "706c6169", "6e003348", "656c6c6f",
+    "20576f72", "6c642120", "4d792063", "6f6e7465", "6e742069", "6e636c75", "64657320", "61207472",
+    "61696c69", "6e672043", "524c462e", "0d0a0000", NULL};
 
 static uint8_t *join_hex(const char *const *parts, size_t *len)
 {
@@ -331,8 +326,7 @@ static void oversized_lengths(void **state)
         at_bhttp_decoder *dec = at_bhttp_decoder_new(AT_BHTTP_ANY);
         static uint8_t name[40000];
         memset(name, 'n', sizeof name);
-        assert_int_equal(at_bhttp_decoder_feed(dec, AT_SPAN("\x03\x40\xc8\x80\x00\x9c\x40", 7),
-                                               NULL, &d),
+        assert_int_equal(at_bhttp_decoder_feed(dec, AT_SPAN("\x03\x40\xc8\x80\x00\x9c\x40", 7), NULL, &d),
                          AT_OK);
         assert_int_equal(at_bhttp_decoder_feed(dec, AT_SPAN(name, sizeof name), NULL, &d), AT_OK);
         assert_int_equal(at_bhttp_decoder_feed(dec, AT_SPAN("\x80\x00\x9c\x40", 4), NULL, &d),
@@ -348,7 +342,12 @@ static void oversized_lengths(void **state)
     at_buf_init(&b);
     assert_int_equal(at_buf_append(&b, "\x03\x40\xc8", 3), AT_OK);
     for (int i = 0; i <= AT_MAX_BHTTP_FIELDS; i++)
-        assert_int_equal(at_buf_append(&b, "\x01" "a\x01" "b", 4), AT_OK);
+        assert_int_equal(at_buf_append(&b,
+                                       "\x01"
+                                       "a\x01"
+                                       "b",
+                                       4),
+                         AT_OK);
     assert_int_equal(at_buf_append(&b, "\x00", 1), AT_OK);
     assert_int_equal(decode_rc(b.p, b.len, &d), AT_E_TOO_LARGE);
     assert_non_null(strstr(d.msg, "field lines"));
@@ -365,7 +364,11 @@ static void oversized_lengths(void **state)
     static uint8_t val[8000];
     memset(val, 'v', sizeof val);
     for (int i = 0; i < 9; i++) {
-        assert_int_equal(at_buf_append(&b, "\x01" "a", 2), AT_OK);
+        assert_int_equal(at_buf_append(&b,
+                                       "\x01"
+                                       "a",
+                                       2),
+                         AT_OK);
         assert_int_equal(at_buf_varint(&b, sizeof val), AT_OK);
         assert_int_equal(at_buf_append(&b, val, sizeof val), AT_OK);
     }
@@ -460,8 +463,7 @@ static void incremental_decoding(void **state)
     /* Streamed encoding decodes to the same message. */
     at_bhttp_msg *r = NULL;
     assert_int_equal(at_bhttp_response_new(200, &r, &d), AT_OK);
-    assert_int_equal(at_bhttp_add_header(r, "Content-Type", AT_SPAN("text/event-stream", 17), &d),
-                     AT_OK);
+    assert_int_equal(at_bhttp_add_header(r, "Content-Type", AT_SPAN("text/event-stream", 17), &d), AT_OK);
     at_buf wire;
     at_buf_init(&wire);
     assert_int_equal(at_bhttp_encode_head(r, &wire, &d), AT_OK);
@@ -494,14 +496,12 @@ static void builder_checks(void **state)
     at_bhttp_msg_free(m);
     assert_int_equal(at_bhttp_response_new(199, &m, &d), AT_E_BAD_FIELD);
     assert_int_equal(at_bhttp_request_new("POST", "https", "x", "/v1/chat", &m, &d), AT_OK);
-    assert_int_equal(at_bhttp_add_header(m, "Content-Type", AT_SPAN("application/json", 16), &d),
-                     AT_OK);
+    assert_int_equal(at_bhttp_add_header(m, "Content-Type", AT_SPAN("application/json", 16), &d), AT_OK);
     assert_string_equal(m->headers.v[0].name, "content-type");
     assert_int_equal(at_bhttp_add_header(m, "Bad Name", AT_SPAN("x", 1), &d), AT_E_BAD_FIELD);
     assert_int_equal(at_bhttp_add_header(m, "x", AT_SPAN(" x", 2), &d), AT_E_BAD_FIELD);
     assert_int_equal(at_bhttp_add_header(m, "x", AT_SPAN("a\nb", 3), &d), AT_E_BAD_FIELD);
-    assert_int_equal(at_bhttp_add_header(m, "Transfer-Encoding", AT_SPAN("chunked", 7), &d),
-                     AT_E_BAD_FIELD);
+    assert_int_equal(at_bhttp_add_header(m, "Transfer-Encoding", AT_SPAN("chunked", 7), &d), AT_E_BAD_FIELD);
     assert_int_equal(at_bhttp_add_header(m, ":x", AT_SPAN("y", 1), &d), AT_E_BAD_FIELD);
     assert_int_equal(at_bhttp_add_trailer(m, "x-sum", AT_SPAN("1", 1), &d), AT_OK);
     assert_int_equal(at_bhttp_add_informational(m, 103, NULL, &d), AT_E_BAD_FIELD);

@@ -70,22 +70,24 @@ static void test_decode_refuses(void **state)
 {
     (void)state;
     expect_decode("", 0, AT_E_MISSING_FIELD);
-    expect_decode("hello", 5, AT_E_BAD_FIELD);                      /* other user data */
-    expect_decode("AT", 2, AT_E_BAD_FIELD);                         /* short magic */
-    expect_decode("ATB", 3, AT_E_BAD_FIELD);                        /* no version */
-    expect_decode("ATB\x02\x01\x00", 6, AT_E_BAD_FIELD);            /* version 2 */
-    expect_decode("ATB\x00\x01\x00", 6, AT_E_BAD_FIELD);            /* version 0 */
-    expect_decode("ATB\x01", 4, AT_E_BAD_FIELD);                    /* no purpose */
-    expect_decode("ATB\x01\x00\x00", 6, AT_E_BAD_FIELD);            /* purpose 0 */
-    expect_decode("ATB\x01\x03\x00", 6, AT_E_BAD_FIELD);            /* purpose 3 (peer) without its transcript */
-    expect_decode("ATB\x01\x04\x00", 6, AT_E_BAD_FIELD);            /* purpose 4 */
-    expect_decode("ATB\x01\x01", 5, AT_E_BAD_FIELD);                /* no endpoint kind */
-    expect_decode("ATB\x01\x01\x02", 6, AT_E_BAD_FIELD);            /* endpoint kind 2 */
-    expect_decode("ATB\x01\x01\x01" "0123456789", 16, AT_E_BAD_FIELD); /* short hash */
-    expect_decode("ATB\x01\x01\x00X", 7, AT_E_BAD_FIELD);           /* trailing byte */
+    expect_decode("hello", 5, AT_E_BAD_FIELD);           /* other user data */
+    expect_decode("AT", 2, AT_E_BAD_FIELD);              /* short magic */
+    expect_decode("ATB", 3, AT_E_BAD_FIELD);             /* no version */
+    expect_decode("ATB\x02\x01\x00", 6, AT_E_BAD_FIELD); /* version 2 */
+    expect_decode("ATB\x00\x01\x00", 6, AT_E_BAD_FIELD); /* version 0 */
+    expect_decode("ATB\x01", 4, AT_E_BAD_FIELD);         /* no purpose */
+    expect_decode("ATB\x01\x00\x00", 6, AT_E_BAD_FIELD); /* purpose 0 */
+    expect_decode("ATB\x01\x03\x00", 6, AT_E_BAD_FIELD); /* purpose 3 (peer) without its transcript */
+    expect_decode("ATB\x01\x04\x00", 6, AT_E_BAD_FIELD); /* purpose 4 */
+    expect_decode("ATB\x01\x01", 5, AT_E_BAD_FIELD);     /* no endpoint kind */
+    expect_decode("ATB\x01\x01\x02", 6, AT_E_BAD_FIELD); /* endpoint kind 2 */
+    expect_decode("ATB\x01\x01\x01"
+                  "0123456789",
+                  16, AT_E_BAD_FIELD);                    /* short hash */
+    expect_decode("ATB\x01\x01\x00X", 7, AT_E_BAD_FIELD); /* trailing byte */
     at_buf b = enc(AT_PURPOSE_SESSION, "http://a");
     at_buf_u8(&b, 0);
-    expect_decode(b.p, b.len, AT_E_BAD_FIELD);                      /* trailing after hash */
+    expect_decode(b.p, b.len, AT_E_BAD_FIELD); /* trailing after hash */
     at_buf_cleanup(&b);
 }
 
@@ -108,16 +110,16 @@ static void test_check(void **state)
     want_check(at_buf_span(&e), AT_PURPOSE_EVIDENCE, "http://agent:8443", AT_OK, NULL);
     /* The attack of issue 7: evidence for a relying party presented as a session. */
     want_check(at_buf_span(&e), AT_PURPOSE_SESSION, "http://attacker", AT_E_PURPOSE_MISMATCH,
-                 "purpose evidence, expected session");
+               "purpose evidence, expected session");
     want_check(at_buf_span(&s), AT_PURPOSE_EVIDENCE, "http://agent:8443", AT_E_PURPOSE_MISMATCH,
-                 "purpose session, expected evidence");
+               "purpose session, expected evidence");
     /* Another endpoint, none bound, none requested. */
     want_check(at_buf_span(&s), AT_PURPOSE_SESSION, "http://attacker", AT_E_ENDPOINT_MISMATCH,
-                 "the request names http://attacker");
+               "the request names http://attacker");
     want_check(at_buf_span(&s0), AT_PURPOSE_SESSION, "http://attacker", AT_E_ENDPOINT_MISMATCH,
-                 "binds no endpoint");
+               "binds no endpoint");
     want_check(at_buf_span(&s), AT_PURPOSE_SESSION, NULL, AT_E_ENDPOINT_MISMATCH,
-                 "the request names no endpoint");
+               "the request names no endpoint");
     /* Endpoints are compared exactly as written. */
     want_check(at_buf_span(&s), AT_PURPOSE_SESSION, "http://agent:8443/", AT_E_ENDPOINT_MISMATCH, NULL);
     /* No binding at all, or other user data. */

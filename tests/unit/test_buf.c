@@ -130,8 +130,8 @@ static void hex_and_b64(void **state)
     assert_int_equal(at_b64_decode_new("+_8=", 4, &d, &n), AT_E_BAD_FIELD); /* mixed */
     assert_int_equal(at_b64_decode_new("-/+_", 4, &d, &n), AT_E_BAD_FIELD); /* mixed */
     assert_int_equal(at_b64_decode_new("-_8=", 4, &d, &n), AT_E_BAD_FIELD); /* §5 padded */
-    assert_int_equal(at_b64_decode_new("+/8", 3, &d, &n), AT_E_BAD_FIELD); /* §4 unpadded */
-    assert_int_equal(at_b64_decode_new("Zm9v", 4, &d, &n), AT_OK); /* whole groups: either */
+    assert_int_equal(at_b64_decode_new("+/8", 3, &d, &n), AT_E_BAD_FIELD);  /* §4 unpadded */
+    assert_int_equal(at_b64_decode_new("Zm9v", 4, &d, &n), AT_OK);          /* whole groups: either */
     free(d);
 }
 
@@ -149,9 +149,8 @@ static void err_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reader_bounds), cmocka_unit_test(reader_varint),
-        cmocka_unit_test(buf_max),       cmocka_unit_test(hex_and_b64),
-        cmocka_unit_test(err_table),
+        cmocka_unit_test(reader_bounds), cmocka_unit_test(reader_varint), cmocka_unit_test(buf_max),
+        cmocka_unit_test(hex_and_b64),   cmocka_unit_test(err_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,8 +104,7 @@ static void declared_counts_checked_before_allocation(void **state)
     /* 64-bit counts and lengths. */
     assert_int_equal(decode(S(0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00), &lim),
                      AT_E_MALFORMED_CBOR);
-    assert_int_equal(decode(S(0xbb, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00), &lim),
-                     AT_E_MALFORMED_CBOR);
+    assert_int_equal(decode(S(0xbb, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00), &lim), AT_E_MALFORMED_CBOR);
     assert_int_equal(decode(S(0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00), &lim),
                      AT_E_MALFORMED_CBOR);
     /* A map needs two items per entry: 3 entries in 5 bytes is a lie. */
@@ -136,11 +135,9 @@ static void duplicate_keys_refused(void **state)
     /* The same value in a longer encoding is the same key. */
     assert_int_equal(decode(S(0xa2, 0x01, 0x00, 0x18, 0x01, 0x00), &lim), AT_E_MALFORMED_CBOR);
     /* Indefinite maps, and maps nested in arrays and maps. */
-    assert_int_equal(decode(S(0xbf, 0x61, 'k', 0x01, 0x61, 'k', 0x02, 0xff), &lim),
-                     AT_E_MALFORMED_CBOR);
+    assert_int_equal(decode(S(0xbf, 0x61, 'k', 0x01, 0x61, 'k', 0x02, 0xff), &lim), AT_E_MALFORMED_CBOR);
     assert_int_equal(decode(S(0x81, 0xa2, 0x05, 0x00, 0x05, 0x00), &lim), AT_E_MALFORMED_CBOR);
-    assert_int_equal(decode(S(0xa1, 0x00, 0xa2, 0x05, 0x00, 0x05, 0x00), &lim),
-                     AT_E_MALFORMED_CBOR);
+    assert_int_equal(decode(S(0xa1, 0x00, 0xa2, 0x05, 0x00, 0x05, 0x00), &lim), AT_E_MALFORMED_CBOR);
     /* Distinct keys that look alike are not duplicates: 1 vs -2 (both
      * argument 1), text "a" vs bytes 'a', "a" vs "ab". */
     assert_int_equal(decode(S(0xa2, 0x01, 0x00, 0x21, 0x00), &lim), AT_OK);
@@ -360,11 +357,10 @@ static void accessors(void **state)
     int64_t v;
     at_span s;
     /* {1: -35, -1: 2^63-1, "b": h'', "t": "", 2: 2^63, 3: -2^63, 4: -2^63-1} */
-    const uint8_t m[] = {0xa7, 0x01, 0x38, 0x22, 0x20, 0x1b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff,
-                         0xff, 0xff, 0x61, 'b',  0x40, 0x61, 't',  0x60, 0x02, 0x1b, 0x80, 0,
-                         0,    0,    0,    0,    0,    0,    0x03, 0x3b, 0x7f, 0xff, 0xff, 0xff,
-                         0xff, 0xff, 0xff, 0xff, 0x04, 0x3b, 0x80, 0,    0,    0,    0,    0,
-                         0,    0};
+    const uint8_t m[] = {0xa7, 0x01, 0x38, 0x22, 0x20, 0x1b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                         0xff, 0x61, 'b',  0x40, 0x61, 't',  0x60, 0x02, 0x1b, 0x80, 0,    0,    0,
+                         0,    0,    0,    0,    0x03, 0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                         0xff, 0x04, 0x3b, 0x80, 0,    0,    0,    0,    0,    0,    0};
     assert_int_equal(at_cbor_decode(AT_SPAN(m, sizeof m), &lim, &it, &d), AT_OK);
     assert_true(at_cbor_get_int64(at_cbor_map_get_int(it, 1), &v));
     assert_int_equal(v, -35);

@@ -108,16 +108,16 @@ static void other_tags_refused(void **state)
         size_t n;
         at_err want;
     } cases[] = {
-        {{0xd1}, 1, AT_E_NOT_COSE_SIGN1},             /* 17: COSE_Mac0 */
-        {{0xd8, 0x62}, 2, AT_E_NOT_COSE_SIGN1},       /* 98: COSE_Sign */
-        {{0xd8, 0x10}, 2, AT_E_NOT_COSE_SIGN1},       /* 16: COSE_Encrypt0 */
-        {{0xc0}, 1, AT_E_NOT_COSE_SIGN1},             /* 0 */
-        {{0xd9, 0xd9, 0xf7}, 3, AT_E_NOT_COSE_SIGN1}, /* 55799: self-described */
+        {{0xd1}, 1, AT_E_NOT_COSE_SIGN1},              /* 17: COSE_Mac0 */
+        {{0xd8, 0x62}, 2, AT_E_NOT_COSE_SIGN1},        /* 98: COSE_Sign */
+        {{0xd8, 0x10}, 2, AT_E_NOT_COSE_SIGN1},        /* 16: COSE_Encrypt0 */
+        {{0xc0}, 1, AT_E_NOT_COSE_SIGN1},              /* 0 */
+        {{0xd9, 0xd9, 0xf7}, 3, AT_E_NOT_COSE_SIGN1},  /* 55799: self-described */
         {{0xda, 0, 1, 0, 18}, 5, AT_E_NOT_COSE_SIGN1}, /* 65554 */
-        {{0xd2, 0xd2}, 2, AT_E_NOT_COSE_SIGN1},       /* nested tag 18 */
-        {{0xd2, 0xd1}, 2, AT_E_NOT_COSE_SIGN1},       /* tag 17 inside 18 */
-        {{0xdc}, 1, AT_E_MALFORMED_CBOR},             /* reserved ai 28 */
-        {{0xdf}, 1, AT_E_MALFORMED_CBOR},             /* indefinite tag */
+        {{0xd2, 0xd2}, 2, AT_E_NOT_COSE_SIGN1},        /* nested tag 18 */
+        {{0xd2, 0xd1}, 2, AT_E_NOT_COSE_SIGN1},        /* tag 17 inside 18 */
+        {{0xdc}, 1, AT_E_MALFORMED_CBOR},              /* reserved ai 28 */
+        {{0xdf}, 1, AT_E_MALFORMED_CBOR},              /* indefinite tag */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         at_buf b;
@@ -237,8 +237,7 @@ static void protected_alg(void **state)
     assert_int_equal(dec_parts(S(0xa1, 0x01, 0x38, 0x24), S(0xa0)), AT_E_UNSUPPORTED_ALG);
     assert_int_equal(dec_parts(S(0xa1, 0x01, 0x00), S(0xa0)), AT_E_UNSUPPORTED_ALG);
     /* {1: "ES384"}: the right name, the wrong type */
-    assert_int_equal(dec_parts(S(0xa1, 0x01, 0x65, 'E', 'S', '3', '8', '4'), S(0xa0)),
-                     AT_E_UNSUPPORTED_ALG);
+    assert_int_equal(dec_parts(S(0xa1, 0x01, 0x65, 'E', 'S', '3', '8', '4'), S(0xa0)), AT_E_UNSUPPORTED_ALG);
     /* {1: h'22'} */
     assert_int_equal(dec_parts(S(0xa1, 0x01, 0x41, 0x22), S(0xa0)), AT_E_UNSUPPORTED_ALG);
     /* {} and an empty bstr: no alg at all */
@@ -260,8 +259,7 @@ static void alg_only_unprotected(void **state)
     /* alg only in the unprotected header, protected empty bstr or {} */
     assert_int_equal(dec_parts(AT_SPAN_NULL, S(0xa1, 0x01, 0x38, 0x22)), AT_E_UNSUPPORTED_ALG);
     assert_int_equal(dec_parts(S(0xa0), S(0xa1, 0x01, 0x38, 0x22)), AT_E_UNSUPPORTED_ALG);
-    assert_int_equal(dec_parts(S(0xa1, 0x04, 0x41, 0x01), S(0xa1, 0x01, 0x38, 0x22)),
-                     AT_E_UNSUPPORTED_ALG);
+    assert_int_equal(dec_parts(S(0xa1, 0x04, 0x41, 0x01), S(0xa1, 0x01, 0x38, 0x22)), AT_E_UNSUPPORTED_ALG);
     /* alg in both headers (even equal): refused */
     assert_int_equal(dec_parts(es384_span(), S(0xa1, 0x01, 0x38, 0x22)), AT_E_UNSUPPORTED_ALG);
     assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x04, 0x40), S(0xa1, 0x01, 0x26)),
@@ -277,13 +275,10 @@ static void crit_headers(void **state)
     assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x02, 0x81, 0x61, 'x'), S(0xa0)),
                      AT_E_UNSUPPORTED_ALG);
     /* {1: -35, 2: [1]}: alg may not be listed as critical either */
-    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x02, 0x81, 0x01), S(0xa0)),
-                     AT_E_UNSUPPORTED_ALG);
+    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x02, 0x81, 0x01), S(0xa0)), AT_E_UNSUPPORTED_ALG);
     /* crit malformed: empty array, not an array (RFC 9052 §3.1) */
-    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x02, 0x80), S(0xa0)),
-                     AT_E_NOT_COSE_SIGN1);
-    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x02, 0x01), S(0xa0)),
-                     AT_E_NOT_COSE_SIGN1);
+    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x02, 0x80), S(0xa0)), AT_E_NOT_COSE_SIGN1);
+    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x02, 0x01), S(0xa0)), AT_E_NOT_COSE_SIGN1);
     /* crit in the unprotected header */
     assert_int_equal(dec_parts(es384_span(), S(0xa1, 0x02, 0x81, 0x04)), AT_E_NOT_COSE_SIGN1);
 }
@@ -305,13 +300,10 @@ static void protected_not_a_map(void **state)
 static void duplicate_keys(void **state)
 {
     /* In the protected header: {1: -35, 1: -35} and {1: -7, 1: -35}. */
-    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x01, 0x38, 0x22), S(0xa0)),
-                     AT_E_NOT_COSE_SIGN1);
-    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x26, 0x01, 0x38, 0x22), S(0xa0)),
-                     AT_E_NOT_COSE_SIGN1);
+    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x38, 0x22, 0x01, 0x38, 0x22), S(0xa0)), AT_E_NOT_COSE_SIGN1);
+    assert_int_equal(dec_parts(S(0xa2, 0x01, 0x26, 0x01, 0x38, 0x22), S(0xa0)), AT_E_NOT_COSE_SIGN1);
     /* In the unprotected header (part of the outer item). */
-    assert_int_equal(dec_parts(es384_span(), S(0xa2, 0x04, 0x40, 0x04, 0x40)),
-                     AT_E_MALFORMED_CBOR);
+    assert_int_equal(dec_parts(es384_span(), S(0xa2, 0x04, 0x40, 0x04, 0x40)), AT_E_MALFORMED_CBOR);
 }
 
 static void signature_length(void **state)
@@ -321,8 +313,7 @@ static void signature_length(void **state)
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         at_buf b;
         at_buf_init(&b);
-        tu_cose_raw(&b, es384_span(), S(0xa0), AT_SPAN(payload, sizeof payload),
-                    AT_SPAN(big, lens[i]));
+        tu_cose_raw(&b, es384_span(), S(0xa0), AT_SPAN(payload, sizeof payload), AT_SPAN(big, lens[i]));
         assert_int_equal(dec_buf(&b), AT_E_BAD_SIGNATURE);
         at_buf_cleanup(&b);
     }
@@ -397,8 +388,7 @@ static void sign_verify_roundtrip(void **state)
     uint8_t sig[96];
     at_diag d = {{0}};
     const uint8_t body[] = "attestation payload";
-    assert_int_equal(at_cose_sign1_sign(es384_span(), AT_SPAN(body, sizeof body), k, sig, &d),
-                     AT_OK);
+    assert_int_equal(at_cose_sign1_sign(es384_span(), AT_SPAN(body, sizeof body), k, sig, &d), AT_OK);
     at_buf b;
     at_buf_init(&b);
     tu_cose_raw(&b, es384_span(), S(0xa0), AT_SPAN(body, sizeof body), AT_SPAN(sig, 96));
@@ -531,13 +521,11 @@ static void sig_structure_independent(void **state)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         uint8_t sig[96];
         independent_sign(k, es384_span(), AT_SPAN(body, sizes[i]), sig);
-        at_cose_sign1 m = {.protected_hdr = es384_span(),
-                           .payload = AT_SPAN(body, sizes[i]),
-                           .signature = AT_SPAN(sig, 96)};
+        at_cose_sign1 m = {
+            .protected_hdr = es384_span(), .payload = AT_SPAN(body, sizes[i]), .signature = AT_SPAN(sig, 96)};
         assert_int_equal(at_cose_sign1_verify(&m, k, &d), AT_OK);
         /* And what at_cose_sign1_sign makes verifies independently. */
-        assert_int_equal(at_cose_sign1_sign(es384_span(), AT_SPAN(body, sizes[i]), k, sig, &d),
-                         AT_OK);
+        assert_int_equal(at_cose_sign1_sign(es384_span(), AT_SPAN(body, sizes[i]), k, sig, &d), AT_OK);
         assert_true(independent_verify(k, es384_span(), AT_SPAN(body, sizes[i]), sig));
         sig[5] ^= 1;
         assert_false(independent_verify(k, es384_span(), AT_SPAN(body, sizes[i]), sig));

@@ -142,8 +142,7 @@ static bool row_exists(int x)
     sqlite3 *c = NULL;
     assert_int_equal(sqlite3_open_v2(path, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(c, "SELECT count(*) FROM t WHERE x = ?", -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(c, "SELECT count(*) FROM t WHERE x = ?", -1, &st, NULL), SQLITE_OK);
     sqlite3_bind_int(st, 1, x);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     bool yes = sqlite3_column_int(st, 0) > 0;

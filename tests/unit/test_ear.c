@@ -14,8 +14,10 @@
 #include "ear.h"
 #include "enc.h"
 
-static const at_ear_checks all_passed = {.chain = AT_CHECK_PASSED, .identity = AT_CHECK_PASSED,
-                                         .pcrs = AT_CHECK_PASSED, .binding = AT_CHECK_PASSED,
+static const at_ear_checks all_passed = {.chain = AT_CHECK_PASSED,
+                                         .identity = AT_CHECK_PASSED,
+                                         .pcrs = AT_CHECK_PASSED,
+                                         .binding = AT_CHECK_PASSED,
                                          .policy_lint_ok = true};
 
 static json_int_t claim(const at_ear_checks *c, const char *name)
@@ -138,8 +140,8 @@ static void akpub(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(affirming),        cmocka_unit_test(warning),
-        cmocka_unit_test(contraindicated),  cmocka_unit_test(none),
+        cmocka_unit_test(affirming),           cmocka_unit_test(warning),
+        cmocka_unit_test(contraindicated),     cmocka_unit_test(none),
         cmocka_unit_test(status_fails_closed), cmocka_unit_test(akpub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -130,8 +130,7 @@ static void mk_valid_enclave(at_buf *doc, ctx *c) { mint(&(at_sim_doc_opts){0}, 
 
 static void mk_valid_tpm(at_buf *doc, ctx *c)
 {
-    mint(&(at_sim_doc_opts){.format = AT_FORMAT_NITRO_TPM, .definite_map = true, .tagged = true},
-         doc);
+    mint(&(at_sim_doc_opts){.format = AT_FORMAT_NITRO_TPM, .definite_map = true, .tagged = true}, doc);
     c->opts.format = AT_FORMAT_NITRO_TPM;
 }
 
@@ -161,9 +160,9 @@ static void mk_flip_payload(at_buf *doc, ctx *c)
     doc->p[find(doc, pat, sizeof pat) + 20] ^= 0x01;
 }
 
-#define POLICY_PCR0_11 \
+#define POLICY_PCR0_11                                                                               \
     "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"111111111111111111111111111111111111111111111" \
-    "111111111111111111111111111111111111111111111111111\"]},\"require_nonce\":false," \
+    "111111111111111111111111111111111111111111111111111\"]},\"require_nonce\":false,"               \
     "\"require_public_key\":false}"
 
 static void mk_pcr_ok(at_buf *doc, ctx *c)
@@ -360,19 +359,17 @@ static void mk_format_opt_mismatch(at_buf *doc, ctx *c)
     c->opts.format = AT_FORMAT_NITRO_ENCLAVE;
 }
 
-static void mk_tpm_doc(at_buf *doc, ctx *c)
-{
-    mint(&(at_sim_doc_opts){.format = AT_FORMAT_NITRO_TPM}, doc);
-}
+static void mk_tpm_doc(at_buf *doc, ctx *c) { mint(&(at_sim_doc_opts){.format = AT_FORMAT_NITRO_TPM}, doc); }
 
-#define POLICY_MODULE \
-    "{\"format\":\"nitro-enclave\",\"pcrs\":{},\"module_ids\":[\"i-00000000000000000-enc0000000000000000\"]," \
+#define POLICY_MODULE                                                                                        \
+    "{\"format\":\"nitro-enclave\",\"pcrs\":{},\"module_ids\":[\"i-00000000000000000-enc0000000000000000\"]" \
+    ","                                                                                                      \
     "\"require_nonce\":false,\"require_public_key\":false}"
 #define POLICY_KEY \
     "{\"format\":\"nitro-enclave\",\"pcrs\":{},\"require_nonce\":false,\"require_public_key\":true}"
 #define POLICY_NONCE \
     "{\"format\":\"nitro-enclave\",\"pcrs\":{},\"require_nonce\":true,\"require_public_key\":false}"
-#define POLICY_AGE \
+#define POLICY_AGE                                                                                  \
     "{\"format\":\"nitro-enclave\",\"pcrs\":{},\"max_document_age_s\":300,\"require_nonce\":false," \
     "\"require_public_key\":false}"
 
@@ -496,17 +493,14 @@ static const struct ecase {
     {"format policy mismatch", mk_tpm_doc, POLICY_PCR0_11, AT_E_FORMAT_MISMATCH, true},
     {"module id not allowed", mk_valid_enclave, POLICY_MODULE, AT_E_MODULE_ID_MISMATCH, true},
     {"public key required, absent", mk_valid_enclave, POLICY_KEY, AT_E_KEY_REQUIRED, true},
-    {"public key empty, refused whatever the policy", mk_empty_key, POLICY_KEY, AT_E_BAD_FIELD,
-     false},
+    {"public key empty, refused whatever the policy", mk_empty_key, POLICY_KEY, AT_E_BAD_FIELD, false},
     {"public key empty, no policy", mk_empty_key, NULL, AT_E_BAD_FIELD, false},
-    {"timestamp in seconds (1970), no policy", mk_ts_seconds, NULL,
-     AT_E_TIMESTAMP_OUTSIDE_VALIDITY, true},
+    {"timestamp in seconds (1970), no policy", mk_ts_seconds, NULL, AT_E_TIMESTAMP_OUTSIDE_VALIDITY, true},
     {"timestamp at the leaf's notBefore", mk_ts_at_nb, NULL, AT_OK, true},
-    {"timestamp 1 ms before the leaf's notBefore", mk_ts_before_nb, NULL,
-     AT_E_TIMESTAMP_OUTSIDE_VALIDITY, true},
+    {"timestamp 1 ms before the leaf's notBefore", mk_ts_before_nb, NULL, AT_E_TIMESTAMP_OUTSIDE_VALIDITY,
+     true},
     {"timestamp in the leaf's last second", mk_ts_at_na, NULL, AT_OK, true},
-    {"timestamp 1 s after the leaf's notAfter", mk_ts_after_na, NULL,
-     AT_E_TIMESTAMP_OUTSIDE_VALIDITY, true},
+    {"timestamp 1 s after the leaf's notAfter", mk_ts_after_na, NULL, AT_E_TIMESTAMP_OUTSIDE_VALIDITY, true},
     {"leaf certificate in BER", mk_ber_leaf, NULL, AT_E_BAD_FIELD, true},
     {"public key required, present", mk_with_key, POLICY_KEY, AT_OK, true},
     {"policy requires a nonce", mk_valid_enclave, POLICY_NONCE, AT_E_NONCE_MISMATCH, true},
@@ -625,7 +619,8 @@ static const struct {
     {AT_E_TRANSCRIPT_MISMATCH, "the peer handshake (test_peer.c), after verification"},
     {AT_E_REFLECTION, "the peer handshake (test_peer.c)"},
     {AT_E_POLICY_MISMATCH, "the peer handshake through the verifier: an EAR token's policy (mutual.py)"},
-    {AT_E_BINDING_MISMATCH, "the peer handshake through the verifier: token and binding name other sessions (mutual.py)"},
+    {AT_E_BINDING_MISMATCH,
+     "the peer handshake through the verifier: token and binding name other sessions (mutual.py)"},
     {AT_E_UNEXPECTED_MESSAGE, "the peer handshake (test_peer.c)"},
     {AT_E_IO, "files: roots, PKI (never a document in memory)"},
     {AT_E_UNAVAILABLE, "upstream services"},
@@ -650,7 +645,8 @@ static void every_code_covered(void **state)
             exempt = exempt || not_from_evidence[k].code == (at_err)c;
         if (!asserted && !exempt)
             fail_msg("%s: no evidence case asserts it and it is not listed as one the evidence"
-                     " core never produces", at_err_str((at_err)c));
+                     " core never produces",
+                     at_err_str((at_err)c));
         if (asserted && exempt)
             fail_msg("%s: asserted by a case but listed as never produced", at_err_str((at_err)c));
     }
@@ -662,8 +658,12 @@ static void truncated_every_97th_byte(void **state)
     at_sim_doc_opts opts[] = {
         {.format = AT_FORMAT_NITRO_ENCLAVE},
         {.format = AT_FORMAT_NITRO_TPM, .tagged = true, .definite_map = true},
-        {.has_nonce = true, .nonce = AT_SPAN(NONCE, sizeof NONCE), .has_public_key = true,
-         .public_key = AT_SPAN("pk", 2), .has_user_data = true, .user_data = AT_SPAN("ud", 2)},
+        {.has_nonce = true,
+         .nonce = AT_SPAN(NONCE, sizeof NONCE),
+         .has_public_key = true,
+         .public_key = AT_SPAN("pk", 2),
+         .has_user_data = true,
+         .user_data = AT_SPAN("ud", 2)},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
@@ -744,15 +744,13 @@ static void genuine_documents(void **state)
         at_evidence_cleanup(&ev);
         /* At now: expired, with the decoded fields still reported. */
         at_verify_opts now = {.time_mode = AT_TIME_NOW};
-        assert_int_equal(at_evidence_verify(AWS_ONLY, AT_SPAN(doc, len), &now, &ev),
-                         AT_E_CERT_EXPIRED);
+        assert_int_equal(at_evidence_verify(AWS_ONLY, AT_SPAN(doc, len), &now, &ev), AT_E_CERT_EXPIRED);
         assert_true(ev.decoded);
         assert_false(ev.chain_checked);
         at_evidence_cleanup(&ev);
         /* With only the simulator's root (and no AWS root): untrusted. */
         at_trust *sim_only = tu_trust(&SA, false, 0);
-        assert_int_equal(at_evidence_verify(sim_only, AT_SPAN(doc, len), &o, &ev),
-                         AT_E_UNTRUSTED_ROOT);
+        assert_int_equal(at_evidence_verify(sim_only, AT_SPAN(doc, len), &o, &ev), AT_E_UNTRUSTED_ROOT);
         at_evidence_cleanup(&ev);
         at_trust_unref(sim_only);
         free(doc);
@@ -779,21 +777,19 @@ static void conformance_files(void **state)
     };
     at_trust *t = at_trust_new(0);
     at_diag d = {{0}};
-    assert_int_equal(
-        at_trust_add_root_file(t, AT_SRCDIR "/tests/data/conformance/test_root.pem", &d), AT_OK);
+    assert_int_equal(at_trust_add_root_file(t, AT_SRCDIR "/tests/data/conformance/test_root.pem", &d), AT_OK);
     for (int round = 0; round < 2; round++)
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
             char path[512];
-            snprintf(path, sizeof path, "%s/tests/data/conformance/%s.cbor", AT_SRCDIR,
-                     files[i].name);
+            snprintf(path, sizeof path, "%s/tests/data/conformance/%s.cbor", AT_SRCDIR, files[i].name);
             size_t len;
             uint8_t *doc = tu_read(path, &len);
             at_verify_opts o = {.time_mode = AT_TIME_DOCUMENT};
             at_evidence ev;
             at_err rc = at_evidence_verify(t, AT_SPAN(doc, len), &o, &ev);
             if (rc != files[i].want || !strstr(ev.diag.msg, files[i].msg))
-                fail_msg("%s (round %d): got %s (%s), want %s (%s)", files[i].name, round,
-                         at_err_str(rc), ev.diag.msg, at_err_str(files[i].want), files[i].msg);
+                fail_msg("%s (round %d): got %s (%s), want %s (%s)", files[i].name, round, at_err_str(rc),
+                         ev.diag.msg, at_err_str(files[i].want), files[i].msg);
             at_evidence_cleanup(&ev);
             free(doc);
         }
@@ -806,8 +802,10 @@ static void conformance_files(void **state)
 static void summary_fields(void **state)
 {
     static const uint8_t ud[] = {0, 1, 2, 255};
-    at_sim_doc_opts o = {.has_nonce = true, .nonce = AT_SPAN(NONCE, sizeof NONCE),
-                         .has_user_data = true, .user_data = AT_SPAN(ud, sizeof ud),
+    at_sim_doc_opts o = {.has_nonce = true,
+                         .nonce = AT_SPAN(NONCE, sizeof NONCE),
+                         .has_user_data = true,
+                         .user_data = AT_SPAN(ud, sizeof ud),
                          .timestamp_ms = NOW * 1000 + 123};
     o.pcr_set[16] = true;
     memset(o.pcr[16], 0xee, 48);
@@ -833,8 +831,7 @@ static void summary_fields(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "payload_map")), "indefinite");
     assert_false(json_is_true(json_object_get(j, "cose_tagged")));
     char mid[80];
-    snprintf(mid, sizeof mid, "%s-enc%.16s", at_sim_instance_id(SA.pki),
-             at_sim_instance_id(SA.pki) + 2);
+    snprintf(mid, sizeof mid, "%s-enc%.16s", at_sim_instance_id(SA.pki), at_sim_instance_id(SA.pki) + 2);
     assert_string_equal(json_string_value(json_object_get(j, "module_id")), mid);
     char root_hex[65];
     uint8_t h[32];

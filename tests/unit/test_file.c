@@ -124,12 +124,11 @@ static void failed_write_leaves_no_file(void **state)
     snprintf(p, sizeof p, "%s/admin.token", dir);
     at_diag d = {{0}};
     fail_writes = 1;
-    assert_int_equal(at_file_write_atomic(p, AT_SPAN("0123456789abcdef\n", 17), 0600, true, &d),
-                     AT_E_IO);
+    assert_int_equal(at_file_write_atomic(p, AT_SPAN("0123456789abcdef\n", 17), 0600, true, &d), AT_E_IO);
     assert_true(short_done); /* one byte was written before the failure */
     assert_non_null(strstr(d.msg, "write failed"));
     assert_int_equal(access(p, F_OK), -1); /* no partial file for the next start */
-    assert_int_equal(entries(), 0);         /* and no temporary one */
+    assert_int_equal(entries(), 0);        /* and no temporary one */
 }
 
 static void failed_replace_keeps_old_file(void **state)

@@ -98,8 +98,7 @@ static void chain_cache_fails_closed(void **state)
     at_trust *t0 = at_trust_new(16);
     assert_non_null(t0);
     fail_digest = true;
-    assert_int_equal(at_trust_add_root_der(t0, at_sim_cert_der(s.pki, AT_SIM_ROOT), &d),
-                     AT_E_INTERNAL);
+    assert_int_equal(at_trust_add_root_der(t0, at_sim_cert_der(s.pki, AT_SIM_ROOT), &d), AT_E_INTERNAL);
     fail_digest = false;
     at_trust_unref(t0);
 

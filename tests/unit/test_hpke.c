@@ -181,15 +181,13 @@ static void vectors_parsed(void **state)
     }
 }
 
-static at_hpke_key *derive(const rec *r, const char *ikm_name, const char *sk_name,
-                           const char *pk_name)
+static at_hpke_key *derive(const rec *r, const char *ikm_name, const char *sk_name, const char *pk_name)
 {
     size_t len;
     uint8_t *ikm = get_bytes(r, ikm_name, &len);
     at_hpke_key *k = NULL;
     at_diag d = {{0}};
-    assert_int_equal(at_hpke_key_derive(AT_HPKE_KEM_X25519_SHA256, AT_SPAN(ikm, len), &k, &d),
-                     AT_OK);
+    assert_int_equal(at_hpke_key_derive(AT_HPKE_KEM_X25519_SHA256, AT_SPAN(ikm, len), &k, &d), AT_OK);
     free(ikm);
     at_span pk = at_hpke_key_public(k);
     assert_bytes(pk.p, pk.len, r, pk_name);
@@ -226,14 +224,13 @@ static void run_vector(const vec *v)
         assert_int_equal(at_hpke_key_from_public(suite.kem, pk, &pkS, &d), AT_OK);
     }
 
-    at_hpke_params ps = {mode, AT_SPAN(info, info_len), AT_SPAN(psk, psk_len),
-                         AT_SPAN(psk_id, psk_id_len), kS};
+    at_hpke_params ps = {mode, AT_SPAN(info, info_len), AT_SPAN(psk, psk_len), AT_SPAN(psk_id, psk_id_len),
+                         kS};
     at_hpke_params pr = ps;
     pr.auth = pkS;
     uint8_t enc[AT_HPKE_NENC];
     at_hpke_ctx *cs = NULL, *cr = NULL;
-    assert_int_equal(at_hpke_setup_sender_det(suite, &ps, pkR, AT_SPAN(ikmE, ikmE_len), enc, &cs, &d),
-                     AT_OK);
+    assert_int_equal(at_hpke_setup_sender_det(suite, &ps, pkR, AT_SPAN(ikmE, ikmE_len), enc, &cs, &d), AT_OK);
     assert_bytes(enc, sizeof enc, s, "enc");
     /* The same sender from the ephemeral key pair itself (the test-only
      * path RFC 9458's example needs) produces the same enc and first ct. */
@@ -253,8 +250,7 @@ static void run_vector(const vec *v)
         free(pt0e);
         free(aad0);
     }
-    assert_int_equal(at_hpke_setup_recipient(suite, &pr, kR, AT_SPAN(enc, sizeof enc), &cr, &d),
-                     AT_OK);
+    assert_int_equal(at_hpke_setup_recipient(suite, &pr, kR, AT_SPAN(enc, sizeof enc), &cr, &d), AT_OK);
 
     /* Run both contexts in lockstep up to the largest listed sequence
      * number; compare at every listed one. */
@@ -356,8 +352,7 @@ static at_hpke_key *gen(void)
 static void roundtrip_all_modes(void **state)
 {
     at_hpke_key *kR = gen(), *kS = gen(), *pkS = NULL;
-    assert_int_equal(at_hpke_key_from_public(AT_HPKE_KEM_X25519_SHA256, at_hpke_key_public(kS),
-                                             &pkS, NULL),
+    assert_int_equal(at_hpke_key_from_public(AT_HPKE_KEM_X25519_SHA256, at_hpke_key_public(kS), &pkS, NULL),
                      AT_OK);
     const char psk[] = "0123456789abcdef0123456789abcdef";
     for (size_t a = 0; a < 3; a++) {
@@ -390,9 +385,8 @@ static void roundtrip_all_modes(void **state)
             assert_int_equal(pt.len, 0);
             /* The wrong AEAD, same key. */
             pr.info = ps.info;
-            assert_int_equal(at_hpke_open_single(suite_for(aeads[(a + 1) % 3]), &pr, kR,
-                                                 AT_SPAN("aad", 3), at_buf_span(&sealed), &pt,
-                                                 &d),
+            assert_int_equal(at_hpke_open_single(suite_for(aeads[(a + 1) % 3]), &pr, kR, AT_SPAN("aad", 3),
+                                                 at_buf_span(&sealed), &pt, &d),
                              AT_E_DECRYPT_FAILED);
             at_buf_cleanup(&sealed);
             at_buf_cleanup(&pt);
@@ -427,12 +421,12 @@ static void full_output_buffer(void **state)
         at_buf_init_secret(&pt);
         at_buf_set_max(&pt, 2);
         at_diag d = {{0}};
-        assert_int_equal(at_hpke_seal_single(suite_for(aeads[a]), NULL, kR, AT_SPAN_NULL,
-                                             AT_SPAN("hello", 5), &sealed, &d),
+        assert_int_equal(at_hpke_seal_single(suite_for(aeads[a]), NULL, kR, AT_SPAN_NULL, AT_SPAN("hello", 5),
+                                             &sealed, &d),
                          AT_OK);
-        assert_int_equal(at_hpke_open_single(suite_for(aeads[a]), NULL, kR, AT_SPAN_NULL,
-                                             at_buf_span(&sealed), &pt, &d),
-                         AT_E_TOO_LARGE);
+        assert_int_equal(
+            at_hpke_open_single(suite_for(aeads[a]), NULL, kR, AT_SPAN_NULL, at_buf_span(&sealed), &pt, &d),
+            AT_E_TOO_LARGE);
         assert_non_null(strstr(d.msg, "output buffer refused"));
         at_buf_cleanup(&sealed);
         at_buf_cleanup(&pt);
@@ -449,8 +443,7 @@ static void tampered_tag_and_sequence(void **state)
         at_diag d = {{0}};
         assert_int_equal(at_hpke_setup_sender(suite_for(aeads[a]), NULL, kR, enc, &cs, &d), AT_OK);
         assert_int_equal(
-            at_hpke_setup_recipient(suite_for(aeads[a]), NULL, kR, AT_SPAN(enc, sizeof enc), &cr, &d),
-            AT_OK);
+            at_hpke_setup_recipient(suite_for(aeads[a]), NULL, kR, AT_SPAN(enc, sizeof enc), &cr, &d), AT_OK);
         at_buf c0, c1, pt;
         at_buf_init(&c0);
         at_buf_init(&c1);
@@ -461,8 +454,7 @@ static void tampered_tag_and_sequence(void **state)
         /* Flip each byte position of the tag and the body in turn. */
         for (size_t i = 0; i < c0.len; i++) {
             c0.p[i] ^= 0x01;
-            assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&c0), &pt, &d),
-                             AT_E_DECRYPT_FAILED);
+            assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&c0), &pt, &d), AT_E_DECRYPT_FAILED);
             c0.p[i] ^= 0x01;
             assert_int_equal(pt.len, 0);
             assert_int_equal(at_hpke_ctx_seq(cr), 0);
@@ -471,18 +463,15 @@ static void tampered_tag_and_sequence(void **state)
         assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, AT_SPAN(c0.p, AT_HPKE_NT - 1), &pt, &d),
                          AT_E_TRUNCATED);
         /* Out of order: ct 1 cannot open at sequence number 0. */
-        assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&c1), &pt, &d),
-                         AT_E_DECRYPT_FAILED);
+        assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&c1), &pt, &d), AT_E_DECRYPT_FAILED);
         assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&c0), &pt, &d), AT_OK);
         assert_int_equal(at_hpke_ctx_seq(cr), 1);
         /* Replay: ct 0 again (its sequence number is used up). */
         at_buf_reset(&pt);
-        assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&c0), &pt, &d),
-                         AT_E_DECRYPT_FAILED);
+        assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&c0), &pt, &d), AT_E_DECRYPT_FAILED);
         assert_int_equal(pt.len, 0);
         /* Wrong AAD. */
-        assert_int_equal(at_hpke_open(cr, AT_SPAN("x", 1), at_buf_span(&c1), &pt, &d),
-                         AT_E_DECRYPT_FAILED);
+        assert_int_equal(at_hpke_open(cr, AT_SPAN("x", 1), at_buf_span(&c1), &pt, &d), AT_E_DECRYPT_FAILED);
         assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&c1), &pt, &d), AT_OK);
         assert_memory_equal(pt.p, "one", 3);
         /* Roles are fixed. */
@@ -513,13 +502,11 @@ static void sequence_overflow(void **state)
     at_hpke_ctx_set_seq_for_tests(cr, UINT64_MAX - 1);
     assert_int_equal(at_hpke_seal(cs, AT_SPAN_NULL, AT_SPAN("last", 4), &ct, &d), AT_OK);
     size_t n = ct.len;
-    assert_int_equal(at_hpke_seal(cs, AT_SPAN_NULL, AT_SPAN("more", 4), &ct, &d),
-                     AT_E_SEQUENCE_OVERFLOW);
+    assert_int_equal(at_hpke_seal(cs, AT_SPAN_NULL, AT_SPAN("more", 4), &ct, &d), AT_E_SEQUENCE_OVERFLOW);
     assert_int_equal(ct.len, n);
     assert_non_null(strstr(d.msg, "sequence number"));
     assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&ct), &pt, &d), AT_OK);
-    assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&ct), &pt, &d),
-                     AT_E_SEQUENCE_OVERFLOW);
+    assert_int_equal(at_hpke_open(cr, AT_SPAN_NULL, at_buf_span(&ct), &pt, &d), AT_E_SEQUENCE_OVERFLOW);
     at_buf_cleanup(&ct);
     at_buf_cleanup(&pt);
     at_hpke_ctx_free(cs);
@@ -564,9 +551,9 @@ static void bad_enc_and_suites(void **state)
     at_buf pt;
     at_buf_init(&pt);
     uint8_t shortbuf[AT_HPKE_NENC + AT_HPKE_NT - 1] = {0};
-    assert_int_equal(at_hpke_open_single(s, NULL, kR, AT_SPAN_NULL, AT_SPAN(shortbuf, sizeof shortbuf),
-                                         &pt, &d),
-                     AT_E_TRUNCATED);
+    assert_int_equal(
+        at_hpke_open_single(s, NULL, kR, AT_SPAN_NULL, AT_SPAN(shortbuf, sizeof shortbuf), &pt, &d),
+        AT_E_TRUNCATED);
 
     /* Mode inputs. */
     at_hpke_params p = {AT_HPKE_MODE_PSK, AT_SPAN_NULL, AT_SPAN("k", 1), AT_SPAN_NULL, NULL};
@@ -580,8 +567,7 @@ static void bad_enc_and_suites(void **state)
     p.auth = pub; /* a sender needs its private key */
     assert_int_equal(at_hpke_setup_sender(s, &p, kR, enc, &c, &d), AT_E_KEY_REQUIRED);
     /* A recipient needs a private key. */
-    assert_int_equal(at_hpke_setup_recipient(s, NULL, pub, AT_SPAN(enc, 32), &c, &d),
-                     AT_E_KEY_REQUIRED);
+    assert_int_equal(at_hpke_setup_recipient(s, NULL, pub, AT_SPAN(enc, 32), &c, &d), AT_E_KEY_REQUIRED);
     assert_null(c);
 
     /* Key sizes. */
@@ -605,8 +591,7 @@ static void export_and_keys(void **state)
     at_secret *sk = NULL;
     /* A private key survives serialisation. */
     assert_int_equal(at_hpke_key_private(kR, &sk, &d), AT_OK);
-    assert_int_equal(at_hpke_key_from_private(AT_HPKE_KEM_X25519_SHA256, AT_SPAN(sk->p, sk->len), &k2,
-                                              &d),
+    assert_int_equal(at_hpke_key_from_private(AT_HPKE_KEM_X25519_SHA256, AT_SPAN(sk->p, sk->len), &k2, &d),
                      AT_OK);
     assert_memory_equal(at_hpke_key_public(kR).p, at_hpke_key_public(k2).p, AT_HPKE_NPK);
     at_secret_free(sk);
@@ -645,15 +630,13 @@ static void primitives(void **state)
     for (int i = 0; i < 10; i++)
         info[i] = (uint8_t)(0xf0 + i);
     at_diag d = {{0}};
-    assert_int_equal(at_hpke_kdf_extract(AT_HPKE_KDF_HKDF_SHA256, AT_SPAN(salt, 13),
-                                         AT_SPAN(ikm, 22), prk, &d),
-                     AT_OK);
+    assert_int_equal(
+        at_hpke_kdf_extract(AT_HPKE_KDF_HKDF_SHA256, AT_SPAN(salt, 13), AT_SPAN(ikm, 22), prk, &d), AT_OK);
     char hex[2 * 42 + 1];
     at_hex_encode(prk, 32, hex);
     assert_string_equal(hex, "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5");
-    assert_int_equal(at_hpke_kdf_expand(AT_HPKE_KDF_HKDF_SHA256, AT_SPAN(prk, 32), AT_SPAN(info, 10),
-                                        okm, 42, &d),
-                     AT_OK);
+    assert_int_equal(
+        at_hpke_kdf_expand(AT_HPKE_KDF_HKDF_SHA256, AT_SPAN(prk, 32), AT_SPAN(info, 10), okm, 42, &d), AT_OK);
     at_hex_encode(okm, 42, hex);
     assert_string_equal(hex, "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf3"
                              "4007208d5b887185865");

@@ -48,11 +48,15 @@ static void http_observe_labels_methods(void **state)
     char *text = at_metrics_render(m);
     assert_non_null(strstr(text, "# TYPE attest_http_requests_total counter\n"));
     assert_non_null(strstr(text, "# TYPE attest_http_request_duration_seconds histogram\n"));
-    assert_non_null(strstr(text, "attest_http_requests_total{route=\"ohttp\",method=\"POST\",status=\"200\"} 1\n"));
-    assert_non_null(strstr(text, "attest_http_requests_total{route=\"other\",method=\"other\",status=\"404\"} 1\n"));
-    assert_non_null(strstr(text, "attest_http_requests_total{route=\"other\",method=\"other\",status=\"400\"} 1\n"));
+    assert_non_null(
+        strstr(text, "attest_http_requests_total{route=\"ohttp\",method=\"POST\",status=\"200\"} 1\n"));
+    assert_non_null(
+        strstr(text, "attest_http_requests_total{route=\"other\",method=\"other\",status=\"404\"} 1\n"));
+    assert_non_null(
+        strstr(text, "attest_http_requests_total{route=\"other\",method=\"other\",status=\"400\"} 1\n"));
     assert_null(strstr(text, "evil"));
-    assert_non_null(strstr(text, "attest_http_request_duration_seconds_bucket{route=\"ohttp\",le=\"0.0025\"} 1\n"));
+    assert_non_null(
+        strstr(text, "attest_http_request_duration_seconds_bucket{route=\"ohttp\",le=\"0.0025\"} 1\n"));
     free(text);
     at_metrics_free(m);
 }

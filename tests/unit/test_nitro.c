@@ -141,8 +141,7 @@ static void empty_public_key_refused(void **state)
         tu_payload_encode(&P, &b);
         at_nitro_payload p;
         at_diag d = {{0}};
-        assert_int_equal(at_nitro_payload_decode(at_buf_span(&b), AT_FORMAT_AUTO, &p, &d),
-                         AT_E_BAD_FIELD);
+        assert_int_equal(at_nitro_payload_decode(at_buf_span(&b), AT_FORMAT_AUTO, &p, &d), AT_E_BAD_FIELD);
         assert_string_equal(d.msg, "public_key: 0 bytes, expected 1..1024 or null");
         at_buf_cleanup(&b);
     }
@@ -162,8 +161,7 @@ static void cabundle_entries_at_most_1024_bytes(void **state)
         at_cbor_put_bytes(b, AT_SPAN(big, 10));
         at_cbor_put_bytes(b, AT_SPAN(big, n));
         at_diag d = {{0}};
-        assert_int_equal(tu_payload_decode(&P, AT_FORMAT_AUTO, &d),
-                         n <= 1024 ? AT_OK : AT_E_BAD_FIELD);
+        assert_int_equal(tu_payload_decode(&P, AT_FORMAT_AUTO, &d), n <= 1024 ? AT_OK : AT_E_BAD_FIELD);
         if (n > 1024)
             assert_string_equal(d.msg, "cabundle[1]: 1025 bytes, expected 1..1024");
     }
@@ -463,12 +461,9 @@ static void payload_shape(void **state)
     at_diag d = {{0}};
     at_nitro_payload p;
     /* Not a map. */
-    assert_int_equal(at_nitro_payload_decode(AT_SPAN("\x80", 1), AT_FORMAT_AUTO, &p, &d),
-                     AT_E_BAD_FIELD);
-    assert_int_equal(at_nitro_payload_decode(AT_SPAN("\x40", 1), AT_FORMAT_AUTO, &p, &d),
-                     AT_E_BAD_FIELD);
-    assert_int_equal(at_nitro_payload_decode(AT_SPAN_NULL, AT_FORMAT_AUTO, &p, &d),
-                     AT_E_MALFORMED_CBOR);
+    assert_int_equal(at_nitro_payload_decode(AT_SPAN("\x80", 1), AT_FORMAT_AUTO, &p, &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_nitro_payload_decode(AT_SPAN("\x40", 1), AT_FORMAT_AUTO, &p, &d), AT_E_BAD_FIELD);
+    assert_int_equal(at_nitro_payload_decode(AT_SPAN_NULL, AT_FORMAT_AUTO, &p, &d), AT_E_MALFORMED_CBOR);
     /* A non-text key at the top level. */
     fresh(AT_FORMAT_NITRO_ENCLAVE, true);
     at_buf b;
@@ -477,14 +472,12 @@ static void payload_shape(void **state)
     b.p[0]++; /* one more entry */
     at_cbor_put_uint(&b, 1);
     at_cbor_put_uint(&b, 2);
-    assert_int_equal(at_nitro_payload_decode(at_buf_span(&b), AT_FORMAT_AUTO, &p, &d),
-                     AT_E_BAD_FIELD);
+    assert_int_equal(at_nitro_payload_decode(at_buf_span(&b), AT_FORMAT_AUTO, &p, &d), AT_E_BAD_FIELD);
     /* Trailing bytes after the map. */
     at_buf_reset(&b);
     tu_payload_encode(&P, &b);
     at_buf_u8(&b, 0x00);
-    assert_int_equal(at_nitro_payload_decode(at_buf_span(&b), AT_FORMAT_AUTO, &p, &d),
-                     AT_E_MALFORMED_CBOR);
+    assert_int_equal(at_nitro_payload_decode(at_buf_span(&b), AT_FORMAT_AUTO, &p, &d), AT_E_MALFORMED_CBOR);
     /* A key twice (e.g. a second nonce to confuse a verifier that reads
      * the last one). */
     at_buf_reset(&b);
@@ -494,8 +487,7 @@ static void payload_shape(void **state)
     at_cbor_put_text(&b, "nonce");
     at_cbor_put_bytes(&b, AT_SPAN("x", 1));
     at_cbor_put_break(&b);
-    assert_int_equal(at_nitro_payload_decode(at_buf_span(&b), AT_FORMAT_AUTO, &p, &d),
-                     AT_E_MALFORMED_CBOR);
+    assert_int_equal(at_nitro_payload_decode(at_buf_span(&b), AT_FORMAT_AUTO, &p, &d), AT_E_MALFORMED_CBOR);
     at_buf_cleanup(&b);
     /* Unknown keys are tolerated (AWS may add fields). */
     fresh(AT_FORMAT_NITRO_ENCLAVE, false);

@@ -96,10 +96,9 @@ static void rfc9458_example(void **state)
     blocks bl;
     load_blocks("rfc9458-example.txt", &bl);
     assert_int_equal(bl.n, 14);
-    const blob *skR = &bl.b[0], *config = &bl.b[1], *req = &bl.b[2], *skE = &bl.b[3],
-               *pkE = &bl.b[4], *info = &bl.b[5], *enc_req = &bl.b[6], *res = &bl.b[7],
-               *secret = &bl.b[8], *salt = &bl.b[9], *prk = &bl.b[10], *key = &bl.b[11],
-               *nonce = &bl.b[12], *enc_res = &bl.b[13];
+    const blob *skR = &bl.b[0], *config = &bl.b[1], *req = &bl.b[2], *skE = &bl.b[3], *pkE = &bl.b[4],
+               *info = &bl.b[5], *enc_req = &bl.b[6], *res = &bl.b[7], *secret = &bl.b[8], *salt = &bl.b[9],
+               *prk = &bl.b[10], *key = &bl.b[11], *nonce = &bl.b[12], *enc_res = &bl.b[13];
     at_diag d = {{0}};
     at_buf b;
     at_buf_init(&b);
@@ -126,8 +125,7 @@ static void rfc9458_example(void **state)
     assert_buf_eq(&b, S(pkE), "pkE");
     at_hpke_key_free(e);
     at_buf_reset(&b);
-    assert_int_equal(at_buf_append(&b, "message/bhttp request\0\x01\x00\x20\x00\x01\x00\x01", 29),
-                     AT_OK);
+    assert_int_equal(at_buf_append(&b, "message/bhttp request\0\x01\x00\x20\x00\x01\x00\x01", 29), AT_OK);
     assert_buf_eq(&b, S(info), "info");
 
     /* The Encapsulated Request, with the published ephemeral key. */
@@ -191,8 +189,8 @@ static void chunked_example(void **state)
     blocks bl;
     load_blocks("chunked-ohttp-example.txt", &bl);
     assert_int_equal(bl.n, 15);
-    const blob *skR = &bl.b[0], *config = &bl.b[1], *req = &bl.b[2], *skE = &bl.b[3],
-               *enc_req = &bl.b[6], *res = &bl.b[7], *salt = &bl.b[9], *enc_res = &bl.b[13];
+    const blob *skR = &bl.b[0], *config = &bl.b[1], *req = &bl.b[2], *skE = &bl.b[3], *enc_req = &bl.b[6],
+               *res = &bl.b[7], *salt = &bl.b[9], *enc_res = &bl.b[13];
     at_diag d = {{0}};
     at_buf b, plain;
     at_buf_init(&b);
@@ -211,8 +209,7 @@ static void chunked_example(void **state)
     assert_int_equal(at_ohttp_client_new_det(&kc, NULL, true, S(skE), &c, &d), AT_OK);
     at_buf_reset(&b);
     assert_int_equal(at_ohttp_client_seal_chunk(c, AT_SPAN(req->p, 12), false, &b, &d), AT_OK);
-    assert_int_equal(at_ohttp_client_seal_chunk(c, AT_SPAN(req->p + 12, 13), false, &b, &d),
-                     AT_OK);
+    assert_int_equal(at_ohttp_client_seal_chunk(c, AT_SPAN(req->p + 12, 13), false, &b, &d), AT_OK);
     assert_int_equal(at_ohttp_client_seal_chunk(c, AT_SPAN_NULL, true, &b, &d), AT_OK);
     assert_buf_eq(&b, S(enc_req), "chunked encapsulated request");
     assert_int_equal(at_ohttp_client_seal_chunk(c, AT_SPAN("x", 1), true, &b, &d), AT_E_BAD_FIELD);
@@ -245,8 +242,7 @@ static void chunked_example(void **state)
     size_t cuts[] = {5, 16, 17, 30, 34, b.len};
     size_t at = 0;
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-        assert_int_equal(at_ohttp_client_feed(c, AT_SPAN(b.p + at, cuts[i] - at), &plain, &d),
-                         AT_OK);
+        assert_int_equal(at_ohttp_client_feed(c, AT_SPAN(b.p + at, cuts[i] - at), &plain, &d), AT_OK);
         at = cuts[i];
     }
     assert_int_equal(plain.len, 3);
@@ -296,25 +292,21 @@ static void roundtrip_every_aead(void **state)
             at_buf_init_secret(&plain);
             assert_int_equal(at_ohttp_client_new(&kc, &su, false, &c, &d), AT_OK);
             assert_int_equal(at_ohttp_client_seal_request(c, AT_SPAN(big, 5000), &wire, &d), AT_OK);
-            assert_int_equal(at_ohttp_client_seal_request(c, AT_SPAN(big, 1), &wire, &d),
-                             AT_E_INTERNAL);
+            assert_int_equal(at_ohttp_client_seal_request(c, AT_SPAN(big, 1), &wire, &d), AT_E_INTERNAL);
             at_ohttp_client_free(c);
             assert_int_equal(at_ohttp_client_new(&kc, &su, false, &c, &d), AT_OK);
             at_buf_reset(&wire);
             assert_int_equal(at_ohttp_client_seal_request(c, AT_SPAN(big, 5000), &wire, &d), AT_OK);
-            assert_int_equal(at_ohttp_server_open_request(ks, at_buf_span(&wire), &plain, &s, &d),
-                             AT_OK);
+            assert_int_equal(at_ohttp_server_open_request(ks, at_buf_span(&wire), &plain, &s, &d), AT_OK);
             assert_int_equal(at_ohttp_server_key_id(s), kid ? 200 : 7);
             assert_int_equal(at_ohttp_server_suite(s).aead, aeads[a]);
             assert_int_equal(plain.len, 5000);
             assert_memory_equal(plain.p, big, 5000);
             at_buf_reset(&wire);
             at_buf_reset(&plain);
-            assert_int_equal(at_ohttp_server_seal_response(s, AT_SPAN(big + 1, 777), &wire, &d),
-                             AT_OK);
+            assert_int_equal(at_ohttp_server_seal_response(s, AT_SPAN(big + 1, 777), &wire, &d), AT_OK);
             assert_int_equal(wire.len, (aeads[a] == 1 ? 16 : 32) + 777 + 16);
-            assert_int_equal(at_ohttp_client_open_response(c, at_buf_span(&wire), &plain, &d),
-                             AT_OK);
+            assert_int_equal(at_ohttp_client_open_response(c, at_buf_span(&wire), &plain, &d), AT_OK);
             assert_int_equal(plain.len, 777);
             assert_memory_equal(plain.p, big + 1, 777);
             at_ohttp_client_free(c);
@@ -326,11 +318,10 @@ static void roundtrip_every_aead(void **state)
             at_buf_reset(&wire);
             at_buf_reset(&plain);
             assert_int_equal(at_ohttp_client_new(&kc, &su, true, &c, &d), AT_OK);
-            assert_int_equal(at_ohttp_client_seal_chunk(c, AT_SPAN(big, 60000), false, &wire, &d),
-                             AT_OK);
-            assert_int_equal(at_ohttp_client_seal_chunk(c, AT_SPAN(big + 60000, sizeof big - 60000),
-                                                        true, &wire, &d),
-                             AT_OK);
+            assert_int_equal(at_ohttp_client_seal_chunk(c, AT_SPAN(big, 60000), false, &wire, &d), AT_OK);
+            assert_int_equal(
+                at_ohttp_client_seal_chunk(c, AT_SPAN(big + 60000, sizeof big - 60000), true, &wire, &d),
+                AT_OK);
             assert_int_equal(at_ohttp_server_new_chunked(ks, &s, &d), AT_OK);
             assert_int_equal(at_ohttp_server_feed(s, at_buf_span(&wire), &plain, &d), AT_OK);
             assert_int_equal(at_ohttp_server_finish(s, &plain, &d), AT_OK);
@@ -346,8 +337,7 @@ static void roundtrip_every_aead(void **state)
             }
             for (size_t off = 0; off < wire.len; off += 4096) {
                 size_t n = wire.len - off < 4096 ? wire.len - off : 4096;
-                assert_int_equal(at_ohttp_client_feed(c, AT_SPAN(wire.p + off, n), &plain, &d),
-                                 AT_OK);
+                assert_int_equal(at_ohttp_client_feed(c, AT_SPAN(wire.p + off, n), &plain, &d), AT_OK);
             }
             assert_int_equal(at_ohttp_client_finish(c, &plain, &d), AT_OK);
             assert_int_equal(plain.len, sizeof big);
@@ -369,8 +359,7 @@ static void seal_one(at_ohttp_keyset *ks, uint16_t aead, at_buf *wire, at_ohttp_
     at_ohttp_client *c = NULL;
     assert_int_equal(at_ohttp_keyset_config(ks, at_ohttp_keyset_id(ks, 0), &kc, NULL), AT_OK);
     assert_int_equal(at_ohttp_client_new(&kc, &su, false, &c, NULL), AT_OK);
-    assert_int_equal(at_ohttp_client_seal_request(c, AT_SPAN("hello gateway", 13), wire, NULL),
-                     AT_OK);
+    assert_int_equal(at_ohttp_client_seal_request(c, AT_SPAN("hello gateway", 13), wire, NULL), AT_OK);
     if (cout)
         *cout = c;
     else
@@ -497,8 +486,7 @@ static void response_refusals(void **state)
         size_t el = aeads[a] == 1 ? 16 : 32;
         /* Short: missing nonce or tag. */
         at_buf_reset(&plain);
-        assert_int_equal(at_ohttp_client_open_response(c, AT_SPAN(w.p, el + 15), &plain, &d),
-                         AT_E_TRUNCATED);
+        assert_int_equal(at_ohttp_client_open_response(c, AT_SPAN(w.p, el + 15), &plain, &d), AT_E_TRUNCATED);
         /* (A failed exchange stays failed: use a fresh client per case.) */
         at_ohttp_client_free(c);
         at_ohttp_server_free(s);
@@ -509,11 +497,9 @@ static void response_refusals(void **state)
             at_buf_init(&w);
             at_buf_init(&plain);
             seal_one(ks, aeads[a], &w, &c);
-            assert_int_equal(at_ohttp_server_open_request(ks, at_buf_span(&w), &plain, &s, &d),
-                             AT_OK);
+            assert_int_equal(at_ohttp_server_open_request(ks, at_buf_span(&w), &plain, &s, &d), AT_OK);
             at_buf_reset(&w);
-            assert_int_equal(at_ohttp_server_seal_response(s, AT_SPAN("\x01\x40\xc8", 3), &w, &d),
-                             AT_OK);
+            assert_int_equal(at_ohttp_server_seal_response(s, AT_SPAN("\x01\x40\xc8", 3), &w, &d), AT_OK);
             if (kind == 0)
                 w.p[w.len - 1] ^= 1; /* tag */
             else if (kind == 1)
@@ -536,9 +522,9 @@ static void response_refusals(void **state)
 /* ---- chunk manipulation ----------------------------------------------------- */
 
 typedef struct {
-    at_span hdr;         /* 39 bytes (request) or the nonce (response) */
-    at_span chunk[8];    /* each with its length prefix */
-    size_t n;            /* the last one is the final chunk */
+    at_span hdr;      /* 39 bytes (request) or the nonce (response) */
+    at_span chunk[8]; /* each with its length prefix */
+    size_t n;         /* the last one is the final chunk */
 } framed;
 
 static void split_frames(at_span wire, size_t prefix, framed *f)
@@ -597,13 +583,13 @@ static void chunk_attacks(void **state)
     assert_int_equal(plain.len, 10);
     assert_memory_equal(plain.p, "zeroonetwo", 10);
 
-#define BUILD(...)                                                     \
-    do {                                                               \
-        at_buf_reset(&x);                                              \
-        at_span parts_[] = {__VA_ARGS__};                              \
-        for (size_t i_ = 0; i_ < sizeof parts_ / sizeof *parts_; i_++) \
+#define BUILD(...)                                                       \
+    do {                                                                 \
+        at_buf_reset(&x);                                                \
+        at_span parts_[] = {__VA_ARGS__};                                \
+        for (size_t i_ = 0; i_ < sizeof parts_ / sizeof *parts_; i_++)   \
             assert_int_equal(at_buf_append_span(&x, parts_[i_]), AT_OK); \
-        at_buf_reset(&plain);                                          \
+        at_buf_reset(&plain);                                            \
     } while (0)
 
     /* Truncation: the final chunk dropped. */
@@ -628,8 +614,7 @@ static void chunk_attacks(void **state)
     assert_non_null(strstr(d.msg, "final chunk"));
     /* The final chunk presented as non-final (and then a missing end). */
     uint8_t len19 = 19;
-    BUILD(f.hdr, f.chunk[0], f.chunk[1], AT_SPAN(&len19, 1),
-          AT_SPAN(f.chunk[2].p + 1, f.chunk[2].len - 1));
+    BUILD(f.hdr, f.chunk[0], f.chunk[1], AT_SPAN(&len19, 1), AT_SPAN(f.chunk[2].p + 1, f.chunk[2].len - 1));
     assert_int_equal(server_consume(ks, &x, &plain, &d), AT_E_DECRYPT_FAILED);
     /* An empty non-final chunk (just a tag) is a decryption error. */
     uint8_t len16 = 16;
@@ -657,8 +642,7 @@ static void chunk_attacks(void **state)
     assert_int_equal(at_ohttp_server_seal_chunk(s, AT_SPAN("data: a\n\n", 9), false, &rw, &d), AT_OK);
     assert_int_equal(at_ohttp_server_seal_chunk(s, AT_SPAN("data: b\n\n", 9), false, &rw, &d), AT_OK);
     assert_int_equal(at_ohttp_server_seal_chunk(s, AT_SPAN_NULL, true, &rw, &d), AT_OK);
-    assert_int_equal(at_ohttp_server_seal_chunk(s, AT_SPAN("late", 4), false, &rw, &d),
-                     AT_E_BAD_FIELD);
+    assert_int_equal(at_ohttp_server_seal_chunk(s, AT_SPAN("late", 4), false, &rw, &d), AT_E_BAD_FIELD);
     framed g;
     split_frames(at_buf_span(&rw), 16, &g);
     assert_int_equal(g.n, 3);
@@ -677,10 +661,8 @@ static void chunk_attacks(void **state)
         assert_int_equal(at_ohttp_server_new_chunked(ks, &s2, &d), AT_OK);
         assert_int_equal(at_ohttp_server_feed(s2, at_buf_span(&w2), &p2, &d), AT_OK);
         assert_int_equal(at_ohttp_server_finish(s2, &p2, &d), AT_OK);
-        assert_int_equal(at_ohttp_server_seal_chunk(s2, AT_SPAN("data: a\n\n", 9), false, &r2, &d),
-                         AT_OK);
-        assert_int_equal(at_ohttp_server_seal_chunk(s2, AT_SPAN("data: b\n\n", 9), false, &r2, &d),
-                         AT_OK);
+        assert_int_equal(at_ohttp_server_seal_chunk(s2, AT_SPAN("data: a\n\n", 9), false, &r2, &d), AT_OK);
+        assert_int_equal(at_ohttp_server_seal_chunk(s2, AT_SPAN("data: b\n\n", 9), false, &r2, &d), AT_OK);
         assert_int_equal(at_ohttp_server_seal_chunk(s2, AT_SPAN_NULL, true, &r2, &d), AT_OK);
         framed h;
         split_frames(at_buf_span(&r2), 16, &h);
@@ -880,8 +862,7 @@ static void key_files(void **state)
         {"attest-ohttp-keys v1\nkey 1 x25519 %s 0001:0009\n", AT_E_UNSUPPORTED_SUITE},
         {"attest-ohttp-keys v1\nkey 1 x25519 %s 1:1\n", AT_E_BAD_FIELD},
         {"attest-ohttp-keys v1\nkey 1 x25519 %s 0001:0001 extra\n", AT_E_BAD_FIELD},
-        {"attest-ohttp-keys v1\nkey 1 x25519 %s 0001:0001\nkey 1 x25519 %s 0001:0001\n",
-         AT_E_CONFLICT},
+        {"attest-ohttp-keys v1\nkey 1 x25519 %s 0001:0001\nkey 1 x25519 %s 0001:0001\n", AT_E_CONFLICT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         /* Each "%s" in the case stands for the private key. */
@@ -922,10 +903,8 @@ static void server_bhttp(void **state)
     at_ohttp_key_config kc;
     assert_int_equal(at_ohttp_keyset_config(ks, 200, &kc, &d), AT_OK);
     at_bhttp_msg *m = NULL;
-    assert_int_equal(at_bhttp_request_new("POST", "https", "agent", "/v1/chat/completions", &m, &d),
-                     AT_OK);
-    assert_int_equal(at_bhttp_add_header(m, "Content-Type", AT_SPAN("application/json", 16), &d),
-                     AT_OK);
+    assert_int_equal(at_bhttp_request_new("POST", "https", "agent", "/v1/chat/completions", &m, &d), AT_OK);
+    assert_int_equal(at_bhttp_add_header(m, "Content-Type", AT_SPAN("application/json", 16), &d), AT_OK);
     assert_int_equal(at_bhttp_append_content(m, AT_SPAN("{\"stream\":true}", 15), &d), AT_OK);
     at_buf b, w;
     at_buf_init(&b);
@@ -963,10 +942,10 @@ static void server_bhttp(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(rfc9458_example),  cmocka_unit_test(chunked_example),
+        cmocka_unit_test(rfc9458_example),      cmocka_unit_test(chunked_example),
         cmocka_unit_test(roundtrip_every_aead), cmocka_unit_test(request_refusals),
-        cmocka_unit_test(response_refusals), cmocka_unit_test(chunk_attacks),
-        cmocka_unit_test(key_configs),      cmocka_unit_test(key_files),
+        cmocka_unit_test(response_refusals),    cmocka_unit_test(chunk_attacks),
+        cmocka_unit_test(key_configs),          cmocka_unit_test(key_files),
         cmocka_unit_test(server_bhttp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

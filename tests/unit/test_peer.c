@@ -71,7 +71,8 @@ static at_attester *attester(const char *dir, uint8_t pcr0)
     memset(pcr, 0, sizeof pcr);
     set[0] = true;
     memset(pcr[0], pcr0, AT_SHA384_LEN);
-    at_attester_opts o = {.sim_pki = dir, .sim_pcr_set = set, .sim_pcr = (const uint8_t(*)[AT_SHA384_LEN])pcr};
+    at_attester_opts o = {
+        .sim_pki = dir, .sim_pcr_set = set, .sim_pcr = (const uint8_t(*)[AT_SHA384_LEN])pcr};
     at_attester *a = NULL;
     at_diag d = {{0}};
     assert_int_equal(at_attester_open(AT_ATTESTER_SIM, &o, &a, &d), AT_OK);
@@ -128,9 +129,9 @@ static at_peer *new_peer(at_peer_role role, at_attester *a, at_trust *t, const a
 typedef void (*mutator)(int which, at_buf *m, void *arg);
 
 typedef struct {
-    at_err a_rc, b_rc;   /* first failure each side saw (AT_OK: none) */
+    at_err a_rc, b_rc; /* first failure each side saw (AT_OK: none) */
     at_peer *a, *b;
-    at_buf m[5];          /* the messages as delivered */
+    at_buf m[5]; /* the messages as delivered */
 } hs;
 
 static void alert_to(at_peer *to, at_err code, at_err *to_rc)
@@ -227,8 +228,9 @@ static void success_and_records(void **state)
     assert_memory_equal(ca, cbb, 32);
     json_t *info = at_peer_info_json(h.a);
     assert_non_null(info);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(info, "pcrs"), "0")),
-                        "111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(info, "pcrs"), "0")),
+        "111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111");
     json_decref(info);
 
     /* Records both ways; tampering, reordering and replay detected. */
@@ -517,8 +519,8 @@ static void transcript_binding(void **state)
             handshake(&h, new_peer(AT_PEER_INITIATOR, f->good_a, f->trust, f->policy, 0),
                       new_peer(AT_PEER_RESPONDER, f->good_b, f->trust, f->policy, 0), flip, &fa);
             if (h.a_rc == AT_OK || h.b_rc == AT_OK)
-                fail_msg("message %d byte %zu changed: accepted (a %s, b %s)", which, pos,
-                         at_err_str(h.a_rc), at_err_str(h.b_rc));
+                fail_msg("message %d byte %zu changed: accepted (a %s, b %s)", which, pos, at_err_str(h.a_rc),
+                         at_err_str(h.b_rc));
             assert_int_equal(h.a_rc, h.b_rc); /* both sides name the same code */
             assert_no_keys(h.a);
             assert_no_keys(h.b);
@@ -675,7 +677,8 @@ static void prover_hook(void **state)
 {
     (void)state;
     for (int refuse = 0; refuse < 2; refuse++) {
-        fake_prover fa = {.name = "A"}, fb = {.name = "B", .refuse_with = refuse ? AT_E_POLICY_MISMATCH : AT_OK};
+        fake_prover fa = {.name = "A"},
+                    fb = {.name = "B", .refuse_with = refuse ? AT_E_POLICY_MISMATCH : AT_OK};
         at_peer_prover pa = {&fa, fake_prove, fake_check, fake_accepted};
         at_peer_prover pb = {&fb, fake_prove, fake_check, fake_accepted};
         at_peer_opts oa = {.role = AT_PEER_INITIATOR, .prover = &pa};

@@ -52,8 +52,7 @@ static at_err lint(const char *json, at_diag *d)
 static void parse_minimal_defaults(void **state)
 {
     at_policy *p = NULL;
-    assert_int_equal(parse("{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"" HA "\"]}}", &p),
-                     AT_OK);
+    assert_int_equal(parse("{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"" HA "\"]}}", &p), AT_OK);
     assert_int_equal(p->format, AT_FORMAT_NITRO_ENCLAVE);
     assert_int_equal(p->n_pcrs, 1);
     assert_int_equal(p->pcrs[0].index, 0);
@@ -96,8 +95,7 @@ static void parse_every_field(void **state)
     assert_int_equal(p->n_module_ids, 2);
     assert_string_equal(p->module_ids[1], "i-2-tpm0");
     assert_non_null(p->provenance);
-    assert_string_equal(json_string_value(json_object_get(p->provenance, "tool")),
-                        "nitro-tpm-pcr-compute");
+    assert_string_equal(json_string_value(json_object_get(p->provenance, "tool")), "nitro-tpm-pcr-compute");
     at_policy_free(p);
 }
 
@@ -106,13 +104,18 @@ static void parse_refusals(void **state)
 #define POL(rest) "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"" HA "\"]}" rest "}"
     static const char *bad[] = {
         /* unknown keys (also near misses and case) */
-        POL(",\"max_age\":5"), POL(",\"Format\":\"nitro-tpm\""), POL(",\"pcr\":{}"),
+        POL(",\"max_age\":5"),
+        POL(",\"Format\":\"nitro-tpm\""),
+        POL(",\"pcr\":{}"),
         /* missing / wrong format */
-        "{\"pcrs\":{\"0\":[\"" HA "\"]}}", "{\"format\":\"auto\",\"pcrs\":{}}",
-        "{\"format\":\"nitro\",\"pcrs\":{}}", "{\"format\":1,\"pcrs\":{}}",
+        "{\"pcrs\":{\"0\":[\"" HA "\"]}}",
+        "{\"format\":\"auto\",\"pcrs\":{}}",
+        "{\"format\":\"nitro\",\"pcrs\":{}}",
+        "{\"format\":1,\"pcrs\":{}}",
         "{\"format\":null,\"pcrs\":{}}",
         /* missing / wrong pcrs */
-        "{\"format\":\"nitro-enclave\"}", "{\"format\":\"nitro-enclave\",\"pcrs\":[]}",
+        "{\"format\":\"nitro-enclave\"}",
+        "{\"format\":\"nitro-enclave\",\"pcrs\":[]}",
         "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":\"" HA "\"}}",
         "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[1]}}",
         "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[null]}}",
@@ -132,24 +135,37 @@ static void parse_refusals(void **state)
         "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"" HA "\"],\"0\":[\"" HB "\"]}}",
         POL(",\"format\":\"nitro-tpm\""),
         /* integers: wrong type, out of range, huge */
-        POL(",\"max_document_age_s\":\"300\""), POL(",\"max_document_age_s\":300.0"),
-        POL(",\"max_document_age_s\":0"), POL(",\"max_document_age_s\":-1"),
+        POL(",\"max_document_age_s\":\"300\""),
+        POL(",\"max_document_age_s\":300.0"),
+        POL(",\"max_document_age_s\":0"),
+        POL(",\"max_document_age_s\":-1"),
         POL(",\"max_document_age_s\":86401"),
         POL(",\"max_document_age_s\":9223372036854775807"),
-        POL(",\"max_document_age_s\":99999999999999999999999"), POL(",\"max_document_age_s\":1e3"),
-        POL(",\"session_ttl_s\":4"), POL(",\"session_ttl_s\":604801"),
+        POL(",\"max_document_age_s\":99999999999999999999999"),
+        POL(",\"max_document_age_s\":1e3"),
+        POL(",\"session_ttl_s\":4"),
+        POL(",\"session_ttl_s\":604801"),
         POL(",\"session_ttl_s\":true"),
         /* booleans */
-        POL(",\"require_nonce\":\"true\""), POL(",\"require_nonce\":1"),
+        POL(",\"require_nonce\":\"true\""),
+        POL(",\"require_nonce\":1"),
         POL(",\"require_public_key\":null"),
         /* module ids */
-        POL(",\"module_ids\":\"i-1\""), POL(",\"module_ids\":[]"), POL(",\"module_ids\":[1]"),
-        POL(",\"module_ids\":[\"\"]"), POL(",\"module_ids\":[\"i-1\\u0000x\"]"),
+        POL(",\"module_ids\":\"i-1\""),
+        POL(",\"module_ids\":[]"),
+        POL(",\"module_ids\":[1]"),
+        POL(",\"module_ids\":[\"\"]"),
+        POL(",\"module_ids\":[\"i-1\\u0000x\"]"),
         POL(",\"module_ids\":null"),
         /* provenance */
-        POL(",\"provenance\":\"nitro-cli\""), POL(",\"provenance\":[]"),
+        POL(",\"provenance\":\"nitro-cli\""),
+        POL(",\"provenance\":[]"),
         /* not a policy at all */
-        "[]", "null", "{", "", "{\"format\":\"nitro-enclave\",\"pcrs\":{}} x",
+        "[]",
+        "null",
+        "{",
+        "",
+        "{\"format\":\"nitro-enclave\",\"pcrs\":{}} x",
     };
 #undef POL
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -165,14 +181,15 @@ static void parse_refusals(void **state)
     } hexes[] = {{"", 2}, {"aa", 0}, {"a", 0}, {"0x", 2}, {"gg", 2}, {"a a", 3}, {"", 32}};
     for (size_t i = 0; i < sizeof hexes / sizeof hexes[0]; i++) {
         char j[512];
-        snprintf(j, sizeof j, "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"%s%s\"]}}",
-                 hexes[i].pre, &HA[hexes[i].skip]);
+        snprintf(j, sizeof j, "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"%s%s\"]}}", hexes[i].pre,
+                 &HA[hexes[i].skip]);
         assert_int_equal(parse_only(j), AT_E_BAD_FIELD);
     }
     /* Upper case hex is fine (and canonicalised later). */
     char up[256];
-    snprintf(up, sizeof up, "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"%s\"]}}",
-             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    snprintf(
+        up, sizeof up, "{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"%s\"]}}",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     assert_int_equal(parse_only(up), AT_OK);
 }
 
@@ -234,8 +251,7 @@ static void lint_findings(void **state)
 {
     at_diag d = {{0}};
     /* nitro-tpm pinning PCR4 alone (GHSA-xrv8-2pf5-f3q7) */
-    assert_int_equal(lint("{\"format\":\"nitro-tpm\",\"pcrs\":{\"4\":[\"" HA "\"]}}", &d),
-                     AT_E_POLICY_LINT);
+    assert_int_equal(lint("{\"format\":\"nitro-tpm\",\"pcrs\":{\"4\":[\"" HA "\"]}}", &d), AT_E_POLICY_LINT);
     assert_non_null(strstr(d.msg, "PCR12"));
     assert_int_equal(lint("{\"format\":\"nitro-tpm\",\"pcrs\":{\"4\":[\"" HA "\"],\"12\":[\"" H0 "\"]}}", &d),
                      AT_OK);
@@ -251,8 +267,7 @@ static void lint_findings(void **state)
     /* All-zero PCR0/1/2 in an enclave policy: a debug-mode enclave. */
     for (int i = 0; i <= 2; i++) {
         char j[512];
-        snprintf(j, sizeof j,
-                 "{\"format\":\"nitro-enclave\",\"pcrs\":{\"%d\":[\"" HA "\",\"" H0 "\"]}}", i);
+        snprintf(j, sizeof j, "{\"format\":\"nitro-enclave\",\"pcrs\":{\"%d\":[\"" HA "\",\"" H0 "\"]}}", i);
         assert_int_equal(lint(j, &d), AT_E_POLICY_LINT);
         assert_non_null(strstr(d.msg, "debug"));
     }
@@ -264,10 +279,9 @@ static void lint_findings(void **state)
     assert_int_equal(lint("{\"format\":\"nitro-enclave\",\"pcrs\":{}}", &d), AT_E_POLICY_LINT);
     assert_int_equal(lint("{\"format\":\"nitro-tpm\",\"pcrs\":{}}", &d), AT_E_POLICY_LINT);
     /* Every finding is listed. */
-    assert_int_equal(lint("{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"" H0 "\"],\"1\":[\"" H0
-                          "\"],\"5\":[]}}",
-                          &d),
-                     AT_E_POLICY_LINT);
+    assert_int_equal(
+        lint("{\"format\":\"nitro-enclave\",\"pcrs\":{\"0\":[\"" H0 "\"],\"1\":[\"" H0 "\"],\"5\":[]}}", &d),
+        AT_E_POLICY_LINT);
     assert_non_null(strstr(d.msg, "3 findings"));
     assert_non_null(strstr(d.msg, "pcrs.0"));
     assert_non_null(strstr(d.msg, "pcrs.1"));
@@ -374,8 +388,8 @@ static void eval_report(void **state)
 
 static void canonical_json(void **state)
 {
-    const char *a = "{\"format\":\"nitro-enclave\",\"pcrs\":{\"2\":[\"" HC "\"],\"0\":[\"" HA
-                    "\",\"" HB "\"]},\"require_nonce\":true,\"module_ids\":[\"i-1\"],"
+    const char *a = "{\"format\":\"nitro-enclave\",\"pcrs\":{\"2\":[\"" HC "\"],\"0\":[\"" HA "\",\"" HB
+                    "\"]},\"require_nonce\":true,\"module_ids\":[\"i-1\"],"
                     "\"provenance\":{\"tool\":\"nitro-cli\",\"image\":\"x\"}}";
     const char *b = "{\"provenance\":{\"image\":\"x\",\"tool\":\"nitro-cli\"},\"module_ids\":[\"i-1\"],"
                     "\"pcrs\":{\"0\":[\"" HA "\",\"" HB "\"],\"2\":[\"CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
@@ -483,14 +497,10 @@ static void check_codes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parse_minimal_defaults),
-        cmocka_unit_test(parse_every_field),
-        cmocka_unit_test(parse_refusals),
-        cmocka_unit_test(parse_limits),
-        cmocka_unit_test(lint_findings),
-        cmocka_unit_test(eval_report),
-        cmocka_unit_test(canonical_json),
-        cmocka_unit_test(check_codes),
+        cmocka_unit_test(parse_minimal_defaults), cmocka_unit_test(parse_every_field),
+        cmocka_unit_test(parse_refusals),         cmocka_unit_test(parse_limits),
+        cmocka_unit_test(lint_findings),          cmocka_unit_test(eval_report),
+        cmocka_unit_test(canonical_json),         cmocka_unit_test(check_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

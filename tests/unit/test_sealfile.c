@@ -23,7 +23,7 @@
 #include "sealfile.h"
 
 static char dir[64];
-static const uint8_t key[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+static const uint8_t key[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 static char *path(const char *name)
@@ -343,8 +343,8 @@ static void threads_identical(void **state)
             at_buf_init(&ct);
             at_diag d = {{0}};
             assert_int_equal(at_hpke_aead_seal(AT_HPKE_AEAD_AES_256_GCM, AT_SPAN(key, 32), AT_SPAN(nonce, 12),
-                                               AT_SPAN(aad, hlen + 5), AT_SPAN(pt + i * AT_SEALFILE_CHUNK, len),
-                                               &ct, &d),
+                                               AT_SPAN(aad, hlen + 5),
+                                               AT_SPAN(pt + i * AT_SEALFILE_CHUNK, len), &ct, &d),
                              AT_OK);
             assert_int_equal(ct.len, len + 16);
             assert_memory_equal(s + off, ct.p, ct.len);
@@ -438,12 +438,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(round_trips),
-        cmocka_unit_test(header_authenticated),
-        cmocka_unit_test(format1_opens),
-        cmocka_unit_test(outfile_rules),
-        cmocka_unit_test(secret_name_checked),
-        cmocka_unit_test(threads_identical),
+        cmocka_unit_test(round_trips),           cmocka_unit_test(header_authenticated),
+        cmocka_unit_test(format1_opens),         cmocka_unit_test(outfile_rules),
+        cmocka_unit_test(secret_name_checked),   cmocka_unit_test(threads_identical),
         cmocka_unit_test(tampered_middle_chunk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -76,9 +76,8 @@ static void pki_shape(void **state)
 {
     tu_sim s;
     assert_int_equal(tu_sim_init(&s, NOW), 0);
-    static const int64_t life[] = {AT_SIM_LIFETIME_ROOT, AT_SIM_LIFETIME_REGIONAL,
-                                   AT_SIM_LIFETIME_ZONAL, AT_SIM_LIFETIME_INSTANCE_CA,
-                                   AT_SIM_LIFETIME_LEAF};
+    static const int64_t life[] = {AT_SIM_LIFETIME_ROOT, AT_SIM_LIFETIME_REGIONAL, AT_SIM_LIFETIME_ZONAL,
+                                   AT_SIM_LIFETIME_INSTANCE_CA, AT_SIM_LIFETIME_LEAF};
     assert_true(AT_SIM_LIFETIME_LEAF == 3 * 3600 && AT_SIM_LIFETIME_INSTANCE_CA == 86400);
     X509 *x[AT_SIM_LEVELS];
     for (int l = 0; l < AT_SIM_LEVELS; l++) {
@@ -159,10 +158,9 @@ static void renewal(void **state)
         int64_t at;
         int first_renewed; /* lowest level number that must change */
     } steps[] = {
-        {NOW + 3600, AT_SIM_LEVELS},         /* everything still covers */
-        {NOW + 3 * 3600, AT_SIM_LEAF},       /* leaf: 3 h minus the 15 min spare */
-        {NOW + 2 * 86400, AT_SIM_INSTANCE_CA},
-        {NOW + 10 * 86400, AT_SIM_ZONAL},
+        {NOW + 3600, AT_SIM_LEVELS},   /* everything still covers */
+        {NOW + 3 * 3600, AT_SIM_LEAF}, /* leaf: 3 h minus the 15 min spare */
+        {NOW + 2 * 86400, AT_SIM_INSTANCE_CA}, {NOW + 10 * 86400, AT_SIM_ZONAL},
         {NOW + 45 * 86400, AT_SIM_REGIONAL},
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
@@ -233,8 +231,8 @@ static void documents_verify(void **state)
     tu_sim s;
     assert_int_equal(tu_sim_init(&s, NOW), 0);
     at_trust *t = tu_trust(&s, false, 0);
-    static const char *order[] = {"module_id", "digest", "timestamp", NULL, "certificate",
-                                  "cabundle", "public_key", "user_data", "nonce"};
+    static const char *order[] = {"module_id", "digest",     "timestamp", NULL,   "certificate",
+                                  "cabundle",  "public_key", "user_data", "nonce"};
     for (int fmt = 0; fmt < 2; fmt++)
         for (int variant = 0; variant < 4; variant++) {
             at_format f = fmt ? AT_FORMAT_NITRO_TPM : AT_FORMAT_NITRO_ENCLAVE;

@@ -16,8 +16,14 @@
 static void accepted(void **state)
 {
     (void)state;
-    static const char *const ok[] = {"/v1", "/v1/", "/v1/chat/completions", "/v1/models/gpt-4o",
-                                     "/v1/models/a.b", "/v1/x/...", "/v1/.well", "/v1/%2e%2e%2e",
+    static const char *const ok[] = {"/v1",
+                                     "/v1/",
+                                     "/v1/chat/completions",
+                                     "/v1/models/gpt-4o",
+                                     "/v1/models/a.b",
+                                     "/v1/x/...",
+                                     "/v1/.well",
+                                     "/v1/%2e%2e%2e",
                                      "/v1//x"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         at_diag d = {{0}};

@@ -99,8 +99,8 @@ static void durations(void **state)
     assert_true(ms == 45LL * 60 * 1000);
     assert_int_equal(at_token_parse_duration("2s", &ms, &d), AT_OK);
     assert_true(ms == 2000);
-    static const char *bad[] = {"", "d", "0d", "12", "12x", "12hh", "-1h", " 1h", "1.5h",
-                                "99999999999999999999d", "3661d"};
+    static const char *bad[] = {
+        "", "d", "0d", "12", "12x", "12hh", "-1h", " 1h", "1.5h", "99999999999999999999d", "3661d"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ms = 7;
         assert_int_equal(at_token_parse_duration(bad[i], &ms, &d), AT_E_BAD_FIELD);

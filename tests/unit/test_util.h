@@ -25,11 +25,13 @@
 
 /* The genuine AWS documents in tests/data/nitro, without extension. */
 static const char *const tu_genuine[] = {
-    "anjuna_prod_2021",        "anjuna_pubkey_2021",     "blocky_maxfields_2024",
-    "blocky_maxfields_debug_2024", "eternis_2024",       "ev_beta_debug_2022",
-    "ev_beta_prod_2022",       "ev_ga_2023",             "fastcrypto_indef_2025",
-    "marlin_nitroprover_2024", "marlin_pcr16_2025",      "sequence_2025",
-    "vaportpm_tpm_20260201",   "vaportpm_tpm_20260203",
+    "anjuna_prod_2021",      "anjuna_pubkey_2021",
+    "blocky_maxfields_2024", "blocky_maxfields_debug_2024",
+    "eternis_2024",          "ev_beta_debug_2022",
+    "ev_beta_prod_2022",     "ev_ga_2023",
+    "fastcrypto_indef_2025", "marlin_nitroprover_2024",
+    "marlin_pcr16_2025",     "sequence_2025",
+    "vaportpm_tpm_20260201", "vaportpm_tpm_20260203",
 };
 #define TU_N_GENUINE (sizeof tu_genuine / sizeof tu_genuine[0])
 
@@ -132,8 +134,8 @@ static inline int64_t tu_now_s(void) { return (int64_t)time(NULL); }
  * written in a non-minimal long form (indefinite false) or, when it is
  * constructed, as indefinite length with end-of-contents. Lengths of the
  * nodes around it are recomputed. Returns the bytes of p consumed. */
-static inline size_t tu_ber_node(const uint8_t *p, size_t len, int target, bool indefinite,
-                                 int *count, at_buf *out)
+static inline size_t tu_ber_node(const uint8_t *p, size_t len, int target, bool indefinite, int *count,
+                                 at_buf *out)
 {
     if (len < 2)
         abort();
@@ -259,8 +261,7 @@ static inline void tu_payload_default(tu_payload *p, const tu_sim *s, at_format 
     if (s && f == AT_FORMAT_NITRO_TPM)
         snprintf(mid, sizeof mid, "%s-tpm0000000000000000", at_sim_instance_id(s->pki));
     else if (s)
-        snprintf(mid, sizeof mid, "%s-enc%.16s", at_sim_instance_id(s->pki),
-                 at_sim_instance_id(s->pki) + 2);
+        snprintf(mid, sizeof mid, "%s-enc%.16s", at_sim_instance_id(s->pki), at_sim_instance_id(s->pki) + 2);
     else
         snprintf(mid, sizeof mid, "i-0123456789abcdef0-enc0123456789abcdef");
     at_cbor_put_text(tu_payload_val(p, "module_id"), mid);
@@ -311,8 +312,8 @@ static inline at_err tu_payload_decode(const tu_payload *p, at_format expect, at
 }
 
 /* A COSE_Sign1 from explicit parts (array of 4), each part pre-encoded. */
-static inline void tu_cose_raw(at_buf *out, at_span prot_bstr_contents, at_span unprot_map,
-                               at_span payload, at_span sig)
+static inline void tu_cose_raw(at_buf *out, at_span prot_bstr_contents, at_span unprot_map, at_span payload,
+                               at_span sig)
 {
     at_cbor_put_head(out, AT_CBOR_ARRAY, 4);
     at_cbor_put_bytes(out, prot_bstr_contents);

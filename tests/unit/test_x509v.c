@@ -116,19 +116,17 @@ static EVP_PKEY *keygen(const char *kind)
 
 /* One extra extension (nid, OpenSSL config value) when nid != NID_undef;
  * NID_basic_constraints replaces the default one. */
-static X509 *mk_cert_ext(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
-                         bool ca, int64_t nb, int64_t na, const EVP_MD *md, int nid,
-                         const char *value);
+static X509 *mk_cert_ext(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, bool ca,
+                         int64_t nb, int64_t na, const EVP_MD *md, int nid, const char *value);
 
-static X509 *mk_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, bool ca,
-                     int64_t nb, int64_t na, const EVP_MD *md)
+static X509 *mk_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, bool ca, int64_t nb,
+                     int64_t na, const EVP_MD *md)
 {
     return mk_cert_ext(cn, key, issuer, issuer_key, ca, nb, na, md, NID_undef, NULL);
 }
 
-static X509 *mk_cert_ext(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
-                         bool ca, int64_t nb, int64_t na, const EVP_MD *md, int nid,
-                         const char *value)
+static X509 *mk_cert_ext(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, bool ca,
+                         int64_t nb, int64_t na, const EVP_MD *md, int nid, const char *value)
 {
     static long serial = 1000;
     X509 *x = X509_new();
@@ -147,8 +145,8 @@ static X509 *mk_cert_ext(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *
     X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
     X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
                                             nid == NID_basic_constraints ? value
-                                            : ca ? "critical,CA:TRUE"
-                                                 : "critical,CA:FALSE");
+                                            : ca                         ? "critical,CA:TRUE"
+                                                                         : "critical,CA:FALSE");
     X509_add_ext(x, e, -1);
     X509_EXTENSION_free(e);
     e = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
@@ -222,12 +220,11 @@ static void genuine_documents(void **state)
         /* The decoded fields are the facts written beside the document. */
         assert_string_equal(p.module_id, json_string_value(json_object_get(j, "module_id")));
         assert_true(p.timestamp_ms == (uint64_t)json_integer_value(json_object_get(j, "timestamp_ms")));
-        assert_int_equal(p.map_indefinite,
-                         json_is_true(json_object_get(j, "payload_map_indefinite_length")));
+        assert_int_equal(p.map_indefinite, json_is_true(json_object_get(j, "payload_map_indefinite_length")));
         assert_int_equal(m.tagged, json_is_true(json_object_get(j, "cose_tagged")));
         const char *kind = json_string_value(json_object_get(j, "kind"));
-        assert_int_equal(p.format, strcmp(kind, "nitrotpm") == 0 ? AT_FORMAT_NITRO_TPM
-                                                                  : AT_FORMAT_NITRO_ENCLAVE);
+        assert_int_equal(p.format,
+                         strcmp(kind, "nitrotpm") == 0 ? AT_FORMAT_NITRO_TPM : AT_FORMAT_NITRO_ENCLAVE);
         json_t *pcrs = json_object_get(j, "pcrs");
         assert_int_equal(p.n_pcrs, json_object_size(pcrs));
         for (size_t k = 0; k < p.n_pcrs; k++) {
@@ -248,8 +245,7 @@ static void genuine_documents(void **state)
         EVP_PKEY *key = NULL;
         int64_t ts = (int64_t)(p.timestamp_ms / 1000);
         at_trust_cache_clear(t);
-        assert_int_equal(at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle, ts, &res,
-                                         &key, &d),
+        assert_int_equal(at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle, ts, &res, &key, &d),
                          AT_OK);
         assert_int_equal(res.path, AT_CHAIN_FULL);
         assert_int_equal(res.chain_length, 5);
@@ -257,28 +253,24 @@ static void genuine_documents(void **state)
         assert_string_equal(res.subject, json_string_value(json_object_get(j, "leaf_subject")));
         assert_true(res.not_before ==
                     parse_rfc3339(json_string_value(json_object_get(j, "leaf_not_before"))));
-        assert_true(res.not_after ==
-                    parse_rfc3339(json_string_value(json_object_get(j, "leaf_not_after"))));
+        assert_true(res.not_after == parse_rfc3339(json_string_value(json_object_get(j, "leaf_not_after"))));
         assert_int_equal(at_cose_sign1_verify(&m, key, &d), AT_OK);
         EVP_PKEY_free(key);
         /* Cached now, and still only valid inside its window. */
-        assert_int_equal(at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle, ts, &res,
-                                         NULL, &d),
+        assert_int_equal(at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle, ts, &res, NULL, &d),
                          AT_OK);
         assert_int_equal(res.path, AT_CHAIN_CACHED_LEAF);
         /* Expired at now: cold and cached. */
-        assert_int_equal(at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle, now, &res,
-                                         NULL, &d),
+        assert_int_equal(at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle, now, &res, NULL, &d),
                          AT_E_CERT_EXPIRED);
         at_trust_cache_clear(t);
-        assert_int_equal(at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle, now, &res,
-                                         NULL, &d),
+        assert_int_equal(at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle, now, &res, NULL, &d),
                          AT_E_CERT_EXPIRED);
         assert_non_null(strstr(d.msg, "leaf"));
         /* And not yet valid a day before. */
-        assert_int_equal(at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle,
-                                         ts - 86400, &res, NULL, &d),
-                         AT_E_CERT_NOT_YET_VALID);
+        assert_int_equal(
+            at_trust_verify(t, p.certificate, p.cabundle, p.n_cabundle, ts - 86400, &res, NULL, &d),
+            AT_E_CERT_NOT_YET_VALID);
 
         at_nitro_payload_cleanup(&p);
         at_cose_sign1_cleanup(&m);
@@ -529,8 +521,7 @@ static void cache_lru(void **state)
             at_trust_stats_get(t, &st);
             assert_true(st.entries <= 2);
             assert_int_equal(st.capacity, 2);
-            assert_int_equal(verify(t, &c[i], leaf_not_after(&c[i]) + 1, &res),
-                             AT_E_CERT_EXPIRED);
+            assert_int_equal(verify(t, &c[i], leaf_not_after(&c[i]) + 1, &res), AT_E_CERT_EXPIRED);
         }
     at_trust_unref(t);
     for (int i = 0; i < 4; i++)
@@ -686,16 +677,15 @@ static void untrusted_roots(void **state)
 static void same_name_forgery(void **state)
 {
     int64_t nb = NOW - 3600, na = NOW + 86400;
-    EVP_PKEY *kr = keygen("P-384"), *kf = keygen("P-384"), *ki = keygen("P-384"),
-             *kj = keygen("P-384"), *kl = keygen("P-384");
+    EVP_PKEY *kr = keygen("P-384"), *kf = keygen("P-384"), *ki = keygen("P-384"), *kj = keygen("P-384"),
+             *kl = keygen("P-384");
     X509 *root = mk_cert("root", kr, NULL, NULL, true, nb, na, EVP_sha384());
     X509 *fake_root = mk_cert("root", kf, NULL, NULL, true, nb, na, EVP_sha384());
     X509 *inter = mk_cert("inter", ki, root, kr, true, nb, na, EVP_sha384());
     X509 *forged = mk_cert("inter", kj, fake_root, kf, true, nb, na, EVP_sha384());
     X509 *leaf = mk_cert("leaf", kl, inter, ki, false, nb, na, EVP_sha384());
     X509 *leaf2 = mk_cert("leaf2", kl, forged, kj, false, nb, na, EVP_sha384());
-    der dr = to_der(root), di = to_der(inter), df = to_der(forged), dl = to_der(leaf),
-        dl2 = to_der(leaf2);
+    der dr = to_der(root), di = to_der(inter), df = to_der(forged), dl = to_der(leaf), dl2 = to_der(leaf2);
     at_trust *t = at_trust_new(0);
     at_diag d = {{0}};
     assert_int_equal(at_trust_add_root_der(t, DSPAN(dr), &d), AT_OK);
@@ -725,13 +715,13 @@ static void name_constraints_of_the_root(void **state)
 {
     int64_t nb = NOW - 3600, na = NOW + 86400;
     EVP_PKEY *kr = keygen("P-384"), *ki = keygen("P-384"), *kl = keygen("P-384");
-    X509 *root = mk_cert_ext("root", kr, NULL, NULL, true, nb, na, EVP_sha384(),
-                             NID_name_constraints, "critical,permitted;DNS:good.example");
+    X509 *root = mk_cert_ext("root", kr, NULL, NULL, true, nb, na, EVP_sha384(), NID_name_constraints,
+                             "critical,permitted;DNS:good.example");
     X509 *inter = mk_cert("inter", ki, root, kr, true, nb, na, EVP_sha384());
-    X509 *good = mk_cert_ext("good", kl, inter, ki, false, nb, na, EVP_sha384(),
-                             NID_subject_alt_name, "DNS:a.good.example");
-    X509 *evil = mk_cert_ext("evil", kl, inter, ki, false, nb, na, EVP_sha384(),
-                             NID_subject_alt_name, "DNS:evil.example");
+    X509 *good = mk_cert_ext("good", kl, inter, ki, false, nb, na, EVP_sha384(), NID_subject_alt_name,
+                             "DNS:a.good.example");
+    X509 *evil = mk_cert_ext("evil", kl, inter, ki, false, nb, na, EVP_sha384(), NID_subject_alt_name,
+                             "DNS:evil.example");
     der dr = to_der(root), di = to_der(inter), dg = to_der(good), de = to_der(evil);
     at_span b[2] = {DSPAN(dr), DSPAN(di)};
     at_diag d = {{0}};
@@ -767,8 +757,7 @@ static void name_constraints_of_the_root(void **state)
 static void leaf_not_reused_as_issuer(void **state)
 {
     int64_t nb = NOW - 3600, na = NOW + 86400;
-    EVP_PKEY *kr = keygen("P-384"), *k1 = keygen("P-384"), *k2 = keygen("P-384"),
-             *kl = keygen("P-384");
+    EVP_PKEY *kr = keygen("P-384"), *k1 = keygen("P-384"), *k2 = keygen("P-384"), *kl = keygen("P-384");
     X509 *root = mk_cert("root", kr, NULL, NULL, true, nb, na, EVP_sha384());
     X509 *i1 = mk_cert_ext("i1", k1, root, kr, true, nb, na, EVP_sha384(), NID_basic_constraints,
                            "critical,CA:TRUE,pathlen:0");
@@ -804,8 +793,8 @@ static void leaf_not_reused_as_issuer(void **state)
 
 /* root (P-384) -> intermediate (key_kind, signed md_i) -> leaf (leaf_kind,
  * signed with md_l); returns the code of verifying at NOW. */
-static at_err alg_chain(const char *inter_kind, const EVP_MD *md_i, const char *leaf_kind,
-                        const EVP_MD *md_l, bool inter_ca)
+static at_err alg_chain(const char *inter_kind, const EVP_MD *md_i, const char *leaf_kind, const EVP_MD *md_l,
+                        bool inter_ca)
 {
     int64_t nb = NOW - 3600, na = NOW + 86400;
     EVP_PKEY *kr = keygen("P-384"), *ki = keygen(inter_kind), *kl = keygen(leaf_kind);
@@ -836,22 +825,15 @@ static void only_p384_sha384(void **state)
     /* The control: everything P-384 / SHA-384 verifies. */
     assert_int_equal(alg_chain("P-384", EVP_sha384(), "P-384", EVP_sha384(), true), AT_OK);
     /* P-256 intermediate, RSA intermediate, P-521 leaf, P-256 leaf. */
-    assert_int_equal(alg_chain("P-256", EVP_sha384(), "P-384", EVP_sha384(), true),
-                     AT_E_CHAIN_INVALID);
-    assert_int_equal(alg_chain("rsa", EVP_sha384(), "P-384", EVP_sha384(), true),
-                     AT_E_CHAIN_INVALID);
-    assert_int_equal(alg_chain("P-384", EVP_sha384(), "P-521", EVP_sha384(), true),
-                     AT_E_CHAIN_INVALID);
-    assert_int_equal(alg_chain("P-384", EVP_sha384(), "P-256", EVP_sha384(), true),
-                     AT_E_CHAIN_INVALID);
+    assert_int_equal(alg_chain("P-256", EVP_sha384(), "P-384", EVP_sha384(), true), AT_E_CHAIN_INVALID);
+    assert_int_equal(alg_chain("rsa", EVP_sha384(), "P-384", EVP_sha384(), true), AT_E_CHAIN_INVALID);
+    assert_int_equal(alg_chain("P-384", EVP_sha384(), "P-521", EVP_sha384(), true), AT_E_CHAIN_INVALID);
+    assert_int_equal(alg_chain("P-384", EVP_sha384(), "P-256", EVP_sha384(), true), AT_E_CHAIN_INVALID);
     /* Right keys, other hashes in the signatures. */
-    assert_int_equal(alg_chain("P-384", EVP_sha256(), "P-384", EVP_sha384(), true),
-                     AT_E_CHAIN_INVALID);
-    assert_int_equal(alg_chain("P-384", EVP_sha384(), "P-384", EVP_sha512(), true),
-                     AT_E_CHAIN_INVALID);
+    assert_int_equal(alg_chain("P-384", EVP_sha256(), "P-384", EVP_sha384(), true), AT_E_CHAIN_INVALID);
+    assert_int_equal(alg_chain("P-384", EVP_sha384(), "P-384", EVP_sha512(), true), AT_E_CHAIN_INVALID);
     /* An issuer that is not a CA. */
-    assert_int_equal(alg_chain("P-384", EVP_sha384(), "P-384", EVP_sha384(), false),
-                     AT_E_CHAIN_INVALID);
+    assert_int_equal(alg_chain("P-384", EVP_sha384(), "P-384", EVP_sha384(), false), AT_E_CHAIN_INVALID);
 }
 
 static void expired_intermediate(void **state)
@@ -890,18 +872,15 @@ static void malformed_certificates(void **state)
     new_leaf(&SA, NOW, &c);
     at_trust *t = tu_trust(&SA, false, 0);
     uint8_t junk[] = {0x30, 0x03, 0x02, 0x01, 0x01};
-    assert_int_equal(verify_spans(t, AT_SPAN(junk, sizeof junk), c.bundle, 4, NOW),
-                     AT_E_BAD_FIELD);
+    assert_int_equal(verify_spans(t, AT_SPAN(junk, sizeof junk), c.bundle, 4, NOW), AT_E_BAD_FIELD);
     /* A leaf with a trailing byte. */
     uint8_t *lt = malloc(c.len[4] + 1);
     memcpy(lt, c.der[4], c.len[4]);
     lt[c.len[4]] = 0;
-    assert_int_equal(verify_spans(t, AT_SPAN(lt, c.len[4] + 1), c.bundle, 4, NOW),
-                     AT_E_BAD_FIELD);
+    assert_int_equal(verify_spans(t, AT_SPAN(lt, c.len[4] + 1), c.bundle, 4, NOW), AT_E_BAD_FIELD);
     /* A leaf whose signature byte is flipped. */
     lt[c.len[4] - 3] ^= 1;
-    assert_int_equal(verify_spans(t, AT_SPAN(lt, c.len[4]), c.bundle, 4, NOW),
-                     AT_E_CHAIN_INVALID);
+    assert_int_equal(verify_spans(t, AT_SPAN(lt, c.len[4]), c.bundle, 4, NOW), AT_E_CHAIN_INVALID);
     free(lt);
     at_span b[4] = {c.bundle[0], c.bundle[1], AT_SPAN(junk, sizeof junk), c.bundle[3]};
     assert_int_equal(verify_spans(t, leaf_of(&c), b, 4, NOW), AT_E_BAD_FIELD);
@@ -1004,19 +983,19 @@ typedef struct {
     const char *root_bc, *root_ku, *inter_bc, *inter_ku, *leaf_bc, *leaf_ku;
 } profiles;
 
-static const char *or(const char *v, const char *def) { return v ? v : def; }
+static const char * or (const char *v, const char *def) { return v ? v : def; }
 #define ABSENT "absent"
 static const char *val(const char *v) { return strcmp(v, ABSENT) == 0 ? NULL : v; }
 
 static at_err prof_chain(const profiles *pr, char *msg, size_t msglen, bool *pinned)
 {
     EVP_PKEY *kr = keygen("P-384"), *ki = keygen("P-384"), *kl = keygen("P-384");
-    X509 *root = mk_prof("root", kr, NULL, NULL, val(or(pr->root_bc, CA_BC)),
-                         val(or(pr->root_ku, CA_KU)), NID_undef, NULL);
-    X509 *inter = mk_prof("inter", ki, root, kr, val(or(pr->inter_bc, CA_BC)),
-                          val(or(pr->inter_ku, CA_KU)), NID_undef, NULL);
-    X509 *leaf = mk_prof("leaf", kl, inter, ki, val(or(pr->leaf_bc, LEAF_BC)),
-                         val(or(pr->leaf_ku, LEAF_KU)), NID_undef, NULL);
+    X509 *root = mk_prof("root", kr, NULL, NULL, val(or (pr->root_bc, CA_BC)), val(or (pr->root_ku, CA_KU)),
+                         NID_undef, NULL);
+    X509 *inter = mk_prof("inter", ki, root, kr, val(or (pr->inter_bc, CA_BC)), val(or (pr->inter_ku, CA_KU)),
+                          NID_undef, NULL);
+    X509 *leaf = mk_prof("leaf", kl, inter, ki, val(or (pr->leaf_bc, LEAF_BC)),
+                         val(or (pr->leaf_ku, LEAF_KU)), NID_undef, NULL);
     der dr = to_der(root), di = to_der(inter), dl = to_der(leaf);
     at_trust *t = at_trust_new(0);
     at_diag d = {{0}};
@@ -1062,46 +1041,69 @@ static void certificate_profiles(void **state)
         {{0}, AT_OK, true, ""},
         {{.leaf_ku = "digitalSignature,nonRepudiation"}, AT_OK, true, ""},
         {{.leaf_bc = "CA:FALSE"}, AT_OK, true, ""},
-        {{.inter_ku = "critical,keyCertSign", .inter_bc = "critical,CA:TRUE,pathlen:0"},
-         AT_OK, true, ""},
+        {{.inter_ku = "critical,keyCertSign", .inter_bc = "critical,CA:TRUE,pathlen:0"}, AT_OK, true, ""},
         /* The leaf. */
-        {{.leaf_ku = "critical,keyAgreement"}, AT_E_CHAIN_INVALID, true,
+        {{.leaf_ku = "critical,keyAgreement"},
+         AT_E_CHAIN_INVALID,
+         true,
          "certificate (leaf): keyUsage: keyAgreement, expected digitalSignature"},
-        {{.leaf_ku = "critical,nonRepudiation"}, AT_E_CHAIN_INVALID, true,
+        {{.leaf_ku = "critical,nonRepudiation"},
+         AT_E_CHAIN_INVALID,
+         true,
          "certificate (leaf): keyUsage: nonRepudiation, expected digitalSignature"},
         {{.leaf_bc = "critical,CA:TRUE", .leaf_ku = "critical,digitalSignature,keyCertSign"},
-         AT_E_CHAIN_INVALID, true, "certificate (leaf): basicConstraints: CA:TRUE, expected CA:FALSE"},
+         AT_E_CHAIN_INVALID,
+         true,
+         "certificate (leaf): basicConstraints: CA:TRUE, expected CA:FALSE"},
         {{.leaf_bc = "critical,CA:TRUE,pathlen:0", .leaf_ku = "critical,digitalSignature,keyCertSign"},
-         AT_E_CHAIN_INVALID, true, "certificate (leaf): basicConstraints: CA:TRUE, expected CA:FALSE"},
-        {{.leaf_bc = "critical,CA:TRUE"}, AT_E_CHAIN_INVALID, true,
+         AT_E_CHAIN_INVALID,
+         true,
+         "certificate (leaf): basicConstraints: CA:TRUE, expected CA:FALSE"},
+        {{.leaf_bc = "critical,CA:TRUE"},
+         AT_E_CHAIN_INVALID,
+         true,
          "certificate (leaf): basicConstraints: CA:TRUE"},
-        {{.leaf_bc = "critical,CA:FALSE,pathlen:0"}, AT_E_CHAIN_INVALID, true,
+        {{.leaf_bc = "critical,CA:FALSE,pathlen:0"},
+         AT_E_CHAIN_INVALID,
+         true,
          "certificate (leaf): basicConstraints: pathLenConstraint 0, expected none"},
-        {{.leaf_bc = ABSENT}, AT_E_CHAIN_INVALID, true,
-         "certificate (leaf): basicConstraints: missing"},
+        {{.leaf_bc = ABSENT}, AT_E_CHAIN_INVALID, true, "certificate (leaf): basicConstraints: missing"},
         {{.leaf_ku = ABSENT}, AT_E_CHAIN_INVALID, true, "certificate (leaf): keyUsage: missing"},
-        {{.leaf_ku = "critical,digitalSignature,keyCertSign"}, AT_E_CHAIN_INVALID, true,
+        {{.leaf_ku = "critical,digitalSignature,keyCertSign"},
+         AT_E_CHAIN_INVALID,
+         true,
          "certificate (leaf): keyUsage: digitalSignature,keyCertSign, expected only "
          "digitalSignature,nonRepudiation"},
-        {{.leaf_ku = "critical,digitalSignature,keyEncipherment"}, AT_E_CHAIN_INVALID, true,
+        {{.leaf_ku = "critical,digitalSignature,keyEncipherment"},
+         AT_E_CHAIN_INVALID,
+         true,
          "certificate (leaf): keyUsage: digitalSignature,keyEncipherment, expected only"},
         /* An intermediate. */
-        {{.inter_ku = "critical,digitalSignature,cRLSign"}, AT_E_CHAIN_INVALID, true,
+        {{.inter_ku = "critical,digitalSignature,cRLSign"},
+         AT_E_CHAIN_INVALID,
+         true,
          "cabundle[1]: keyUsage: digitalSignature,cRLSign, expected keyCertSign"},
         {{.inter_ku = ABSENT}, AT_E_CHAIN_INVALID, true, "cabundle[1]: keyUsage: missing"},
-        {{.inter_ku = "critical,keyCertSign,keyAgreement"}, AT_E_CHAIN_INVALID, true,
+        {{.inter_ku = "critical,keyCertSign,keyAgreement"},
+         AT_E_CHAIN_INVALID,
+         true,
          "cabundle[1]: keyUsage: keyAgreement,keyCertSign, expected only"},
-        {{.inter_bc = "CA:TRUE"}, AT_E_CHAIN_INVALID, true,
-         "cabundle[1]: basicConstraints: not critical"},
+        {{.inter_bc = "CA:TRUE"}, AT_E_CHAIN_INVALID, true, "cabundle[1]: basicConstraints: not critical"},
         {{.inter_bc = ABSENT}, AT_E_CHAIN_INVALID, true, "cabundle[1]: basicConstraints: missing"},
-        {{.inter_bc = "critical,CA:FALSE"}, AT_E_CHAIN_INVALID, true,
+        {{.inter_bc = "critical,CA:FALSE"},
+         AT_E_CHAIN_INVALID,
+         true,
          "cabundle[1]: basicConstraints: CA:FALSE, expected CA:TRUE"},
         /* The root: refused when pinned, or by its path length. */
         {{.root_ku = ABSENT}, AT_E_CHAIN_INVALID, false, "root: keyUsage: missing"},
         {{.root_bc = "CA:TRUE"}, AT_E_CHAIN_INVALID, false, "root: basicConstraints: not critical"},
-        {{.root_ku = "critical,keyCertSign,keyEncipherment"}, AT_E_CHAIN_INVALID, false,
+        {{.root_ku = "critical,keyCertSign,keyEncipherment"},
+         AT_E_CHAIN_INVALID,
+         false,
          "root: keyUsage: keyEncipherment,keyCertSign, expected only"},
-        {{.root_bc = "critical,CA:TRUE,pathlen:0"}, AT_E_CHAIN_INVALID, true,
+        {{.root_bc = "critical,CA:TRUE,pathlen:0"},
+         AT_E_CHAIN_INVALID,
+         true,
          "cabundle[0] (root): basicConstraints: pathLenConstraint 0, but 1 CA certificate "
          "follows it"},
         {{.root_bc = "critical,CA:TRUE,pathlen:1"}, AT_OK, true, ""},
@@ -1111,16 +1113,15 @@ static void certificate_profiles(void **state)
         bool pinned = false;
         at_err rc = prof_chain(&rows[i].pr, msg, sizeof msg, &pinned);
         if (rc != rows[i].want || pinned != rows[i].pinned || !strstr(msg, rows[i].msg))
-            fail_msg("row %zu: got %s (%s), pinned %d; want %s (%s)", i, at_err_str(rc), msg,
-                     pinned, at_err_str(rows[i].want), rows[i].msg);
+            fail_msg("row %zu: got %s (%s), pinned %d; want %s (%s)", i, at_err_str(rc), msg, pinned,
+                     at_err_str(rows[i].want), rows[i].msg);
     }
 }
 
 /* RFC 5280 §4.2.1.9: root -> i1 (pathLen 0) -> i2 -> leaf, named. */
 static void path_length_named(void **state)
 {
-    EVP_PKEY *kr = keygen("P-384"), *k1 = keygen("P-384"), *k2 = keygen("P-384"),
-             *kl = keygen("P-384");
+    EVP_PKEY *kr = keygen("P-384"), *k1 = keygen("P-384"), *k2 = keygen("P-384"), *kl = keygen("P-384");
     X509 *root = mk_prof("root", kr, NULL, NULL, CA_BC, CA_KU, NID_undef, NULL);
     X509 *i1 = mk_prof("i1", k1, root, kr, "critical,CA:TRUE,pathlen:0", CA_KU, NID_undef, NULL);
     X509 *i2 = mk_prof("i2", k2, i1, k1, CA_BC, CA_KU, NID_undef, NULL);
@@ -1159,8 +1160,7 @@ static void ca_as_leaf_on_cache_hit(void **state)
     for (int warm = 0; warm < 2; warm++) {
         if (warm)
             assert_int_equal(verify(t, &c, NOW, &res), AT_OK); /* caches cabundle[1..3] */
-        assert_int_equal(at_trust_verify(t, ca_leaf, c.bundle, 3, NOW, &res, NULL, &d),
-                         AT_E_CHAIN_INVALID);
+        assert_int_equal(at_trust_verify(t, ca_leaf, c.bundle, 3, NOW, &res, NULL, &d), AT_E_CHAIN_INVALID);
         assert_non_null(strstr(d.msg, "certificate (leaf): basicConstraints: CA:TRUE"));
     }
     /* And the genuine order still verifies, from the cache. */
@@ -1177,8 +1177,7 @@ static void ca_as_leaf_on_cache_hit(void **state)
  * leaf, offered as the issuer of another leaf. */
 static void leaf_as_issuer_on_cache_hit(void **state)
 {
-    EVP_PKEY *kr = keygen("P-384"), *ki = keygen("P-384"), *kl = keygen("P-384"),
-             *k2 = keygen("P-384");
+    EVP_PKEY *kr = keygen("P-384"), *ki = keygen("P-384"), *kl = keygen("P-384"), *k2 = keygen("P-384");
     X509 *root = mk_prof("root", kr, NULL, NULL, CA_BC, CA_KU, NID_undef, NULL);
     X509 *inter = mk_prof("inter", ki, root, kr, CA_BC, CA_KU, NID_undef, NULL);
     X509 *leaf = mk_prof("leaf", kl, inter, ki, LEAF_BC, LEAF_KU, NID_undef, NULL);
@@ -1192,8 +1191,7 @@ static void leaf_as_issuer_on_cache_hit(void **state)
     for (int round = 0; round < 2; round++) {
         assert_int_equal(at_trust_verify(t, DSPAN(dl), b, 2, NOW, &res, NULL, &d), AT_OK);
         assert_int_equal(res.path, round ? AT_CHAIN_CACHED_LEAF : AT_CHAIN_FULL);
-        assert_int_equal(at_trust_verify(t, DSPAN(d2), b3, 3, NOW, &res, NULL, &d),
-                         AT_E_CHAIN_INVALID);
+        assert_int_equal(at_trust_verify(t, DSPAN(d2), b3, 3, NOW, &res, NULL, &d), AT_E_CHAIN_INVALID);
         assert_non_null(strstr(d.msg, "cabundle[2]: basicConstraints: CA:FALSE, expected CA:TRUE"));
     }
     at_trust_unref(t);
@@ -1241,10 +1239,8 @@ static void der_only(void **state)
                 at_err rc = at_trust_verify(t, leaf, b, 4, NOW, &res, NULL, &d);
                 if (rc != AT_E_BAD_FIELD || !strstr(d.msg, "not DER"))
                     fail_msg("node %d%s in position %d: %s (%s)", variants[v].node,
-                             variants[v].indefinite ? " indefinite" : "", pos, at_err_str(rc),
-                             d.msg);
-                const char *who[] = {"", "cabundle[1]", "cabundle[2]", "cabundle[3]",
-                                     "certificate (leaf)"};
+                             variants[v].indefinite ? " indefinite" : "", pos, at_err_str(rc), d.msg);
+                const char *who[] = {"", "cabundle[1]", "cabundle[2]", "cabundle[3]", "certificate (leaf)"};
                 assert_non_null(strstr(d.msg, who[pos]));
             }
             at_buf_cleanup(&ber);
