@@ -18,6 +18,7 @@
 #include "ctl.h"
 #include "enc.h"
 #include "peer.h"
+#include "peer_fd.h"
 #include "peer_ear.h"
 #include "vclient.h"
 
@@ -56,112 +57,14 @@ typedef struct {
     const char *verifier, *peer_policy_name, *state_file;
 } peer_args;
 
-/* "unix:PATH" or "HOST:PORT" (HOST may be [v6]). */
+/* The socket for --listen/--connect (peer_fd.h), its failure said. */
 static int open_socket(const char *addr, bool listening)
 {
-    int fd = -1;
-    if (strncmp(addr, "unix:", 5) == 0) {
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        const char *path = addr + 5;
-        if (strlen(path) >= sizeof sun.sun_path) {
-            fprintf(stderr, "attestctl peer: %s: path too long\n", addr);
-            return -1;
-        }
-        strcpy(sun.sun_path, path);
-        if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-            goto fail;
-        if (listening) {
-            struct stat st;
-            if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-                unlink(path);
-            if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(fd, 1) != 0)
-                goto fail;
-        } else if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
-            goto fail;
-        }
-        return fd;
-    }
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host) {
-        fprintf(stderr, "attestctl peer: %s: expected unix:PATH or HOST:PORT\n", addr);
-        return -1;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    char *h = host;
-    if (h[0] == '[' && h[strlen(h) - 1] == ']') {
-        h[strlen(h) - 1] = '\0';
-        h++;
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = listening ? AI_PASSIVE : 0}, *res;
-    int e = getaddrinfo(h, colon + 1, &hints, &res);
-    if (e != 0) {
-        fprintf(stderr, "attestctl peer: %s: %s\n", addr, gai_strerror(e));
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0)) < 0)
-            continue;
-        int one = 1;
-        if (listening) {
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0)
-                break;
-        } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            break;
-        }
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
+    at_diag d = {{0}};
+    int fd = at_peer_fd_open(addr, listening, &d);
     if (fd < 0)
-        fprintf(stderr, "attestctl peer: %s: %s\n", addr, strerror(errno));
+        fprintf(stderr, "attestctl peer: %s\n", d.msg);
     return fd;
-fail:
-    fprintf(stderr, "attestctl peer: %s: %s\n", addr, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    return -1;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t r = recv(fd, p, n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static at_err send_msg(int fd, at_span msg, at_diag *d)
-{
-    at_buf f;
-    at_buf_init(&f);
-    at_err rc = at_peer_frame(msg, &f);
-    if (rc == AT_OK && write_all(fd, f.p, f.len) != 0)
-        rc = at_fail(d, AT_E_IO, "socket: write failed: %s", strerror(errno));
-    at_buf_cleanup(&f);
-    return rc;
 }
 
 /* A handshake that failed at rc: tell the peer with an alert unless the
@@ -174,31 +77,11 @@ static bool refuse_peer(at_peer *p, int fd, at_err rc)
     at_buf al;
     at_buf_init(&al);
     at_diag ignore;
-    if (at_peer_alert(rc, &al) == AT_OK && send_msg(fd, at_buf_span(&al), &ignore) != AT_OK) {
+    if (at_peer_alert(rc, &al) == AT_OK && at_peer_fd_send(fd, at_buf_span(&al), &ignore) != AT_OK) {
         /* the peer may be gone already */
     }
     at_buf_cleanup(&al);
     return false;
-}
-
-/* One length-prefixed message of at most max bytes into out (reset). */
-static at_err recv_msg(int fd, size_t max, at_buf *out, at_diag *d)
-{
-    uint8_t l[4];
-    at_buf_reset(out);
-    if (read_all(fd, l, 4) != 0)
-        return at_fail(d, AT_E_TRUNCATED,
-                       "socket: the peer closed the connection (or timed out) mid-protocol");
-    size_t n = (size_t)l[0] << 24 | (size_t)l[1] << 16 | (size_t)l[2] << 8 | l[3];
-    if (n > max)
-        return at_fail(d, AT_E_TOO_LARGE, "socket: message of %zu bytes, at most %zu", n, max);
-    at_err rc = at_buf_reserve(out, n);
-    if (rc != AT_OK)
-        return rc;
-    if (read_all(fd, out->p, n) != 0)
-        return at_fail(d, AT_E_TRUNCATED, "socket: message cut short (%zu bytes announced)", n);
-    out->len = n;
-    return AT_OK;
 }
 
 static int report_failure(at_err rc, bool by_peer, const at_diag *d)
@@ -326,12 +209,12 @@ opened:
      * produce a reply; a local refusal is told to the peer as an alert. */
     if (role == AT_PEER_INITIATOR) {
         if ((rc = at_peer_start(p, &out, &d)) != AT_OK ||
-            (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK) {
+            (rc = at_peer_fd_send(fd, at_buf_span(&out), &d)) != AT_OK) {
             goto refused;
         }
     }
     while (!at_peer_established(p)) {
-        if ((rc = recv_msg(fd, AT_PEER_MAX_MESSAGE, &in, &d)) != AT_OK) {
+        if ((rc = at_peer_fd_recv(fd, AT_PEER_MAX_MESSAGE, &in, &d)) != AT_OK) {
             goto refused;
         }
         at_buf_reset(&out);
@@ -339,7 +222,7 @@ opened:
             by_peer = refuse_peer(p, fd, rc);
             goto refused;
         }
-        if (out.len && (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK) {
+        if (out.len && (rc = at_peer_fd_send(fd, at_buf_span(&out), &d)) != AT_OK) {
             goto refused;
         }
     }
@@ -365,11 +248,11 @@ opened:
             at_buf_reset(&out);
             if ((rc = at_peer_seal(p, close_now, close_now ? AT_SPAN_NULL : AT_SPAN(msg, strlen(msg)), &out,
                                    &d)) != AT_OK ||
-                (rc = send_msg(fd, at_buf_span(&out), &d)) != AT_OK)
+                (rc = at_peer_fd_send(fd, at_buf_span(&out), &d)) != AT_OK)
                 goto refused;
             continue;
         }
-        if ((rc = recv_msg(fd, AT_PEER_MAX_RECORD, &in, &d)) != AT_OK)
+        if ((rc = at_peer_fd_recv(fd, AT_PEER_MAX_RECORD, &in, &d)) != AT_OK)
             goto refused;
         bool want_close = steps[i] == RECV_CLOSE;
         rc = at_peer_open(p, at_buf_span(&in), &pt, &closed, &d);

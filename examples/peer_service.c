@@ -33,6 +33,7 @@
 #include "attester.h"
 #include "enc.h"
 #include "peer.h"
+#include "peer_fd.h"
 #include "peer_ear.h"
 #include "policy.h"
 #include "vclient.h"
@@ -57,46 +58,6 @@ typedef struct {
     at_peer_prover prover;
 } proof;
 
-static int io_all(int fd, uint8_t *p, size_t n, bool out)
-{
-    while (n > 0) {
-        ssize_t r = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static at_err send_msg(int fd, at_span m)
-{
-    at_buf f;
-    at_buf_init(&f);
-    at_err rc = at_peer_frame(m, &f);
-    if (rc == AT_OK && io_all(fd, f.p, f.len, true) != 0)
-        rc = AT_E_IO;
-    at_buf_cleanup(&f);
-    return rc;
-}
-
-static at_err recv_msg(int fd, size_t max, at_buf *out)
-{
-    uint8_t l[4];
-    at_buf_reset(out);
-    if (io_all(fd, l, 4, false) != 0)
-        return AT_E_TRUNCATED;
-    size_t n = (size_t)l[0] << 24 | (size_t)l[1] << 16 | (size_t)l[2] << 8 | l[3];
-    if (n > max)
-        return AT_E_TOO_LARGE;
-    if (at_buf_reserve(out, n) != AT_OK || io_all(fd, out->p, n, false) != 0)
-        return AT_E_TRUNCATED;
-    out->len = n;
-    return AT_OK;
-}
-
 /* Handshake on fd; on a local refusal the peer is told with an alert. */
 static at_err handshake(proof *pr, bool server, int fd, at_peer **out, at_diag *d)
 {
@@ -114,23 +75,24 @@ static at_err handshake(proof *pr, bool server, int fd, at_peer **out, at_diag *
     at_buf_init(&msg);
     at_err rc = at_peer_new(&o, &p, d);
     if (rc == AT_OK && !server && (rc = at_peer_start(p, &msg, d)) == AT_OK)
-        rc = send_msg(fd, at_buf_span(&msg));
+        rc = at_peer_fd_send(fd, at_buf_span(&msg), d);
     while (rc == AT_OK && !at_peer_established(p)) {
-        if ((rc = recv_msg(fd, AT_PEER_MAX_MESSAGE, &in)) != AT_OK)
+        if ((rc = at_peer_fd_recv(fd, AT_PEER_MAX_MESSAGE, &in, d)) != AT_OK)
             break;
         at_buf_reset(&msg);
         if ((rc = at_peer_handle(p, at_buf_span(&in), &msg, d)) != AT_OK) {
             at_buf al;
             at_buf_init(&al);
+            at_diag ignore = {{0}};
             if (!at_peer_refused_by_peer(p) && at_peer_alert(rc, &al) == AT_OK &&
-                send_msg(fd, at_buf_span(&al)) != AT_OK) {
+                at_peer_fd_send(fd, at_buf_span(&al), &ignore) != AT_OK) {
                 /* the peer is gone: nothing more to tell it */
             }
             at_buf_cleanup(&al);
             break;
         }
         if (msg.len)
-            rc = send_msg(fd, at_buf_span(&msg));
+            rc = at_peer_fd_send(fd, at_buf_span(&msg), d);
     }
     at_buf_cleanup(&in);
     at_buf_cleanup(&msg);
@@ -149,7 +111,7 @@ static at_err send_record(int fd, at_peer *p, bool close, at_span pt, at_diag *d
     at_buf_init(&r);
     at_err rc = at_peer_seal(p, close, pt, &r, d);
     if (rc == AT_OK)
-        rc = send_msg(fd, at_buf_span(&r));
+        rc = at_peer_fd_send(fd, at_buf_span(&r), d);
     at_buf_cleanup(&r);
     return rc;
 }
@@ -158,7 +120,7 @@ static at_err recv_record(int fd, at_peer *p, at_buf *pt, bool *closed, at_diag 
 {
     at_buf r;
     at_buf_init(&r);
-    at_err rc = recv_msg(fd, AT_PEER_MAX_RECORD, &r);
+    at_err rc = at_peer_fd_recv(fd, AT_PEER_MAX_RECORD, &r, d);
     at_buf_reset(pt);
     if (rc == AT_OK)
         rc = at_peer_open(p, at_buf_span(&r), pt, closed, d);
@@ -209,33 +171,6 @@ static at_err serve_one(at_peer *p, int fd, at_diag *d)
     }
     at_buf_cleanup(&req);
     return rc;
-}
-
-static int open_socket(const char *addr, bool listening)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host)
-        return -1;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = listening ? AI_PASSIVE : 0}, *res;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-        return -1;
-    int fd = -1;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0)) < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (listening ? bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 8) == 0
-                      : connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
 }
 
 static int setup(const opts *o, proof *pr, at_diag *d)
@@ -371,8 +306,9 @@ int main(int argc, char **argv)
     }
     ret = 0;
     if (o.server) {
-        if ((lfd = open_socket(o.addr, true)) < 0) {
-            fprintf(stderr, "peer_service: listen %s: %s\n", o.addr, strerror(errno));
+        at_diag od = {{0}};
+        if ((lfd = at_peer_fd_open(o.addr, true, &od)) < 0) {
+            fprintf(stderr, "peer_service: listen %s\n", od.msg);
             ret = 2;
             goto done;
         }
@@ -404,9 +340,10 @@ int main(int argc, char **argv)
         }
         goto done;
     }
-    int fd = open_socket(o.addr, false);
+    at_diag cd = {{0}};
+    int fd = at_peer_fd_open(o.addr, false, &cd);
     if (fd < 0) {
-        fprintf(stderr, "peer_service: connect %s: %s\n", o.addr, strerror(errno));
+        fprintf(stderr, "peer_service: connect %s\n", cd.msg);
         ret = 2;
         goto done;
     }
