@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "httpc.h"
 #include "token.h"
 #include "vclient.h"
 
@@ -45,12 +46,35 @@ int ctl_getopt(ctl_client *cl, int argc, char **argv, const struct option *opts)
     }
 }
 
+/* --verifier (or ATTEST_VERIFIER) as given: a URL, or unix:PATH[,URL] /
+ * vsock:CID:PORT[,URL] whose URL's origin is routed over that stream
+ * (httpc.h), once per process. NULL with d set on a bad address. */
+static const char *verifier_url(const char *spec, at_diag *d)
+{
+    static char routed_spec[1024], routed_url[1024];
+    if (strncmp(spec, "unix:", 5) != 0 && strncmp(spec, "vsock:", 6) != 0)
+        return spec;
+    if (strcmp(spec, routed_spec) == 0)
+        return routed_url;
+    if (at_httpc_target("--verifier", spec, routed_url, sizeof routed_url, d) != AT_OK)
+        return NULL;
+    snprintf(routed_spec, sizeof routed_spec, "%s", spec);
+    return routed_url;
+}
+
 int ctl_client_call(const ctl_client *c, const char *method, const char *path, json_t *body, json_t **out)
 {
-    at_vclient vc = {.url = c->url, .bearer = c->token};
     long status = 0;
     json_t *resp = NULL;
     at_diag d = {{0}};
+    const char *url = verifier_url(c->url, &d);
+    if (!url) {
+        fprintf(stderr, "attestctl: %s\n", d.msg);
+        if (out)
+            *out = NULL;
+        return -1;
+    }
+    at_vclient vc = {.url = url, .bearer = c->token};
     at_err rc = at_vclient_call(&vc, method, path, body, &status, &resp, &d);
     if (rc != AT_OK)
         fprintf(stderr, "attestctl: %s\n", d.msg);

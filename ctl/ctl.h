@@ -48,7 +48,8 @@ bool ctl_is_help(const char *arg);
 int ctl_write_token(const char *out_path, const char *token);
 
 /* Talking to the verifier: --verifier URL (env ATTEST_VERIFIER, default
- * http://127.0.0.1:8440) and --token-file F (env ATTEST_TOKEN). */
+ * http://127.0.0.1:8440; also unix:PATH[,URL] or vsock:CID:PORT[,URL] as
+ * for the servers) and --token-file F (env ATTEST_TOKEN). */
 typedef struct {
     char url[1024];
     char token[512];

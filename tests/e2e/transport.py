@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AGENT, BUILD, STANDIN, VERIFIER, Pki, Process, Verifier, Workdir, check, finish, http,
+from harness import (AGENT, BUILD, STANDIN, VERIFIER, Pki, Process, Verifier, Workdir, check, ctl, finish, http,
                      log_tail)
 
 GATEWAY = os.path.join(BUILD, "gateway", "attest-gateway")
@@ -153,8 +153,11 @@ try:
                    "--verifier", f"unix:{bs},http://verifier.internal", "--listen", "unix:" + as_,
                    "--upstream", "unix:" + ls_]
         pol2 = json.loads(subprocess.run(a2_args + ["--print-pcrs"], capture_output=True).stdout)
-        st, _ = ucall(vs, "PUT", "/v1/policies/llm", body=pol2, token=v2.admin)
-        check(st == 201, "a policy through the verifier's UNIX socket")
+        open(wd("pol2.json"), "w").write(json.dumps(pol2))
+        p = ctl("policy", "put", "llm", wd("pol2.json"), "--verifier", f"unix:{vs},http://verifier.internal",
+                "--token-file", v2.db + ".admin-token")
+        check(p.returncode == 0, f"attestctl policy put --verifier unix:PATH,URL through the verifier's socket "
+                                 f"({(p.stdout + p.stderr)[-200:]})")
         agent2 = start(Process(wd, "agent-unix", a2_args))
         gw2 = start(Process(wd, "gateway-unix", [GATEWAY, "--verifier", f"unix:{vs},http://verifier.internal",
                                                  "--route", f"unix:{as_},http://localhost", "--policy", "llm",
