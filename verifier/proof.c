@@ -13,6 +13,13 @@
 #include "seal.h"
 #include "verifier.h"
 
+at_err session_proof_parse(const json_t *proof, int64_t *ts_ms, uint8_t mac[32], at_diag *d)
+{
+    if (!json_is_string(proof))
+        return at_fail(d, AT_E_BAD_REQUEST, "proof: expected \"<ms>.<base64url MAC>\"");
+    return at_release_proof_parse(json_string_value(proof), ts_ms, mac, d);
+}
+
 void session_proof_cleanup(session_proof *p)
 {
     free(p->key_config);

@@ -305,12 +305,8 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         rc = at_fail(&d, AT_E_BAD_REQUEST, "session: expected a session id");
         goto refused;
     }
-    if (!json_is_string(jpr) ||
-        (rc = at_release_proof_parse(json_string_value(jpr), &ts_ms, mac, &d)) != AT_OK) {
-        rc = json_is_string(jpr) ? rc
-                                 : at_fail(&d, AT_E_BAD_REQUEST, "proof: expected \"<ms>.<base64url MAC>\"");
+    if ((rc = session_proof_parse(jpr, &ts_ms, mac, &d)) != AT_OK)
         goto refused;
-    }
     const char *sid = json_string_value(js);
     extra.session_id = sid;
     /* Refusals before the MAC verifies stay the caller's own (anonymous,

@@ -153,6 +153,9 @@ at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const ui
                            const char *name, bool want_key_config, session_proof *out,
                            at_diag *d) AT_MUST_USE;
 void session_proof_cleanup(session_proof *p);
+/* The request's "proof" member: "<ms>.<base64url MAC>" into ts_ms and mac.
+ * AT_E_BAD_REQUEST naming the field. */
+at_err session_proof_parse(const json_t *proof, int64_t *ts_ms, uint8_t mac[32], at_diag *d) AT_MUST_USE;
 
 /* Audit aggregation (audit_agg.c). A refusal gets its own row when the
  * caller is authenticated, or when it refuses evidence or a release proof
