@@ -186,6 +186,8 @@ class Handler(BaseHTTPRequestHandler):
         inp = body.get("input", "")
         if isinstance(inp, list):
             inp = (inp[-1] or {}).get("content", "") if inp else ""
+        if isinstance(inp, list):  # content parts: [{"type": "input_text", "text": ...}]
+            inp = "".join(p.get("text", "") for p in inp if isinstance(p, dict) and p.get("type") == "input_text")
         text = f"You said: {inp}"
         self.send_json(200, {"id": "resp_standin", "object": "response", "created_at": int(time.time()),
                              "status": "completed", "model": body.get("model", MODEL),

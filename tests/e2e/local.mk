@@ -24,7 +24,7 @@ TESTS += tests/e2e/operator_cli.py
 EXTRA_DIST += tests/e2e/operator_cli.py
 # The official openai npm client against attest-gateway (issue 9).
 TESTS += tests/e2e/openai_sdk.py
-EXTRA_DIST += tests/e2e/openai_sdk.py tests/interop/openai_client.mjs
+EXTRA_DIST += tests/e2e/openai_sdk.py tests/interop/openai_client.mjs tests/interop/ai_sdk_client.mjs
 # The tree is as .clang-format says (HOUSE-STYLE).
 TESTS += tests/e2e/format.sh
 EXTRA_DIST += tests/e2e/format.sh .clang-format

@@ -21,6 +21,7 @@ from harness import (AGENT, BUILD, SRCDIR, STANDIN, Pki, Process, Verifier, Work
 
 GATEWAY = os.path.join(BUILD, "gateway", "attest-gateway")
 CLIENT = os.path.join(SRCDIR, "tests", "interop", "openai_client.mjs")
+AI_SDK = os.path.join(SRCDIR, "tests", "interop", "ai_sdk_client.mjs")
 have_sdk = shutil.which("node") is not None and os.path.isdir(
     os.path.join(SRCDIR, "tests", "interop", "node_modules", "openai"))
 check(have_sdk, "node and tests/interop/node_modules/openai are installed (npm ci in tests/interop)")
@@ -41,8 +42,8 @@ def start(p):
     return p.start()
 
 
-def sdk(*args):
-    p = subprocess.run(["node", CLIENT, *args], capture_output=True, text=True, timeout=120)
+def sdk(*args, client=CLIENT):
+    p = subprocess.run(["node", client, *args], capture_output=True, text=True, timeout=120)
     out = (p.stdout + p.stderr).strip()
     print(out)
     return p.returncode == 0, out
@@ -78,6 +79,8 @@ try:
 
     ok, out = sdk("ok", gw.url)
     check(ok, "the openai SDK: chat, stream, completions, embeddings, models, responses, cut stream, headers")
+    ok, out = sdk("ok", gw.url, client=AI_SDK)
+    check(ok, "the Vercel AI SDK: generateText (chat, responses), streamText, embed, cut stream, headers")
     check("confidential" not in open(agent.log, errors="replace").read(), "the agent does not log prompts")
 
     # a multipart body (an audio upload's shape) is forwarded as it came: the
@@ -201,10 +204,14 @@ try:
     gw2 = gateway("gateway-pinned", "--verifier-jwks", other_jwks)
     ok, _ = sdk("error", gw2.url, "502", "token_invalid")
     check(ok, "tokens that do not verify against the pinned JWKS: APIError 502 token_invalid")
+    ok, _ = sdk("error", gw2.url, "502", "token_invalid", client=AI_SDK)
+    check(ok, "the same through the Vercel AI SDK: APICallError 502 token_invalid")
     gw2.stop()
     gw3 = gateway("gateway-nobody", policy="nobody")
     ok, _ = sdk("error", gw3.url, "503", "no_verified_instance")
     check(ok, "a policy without sessions: APIError 503 no_verified_instance")
+    ok, _ = sdk("error", gw3.url, "503", "no_verified_instance", client=AI_SDK)
+    check(ok, "the same through the Vercel AI SDK: APICallError 503 no_verified_instance")
     gw3.stop()
     os.kill(agent.proc.pid, signal.SIGSTOP)
     try:
