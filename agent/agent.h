@@ -21,6 +21,7 @@
 #include "httpd.h"
 #include "metrics.h"
 #include "ohttp.h"
+#include "replay.h"
 
 #define AGENT_KEY_ID 1
 #define AGENT_MAX_SIM_PCRS 32
@@ -55,6 +56,7 @@ typedef struct {
     agent_config cfg;
     at_format format; /* what the attester produces */
     at_ohttp_keyset *keys;
+    at_replay *replay; /* OHTTP requests accepted within the Date window */
     at_buf key_config; /* RFC 9458 single config of AGENT_KEY_ID */
     at_attester *attester;
     at_metrics *metrics; /* GET /metrics */

@@ -110,6 +110,9 @@ static void describe_metrics(at_metrics *m)
                         "Requests the local model server did not answer, by mode");
     at_metrics_describe(m, "attest_sealed_bytes_total", AT_METRIC_COUNTER,
                         "Bytes of sealed (OHTTP) answers sent, by mode");
+    at_metrics_describe(m, "attest_ohttp_refused_total", AT_METRIC_COUNTER,
+                        "Sealed requests refused before the model ran, by code (clock_skew, replayed,"
+                        " bad_request)");
 }
 
 bool agent_upstream_is_local(const char *url)
@@ -425,7 +428,8 @@ int main(int argc, char **argv)
     if (at_ohttp_keyset_new(&a.keys, &d) != AT_OK ||
         at_ohttp_keyset_generate(a.keys, AGENT_KEY_ID, &d) != AT_OK ||
         at_ohttp_keyset_config(a.keys, AGENT_KEY_ID, &kc, &d) != AT_OK ||
-        at_ohttp_key_config_encode(&kc, &a.key_config, &d) != AT_OK) {
+        at_ohttp_key_config_encode(&kc, &a.key_config, &d) != AT_OK ||
+        at_replay_new(AT_OHTTP_REPLAY_CAPACITY, AT_OHTTP_DATE_WINDOW_S, &a.replay, &d) != AT_OK) {
         at_log("fatal", "keys", "%s", d.msg);
         goto out;
     }
@@ -538,6 +542,7 @@ out:
     at_httpd_stop(srv, 10000);
     at_attester_close(a.attester);
     at_ohttp_keyset_free(a.keys);
+    at_replay_free(a.replay);
     at_metrics_free(a.metrics);
     at_buf_cleanup(&a.key_config);
     at_buf_cleanup(&a.bind_session);

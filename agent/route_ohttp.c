@@ -85,22 +85,45 @@ static at_err inner_error(int status, const char *msg, at_bhttp_msg **out, at_di
 }
 
 /* The inner request's target is one the model server may be asked for
- * (target.h: /v1/... only, no dot segments), and its Date, if it has one,
- * is within our window; else the authenticated 400 to answer instead of
- * running the request. */
-static at_err date_refusal(const at_bhttp_msg *in, at_bhttp_msg **refusal, at_diag *d)
+ * (target.h: /v1/... only, no dot segments), it carries a Date within our
+ * window, and it is the first request with its encapsulation (header and
+ * HPKE enc) that the agent accepts within that window (RFC 9458 section
+ * 6.5: the Date bounds the replay memory, lib/replay); else the
+ * authenticated error to answer instead of running the request. */
+static at_err fresh_refusal(agent *a, const at_ohttp_server *srv, const at_bhttp_msg *in,
+                            at_bhttp_msg **refusal, at_diag *d)
 {
     const char *date = at_bhttp_fields_get(&in->headers, "date");
     at_diag dd = {{0}};
+    at_err code = AT_OK;
+    int status = 400;
+    int64_t now_s = at_now_ms() / 1000, date_s = 0;
     *refusal = NULL;
     if (at_target_check(in->path, true, &dd) != AT_OK) {
-        at_log("info", "ohttp", "refused: %s", dd.msg);
-        return inner_error_code(400, "bad_request", dd.msg, false, refusal, d);
+        code = AT_E_BAD_REQUEST;
+    } else if (!date) {
+        code =
+            at_fail(&dd, AT_E_CLOCK_SKEW,
+                    "date: missing; the inner request must carry its Date (RFC 9458 section 6.5), the agent"
+                    " refuses replays within a window of %d s around it",
+                    AT_OHTTP_DATE_WINDOW_S);
+    } else if ((code = at_http_date_check(date, now_s, AT_OHTTP_DATE_WINDOW_S, &dd)) == AT_OK &&
+               (code = at_http_date_parse(date, &date_s, &dd)) == AT_OK &&
+               (code = at_replay_check(a->replay, at_ohttp_server_encapsulation(srv), date_s, now_s, &dd)) ==
+                   AT_E_REPLAYED) {
+        status = 409;
     }
-    if (!date || at_http_date_check(date, at_now_ms() / 1000, AT_OHTTP_DATE_WINDOW_S, &dd) == AT_OK)
+    if (code == AT_OK)
         return AT_OK;
-    at_log("info", "ohttp", "refused: %s", dd.msg);
-    return inner_error_code(400, "clock_skew", dd.msg, true, refusal, d);
+    if (code == AT_E_BAD_FIELD)
+        code = AT_E_CLOCK_SKEW; /* an unreadable Date: the same remedy */
+    if (code != AT_E_BAD_REQUEST && code != AT_E_CLOCK_SKEW && code != AT_E_REPLAYED)
+        return at_fail(d, code, "%s", dd.msg);
+    char labels[48];
+    snprintf(labels, sizeof labels, "code=\"%s\"", at_err_str(code));
+    at_metrics_add(a->metrics, "attest_ohttp_refused_total", labels, 1);
+    at_log("info", "ohttp", "refused: %s: %s", at_err_str(code), dd.msg);
+    return inner_error_code(status, at_err_str(code), dd.msg, code != AT_E_BAD_REQUEST, refusal, d);
 }
 
 static void whole(agent *a, at_http_req *req, at_http_resp *resp)
@@ -118,11 +141,11 @@ static void whole(agent *a, at_http_req *req, at_http_resp *resp)
             at_http_error(resp, rc, d.msg, -1);
         goto done;
     }
-    if ((rc = date_refusal(in, &out, &d)) != AT_OK)
+    if ((rc = fresh_refusal(a, srv, in, &out, &d)) != AT_OK)
         goto fail;
     at_diag ud = {{0}};
     if (out) {
-        /* Refused by its Date: the model does not run. */
+        /* Refused (target, Date or replay): the model does not run. */
     } else if (upstream_forward(a, in, &out, &ud) != AT_OK) {
         at_log("error", "upstream", "%s", ud.msg);
         at_metrics_add(a->metrics, "attest_upstream_errors_total", "mode=\"whole\"", 1);
@@ -252,12 +275,12 @@ static void chunked(agent *a, at_http_req *req, at_http_resp *resp)
     }
     at_bhttp_msg *refusal = NULL;
     at_diag ud = {{0}};
-    if ((rc = date_refusal(in, &refusal, &d)) != AT_OK) {
+    if ((rc = fresh_refusal(a, c->srv, in, &refusal, &d)) != AT_OK) {
         at_http_error(resp, rc, d.msg, -1);
         goto fail;
     }
     if (refusal) {
-        /* Refused by its Date: the model does not run. */
+        /* Refused (target, Date or replay): the model does not run. */
         at_buf rp;
         at_buf_init(&rp);
         rc = at_bhttp_encode_indeterminate(refusal, &rp, &d);

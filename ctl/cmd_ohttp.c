@@ -17,8 +17,10 @@
 #include <strings.h>
 
 #include "bhttp.h"
+#include "clock.h"
 #include "ctl.h"
 #include "enc.h"
+#include "file.h"
 #include "ohttp.h"
 
 /* A key configuration file or ohttp-keys answer is tiny; 64 KiB is ample. */
@@ -31,12 +33,15 @@ static int ohttp_usage(FILE *f)
     fprintf(f, "usage: attestctl ohttp request --key-config FILE|URL --url URL\n"
                "           [--method METHOD] [--path PATH] [--scheme S] [--authority A]\n"
                "           [--header 'Name: value']... [--data @FILE|-|TEXT] [--chunked] [-v]\n"
+               "           [--no-date] [--save-request FILE]\n"
                "\n"
                "Encapsulates a Binary HTTP request (RFC 9292) to the gateway's key\n"
                "configuration (RFC 9458), POSTs it to URL as message/ohttp-req (with\n"
                "--chunked: message/ohttp-chunked-req, and the answer is printed chunk by\n"
                "chunk as it arrives), decapsulates the answer and prints its body on\n"
-               "stdout and its status on stderr.\n"
+               "stdout and its status on stderr. The inner request carries a Date\n"
+               "(now, unless --header gives one): attest-agent refuses undated\n"
+               "requests and replays within its window (RFC 9458 section 6.5).\n"
                "\n"
                "  --key-config  a file holding one key configuration or an\n"
                "                application/ohttp-keys list (raw bytes or base64), or a URL\n"
@@ -47,6 +52,9 @@ static int ohttp_usage(FILE *f)
                "  --data        inner content: @FILE, - for stdin, or the text itself;\n"
                "                adds content-type: application/json unless a header sets it\n"
                "  -v            also print the inner response's header fields on stderr\n"
+               "  --no-date     send no Date (to see a gateway refuse undated requests)\n"
+               "  --save-request FILE  also write the encapsulated request as sent (mode\n"
+               "                0600; POST it again to see a gateway refuse the replay)\n"
                "\n"
                "Exit: 0 inner status 2xx, 1 other inner status, 2 usage, I/O, transport\n"
                "or cryptographic errors (including a truncated stream).\n");
@@ -251,10 +259,10 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 typedef struct {
-    const char *key_config, *url, *method, *path, *scheme, *authority, *data;
+    const char *key_config, *url, *method, *path, *scheme, *authority, *data, *save_request;
     const char *headers[MAX_HEADERS];
     size_t nheaders;
-    bool chunked, verbose;
+    bool chunked, verbose, no_date;
 } req_opts;
 
 static int build_request(const req_opts *o, at_buf *bhttp)
@@ -264,7 +272,7 @@ static int build_request(const req_opts *o, at_buf *bhttp)
     uint8_t *data = NULL;
     size_t dlen = 0;
     int rc = -1;
-    bool have_ctype = false;
+    bool have_ctype = false, have_date = false;
 
     if (at_bhttp_request_new(o->method, o->scheme, o->authority, o->path, &m, &d) != AT_OK) {
         fprintf(stderr, "attestctl ohttp: request: %s\n", d.msg);
@@ -295,6 +303,17 @@ static int build_request(const req_opts *o, at_buf *bhttp)
             goto out;
         }
         have_ctype |= strcasecmp(name, "content-type") == 0;
+        have_date |= strcasecmp(name, "date") == 0;
+    }
+    if (!have_date && !o->no_date) {
+        /* RFC 9458 section 6.5: the gateway (attest-agent) refuses requests
+         * without a current Date, which bounds its replay memory. */
+        char now[40];
+        at_http_date(at_now_ms() / 1000, now, sizeof now);
+        if (at_bhttp_add_header(m, "date", AT_SPAN(now, strlen(now)), &d) != AT_OK) {
+            fprintf(stderr, "attestctl ohttp: date: %s\n", d.msg);
+            goto out;
+        }
     }
     if (o->data) {
         if (o->data[0] == '@' || strcmp(o->data, "-") == 0) {
@@ -353,6 +372,11 @@ static int run_request(const req_opts *o)
         (o->chunked ? at_ohttp_client_seal_chunk(x.c, at_buf_span(&bhttp), true, &body, &d)
                     : at_ohttp_client_seal_request(x.c, at_buf_span(&bhttp), &body, &d)) != AT_OK) {
         fprintf(stderr, "attestctl ohttp: encapsulate: %s\n", d.msg);
+        goto out;
+    }
+    if (o->save_request &&
+        at_file_write_atomic(o->save_request, at_buf_span(&body), 0600, false, &d) != AT_OK) {
+        fprintf(stderr, "attestctl ohttp: --save-request: %s\n", d.msg);
         goto out;
     }
     if (o->chunked && !(x.dec = at_bhttp_decoder_new(AT_BHTTP_RESPONSE)))
@@ -458,6 +482,8 @@ static int request(int argc, char **argv)
                                          {"data", required_argument, NULL, 'd'},
                                          {"chunked", no_argument, NULL, 'c'},
                                          {"verbose", no_argument, NULL, 'v'},
+                                         {"no-date", no_argument, NULL, 'N'},
+                                         {"save-request", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     req_opts o = {.method = "POST", .path = "/v1/chat/completions", .scheme = "https", .authority = ""};
@@ -498,6 +524,12 @@ static int request(int argc, char **argv)
             break;
         case 'v':
             o.verbose = true;
+            break;
+        case 'N':
+            o.no_date = true;
+            break;
+        case 'S':
+            o.save_request = optarg;
             break;
         case 'h':
             return ohttp_usage(stdout);

@@ -86,9 +86,13 @@
 /* The gateway passes an event stream on by whole events: one longer than
  * this (no blank line yet) ends the stream with an error event. */
 #define AT_GW_MAX_SSE_EVENT (1024 * 1024)
-/* An OHTTP request's inner Date, when it has one, must be this close to the
+/* An OHTTP request's inner Date (required) must be this close to the
  * agent's clock either way (RFC 9458 section 6.5: bounds replays). */
 #define AT_OHTTP_DATE_WINDOW_S 60
+/* Requests the agent remembers within that window to refuse replays
+ * (lib/replay: ~56 bytes each). Past it the window narrows (fresh requests
+ * still pass); 65536 covers ~500 requests/s over the full 2 min window. */
+#define AT_OHTTP_REPLAY_CAPACITY 65536
 /* libmicrohttpd I/O threads (epoll each): they only move bytes. */
 #define AT_HTTP_IO_THREADS 2
 /* Connections: sized for 10k+ idle ones; the default is what the file

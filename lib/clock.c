@@ -76,7 +76,7 @@ void at_http_date(int64_t unix_s, char *buf, size_t len)
         snprintf(buf, len, "@%lld", (long long)unix_s);
 }
 
-at_err at_http_date_check(const char *value, int64_t now_s, int64_t window_s, at_diag *d)
+at_err at_http_date_parse(const char *value, int64_t *unix_s, at_diag *d)
 {
     static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -107,7 +107,16 @@ at_err at_http_date_check(const char *value, int64_t now_s, int64_t window_s, at
     tm.tm_hour = hh;
     tm.tm_min = mi;
     tm.tm_sec = ss;
-    int64_t t = (int64_t)timegm(&tm);
+    *unix_s = (int64_t)timegm(&tm);
+    return AT_OK;
+}
+
+at_err at_http_date_check(const char *value, int64_t now_s, int64_t window_s, at_diag *d)
+{
+    int64_t t;
+    at_err rc = at_http_date_parse(value, &t, d);
+    if (rc != AT_OK)
+        return rc;
     int64_t diff = t - now_s;
     if (diff > window_s || diff < -window_s)
         return at_fail(d, AT_E_CLOCK_SKEW, "date: %s is %lld s from now, expected within %lld s", value,

@@ -31,6 +31,9 @@ void at_time_rfc3339_ms(int64_t unix_ms, char *buf, size_t len);
 /* RFC 9110 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", the HTTP Date
  * header) into buf (>= 30 bytes). */
 void at_http_date(int64_t unix_s, char *buf, size_t len);
+/* An HTTP Date header value (IMF-fixdate only, RFC 9110 section 5.6.7) as
+ * seconds since the epoch. AT_E_BAD_FIELD when it is not one. */
+at_err at_http_date_parse(const char *value, int64_t *unix_s, at_diag *d) AT_MUST_USE;
 /* An HTTP Date header value (IMF-fixdate only) within window_s seconds of
  * now_s either way (RFC 9458 section 6.5: a request outside the window is
  * refused, so a replay later does not run again). AT_E_BAD_FIELD when it

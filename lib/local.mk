@@ -21,6 +21,7 @@ lib_libattest_a_SOURCES += \
 	lib/audit.c lib/audit.h \
 	lib/auditagg.c lib/auditagg.h \
 	lib/ratelimit.c lib/ratelimit.h \
+	lib/replay.c lib/replay.h \
 	lib/ear.c lib/ear.h \
 	lib/nonce.c lib/nonce.h \
 	lib/httpd.c lib/httpd.h \

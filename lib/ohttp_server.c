@@ -55,6 +55,10 @@ void at_ohttp_server_free(at_ohttp_server *s)
 uint8_t at_ohttp_server_key_id(const at_ohttp_server *s) { return s->key_id; }
 at_hpke_suite at_ohttp_server_suite(const at_ohttp_server *s) { return s->suite; }
 bool at_ohttp_server_ready(const at_ohttp_server *s) { return s->ready; }
+at_span at_ohttp_server_encapsulation(const at_ohttp_server *s)
+{
+    return s->ready ? AT_SPAN(s->hdr, sizeof s->hdr) : AT_SPAN_NULL;
+}
 
 /* Key and suite from the 7-byte header (RFC 9458 §4.1). */
 static at_err server_header(at_ohttp_server *s, const uint8_t *hdr, const at_hpke_key **entry, at_diag *d)

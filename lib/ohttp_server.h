@@ -43,6 +43,11 @@ bool at_ohttp_server_ready(const at_ohttp_server *s);
  * nonce); same splitting and final rules as the client. */
 at_err at_ohttp_server_seal_chunk(at_ohttp_server *s, at_span piece, bool final, at_buf *out,
                                   at_diag *d) AT_MUST_USE;
+/* The request's header and HPKE enc (RFC 9458 section 4.3: key id, KEM,
+ * KDF, AEAD, enc; 7 + 32 bytes), borrowed from s; AT_SPAN_NULL until
+ * ready. A replayed request carries the same bytes (the agent's replay
+ * memory keys on them). */
+at_span at_ohttp_server_encapsulation(const at_ohttp_server *s);
 /* The key id and suite the request used. */
 uint8_t at_ohttp_server_key_id(const at_ohttp_server *s);
 at_hpke_suite at_ohttp_server_suite(const at_ohttp_server *s);

@@ -129,6 +129,36 @@ try:
                 check(p.returncode == 1 and b"400" in out and b"clock_skew" in out and b"You said" not in out,
                       f"an inner Date an hour off is refused, sealed 400 clock_skew {extra} ({out[-300:]})")
 
+    # an undated inner request is refused too (it would escape the window)
+    p = ctl("ohttp", "request", "--key-config", agent.url + "/v1/key-config", "--url", agent.url + "/v1/ohttp",
+            "--path", "/v1/completions", "--data", '{"prompt": "undated"}', "--no-date")
+    out = p.stdout + p.stderr
+    check(p.returncode == 1 and b"clock_skew" in out and b"date: missing" in out and b"You said" not in out,
+          f"an inner request without Date is refused, sealed 400 clock_skew ({out[-200:]})")
+    # RFC 9458 section 6.5: the same encapsulated request sent again within
+    # the window is refused and the model does not run a second time
+    for extra, media in (([], "message/ohttp-req"), (["--chunked"], "message/ohttp-chunked-req")):
+        saved = wd("replay.req")
+        p = ctl("ohttp", "request", "--key-config", agent.url + "/v1/key-config", "--url", agent.url + "/v1/ohttp",
+                "--path", "/v1/completions", "--data", '{"prompt": "once"}', "--save-request", saved, *extra)
+        check(p.returncode == 0 and b"You said: once" in p.stdout and os.stat(saved).st_mode & 0o777 == 0o600,
+              f"a dated request runs, saved as sent {extra}")
+        before = http("GET", llm.url + "/_standin/stats")[1]["requests"]
+        metric = f'attest_ohttp_refused_total{{code="replayed"}}'
+        def replayed():
+            text = http("GET", agent.url + "/metrics")[1]
+            return next((float(l.split()[-1]) for l in text.splitlines() if l.startswith(metric)), 0.0)
+        was = replayed()
+        req = urllib.request.Request(agent.url + "/v1/ohttp", data=open(saved, "rb").read(), method="POST",
+                                     headers={"Content-Type": media})
+        r = urllib.request.urlopen(req, timeout=30)
+        body = r.read()
+        check(r.status == 200 and len(body) > 0 and b"You said" not in body,
+              f"the replay gets a sealed answer (its refusal), not the model's {extra}")
+        now_r, after = replayed(), http("GET", llm.url + "/_standin/stats")[1]["requests"]
+        check(now_r == was + 1 and after == before + 1,  # + 1: the stats request itself
+              f"the replay is refused (replayed {was} -> {now_r}) and the model did not run again ({before} -> {after}) {extra}")
+
     # only /v1/... reaches the model server: not through the gateway (dot
     # segments, %2e, an escaped '?'), and not by sealing to the agent directly
     import http.client as hc
