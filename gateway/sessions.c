@@ -72,6 +72,19 @@ static at_err verify_session(gateway *g, json_t *s, json_t *jwks, gw_target *t, 
                   id, tsid ? tsid : "(none)");
         AT_ENSURE(tkc && strcmp(tkc, kc64) == 0, d, AT_E_FORBIDDEN,
                   "session %s: the token attests another key configuration", id);
+        /* The same key in the EAR profile's own claim (draft-ietf-rats-ear,
+         * Veraison's key-attestation): a token whose akpub names another
+         * key than the one prompts are sealed to is refused. */
+        const char *takpub =
+            json_string_value(json_object_get(json_object_get(sub, "ear.veraison.key-attestation"), "akpub"));
+        char *akpub = NULL;
+        AT_TRY(at_ear_akpub(AT_SPAN(kc, kclen), &akpub, d));
+        bool same_akpub = takpub && strcmp(takpub, akpub) == 0;
+        free(akpub);
+        AT_ENSURE(same_akpub, d, AT_E_FORBIDDEN,
+                  "session %s: ear.veraison.key-attestation akpub %s, expected the key of the session's key"
+                  " configuration",
+                  id, takpub ? "names another key" : "is missing");
         *check = "endpoint binding";
         AT_ENSURE(tep && strcmp(tep, endpoint) == 0, d, AT_E_FORBIDDEN,
                   "session %s: the token names endpoint %s, the session %s", id, tep ? tep : "(none)",
