@@ -240,3 +240,18 @@ check_PROGRAMS += tests/unit/test_replay
 tests_unit_test_replay_SOURCES = tests/unit/test_replay.c
 tests_unit_test_replay_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_replay_LDADD = $(UNIT_LDADD)
+
+# The sealed model file's reader (lib/sealfile): replayed by make check.
+check_PROGRAMS += tests/fuzz/replay_sealfile
+tests_fuzz_replay_sealfile_SOURCES = tests/fuzz/fuzz_sealfile.c tests/fuzz/replay.c
+tests_fuzz_replay_sealfile_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DAT_FUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/sealfile"'
+tests_fuzz_replay_sealfile_LDADD = $(AT_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/sealfile
+if ENABLE_FUZZING
+noinst_PROGRAMS += tests/fuzz/fuzz_sealfile
+tests_fuzz_fuzz_sealfile_SOURCES = tests/fuzz/fuzz_sealfile.c
+tests_fuzz_fuzz_sealfile_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_sealfile_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_sealfile_LDADD = $(AT_LIBS)
+endif
