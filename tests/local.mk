@@ -235,3 +235,8 @@ check_PROGRAMS += tests/unit/test_target
 tests_unit_test_target_SOURCES = tests/unit/test_target.c
 tests_unit_test_target_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_target_LDADD = $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_webstatic
+tests_unit_test_webstatic_SOURCES = tests/unit/test_webstatic.c
+tests_unit_test_webstatic_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_webstatic_LDADD = $(UNIT_LDADD)
