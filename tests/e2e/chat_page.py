@@ -2,7 +2,8 @@
 by Selenium, against the real chain on loopback (verifier, simulator agent,
 LLM stand-in, gateway). The page loads with no CSP violation, fills the
 model list, streams an answer, shows the attestation panel (instance,
-policy, PCRs, the EAR signature verified with WebCrypto); hostile model
+policy, PCRs, the EAR signature verified with WebCrypto) and announces a
+change of instance; hostile model
 output stays inert; the stop button aborts a stream; with the policy
 revoked or the verifier gone the page says why in plain words and sends
 nothing. Screenshots of
@@ -34,7 +35,8 @@ GATEWAY = os.path.join(BUILD, "gateway", "attest-gateway")
 WEB = os.path.join(SRCDIR, "web", "chat")
 wd = Workdir("chat_page")
 pki = Pki(wd)
-v = Verifier(wd, roots=[pki.root], extra=["--rate", "0"]).start()
+pki2 = Pki(wd, "pki2")  # a second simulated instance (its own instance id)
+v = Verifier(wd, roots=[pki.root, pki2.root], extra=["--rate", "0"]).start()
 llm = Process(wd, "llm", ["python3", STANDIN], sanitizer_check=False).start()
 procs = []
 driver = None
@@ -110,7 +112,8 @@ try:
     agent = start(Process(wd, "agent", agent_args))
     gw = start(Process(wd, "gateway", [GATEWAY, "--verifier", v.url, "--policy", "llm", "--listen",
                                        "127.0.0.1:0", "--token-file", gw_token, "--refresh", "1",
-                                       "--verify-locally", "--root", pki.root, "--web-root", WEB]))
+                                       "--verify-locally", "--root", pki.root, "--root", pki2.root,
+                                       "--web-root", WEB]))
     # The page's files: allow-listed, with the strict CSP and the ETag.
     with urllib.request.urlopen(gw.url + "/", timeout=10) as r:
         csp, etag = r.headers.get("Content-Security-Policy"), r.headers.get("ETag")
@@ -175,12 +178,32 @@ try:
           f"no CSP violation or error in the browser console ({logs[:3]})")
     shot("answer")
 
+    # Another instance takes over (the first one stops): the next answer
+    # names it, and the page says the instance changed.
+    agent2 = start(Process(wd, "agent2", [pki2.dir if a == pki.dir else a for a in agent_args]))
+    end = time.time() + 20
+    while time.time() < end:
+        st, insts = http("GET", gw.url + "/v1/gateway/instances")
+        if any(i["endpoint"] == agent2.url for i in insts.get("instances", [])):
+            break
+        time.sleep(0.2)
+    agent.stop()
+    ask("who answers now")
+    wait(lambda: driver.execute_script("return document.querySelectorAll('#conversation li.assistant.done').length") == 2,
+         "an answer from the second instance")
+    inst2 = driver.find_elements(By.CSS_SELECTOR, "#conversation li.assistant")[-1].get_attribute("data-instance")
+    notices = [n.text for n in driver.find_elements(By.CSS_SELECTOR, "#conversation li.notice")]
+    check(inst2 and inst2 != inst and any(inst2 in n and inst in n and "changed" in n for n in notices),
+          f"a change of instance is announced ({inst} -> {inst2}: {notices})")
+    wait(lambda: el("#att-instance").text == inst2, "the panel follows the new instance")
+    shot("instance-changed")
+
     # Hostile output: echoed back by the stand-in, it must stay text.
     hostile = (f"<script>window.__pwned=1</script> <img src=http://127.0.0.1:{remote_port}/i.png "
                f"onerror=window.__pwned=2> [x](javascript:window.__pwned=3) "
                f"![y](http://127.0.0.1:{remote_port}/y.png) <a href=javascript:window.__pwned=4>z</a>")
     ask(hostile)
-    wait(lambda: driver.execute_script("return document.querySelectorAll('#conversation li.assistant.done').length") == 2,
+    wait(lambda: driver.execute_script("return document.querySelectorAll('#conversation li.assistant.done').length") == 3,
          "the hostile answer completes")
     ans = driver.find_elements(By.CSS_SELECTOR, "#conversation li.assistant")[-1]
     check("<script>window.__pwned=1</script> <img src=http" in ans.text and "[x](javascript:" not in ans.text
@@ -200,8 +223,10 @@ try:
     shot("hostile")
 
     # Stop: the stand-in holds its answer after the first word.
+    n_answers = len(driver.find_elements(By.CSS_SELECTOR, "#conversation li.assistant"))
     ask("[hold] never finished")
-    wait(lambda: "You" in driver.find_elements(By.CSS_SELECTOR, "#conversation li.assistant")[-1].text,
+    wait(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#conversation li.assistant")) == n_answers + 1
+         and "You" in driver.find_elements(By.CSS_SELECTOR, "#conversation li.assistant")[-1].text,
          "the held stream's first word arrives")
     check(not el("#stop").get_attribute("disabled"), "stop is enabled while answering")
     el("#stop").click()
