@@ -29,6 +29,7 @@ typedef struct {
     char token_file[1024];
     char jwks_file[1024]; /* pin the verifier's keys instead of fetching them */
     char port_file[1024];
+    char web_root[1024]; /* the chat page's files (--web-root, default AT_GATEWAY_WEB_ROOT) */
     int refresh_s;       /* how long a verified session list is used */
     int instance_idle_s; /* no byte from an instance for this long: try another (once) */
     bool verify_locally; /* also check each instance's own fresh document */
@@ -51,6 +52,7 @@ typedef struct {
 } gw_target;
 
 typedef struct at_trust at_trust;
+typedef struct at_webstatic at_webstatic;
 
 typedef struct {
     gateway_config cfg;
@@ -58,6 +60,7 @@ typedef struct {
     char token[512];
     json_t *pinned_jwks; /* from --verifier-jwks, else NULL */
     at_metrics *metrics; /* GET /metrics */
+    at_webstatic *web;   /* GET /: the chat page (NULL: not installed) */
 
     pthread_mutex_t lock; /* guards the fields below */
     gw_target targets[GW_MAX_TARGETS];
@@ -68,6 +71,7 @@ typedef struct {
     char last_error_public[400]; /* what API callers are told: instance, check, code */
     at_err last_code;            /* the reason a consumer can act on when nothing verifies */
     json_t *attestations;        /* [{instance, session, policy, expires_at, token}] of the targets */
+    json_t *jwks;                /* the verifier keys the targets' tokens verified against */
 } gateway;
 
 /* A target to send the next request to (copied out), refreshing the list

@@ -14,6 +14,7 @@
 #include "cfgargs.h"
 #include "httpc.h"
 #include "token.h"
+#include "webstatic.h"
 #include "x509v.h"
 
 static void usage(FILE *f)
@@ -21,7 +22,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: attest-gateway --verifier URL --policy NAME --listen ADDR:PORT --token-file F\n"
             "                      [--verifier-jwks FILE] [--verify-locally [--root PEM]...] [--refresh S]\n"
-            "                      [--port-file F] [--max-body BYTES]\n"
+            "                      [--port-file F] [--max-body BYTES] [--web-root DIR]\n"
             "                      [--request-timeout S] [--connection-limit N] [--per-ip-limit N]\n"
             "                      [--workers N]   (handler threads, default 64; completions get N-8)\n"
             "                      [--instance-idle S] (default 60: no byte from an instance for S s:\n"
@@ -34,7 +35,8 @@ static void usage(FILE *f)
             "their attestation result tokens, GET /metrics counts (Prometheus). --verifier-jwks pins the "
             "verifier's keys;\n"
             "--verify-locally also checks each instance's own fresh document against --root (default:\n"
-            "the AWS Nitro root) before using it.\n"
+            "the AWS Nitro root) before using it. GET / serves the chat page from --web-root (default\n"
+            "\"" AT_GATEWAY_WEB_ROOT "\").\n"
             "ADDR: host:port, unix:PATH or vsock:PORT; --verifier also takes unix:PATH[,URL] or\n"
             "vsock:CID:PORT[,URL]; --route ADDRESS,URL (repeatable) reaches agents whose endpoint\n"
             "has URL's origin over that UNIX/vsock stream.\n");
@@ -93,6 +95,11 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
                      : strncmp(u, "/v1/models", 10) == 0 ? "models"
                                                          : "forward";
         route_openai(g, req, resp);
+    } else if (at_webstatic_serve(g->web, req->method, u, at_http_header(req, "If-None-Match"), resp)) {
+        req->route = "web";
+    } else if (strcmp(u, "/") == 0 && strcmp(req->method, "GET") == 0) {
+        req->route = "web";
+        at_http_error(resp, AT_E_NOT_FOUND, "chat page: not installed (see --web-root)", -1);
     } else if (strcmp(u, "/v1/attestation") == 0 && strcmp(req->method, "GET") == 0) {
         req->route = "attestation";
         route_attestation(g, resp);
@@ -157,6 +164,7 @@ int main(int argc, char **argv)
                                          {"verify-locally", no_argument, NULL, 'L'},
                                          {"root", required_argument, NULL, 'R'},
                                          {"config", required_argument, NULL, 1012},
+                                         {"web-root", required_argument, NULL, 1015},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
@@ -173,6 +181,7 @@ int main(int argc, char **argv)
     argc = xargc;
     argv = xargv;
     int o;
+    bool web_root_given = false;
 #define COPY(field) snprintf(c->field, sizeof c->field, "%s", optarg)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -215,6 +224,10 @@ int main(int argc, char **argv)
             break;
         case 'L':
             c->verify_locally = true;
+            break;
+        case 1015:
+            COPY(web_root);
+            web_root_given = true;
             break;
         case 1011:
             if (!at_log_set_level(optarg)) {
@@ -271,6 +284,20 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* The chat page: a --web-root given must load; the default may be
+     * absent (a build run from its tree), then GET / says so. */
+    if (!web_root_given)
+        snprintf(c->web_root, sizeof c->web_root, "%s", AT_GATEWAY_WEB_ROOT);
+    static const char *const web_files[] = {"index.html", "app.js", "style.css"};
+    at_diag wd = {{0}};
+    if (at_webstatic_new(c->web_root, "/", web_files, sizeof web_files / sizeof web_files[0], &g.web, &wd) !=
+        AT_OK) {
+        if (web_root_given) {
+            fprintf(stderr, "attest-gateway: --web-root: %s\n", wd.msg);
+            return 2;
+        }
+        at_log("warn", "web", "chat page not served: %s", wd.msg);
+    }
     sigset_t sigs;
     at_httpd_block_signals(&sigs, false);
     at_httpc_global_init();
@@ -305,6 +332,8 @@ int main(int argc, char **argv)
     json_decref(g.pinned_jwks);
     at_metrics_free(g.metrics);
     json_decref(g.attestations);
+    json_decref(g.jwks);
+    at_webstatic_free(g.web);
     at_trust_unref(g.trust);
     at_wipe(g.token, sizeof g.token);
     return 0;

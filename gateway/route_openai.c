@@ -504,11 +504,15 @@ void route_attestation(gateway *g, at_http_resp *resp)
     snprintf(jwks_uri, sizeof jwks_uri, "%s/.well-known/jwks.json", g->cfg.verifier);
     pthread_mutex_lock(&g->lock);
     json_t *atts = rc == AT_OK && g->attestations ? json_deep_copy(g->attestations) : json_array();
+    /* The keys the tokens verified against, same-origin for the chat page
+     * (its CSP connect-src 'self' keeps it from fetching jwks_uri). */
+    json_t *jwks = g->pinned_jwks ? json_incref(g->pinned_jwks) : g->jwks ? json_deep_copy(g->jwks) : NULL;
     pthread_mutex_unlock(&g->lock);
-    json_t *o = json_pack("{s:s,s:o,s:s,s:s}", "policy", g->cfg.policy, "attestations", atts, "jwks_uri",
-                          jwks_uri, "eat_profile", AT_EAR_PROFILE);
-    if (o && g->pinned_jwks)
-        json_object_set(o, "jwks", g->pinned_jwks);
+    json_t *o = json_pack("{s:s,s:o,s:s,s:s,s:b}", "policy", g->cfg.policy, "attestations", atts, "jwks_uri",
+                          jwks_uri, "eat_profile", AT_EAR_PROFILE, "verify_locally", g->cfg.verify_locally);
+    if (o && jwks)
+        json_object_set(o, "jwks", jwks);
+    json_decref(jwks);
     if (o && rc != AT_OK)
         json_object_set_new(o, "error", json_pack("{s:s,s:s}", "code", at_err_str(rc), "message", d.msg));
     at_http_json(resp, 200, o);

@@ -263,9 +263,10 @@ static at_err refresh(gateway *g, at_diag *d)
             char exp[40];
             at_time_rfc3339(fresh[n].expires_ms / 1000, exp, sizeof exp);
             json_array_append_new(
-                atts, json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "instance", fresh[n].instance_id, "session",
+                atts, json_pack("{s:s,s:s,s:s,s:s,s:s,s:O,s:b}", "instance", fresh[n].instance_id, "session",
                                 fresh[n].session_id, "policy", fresh[n].policy_ref, "expires_at", exp,
-                                "pcr_digest", fresh[n].pcr_digest, "token", json_object_get(s, "token")));
+                                "pcr_digest", fresh[n].pcr_digest, "token", json_object_get(s, "token"),
+                                "checked_locally", fresh[n].checked_locally));
             n++;
         } else {
             at_log("warn", "session", "not used: %s", sd.msg);
@@ -287,6 +288,8 @@ static at_err refresh(gateway *g, at_diag *d)
     pthread_mutex_lock(&g->lock);
     json_decref(g->attestations);
     g->attestations = atts;
+    json_decref(g->jwks);
+    g->jwks = json_incref(jwks);
     atts = NULL;
     g->last_code = n ? AT_OK : why_code;
     memcpy(g->targets, fresh, n * sizeof fresh[0]);

@@ -523,7 +523,9 @@ static struct MHD_Response *build_resp(at_httpd *s, struct call *k, at_http_resp
         if (r->content_type)
             MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     }
-    MHD_add_response_header(m, "Cache-Control", "no-store");
+    /* no-store unless the handler chose (lib/webstatic: no-cache + ETag). */
+    if (strncasecmp(r->headers, "Cache-Control:", 14) != 0 && !strcasestr(r->headers, "\nCache-Control:"))
+        MHD_add_response_header(m, "Cache-Control", "no-store");
     MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
     if (r->location[0])
         MHD_add_response_header(m, MHD_HTTP_HEADER_LOCATION, r->location);

@@ -7,7 +7,9 @@ last prompt, /v1/embeddings (a deterministic vector, float or base64),
 /v1/responses, /v1/models and /v1/models/{id}. A streamed prompt containing
 "[cut]" is cut after two events (the connection closes mid-answer);
 "[halfcut]", "[slowhalf]" and "[bigevent]" send half events, a stalled
-half event and a 3 MiB one, for tests of what clients see then. Loopback (or a UNIX socket) only.
+half event and a 3 MiB one, for tests of what clients see then; "[hold]"
+sends the first word and then holds the rest until GET /_standin/release
+(at most 60 s: a stop button's test). Loopback (or a UNIX socket) only.
 
 HTTP/1.1 keep-alive, TCP_NODELAY and one write per whole answer, so it
 never stalls a client on Nagle/delayed ACK (benchmarks measure the agent,
@@ -42,6 +44,7 @@ def reply_for(body, chat):
 
 STATS = {"connections": 0, "requests": 0}
 STATS_LOCK = threading.Lock()
+RELEASE = threading.Event()  # ends every "[hold]"
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found"}
 
 
@@ -74,6 +77,9 @@ class Handler(BaseHTTPRequestHandler):
             with STATS_LOCK:
                 snapshot = dict(STATS)
             self.send_json(200, snapshot)
+        elif self.path == "/_standin/release":
+            RELEASE.set()
+            self.send_json(200, {"released": True})
         elif self.path == "/v1/models":
             self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "attest"}]})
         elif self.path.startswith("/v1/models/"):
@@ -152,6 +158,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         cut = "[cut]" in text
+        hold = "[hold]" in text
         for i, word in enumerate(text.split(" ")):
             if cut and i == 2:
                 # the answer cut mid-stream: no last chunk, no [DONE]
@@ -164,7 +171,10 @@ class Handler(BaseHTTPRequestHandler):
                   "choices": [{"index": 0, "delta": delta, "finish_reason": None} if chat
                               else {"index": 0, "text": piece, "finish_reason": None}]}
             send(json.dumps(ev))
-            time.sleep(0.02)
+            if hold and i == 0:
+                RELEASE.wait(60)
+            else:
+                time.sleep(0.02)
         last = b"data: [DONE]\n\n"  # the last event and the end of the body in one write
         self.wfile.write(b"%x\r\n" % len(last) + last + b"\r\n0\r\n\r\n")
         self.wfile.flush()

@@ -255,3 +255,8 @@ tests_fuzz_fuzz_sealfile_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_sealfile_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_sealfile_LDADD = $(AT_LIBS)
 endif
+
+check_PROGRAMS += tests/unit/test_webstatic
+tests_unit_test_webstatic_SOURCES = tests/unit/test_webstatic.c
+tests_unit_test_webstatic_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_webstatic_LDADD = $(UNIT_LDADD)

@@ -28,3 +28,5 @@ EXTRA_DIST += tests/e2e/openai_sdk.py tests/interop/openai_client.mjs tests/inte
 # The tree is as .clang-format says (HOUSE-STYLE).
 TESTS += tests/e2e/format.sh
 EXTRA_DIST += tests/e2e/format.sh .clang-format
+TESTS += tests/e2e/chat_page.py
+EXTRA_DIST += tests/e2e/chat_page.py
