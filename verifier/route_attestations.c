@@ -483,6 +483,15 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
     json_object_set_new(ae, "format", json_string(at_format_name(ev.payload.format)));
     json_object_set_new(ae, "module_id", json_string(ev.payload.module_id));
     json_object_set_new(ae, "pcrs", at_nitro_pcrs_json(&ev.payload));
+    {
+        /* Which of those the policy pins (each matched one of its approved
+         * values, or there would be no token): a relying party can show
+         * per PCR what was compared, from signed data alone. */
+        json_t *pinned = json_array();
+        for (size_t i = 0; i < policy->n_pcrs; i++)
+            json_array_append_new(pinned, json_integer(policy->pcrs[i].index));
+        json_object_set_new(ae, "pcrs_pinned", pinned);
+    }
     json_object_set_new(ae, "key_config", kc_b64 ? json_string(kc_b64) : json_null());
     json_object_set_new(ae, "session_id", json_string(session_id));
     json_object_set_new(ae, "policy_sha256", json_string(pol_sha));

@@ -157,6 +157,13 @@ try:
     rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#att-pcrs tbody tr")]
     check(any(r.startswith("PCR0 enclave image file") and "matched (signed)" in r for r in rows),
           f"PCRs with their meaning and matched mark ({rows[:2]})")
+    # per PCR from the signed pcrs_pinned: the policy's PCRs matched, the
+    # others reported but not compared
+    pinned = {f"PCR{i} " for i in pol["pcrs"]}
+    check(len(rows) > len(pinned) and all(("matched (signed)" in r) == any(r.startswith(p) for p in pinned)
+                                          and ("matched (signed)" in r or "not pinned by the policy" in r)
+                                          for r in rows),
+          f"only the {len(pinned)} PCRs the policy pins read as matched, the rest as not pinned ({len(rows)} rows)")
     check("yes" in el("#att-local").text, f"--verify-locally shown ({el('#att-local').text})")
     check('"eat_profile"' in el("#att-claims").text, "the EAR claims are shown")
     check(" min " in el("#att-expires").text, f"expiry countdown ({el('#att-expires').text})")

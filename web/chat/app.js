@@ -218,19 +218,24 @@ async function refreshAttestation() {
     a.verify_locally && att.checked_locally ? 'ok' : '');
   const meaning = PCR_MEANING[ae.format] || {};
   const pcrsOk = tv.executables === 2;
+  // pcrs_pinned (signed, in the annotated evidence): which PCRs the policy
+  // compared; the others were reported by the instance but not pinned.
+  const pinned = new Set(Array.isArray(ae.pcrs_pinned) ? ae.pcrs_pinned.map(Number) : []);
   $('att-pcr-summary').textContent = ae.format === undefined ? '' : 'Format ' + ae.format + ', policy version ' + ae.policy_version +
-    (pcrsOk ? '. Every PCR the policy pins matched its approved value (signed: ear.trustworthiness-vector executables = 2, affirming).'
+    (pcrsOk ? '. Each PCR the policy pins (' + pinned.size + ') matched one of its approved values; the others are reported, not compared (signed: pcrs_pinned, ear.trustworthiness-vector executables = 2).'
       : '. The verifier did not affirm the PCRs (executables = ' + tv.executables + ').');
   const tbody = $('att-pcrs').tBodies[0];
   tbody.replaceChildren();
   for (const [idx, val] of Object.entries(ae.pcrs || {}).sort((x, y) => Number(x[0]) - Number(y[0]))) {
     const tr = document.createElement('tr');
-    const cells = ['PCR' + idx, meaning[idx] || '', String(val), pcrsOk ? 'matched (signed)' : 'not affirmed'];
+    const isPinned = pinned.has(Number(idx));
+    const cells = ['PCR' + idx, meaning[idx] || '', String(val),
+      !pcrsOk ? 'not affirmed' : isPinned ? 'matched (signed)' : 'not pinned by the policy'];
     cells.forEach((t, i) => {
       const td = document.createElement('td');
       td.textContent = t;
       if (i === 2) td.className = 'value';
-      if (i === 3) td.className = pcrsOk ? 'ok' : 'bad';
+      if (i === 3) td.className = !pcrsOk ? 'bad' : isPinned ? 'ok' : '';
       tr.appendChild(td);
     });
     tbody.appendChild(tr);
