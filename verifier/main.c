@@ -194,8 +194,10 @@ static int open_state(verifier *v, at_diag *d)
     }
     at_db_durability dur;
     at_db_durability_get(v->db, &dur);
-    at_log("info", "db", "database %s open: journal_mode=%s synchronous=%d", c->db_path, dur.journal_mode,
-           dur.synchronous);
+    char shown[sizeof c->db_path];
+    at_db_redact(c->db_path, shown, sizeof shown);
+    at_log("info", "db", "database %s (%s) open: journal_mode=%s synchronous=%d", shown, at_db_backend(v->db),
+           dur.journal_mode, dur.synchronous);
     v->metrics = at_metrics_new();
     v->rl = ratelimit_new(c->rate_per_s, c->rate_burst);
     /* A budget of own rows per client: N per minute, N at once. */
@@ -270,7 +272,7 @@ static int rotate_signing_key(const verifier_config *c)
     at_db *db = NULL;
     at_diag d = {{0}};
     /* A typo in --db must not make a fresh database with a key nobody uses. */
-    if (access(c->db_path, F_OK) != 0) {
+    if (!at_db_is_url(c->db_path) && access(c->db_path, F_OK) != 0) {
         at_log("fatal", "keys", "--db %s: %s (start the verifier once to create the database)", c->db_path,
                strerror(errno));
         return 1;
@@ -343,8 +345,10 @@ int main(int argc, char **argv)
         default_issuer(c->listen, tls_cert != NULL, at_httpd_port(srv), v.issuer_buf, sizeof v.issuer_buf);
     __atomic_store_n(&v.issuer, v.issuer_buf, __ATOMIC_RELEASE);
     at_signer *s = keys_signer(v.keys);
+    char shown[sizeof c->db_path];
+    at_db_redact(c->db_path, shown, sizeof shown);
     at_log("info", "start", "%s listening on %s (port %u, %s), database %s schema v%d, signing key %s",
-           v.build, c->listen, at_httpd_port(srv), tls_cert ? "TLS on" : "plain HTTP, no TLS", c->db_path,
+           v.build, c->listen, at_httpd_port(srv), tls_cert ? "TLS on" : "plain HTTP, no TLS", shown,
            at_db_schema_version(v.db), at_signer_kid(s));
     at_signer_free(s);
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)
