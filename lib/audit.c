@@ -367,15 +367,18 @@ at_err at_audit_query(at_db_conn *conn, const at_audit_filter *f, json_t *entrie
     at_err rc = AT_E_INTERNAL;
     at_db_stmt *st = NULL;
     int limit = f->limit > 0 && f->limit <= 1000 ? f->limit : 100;
-    AT_TRY(at_db_prepare(conn,
-                         "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > $1"
-                         " AND ($2 = 0 OR time_ms >= $2) AND ($3 = 0 OR time_ms <= $3)"
-                         " AND ($4 IS NULL OR outcome = $4) AND ($5 IS NULL OR action = $5)"
-                         " AND ($6 IS NULL OR policy = $6"
-                         "      OR substr(policy, 1, length($6) + 1) = $6 || '@')"
-                         " AND ($7 IS NULL OR instance_id = $7)"
-                         " ORDER BY id LIMIT $8",
-                         &st, d));
+    /* CAST: PostgreSQL types a parameter where it first appears, and
+     * "$4 IS NULL" alone says nothing (a NULL is sent untyped). */
+    AT_TRY(at_db_prepare(
+        conn,
+        "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > $1"
+        " AND ($2 = 0 OR time_ms >= $2) AND ($3 = 0 OR time_ms <= $3)"
+        " AND (CAST($4 AS TEXT) IS NULL OR outcome = $4) AND (CAST($5 AS TEXT) IS NULL OR action = $5)"
+        " AND (CAST($6 AS TEXT) IS NULL OR policy = $6"
+        "      OR substr(policy, 1, length(CAST($6 AS TEXT)) + 1) = CAST($6 AS TEXT) || '@')"
+        " AND (CAST($7 AS TEXT) IS NULL OR instance_id = $7)"
+        " ORDER BY id LIMIT $8",
+        &st, d));
     at_db_bind_int64(st, 1, f->after_id);
     at_db_bind_int64(st, 2, f->since_ms);
     at_db_bind_int64(st, 3, f->until_ms);

@@ -294,7 +294,7 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
     }
     /* Beside a SQLite file by default; a database URL has no "beside":
      * every replica must be given the same storage key file. */
-    if (at_db_is_url(c->db_path) && (!c->storage_key_file[0] || !c->admin_token_file[0])) {
+    if (at_db_is_url(c->db_path) && !*rotate && (!c->storage_key_file[0] || !c->admin_token_file[0])) {
         fprintf(stderr,
                 "attest-verifier: --db postgresql://...: --storage-key-file and --admin-token-file are "
                 "required (the same files on every replica)\n");

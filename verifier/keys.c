@@ -445,6 +445,39 @@ at_err keys_reload_signer(verifier_keys *k, at_diag *d)
     return AT_OK;
 }
 
+/* Replicas share verifier_keys: a rotation done anywhere (another replica's
+ * --rotate-signing-key) shows as a new current kid. One indexed lookup. */
+at_err keys_refresh_signer(verifier_keys *k, bool *changed, at_diag *d)
+{
+    *changed = false;
+    char kid[128] = "";
+    at_db_conn *c = at_db_read_acquire(k->db);
+    if (!c)
+        return at_fail(d, AT_E_UNAVAILABLE, "keys: database unavailable");
+    at_db_stmt *st = NULL;
+    at_err rc = at_db_prepare(c, "SELECT kid FROM verifier_keys WHERE kind = 'signing' AND state = 'current'",
+                              &st, d);
+    if (rc == AT_OK) {
+        int s = at_db_step(st);
+        if (s == AT_DB_ROW && at_db_column_text(st, 0))
+            snprintf(kid, sizeof kid, "%s", at_db_column_text(st, 0));
+        else if (s != AT_DB_DONE)
+            rc = at_fail(d, AT_E_UNAVAILABLE, "keys: %s", at_db_errmsg(c));
+    }
+    at_db_finalize(st);
+    at_db_read_release(k->db, c);
+    if (rc != AT_OK || !kid[0])
+        return rc;
+    at_signer *cur = keys_signer(k);
+    bool same = strcmp(at_signer_kid(cur), kid) == 0;
+    at_signer_free(cur);
+    if (same)
+        return AT_OK;
+    rc = keys_reload_signer(k, d);
+    *changed = rc == AT_OK;
+    return rc;
+}
+
 at_err keys_nonce_issue(verifier_keys *k, int64_t now_ms, int ttl_s, uint8_t out[AT_NONCE_LEN],
                         int64_t *expires_ms)
 {

@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "clock.h"
 #include "config.h"
 #include "verifier.h"
 
@@ -232,13 +233,28 @@ static void close_state(verifier *v)
         free(v->cfg.root_files[i]);
 }
 
-/* Until SIGTERM/SIGINT: SIGHUP reloads, SIGUSR1 and every 30 s prune. */
+/* Until SIGTERM/SIGINT: SIGHUP reloads, SIGUSR1 and every 30 s prune,
+ * every KEYS_REFRESH_S s a signing-key rotation made elsewhere (another
+ * replica on the same database) is picked up. */
 static void serve_signals(verifier *v, const sigset_t *sigs, at_httpd *srv)
 {
     at_diag d = {{0}};
+    int64_t next_prune = at_monotonic_ns() + INT64_C(30000000000);
     for (;;) {
-        struct timespec ts = {30, 0};
+        struct timespec ts = {KEYS_REFRESH_S, 0};
         int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig < 0 && errno == EAGAIN) {
+            bool changed = false;
+            if (keys_refresh_signer(v->keys, &changed, &d) != AT_OK) {
+                at_log("warn", "keys", "signing key not checked: %s", d.msg);
+            } else if (changed) {
+                at_signer *s = keys_signer(v->keys);
+                at_log("info", "keys", "signing key %s (rotated in the database)", at_signer_kid(s));
+                at_signer_free(s);
+            }
+            if (at_monotonic_ns() < next_prune)
+                continue;
+        }
         if (sig == SIGHUP) {
             if (verifier_load_roots(v, &d) != AT_OK)
                 at_log("error", "reload", "roots not reloaded: %s", d.msg);
@@ -258,6 +274,7 @@ static void serve_signals(verifier *v, const sigset_t *sigs, at_httpd *srv)
             return;
         } else if ((sig < 0 && errno == EAGAIN) || sig == SIGUSR1) {
             /* Every 30 s, and at once on SIGUSR1. */
+            next_prune = at_monotonic_ns() + INT64_C(30000000000);
             if (at_db_write(v->db, verifier_prune, NULL, &d) != AT_OK)
                 at_log("error", "prune", "%s", d.msg);
             else if (sig == SIGUSR1)
@@ -282,7 +299,8 @@ static int rotate_signing_key(const verifier_config *c)
         at_db_close(db);
         return 1;
     }
-    at_log("info", "keys", "signing key rotated; running verifiers pick it up on SIGHUP");
+    at_log("info", "keys",
+           "signing key rotated; running verifiers pick it up within seconds (or at once on SIGHUP)");
     at_db_close(db);
     return 0;
 }

@@ -28,3 +28,6 @@ EXTRA_DIST += tests/e2e/openai_sdk.py tests/interop/openai_client.mjs
 # The tree is as .clang-format says (HOUSE-STYLE).
 TESTS += tests/e2e/format.sh
 EXTRA_DIST += tests/e2e/format.sh .clang-format
+# The verifier on PostgreSQL: the core e2e scripts again, and two replicas on one database (issue 12).
+TESTS += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py
+EXTRA_DIST += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py tests/e2e/pg.py docs/storage.md schema/pg

@@ -119,12 +119,94 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def psql_at(url_base, password, port, db, sql):
-    """psql against a server started elsewhere (AT_PG_URL)."""
-    env = dict(os.environ, PGPASSWORD=password)
-    return subprocess.run([os.path.join(bindir(), "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h",
-                           "127.0.0.1", "-p", str(port), "-U", USER, "-d", db, "-c", sql],
-                          env=env, stdin=subprocess.DEVNULL, capture_output=True)
+class Remote:
+    """A server started elsewhere: AT_PG_URL (pg.py run)."""
+
+    def __init__(self, url):
+        from urllib.parse import urlparse
+        u = urlparse(url)
+        self.password, self.port = u.password, u.port
+        self.bin = bindir()
+        self.url = url
+
+    def base_url(self):
+        return self.url
+
+    psql = Server.psql
+    create_db = Server.create_db
+
+    def stop(self):
+        pass
+
+
+_shared = None
+
+
+def shared():
+    """The server of this test process: AT_PG_URL's, or one started now and
+    stopped at exit."""
+    global _shared
+    if _shared is None:
+        if os.environ.get("AT_PG_URL"):
+            _shared = Remote(os.environ["AT_PG_URL"])
+        else:
+            import atexit
+            _shared = Server().start()
+            atexit.register(_shared.stop)
+    return _shared
+
+
+NULL = "\x01"
+
+
+def literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "'\\x" + bytes(v).hex() + "'::bytea"
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def query(srv, db, sql, params=()):
+    """sqlite3-style: ? placeholders, rows as tuples of int/str/bytes/None."""
+    out, k, quote = [], 0, None
+    for ch in sql:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "?":
+            out.append(literal(params[k]))
+            k += 1
+            continue
+        out.append(ch)
+    env = dict(os.environ, PGPASSWORD=srv.password)
+    r = subprocess.run([os.path.join(srv.bin, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                        "-F", "\x1f", "-R", "\x1e", "-P", "null=" + NULL, "-h", "127.0.0.1", "-p", str(srv.port),
+                        "-U", USER, "-d", db, "-c", "".join(out)],
+                       env=env, stdin=subprocess.DEVNULL, capture_output=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"psql: {r.stderr.decode(errors='replace')}")
+    rows = []
+    for line in r.stdout.decode().rstrip("\n").split("\x1e"):
+        if not line:
+            continue
+        row = []
+        for f in line.split("\x1f"):
+            if f == NULL:
+                row.append(None)
+            elif f.lstrip("-").isdigit():
+                row.append(int(f))
+            elif f.startswith("\\x"):
+                row.append(bytes.fromhex(f[2:]))
+            else:
+                row.append(f)
+        rows.append(tuple(row))
+    return rows
 
 
 def main(argv):
