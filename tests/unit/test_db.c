@@ -369,6 +369,23 @@ static void redaction(void **state)
     assert_non_null(strstr(d.msg, "attest:***@127.0.0.1:1"));
 }
 
+/* PostgreSQL: a server (or session) that would acknowledge a commit before
+ * its WAL is flushed is refused at open, never written to. */
+static void pg_refuses_async_commit(void **state)
+{
+    (void)state;
+    if (!at_db_is_url(target))
+        skip();
+    char url[1200];
+    snprintf(url, sizeof url, "%s%soptions=-c%%20synchronous_commit%%3Doff", target,
+             strchr(target, '?') ? "&" : "?");
+    at_db *db = NULL;
+    at_diag d = {{0}};
+    assert_int_equal(at_db_open(url, &db, &d), AT_E_IO);
+    assert_non_null(strstr(d.msg, "synchronous_commit is off, expected on"));
+    assert_null(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +394,7 @@ int main(void)
         cmocka_unit_test(internal_error_rolls_back_one_job),
         cmocka_unit_test(statements),
         cmocka_unit_test(redaction),
+        cmocka_unit_test(pg_refuses_async_commit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
