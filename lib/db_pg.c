@@ -347,11 +347,13 @@ static int pg_step(at_db_stmt *st)
     PGresult *r = PQexecParams(c->h, s->sql, s->n, (const Oid *)s->types, s->vals, s->lens, s->fmts, 0);
     ExecStatusType es = PQresultStatus(r);
     if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
+        /* Class 23: integrity constraint violation. Read before PQclear:
+         * the field lives in the result. */
         const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        int ret = state && strncmp(state, "23", 2) == 0 ? AT_DB_CONSTRAINT : AT_DB_ERROR;
         set_err(c, "", r ? PQresultErrorMessage(r) : PQerrorMessage(c->h));
         PQclear(r);
-        /* Class 23: integrity constraint violation. */
-        return state && strncmp(state, "23", 2) == 0 ? AT_DB_CONSTRAINT : AT_DB_ERROR;
+        return ret;
     }
     const char *ct = PQcmdTuples(r);
     c->changes = ct && *ct ? strtoll(ct, NULL, 10) : 0;
