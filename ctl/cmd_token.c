@@ -92,7 +92,7 @@ static int create(int argc, char **argv)
         return CTL_USAGE;
     }
     /* A typo in --db must not make a fresh database nobody serves. */
-    if (!create_db && access(db_path, F_OK) != 0) {
+    if (!create_db && !at_db_is_url(db_path) && access(db_path, F_OK) != 0) {
         fprintf(stderr,
                 "attestctl token create: --db %s: %s (the verifier's database; --create makes a new one)\n",
                 db_path, strerror(errno));

@@ -76,12 +76,12 @@ static bool chain_hash(const char *prev_hex, const char *row_json, char out[65])
     return ok;
 }
 
-static void bind_opt(sqlite3_stmt *st, int i, const char *v)
+static void bind_opt(at_db_stmt *st, int i, const char *v)
 {
     if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+        at_db_bind_text_copy(st, i, v, -1);
     else
-        sqlite3_bind_null(st, i);
+        at_db_bind_null(st, i);
 }
 
 /* Fields that are not valid UTF-8 (a request's bytes, or a "%.50s" that
@@ -110,10 +110,10 @@ static bool sanitize_row(at_audit_row *r, char *copies[N_TEXT_FIELDS])
     return true;
 }
 
-at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, at_diag *d)
+at_err at_audit_append(at_db_conn *conn, const at_audit_row *in, int64_t *id_out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     char *json = NULL, *copies[N_TEXT_FIELDS] = {0};
     char prev[65] = AT_AUDIT_GENESIS, hash[65];
     int64_t last_id = 0;
@@ -121,28 +121,34 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, a
     if (!r.time_ms)
         r.time_ms = at_wall_ms();
     AT_ENSURE(sanitize_row(&r, copies), d, AT_E_INTERNAL, "out of memory");
-    AT_TRY(at_db_stmt(conn, "SELECT last_id, hash FROM audit_head WHERE one = 1", &st, d));
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        last_id = sqlite3_column_int64(st, 0);
-        const unsigned char *h = sqlite3_column_text(st, 1);
+    /* The head row locked until commit: appends from every replica form one
+     * chain. SQLite has no FOR UPDATE and needs none (one writer). */
+    AT_TRY(at_db_stmt_get(conn,
+                          at_db_conn_is_pg(conn)
+                              ? "SELECT last_id, hash FROM audit_head WHERE one = 1 FOR UPDATE"
+                              : "SELECT last_id, hash FROM audit_head WHERE one = 1",
+                          &st, d));
+    int s = at_db_step(st);
+    if (s == AT_DB_ROW) {
+        last_id = at_db_column_int64(st, 0);
+        const char *h = at_db_column_text(st, 1);
         AT_ENSURE(h && strlen((const char *)h) == 64, d, AT_E_INTERNAL, "audit: corrupt head");
         memcpy(prev, h, 65);
     } else {
-        AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+        AT_ENSURE(s == AT_DB_DONE, d, AT_E_INTERNAL, "audit: %s", at_db_errmsg(conn));
     }
-    sqlite3_reset(st);
+    at_db_reset(st);
     st = NULL;
     int64_t id = last_id + 1;
     AT_ENSURE((json = canonical(id, &r)) && chain_hash(prev, json, hash), d, AT_E_INTERNAL,
               "audit: hashing failed");
-    AT_TRY(at_db_stmt(conn,
-                      "INSERT INTO audit (id, time_ms, actor, action, outcome, code, message,"
-                      " policy, instance_id, session_id, pcr_sha256, evidence_sha256, client,"
-                      " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                      &st, d));
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, r.time_ms);
+    AT_TRY(at_db_stmt_get(conn,
+                          "INSERT INTO audit (id, time_ms, actor, action, outcome, code, message,"
+                          " policy, instance_id, session_id, pcr_sha256, evidence_sha256, client,"
+                          " prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+                          &st, d));
+    at_db_bind_int64(st, 1, id);
+    at_db_bind_int64(st, 2, r.time_ms);
     bind_opt(st, 3, r.actor ? r.actor : "anonymous");
     bind_opt(st, 4, r.action);
     bind_opt(st, 5, r.outcome);
@@ -156,38 +162,38 @@ at_err at_audit_append(sqlite3 *conn, const at_audit_row *in, int64_t *id_out, a
     bind_opt(st, 13, r.client);
     bind_opt(st, 14, prev);
     bind_opt(st, 15, hash);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
-    sqlite3_reset(st);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "audit: %s", at_db_errmsg(conn));
+    at_db_reset(st);
     st = NULL;
-    AT_TRY(at_db_stmt(conn,
-                      "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?, ?)"
-                      " ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id,"
-                      " hash = excluded.hash",
-                      &st, d));
-    sqlite3_bind_int64(st, 1, id);
+    AT_TRY(at_db_stmt_get(conn,
+                          "INSERT INTO audit_head (one, last_id, hash) VALUES (1, $1, $2)"
+                          " ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id,"
+                          " hash = excluded.hash",
+                          &st, d));
+    at_db_bind_int64(st, 1, id);
     bind_opt(st, 2, hash);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "audit: %s", at_db_errmsg(conn));
     if (id_out)
         *id_out = id;
     rc = AT_OK;
 out:
     if (st)
-        sqlite3_reset(st);
+        at_db_reset(st);
     free(json);
     for (int i = 0; i < N_TEXT_FIELDS; i++)
         free(copies[i]);
     return rc;
 }
 
-static const char *col(sqlite3_stmt *st, int i) { return (const char *)sqlite3_column_text(st, i); }
+static const char *col(at_db_stmt *st, int i) { return at_db_column_text(st, i); }
 
 #define AUDIT_COLUMNS                                                                      \
     "id, time_ms, actor, action, outcome, code, message, policy, instance_id, session_id," \
     " pcr_sha256, evidence_sha256, client, prev_hash, hash"
 
-static void row_from(sqlite3_stmt *st, at_audit_row *r)
+static void row_from(at_db_stmt *st, at_audit_row *r)
 {
-    r->time_ms = sqlite3_column_int64(st, 1);
+    r->time_ms = at_db_column_int64(st, 1);
     r->actor = col(st, 2);
     r->action = col(st, 3);
     r->outcome = col(st, 4);
@@ -201,16 +207,16 @@ static void row_from(sqlite3_stmt *st, at_audit_row *r)
     r->client = col(st, 12);
 }
 
-at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d)
+at_err at_audit_verify(at_db_conn *conn, at_audit_check *out, at_diag *d)
 {
     return at_audit_verify_from(conn, 0, NULL, out, d);
 }
 
-at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_hash, at_audit_check *out,
+at_err at_audit_verify_from(at_db_conn *conn, int64_t from_id, const char *from_hash, at_audit_check *out,
                             at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     at_audit_check c = {.ok = true, .from_id = from_id > 0 ? from_id : 0};
     char prev[65] = AT_AUDIT_GENESIS;
     int64_t expect_id = c.from_id + 1;
@@ -220,18 +226,17 @@ at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_has
     /* One snapshot for the rows and the head: read in two statements
      * outside a transaction, a row appended between them would look like
      * a removed tail. A savepoint works inside a caller's transaction too. */
-    AT_TRY(at_db_exec(conn, "SAVEPOINT audit_verify", d));
-    in_snapshot = true;
+    AT_TRY(at_db_snapshot_begin(conn, &in_snapshot, d));
     if (c.from_id) {
         /* The checkpoint is trusted only while its row still carries the
          * hash that was verified, and its contents (over its stored
          * prev_hash) still hash to it. */
-        AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit WHERE id = ?", &st, d));
-        sqlite3_bind_int64(st, 1, c.from_id);
-        int s0 = sqlite3_step(st);
-        AT_ENSURE(s0 == SQLITE_ROW || s0 == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+        AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit WHERE id = $1", &st, d));
+        at_db_bind_int64(st, 1, c.from_id);
+        int s0 = at_db_step(st);
+        AT_ENSURE(s0 == AT_DB_ROW || s0 == AT_DB_DONE, d, AT_E_INTERNAL, "audit: %s", at_db_errmsg(conn));
         const char *why = NULL;
-        if (s0 == SQLITE_DONE) {
+        if (s0 == AT_DB_DONE) {
             why = "it was removed";
         } else {
             at_audit_row r;
@@ -252,15 +257,15 @@ at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_has
             snprintf(c.reason, sizeof c.reason, "row %lld (the checkpoint): %s since it was verified",
                      (long long)c.from_id, why);
         }
-        sqlite3_finalize(st);
+        at_db_finalize(st);
         st = NULL;
         snprintf(prev, sizeof prev, "%s", from_hash);
     }
-    AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > ? ORDER BY id", &st, d));
-    sqlite3_bind_int64(st, 1, c.from_id);
+    AT_TRY(at_db_prepare(conn, "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > $1 ORDER BY id", &st, d));
+    at_db_bind_int64(st, 1, c.from_id);
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
+    while ((s = at_db_step(st)) == AT_DB_ROW) {
+        int64_t id = at_db_column_int64(st, 0);
         at_audit_row r;
         row_from(st, &r);
         const char *prev_col = col(st, 13), *hash_col = col(st, 14);
@@ -288,14 +293,14 @@ at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_has
         snprintf(prev, sizeof prev, "%s", hash_col ? hash_col : "");
         expect_id = id + 1;
     }
-    AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
-    sqlite3_finalize(st);
+    AT_ENSURE(s == AT_DB_DONE, d, AT_E_INTERNAL, "audit: %s", at_db_errmsg(conn));
+    at_db_finalize(st);
     st = NULL;
     /* The head must name the last row: catches a deleted tail. */
     AT_TRY(at_db_prepare(conn, "SELECT last_id, hash FROM audit_head WHERE one = 1", &st, d));
-    s = sqlite3_step(st);
-    int64_t head_id = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    const char *head_hash = s == SQLITE_ROW ? col(st, 1) : AT_AUDIT_GENESIS;
+    s = at_db_step(st);
+    int64_t head_id = s == AT_DB_ROW ? at_db_column_int64(st, 0) : 0;
+    const char *head_hash = s == AT_DB_ROW ? col(st, 1) : AT_AUDIT_GENESIS;
     if (c.ok && (head_id != expect_id - 1 || !head_hash || strcmp(head_hash, prev) != 0)) {
         c.ok = false;
         c.first_bad = head_id > expect_id - 1 ? expect_id : head_id;
@@ -309,87 +314,90 @@ at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_has
     *out = c;
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
-    if (in_snapshot && sqlite3_exec(conn, "RELEASE audit_verify", NULL, NULL, NULL) != SQLITE_OK)
-        rc = at_fail(d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    at_db_finalize(st);
+    if (at_db_snapshot_end(conn, in_snapshot, NULL) != AT_OK)
+        rc = at_fail(d, AT_E_INTERNAL, "audit: %s", at_db_errmsg(conn));
     return rc;
 }
 
-at_err at_audit_checkpoint_get(sqlite3 *conn, int64_t *id, char hash[65], at_diag *d)
+at_err at_audit_checkpoint_get(at_db_conn *conn, int64_t *id, char hash[65], at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     AT_TRY(at_db_prepare(conn, "SELECT id, hash FROM audit_checkpoint WHERE one = 1", &st, d));
-    int s = sqlite3_step(st);
-    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    int s = at_db_step(st);
+    AT_ENSURE(s == AT_DB_ROW || s == AT_DB_DONE, d, AT_E_INTERNAL, "audit: %s", at_db_errmsg(conn));
     *id = 0;
     hash[0] = '\0';
-    if (s == SQLITE_ROW) {
+    if (s == AT_DB_ROW) {
         const char *h = col(st, 1);
-        AT_ENSURE(h && strlen(h) == 64 && sqlite3_column_int64(st, 0) > 0, d, AT_E_INTERNAL,
+        AT_ENSURE(h && strlen(h) == 64 && at_db_column_int64(st, 0) > 0, d, AT_E_INTERNAL,
                   "audit: corrupt checkpoint");
-        *id = sqlite3_column_int64(st, 0);
+        *id = at_db_column_int64(st, 0);
         memcpy(hash, h, 65);
     }
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     return rc;
 }
 
-at_err at_audit_checkpoint_set(sqlite3 *conn, int64_t id, const char *hash, at_diag *d)
+at_err at_audit_checkpoint_set(at_db_conn *conn, int64_t id, const char *hash, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     AT_TRY(at_db_prepare(conn,
-                         "INSERT INTO audit_checkpoint (one, id, hash, verified_ms) VALUES (1, ?, ?, ?)"
+                         "INSERT INTO audit_checkpoint (one, id, hash, verified_ms) VALUES (1, $1, $2, $3)"
                          " ON CONFLICT (one) DO UPDATE SET id = excluded.id, hash = excluded.hash,"
                          " verified_ms = excluded.verified_ms",
                          &st, d));
-    sqlite3_bind_int64(st, 1, id);
+    at_db_bind_int64(st, 1, id);
     bind_opt(st, 2, hash);
-    sqlite3_bind_int64(st, 3, at_wall_ms());
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    at_db_bind_int64(st, 3, at_wall_ms());
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "audit: %s", at_db_errmsg(conn));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     return rc;
 }
 
-at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries, int64_t *next_cursor,
+at_err at_audit_query(at_db_conn *conn, const at_audit_filter *f, json_t *entries, int64_t *next_cursor,
                       at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     int limit = f->limit > 0 && f->limit <= 1000 ? f->limit : 100;
-    AT_TRY(at_db_prepare(conn,
-                         "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > ?1"
-                         " AND (?2 = 0 OR time_ms >= ?2) AND (?3 = 0 OR time_ms <= ?3)"
-                         " AND (?4 IS NULL OR outcome = ?4) AND (?5 IS NULL OR action = ?5)"
-                         " AND (?6 IS NULL OR policy = ?6"
-                         "      OR substr(policy, 1, length(?6) + 1) = ?6 || '@')"
-                         " AND (?7 IS NULL OR instance_id = ?7)"
-                         " ORDER BY id LIMIT ?8",
-                         &st, d));
-    sqlite3_bind_int64(st, 1, f->after_id);
-    sqlite3_bind_int64(st, 2, f->since_ms);
-    sqlite3_bind_int64(st, 3, f->until_ms);
+    /* CAST: PostgreSQL types a parameter where it first appears, and
+     * "$4 IS NULL" alone says nothing (a NULL is sent untyped). */
+    AT_TRY(at_db_prepare(
+        conn,
+        "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > $1"
+        " AND ($2 = 0 OR time_ms >= $2) AND ($3 = 0 OR time_ms <= $3)"
+        " AND (CAST($4 AS TEXT) IS NULL OR outcome = $4) AND (CAST($5 AS TEXT) IS NULL OR action = $5)"
+        " AND (CAST($6 AS TEXT) IS NULL OR policy = $6"
+        "      OR substr(policy, 1, length(CAST($6 AS TEXT)) + 1) = CAST($6 AS TEXT) || '@')"
+        " AND (CAST($7 AS TEXT) IS NULL OR instance_id = $7)"
+        " ORDER BY id LIMIT $8",
+        &st, d));
+    at_db_bind_int64(st, 1, f->after_id);
+    at_db_bind_int64(st, 2, f->since_ms);
+    at_db_bind_int64(st, 3, f->until_ms);
     bind_opt(st, 4, f->outcome);
     bind_opt(st, 5, f->action);
     bind_opt(st, 6, f->policy);
     bind_opt(st, 7, f->instance_id);
-    sqlite3_bind_int(st, 8, limit + 1);
+    at_db_bind_int64(st, 8, limit + 1);
     int s, n = 0;
     int64_t last = 0;
     *next_cursor = 0;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((s = at_db_step(st)) == AT_DB_ROW) {
         if (n == limit) {
             *next_cursor = last;
             break;
         }
         json_t *o = json_object();
-        int64_t id = sqlite3_column_int64(st, 0);
-        int64_t t = sqlite3_column_int64(st, 1);
+        int64_t id = at_db_column_int64(st, 0);
+        int64_t t = at_db_column_int64(st, 1);
         char ts[40];
         at_time_rfc3339_ms(t, ts, sizeof ts);
         json_object_set_new(o, "id", json_integer(id));
@@ -405,9 +413,9 @@ at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries, 
         last = id;
         n++;
     }
-    AT_ENSURE(s == SQLITE_DONE || s == SQLITE_ROW, d, AT_E_INTERNAL, "audit: %s", sqlite3_errmsg(conn));
+    AT_ENSURE(s == AT_DB_DONE || s == AT_DB_ROW, d, AT_E_INTERNAL, "audit: %s", at_db_errmsg(conn));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     return rc;
 }

@@ -14,10 +14,10 @@
 #define AT_AUDIT_H
 
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "db.h"
 #include "err.h"
 
 typedef struct {
@@ -43,7 +43,7 @@ extern const char *const at_audit_actions[];
 
 /* Append one row on a write connection (inside a transaction). *id_out gets
  * the row id when not NULL. */
-at_err at_audit_append(sqlite3 *conn, const at_audit_row *row, int64_t *id_out, at_diag *d) AT_MUST_USE;
+at_err at_audit_append(at_db_conn *conn, const at_audit_row *row, int64_t *id_out, at_diag *d) AT_MUST_USE;
 
 typedef struct {
     bool ok;
@@ -57,19 +57,19 @@ typedef struct {
 } at_audit_check;
 
 /* Recompute the whole chain. */
-at_err at_audit_verify(sqlite3 *conn, at_audit_check *out, at_diag *d) AT_MUST_USE;
+at_err at_audit_verify(at_db_conn *conn, at_audit_check *out, at_diag *d) AT_MUST_USE;
 /* Recompute the chain after row from_id, starting from from_hash, and
  * check that row from_id still carries from_hash and that its contents
  * (over its stored prev_hash) still hash to it (else not ok, first_bad =
  * from_id). Rows before from_id are not recomputed: an edit there is only
  * found by a full check. from_id = 0: the whole chain. */
-at_err at_audit_verify_from(sqlite3 *conn, int64_t from_id, const char *from_hash, at_audit_check *out,
+at_err at_audit_verify_from(at_db_conn *conn, int64_t from_id, const char *from_hash, at_audit_check *out,
                             at_diag *d) AT_MUST_USE;
 
 /* The checkpoint (table audit_checkpoint): *id = 0 when there is none. */
-at_err at_audit_checkpoint_get(sqlite3 *conn, int64_t *id, char hash[65], at_diag *d) AT_MUST_USE;
+at_err at_audit_checkpoint_get(at_db_conn *conn, int64_t *id, char hash[65], at_diag *d) AT_MUST_USE;
 /* Record a verified row (on a write connection). */
-at_err at_audit_checkpoint_set(sqlite3 *conn, int64_t id, const char *hash, at_diag *d) AT_MUST_USE;
+at_err at_audit_checkpoint_set(at_db_conn *conn, int64_t id, const char *hash, at_diag *d) AT_MUST_USE;
 
 typedef struct {
     int64_t since_ms, until_ms; /* 0 = unbounded */
@@ -80,7 +80,7 @@ typedef struct {
 
 /* Rows matching f, oldest first, as JSON objects appended to `entries`;
  * *next_cursor is the last id returned when more may follow, else 0. */
-at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries, int64_t *next_cursor,
+at_err at_audit_query(at_db_conn *conn, const at_audit_filter *f, json_t *entries, int64_t *next_cursor,
                       at_diag *d) AT_MUST_USE;
 
 #endif

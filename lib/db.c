@@ -1,6 +1,7 @@
-/* db: SQLite connections, migrations and the group-committing writer. The
- * database is trusted storage; SQL never contains request data except
- * through bound parameters. */
+/* db: the storage interface of lib/db.h over an engine (lib/db_sqlite.c,
+ * lib/db_pg.c): migrations, the group-committing writer, the read pool and
+ * the statement cache. The database is trusted storage; SQL never contains
+ * request data except through bound parameters. */
 #include "db.h"
 
 #include <pthread.h>
@@ -11,9 +12,11 @@
 #include <time.h>
 
 #include "clock.h"
+#include "db_engine.h"
 
 #define READ_POOL_MAX 32
 #define BATCH_MAX 512
+#define TARGET_MAX 1024
 
 struct job {
     at_db_write_fn fn;
@@ -26,8 +29,10 @@ struct job {
 };
 
 struct at_db {
-    char *path;
-    sqlite3 *wconn;
+    const struct at_db_engine *eng;
+    char *target;
+    char redacted[TARGET_MAX];
+    at_db_conn *wconn;
     int version;
     at_db_durability durability; /* read back from wconn at open */
 
@@ -40,50 +45,120 @@ struct at_db {
     at_db_stats stats;
 
     pthread_mutex_t pool_lock;
-    sqlite3 *pool[READ_POOL_MAX];
+    at_db_conn *pool[READ_POOL_MAX];
     size_t n_pool;
 };
 
-at_err at_db_exec(sqlite3 *conn, const char *sql, at_diag *d)
+bool at_db_is_url(const char *t)
 {
-    char *err = NULL;
-    if (sqlite3_exec(conn, sql, NULL, NULL, &err) != SQLITE_OK) {
-        at_err rc = at_fail(d, AT_E_INTERNAL, "database: %s", err ? err : sqlite3_errmsg(conn));
-        sqlite3_free(err);
-        return rc;
-    }
-    return AT_OK;
+    return t && (strncmp(t, "postgresql://", 13) == 0 || strncmp(t, "postgres://", 11) == 0);
 }
 
-at_err at_db_prepare(sqlite3 *conn, const char *sql, sqlite3_stmt **st, at_diag *d)
+void at_db_redact(const char *t, char *out, size_t n)
 {
-    if (sqlite3_prepare_v2(conn, sql, -1, st, NULL) != SQLITE_OK)
-        return at_fail(d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(conn));
-    return AT_OK;
+    if (!n)
+        return;
+    out[0] = '\0';
+    if (!t)
+        return;
+    size_t o = 0;
+    const char *scheme = strstr(t, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+    if (at && slash && slash < at)
+        at = NULL; /* an '@' in the path or query is not userinfo */
+    for (const char *p = t; *p && o + 1 < n;) {
+        /* URL userinfo: keep the user, hide what follows ':' up to '@'. */
+        if (at && p > scheme + 2 && p < at && *p == ':') {
+            const char *mask = ":***";
+            for (const char *m = mask; *m && o + 1 < n; m++)
+                out[o++] = *m;
+            p = at;
+            continue;
+        }
+        /* password=... as a URL query parameter or a key/value word. */
+        if (strncmp(p, "password=", 9) == 0 && (p == t || p[-1] == '?' || p[-1] == '&' || p[-1] == ' ')) {
+            const char *mask = "password=***";
+            for (const char *m = mask; *m && o + 1 < n; m++)
+                out[o++] = *m;
+            p += 9;
+            while (*p && *p != '&' && *p != ' ')
+                p++;
+            continue;
+        }
+        out[o++] = *p++;
+    }
+    out[o] = '\0';
 }
+
+/* Dispatch to the connection's engine. */
+at_err at_db_exec(at_db_conn *c, const char *sql, at_diag *d) { return c->eng->exec(c, sql, d); }
+at_err at_db_prepare(at_db_conn *c, const char *sql, at_db_stmt **st, at_diag *d)
+{
+    return c->eng->prepare(c, sql, false, st, d);
+}
+void at_db_finalize(at_db_stmt *st)
+{
+    if (st)
+        st->conn->eng->finalize(st);
+}
+void at_db_reset(at_db_stmt *st) { st->conn->eng->reset(st); }
+void at_db_bind_int64(at_db_stmt *st, int i, int64_t v) { st->conn->eng->bind_int64(st, i, v); }
+void at_db_bind_text(at_db_stmt *st, int i, const char *v, int len)
+{
+    st->conn->eng->bind_text(st, i, v, len, false);
+}
+void at_db_bind_text_copy(at_db_stmt *st, int i, const char *v, int len)
+{
+    st->conn->eng->bind_text(st, i, v, len, true);
+}
+void at_db_bind_blob(at_db_stmt *st, int i, const void *p, size_t len)
+{
+    st->conn->eng->bind_blob(st, i, p, len, false);
+}
+void at_db_bind_blob_copy(at_db_stmt *st, int i, const void *p, size_t len)
+{
+    st->conn->eng->bind_blob(st, i, p, len, true);
+}
+void at_db_bind_null(at_db_stmt *st, int i) { st->conn->eng->bind_null(st, i); }
+int at_db_step(at_db_stmt *st) { return st->conn->eng->step(st); }
+bool at_db_column_is_null(at_db_stmt *st, int i) { return st->conn->eng->column_is_null(st, i); }
+int64_t at_db_column_int64(at_db_stmt *st, int i) { return st->conn->eng->column_int64(st, i); }
+const char *at_db_column_text(at_db_stmt *st, int i) { return st->conn->eng->column_text(st, i); }
+const void *at_db_column_blob(at_db_stmt *st, int i) { return st->conn->eng->column_blob(st, i); }
+int at_db_column_bytes(at_db_stmt *st, int i) { return st->conn->eng->column_bytes(st, i); }
+int64_t at_db_changes(at_db_conn *c) { return c->eng->changes(c); }
+const char *at_db_errmsg(at_db_conn *c) { return c->eng->errmsg(c); }
+bool at_db_conn_is_pg(const at_db_conn *c) { return c->eng == &at_db_engine_pg; }
+at_err at_db_snapshot_begin(at_db_conn *c, bool *began, at_diag *d)
+{
+    *began = false;
+    return c->eng->snapshot_begin(c, began, d);
+}
+at_err at_db_snapshot_end(at_db_conn *c, bool began, at_diag *d) { return c->eng->snapshot_end(c, began, d); }
 
 #define STMT_CACHE 32
 static __thread struct {
-    sqlite3 *conn;
+    at_db_conn *conn;
     const char *sql;
-    sqlite3_stmt *st;
+    at_db_stmt *st;
 } stmt_cache[STMT_CACHE];
 
-at_err at_db_stmt(sqlite3 *conn, const char *sql, sqlite3_stmt **st, at_diag *d)
+at_err at_db_stmt_get(at_db_conn *conn, const char *sql, at_db_stmt **st, at_diag *d)
 {
     int free_slot = -1;
     for (int i = 0; i < STMT_CACHE; i++) {
         if (stmt_cache[i].conn == conn && stmt_cache[i].sql == sql) {
-            sqlite3_reset(stmt_cache[i].st);
-            sqlite3_clear_bindings(stmt_cache[i].st);
+            conn->eng->reset(stmt_cache[i].st);
             *st = stmt_cache[i].st;
             return AT_OK;
         }
         if (!stmt_cache[i].conn && free_slot < 0)
             free_slot = i;
     }
-    if (sqlite3_prepare_v3(conn, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-        return at_fail(d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(conn));
+    at_err rc = conn->eng->prepare(conn, sql, true, st, d);
+    if (rc != AT_OK)
+        return rc;
     if (free_slot >= 0) {
         stmt_cache[free_slot].conn = conn;
         stmt_cache[free_slot].sql = sql;
@@ -92,75 +167,22 @@ at_err at_db_stmt(sqlite3 *conn, const char *sql, sqlite3_stmt **st, at_diag *d)
     }
     /* Cache full: evict slot 0 (more distinct hot statements than slots
      * only costs re-preparing). */
-    sqlite3_finalize(stmt_cache[0].st);
+    at_db_finalize(stmt_cache[0].st);
     stmt_cache[0].conn = conn;
     stmt_cache[0].sql = sql;
     stmt_cache[0].st = *st;
     return AT_OK;
 }
 
-void at_db_stmt_cache_clear(sqlite3 *conn)
+void at_db_stmt_cache_clear(at_db_conn *conn)
 {
     for (int i = 0; i < STMT_CACHE; i++)
         if (stmt_cache[i].conn == conn) {
-            sqlite3_finalize(stmt_cache[i].st);
+            at_db_finalize(stmt_cache[i].st);
             stmt_cache[i].conn = NULL;
             stmt_cache[i].sql = NULL;
             stmt_cache[i].st = NULL;
         }
-}
-
-static at_err open_conn(const char *path, bool readonly, sqlite3 **out, at_diag *d)
-{
-    sqlite3 *c = NULL;
-    int flags =
-        (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &c, flags, NULL) != SQLITE_OK) {
-        at_err rc = at_fail(d, AT_E_IO, "database %s: %s", path, c ? sqlite3_errmsg(c) : "cannot open");
-        sqlite3_close(c);
-        return rc;
-    }
-    sqlite3_busy_timeout(c, 10000);
-    sqlite3_extended_result_codes(c, 1);
-    at_err rc = at_db_exec(c,
-                           readonly ? "PRAGMA foreign_keys=ON;"
-                                    : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                      " PRAGMA foreign_keys=ON;",
-                           d);
-    if (rc != AT_OK) {
-        sqlite3_close(c);
-        return rc;
-    }
-    *out = c;
-    return AT_OK;
-}
-
-/* Read back what the write connection really does: a journal mode SQLite
- * could not switch (some file systems refuse WAL) or a lower synchronous
- * level would acknowledge writes that a power cut loses. Fail closed. */
-static at_err check_durability(at_db *db, at_diag *d)
-{
-    at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
-    AT_TRY(at_db_prepare(db->wconn, "PRAGMA journal_mode", &st, d));
-    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0), d, AT_E_IO,
-              "database %s: PRAGMA journal_mode: %s", db->path, sqlite3_errmsg(db->wconn));
-    snprintf(db->durability.journal_mode, sizeof db->durability.journal_mode, "%s",
-             (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    st = NULL;
-    AT_TRY(at_db_prepare(db->wconn, "PRAGMA synchronous", &st, d));
-    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_IO, "database %s: PRAGMA synchronous: %s", db->path,
-              sqlite3_errmsg(db->wconn));
-    db->durability.synchronous = sqlite3_column_int(st, 0);
-    AT_ENSURE(strcmp(db->durability.journal_mode, "wal") == 0, d, AT_E_IO,
-              "database %s: journal_mode is %s, expected wal", db->path, db->durability.journal_mode);
-    AT_ENSURE(db->durability.synchronous == 2, d, AT_E_IO,
-              "database %s: synchronous is %d, expected 2 (FULL)", db->path, db->durability.synchronous);
-    rc = AT_OK;
-out:
-    sqlite3_finalize(st);
-    return rc;
 }
 
 void at_db_durability_get(const at_db *db, at_db_durability *out) { *out = db->durability; }
@@ -168,69 +190,83 @@ void at_db_durability_get(const at_db *db, at_db_durability *out) { *out = db->d
 static at_err migrate(at_db *db, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
-    AT_TRY(at_db_exec(db->wconn,
-                      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                      " name TEXT NOT NULL, applied_ms INTEGER NOT NULL);",
-                      d));
-    AT_TRY(at_db_prepare(db->wconn, "SELECT coalesce(max(version), 0) FROM schema_migrations", &st, d));
-    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(db->wconn));
-    int current = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    st = NULL;
-    int known = 0;
-    for (const at_db_migration *m = at_db_migrations; m->name; m++)
-        known = m->version > known ? m->version : known;
-    AT_ENSURE(current <= known, d, AT_E_INTERNAL,
-              "database: schema version %d is newer than this binary knows (%d); refusing to "
-              "run on it",
-              current, known);
-    for (const at_db_migration *m = at_db_migrations; m->name; m++) {
-        if (m->version <= current)
-            continue;
-        AT_TRY(at_db_exec(db->wconn, "BEGIN IMMEDIATE", d));
-        rc = at_db_exec(db->wconn, m->sql, d);
-        if (rc == AT_OK) {
-            rc = at_db_prepare(db->wconn,
-                               "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?,?,?)",
-                               &st, d);
+    at_db_stmt *st = NULL;
+    bool in_tx = false;
+    for (;;) {
+        /* One migration per transaction; the version is read inside it,
+         * after the lock, so replicas starting at once apply each once. */
+        AT_TRY(at_db_exec(db->wconn, db->eng->begin_sql, d));
+        in_tx = true;
+        if (db->eng->migrate_lock_sql)
+            AT_TRY(at_db_exec(db->wconn, db->eng->migrate_lock_sql, d));
+        AT_TRY(at_db_exec(db->wconn,
+                          "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                          " name TEXT NOT NULL, applied_ms BIGINT NOT NULL);",
+                          d));
+        AT_TRY(at_db_prepare(db->wconn, "SELECT coalesce(max(version), 0) FROM schema_migrations", &st, d));
+        AT_ENSURE(at_db_step(st) == AT_DB_ROW, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(db->wconn));
+        int current = (int)at_db_column_int64(st, 0);
+        at_db_finalize(st);
+        st = NULL;
+        int known = 0;
+        const at_db_migration *next = NULL;
+        for (const at_db_migration *m = db->eng->migrations; m->name; m++) {
+            known = m->version > known ? m->version : known;
+            if (m->version > current && (!next || m->version < next->version))
+                next = m;
         }
+        AT_ENSURE(current <= known, d, AT_E_INTERNAL,
+                  "database: schema version %d is newer than this binary knows (%d); refusing to "
+                  "run on it",
+                  current, known);
+        if (!next) {
+            db->version = current;
+            AT_TRY(at_db_exec(db->wconn, "COMMIT", d));
+            in_tx = false;
+            break;
+        }
+        rc = at_db_exec(db->wconn, next->sql, d);
+        if (rc == AT_OK)
+            rc = at_db_prepare(
+                db->wconn, "INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
+                &st, d);
         if (rc == AT_OK) {
-            sqlite3_bind_int(st, 1, m->version);
-            sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, at_wall_ms());
-            if (sqlite3_step(st) != SQLITE_DONE)
-                rc = at_fail(d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(db->wconn));
-            sqlite3_finalize(st);
+            at_db_bind_int64(st, 1, next->version);
+            at_db_bind_text(st, 2, next->name, -1);
+            at_db_bind_int64(st, 3, at_wall_ms());
+            if (at_db_step(st) != AT_DB_DONE)
+                rc = at_fail(d, AT_E_INTERNAL, "database: %s", at_db_errmsg(db->wconn));
+            at_db_finalize(st);
             st = NULL;
         }
         if (rc == AT_OK)
             rc = at_db_exec(db->wconn, "COMMIT", d);
         if (rc != AT_OK) {
-            at_diag_prefix(d, "migration %s: ", m->name);
-            (void)sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);
+            at_diag_prefix(d, "migration %s: ", next->name);
             goto out;
         }
-        current = m->version;
+        in_tx = false;
     }
-    db->version = current;
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
+    if (in_tx && at_db_exec(db->wconn, "ROLLBACK", NULL) != AT_OK) {
+        /* the connection is closed next anyway */
+    }
     return rc;
 }
 
 static void run_batch(at_db *db, struct job *batch)
 {
     at_diag scratch;
-    bool in_tx = sqlite3_exec(db->wconn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    at_db_conn *w = db->wconn;
+    bool in_tx = at_db_exec(w, db->eng->writer_begin_sql, NULL) == AT_OK;
     bool lost = false;
     uint64_t n = 0;
     for (struct job *j = batch; j; j = j->next) {
         n++;
         if (!in_tx) {
-            j->rc = at_fail(j->d, AT_E_INTERNAL, "database: cannot begin a transaction: %s",
-                            sqlite3_errmsg(db->wconn));
+            j->rc = at_fail(j->d, AT_E_INTERNAL, "database: cannot begin a transaction: %s", at_db_errmsg(w));
             continue;
         }
         if (lost) {
@@ -239,22 +275,31 @@ static void run_batch(at_db *db, struct job *batch)
                             "(an error in a job committed with this one)");
             continue;
         }
-        if (sqlite3_exec(db->wconn, "SAVEPOINT job", NULL, NULL, NULL) != SQLITE_OK) {
-            j->rc = at_fail(j->d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(db->wconn));
+        if (at_db_exec(w, "SAVEPOINT job", NULL) != AT_OK) {
+            j->rc = at_fail(j->d, AT_E_INTERNAL, "database: %s", at_db_errmsg(w));
+            if (db->eng->tx_lost(w))
+                lost = true;
             continue;
         }
-        j->rc = j->fn(db->wconn, j->ctx, j->d ? j->d : &scratch);
-        /* SQLite rolls the whole transaction back by itself on some errors
-         * (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM). Going on would run the
+        j->rc = j->fn(w, j->ctx, j->d ? j->d : &scratch);
+        /* Going on after the engine dropped the transaction would run the
          * next jobs in autocommit mode: committed, then reported failed
          * when the final COMMIT finds no transaction. */
-        if (sqlite3_get_autocommit(db->wconn)) {
+        if (db->eng->tx_lost(w)) {
             lost = true;
             continue;
         }
+        /* A statement failed inside the engine (PostgreSQL refuses every
+         * later statement of the transaction): this job's writes go. */
+        if (db->eng->tx_failed(w) && j->rc != AT_E_INTERNAL && j->rc != AT_E_IO)
+            j->rc = at_fail(j->d, AT_E_INTERNAL, "database: %s", at_db_errmsg(w));
         if (j->rc == AT_E_INTERNAL || j->rc == AT_E_IO)
-            (void)sqlite3_exec(db->wconn, "ROLLBACK TO job", NULL, NULL, NULL);
-        (void)sqlite3_exec(db->wconn, "RELEASE job", NULL, NULL, NULL);
+            if (at_db_exec(w, "ROLLBACK TO SAVEPOINT job", NULL) != AT_OK && db->eng->tx_lost(w)) {
+                lost = true;
+                continue;
+            }
+        if (at_db_exec(w, "RELEASE SAVEPOINT job", NULL) != AT_OK && db->eng->tx_lost(w))
+            lost = true;
     }
     if (lost) {
         for (struct job *j = batch; j; j = j->next)
@@ -262,9 +307,15 @@ static void run_batch(at_db *db, struct job *batch)
                 j->rc = at_fail(j->d, AT_E_INTERNAL,
                                 "database: the transaction was rolled back "
                                 "(an error in a job committed with this one)");
-    } else if (in_tx && sqlite3_exec(db->wconn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        const char *why = sqlite3_errmsg(db->wconn);
-        (void)sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);
+        if (at_db_exec(w, "ROLLBACK", NULL) != AT_OK) {
+            /* nothing open: SQLite already rolled back */
+        }
+    } else if (in_tx && at_db_exec(w, "COMMIT", NULL) != AT_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", at_db_errmsg(w));
+        if (at_db_exec(w, "ROLLBACK", NULL) != AT_OK) {
+            /* the commit's own failure is what the jobs report */
+        }
         for (struct job *j = batch; j; j = j->next)
             j->rc = at_fail(j->d, AT_E_INTERNAL, "database: commit failed: %s", why);
     }
@@ -331,16 +382,18 @@ at_err at_db_write(at_db *db, at_db_write_fn fn, void *ctx, at_diag *d)
     return j.rc;
 }
 
-at_err at_db_open(const char *path, at_db **out, at_diag *d)
+at_err at_db_open(const char *target, at_db **out, at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
     at_db *db = calloc(1, sizeof *db);
-    AT_ENSURE(db && (db->path = strdup(path)), d, AT_E_INTERNAL, "out of memory");
+    AT_ENSURE(db && (db->target = strdup(target)), d, AT_E_INTERNAL, "out of memory");
+    at_db_redact(target, db->redacted, sizeof db->redacted);
+    db->eng = at_db_is_url(target) ? &at_db_engine_pg : &at_db_engine_sqlite;
     pthread_mutex_init(&db->lock, NULL);
     pthread_mutex_init(&db->pool_lock, NULL);
     pthread_cond_init(&db->queued, NULL);
-    AT_TRY(open_conn(path, false, &db->wconn, d));
-    AT_TRY(check_durability(db, d));
+    AT_TRY(db->eng->open(target, db->redacted, false, &db->wconn, d));
+    AT_TRY(db->eng->durability(db->wconn, db->redacted, &db->durability, d));
     AT_TRY(migrate(db, d));
     AT_ENSURE(pthread_create(&db->writer, NULL, writer_main, db) == 0, d, AT_E_INTERNAL,
               "database: cannot start the writer thread");
@@ -365,34 +418,32 @@ void at_db_close(at_db *db)
         pthread_join(db->writer, NULL);
     }
     for (size_t i = 0; i < db->n_pool; i++)
-        sqlite3_close(db->pool[i]);
-    if (db->wconn) {
-        /* Fold the WAL back into the main file on a clean shutdown. */
-        (void)sqlite3_exec(db->wconn, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-        sqlite3_close(db->wconn);
-    }
+        db->eng->close(db->pool[i]);
+    if (db->wconn)
+        db->eng->close(db->wconn);
     pthread_mutex_destroy(&db->lock);
     pthread_mutex_destroy(&db->pool_lock);
     pthread_cond_destroy(&db->queued);
-    free(db->path);
+    free(db->target);
     free(db);
 }
 
 int at_db_schema_version(const at_db *db) { return db->version; }
+const char *at_db_backend(const at_db *db) { return db->eng->name; }
 
-sqlite3 *at_db_read_acquire(at_db *db)
+at_db_conn *at_db_read_acquire(at_db *db)
 {
-    sqlite3 *c = NULL;
+    at_db_conn *c = NULL;
     pthread_mutex_lock(&db->pool_lock);
     if (db->n_pool)
         c = db->pool[--db->n_pool];
     pthread_mutex_unlock(&db->pool_lock);
-    if (!c && open_conn(db->path, true, &c, NULL) != AT_OK)
+    if (!c && db->eng->open(db->target, db->redacted, true, &c, NULL) != AT_OK)
         return NULL;
     return c;
 }
 
-void at_db_read_release(at_db *db, sqlite3 *c)
+void at_db_read_release(at_db *db, at_db_conn *c)
 {
     if (!c)
         return;
@@ -402,7 +453,8 @@ void at_db_read_release(at_db *db, sqlite3 *c)
         c = NULL;
     }
     pthread_mutex_unlock(&db->pool_lock);
-    sqlite3_close(c);
+    if (c)
+        db->eng->close(c);
 }
 
 void at_db_stats_get(at_db *db, at_db_stats *s)

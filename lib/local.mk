@@ -18,6 +18,7 @@ lib_libattest_a_SOURCES += \
 	lib/sim.c lib/sim.h
 lib_libattest_a_SOURCES += \
 	lib/db.c lib/db.h \
+	lib/db_engine.h lib/db_sqlite.c lib/db_pg.c \
 	lib/audit.c lib/audit.h \
 	lib/auditagg.c lib/auditagg.h \
 	lib/ratelimit.c lib/ratelimit.h \
@@ -30,7 +31,7 @@ lib_libattest_a_SOURCES += \
 nodist_lib_libattest_a_SOURCES = lib/schema_sql.c
 BUILT_SOURCES = lib/schema_sql.c
 CLEANFILES += lib/schema_sql.c
-SCHEMA_SQL = $(sort $(wildcard $(top_srcdir)/schema/*.sql))
+SCHEMA_SQL = $(sort $(wildcard $(top_srcdir)/schema/*.sql)) $(sort $(wildcard $(top_srcdir)/schema/pg/*.sql))
 EXTRA_DIST += schema scripts/embed-sql.sh
 lib/schema_sql.c: $(SCHEMA_SQL) $(top_srcdir)/scripts/embed-sql.sh
 	$(AM_V_GEN)mkdir -p lib && $(SHELL) $(top_srcdir)/scripts/embed-sql.sh $@ $(SCHEMA_SQL)

@@ -107,10 +107,10 @@ bool at_token_scope_allows(const char *scope, const char *policy)
     }
 }
 
-at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
+at_err at_token_insert(at_db_conn *c, void *ctx, at_diag *d)
 {
     at_token_insert_job *j = ctx;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     if (j->policies) {
         /* Only what the verifier can enforce per policy: an owner manages
          * the named policies and their secrets, a gateway sees their
@@ -126,29 +126,31 @@ at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
     }
     at_err rc = at_db_prepare(c,
                               "INSERT INTO api_tokens (token_sha256, role, label, created_ms,"
-                              " expires_ms, policies) VALUES (?, ?, ?, ?, ?, ?)"
-                              " ON CONFLICT (token_sha256) DO NOTHING",
+                              " expires_ms, policies) VALUES ($1, $2, $3, $4, $5, $6)"
+                              " ON CONFLICT (token_sha256) DO NOTHING RETURNING id",
                               &st, d);
     if (rc != AT_OK)
         return rc;
     int64_t now = at_wall_ms();
-    sqlite3_bind_blob(st, 1, j->hash, 32, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, j->role, -1, SQLITE_STATIC);
+    at_db_bind_blob(st, 1, j->hash, 32);
+    at_db_bind_text(st, 2, j->role, -1);
     if (j->label)
-        sqlite3_bind_text(st, 3, j->label, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
+        at_db_bind_text(st, 3, j->label, -1);
+    at_db_bind_int64(st, 4, now);
     if (j->expires_ms)
-        sqlite3_bind_int64(st, 5, j->expires_ms);
+        at_db_bind_int64(st, 5, j->expires_ms);
     if (j->policies)
-        sqlite3_bind_text(st, 6, j->policies, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (s != SQLITE_DONE)
-        return at_fail(d, AT_E_BAD_REQUEST, "token: %s", sqlite3_errmsg(c));
-    j->id = 0;
-    if (sqlite3_changes(c) == 0)
+        at_db_bind_text(st, 6, j->policies, -1);
+    /* RETURNING, not the engine's "last insert id": the same SQL on
+     * SQLite and PostgreSQL; no row when the token was already there. */
+    int s = at_db_step(st);
+    int64_t id = s == AT_DB_ROW ? at_db_column_int64(st, 0) : 0;
+    at_db_finalize(st);
+    if (s != AT_DB_ROW && s != AT_DB_DONE)
+        return at_fail(d, AT_E_BAD_REQUEST, "token: %s", at_db_errmsg(c));
+    j->id = id;
+    if (s == AT_DB_DONE)
         return AT_OK; /* already present */
-    j->id = sqlite3_last_insert_rowid(c);
     char msg[AT_TOKEN_SCOPE_MAX + 160], exp[40] = "never";
     if (j->expires_ms)
         at_time_rfc3339(j->expires_ms / 1000, exp, sizeof exp);
@@ -158,57 +160,58 @@ at_err at_token_insert(sqlite3 *c, void *ctx, at_diag *d)
     return at_audit_append(c, &row, NULL, d);
 }
 
-at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
+at_err at_token_revoke(at_db_conn *c, void *ctx, at_diag *d)
 {
     at_token_revoke_job *j = ctx;
-    sqlite3_stmt *st = NULL;
-    at_err rc = at_db_prepare(c, "SELECT revoked_ms, role FROM api_tokens WHERE id = ?", &st, d);
+    at_db_stmt *st = NULL;
+    at_err rc = at_db_prepare(c, "SELECT revoked_ms, role FROM api_tokens WHERE id = $1", &st, d);
     if (rc != AT_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->id);
-    int s = sqlite3_step(st);
-    j->was_revoked = s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    at_db_bind_int64(st, 1, j->id);
+    int s = at_db_step(st);
+    j->was_revoked = s == AT_DB_ROW && !at_db_column_is_null(st, 0);
     char role[16] = "";
-    if (s == SQLITE_ROW)
-        snprintf(role, sizeof role, "%s", (const char *)sqlite3_column_text(st, 1));
-    sqlite3_finalize(st);
-    if (s == SQLITE_DONE)
+    if (s == AT_DB_ROW)
+        snprintf(role, sizeof role, "%s", at_db_column_text(st, 1));
+    at_db_finalize(st);
+    if (s == AT_DB_DONE)
         return at_fail(d, AT_E_NOT_FOUND, "token: no token with id %lld", (long long)j->id);
-    if (s != SQLITE_ROW)
-        return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
+    if (s != AT_DB_ROW)
+        return at_fail(d, AT_E_INTERNAL, "token: %s", at_db_errmsg(c));
     if (j->was_revoked)
         return AT_OK;
     if (strcmp(role, "admin") == 0) {
         /* Never lock every administrator out: the last live admin token
          * stays until another exists (decided in this transaction). */
         rc = at_db_prepare(c,
-                           "SELECT count(*) FROM api_tokens WHERE role = 'admin' AND id != ?"
-                           " AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?)",
+                           "SELECT count(*) FROM api_tokens WHERE role = 'admin' AND id != $1"
+                           " AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > $2)",
                            &st, d);
         if (rc != AT_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, j->id);
-        sqlite3_bind_int64(st, 2, at_wall_ms());
-        s = sqlite3_step(st);
-        int64_t others = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-        sqlite3_finalize(st);
+        at_db_bind_int64(st, 1, j->id);
+        at_db_bind_int64(st, 2, at_wall_ms());
+        s = at_db_step(st);
+        int64_t others = s == AT_DB_ROW ? at_db_column_int64(st, 0) : -1;
+        at_db_finalize(st);
         if (others < 0)
-            return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
+            return at_fail(d, AT_E_INTERNAL, "token: %s", at_db_errmsg(c));
         if (others == 0)
             return at_fail(d, AT_E_CONFLICT,
                            "token: %lld is the last live admin token; create another first"
                            " (attestctl token create --db DB --role admin)",
                            (long long)j->id);
     }
-    rc = at_db_prepare(c, "UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", &st, d);
+    rc = at_db_prepare(c, "UPDATE api_tokens SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL", &st,
+                       d);
     if (rc != AT_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, at_wall_ms());
-    sqlite3_bind_int64(st, 2, j->id);
-    s = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (s != SQLITE_DONE)
-        return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
+    at_db_bind_int64(st, 1, at_wall_ms());
+    at_db_bind_int64(st, 2, j->id);
+    s = at_db_step(st);
+    at_db_finalize(st);
+    if (s != AT_DB_DONE)
+        return at_fail(d, AT_E_INTERNAL, "token: %s", at_db_errmsg(c));
     char msg[96];
     snprintf(msg, sizeof msg, "token %lld role %s revoked", (long long)j->id, role);
     at_audit_row row = {
@@ -216,18 +219,18 @@ at_err at_token_revoke(sqlite3 *c, void *ctx, at_diag *d)
     return at_audit_append(c, &row, NULL, d);
 }
 
-static json_t *time_or_null(sqlite3_stmt *st, int col)
+static json_t *time_or_null(at_db_stmt *st, int col)
 {
-    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+    if (at_db_column_is_null(st, col))
         return json_null();
     char t[40];
-    at_time_rfc3339(sqlite3_column_int64(st, col) / 1000, t, sizeof t);
+    at_time_rfc3339(at_db_column_int64(st, col) / 1000, t, sizeof t);
     return json_string(t);
 }
 
-at_err at_token_list(sqlite3 *c, int64_t now_ms, json_t **out, at_diag *d)
+at_err at_token_list(at_db_conn *c, int64_t now_ms, json_t **out, at_diag *d)
 {
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     at_err rc = at_db_prepare(c,
                               "SELECT id, role, label, policies, created_ms, expires_ms,"
                               " revoked_ms FROM api_tokens ORDER BY id",
@@ -236,18 +239,16 @@ at_err at_token_list(sqlite3 *c, int64_t now_ms, json_t **out, at_diag *d)
         return rc;
     json_t *arr = json_array();
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((s = at_db_step(st)) == AT_DB_ROW) {
         json_t *t = json_object();
-        json_object_set_new(t, "id", json_integer(sqlite3_column_int64(st, 0)));
-        json_object_set_new(t, "role", json_string((const char *)sqlite3_column_text(st, 1)));
-        json_object_set_new(t, "label",
-                            sqlite3_column_type(st, 2) == SQLITE_NULL
-                                ? json_null()
-                                : json_string((const char *)sqlite3_column_text(st, 2)));
+        json_object_set_new(t, "id", json_integer(at_db_column_int64(st, 0)));
+        json_object_set_new(t, "role", json_string(at_db_column_text(st, 1)));
+        json_object_set_new(
+            t, "label", at_db_column_is_null(st, 2) ? json_null() : json_string(at_db_column_text(st, 2)));
         json_t *pol = json_null();
-        if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+        if (!at_db_column_is_null(st, 3)) {
             pol = json_array();
-            const char *p = (const char *)sqlite3_column_text(st, 3);
+            const char *p = at_db_column_text(st, 3);
             for (;;) {
                 size_t k = strcspn(p, ",");
                 json_array_append_new(pol, json_stringn(p, k));
@@ -260,17 +261,16 @@ at_err at_token_list(sqlite3 *c, int64_t now_ms, json_t **out, at_diag *d)
         json_object_set_new(t, "created_at", time_or_null(st, 4));
         json_object_set_new(t, "expires_at", time_or_null(st, 5));
         json_object_set_new(t, "revoked_at", time_or_null(st, 6));
-        const char *state =
-            sqlite3_column_type(st, 6) != SQLITE_NULL                                            ? "revoked"
-            : sqlite3_column_type(st, 5) != SQLITE_NULL && sqlite3_column_int64(st, 5) <= now_ms ? "expired"
-                                                                                                 : "active";
+        const char *state = !at_db_column_is_null(st, 6)                                          ? "revoked"
+                            : !at_db_column_is_null(st, 5) && at_db_column_int64(st, 5) <= now_ms ? "expired"
+                                                                                                  : "active";
         json_object_set_new(t, "state", json_string(state));
         json_array_append_new(arr, t);
     }
-    sqlite3_finalize(st);
-    if (s != SQLITE_DONE) {
+    at_db_finalize(st);
+    if (s != AT_DB_DONE) {
         json_decref(arr);
-        return at_fail(d, AT_E_INTERNAL, "token: %s", sqlite3_errmsg(c));
+        return at_fail(d, AT_E_INTERNAL, "token: %s", at_db_errmsg(c));
     }
     *out = json_pack("{s:o}", "tokens", arr);
     return AT_OK;

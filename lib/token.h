@@ -9,11 +9,11 @@
 #define AT_TOKEN_H
 
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db.h"
 #include "err.h"
 
 #define AT_TOKEN_MAX 80
@@ -55,7 +55,7 @@ typedef struct {
 
 /* An at_db write job (ctx = at_token_insert_job): inserts the hash unless
  * present, and audits the creation. */
-at_err at_token_insert(sqlite3 *conn, void *ctx, at_diag *d) AT_MUST_USE;
+at_err at_token_insert(at_db_conn *conn, void *ctx, at_diag *d) AT_MUST_USE;
 
 typedef struct {
     int64_t id;
@@ -64,11 +64,11 @@ typedef struct {
 } at_token_revoke_job;
 /* An at_db write job (ctx = at_token_revoke_job): marks the token revoked
  * (AT_E_NOT_FOUND when there is no such id) and audits it. */
-at_err at_token_revoke(sqlite3 *conn, void *ctx, at_diag *d) AT_MUST_USE;
+at_err at_token_revoke(at_db_conn *conn, void *ctx, at_diag *d) AT_MUST_USE;
 
 /* Every token, oldest first, as {"tokens":[{"id","role","label","policies":
  * [..]|null,"created_at","expires_at"|null,"revoked_at"|null,"state":
  * "active"|"expired"|"revoked"}]} (new reference); never a secret or hash. */
-at_err at_token_list(sqlite3 *conn, int64_t now_ms, json_t **out, at_diag *d) AT_MUST_USE;
+at_err at_token_list(at_db_conn *conn, int64_t now_ms, json_t **out, at_diag *d) AT_MUST_USE;
 
 #endif

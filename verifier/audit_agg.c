@@ -38,7 +38,7 @@ void audit_count(verifier *v, const char *client, const char *actor, const char 
         at_metrics_add(v->metrics, "attest_audit_aggregate_overflow_total", "", 1);
 }
 
-at_err audit_refusal_in_job(verifier *v, sqlite3 *conn, bool authenticated, at_err code,
+at_err audit_refusal_in_job(verifier *v, at_db_conn *conn, bool authenticated, at_err code,
                             const at_audit_row *row, int64_t *id, at_diag *d)
 {
     char labels[128];
@@ -58,7 +58,7 @@ struct flush_job {
     size_t n;
 };
 
-static at_err write_aggregates(sqlite3 *conn, void *ctx, at_diag *d)
+static at_err write_aggregates(at_db_conn *conn, void *ctx, at_diag *d)
 {
     struct flush_job *j = ctx;
     for (size_t i = 0; i < j->n; i++) {

@@ -67,32 +67,32 @@ void identify(verifier *v, at_http_req *req, caller *who)
         return; /* anonymous: no lookup on undefined bytes */
     /* Checked against the database on every request (one indexed lookup),
      * never cached: a revocation or expiry holds at once on every replica. */
-    sqlite3 *c = at_db_read_acquire(v->db);
-    sqlite3_stmt *st = NULL;
-    if (c && sqlite3_prepare_v2(c,
-                                "SELECT id, role, expires_ms, policies FROM api_tokens"
-                                " WHERE token_sha256 = ? AND revoked_ms IS NULL",
-                                -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
+    at_db_conn *c = at_db_read_acquire(v->db);
+    at_db_stmt *st = NULL;
+    if (c && at_db_prepare(c,
+                           "SELECT id, role, expires_ms, policies FROM api_tokens"
+                           " WHERE token_sha256 = $1 AND revoked_ms IS NULL",
+                           &st, NULL) == AT_OK) {
+        at_db_bind_blob(st, 1, h, 32);
+        if (at_db_step(st) == AT_DB_ROW) {
             role r;
-            int64_t id = sqlite3_column_int64(st, 0);
-            if (sqlite3_column_type(st, 2) != SQLITE_NULL && sqlite3_column_int64(st, 2) <= at_now_ms()) {
+            int64_t id = at_db_column_int64(st, 0);
+            if (!at_db_column_is_null(st, 2) && at_db_column_int64(st, 2) <= at_now_ms()) {
                 who->expired = true;
                 snprintf(who->actor, sizeof who->actor, "expired-token:%lld", (long long)id);
-            } else if (role_parse((const char *)sqlite3_column_text(st, 1), &r)) {
+            } else if (role_parse(at_db_column_text(st, 1), &r)) {
                 who->role = r;
                 who->token_id = id;
                 snprintf(who->actor, sizeof who->actor, "token:%lld/%s", (long long)who->token_id,
                          role_name(r));
-                if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-                    snprintf(who->scope, sizeof who->scope, "%s", (const char *)sqlite3_column_text(st, 3));
+                if (!at_db_column_is_null(st, 3))
+                    snprintf(who->scope, sizeof who->scope, "%s", at_db_column_text(st, 3));
             }
         } else {
             snprintf(who->actor, sizeof who->actor, "invalid-token");
         }
     }
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_db_read_release(v->db, c);
 }
 
@@ -139,7 +139,7 @@ struct audit_job {
     int64_t id;
 };
 
-static at_err write_audit_row(sqlite3 *conn, void *ctx, at_diag *d)
+static at_err write_audit_row(at_db_conn *conn, void *ctx, at_diag *d)
 {
     struct audit_job *j = ctx;
     return at_audit_append(conn, j->row, &j->id, d);

@@ -13,7 +13,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: attest-verifier [--listen ADDR:PORT] [--db FILE] [--root PEM]...\n"
+    fprintf(f, "usage: attest-verifier [--listen ADDR:PORT] [--db FILE|postgresql://URL] [--root PEM]...\n"
                "                       [--no-aws-root] [--admin-token-file F] [--config FILE.json]\n"
                "                       [--nonce-ttl S] [--clock-skew S] [--max-body BYTES]\n"
                "                       [--connection-limit N] [--per-ip-limit N] [--rate R] [--burst B]\n"
@@ -290,6 +290,14 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
                 "attest-verifier: --issuer: expected an http:// or https:// URL of at most 512 characters, "
                 "got '%.80s'\n",
                 c->issuer);
+        return 2;
+    }
+    /* Beside a SQLite file by default; a database URL has no "beside":
+     * every replica must be given the same storage key file. */
+    if (at_db_is_url(c->db_path) && !*rotate && (!c->storage_key_file[0] || !c->admin_token_file[0])) {
+        fprintf(stderr,
+                "attest-verifier: --db postgresql://...: --storage-key-file and --admin-token-file are "
+                "required (the same files on every replica)\n");
         return 2;
     }
     if (!c->storage_key_file[0])

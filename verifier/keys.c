@@ -36,19 +36,19 @@ struct key_job {
     char *material;
 };
 
-static at_err ensure_key(sqlite3 *c, void *ctx, at_diag *d)
+static at_err ensure_key(at_db_conn *c, void *ctx, at_diag *d)
 {
     struct key_job *j = ctx;
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     char *material = NULL;
     char kid[65];
     AT_TRY(
-        at_db_prepare(c, "SELECT count(*) FROM verifier_keys WHERE kind = ? AND state = 'current'", &st, d));
-    sqlite3_bind_text(st, 1, j->kind, -1, SQLITE_STATIC);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
-    int have = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+        at_db_prepare(c, "SELECT count(*) FROM verifier_keys WHERE kind = $1 AND state = 'current'", &st, d));
+    at_db_bind_text(st, 1, j->kind, -1);
+    AT_ENSURE(at_db_step(st) == AT_DB_ROW, d, AT_E_INTERNAL, "keys: %s", at_db_errmsg(c));
+    int have = at_db_column_int64(st, 0);
+    at_db_finalize(st);
     st = NULL;
     if (have && !j->rotate) {
         rc = AT_OK;
@@ -70,24 +70,24 @@ static at_err ensure_key(sqlite3 *c, void *ctx, at_diag *d)
     }
     AT_ENSURE(material, d, AT_E_INTERNAL, "out of memory");
     AT_TRY(at_db_prepare(
-        c, "UPDATE verifier_keys SET state = 'retired' WHERE kind = ? AND state = 'previous'", &st, d));
-    sqlite3_bind_text(st, 1, j->kind, -1, SQLITE_STATIC);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
-    sqlite3_finalize(st);
+        c, "UPDATE verifier_keys SET state = 'retired' WHERE kind = $1 AND state = 'previous'", &st, d));
+    at_db_bind_text(st, 1, j->kind, -1);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "keys: %s", at_db_errmsg(c));
+    at_db_finalize(st);
     AT_TRY(at_db_prepare(
-        c, "UPDATE verifier_keys SET state = 'previous' WHERE kind = ? AND state = 'current'", &st, d));
-    sqlite3_bind_text(st, 1, j->kind, -1, SQLITE_STATIC);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
-    sqlite3_finalize(st);
+        c, "UPDATE verifier_keys SET state = 'previous' WHERE kind = $1 AND state = 'current'", &st, d));
+    at_db_bind_text(st, 1, j->kind, -1);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "keys: %s", at_db_errmsg(c));
+    at_db_finalize(st);
     AT_TRY(at_db_prepare(c,
                          "INSERT INTO verifier_keys (kid, kind, material, state, created_ms)"
-                         " VALUES (?, ?, ?, 'current', ?)",
+                         " VALUES ($1, $2, $3, 'current', $4)",
                          &st, d));
-    sqlite3_bind_text(st, 1, kid, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, j->kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, material, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, at_now_ms());
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "keys: %s", sqlite3_errmsg(c));
+    at_db_bind_text_copy(st, 1, kid, -1);
+    at_db_bind_text(st, 2, j->kind, -1);
+    at_db_bind_text(st, 3, material, -1);
+    at_db_bind_int64(st, 4, at_now_ms());
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "keys: %s", at_db_errmsg(c));
     at_audit_row row = {.actor = "verifier",
                         .action = j->rotate ? "key.rotate" : "key.create",
                         .outcome = "ok",
@@ -95,7 +95,7 @@ static at_err ensure_key(sqlite3 *c, void *ctx, at_diag *d)
     AT_TRY(at_audit_append(c, &row, NULL, d));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     if (material)
         at_wipe_free(material, strlen(material));
     return rc;
@@ -106,29 +106,28 @@ out:
  * previous one, which would refuse what the previous key signed). */
 static size_t load_keys(at_db *db, const char *kind, char **out, size_t max)
 {
-    sqlite3 *c = at_db_read_acquire(db);
-    sqlite3_stmt *st = NULL;
+    at_db_conn *c = at_db_read_acquire(db);
+    at_db_stmt *st = NULL;
     size_t n = 0;
-    int s = SQLITE_ERROR;
-    if (c && sqlite3_prepare_v2(c,
-                                "SELECT material FROM verifier_keys WHERE kind = ? AND state IN"
-                                " ('current', 'previous') ORDER BY state = 'current' DESC,"
-                                " created_ms DESC",
-                                -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-        while (n < max && (s = sqlite3_step(st)) == SQLITE_ROW &&
-               (out[n] = strdup((const char *)sqlite3_column_text(st, 0))))
+    int s = AT_DB_ERROR;
+    if (c && at_db_prepare(c,
+                           "SELECT material FROM verifier_keys WHERE kind = $1 AND state IN"
+                           " ('current', 'previous') ORDER BY state = 'current' DESC,"
+                           " created_ms DESC",
+                           &st, NULL) == AT_OK) {
+        at_db_bind_text(st, 1, kind, -1);
+        while (n < max && (s = at_db_step(st)) == AT_DB_ROW && (out[n] = strdup(at_db_column_text(st, 0))))
             n++;
         if (n == max)
-            s = SQLITE_DONE;
+            s = AT_DB_DONE;
     }
-    if (s != SQLITE_DONE) {
-        at_log("error", "keys", "%s keys: %s", kind, c ? sqlite3_errmsg(c) : "database unavailable");
+    if (s != AT_DB_DONE) {
+        at_log("error", "keys", "%s keys: %s", kind, c ? at_db_errmsg(c) : "database unavailable");
         for (size_t i = 0; i < n; i++)
             at_wipe_free(out[i], strlen(out[i]));
         n = 0;
     }
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_db_read_release(db, c);
     return n;
 }
@@ -222,50 +221,50 @@ static void probe_free(struct sealed_probe *p)
 static at_err probe_sealed(verifier_keys *k, struct sealed_probe *p, at_diag *d)
 {
     memset(p, 0, sizeof *p);
-    sqlite3 *c = at_db_read_acquire(k->db);
-    sqlite3_stmt *st = NULL;
+    at_db_conn *c = at_db_read_acquire(k->db);
+    at_db_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
     AT_ENSURE(c, d, AT_E_INTERNAL, "database unavailable");
     AT_TRY(at_db_prepare(c,
                          "SELECT (SELECT count(*) FROM secrets), (SELECT count(*) FROM sessions"
                          " WHERE ended_ms IS NULL AND length(proof_key) != 32)",
                          &st, d));
-    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    p->n_secrets = sqlite3_column_int64(st, 0);
-    p->n_sessions = sqlite3_column_int64(st, 1);
-    sqlite3_finalize(st);
+    AT_ENSURE(at_db_step(st) == AT_DB_ROW, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    p->n_secrets = at_db_column_int64(st, 0);
+    p->n_sessions = at_db_column_int64(st, 1);
+    at_db_finalize(st);
     AT_TRY(
         at_db_prepare(c, "SELECT name, policy, value FROM secrets ORDER BY updated_ms DESC LIMIT 1", &st, d));
-    int s = sqlite3_step(st);
-    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    if (s == SQLITE_ROW) {
-        p->secret = strdup((const char *)sqlite3_column_text(st, 0));
-        p->secret_policy = strdup((const char *)sqlite3_column_text(st, 1));
-        p->blob_len = (size_t)sqlite3_column_bytes(st, 2);
+    int s = at_db_step(st);
+    AT_ENSURE(s == AT_DB_ROW || s == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    if (s == AT_DB_ROW) {
+        p->secret = strdup(at_db_column_text(st, 0));
+        p->secret_policy = strdup(at_db_column_text(st, 1));
+        p->blob_len = (size_t)at_db_column_bytes(st, 2);
         p->blob = malloc(p->blob_len + 1);
         if (p->blob)
-            memcpy(p->blob, sqlite3_column_blob(st, 2), p->blob_len);
+            memcpy(p->blob, at_db_column_blob(st, 2), p->blob_len);
     }
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     AT_TRY(at_db_prepare(c,
                          "SELECT id, proof_key FROM sessions WHERE ended_ms IS NULL AND"
                          " length(proof_key) != 32 ORDER BY created_ms DESC LIMIT 1",
                          &st, d));
-    s = sqlite3_step(st);
-    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    if (s == SQLITE_ROW) {
-        p->session = strdup((const char *)sqlite3_column_text(st, 0));
-        p->sblob_len = (size_t)sqlite3_column_bytes(st, 1);
+    s = at_db_step(st);
+    AT_ENSURE(s == AT_DB_ROW || s == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    if (s == AT_DB_ROW) {
+        p->session = strdup(at_db_column_text(st, 0));
+        p->sblob_len = (size_t)at_db_column_bytes(st, 1);
         p->sblob = malloc(p->sblob_len + 1);
         if (p->sblob)
-            memcpy(p->sblob, sqlite3_column_blob(st, 1), p->sblob_len);
+            memcpy(p->sblob, at_db_column_blob(st, 1), p->sblob_len);
     }
     AT_ENSURE((!p->n_secrets || (p->secret && p->secret_policy && p->blob)) &&
                   (!p->n_sessions || (p->session && p->sblob)),
               d, AT_E_INTERNAL, "out of memory");
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_db_read_release(k->db, c);
     return rc;
 }
@@ -342,39 +341,39 @@ out:
 
 /* Sessions written by versions before schema 3 hold their proof key in
  * clear (32 bytes): seal each under the storage key, in place. */
-static at_err reseal_proof_keys(sqlite3 *c, void *ctx, at_diag *d)
+static at_err reseal_proof_keys(at_db_conn *c, void *ctx, at_diag *d)
 {
     verifier_keys *k = ctx;
-    sqlite3_stmt *st = NULL, *up = NULL;
+    at_db_stmt *st = NULL, *up = NULL;
     at_err rc = AT_E_INTERNAL;
     int n = 0;
     AT_TRY(at_db_prepare(c, "SELECT id, proof_key FROM sessions WHERE length(proof_key) = 32", &st, d));
-    AT_TRY(at_db_prepare(c, "UPDATE sessions SET proof_key = ? WHERE id = ?", &up, d));
+    AT_TRY(at_db_prepare(c, "UPDATE sessions SET proof_key = $1 WHERE id = $2", &up, d));
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
+    while ((s = at_db_step(st)) == AT_DB_ROW) {
+        const char *id = at_db_column_text(st, 0);
         at_buf sealed;
         at_buf_init(&sealed);
-        rc = keys_proof_key_seal(k, id, sqlite3_column_blob(st, 1), &sealed, d);
+        rc = keys_proof_key_seal(k, id, at_db_column_blob(st, 1), &sealed, d);
         if (rc == AT_OK) {
-            sqlite3_reset(up);
-            sqlite3_bind_blob(up, 1, sealed.p, (int)sealed.len, SQLITE_TRANSIENT);
-            sqlite3_bind_text(up, 2, id, -1, SQLITE_TRANSIENT);
-            if (sqlite3_step(up) != SQLITE_DONE)
-                rc = at_fail(d, AT_E_INTERNAL, "reseal: %s", sqlite3_errmsg(c));
+            at_db_reset(up);
+            at_db_bind_blob_copy(up, 1, sealed.p, sealed.len);
+            at_db_bind_text_copy(up, 2, id, -1);
+            if (at_db_step(up) != AT_DB_DONE)
+                rc = at_fail(d, AT_E_INTERNAL, "reseal: %s", at_db_errmsg(c));
         }
         at_buf_cleanup(&sealed);
         if (rc != AT_OK)
             goto out;
         n++;
     }
-    AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "reseal: %s", sqlite3_errmsg(c));
+    AT_ENSURE(s == AT_DB_DONE, d, AT_E_INTERNAL, "reseal: %s", at_db_errmsg(c));
     if (n)
         at_log("info", "storage_key", "sealed the proof keys of %d session(s) stored in clear", n);
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
-    sqlite3_finalize(up);
+    at_db_finalize(st);
+    at_db_finalize(up);
     return rc;
 }
 
@@ -444,6 +443,39 @@ at_err keys_reload_signer(verifier_keys *k, at_diag *d)
     pthread_rwlock_unlock(&k->signer_lock);
     at_signer_free(old);
     return AT_OK;
+}
+
+/* Replicas share verifier_keys: a rotation done anywhere (another replica's
+ * --rotate-signing-key) shows as a new current kid. One indexed lookup. */
+at_err keys_refresh_signer(verifier_keys *k, bool *changed, at_diag *d)
+{
+    *changed = false;
+    char kid[128] = "";
+    at_db_conn *c = at_db_read_acquire(k->db);
+    if (!c)
+        return at_fail(d, AT_E_UNAVAILABLE, "keys: database unavailable");
+    at_db_stmt *st = NULL;
+    at_err rc = at_db_prepare(c, "SELECT kid FROM verifier_keys WHERE kind = 'signing' AND state = 'current'",
+                              &st, d);
+    if (rc == AT_OK) {
+        int s = at_db_step(st);
+        if (s == AT_DB_ROW && at_db_column_text(st, 0))
+            snprintf(kid, sizeof kid, "%s", at_db_column_text(st, 0));
+        else if (s != AT_DB_DONE)
+            rc = at_fail(d, AT_E_UNAVAILABLE, "keys: %s", at_db_errmsg(c));
+    }
+    at_db_finalize(st);
+    at_db_read_release(k->db, c);
+    if (rc != AT_OK || !kid[0])
+        return rc;
+    at_signer *cur = keys_signer(k);
+    bool same = strcmp(at_signer_kid(cur), kid) == 0;
+    at_signer_free(cur);
+    if (same)
+        return AT_OK;
+    rc = keys_reload_signer(k, d);
+    *changed = rc == AT_OK;
+    return rc;
 }
 
 at_err keys_nonce_issue(verifier_keys *k, int64_t now_ms, int ttl_s, uint8_t out[AT_NONCE_LEN],

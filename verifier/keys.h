@@ -43,6 +43,11 @@ void keys_close(verifier_keys *k); /* wipes; accepts NULL */
 /* Reload the signing keys (SIGHUP after --rotate-signing-key elsewhere);
  * requests in flight keep the signer they hold. */
 at_err keys_reload_signer(verifier_keys *k, at_diag *d) AT_MUST_USE;
+/* Reload the signing keys when the database's current signing key is not
+ * the one in use (a rotation by another process or replica); *changed says
+ * whether it did. The verifier calls it every KEYS_REFRESH_S seconds. */
+#define KEYS_REFRESH_S 2
+at_err keys_refresh_signer(verifier_keys *k, bool *changed, at_diag *d) AT_MUST_USE;
 /* The current signer, a reference (at_signer_free it). */
 at_signer *keys_signer(verifier_keys *k);
 

@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "clock.h"
 #include "config.h"
 #include "verifier.h"
 
@@ -194,8 +195,10 @@ static int open_state(verifier *v, at_diag *d)
     }
     at_db_durability dur;
     at_db_durability_get(v->db, &dur);
-    at_log("info", "db", "database %s open: journal_mode=%s synchronous=%d", c->db_path, dur.journal_mode,
-           dur.synchronous);
+    char shown[sizeof c->db_path];
+    at_db_redact(c->db_path, shown, sizeof shown);
+    at_log("info", "db", "database %s (%s) open: journal_mode=%s synchronous=%d", shown, at_db_backend(v->db),
+           dur.journal_mode, dur.synchronous);
     v->metrics = at_metrics_new();
     v->rl = ratelimit_new(c->rate_per_s, c->rate_burst);
     /* A budget of own rows per client: N per minute, N at once. */
@@ -230,13 +233,28 @@ static void close_state(verifier *v)
         free(v->cfg.root_files[i]);
 }
 
-/* Until SIGTERM/SIGINT: SIGHUP reloads, SIGUSR1 and every 30 s prune. */
+/* Until SIGTERM/SIGINT: SIGHUP reloads, SIGUSR1 and every 30 s prune,
+ * every KEYS_REFRESH_S s a signing-key rotation made elsewhere (another
+ * replica on the same database) is picked up. */
 static void serve_signals(verifier *v, const sigset_t *sigs, at_httpd *srv)
 {
     at_diag d = {{0}};
+    int64_t next_prune = at_monotonic_ns() + INT64_C(30000000000);
     for (;;) {
-        struct timespec ts = {30, 0};
+        struct timespec ts = {KEYS_REFRESH_S, 0};
         int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig < 0 && errno == EAGAIN) {
+            bool changed = false;
+            if (keys_refresh_signer(v->keys, &changed, &d) != AT_OK) {
+                at_log("warn", "keys", "signing key not checked: %s", d.msg);
+            } else if (changed) {
+                at_signer *s = keys_signer(v->keys);
+                at_log("info", "keys", "signing key %s (rotated in the database)", at_signer_kid(s));
+                at_signer_free(s);
+            }
+            if (at_monotonic_ns() < next_prune)
+                continue;
+        }
         if (sig == SIGHUP) {
             if (verifier_load_roots(v, &d) != AT_OK)
                 at_log("error", "reload", "roots not reloaded: %s", d.msg);
@@ -256,6 +274,7 @@ static void serve_signals(verifier *v, const sigset_t *sigs, at_httpd *srv)
             return;
         } else if ((sig < 0 && errno == EAGAIN) || sig == SIGUSR1) {
             /* Every 30 s, and at once on SIGUSR1. */
+            next_prune = at_monotonic_ns() + INT64_C(30000000000);
             if (at_db_write(v->db, verifier_prune, NULL, &d) != AT_OK)
                 at_log("error", "prune", "%s", d.msg);
             else if (sig == SIGUSR1)
@@ -270,7 +289,7 @@ static int rotate_signing_key(const verifier_config *c)
     at_db *db = NULL;
     at_diag d = {{0}};
     /* A typo in --db must not make a fresh database with a key nobody uses. */
-    if (access(c->db_path, F_OK) != 0) {
+    if (!at_db_is_url(c->db_path) && access(c->db_path, F_OK) != 0) {
         at_log("fatal", "keys", "--db %s: %s (start the verifier once to create the database)", c->db_path,
                strerror(errno));
         return 1;
@@ -280,7 +299,8 @@ static int rotate_signing_key(const verifier_config *c)
         at_db_close(db);
         return 1;
     }
-    at_log("info", "keys", "signing key rotated; running verifiers pick it up on SIGHUP");
+    at_log("info", "keys",
+           "signing key rotated; running verifiers pick it up within seconds (or at once on SIGHUP)");
     at_db_close(db);
     return 0;
 }
@@ -343,8 +363,10 @@ int main(int argc, char **argv)
         default_issuer(c->listen, tls_cert != NULL, at_httpd_port(srv), v.issuer_buf, sizeof v.issuer_buf);
     __atomic_store_n(&v.issuer, v.issuer_buf, __ATOMIC_RELEASE);
     at_signer *s = keys_signer(v.keys);
+    char shown[sizeof c->db_path];
+    at_db_redact(c->db_path, shown, sizeof shown);
     at_log("info", "start", "%s listening on %s (port %u, %s), database %s schema v%d, signing key %s",
-           v.build, c->listen, at_httpd_port(srv), tls_cert ? "TLS on" : "plain HTTP, no TLS", c->db_path,
+           v.build, c->listen, at_httpd_port(srv), tls_cert ? "TLS on" : "plain HTTP, no TLS", shown,
            at_db_schema_version(v.db), at_signer_kid(s));
     at_signer_free(s);
     if (c->port_file[0] && at_httpd_write_port_file(srv, c->port_file) != 0)

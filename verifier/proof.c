@@ -32,35 +32,32 @@ at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const ui
 {
     at_err rc = AT_OK;
     uint8_t proof_key[32];
-    sqlite3_stmt *st = NULL;
-    sqlite3 *c = at_db_read_acquire(v->db);
+    at_db_stmt *st = NULL;
+    at_db_conn *c = at_db_read_acquire(v->db);
     memset(out, 0, sizeof *out);
     if (!c)
         return at_fail(d, AT_E_INTERNAL, "database unavailable");
-    if (sqlite3_prepare_v2(c,
-                           "SELECT policy, policy_version, instance_id, key_config, proof_key,"
-                           " expires_ms, ended_ms, end_reason FROM sessions WHERE id = ?",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = at_fail(d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    if (at_db_prepare(c,
+                      "SELECT policy, policy_version, instance_id, key_config, proof_key,"
+                      " expires_ms, ended_ms, end_reason FROM sessions WHERE id = $1",
+                      &st, NULL) != AT_OK) {
+        rc = at_fail(d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
         goto out;
     }
-    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    if (s != SQLITE_ROW) {
-        rc = s == SQLITE_DONE
-                 ? at_fail(d, AT_E_SESSION_EXPIRED, "session: %.64s unknown", sid)
-                 : at_fail(d, AT_E_INTERNAL, "database: session %.64s: %s", sid, sqlite3_errmsg(c));
+    at_db_bind_text(st, 1, sid, -1);
+    int s = at_db_step(st);
+    if (s != AT_DB_ROW) {
+        rc = s == AT_DB_DONE ? at_fail(d, AT_E_SESSION_EXPIRED, "session: %.64s unknown", sid)
+                             : at_fail(d, AT_E_INTERNAL, "database: session %.64s: %s", sid, at_db_errmsg(c));
         goto out;
     }
-    const char *pol = (const char *)sqlite3_column_text(st, 0),
-               *inst = (const char *)sqlite3_column_text(st, 2);
+    const char *pol = at_db_column_text(st, 0), *inst = at_db_column_text(st, 2);
     snprintf(out->policy, sizeof out->policy, "%s", pol ? pol : "?");
-    snprintf(out->ref, sizeof out->ref, "%s@%lld", out->policy, (long long)sqlite3_column_int64(st, 1));
+    snprintf(out->ref, sizeof out->ref, "%s@%lld", out->policy, (long long)at_db_column_int64(st, 1));
     snprintf(out->instance, sizeof out->instance, "%s", inst ? inst : "");
-    out->expires_ms = sqlite3_column_int64(st, 5);
-    if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
-        rc =
-            at_fail(d, AT_E_SESSION_EXPIRED, "session: ended (%s)", (const char *)sqlite3_column_text(st, 7));
+    out->expires_ms = at_db_column_int64(st, 5);
+    if (!at_db_column_is_null(st, 6)) {
+        rc = at_fail(d, AT_E_SESSION_EXPIRED, "session: ended (%s)", at_db_column_text(st, 7));
         goto out;
     }
     if (out->expires_ms <= at_now_ms()) {
@@ -68,8 +65,8 @@ at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const ui
         goto out;
     }
     if (keys_proof_key_open(v->keys, sid,
-                            AT_SPAN(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)),
-                            proof_key, d) != AT_OK) {
+                            AT_SPAN(at_db_column_blob(st, 4), (size_t)at_db_column_bytes(st, 4)), proof_key,
+                            d) != AT_OK) {
         /* The storage key opened it at start: this is our fault, not the caller's. */
         at_diag_prefix(d, "session proof key: ");
         rc = AT_E_INTERNAL;
@@ -91,20 +88,20 @@ at_err session_proof_check(verifier *v, const char *sid, int64_t ts_ms, const ui
         goto out;
     }
     if (want_key_config) {
-        if (sqlite3_column_type(st, 3) == SQLITE_NULL) {
+        if (at_db_column_is_null(st, 3)) {
             rc = at_fail(d, AT_E_KEY_REQUIRED, "session: no attested key to seal the secret to");
             goto out;
         }
-        out->key_config_len = (size_t)sqlite3_column_bytes(st, 3);
+        out->key_config_len = (size_t)at_db_column_bytes(st, 3);
         if (!(out->key_config = malloc(out->key_config_len ? out->key_config_len : 1))) {
             rc = at_fail(d, AT_E_INTERNAL, "session %.64s: key_config: out of memory", sid);
             goto out;
         }
-        memcpy(out->key_config, sqlite3_column_blob(st, 3), out->key_config_len);
+        memcpy(out->key_config, at_db_column_blob(st, 3), out->key_config_len);
     }
 out:
     at_wipe(proof_key, sizeof proof_key);
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_db_read_release(v->db, c);
     if (rc != AT_OK)
         session_proof_cleanup(out);

@@ -38,35 +38,35 @@ static void explain_pcr_mismatch(verifier *v, const char *name, int64_t tried, c
                                  char *out, size_t len)
 {
     out[0] = '\0';
-    sqlite3 *c = at_db_read_acquire(v->db);
-    sqlite3_stmt *st = NULL;
-    if (!c || sqlite3_prepare_v2(c,
-                                 "SELECT version, body, revoked_ms FROM policy_versions WHERE"
-                                 " name = ? AND version != ? ORDER BY version DESC",
-                                 -1, &st, NULL) != SQLITE_OK) {
+    at_db_conn *c = at_db_read_acquire(v->db);
+    at_db_stmt *st = NULL;
+    if (!c || at_db_prepare(c,
+                            "SELECT version, body, revoked_ms FROM policy_versions WHERE"
+                            " name = $1 AND version != $2 ORDER BY version DESC",
+                            &st, NULL) != AT_OK) {
         at_db_read_release(v->db, c);
         return;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, tried);
+    at_db_bind_text(st, 1, name, -1);
+    at_db_bind_int64(st, 2, tried);
     int rs;
-    while ((rs = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rs = at_db_step(st)) == AT_DB_ROW) {
         at_policy *p = NULL;
-        const char *body = (const char *)sqlite3_column_text(st, 1);
+        const char *body = at_db_column_text(st, 1);
         if (at_policy_parse(body, strlen(body), &p, NULL) != AT_OK)
             continue;
         at_err rc = at_policy_eval_pcrs(p, doc, NULL, NULL);
         at_policy_free(p);
         if (rc == AT_OK) {
             snprintf(out, len, "; version %lld of policy %s would admit these PCRs%s",
-                     (long long)sqlite3_column_int64(st, 0), name,
-                     sqlite3_column_type(st, 2) != SQLITE_NULL ? " (it is revoked)" : "");
+                     (long long)at_db_column_int64(st, 0), name,
+                     !at_db_column_is_null(st, 2) ? " (it is revoked)" : "");
             break;
         }
     }
-    if (!out[0] && rs != SQLITE_DONE && rs != SQLITE_ROW)
+    if (!out[0] && rs != AT_DB_DONE && rs != AT_DB_ROW)
         snprintf(out, len, "; the other versions of policy %s could not be read", name);
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_db_read_release(v->db, c);
     if (!out[0])
         snprintf(out, len, "; no other version of policy %s admits these PCRs", name);
@@ -92,7 +92,7 @@ struct admit_job {
  * for an anonymous caller past its budget, its count) goes with it, the same
  * way for every code. Returns code, or AT_E_INTERNAL when the row cannot be
  * written. d already holds the refusal's message. */
-static at_err refused_in_job(sqlite3 *c, struct admit_job *j, const char *ref, at_err code, at_diag *d)
+static at_err refused_in_job(at_db_conn *c, struct admit_job *j, const char *ref, at_err code, at_diag *d)
 {
     at_audit_row row = {.actor = j->actor,
                         .action = "attestation.create",
@@ -111,24 +111,25 @@ static at_err refused_in_job(sqlite3 *c, struct admit_job *j, const char *ref, a
     return code;
 }
 
-static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
+static at_err admit(at_db_conn *c, void *ctx, at_diag *d)
 {
     struct admit_job *j = ctx;
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     int64_t now = at_now_ms();
     char ref[200];
     snprintf(ref, sizeof ref, "%s@%lld", j->policy, (long long)j->policy_version);
     /* The version was read outside this transaction: a revocation committed
      * since (it ends the version's live sessions) must also stop this
      * admission, or a session would outlive its acknowledged revocation. */
-    AT_TRY(at_db_stmt(c, "SELECT revoked_ms FROM policy_versions WHERE name = ? AND version = ?", &st, d));
-    sqlite3_bind_text(st, 1, j->policy, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, j->policy_version);
-    int ps = sqlite3_step(st);
-    AT_ENSURE(ps == SQLITE_ROW || ps == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    bool revoked = ps == SQLITE_DONE || sqlite3_column_type(st, 0) != SQLITE_NULL;
-    sqlite3_reset(st);
+    AT_TRY(
+        at_db_stmt_get(c, "SELECT revoked_ms FROM policy_versions WHERE name = $1 AND version = $2", &st, d));
+    at_db_bind_text(st, 1, j->policy, -1);
+    at_db_bind_int64(st, 2, j->policy_version);
+    int ps = at_db_step(st);
+    AT_ENSURE(ps == AT_DB_ROW || ps == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    bool revoked = ps == AT_DB_DONE || !at_db_column_is_null(st, 0);
+    at_db_reset(st);
     st = NULL;
     if (revoked) {
         rc = at_fail(d, AT_E_POLICY_NOT_FOUND, "policy: %s was revoked while the document was being checked",
@@ -138,40 +139,40 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
     /* A live session is replaced only by a document that binds the same
      * endpoint: whatever else an instance attests, it cannot move (or have
      * moved) the endpoint gateways use before that session ends. */
-    AT_TRY(at_db_stmt(c,
-                      "SELECT endpoint FROM sessions WHERE instance_id = ? AND ended_ms IS NULL"
-                      " AND expires_ms > ? AND endpoint IS NOT ? LIMIT 1",
-                      &st, d));
-    sqlite3_bind_text(st, 1, j->instance_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
+    AT_TRY(at_db_stmt_get(c,
+                          "SELECT endpoint FROM sessions WHERE instance_id = $1 AND ended_ms IS NULL"
+                          " AND expires_ms > $2 AND endpoint IS DISTINCT FROM $3 LIMIT 1",
+                          &st, d));
+    at_db_bind_text(st, 1, j->instance_id, -1);
+    at_db_bind_int64(st, 2, now);
     if (j->endpoint)
-        sqlite3_bind_text(st, 3, j->endpoint, -1, SQLITE_STATIC);
+        at_db_bind_text(st, 3, j->endpoint, -1);
     else
-        sqlite3_bind_null(st, 3);
-    int es = sqlite3_step(st);
-    AT_ENSURE(es == SQLITE_ROW || es == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    if (es == SQLITE_ROW) {
-        const char *live = (const char *)sqlite3_column_text(st, 0);
+        at_db_bind_null(st, 3);
+    int es = at_db_step(st);
+    AT_ENSURE(es == AT_DB_ROW || es == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    if (es == AT_DB_ROW) {
+        const char *live = at_db_column_text(st, 0);
         rc = at_fail(d, AT_E_ENDPOINT_CONFLICT,
                      "endpoint: instance %s has a live session for endpoint %.200s, the document binds"
                      " %.200s; a live session is replaced only for the same endpoint",
                      j->instance_id, live ? live : "(none)", j->endpoint ? j->endpoint : "(none)");
-        sqlite3_reset(st);
+        at_db_reset(st);
         st = NULL;
         return refused_in_job(c, j, ref, rc, d);
     }
-    sqlite3_reset(st);
+    at_db_reset(st);
     st = NULL;
     if (j->nonce_len) {
         /* Single use must hold whatever the wall clock does: a nonce that
          * expires at or before the time high-water mark may have had its
          * use record pruned (schema/0003), so it is expired, full stop. */
-        AT_TRY(at_db_stmt(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
-        int ws = sqlite3_step(st);
-        AT_ENSURE(ws == SQLITE_ROW || ws == SQLITE_DONE, d, AT_E_INTERNAL, "database: clock_watermark: %s",
-                  sqlite3_errmsg(c));
-        int64_t mark = ws == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
-        sqlite3_reset(st);
+        AT_TRY(at_db_stmt_get(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
+        int ws = at_db_step(st);
+        AT_ENSURE(ws == AT_DB_ROW || ws == AT_DB_DONE, d, AT_E_INTERNAL, "database: clock_watermark: %s",
+                  at_db_errmsg(c));
+        int64_t mark = ws == AT_DB_ROW ? at_db_column_int64(st, 0) : INT64_MAX;
+        at_db_reset(st);
         st = NULL;
         if (j->nonce_expires_ms <= mark) {
             char t_exp[40], t_mark[40];
@@ -184,57 +185,63 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
             return refused_in_job(c, j, ref, rc, d);
         }
         /* Single use: the primary key refuses a second insert. */
-        AT_TRY(
-            at_db_stmt(c, "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES (?, ?, ?)", &st, d));
-        sqlite3_bind_blob(st, 1, j->nonce, (int)j->nonce_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, j->nonce_expires_ms);
-        sqlite3_bind_int64(st, 3, now);
-        int s = sqlite3_step(st);
-        sqlite3_reset(st);
+        AT_TRY(at_db_stmt_get(c,
+                              "INSERT INTO nonces_used (nonce, expires_ms, used_ms) VALUES ($1, $2, $3)"
+                              " ON CONFLICT (nonce) DO NOTHING",
+                              &st, d));
+        at_db_bind_blob(st, 1, j->nonce, j->nonce_len);
+        at_db_bind_int64(st, 2, j->nonce_expires_ms);
+        at_db_bind_int64(st, 3, now);
+        int s = at_db_step(st);
+        int64_t inserted = at_db_changes(c);
+        at_db_reset(st);
         st = NULL;
-        if (s == SQLITE_CONSTRAINT_PRIMARYKEY || s == SQLITE_CONSTRAINT) {
+        /* Single use, enforced by the database on every replica: the insert
+     * that finds the key already there changes nothing (no error, so the
+     * refusal's audit row commits in the same transaction). */
+        if (s == AT_DB_DONE && inserted == 0) {
             rc = at_fail(d, AT_E_NONCE_REUSED,
                          "nonce: already consumed by an earlier attestation (single use)");
             return refused_in_job(c, j, ref, rc, d);
         }
-        AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+        AT_ENSURE(s == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
     }
     /* Re-attestation by the same instance replaces its session. */
-    AT_TRY(at_db_stmt(c,
-                      "UPDATE sessions SET ended_ms = ?, end_reason = 'replaced'"
-                      " WHERE instance_id = ? AND ended_ms IS NULL",
-                      &st, d));
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, j->instance_id, -1, SQLITE_STATIC);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    j->replaced = sqlite3_changes(c);
-    sqlite3_reset(st);
-    AT_TRY(at_db_stmt(c,
-                      "INSERT INTO sessions (id, instance_id, policy, policy_version, format,"
-                      " module_id, pcrs, pcr_sha256, key_config, endpoint, proof_key, token,"
-                      " created_ms, expires_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                      &st, d));
-    sqlite3_bind_text(st, 1, j->session_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, j->instance_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, j->policy, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, j->policy_version);
-    sqlite3_bind_text(st, 5, j->format, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, j->module_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, j->pcrs, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, j->pcr_sha, -1, SQLITE_STATIC);
+    AT_TRY(at_db_stmt_get(c,
+                          "UPDATE sessions SET ended_ms = $1, end_reason = 'replaced'"
+                          " WHERE instance_id = $2 AND ended_ms IS NULL",
+                          &st, d));
+    at_db_bind_int64(st, 1, now);
+    at_db_bind_text(st, 2, j->instance_id, -1);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    j->replaced = at_db_changes(c);
+    at_db_reset(st);
+    AT_TRY(at_db_stmt_get(c,
+                          "INSERT INTO sessions (id, instance_id, policy, policy_version, format,"
+                          " module_id, pcrs, pcr_sha256, key_config, endpoint, proof_key, token,"
+                          " created_ms, expires_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+                          &st, d));
+    at_db_bind_text(st, 1, j->session_id, -1);
+    at_db_bind_text(st, 2, j->instance_id, -1);
+    at_db_bind_text(st, 3, j->policy, -1);
+    at_db_bind_int64(st, 4, j->policy_version);
+    at_db_bind_text(st, 5, j->format, -1);
+    at_db_bind_text(st, 6, j->module_id, -1);
+    at_db_bind_text(st, 7, j->pcrs, -1);
+    at_db_bind_text(st, 8, j->pcr_sha, -1);
     if (j->key_config.len)
-        sqlite3_bind_blob(st, 9, j->key_config.p, (int)j->key_config.len, SQLITE_STATIC);
+        at_db_bind_blob(st, 9, j->key_config.p, j->key_config.len);
     else
-        sqlite3_bind_null(st, 9);
+        at_db_bind_null(st, 9);
     if (j->endpoint)
-        sqlite3_bind_text(st, 10, j->endpoint, -1, SQLITE_STATIC);
+        at_db_bind_text(st, 10, j->endpoint, -1);
     else
-        sqlite3_bind_null(st, 10);
-    sqlite3_bind_blob(st, 11, j->proof_key_sealed.p, (int)j->proof_key_sealed.len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 12, j->token, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 13, now);
-    sqlite3_bind_int64(st, 14, j->expires_ms);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+        at_db_bind_null(st, 10);
+    at_db_bind_blob(st, 11, j->proof_key_sealed.p, j->proof_key_sealed.len);
+    at_db_bind_text(st, 12, j->token, -1);
+    at_db_bind_int64(st, 13, now);
+    at_db_bind_int64(st, 14, j->expires_ms);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
     char msg[64];
     snprintf(msg, sizeof msg, "%lld earlier session(s) replaced", (long long)j->replaced);
     at_audit_row row = {.actor = j->actor,
@@ -251,7 +258,7 @@ static at_err admit(sqlite3 *c, void *ctx, at_diag *d)
     rc = AT_OK;
 out:
     if (st)
-        sqlite3_reset(st);
+        at_db_reset(st);
     return rc;
 }
 
@@ -331,7 +338,7 @@ void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp)
         goto refused;
     }
     {
-        sqlite3 *c = at_db_read_acquire(v->db);
+        at_db_conn *c = at_db_read_acquire(v->db);
         rc = c ? policy_load(c, name, 0, &policy, &version, pol_sha, &d)
                : at_fail(&d, AT_E_INTERNAL, "database unavailable");
         at_db_read_release(v->db, c);

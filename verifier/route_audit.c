@@ -39,7 +39,7 @@ static bool parse_time(const char *s, int64_t *ms)
     return true;
 }
 
-static at_err save_checkpoint(sqlite3 *conn, void *ctx, at_diag *d)
+static at_err save_checkpoint(at_db_conn *conn, void *ctx, at_diag *d)
 {
     const at_audit_check *chk = ctx;
     return at_audit_checkpoint_set(conn, chk->head_id, chk->head_hash, d);
@@ -62,7 +62,7 @@ static void verify(verifier *v, at_http_req *req, at_http_resp *resp, const call
     int64_t cp_id = 0;
     char cp_hash[65] = "";
     pthread_mutex_lock(&v->verify_lock);
-    sqlite3 *c = at_db_read_acquire(v->db);
+    at_db_conn *c = at_db_read_acquire(v->db);
     at_err rc = c ? at_audit_checkpoint_get(c, &cp_id, cp_hash, &d)
                   : at_fail(&d, AT_E_INTERNAL, "database unavailable");
     full = full || cp_id == 0;
@@ -126,7 +126,7 @@ void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *
         return;
     }
     at_diag d = {{0}};
-    sqlite3 *c = at_db_read_acquire(v->db);
+    at_db_conn *c = at_db_read_acquire(v->db);
     if (!c) {
         at_http_error(resp, AT_E_INTERNAL, "database unavailable", -1);
         return;

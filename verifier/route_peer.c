@@ -32,7 +32,7 @@ struct bind_job {
 };
 
 /* A refusal decided inside the job keeps its row (or its count). */
-static at_err job_refuse(struct bind_job *j, sqlite3 *c, at_audit_row *row, at_err rc, at_diag *d)
+static at_err job_refuse(struct bind_job *j, at_db_conn *c, at_audit_row *row, at_err rc, at_diag *d)
 {
     row->outcome = "refused";
     row->code = at_err_str(rc);
@@ -47,38 +47,37 @@ static at_err job_refuse(struct bind_job *j, sqlite3 *c, at_audit_row *row, at_e
 /* AT_OK when the session exists, has not ended and has not expired
  * (its instance and "policy@version" copied out when asked), else
  * AT_E_SESSION_EXPIRED saying which. */
-static at_err session_live(sqlite3 *c, const char *sid, char *instance, size_t ilen, char *ref, size_t rlen,
-                           at_diag *d)
+static at_err session_live(at_db_conn *c, const char *sid, char *instance, size_t ilen, char *ref,
+                           size_t rlen, at_diag *d)
 {
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
     AT_TRY(at_db_prepare(c,
                          "SELECT instance_id, policy, policy_version, ended_ms, end_reason,"
-                         " expires_ms FROM sessions WHERE id = ?",
+                         " expires_ms FROM sessions WHERE id = $1",
                          &st, d));
-    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    AT_ENSURE(s == SQLITE_ROW, d, AT_E_SESSION_EXPIRED, "session %.64s: unknown", sid);
-    AT_ENSURE(sqlite3_column_type(st, 3) == SQLITE_NULL, d, AT_E_SESSION_EXPIRED, "session %.64s: ended (%s)",
-              sid, (const char *)sqlite3_column_text(st, 4) ?: "ended");
-    AT_ENSURE(sqlite3_column_int64(st, 5) > at_now_ms(), d, AT_E_SESSION_EXPIRED, "session %.64s: expired",
+    at_db_bind_text(st, 1, sid, -1);
+    int s = at_db_step(st);
+    AT_ENSURE(s == AT_DB_ROW || s == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    AT_ENSURE(s == AT_DB_ROW, d, AT_E_SESSION_EXPIRED, "session %.64s: unknown", sid);
+    AT_ENSURE(at_db_column_is_null(st, 3), d, AT_E_SESSION_EXPIRED, "session %.64s: ended (%s)", sid,
+              at_db_column_text(st, 4) ?: "ended");
+    AT_ENSURE(at_db_column_int64(st, 5) > at_now_ms(), d, AT_E_SESSION_EXPIRED, "session %.64s: expired",
               sid);
     if (instance)
-        snprintf(instance, ilen, "%s", (const char *)sqlite3_column_text(st, 0) ?: "");
+        snprintf(instance, ilen, "%s", at_db_column_text(st, 0) ?: "");
     if (ref)
-        snprintf(ref, rlen, "%s@%lld", (const char *)sqlite3_column_text(st, 1) ?: "?",
-                 (long long)sqlite3_column_int64(st, 2));
+        snprintf(ref, rlen, "%s@%lld", at_db_column_text(st, 1) ?: "?", (long long)at_db_column_int64(st, 2));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     return rc;
 }
 
-static at_err bind_job(sqlite3 *c, void *ctx, at_diag *d)
+static at_err bind_job(at_db_conn *c, void *ctx, at_diag *d)
 {
     struct bind_job *j = ctx;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
     char peer_instance[160] = "", peer_ref[200] = "", msg[700];
     at_audit_row row = {.actor = j->actor,
@@ -105,11 +104,11 @@ static at_err bind_job(sqlite3 *c, void *ctx, at_diag *d)
         }
     }
     AT_TRY(at_db_prepare(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
-    int s = sqlite3_step(st);
-    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: clock_watermark: %s",
-              sqlite3_errmsg(c));
-    int64_t mark = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
-    sqlite3_finalize(st);
+    int s = at_db_step(st);
+    AT_ENSURE(s == AT_DB_ROW || s == AT_DB_DONE, d, AT_E_INTERNAL, "database: clock_watermark: %s",
+              at_db_errmsg(c));
+    int64_t mark = s == AT_DB_ROW ? at_db_column_int64(st, 0) : INT64_MAX;
+    at_db_finalize(st);
     st = NULL;
     if (j->proof_expires_ms <= mark) {
         rc = at_fail(d, AT_E_UNAUTHORIZED,
@@ -118,17 +117,22 @@ static at_err bind_job(sqlite3 *c, void *ctx, at_diag *d)
                      (long long)j->proof_expires_ms, (long long)mark);
         return job_refuse(j, c, &row, rc, d);
     }
-    AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
-    sqlite3_bind_blob(st, 1, j->mac, sizeof j->mac, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, j->proof_expires_ms);
-    s = sqlite3_step(st);
-    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(
+        c, "INSERT INTO proofs_used (mac, expires_ms) VALUES ($1, $2) ON CONFLICT (mac) DO NOTHING", &st, d));
+    at_db_bind_blob(st, 1, j->mac, sizeof j->mac);
+    at_db_bind_int64(st, 2, j->proof_expires_ms);
+    s = at_db_step(st);
+    int64_t inserted = at_db_changes(c);
+    at_db_finalize(st);
     st = NULL;
-    if (s == SQLITE_CONSTRAINT_PRIMARYKEY || s == SQLITE_CONSTRAINT) {
+    /* Single use, enforced by the database on every replica: the insert
+     * that finds the key already there changes nothing (no error, so the
+     * refusal's audit row commits in the same transaction). */
+    if (s == AT_DB_DONE && inserted == 0) {
         rc = at_fail(d, AT_E_UNAUTHORIZED, "proof: already used (replayed binding request)");
         return job_refuse(j, c, &row, rc, d);
     }
-    AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    AT_ENSURE(s == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
     if (j->peer_sid) {
         snprintf(msg, sizeof msg,
                  "mutual attestation with peer instance %s (session %s, policy %s), transcript %s",
@@ -138,7 +142,7 @@ static at_err bind_job(sqlite3 *c, void *ctx, at_diag *d)
     }
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     return rc;
 }
 

@@ -8,36 +8,36 @@
 
 #include "verifier.h"
 
-at_err policy_load(sqlite3 *c, const char *name, int64_t version, at_policy **out, int64_t *version_out,
+at_err policy_load(at_db_conn *c, const char *name, int64_t version, at_policy **out, int64_t *version_out,
                    char sha256_hex[65], at_diag *d)
 {
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     AT_TRY(at_db_prepare(c,
-                         version ? "SELECT body, version, sha256 FROM policy_versions WHERE name = ?"
-                                   " AND version = ?"
-                                 : "SELECT body, version, sha256 FROM policy_versions WHERE name = ?"
+                         version ? "SELECT body, version, sha256 FROM policy_versions WHERE name = $1"
+                                   " AND version = $2"
+                                 : "SELECT body, version, sha256 FROM policy_versions WHERE name = $1"
                                    " AND revoked_ms IS NULL ORDER BY version DESC LIMIT 1",
                          &st, d));
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    at_db_bind_text(st, 1, name, -1);
     if (version)
-        sqlite3_bind_int64(st, 2, version);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_DONE) {
+        at_db_bind_int64(st, 2, version);
+    int s = at_db_step(st);
+    if (s == AT_DB_DONE) {
         rc = version ? at_fail(d, AT_E_POLICY_NOT_FOUND, "policy: %s has no version %lld", name,
                                (long long)version)
                      : at_fail(d, AT_E_POLICY_NOT_FOUND,
                                "policy: no policy named %s (or every version is revoked)", name);
         goto out;
     }
-    AT_ENSURE(s == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    const char *body = (const char *)sqlite3_column_text(st, 0);
+    AT_ENSURE(s == AT_DB_ROW, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    const char *body = at_db_column_text(st, 0);
     AT_TRY(at_policy_parse(body, strlen(body), out, d));
-    *version_out = sqlite3_column_int64(st, 1);
-    snprintf(sha256_hex, 65, "%s", (const char *)sqlite3_column_text(st, 2));
+    *version_out = at_db_column_int64(st, 1);
+    snprintf(sha256_hex, 65, "%s", at_db_column_text(st, 2));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     return rc;
 }
 
@@ -51,37 +51,37 @@ struct put_job {
     int64_t version, audit_id;
 };
 
-static at_err put_policy(sqlite3 *c, void *ctx, at_diag *d)
+static at_err put_policy(at_db_conn *c, void *ctx, at_diag *d)
 {
     struct put_job *j = ctx;
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     AT_TRY(at_db_prepare(c,
-                         "INSERT INTO policies (name, created_ms) VALUES (?, ?)"
+                         "INSERT INTO policies (name, created_ms) VALUES ($1, $2)"
                          " ON CONFLICT (name) DO NOTHING",
                          &st, d));
-    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, at_now_ms());
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    sqlite3_finalize(st);
-    AT_TRY(
-        at_db_prepare(c, "SELECT coalesce(max(version), 0) + 1 FROM policy_versions WHERE name = ?", &st, d));
-    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    j->version = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    at_db_bind_text(st, 1, j->name, -1);
+    at_db_bind_int64(st, 2, at_now_ms());
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    at_db_finalize(st);
+    AT_TRY(at_db_prepare(c, "SELECT coalesce(max(version), 0) + 1 FROM policy_versions WHERE name = $1", &st,
+                         d));
+    at_db_bind_text(st, 1, j->name, -1);
+    AT_ENSURE(at_db_step(st) == AT_DB_ROW, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    j->version = at_db_column_int64(st, 0);
+    at_db_finalize(st);
     AT_TRY(at_db_prepare(c,
                          "INSERT INTO policy_versions (name, version, body, sha256, created_ms,"
-                         " created_by, lint_overridden) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         " created_by, lint_overridden) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                          &st, d));
-    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, j->version);
-    sqlite3_bind_text(st, 3, j->body, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, j->sha, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, at_now_ms());
-    sqlite3_bind_text(st, 6, j->actor, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 7, j->lint_overridden);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    at_db_bind_text(st, 1, j->name, -1);
+    at_db_bind_int64(st, 2, j->version);
+    at_db_bind_text(st, 3, j->body, -1);
+    at_db_bind_text(st, 4, j->sha, -1);
+    at_db_bind_int64(st, 5, at_now_ms());
+    at_db_bind_text(st, 6, j->actor, -1);
+    at_db_bind_int64(st, 7, j->lint_overridden);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
     char ref[200];
     snprintf(ref, sizeof ref, "%s@%lld", j->name, (long long)j->version);
     at_audit_row row = {.actor = j->actor,
@@ -93,7 +93,7 @@ static at_err put_policy(sqlite3 *c, void *ctx, at_diag *d)
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     return rc;
 }
 
@@ -105,20 +105,21 @@ struct revoke_job {
     bool already;
 };
 
-static at_err revoke_version(sqlite3 *c, void *ctx, at_diag *d)
+static at_err revoke_version(at_db_conn *c, void *ctx, at_diag *d)
 {
     struct revoke_job *j = ctx;
     at_err rc = AT_E_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     int64_t now = at_now_ms();
     char ref[200];
     snprintf(ref, sizeof ref, "%s@%lld", j->name, (long long)j->version);
-    AT_TRY(at_db_prepare(c, "SELECT revoked_ms FROM policy_versions WHERE name = ? AND version = ?", &st, d));
-    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, j->version);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_DONE) {
-        sqlite3_finalize(st);
+    AT_TRY(
+        at_db_prepare(c, "SELECT revoked_ms FROM policy_versions WHERE name = $1 AND version = $2", &st, d));
+    at_db_bind_text(st, 1, j->name, -1);
+    at_db_bind_int64(st, 2, j->version);
+    int s = at_db_step(st);
+    if (s == AT_DB_DONE) {
+        at_db_finalize(st);
         st = NULL;
         at_audit_row row = {.actor = j->actor,
                             .action = "policy.revoke",
@@ -131,28 +132,28 @@ static at_err revoke_version(sqlite3 *c, void *ctx, at_diag *d)
                      (long long)j->version);
         goto out;
     }
-    AT_ENSURE(s == SQLITE_ROW, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    j->already = sqlite3_column_type(st, 0) != SQLITE_NULL;
-    sqlite3_finalize(st);
+    AT_ENSURE(s == AT_DB_ROW, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    j->already = !at_db_column_is_null(st, 0);
+    at_db_finalize(st);
     st = NULL;
     if (!j->already) {
-        AT_TRY(at_db_prepare(c, "UPDATE policy_versions SET revoked_ms = ? WHERE name = ? AND version = ?",
+        AT_TRY(at_db_prepare(c, "UPDATE policy_versions SET revoked_ms = $1 WHERE name = $2 AND version = $3",
                              &st, d));
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_text(st, 2, j->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, j->version);
-        AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-        sqlite3_finalize(st);
+        at_db_bind_int64(st, 1, now);
+        at_db_bind_text(st, 2, j->name, -1);
+        at_db_bind_int64(st, 3, j->version);
+        AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+        at_db_finalize(st);
     }
     AT_TRY(at_db_prepare(c,
-                         "UPDATE sessions SET ended_ms = ?, end_reason = 'policy revoked'"
-                         " WHERE policy = ? AND policy_version = ? AND ended_ms IS NULL",
+                         "UPDATE sessions SET ended_ms = $1, end_reason = 'policy revoked'"
+                         " WHERE policy = $2 AND policy_version = $3 AND ended_ms IS NULL",
                          &st, d));
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, j->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, j->version);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    j->ended = sqlite3_changes(c);
+    at_db_bind_int64(st, 1, now);
+    at_db_bind_text(st, 2, j->name, -1);
+    at_db_bind_int64(st, 3, j->version);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    j->ended = at_db_changes(c);
     char msg[96];
     snprintf(msg, sizeof msg, "%lld live session(s) ended%s", (long long)j->ended,
              j->already ? " (version was already revoked)" : "");
@@ -165,7 +166,7 @@ static at_err revoke_version(sqlite3 *c, void *ctx, at_diag *d)
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     return rc;
 }
 
@@ -175,53 +176,53 @@ static void get_policy(verifier *v, at_http_req *req, at_http_resp *resp, const 
     if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER) | ROLE_BIT(ROLE_AUDITOR), "policy.get", &who) ||
         !require_policy(v, req, resp, &who, "policy.get", name))
         return;
-    sqlite3 *c = at_db_read_acquire(v->db);
-    sqlite3_stmt *st = NULL;
+    at_db_conn *c = at_db_read_acquire(v->db);
+    at_db_stmt *st = NULL;
     json_t *hist = json_array(), *current = NULL;
     int64_t current_version = 0;
-    if (!c || sqlite3_prepare_v2(c,
-                                 "SELECT version, body, sha256, created_ms, created_by, revoked_ms,"
-                                 " lint_overridden FROM policy_versions WHERE name = ? ORDER BY version",
-                                 -1, &st, NULL) != SQLITE_OK) {
+    if (!c || at_db_prepare(c,
+                            "SELECT version, body, sha256, created_ms, created_by, revoked_ms,"
+                            " lint_overridden FROM policy_versions WHERE name = $1 ORDER BY version",
+                            &st, NULL) != AT_OK) {
         at_db_read_release(v->db, c);
         json_decref(hist);
         at_http_error(resp, AT_E_INTERNAL, "database unavailable", -1);
         return;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    at_db_bind_text(st, 1, name, -1);
     int rs;
-    while ((rs = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rs = at_db_step(st)) == AT_DB_ROW) {
         json_t *e = json_object();
-        int64_t ver = sqlite3_column_int64(st, 0);
+        int64_t ver = at_db_column_int64(st, 0);
         char t[40];
         json_object_set_new(e, "version", json_integer(ver));
-        json_object_set_new(e, "sha256", json_string((const char *)sqlite3_column_text(st, 2)));
-        at_time_rfc3339(sqlite3_column_int64(st, 3) / 1000, t, sizeof t);
+        json_object_set_new(e, "sha256", json_string(at_db_column_text(st, 2)));
+        at_time_rfc3339(at_db_column_int64(st, 3) / 1000, t, sizeof t);
         json_object_set_new(e, "created_at", json_string(t));
-        json_object_set_new(e, "created_by", json_string((const char *)sqlite3_column_text(st, 4)));
-        if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
-            at_time_rfc3339(sqlite3_column_int64(st, 5) / 1000, t, sizeof t);
+        json_object_set_new(e, "created_by", json_string(at_db_column_text(st, 4)));
+        if (!at_db_column_is_null(st, 5)) {
+            at_time_rfc3339(at_db_column_int64(st, 5) / 1000, t, sizeof t);
             json_object_set_new(e, "revoked_at", json_string(t));
         } else {
             json_object_set_new(e, "revoked_at", json_null());
             json_decref(current);
-            current = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+            current = json_loads(at_db_column_text(st, 1), 0, NULL);
             current_version = ver;
         }
-        json_object_set_new(e, "lint_overridden", json_boolean(sqlite3_column_int(st, 6)));
+        json_object_set_new(e, "lint_overridden", json_boolean(at_db_column_int64(st, 6)));
         json_array_append_new(hist, e);
     }
-    if (rs != SQLITE_DONE) {
+    if (rs != AT_DB_DONE) {
         /* Never a partial history (or a wrong current version) under 200. */
-        at_log("error", "database", "policy.get %s: %s", name, sqlite3_errmsg(c));
-        sqlite3_finalize(st);
+        at_log("error", "database", "policy.get %s: %s", name, at_db_errmsg(c));
+        at_db_finalize(st);
         at_db_read_release(v->db, c);
         json_decref(hist);
         json_decref(current);
         at_http_error(resp, AT_E_INTERNAL, "database: the policy versions could not be read", -1);
         return;
     }
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_db_read_release(v->db, c);
     if (json_array_size(hist) == 0) {
         json_decref(hist);

@@ -25,10 +25,10 @@ struct put_job {
     bool replaced; /* out: there was one */
 };
 
-static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
+static at_err put_secret(at_db_conn *c, void *ctx, at_diag *d)
 {
     struct put_job *j = ctx;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
     int64_t now = at_now_ms();
     at_buf stored;
@@ -38,43 +38,42 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
      * to another one, and an existing value is replaced only when asked
      * (both checked in the writing transaction). */
     {
-        AT_TRY(at_db_prepare(c, "SELECT policy FROM secrets WHERE name = ?", &st, d));
-        sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
-        int s = sqlite3_step(st);
-        AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-        if (s == SQLITE_ROW && j->scope[0] &&
-            !at_token_scope_allows(j->scope, (const char *)sqlite3_column_text(st, 0))) {
+        AT_TRY(at_db_prepare(c, "SELECT policy FROM secrets WHERE name = $1", &st, d));
+        at_db_bind_text(st, 1, j->name, -1);
+        int s = at_db_step(st);
+        AT_ENSURE(s == AT_DB_ROW || s == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+        if (s == AT_DB_ROW && j->scope[0] && !at_token_scope_allows(j->scope, at_db_column_text(st, 0))) {
             rc = at_fail(d, AT_E_FORBIDDEN,
                          "authorization: secret %s is bound to policy %.128s, "
                          "token %lld is limited to policies %s",
-                         j->name, (const char *)sqlite3_column_text(st, 0), (long long)j->token_id, j->scope);
+                         j->name, at_db_column_text(st, 0), (long long)j->token_id, j->scope);
             goto out;
         }
-        if (s == SQLITE_ROW && !j->replace) {
+        if (s == AT_DB_ROW && !j->replace) {
             rc = at_fail(d, AT_E_SECRET_EXISTS,
                          "secret %s: exists (bound to policy %.128s); not replacing it "
                          "(?replace=1, attestctl secret put --replace)",
-                         j->name, (const char *)sqlite3_column_text(st, 0));
+                         j->name, at_db_column_text(st, 0));
             goto out;
         }
-        if (s == SQLITE_ROW)
-            snprintf(was, sizeof was, "%s", (const char *)sqlite3_column_text(st, 0));
-        j->replaced = s == SQLITE_ROW;
-        sqlite3_finalize(st);
+        if (s == AT_DB_ROW)
+            snprintf(was, sizeof was, "%s", at_db_column_text(st, 0));
+        j->replaced = s == AT_DB_ROW;
+        at_db_finalize(st);
         st = NULL;
     }
     AT_TRY(keys_storage_seal(j->keys, j->name, j->policy, j->value, &stored, d));
     AT_TRY(at_db_prepare(c,
                          "INSERT INTO secrets (name, policy, value, created_ms, updated_ms)"
-                         " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
+                         " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO UPDATE SET"
                          " policy = excluded.policy, value = excluded.value,"
                          " updated_ms = excluded.updated_ms",
                          &st, d));
-    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, j->policy, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, stored.p, (int)stored.len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
-    AT_ENSURE(sqlite3_step(st) == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    at_db_bind_text(st, 1, j->name, -1);
+    at_db_bind_text(st, 2, j->policy, -1);
+    at_db_bind_blob(st, 3, stored.p, stored.len);
+    at_db_bind_int64(st, 4, now);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
     char msg[400];
     if (j->replaced)
         snprintf(msg, sizeof msg, "secret %s bound to policy %s (replaced the value bound to policy %s)",
@@ -90,7 +89,7 @@ static at_err put_secret(sqlite3 *c, void *ctx, at_diag *d)
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_buf_cleanup(&stored);
     return rc;
 }
@@ -104,10 +103,10 @@ struct release_job {
     int64_t audit_id;
 };
 
-static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
+static at_err consume_proof(at_db_conn *c, void *ctx, at_diag *d)
 {
     struct release_job *j = ctx;
-    sqlite3_stmt *st = NULL;
+    at_db_stmt *st = NULL;
     at_err rc = AT_E_INTERNAL;
     char msg[200];
     snprintf(msg, sizeof msg, "secret %s", j->name);
@@ -121,18 +120,16 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
                         .message = msg};
     /* The session was checked on a read connection: an end committed since
      * (revocation, replacement) must stop the release it acknowledged. */
-    AT_TRY(at_db_prepare(c, "SELECT ended_ms, end_reason, expires_ms FROM sessions WHERE id = ?", &st, d));
-    sqlite3_bind_text(st, 1, j->session_id, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
-    if (s == SQLITE_DONE || sqlite3_column_type(st, 0) != SQLITE_NULL ||
-        sqlite3_column_int64(st, 2) <= at_now_ms()) {
+    AT_TRY(at_db_prepare(c, "SELECT ended_ms, end_reason, expires_ms FROM sessions WHERE id = $1", &st, d));
+    at_db_bind_text(st, 1, j->session_id, -1);
+    int s = at_db_step(st);
+    AT_ENSURE(s == AT_DB_ROW || s == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    if (s == AT_DB_DONE || !at_db_column_is_null(st, 0) || at_db_column_int64(st, 2) <= at_now_ms()) {
         rc = at_fail(d, AT_E_SESSION_EXPIRED, "session: %s before the release was recorded",
-                     s == SQLITE_DONE ? "gone"
-                     : sqlite3_column_type(st, 0) != SQLITE_NULL
-                         ? (const char *)sqlite3_column_text(st, 1) ?: "ended"
-                         : "expired");
-        sqlite3_finalize(st);
+                     s == AT_DB_DONE                ? "gone"
+                     : !at_db_column_is_null(st, 0) ? at_db_column_text(st, 1) ?: "ended"
+                                                    : "expired");
+        at_db_finalize(st);
         st = NULL;
         row.outcome = "refused";
         row.code = at_err_str(rc);
@@ -143,17 +140,17 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
                            at_err_str(rc), scratch.msg);
         return rc;
     }
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     st = NULL;
     /* A proof whose use record may have been pruned (it expires at or
      * before the time high-water mark, schema/0003) is never accepted, so
      * a clock set back cannot make it fresh again. */
     AT_TRY(at_db_prepare(c, "SELECT pruned_before_ms FROM clock_watermark", &st, d));
-    s = sqlite3_step(st);
-    AT_ENSURE(s == SQLITE_ROW || s == SQLITE_DONE, d, AT_E_INTERNAL, "database: clock_watermark: %s",
-              sqlite3_errmsg(c));
-    int64_t mark = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
-    sqlite3_finalize(st);
+    s = at_db_step(st);
+    AT_ENSURE(s == AT_DB_ROW || s == AT_DB_DONE, d, AT_E_INTERNAL, "database: clock_watermark: %s",
+              at_db_errmsg(c));
+    int64_t mark = s == AT_DB_ROW ? at_db_column_int64(st, 0) : INT64_MAX;
+    at_db_finalize(st);
     st = NULL;
     if (j->proof_expires_ms <= mark) {
         char t_exp[40], t_mark[40];
@@ -172,13 +169,18 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
                            at_err_str(rc), scratch.msg);
         return rc;
     }
-    AT_TRY(at_db_prepare(c, "INSERT INTO proofs_used (mac, expires_ms) VALUES (?, ?)", &st, d));
-    sqlite3_bind_blob(st, 1, j->mac, sizeof j->mac, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, j->proof_expires_ms);
-    s = sqlite3_step(st);
-    sqlite3_finalize(st);
+    AT_TRY(at_db_prepare(
+        c, "INSERT INTO proofs_used (mac, expires_ms) VALUES ($1, $2) ON CONFLICT (mac) DO NOTHING", &st, d));
+    at_db_bind_blob(st, 1, j->mac, sizeof j->mac);
+    at_db_bind_int64(st, 2, j->proof_expires_ms);
+    s = at_db_step(st);
+    int64_t inserted = at_db_changes(c);
+    at_db_finalize(st);
     st = NULL;
-    if (s == SQLITE_CONSTRAINT_PRIMARYKEY || s == SQLITE_CONSTRAINT) {
+    /* Single use, enforced by the database on every replica: the insert
+     * that finds the key already there changes nothing (no error, so the
+     * refusal's audit row commits in the same transaction). */
+    if (s == AT_DB_DONE && inserted == 0) {
         rc = at_fail(d, AT_E_UNAUTHORIZED, "proof: already used (replayed release request)");
         row.outcome = "refused";
         row.code = at_err_str(rc);
@@ -189,11 +191,11 @@ static at_err consume_proof(sqlite3 *c, void *ctx, at_diag *d)
                            at_err_str(rc), scratch.msg);
         return rc;
     }
-    AT_ENSURE(s == SQLITE_DONE, d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    AT_ENSURE(s == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
     AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
     rc = AT_OK;
 out:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     return rc;
 }
 
@@ -230,7 +232,7 @@ static void put(verifier *v, at_http_req *req, at_http_resp *resp, const char *n
         goto refused;
     }
     {
-        sqlite3 *c = at_db_read_acquire(v->db);
+        at_db_conn *c = at_db_read_acquire(v->db);
         at_policy *p = NULL;
         int64_t ver;
         char sha[65];
@@ -286,8 +288,8 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     json_t *body = NULL;
     at_diag d = {{0}};
     at_err rc;
-    sqlite3 *c = NULL;
-    sqlite3_stmt *st = NULL;
+    at_db_conn *c = NULL;
+    at_db_stmt *st = NULL;
     uint8_t *value = NULL;
     size_t vlen = 0;
     char actor[96];
@@ -325,31 +327,29 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         rc = at_fail(&d, AT_E_INTERNAL, "database unavailable");
         goto refused;
     }
-    if (sqlite3_prepare_v2(c, "SELECT policy, value FROM secrets WHERE name = ?", -1, &st, NULL) !=
-        SQLITE_OK) {
-        rc = at_fail(&d, AT_E_INTERNAL, "database: %s", sqlite3_errmsg(c));
+    if (at_db_prepare(c, "SELECT policy, value FROM secrets WHERE name = $1", &st, NULL) != AT_OK) {
+        rc = at_fail(&d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
         goto refused;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    if (s != SQLITE_ROW) {
-        rc = s == SQLITE_DONE
-                 ? at_fail(&d, AT_E_NOT_FOUND, "secret: no secret named %s", name)
-                 : at_fail(&d, AT_E_INTERNAL, "database: secret %s: %s", name, sqlite3_errmsg(c));
+    at_db_bind_text(st, 1, name, -1);
+    int s = at_db_step(st);
+    if (s != AT_DB_ROW) {
+        rc = s == AT_DB_DONE ? at_fail(&d, AT_E_NOT_FOUND, "secret: no secret named %s", name)
+                             : at_fail(&d, AT_E_INTERNAL, "database: secret %s: %s", name, at_db_errmsg(c));
         goto refused;
     }
-    if (strcmp((const char *)sqlite3_column_text(st, 0), sp.policy) != 0) {
+    if (strcmp(at_db_column_text(st, 0), sp.policy) != 0) {
         rc =
             at_fail(&d, AT_E_FORBIDDEN, "secret: %s is bound to policy %s, the session was admitted under %s",
-                    name, (const char *)sqlite3_column_text(st, 0), sp.policy);
+                    name, at_db_column_text(st, 0), sp.policy);
         goto refused;
     }
     {
         at_buf plain;
         at_buf_init_secret(&plain);
         rc = keys_storage_open(v->keys, name, sp.policy,
-                               AT_SPAN(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)),
-                               &plain, &d);
+                               AT_SPAN(at_db_column_blob(st, 1), (size_t)at_db_column_bytes(st, 1)), &plain,
+                               &d);
         if (rc != AT_OK) {
             at_buf_cleanup(&plain);
             at_diag_prefix(&d, "secret: stored value: ");
@@ -359,7 +359,7 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
         vlen = plain.len;
         value = at_buf_take(&plain, NULL);
     }
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     st = NULL;
     at_db_read_release(v->db, c);
     c = NULL;
@@ -391,13 +391,13 @@ static void release(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     at_http_json(resp, 200, o);
     goto done;
 refused:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     st = NULL;
     at_db_read_release(v->db, c);
     c = NULL;
     refuse(v, req, resp, &who, "secret.release", rc, d.msg, &extra);
 done:
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_db_read_release(v->db, c);
     session_proof_cleanup(&sp);
     if (value)

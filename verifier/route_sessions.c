@@ -40,86 +40,90 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
     int64_t now = at_now_ms();
     /* Only the conditions asked for, so SQLite can use the partial indexes
      * on live sessions (schema/0002); fixed fragments, bound values. */
-    char sql[700] = "SELECT id, instance_id, endpoint, key_config, pcrs, expires_ms, token, policy,"
-                    " policy_version, ended_ms, end_reason, module_id, format FROM sessions WHERE 1";
+    at_db_conn *c = at_db_read_acquire(v->db);
+    char sql[760] = "SELECT id, instance_id, endpoint, key_config, pcrs, expires_ms, token, policy,"
+                    " policy_version, ended_ms, end_reason, module_id, format FROM sessions WHERE 1 = 1";
+    /* $k numbered in the order the conditions are added (PostgreSQL needs
+     * every $1..$N it is given to appear). */
+    int k = 0, k_now = 0, k_policy = 0, k_scope = 0, k_instance = 0, k_id = 0;
+    size_t len = strlen(sql);
+#define ADD(...) len += (size_t)snprintf(sql + len, sizeof sql - len, __VA_ARGS__)
     if (!all)
-        strcat(sql, " AND ended_ms IS NULL AND expires_ms > :now");
+        ADD(" AND ended_ms IS NULL AND expires_ms > $%d", k_now = ++k);
     if (policy)
-        strcat(sql, " AND policy = :policy");
+        ADD(" AND policy = $%d", k_policy = ++k);
+    /* substring search: instr() in SQLite, strpos() in PostgreSQL, the one
+     * function the two dialects spell differently (docs/storage.md). */
     if (!policy && who.scope[0])
-        strcat(sql, " AND instr(',' || :scope || ',', ',' || policy || ',') > 0");
+        ADD(" AND %s(',' || $%d || ',', ',' || policy || ',') > 0",
+            c && at_db_conn_is_pg(c) ? "strpos" : "instr", k_scope = ++k);
     if (instance)
-        strcat(sql, " AND instance_id = :instance");
+        ADD(" AND instance_id = $%d", k_instance = ++k);
     if (id)
-        strcat(sql, " AND id = :id");
-    strcat(sql, " ORDER BY created_ms DESC LIMIT 1000");
-    sqlite3 *c = at_db_read_acquire(v->db);
-    sqlite3_stmt *st = NULL;
-    if (!c || sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK) {
+        ADD(" AND id = $%d", k_id = ++k);
+    ADD(" ORDER BY created_ms DESC LIMIT 1000");
+#undef ADD
+    at_db_stmt *st = NULL;
+    if (!c || at_db_prepare(c, sql, &st, NULL) != AT_OK) {
         at_db_read_release(v->db, c);
         at_http_error(resp, AT_E_INTERNAL, "database unavailable", -1);
         return;
     }
-    int i;
-    if ((i = sqlite3_bind_parameter_index(st, ":now")))
-        sqlite3_bind_int64(st, i, now);
-    if ((i = sqlite3_bind_parameter_index(st, ":policy")))
-        sqlite3_bind_text(st, i, policy, -1, SQLITE_STATIC);
-    if ((i = sqlite3_bind_parameter_index(st, ":scope")))
-        sqlite3_bind_text(st, i, who.scope, -1, SQLITE_STATIC);
-    if ((i = sqlite3_bind_parameter_index(st, ":instance")))
-        sqlite3_bind_text(st, i, instance, -1, SQLITE_STATIC);
-    if ((i = sqlite3_bind_parameter_index(st, ":id")))
-        sqlite3_bind_text(st, i, id, -1, SQLITE_STATIC);
+    if (k_now)
+        at_db_bind_int64(st, k_now, now);
+    if (k_policy)
+        at_db_bind_text(st, k_policy, policy, -1);
+    if (k_scope)
+        at_db_bind_text(st, k_scope, who.scope, -1);
+    if (k_instance)
+        at_db_bind_text(st, k_instance, instance, -1);
+    if (k_id)
+        at_db_bind_text(st, k_id, id, -1);
     json_t *arr = json_array();
     int rs;
-    while ((rs = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rs = at_db_step(st)) == AT_DB_ROW) {
         json_t *s = json_object();
         char t[40];
-        json_object_set_new(s, "id", json_string((const char *)sqlite3_column_text(st, 0)));
-        json_object_set_new(s, "instance_id", json_string((const char *)sqlite3_column_text(st, 1)));
-        json_object_set_new(s, "endpoint",
-                            sqlite3_column_type(st, 2) == SQLITE_NULL
-                                ? json_null()
-                                : json_string((const char *)sqlite3_column_text(st, 2)));
-        if (sqlite3_column_type(st, 3) == SQLITE_NULL) {
+        json_object_set_new(s, "id", json_string(at_db_column_text(st, 0)));
+        json_object_set_new(s, "instance_id", json_string(at_db_column_text(st, 1)));
+        json_object_set_new(
+            s, "endpoint", at_db_column_is_null(st, 2) ? json_null() : json_string(at_db_column_text(st, 2)));
+        if (at_db_column_is_null(st, 3)) {
             json_object_set_new(s, "key_config", json_null());
         } else {
-            char *b =
-                at_b64_encode_new(AT_SPAN(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3)));
+            char *b = at_b64_encode_new(AT_SPAN(at_db_column_blob(st, 3), (size_t)at_db_column_bytes(st, 3)));
             json_object_set_new(s, "key_config", json_string(b));
             free(b);
         }
-        json_object_set_new(s, "pcrs", json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL));
-        int64_t exp = sqlite3_column_int64(st, 5);
+        json_object_set_new(s, "pcrs", json_loads(at_db_column_text(st, 4), 0, NULL));
+        int64_t exp = at_db_column_int64(st, 5);
         at_time_rfc3339(exp / 1000, t, sizeof t);
         json_object_set_new(s, "expires_at", json_string(t));
         json_object_set_new(s, "expires_at_ms", json_integer(exp));
-        json_object_set_new(s, "token", json_string((const char *)sqlite3_column_text(st, 6)));
+        json_object_set_new(s, "token", json_string(at_db_column_text(st, 6)));
         char ref[200];
-        snprintf(ref, sizeof ref, "%s@%lld", (const char *)sqlite3_column_text(st, 7),
-                 (long long)sqlite3_column_int64(st, 8));
+        snprintf(ref, sizeof ref, "%s@%lld", at_db_column_text(st, 7), (long long)at_db_column_int64(st, 8));
         json_object_set_new(s, "policy", json_string(ref));
-        json_object_set_new(s, "module_id", json_string((const char *)sqlite3_column_text(st, 11)));
-        json_object_set_new(s, "format", json_string((const char *)sqlite3_column_text(st, 12)));
+        json_object_set_new(s, "module_id", json_string(at_db_column_text(st, 11)));
+        json_object_set_new(s, "format", json_string(at_db_column_text(st, 12)));
         const char *state_s = "active";
-        if (sqlite3_column_type(st, 9) != SQLITE_NULL)
-            state_s = (const char *)sqlite3_column_text(st, 10);
+        if (!at_db_column_is_null(st, 9))
+            state_s = at_db_column_text(st, 10);
         else if (exp <= now)
             state_s = "expired";
         json_object_set_new(s, "state", json_string(state_s ? state_s : "ended"));
         json_array_append_new(arr, s);
     }
-    if (rs != SQLITE_DONE) {
+    if (rs != AT_DB_DONE) {
         /* Never a partial list under 200. */
-        at_log("error", "database", "session.list: %s", sqlite3_errmsg(c));
-        sqlite3_finalize(st);
+        at_log("error", "database", "session.list: %s", at_db_errmsg(c));
+        at_db_finalize(st);
         at_db_read_release(v->db, c);
         json_decref(arr);
         at_http_error(resp, AT_E_INTERNAL, "database: the session list could not be read", -1);
         return;
     }
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_db_read_release(v->db, c);
     json_t *o = json_object();
     json_object_set_new(o, "sessions", arr);

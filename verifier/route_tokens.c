@@ -14,7 +14,7 @@ static void list_all(verifier *v, at_http_req *req, at_http_resp *resp)
         return;
     at_diag d = {{0}};
     json_t *o = NULL;
-    sqlite3 *c = at_db_read_acquire(v->db);
+    at_db_conn *c = at_db_read_acquire(v->db);
     at_err rc =
         c ? at_token_list(c, at_now_ms(), &o, &d) : at_fail(&d, AT_E_INTERNAL, "database unavailable");
     at_db_read_release(v->db, c);

@@ -83,7 +83,7 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp)
             rc = at_fail(&d, AT_E_BAD_REQUEST, "policy: invalid name");
             goto refused;
         }
-        sqlite3 *c = at_db_read_acquire(v->db);
+        at_db_conn *c = at_db_read_acquire(v->db);
         int64_t ver = 0;
         char sha[65];
         rc = c ? policy_load(c, json_string_value(jp), 0, &policy, &ver, sha, &d)

@@ -30,15 +30,15 @@ void route_metrics(verifier *v, at_http_req *req, at_http_resp *resp)
     at_metrics_set(v->metrics, "attest_db_transactions_total", "kind=\"transactions\"",
                    (double)ds.transactions);
     at_metrics_set(v->metrics, "attest_db_transactions_total", "kind=\"jobs\"", (double)ds.jobs);
-    sqlite3 *c = at_db_read_acquire(v->db);
-    sqlite3_stmt *st = NULL;
-    if (c && sqlite3_prepare_v2(c, "SELECT count(*) FROM sessions WHERE ended_ms IS NULL AND expires_ms > ?",
-                                -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, at_now_ms());
-        if (sqlite3_step(st) == SQLITE_ROW)
-            at_metrics_set(v->metrics, "attest_sessions_live", "", (double)sqlite3_column_int64(st, 0));
+    at_db_conn *c = at_db_read_acquire(v->db);
+    at_db_stmt *st = NULL;
+    if (c && at_db_prepare(c, "SELECT count(*) FROM sessions WHERE ended_ms IS NULL AND expires_ms > $1", &st,
+                           NULL) == AT_OK) {
+        at_db_bind_int64(st, 1, at_now_ms());
+        if (at_db_step(st) == AT_DB_ROW)
+            at_metrics_set(v->metrics, "attest_sessions_live", "", (double)at_db_column_int64(st, 0));
     }
-    sqlite3_finalize(st);
+    at_db_finalize(st);
     at_db_read_release(v->db, c);
     char *text = at_metrics_render(v->metrics);
     resp->status = 200;

@@ -105,7 +105,7 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
 /* Maintenance (prune.c), a write job: forget used nonces and proofs past
  * their expiry (never below the time high-water mark), end expired
  * sessions with an audit row. */
-at_err verifier_prune(sqlite3 *c, void *ctx, at_diag *d) AT_MUST_USE;
+at_err verifier_prune(at_db_conn *c, void *ctx, at_diag *d) AT_MUST_USE;
 
 /* Current trust set (a reference: at_trust_unref it); roots.c. */
 at_trust *verifier_trust(verifier *v);
@@ -170,7 +170,7 @@ void audit_count(verifier *v, const char *client, const char *actor, const char 
 #define AUDIT_VERIFY_RESULT "verify.result"
 /* Inside a write job: the refusal's row (*id set), or its count (*id = 0);
  * counted in attest_refusals_total either way. */
-at_err audit_refusal_in_job(verifier *v, sqlite3 *conn, bool authenticated, at_err code,
+at_err audit_refusal_in_job(verifier *v, at_db_conn *conn, bool authenticated, at_err code,
                             const at_audit_row *row, int64_t *id, at_diag *d) AT_MUST_USE;
 /* Start the thread writing finished minutes; stop writes everything left. */
 int audit_flusher_start(verifier *v);
@@ -197,7 +197,7 @@ void route_peer(verifier *v, at_http_req *req, at_http_resp *resp, const char *r
 /* Shared pieces. */
 /* Look up the current (non-revoked, highest) version of a policy, or a
  * given version. *out: parsed policy (at_policy_free), *version. */
-at_err policy_load(sqlite3 *conn, const char *name, int64_t version, at_policy **out, int64_t *version_out,
+at_err policy_load(at_db_conn *conn, const char *name, int64_t version, at_policy **out, int64_t *version_out,
                    char sha256_hex[65], at_diag *d) AT_MUST_USE;
 /* Validate a name used in a URL path: [A-Za-z0-9._-]{1,128}. */
 bool valid_name(const char *s);

@@ -23,6 +23,22 @@ ATTESTCTL = os.path.join(BUILD, "ctl", "attestctl")
 VERIFIER = os.path.join(BUILD, "verifier", "attest-verifier")
 AGENT = os.path.join(BUILD, "agent", "attest-agent")
 STANDIN = os.path.join(SRCDIR, "scripts", "llm-standin.py")
+# AT_DB_BACKEND=pg: every Verifier gets a PostgreSQL database (tests/e2e/pg.py)
+# named after its SQLite path, instead of the file; the rest is unchanged.
+DB_BACKEND = os.environ.get("AT_DB_BACKEND", "sqlite")
+_pg_paths = {}  # database URL -> the path its side files live beside
+
+
+def pg_database(path):
+    """The PostgreSQL database standing for a SQLite path (created once)."""
+    import hashlib
+    import pg
+    for url, p in _pg_paths.items():
+        if p == path:
+            return url
+    url = pg.shared().create_db("v_" + hashlib.sha256(path.encode()).hexdigest()[:24])
+    _pg_paths[url] = path
+    return url
 
 failures = []
 
@@ -123,11 +139,17 @@ def check_json_log(path, name):
 
 
 class Verifier:
-    """attest-verifier on 127.0.0.1:<free port> with its own SQLite file."""
+    """attest-verifier on 127.0.0.1:<free port> with its own SQLite file (or
+    PostgreSQL database: AT_DB_BACKEND=pg)."""
 
     def __init__(self, wd, roots=(), extra=(), db=None):
         self.wd = wd
-        self.db = db or wd("attest.db")
+        self.db = self.path = db or wd("attest.db")
+        if DB_BACKEND == "pg":
+            if self.db in _pg_paths:
+                self.path = _pg_paths[self.db]
+            else:
+                self.db = pg_database(self.path)
         self.roots = list(roots)
         self.extra = list(extra)
         self.proc = None
@@ -141,6 +163,9 @@ class Verifier:
         for r in self.roots:
             args += ["--root", r]
         args += self.extra
+        if DB_BACKEND == "pg":
+            args += ["--storage-key-file", self.path + ".storage-key",
+                     "--admin-token-file", self.path + ".admin-token"]
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=self.logf)
         for _ in range(500):
@@ -151,7 +176,7 @@ class Verifier:
             time.sleep(0.01)
         self.port = int(open(portfile).read())
         self.url = f"http://127.0.0.1:{self.port}"
-        with open(self.db + ".admin-token") as f:
+        with open(self.path + ".admin-token") as f:
             self.admin = f.read().strip()
         return self
 
@@ -195,6 +220,10 @@ class Verifier:
         return base64.b64decode(body["nonce"])
 
     def sql(self, query, params=()):
+        if DB_BACKEND == "pg":
+            import pg
+            from urllib.parse import urlparse
+            return pg.query(pg.shared(), urlparse(self.db).path.lstrip("/"), query, params)
         con = sqlite3.connect(self.db, timeout=10)
         try:
             cur = con.execute(query, params)

@@ -30,3 +30,6 @@ TESTS += tests/e2e/format.sh
 EXTRA_DIST += tests/e2e/format.sh .clang-format
 TESTS += tests/e2e/chat_page.py
 EXTRA_DIST += tests/e2e/chat_page.py
+# The verifier on PostgreSQL: the core e2e scripts again, and two replicas on one database (issue 12).
+TESTS += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py
+EXTRA_DIST += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py tests/e2e/pg.py docs/storage.md schema/pg

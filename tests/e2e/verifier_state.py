@@ -163,11 +163,12 @@ try:
 
     # ---- storage key: missing or wrong while secrets exist -> no start -------
     v.stop()
-    keyfile = v.db + ".storage-key"
+    keyfile = v.path + ".storage-key"
     os.rename(keyfile, keyfile + ".saved")
 
     def start_fails(what):
-        p = subprocess.Popen([VERIFIER, "--listen", "127.0.0.1:0", "--db", v.db, "--root", pki.root],
+        p = subprocess.Popen([VERIFIER, "--listen", "127.0.0.1:0", "--db", v.db, "--root", pki.root,
+                              "--storage-key-file", keyfile, "--admin-token-file", v.path + ".admin-token"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             out, _ = p.communicate(timeout=60)

@@ -1,7 +1,10 @@
-/* Unit tests for lib/db.c's group-committing writer: what a job's result
+/* Unit tests for lib/db.c: the group-committing writer (what a job's result
  * says must match what is on disk, for every job of a batch, including
- * when one job loses the whole transaction (SQLite rolls a transaction
- * back by itself on SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM). */
+ * when one job loses the whole transaction: SQLite rolls a transaction back
+ * by itself on a full disk or an I/O error), the statement interface ($N
+ * placeholders, bindings, columns) and URL redaction. On SQLite by default;
+ * on PostgreSQL too when AT_TEST_DB_URL names a database (tests/e2e/pg.py
+ * run, see tests/local.mk). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mkdtemp */
 #endif
@@ -23,6 +26,7 @@
 
 static char dir[64];
 static char path[128];
+static const char *target; /* path, or AT_TEST_DB_URL */
 
 static int setup(void **state)
 {
@@ -31,6 +35,7 @@ static int setup(void **state)
     if (!mkdtemp(dir))
         return -1;
     snprintf(path, sizeof path, "%s/t.db", dir);
+    target = getenv("AT_TEST_DB_URL") && *getenv("AT_TEST_DB_URL") ? getenv("AT_TEST_DB_URL") : path;
     return 0;
 }
 
@@ -49,10 +54,10 @@ static int teardown(void **state)
 
 /* ---- jobs ---------------------------------------------------------------- */
 
-static at_err create_table(sqlite3 *c, void *ctx, at_diag *d)
+static at_err create_table(at_db_conn *c, void *ctx, at_diag *d)
 {
     (void)ctx;
-    return at_db_exec(c, "CREATE TABLE t (x INTEGER PRIMARY KEY)", d);
+    return at_db_exec(c, "DROP TABLE IF EXISTS t; CREATE TABLE t (x BIGINT PRIMARY KEY)", d);
 }
 
 /* Holds the writer inside a job until the test has queued what it wants
@@ -69,7 +74,7 @@ struct insert {
     bool lose_tx;      /* roll the whole transaction back, as SQLite does on SQLITE_FULL */
 };
 
-static at_err insert_job(sqlite3 *c, void *ctx, at_diag *d)
+static at_err insert_job(at_db_conn *c, void *ctx, at_diag *d)
 {
     struct insert *j = ctx;
     if (j->gate) {
@@ -86,7 +91,9 @@ static at_err insert_job(sqlite3 *c, void *ctx, at_diag *d)
     if (rc != AT_OK)
         return rc;
     if (j->lose_tx) {
-        (void)sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+        if (at_db_exec(c, "ROLLBACK", d) != AT_OK) {
+            /* the point is to lose the transaction either way */
+        }
         return at_fail(d, AT_E_IO, "disk full (simulated)");
     }
     return AT_OK;
@@ -137,17 +144,19 @@ static void run_gated(struct writer_arg *a, int n, struct gate *g, pthread_t *th
         pthread_join(th[i], NULL);
 }
 
+static at_db *cur_db; /* the database row_exists reads */
+
 static bool row_exists(int x)
 {
-    sqlite3 *c = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(c, "SELECT count(*) FROM t WHERE x = ?", -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_int(st, 1, x);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    bool yes = sqlite3_column_int(st, 0) > 0;
-    sqlite3_finalize(st);
-    sqlite3_close(c);
+    at_db_conn *c = at_db_read_acquire(cur_db);
+    assert_non_null(c);
+    at_db_stmt *st = NULL;
+    assert_int_equal(at_db_prepare(c, "SELECT count(*) FROM t WHERE x = $1", &st, NULL), AT_OK);
+    at_db_bind_int64(st, 1, x);
+    assert_int_equal(at_db_step(st), AT_DB_ROW);
+    bool yes = at_db_column_int64(st, 0) > 0;
+    at_db_finalize(st);
+    at_db_read_release(cur_db, c);
     return yes;
 }
 
@@ -157,7 +166,8 @@ static void durability_read_back(void **state)
     (void)state;
     at_db *db = NULL;
     at_diag d = {{0}};
-    assert_int_equal(at_db_open(path, &db, &d), AT_OK);
+    assert_int_equal(at_db_open(target, &db, &d), AT_OK);
+    cur_db = db;
     at_db_durability dur;
     at_db_durability_get(db, &dur);
     assert_string_equal(dur.journal_mode, "wal");
@@ -173,7 +183,8 @@ static void lost_transaction_in_a_batch(void **state)
     (void)state;
     at_db *db = NULL;
     at_diag d = {{0}};
-    assert_int_equal(at_db_open(path, &db, &d), AT_OK);
+    assert_int_equal(at_db_open(target, &db, &d), AT_OK);
+    cur_db = db;
     assert_int_equal(at_db_write(db, create_table, NULL, &d), AT_OK);
     struct gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
     struct writer_arg a[4] = {
@@ -216,7 +227,8 @@ static void internal_error_rolls_back_one_job(void **state)
     setup(NULL);
     at_db *db = NULL;
     at_diag d = {{0}};
-    assert_int_equal(at_db_open(path, &db, &d), AT_OK);
+    assert_int_equal(at_db_open(target, &db, &d), AT_OK);
+    cur_db = db;
     assert_int_equal(at_db_write(db, create_table, NULL, &d), AT_OK);
     struct gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
     struct writer_arg a[3] = {
@@ -238,12 +250,151 @@ static void internal_error_rolls_back_one_job(void **state)
     at_db_close(db);
 }
 
+/* $N placeholders bind by number whatever their order in the SQL, every
+ * column type reads back, ON CONFLICT DO NOTHING changes nothing, and a
+ * unique violation is AT_DB_CONSTRAINT. */
+struct stmt_ctx {
+    int64_t changes_first, changes_again;
+    int step_dup;
+};
+
+static const uint8_t blob[4] = {0x00, 0xff, 0x5c, 0x78}; /* NUL, a high byte, '\\', 'x' */
+
+static at_err stmt_job(at_db_conn *c, void *ctx, at_diag *d)
+{
+    struct stmt_ctx *x = ctx;
+    at_err rc = AT_E_INTERNAL;
+    at_db_stmt *st = NULL;
+    /* The one dialect difference here: the blob type's name. */
+    AT_TRY(at_db_exec(c,
+                      at_db_conn_is_pg(c) ? "DROP TABLE IF EXISTS s; CREATE TABLE s (k TEXT PRIMARY KEY,"
+                                            " n BIGINT, b BYTEA, t TEXT)"
+                                          : "DROP TABLE IF EXISTS s; CREATE TABLE s (k TEXT PRIMARY KEY,"
+                                            " n BIGINT, b BLOB, t TEXT)",
+                      d));
+    /* SQL written out of parameter order: $3 first, $1 twice. */
+    AT_TRY(at_db_prepare(c,
+                         "INSERT INTO s (b, k, n, t) VALUES ($3, $1, $2, $1 || '-' || $4)"
+                         " ON CONFLICT (k) DO NOTHING",
+                         &st, d));
+    at_db_bind_text(st, 1, "key", -1);
+    at_db_bind_int64(st, 2, INT64_C(1) << 40);
+    at_db_bind_blob(st, 3, blob, sizeof blob);
+    at_db_bind_text(st, 4, "tail", 2);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "insert: %s", at_db_errmsg(c));
+    x->changes_first = at_db_changes(c);
+    at_db_reset(st);
+    at_db_bind_text_copy(st, 1, "key", -1);
+    at_db_bind_int64(st, 2, 7);
+    at_db_bind_blob_copy(st, 3, blob, 1);
+    AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "insert again: %s", at_db_errmsg(c));
+    x->changes_again = at_db_changes(c);
+    rc = AT_OK;
+out:
+    at_db_finalize(st);
+    return rc;
+}
+
+static at_err dup_job(at_db_conn *c, void *ctx, at_diag *d)
+{
+    struct stmt_ctx *x = ctx;
+    at_db_stmt *st = NULL;
+    at_err rc = at_db_prepare(c, "INSERT INTO s (k, n) VALUES ($1, $2)", &st, d);
+    if (rc != AT_OK)
+        return rc;
+    at_db_bind_text(st, 1, "key", -1);
+    at_db_bind_int64(st, 2, 1);
+    x->step_dup = at_db_step(st);
+    at_db_finalize(st);
+    return x->step_dup == AT_DB_DONE ? AT_OK : at_fail(d, AT_E_INTERNAL, "duplicate");
+}
+
+static void statements(void **state)
+{
+    (void)state;
+    at_db *db = NULL;
+    at_diag d = {{0}};
+    assert_int_equal(at_db_open(target, &db, &d), AT_OK);
+    cur_db = db;
+    struct stmt_ctx x = {0};
+    assert_int_equal(at_db_write(db, stmt_job, &x, &d), AT_OK);
+    assert_int_equal(x.changes_first, 1);
+    assert_int_equal(x.changes_again, 0); /* ON CONFLICT DO NOTHING */
+    assert_int_equal(at_db_write(db, dup_job, &x, &d), AT_E_INTERNAL);
+    assert_int_equal(x.step_dup, AT_DB_CONSTRAINT);
+
+    at_db_conn *c = at_db_read_acquire(db);
+    assert_non_null(c);
+    at_db_stmt *st = NULL;
+    assert_int_equal(at_db_prepare(c, "SELECT k, n, b, t, NULL FROM s WHERE k = $1", &st, &d), AT_OK);
+    at_db_bind_text(st, 1, "key", -1);
+    assert_int_equal(at_db_step(st), AT_DB_ROW);
+    assert_string_equal(at_db_column_text(st, 0), "key");
+    assert_true(at_db_column_int64(st, 1) == INT64_C(1) << 40);
+    assert_int_equal(at_db_column_bytes(st, 2), 4);
+    assert_memory_equal(at_db_column_blob(st, 2), blob, 4);
+    assert_string_equal(at_db_column_text(st, 3), "key-ta");
+    assert_false(at_db_column_is_null(st, 3));
+    assert_true(at_db_column_is_null(st, 4));
+    assert_null(at_db_column_text(st, 4));
+    assert_int_equal(at_db_step(st), AT_DB_DONE);
+    at_db_finalize(st);
+    at_db_read_release(db, c);
+    at_db_close(db);
+}
+
+/* A database URL's password never reaches a message. */
+static void redaction(void **state)
+{
+    (void)state;
+    char out[256];
+    at_db_redact("postgresql://attest:s3cr%40t@db.example:5432/attest?sslmode=require", out, sizeof out);
+    assert_string_equal(out, "postgresql://attest:***@db.example:5432/attest?sslmode=require");
+    at_db_redact("postgres://u:pw@h/db?password=also&x=1", out, sizeof out);
+    assert_string_equal(out, "postgres://u:***@h/db?password=***&x=1");
+    at_db_redact("postgresql://h/db?user=u&password=pw", out, sizeof out);
+    assert_string_equal(out, "postgresql://h/db?user=u&password=***");
+    at_db_redact("postgresql://u@h/db", out, sizeof out);
+    assert_string_equal(out, "postgresql://u@h/db");
+    at_db_redact("/var/lib/attest/attest.db", out, sizeof out);
+    assert_string_equal(out, "/var/lib/attest/attest.db");
+    assert_true(at_db_is_url("postgresql://h/db") && at_db_is_url("postgres://h/db"));
+    assert_false(at_db_is_url("./postgresql.db"));
+    /* A failed open names the database redacted (nothing listens on port 1). */
+    at_db *db = NULL;
+    at_diag d = {{0}};
+    assert_int_not_equal(
+        at_db_open("postgresql://attest:topsecret@127.0.0.1:1/attest?connect_timeout=5", &db, &d), AT_OK);
+    assert_null(strstr(d.msg, "topsecret"));
+    assert_non_null(strstr(d.msg, "attest:***@127.0.0.1:1"));
+}
+
+/* PostgreSQL: a server (or session) that would acknowledge a commit before
+ * its WAL is flushed is refused at open, never written to. */
+static void pg_refuses_async_commit(void **state)
+{
+    (void)state;
+    if (!at_db_is_url(target))
+        skip();
+    char url[1200];
+    snprintf(url, sizeof url, "%s%soptions=-c%%20synchronous_commit%%3Doff", target,
+             strchr(target, '?') ? "&" : "?");
+    at_db *db = NULL;
+    at_diag d = {{0}};
+    assert_int_equal(at_db_open(url, &db, &d), AT_E_IO);
+    assert_non_null(strstr(d.msg, "synchronous_commit is off, expected on"));
+    assert_null(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(durability_read_back),
         cmocka_unit_test(lost_transaction_in_a_batch),
         cmocka_unit_test(internal_error_rolls_back_one_job),
+        cmocka_unit_test(statements),
+        cmocka_unit_test(redaction),
+        cmocka_unit_test(pg_refuses_async_commit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
