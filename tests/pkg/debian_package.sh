@@ -72,7 +72,7 @@ export PKG_CONFIG_PATH="$tmp/all/usr/lib/$M/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$
 cc -std=c11 -Wall -Werror $(pkg-config --cflags attest) "$tmp/all/usr/share/doc/libattest-dev/examples/verify_doc.c" \
     -o "$tmp/verify_doc" $(pkg-config --libs attest) || bad "verify_doc.c against libattest-dev"
 if out=$(LD_LIBRARY_PATH="$tmp/all/usr/lib/$M" "$tmp/verify_doc" "$top/tests/data/nitro/ev_ga_2023.cbor") &&
-    echo "$out" | grep -q '^PCR4 d0531b14'; then ok "verify_doc from libattest-dev runs on libattest0"; else
+    grep -q '^PCR4 d0531b14' <<<"$out"; then ok "verify_doc from libattest-dev runs on libattest0"; else
     bad "verify_doc: $out"; fi
 "$tmp/x/attestctl/usr/bin/attestctl" --version >/dev/null || bad "packaged attestctl --version"
 exit $fail
