@@ -70,6 +70,7 @@ lib_libattest_a_SOURCES += \
 	lib/peer.c lib/peer.h
 lib_libattest_a_SOURCES += lib/peer_ear.c lib/peer_ear.h
 lib_libattest_a_SOURCES += lib/peer_fd.c lib/peer_fd.h
+lib_libattest_a_SOURCES += lib/peer_http.c lib/peer_http.h
 lib_libattest_a_SOURCES += \
 	lib/file.c lib/file.h
 lib_libattest_a_SOURCES += \

@@ -21,7 +21,7 @@ static bool dot_segment(const char *s, size_t n)
     return dots == 1 || dots == 2;
 }
 
-at_err at_target_check(const char *target, bool with_query, at_diag *d)
+static at_err check(const char *target, bool with_query, bool v1_only, at_diag *d)
 {
     size_t len = strlen(target);
     int shown = len > 64 ? 64 : (int)len;
@@ -30,7 +30,10 @@ at_err at_target_check(const char *target, bool with_query, at_diag *d)
         return at_fail(d, AT_E_BAD_REQUEST, "path: contains '?' (an escaped %%3F), got '%.*s'", shown,
                        target);
     size_t plen = q ? (size_t)(q - target) : len;
-    if (!(plen == 3 && strncmp(target, "/v1", 3) == 0) && !(plen >= 4 && strncmp(target, "/v1/", 4) == 0))
+    if (!v1_only && (plen == 0 || target[0] != '/'))
+        return at_fail(d, AT_E_BAD_REQUEST, "path: expected /..., got '%.*s'", shown, target);
+    if (v1_only && !(plen == 3 && strncmp(target, "/v1", 3) == 0) &&
+        !(plen >= 4 && strncmp(target, "/v1/", 4) == 0))
         return at_fail(d, AT_E_BAD_REQUEST, "path: expected /v1/..., got '%.*s'", shown, target);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)target[i];
@@ -49,3 +52,10 @@ at_err at_target_check(const char *target, bool with_query, at_diag *d)
     }
     return AT_OK;
 }
+
+at_err at_target_check(const char *target, bool with_query, at_diag *d)
+{
+    return check(target, with_query, true, d);
+}
+
+at_err at_target_check_any(const char *target, at_diag *d) { return check(target, true, false, d); }

@@ -20,5 +20,10 @@
  * byte or byte >= 0x7f. Returns AT_OK, or AT_E_BAD_REQUEST naming the
  * problem and quoting at most 64 bytes of the target. */
 at_err at_target_check(const char *target, bool with_query, at_diag *d) AT_MUST_USE;
+/* The same checks for any path of a local API (lib/peer_http's
+ * forwarding: the peer may call every route, but only as written): the
+ * target must start with '/', may carry a query, and has no dot segment
+ * or byte the checks above refuse. */
+at_err at_target_check_any(const char *target, at_diag *d) AT_MUST_USE;
 
 #endif

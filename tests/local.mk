@@ -199,6 +199,10 @@ check_PROGRAMS += tests/unit/test_peer
 tests_unit_test_peer_SOURCES = tests/unit/test_peer.c tests/unit/test_util.h
 tests_unit_test_peer_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_peer_LDADD = $(UNIT_LDADD)
+check_PROGRAMS += tests/unit/test_peer_http
+tests_unit_test_peer_http_SOURCES = tests/unit/test_peer_http.c
+tests_unit_test_peer_http_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_peer_http_LDADD = $(UNIT_LDADD)
 
 # Fuzz target for lib/peer (handshake messages, records); corpus replayed.
 check_PROGRAMS += tests/fuzz/replay_peer

@@ -13,6 +13,8 @@ EXTRA_DIST += tests/e2e/harness.py tests/e2e/verifier_api.py tests/e2e/verifier_
 # Mutual attestation between two attestctl processes (issue 8).
 TESTS += tests/e2e/mutual.py
 EXTRA_DIST += tests/e2e/mutual.py
+TESTS += tests/e2e/peer_http.py
+EXTRA_DIST += tests/e2e/peer_http.py
 TESTS += tests/e2e/transport.py
 EXTRA_DIST += tests/e2e/transport.py
 TESTS += tests/e2e/bench_gateway.sh

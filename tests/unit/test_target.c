@@ -69,11 +69,27 @@ static void refused(void **state)
     }
 }
 
+/* Any local path (peer_http forwarding): the same checks without /v1/. */
+static void any_path(void **state)
+{
+    (void)state;
+    at_diag d = {{0}};
+    assert_int_equal(at_target_check_any("/", &d), AT_OK);
+    assert_int_equal(at_target_check_any("/api/items?x=../y", &d), AT_OK);
+    assert_int_equal(at_target_check_any("/metrics", &d), AT_OK);
+    static const char *const bad[] = {
+        "", "api", "/api/../admin", "/api/%2E%2e/admin", "/./x", "/a#f", "/a b", "http://h/x", "*"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (at_target_check_any(bad[i], &d) != AT_E_BAD_REQUEST)
+            fail_msg("%s: accepted", bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(accepted),
         cmocka_unit_test(refused),
+        cmocka_unit_test(any_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
