@@ -14,27 +14,6 @@
 #include "httpc.h"
 #include "target.h"
 
-/* Never forwarded: connection management and framing belong to each hop. */
-static bool hop_by_hop(const char *name)
-{
-    static const char *drop[] = {"host",
-                                 "content-length",
-                                 "connection",
-                                 "transfer-encoding",
-                                 "te",
-                                 "upgrade",
-                                 "keep-alive",
-                                 "proxy-connection",
-                                 "proxy-authorization",
-                                 "expect",
-                                 "trailer",
-                                 NULL};
-    for (const char **p = drop; *p; p++)
-        if (strcasecmp(name, *p) == 0)
-            return true;
-    return false;
-}
-
 /* The request's end-to-end headers for curl. A request is never forwarded
  * without a header its sender put in it: AT_E_INTERNAL when one cannot be
  * built. The caller frees *out with curl_slist_free_all. */
@@ -45,7 +24,7 @@ static at_err request_headers(const at_bhttp_msg *req, struct curl_slist **out, 
     char *line = NULL;
     for (size_t i = 0; i < req->headers.n; i++) {
         const at_bhttp_field *f = &req->headers.v[i];
-        if (hop_by_hop(f->name))
+        if (at_target_hop_by_hop(f->name))
             continue;
         size_t n;
         AT_ENSURE(at_size_add(f->name_len, f->value_len, &n) && at_size_add(n, 3, &n) &&
@@ -118,7 +97,7 @@ static void add_response_header(at_bhttp_msg *m, const char *line, size_t len)
         v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    if ((size_t)(end - v) >= sizeof value || hop_by_hop(name))
+    if ((size_t)(end - v) >= sizeof value || at_target_hop_by_hop(name))
         return;
     memcpy(value, v, (size_t)(end - v));
     value[end - v] = '\0';

@@ -137,28 +137,6 @@ static void on_term(int sig)
     stopping = 1;
 }
 
-/* Never forwarded: connection management and framing belong to each hop
- * (as agent/upstream.c). */
-static bool hop_by_hop(const char *name)
-{
-    static const char *drop[] = {"host",
-                                 "content-length",
-                                 "connection",
-                                 "transfer-encoding",
-                                 "te",
-                                 "upgrade",
-                                 "keep-alive",
-                                 "proxy-connection",
-                                 "proxy-authorization",
-                                 "expect",
-                                 "trailer",
-                                 NULL};
-    for (const char **p = drop; *p; p++)
-        if (strcasecmp(name, *p) == 0)
-            return true;
-    return false;
-}
-
 /* attest's error JSON (API.md) as a Binary HTTP response. */
 static at_err error_response(int status, at_err code, const char *msg, at_bhttp_msg **out, at_diag *d)
 {
@@ -207,7 +185,7 @@ static at_err forward(const char *upstream, at_span bhttp, at_bhttp_msg **out, a
     snprintf(url, ul, "%s%s", upstream, req->path);
     for (size_t i = 0; i < req->headers.n; i++) {
         const at_bhttp_field *f = &req->headers.v[i];
-        if (hop_by_hop(f->name))
+        if (at_target_hop_by_hop(f->name))
             continue;
         size_t n = f->name_len + f->value_len + 3;
         AT_ENSURE((lines[nl] = malloc(n)), d, AT_E_INTERNAL, "out of memory");

@@ -59,3 +59,23 @@ at_err at_target_check(const char *target, bool with_query, at_diag *d)
 }
 
 at_err at_target_check_any(const char *target, at_diag *d) { return check(target, true, false, d); }
+
+bool at_target_hop_by_hop(const char *name)
+{
+    static const char *drop[] = {"host",
+                                 "content-length",
+                                 "connection",
+                                 "transfer-encoding",
+                                 "te",
+                                 "upgrade",
+                                 "keep-alive",
+                                 "proxy-connection",
+                                 "proxy-authorization",
+                                 "expect",
+                                 "trailer",
+                                 NULL};
+    for (const char **p = drop; *p; p++)
+        if (strcasecmp(name, *p) == 0)
+            return true;
+    return false;
+}

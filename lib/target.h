@@ -25,5 +25,9 @@ at_err at_target_check(const char *target, bool with_query, at_diag *d) AT_MUST_
  * target must start with '/', may carry a query, and has no dot segment
  * or byte the checks above refuse. */
 at_err at_target_check_any(const char *target, at_diag *d) AT_MUST_USE;
+/* A header field never forwarded to an upstream (RFC 9110 section 7.6.1:
+ * connection management and framing belong to each hop; also host,
+ * content-length, expect and proxy credentials). name: any case. */
+bool at_target_hop_by_hop(const char *name);
 
 #endif

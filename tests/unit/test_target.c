@@ -84,12 +84,27 @@ static void any_path(void **state)
             fail_msg("%s: accepted", bad[i]);
 }
 
+/* Headers the agent and attestctl peer serve never pass on, any case. */
+static void hop_by_hop(void **state)
+{
+    (void)state;
+    const char *dropped[] = {"Host",    "content-length", "Connection",       "TRANSFER-ENCODING",   "te",
+                             "upgrade", "keep-alive",     "proxy-connection", "Proxy-Authorization", "expect",
+                             "trailer"};
+    for (size_t i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
+        assert_true(at_target_hop_by_hop(dropped[i]));
+    const char *kept[] = {"content-type", "accept", "authorization", "date", "x-request-id", "tes", ""};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        assert_false(at_target_hop_by_hop(kept[i]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(accepted),
         cmocka_unit_test(refused),
         cmocka_unit_test(any_path),
+        cmocka_unit_test(hop_by_hop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
