@@ -278,32 +278,9 @@ static int build_request(const req_opts *o, at_buf *bhttp)
         fprintf(stderr, "attestctl ohttp: request: %s\n", d.msg);
         goto out;
     }
-    for (size_t i = 0; i < o->nheaders; i++) {
-        const char *h = o->headers[i], *colon = strchr(h, ':');
-        if (!colon || colon == h) {
-            fprintf(stderr, "attestctl ohttp: --header '%s': expected 'Name: value'\n", h);
-            goto out;
-        }
-        char name[256];
-        size_t nlen = (size_t)(colon - h);
-        if (nlen >= sizeof name) {
-            fprintf(stderr, "attestctl ohttp: --header: name too long\n");
-            goto out;
-        }
-        memcpy(name, h, nlen);
-        name[nlen] = 0;
-        const char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t vlen = strlen(v);
-        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-            vlen--;
-        if (at_bhttp_add_header(m, name, AT_SPAN(v, vlen), &d) != AT_OK) {
-            fprintf(stderr, "attestctl ohttp: --header '%s': %s\n", h, d.msg);
-            goto out;
-        }
-        have_ctype |= strcasecmp(name, "content-type") == 0;
-        have_date |= strcasecmp(name, "date") == 0;
+    if (ctl_bhttp_add_headers(m, o->headers, o->nheaders, &have_ctype, &have_date, &d) != AT_OK) {
+        fprintf(stderr, "attestctl ohttp: %s\n", d.msg);
+        goto out;
     }
     if (!have_date && !o->no_date) {
         /* RFC 9458 section 6.5: the gateway (attest-agent) refuses requests

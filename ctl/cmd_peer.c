@@ -281,22 +281,7 @@ static at_err build_request(const peer_args *a, const char *request, at_buf *out
     /* The path is the serving side's to check (target.h): it answers 400. */
     AT_TRY(at_bhttp_request_new(method, "http", "", sp + 1, &m, d));
     bool have_ctype = false;
-    for (size_t i = 0; i < a->nheaders; i++) {
-        const char *h = a->headers[i], *colon = strchr(h, ':');
-        char name[256];
-        AT_ENSURE(colon && colon != h && (size_t)(colon - h) < sizeof name, d, AT_E_BAD_REQUEST,
-                  "--header '%.64s': expected 'Name: value'", h);
-        memcpy(name, h, (size_t)(colon - h));
-        name[colon - h] = '\0';
-        const char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t vlen = strlen(v);
-        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-            vlen--;
-        AT_TRY(at_bhttp_add_header(m, name, AT_SPAN(v, vlen), d));
-        have_ctype |= strcasecmp(name, "content-type") == 0;
-    }
+    AT_TRY(ctl_bhttp_add_headers(m, a->headers, a->nheaders, &have_ctype, NULL, d));
     if (a->data) {
         if (a->data[0] == '@') {
             /* One byte over the bound: refused below as too_large. */

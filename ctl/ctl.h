@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "bhttp.h"
 #include "buf.h"
 #include "httpc.h"
 
@@ -33,6 +34,12 @@ int cmd_ohttp(int argc, char **argv);
 /* Read a whole file ("-" = stdin) of at most max bytes. Caller frees *out.
  * Returns 0, or prints why to stderr and returns -1. */
 int ctl_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
+/* Add each --header "Name: value" to m (blanks around the value trimmed).
+ * *have_ctype / *have_date (either may be NULL) are set when one names
+ * content-type / date. AT_E_BAD_REQUEST naming the header, or bhttp's
+ * code for a field it refuses. */
+at_err ctl_bhttp_add_headers(at_bhttp_msg *m, const char *const *headers, size_t n, bool *have_ctype,
+                             bool *have_date, at_diag *d) AT_MUST_USE;
 /* Write bytes to a file with the given mode: a regular file atomically
  * (lib/file: temporary file, fsync, rename), "-" or a device in place.
  * 0 or -1 (printed). */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -123,4 +124,35 @@ int cmd_version(int argc, char **argv)
 {
     printf("attestctl %s\n", PACKAGE_VERSION);
     return CTL_OK;
+}
+
+at_err ctl_bhttp_add_headers(at_bhttp_msg *m, const char *const *headers, size_t n, bool *have_ctype,
+                             bool *have_date, at_diag *d)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *h = headers[i], *colon = strchr(h, ':');
+        char name[256];
+        if (!colon || colon == h || (size_t)(colon - h) >= sizeof name)
+            return at_fail(d, AT_E_BAD_REQUEST,
+                           "--header '%.64s': expected 'Name: value' (a name under %zu bytes)", h,
+                           sizeof name);
+        memcpy(name, h, (size_t)(colon - h));
+        name[colon - h] = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t vlen = strlen(v);
+        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+            vlen--;
+        at_err rc = at_bhttp_add_header(m, name, AT_SPAN(v, vlen), d);
+        if (rc != AT_OK) {
+            at_diag_prefix(d, "--header '%.64s': ", h);
+            return rc;
+        }
+        if (have_ctype && strcasecmp(name, "content-type") == 0)
+            *have_ctype = true;
+        if (have_date && strcasecmp(name, "date") == 0)
+            *have_date = true;
+    }
+    return AT_OK;
 }
