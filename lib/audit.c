@@ -369,6 +369,7 @@ at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries, 
                          " AND (?6 IS NULL OR policy = ?6"
                          "      OR substr(policy, 1, length(?6) + 1) = ?6 || '@')"
                          " AND (?7 IS NULL OR instance_id = ?7)"
+                         " AND (?9 IS NULL OR actor = ?9) AND (?10 IS NULL OR code = ?10)"
                          " ORDER BY id LIMIT ?8",
                          &st, d));
     sqlite3_bind_int64(st, 1, f->after_id);
@@ -379,6 +380,8 @@ at_err at_audit_query(sqlite3 *conn, const at_audit_filter *f, json_t *entries, 
     bind_opt(st, 6, f->policy);
     bind_opt(st, 7, f->instance_id);
     sqlite3_bind_int(st, 8, limit + 1);
+    bind_opt(st, 9, f->actor);
+    bind_opt(st, 10, f->code);
     int s, n = 0;
     int64_t last = 0;
     *next_cursor = 0;
