@@ -120,6 +120,8 @@ at_err verifier_load_roots(verifier *v, at_diag *d) AT_MUST_USE;
 #define ROLE_BIT(r) (1u << (r))
 bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned need, const char *action,
                   caller *who);
+/* "agent", "gateway", "auditor", "owner", "admin" or "none". */
+const char *caller_role_name(const caller *who);
 /* Authenticate without requiring anything (anonymous allowed). */
 void identify(verifier *v, at_http_req *req, caller *who);
 

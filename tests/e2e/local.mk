@@ -30,3 +30,5 @@ TESTS += tests/e2e/format.sh
 EXTRA_DIST += tests/e2e/format.sh .clang-format
 TESTS += tests/e2e/chat_page.py
 EXTRA_DIST += tests/e2e/chat_page.py
+TESTS += tests/e2e/console.py
+EXTRA_DIST += tests/e2e/console.py
