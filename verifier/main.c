@@ -198,6 +198,19 @@ static int open_state(verifier *v, at_diag *d)
 {
     const verifier_config *c = &v->cfg;
     pthread_rwlock_init(&v->trust_lock, NULL);
+    /* The console: a --web-root given must load; the installed copy may be
+     * absent (a build run from its tree), then /console/ says so. */
+    static const char *const web_files[] = {"index.html", "app.js", "style.css"};
+    const char *root = c->web_root[0] ? c->web_root : AT_VERIFIER_WEB_ROOT;
+    at_diag wd = {{0}};
+    if (at_webstatic_new(root, "/console/", web_files, sizeof web_files / sizeof web_files[0], &v->web,
+                         &wd) != AT_OK) {
+        if (c->web_root[0]) {
+            at_log("fatal", "startup", "--web-root: %s", wd.msg);
+            return 1;
+        }
+        at_log("warn", "web", "console not served: %s", wd.msg);
+    }
     /* Inputs first: a missing --root leaves no database, token or key
      * behind (the database is created below). */
     if (verifier_load_roots(v, d) != AT_OK) {
@@ -229,19 +242,6 @@ static int open_state(verifier *v, at_diag *d)
         return 1;
     }
     describe_metrics(v->metrics);
-    /* The console: a --web-root given must load; the installed copy may be
-     * absent (a build run from its tree), then /console/ says so. */
-    static const char *const web_files[] = {"index.html", "app.js", "style.css"};
-    const char *root = c->web_root[0] ? c->web_root : AT_VERIFIER_WEB_ROOT;
-    at_diag wd = {{0}};
-    if (at_webstatic_new(root, "/console/", web_files, sizeof web_files / sizeof web_files[0], &v->web,
-                         &wd) != AT_OK) {
-        if (c->web_root[0]) {
-            at_log("fatal", "startup", "--web-root: %s", wd.msg);
-            return 1;
-        }
-        at_log("warn", "web", "console not served: %s", wd.msg);
-    }
     return 0;
 }
 

@@ -61,7 +61,8 @@ static void self(verifier *v, at_http_req *req, at_http_resp *resp)
 {
     caller who;
     if (!require_role(v, req, resp,
-                      ROLE_BIT(ROLE_AGENT) | ROLE_BIT(ROLE_GATEWAY) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_OWNER),
+                      ROLE_BIT(ROLE_AGENT) | ROLE_BIT(ROLE_GATEWAY) | ROLE_BIT(ROLE_AUDITOR) |
+                          ROLE_BIT(ROLE_OWNER),
                       "token.self", &who))
         return;
     json_t *o = json_object();

@@ -28,7 +28,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, SRCDIR, KeyPair, Pki, Verifier, Workdir, b64, check, finish
+from harness import BUILD, SRCDIR, VERIFIER, KeyPair, Pki, Verifier, Workdir, b64, check, finish, run
 
 WEB = os.path.join(SRCDIR, "web", "console")
 GENUINE = os.path.join(SRCDIR, "tests", "data", "nitro", "ev_beta_prod_2022.cbor")
@@ -93,6 +93,11 @@ def fetch_status(method, path, tok, body=None):
 
 
 try:
+    # ---- a --web-root given must hold the console's files ---------------------
+    p = run(VERIFIER, "--listen", "127.0.0.1:0", "--db", wd("nowhere.db"), "--web-root", wd("no-such-dir"))
+    check(p.returncode == 1 and b"--web-root" in p.stdout + p.stderr and not os.path.exists(wd("nowhere.db")),
+          "--web-root without the files: refused at start, before any database is made")
+
     # ---- the files: allow-listed, strict CSP, /console redirects ------------
     with urllib.request.urlopen(v.url + "/console/") as r:
         csp = r.headers.get("Content-Security-Policy") or ""
