@@ -84,6 +84,23 @@ def view(name):
     wait(lambda: js("return document.body.dataset.view") == name, f"view {name}")
 
 
+AXE = os.path.join(SRCDIR, "tests", "interop", "node_modules", "axe-core", "axe.min.js")
+axe_findings = {}
+
+
+def axe(name):
+    """axe-core (test-only, tests/interop) on the page as it is: serious and
+    critical violations of WCAG 2 A/AA are collected per view."""
+    if not js("return !!window.axe"):
+        js(open(AXE).read())
+    res = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})"
+        ".then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))), e => done(['error: ' + e]));")
+    axe_findings[name] = res
+
+
 def fetch_status(method, path, tok, body=None):
     return driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
@@ -184,6 +201,7 @@ try:
     diff = qa("#diff tbody tr.differs")
     check(len(diff) == 1 and diff[0].text.startswith("PCR2"), "v1 vs v2: PCR2 highlighted as different")
     shot("policies-auditor")
+    axe("policies")
     st = fetch_status("PUT", "/v1/policies/web", auditor, json.dumps(base))
     check(st == 403, f"a write from the page's JS context with the auditor token: 403 ({st})")
 
@@ -193,6 +211,7 @@ try:
     check(cells[1] == "web@2" and "min" in cells[4], f"session: policy@version and a countdown ({cells})")
     wait(lambda: len(q("#sessions tbody tr td:nth-child(4)").text) == 64, "key config fingerprint (SHA-256)")
     shot("sessions")
+    axe("sessions")
 
     view("audit")
     q("#a-limit").clear()
@@ -227,6 +246,7 @@ try:
     wait(lambda: q("#audit-verify-out").get_attribute("data-ok") == "true", "audit chain check shown")
     check("hash" in q("#audit-verify-out").text, "the head to anchor is shown")
     shot("audit")
+    axe("audit")
 
     # ---- inspector ----------------------------------------------------------
     view("inspect")
@@ -242,6 +262,7 @@ try:
     check(any(r.startswith("PCR0 enclave image") for r in pcr_rows) and any("IAM role" in r for r in pcr_rows),
           "PCRs with their meaning")
     shot("inspect-genuine")
+    axe("inspector")
     tampered = bytearray(genuine)
     tampered[-5] ^= 0x01  # in the signature
     st, want = v.call("POST", "/v1/verify", body={"evidence": b64(bytes(tampered)), "at": 1665651482})
@@ -281,6 +302,7 @@ try:
     check(preview["provenance"]["tool"] == "nitro-cli" and sorted(preview["pcrs"]) == ["0", "1", "2"],
           "preview: the policy attestctl policy import makes")
     shot("import-preview")
+    axe("import")
     q("#import-store").click()
     wait(lambda: len(qa("#versions tbody tr")) == 3, "v3 stored and listed")
     check(any(HOSTILE in t for t in texts("#versions tbody tr td:nth-child(4)")), "hostile file name shown as text")
@@ -297,6 +319,9 @@ try:
     st, body = v.call("GET", f"/v1/sessions?state=all&id={session_id}", token=v.admin)
     check(st == 200 and body["sessions"][0]["state"] == "policy revoked", "its session ended")
     shot("revoked")
+
+    bad = {k: f for k, f in axe_findings.items() if f}
+    check(len(axe_findings) == 5 and not bad, f"axe-core: no serious or critical violation in any view ({bad})")
 
     # ---- nothing hostile ran, no CSP violation --------------------------------
     check(js("return window.__pwned === undefined"), "no injected script ran (global marker unset)")
