@@ -4,7 +4,7 @@ database. An auditor sees audit and sessions but no policy write controls,
 and a write from the page's own JS context is refused (403); an owner
 imports a measurements file through the file input, previews and stores it
 as a new version, compares two versions and revokes one (its session
-ends). The inspector shows a genuine AWS document's chain and the server's
+ends; an admin does the same from the sessions view). The inspector shows a genuine AWS document's chain and the server's
 verdict at the document's own time, and names the failing check of a
 tampered one. Hostile strings (provenance, audit message, module id, file
 name) stay text; no CSP violation is logged; the export holds the rows
@@ -282,6 +282,20 @@ try:
     check(HOSTILE_ID in q("#doc-fields").text and q("#verdict").text.startswith("Valid"),
           "hostile module id (a valid document) shown as text")
 
+    # ---- admin: revoke from the sessions view; the session ends ---------------
+    sign_in(v.admin)
+    view("sessions")
+    wait(lambda: len(qa("#sessions tbody tr button.revoke")) == 1, "admin: a revoke button per session")
+    rev = q("#sessions tbody tr button.revoke")
+    check(rev.text == "Revoke web@2", f"the button names policy@version ({rev.text})")
+    rev.click()
+    check("Confirm" in q("#sessions tbody tr button.revoke").text, "revoke asks for a second click")
+    q("#sessions tbody tr button.revoke").click()
+    wait(lambda: js("return document.querySelectorAll('#sessions tbody tr').length") == 0, "the session left the list")
+    st, body = v.call("GET", f"/v1/sessions?state=all&id={session_id}", token=v.admin)
+    check(st == 200 and body["sessions"][0]["state"] == "policy revoked", "its session ended (policy revoked)")
+    shot("sessions-revoked")
+
     # ---- owner --------------------------------------------------------------
     sign_in(owner)
     visible = [b.get_attribute("data-view") for b in qa("#nav button") if b.is_displayed()]
@@ -310,14 +324,15 @@ try:
     Select(q("#diff-b")).select_by_value("3")
     wait(lambda: len(qa("#diff tbody tr.differs")) >= 3, "v2 vs v3: PCR0-2 differ")
     shot("diff")
-    rev = [b for b in qa("#versions button.revoke") if b.get_attribute("data-version") == "2"][0]
+    rev = [b for b in qa("#versions button.revoke") if b.get_attribute("data-version") == "1"][0]
     rev.click()
     check("Confirm" in rev.text, "revoke asks for a second click")
     rev.click()
-    wait(lambda: "revoked" in js("const r = document.querySelector(\"#versions tbody tr[data-version='2']\");"
-                                 " return r ? r.textContent : ''"), "v2 shown revoked")
-    st, body = v.call("GET", f"/v1/sessions?state=all&id={session_id}", token=v.admin)
-    check(st == 200 and body["sessions"][0]["state"] == "policy revoked", "its session ended")
+    wait(lambda: "revoked" in js("const r = document.querySelector(\"#versions tbody tr[data-version='1']\");"
+                                 " return r ? r.textContent : ''"), "v1 shown revoked")
+    st, body = v.call("GET", "/v1/policies/web", token=owner)
+    check(st == 200 and [h["revoked_at"] is not None for h in body["history"]] == [True, True, False]
+          and body["version"] == 3, "v1 and v2 revoked, v3 current")
     shot("revoked")
 
     bad = {k: f for k, f in axe_findings.items() if f}

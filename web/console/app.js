@@ -405,10 +405,28 @@ async function loadSessions() {
     if (s.key_config) sha256Hex(b64ToBytes(s.key_config)).then((h) => { kc.textContent = h || 'unavailable'; });
     const exp = el('span', fmtDuration(s.expires_at_ms - Date.now()), 'countdown');
     exp.dataset.expires = s.expires_at_ms;
-    const tr = row([s.instance_id, s.policy, s.endpoint, kc, exp, s.state]);
+    let rev = el('span', '');
+    const at = s.policy.lastIndexOf('@');
+    if (can('owner') && at > 0) {
+      rev = el('button', 'Revoke ' + s.policy, 'revoke');
+      rev.type = 'button';
+      rev.addEventListener('click', () => revokeFromSessions(rev, s.policy.slice(0, at), s.policy.slice(at + 1)));
+    }
+    const tr = row([s.instance_id, s.policy, s.endpoint, kc, exp, s.state, rev]);
     tr.dataset.session = s.id;
     tb.appendChild(tr);
   }
+}
+// An admin (owner and auditor at once) revokes the version a session runs
+// under; every session on that version ends with it.
+async function revokeFromSessions(button, name, version) {
+  if (button.dataset.armed !== '1') {
+    button.dataset.armed = '1';
+    button.textContent = 'Confirm: revoke ' + name + '@' + version + ' and end its sessions';
+    return;
+  }
+  const r = await api('DELETE', '/v1/policies/' + encodeURIComponent(name) + '/versions/' + encodeURIComponent(version));
+  if (r.status === 200) await loadSessions();
 }
 function tick() {
   for (const c of document.querySelectorAll('.countdown')) c.textContent = fmtDuration(Number(c.dataset.expires) - Date.now());
