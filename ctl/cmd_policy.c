@@ -11,6 +11,7 @@
 #include "ctl.h"
 #include "enc.h"
 #include "nitro.h"
+#include "pcrimport.h"
 #include "policy.h"
 
 static void usage(FILE *f)
@@ -31,55 +32,7 @@ static void usage(FILE *f)
         "or contradicting formats are errors.\n");
 }
 
-/* "PCR12" -> 12, exactly as the tools write it (no "PCR_2", "pcr2",
- * "PCR02"); -1 otherwise. */
-static int pcr_key(const char *k)
-{
-    if (strncmp(k, "PCR", 3) != 0 || !isdigit((unsigned char)k[3]) || (k[3] == '0' && k[4]))
-        return -1;
-    char *end;
-    long n = strtol(k + 3, &end, 10);
-    return *end || n < 0 || n > 31 ? -1 : (int)n;
-}
-
-static bool is_sha384_hex(const char *s)
-{
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (!isxdigit((unsigned char)s[n]))
-            return false;
-    return n == 96;
-}
-
-static void add_value(json_t *pcrs, int idx, const char *hex)
-{
-    char key[8];
-    snprintf(key, sizeof key, "%d", idx);
-    json_t *arr = json_object_get(pcrs, key);
-    if (!arr) {
-        arr = json_array();
-        json_object_set_new(pcrs, key, arr);
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) if (strcasecmp(json_string_value(v), hex) == 0) return;
-    char lower[200];
-    snprintf(lower, sizeof lower, "%s", hex);
-    for (char *p = lower; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    json_array_append_new(arr, json_string(lower));
-}
-
-/* What a measurements file is: which tool wrote it, which policy format it
- * pins and which registers it must carry. */
-typedef struct {
-    const char *tool, *format;
-    int expected[3];
-} source_kind;
-static const source_kind kind_eif = {"nitro-cli", "nitro-enclave", {0, 1, 2}};
-static const source_kind kind_tpm = {"nitro-tpm-pcr-compute", "nitro-tpm", {4, 7, 12}};
-
-#define IMPORT_MAX (1024 * 1024)
+#define IMPORT_MAX AT_PCRIMPORT_MAX_FILE
 
 static int import(int argc, char **argv)
 {
@@ -129,160 +82,42 @@ static int import(int argc, char **argv)
                 format);
         return CTL_USAGE;
     }
-    json_t *pcrs = json_object(), *files = json_array();
-    const source_kind *kind = NULL;
-    const char *tool = NULL, *doc_format = NULL;
+    if (argc - optind > AT_PCRIMPORT_MAX_FILES) {
+        fprintf(stderr, "attestctl policy import: %d files, at most %d\n", argc - optind,
+                AT_PCRIMPORT_MAX_FILES);
+        return CTL_USAGE;
+    }
+    at_span spans[AT_PCRIMPORT_MAX_FILES];
+    const char *names[AT_PCRIMPORT_MAX_FILES];
+    uint8_t *raws[AT_PCRIMPORT_MAX_FILES] = {0};
+    size_t n = 0;
     int ret = CTL_USAGE;
-    for (int i = optind; i < argc; i++) {
-        json_error_t je;
-        const char *name = strcmp(argv[i], "-") == 0 ? "(stdin)" : argv[i];
-        uint8_t *raw = NULL;
+    for (int i = optind; i < argc; i++, n++) {
         size_t rawlen = 0;
-        if (ctl_read_file(argv[i], IMPORT_MAX, &raw, &rawlen) != 0)
+        names[n] = strcmp(argv[i], "-") == 0 ? "(stdin)" : argv[i];
+        if (ctl_read_file(argv[i], IMPORT_MAX, &raws[n], &rawlen) != 0)
             goto out;
-        json_t *j = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, &je);
-        free(raw);
-        if (!j) {
-            fprintf(stderr, "attestctl policy import: %s: line %d: %s\n", name, je.line, je.text);
-            goto out;
-        }
-        json_t *m = json_object_get(j, "Measurements");
-        json_t *ours = json_object_get(j, "pcrs");
-        if (json_is_object(m)) {
-            const char *alg = json_string_value(json_object_get(m, "HashAlgorithm"));
-            /* nitro-cli writes "Sha384 { ... }", nitro-tpm-pcr-compute (and
-             * the KIWI-NG / Nix attestable-AMI files) "SHA384". */
-            const source_kind *k2 = !alg                               ? NULL
-                                    : strncmp(alg, "Sha384 {", 8) == 0 ? &kind_eif
-                                    : strcmp(alg, "SHA384") == 0       ? &kind_tpm
-                                                                       : NULL;
-            if (!k2) {
-                fprintf(
-                    stderr,
-                    "attestctl policy import: %s: Measurements.HashAlgorithm %s: expected \"Sha384 { ... }\""
-                    " (nitro-cli) or \"SHA384\" (nitro-tpm-pcr-compute)\n",
-                    name, alg ? alg : "missing");
-                json_decref(j);
-                goto out;
-            }
-            if (kind && kind != k2) {
-                fprintf(stderr,
-                        "attestctl policy import: %s: a %s file mixed with %s files: an enclave image"
-                        " and an attestable AMI are different policies; import them separately\n",
-                        name, k2->tool, kind->tool);
-                json_decref(j);
-                goto out;
-            }
-            kind = k2;
-            uint32_t seen = 0;
-            const char *k;
-            json_t *v;
-            json_object_foreach(m, k, v)
-            {
-                if (strcmp(k, "HashAlgorithm") == 0)
-                    continue;
-                int idx = pcr_key(k);
-                if (idx < 0) {
-                    fprintf(stderr,
-                            "attestctl policy import: %s: unknown measurement key \"%s\" (expected"
-                            " HashAlgorithm or PCR0..PCR31)\n",
-                            name, k);
-                    json_decref(j);
-                    goto out;
-                }
-                if (!json_is_string(v) || !is_sha384_hex(json_string_value(v))) {
-                    fprintf(stderr, "attestctl policy import: %s: %s: expected 96 hex digits (SHA-384)\n",
-                            name, k);
-                    json_decref(j);
-                    goto out;
-                }
-                add_value(pcrs, idx, json_string_value(v));
-                seen |= 1u << idx;
-            }
-            for (int e = 0; e < 3; e++) {
-                int idx = kind->expected[e];
-                if (!(seen & (1u << idx)) && !(allow_missing & (1u << idx))) {
-                    fprintf(stderr,
-                            "attestctl policy import: %s: PCR%d is missing (a %s file carries PCR%d, PCR%d"
-                            " and PCR%d; --allow-missing %d if that is intended)\n",
-                            name, idx, kind->tool, kind->expected[0], kind->expected[1], kind->expected[2],
-                            idx);
-                    json_decref(j);
-                    goto out;
-                }
-            }
-            tool = kind->tool;
-        } else if (json_is_object(ours)) {
-            /* A policy document (attest-agent --print-pcrs, attestctl sim pcrs). */
-            const char *f = json_string_value(json_object_get(j, "format"));
-            if (doc_format && f && strcmp(doc_format, f) != 0) {
-                fprintf(stderr, "attestctl policy import: %s: format %s, another file has %s\n", name, f,
-                        doc_format);
-                json_decref(j);
-                goto out;
-            }
-            doc_format = f ? f : doc_format;
-            const char *k;
-            json_t *arr;
-            json_object_foreach(ours, k, arr)
-            {
-                size_t n;
-                json_t *v;
-                json_array_foreach(arr, n, v) if (json_is_string(v))
-                    add_value(pcrs, atoi(k), json_string_value(v));
-            }
-            tool = tool ? tool : "attest";
-        } else {
-            fprintf(stderr,
-                    "attestctl policy import: %s: no \"Measurements\" object (nitro-cli build-enclave or"
-                    " describe-eif JSON, nitro-tpm-pcr-compute JSON) and no \"pcrs\" (a policy)\n",
-                    name);
-            json_decref(j);
-            goto out;
-        }
-        json_array_append_new(files, json_string(name));
-        json_decref(j);
+        spans[n] = AT_SPAN(raws[n], rawlen);
     }
-    const char *derived = kind ? kind->format : doc_format;
-    if (kind && doc_format && strcmp(kind->format, doc_format) != 0) {
-        fprintf(stderr, "attestctl policy import: a %s file mixed with a %s policy\n", kind->tool,
-                doc_format);
-        goto out;
-    }
-    if (format && derived && strcmp(format, derived) != 0) {
-        fprintf(stderr, "attestctl policy import: --format %s, but the input is %s (%s)\n", format, derived,
-                kind ? kind->tool : "a policy");
-        goto out;
-    }
-    format = format ? format : derived ? derived : "nitro-enclave";
-    json_t *pol = json_object();
-    json_object_set_new(pol, "format", json_string(format));
-    json_object_set(pol, "pcrs", pcrs);
-    if (ttl)
-        json_object_set_new(pol, "session_ttl_s", json_integer(ttl));
-    if (age)
-        json_object_set_new(pol, "max_document_age_s", json_integer(age));
-    json_t *prov = json_object();
-    json_object_set_new(prov, "tool", json_string(tool ? tool : "unknown"));
-    json_object_set(prov, "files", files);
-    json_object_set_new(pol, "provenance", prov);
-    /* Validate and lint what we produce, so mistakes show here. */
-    at_policy *p = NULL;
+    at_pcrimport_opts io = {
+        .format = format, .session_ttl_s = ttl, .max_document_age_s = age, .allow_missing = allow_missing};
+    json_t *pol = NULL;
     at_diag d = {{0}};
-    if (at_policy_from_json(pol, &p, &d) != AT_OK) {
+    if (at_pcrimport(spans, names, n, &io, &pol, &d) != AT_OK) {
         fprintf(stderr, "attestctl policy import: %s\n", d.msg);
-        json_decref(pol);
         goto out;
     }
-    if (at_policy_lint(p, &d) != AT_OK)
+    /* Lint what we produce, so mistakes show here. */
+    at_policy *p = NULL;
+    if (at_policy_from_json(pol, &p, &d) == AT_OK && at_policy_lint(p, &d) != AT_OK)
         fprintf(stderr, "attestctl policy import: warning: %s\n", d.msg);
     at_policy_free(p);
     ctl_print_json(pol);
     json_decref(pol);
     ret = CTL_OK;
 out:
-    json_decref(pcrs);
-    json_decref(files);
+    for (size_t i = 0; i < n && i < AT_PCRIMPORT_MAX_FILES; i++)
+        free(raws[i]);
     return ret;
 }
 

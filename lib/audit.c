@@ -377,6 +377,7 @@ at_err at_audit_query(at_db_conn *conn, const at_audit_filter *f, json_t *entrie
         " AND (CAST($6 AS TEXT) IS NULL OR policy = $6"
         "      OR substr(policy, 1, length(CAST($6 AS TEXT)) + 1) = CAST($6 AS TEXT) || '@')"
         " AND (CAST($7 AS TEXT) IS NULL OR instance_id = $7)"
+        " AND (CAST($9 AS TEXT) IS NULL OR actor = $9) AND (CAST($10 AS TEXT) IS NULL OR code = $10)"
         " ORDER BY id LIMIT $8",
         &st, d));
     at_db_bind_int64(st, 1, f->after_id);
@@ -387,6 +388,8 @@ at_err at_audit_query(at_db_conn *conn, const at_audit_filter *f, json_t *entrie
     bind_opt(st, 6, f->policy);
     bind_opt(st, 7, f->instance_id);
     at_db_bind_int64(st, 8, limit + 1);
+    bind_opt(st, 9, f->actor);
+    bind_opt(st, 10, f->code);
     int s, n = 0;
     int64_t last = 0;
     *next_cursor = 0;

@@ -74,8 +74,9 @@ at_err at_audit_checkpoint_set(at_db_conn *conn, int64_t id, const char *hash, a
 typedef struct {
     int64_t since_ms, until_ms; /* 0 = unbounded */
     const char *outcome, *action, *policy, *instance_id;
-    int64_t after_id; /* cursor: rows with id > after_id */
-    int limit;        /* 1..1000 */
+    const char *actor, *code; /* exact matches; NULL = any */
+    int64_t after_id;         /* cursor: rows with id > after_id */
+    int limit;                /* 1..1000 */
 } at_audit_filter;
 
 /* Rows matching f, oldest first, as JSON objects appended to `entries`;

@@ -4,7 +4,10 @@
  * every check ran and passed. */
 #include "evidence.h"
 
+#include <limits.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +15,7 @@
 #include "at_limits.h"
 #include "clock.h"
 #include "enc.h"
+#include "hash.h"
 
 /* Floor division so times before 1970 round the right way. */
 static int64_t ms_to_s(int64_t ms) { return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000); }
@@ -129,6 +133,63 @@ static json_t *time_json(int64_t unix_s)
     char buf[40];
     at_time_rfc3339(unix_s, buf, sizeof buf);
     return json_string(buf);
+}
+
+static json_t *name_json(const X509_NAME *n)
+{
+    char buf[512];
+    BIO *b = BIO_new(BIO_s_mem());
+    int len = b ? X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) : -1;
+    len = len >= 0 ? BIO_read(b, buf, sizeof buf - 1) : -1;
+    BIO_free(b);
+    buf[len > 0 ? len : 0] = '\0';
+    return json_string(buf);
+}
+
+/* One certificate as the document carries it, for display only: parsed
+ * with d2i over exactly its bytes, nothing about it trusted. */
+static json_t *cert_json(at_span der, const char *position)
+{
+    json_t *o = json_object();
+    char hex[65];
+    uint8_t h[32];
+    json_object_set_new(o, "position", json_string(position));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)der.len));
+    if (at_sha256(der, h, NULL) == AT_OK) {
+        at_hex_encode(h, 32, hex);
+        json_object_set_new(o, "sha256", json_string(hex));
+    }
+    const unsigned char *p = der.p;
+    X509 *x = der.len <= LONG_MAX ? d2i_X509(NULL, &p, (long)der.len) : NULL;
+    int64_t nb = 0, na = 0;
+    if (!x || p != der.p + der.len || !at_asn1_time_unix(X509_get0_notBefore(x), &nb) ||
+        !at_asn1_time_unix(X509_get0_notAfter(x), &na)) {
+        json_object_set_new(o, "parsed", json_false());
+        X509_free(x);
+        ERR_clear_error();
+        return o;
+    }
+    json_object_set_new(o, "parsed", json_true());
+    json_object_set_new(o, "subject", name_json(X509_get_subject_name(x)));
+    json_object_set_new(o, "issuer", name_json(X509_get_issuer_name(x)));
+    json_object_set_new(o, "not_before", time_json(nb));
+    json_object_set_new(o, "not_after", time_json(na));
+    json_object_set_new(o, "not_before_s", json_integer(nb));
+    json_object_set_new(o, "not_after_s", json_integer(na));
+    X509_free(x);
+    return o;
+}
+
+json_t *at_evidence_chain_json(const at_evidence *ev)
+{
+    json_t *a = json_array();
+    if (!a || !ev->decoded)
+        return a;
+    const at_nitro_payload *p = &ev->payload;
+    for (size_t i = 0; i < p->n_cabundle; i++)
+        json_array_append_new(a, cert_json(p->cabundle[i], i == 0 ? "root" : "intermediate"));
+    json_array_append_new(a, cert_json(p->certificate, "leaf"));
+    return a;
 }
 
 json_t *at_nitro_pcrs_json(const at_nitro_payload *p)

@@ -55,6 +55,13 @@ void at_evidence_cleanup(at_evidence *ev);
  * "public_key", "certificate", "chain_length", ...}. */
 json_t *at_evidence_json(const at_evidence *ev);
 
+/* The document's certificates as it carries them, root (cabundle[0])
+ * first, leaf last: [{"position": "root"|"intermediate"|"leaf", "bytes",
+ * "sha256", "parsed", "subject", "issuer", "not_before", "not_after",
+ * "not_before_s", "not_after_s"}] (new reference; empty when the payload
+ * was not decoded). For display: what verified is the verdict's business. */
+json_t *at_evidence_chain_json(const at_evidence *ev);
+
 /* A payload's PCRs as {"index": "hex", ...} (new reference). */
 json_t *at_nitro_pcrs_json(const at_nitro_payload *p);
 

@@ -77,3 +77,4 @@ lib_libattest_a_SOURCES += \
 	lib/vclient.c lib/vclient.h
 lib_libattest_a_SOURCES += lib/cfgargs.c lib/cfgargs.h
 lib_libattest_a_SOURCES += lib/webstatic.c lib/webstatic.h
+lib_libattest_a_SOURCES += lib/pcrimport.c lib/pcrimport.h

@@ -15,6 +15,7 @@
 static const char *role_names[] = {"none", "agent", "gateway", "auditor", "owner", "admin"};
 
 static const char *role_name(role r) { return r <= ROLE_ADMIN ? role_names[r] : "none"; }
+const char *caller_role_name(const caller *who) { return role_name(who->role); }
 
 static bool role_parse(const char *s, role *out)
 {

@@ -21,13 +21,15 @@ static void usage(FILE *f)
                "                       [--request-timeout S]\n"
                "                       [--tls-cert PEM --tls-key PEM] [--port-file F]\n"
                "                       [--log-level debug|info|warn|error] [--storage-key-file F]\n"
-               "                       [--issuer URL]\n"
+               "                       [--issuer URL] [--web-root DIR]\n"
                "       attest-verifier --db FILE --rotate-signing-key\n"
                "Defaults: --listen 127.0.0.1:8440 --db ./attest.db; the AWS Nitro root G1 is\n"
                "always trusted unless --no-aws-root. SIGHUP reloads roots and keys, SIGUSR1\n"
                "prunes used nonces/proofs and ends expired sessions now (else every 30 s).\n"
                "--test-clock-file F (tests only) adds the offset in seconds written in F to\n"
-               "the clock.\n");
+               "the clock.\n"
+               "GET /console/ serves the web console from --web-root (default the installed\n"
+               "copy); a --web-root given must hold its files.\n");
 }
 
 static int set_root(verifier_config *c, const char *path)
@@ -72,6 +74,7 @@ static int load_config_file(verifier_config *c, const char *path)
                                        "audit_rate_per_min",
                                        "audit_verify_interval_s",
                                        "issuer",
+                                       "web_root",
                                        NULL};
     at_diag d = {{0}};
     if (only_keys(j, keys, &d) != AT_OK) {
@@ -84,6 +87,8 @@ static int load_config_file(verifier_config *c, const char *path)
         snprintf(c->listen, sizeof c->listen, "%s", s);
     if ((s = json_string_value(json_object_get(j, "issuer"))))
         snprintf(c->issuer, sizeof c->issuer, "%s", s);
+    if ((s = json_string_value(json_object_get(j, "web_root"))))
+        snprintf(c->web_root, sizeof c->web_root, "%s", s);
     if ((s = json_string_value(json_object_get(j, "db"))))
         snprintf(c->db_path, sizeof c->db_path, "%s", s);
     if ((s = json_string_value(json_object_get(j, "tls_cert_file"))))
@@ -192,6 +197,7 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
                                          {"tls-key", required_argument, NULL, 'k'},
                                          {"storage-key-file", required_argument, NULL, 'S'},
                                          {"issuer", required_argument, NULL, 'I'},
+                                         {"web-root", required_argument, NULL, 'W'},
                                          {"audit-rate", required_argument, NULL, 'A'},
                                          {"audit-verify-interval", required_argument, NULL, 'E'},
                                          {"test-clock-file", required_argument, NULL, 'X'},
@@ -265,6 +271,9 @@ int verifier_config_parse(verifier_config *c, bool *rotate, int argc, char **arg
             break;
         case 'I':
             snprintf(c->issuer, sizeof c->issuer, "%s", optarg);
+            break;
+        case 'W':
+            snprintf(c->web_root, sizeof c->web_root, "%s", optarg);
             break;
         case 'S':
             snprintf(c->storage_key_file, sizeof c->storage_key_file, "%s", optarg);

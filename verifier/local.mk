@@ -8,3 +8,7 @@ verifier_attest_verifier_SOURCES = \
 	verifier/route_tokens.c verifier/route_verify.c verifier/route_wellknown.c
 verifier_attest_verifier_SOURCES += verifier/route_peer.c verifier/proof.c
 verifier_attest_verifier_LDADD = $(AT_LIBS)
+# The web console (GET /console/), installed beside the verifier's other data.
+verifierwebdir = $(pkgdatadir)/console
+dist_verifierweb_DATA = web/console/index.html web/console/app.js web/console/style.css
+verifier_attest_verifier_CPPFLAGS = $(AM_CPPFLAGS) -DAT_VERIFIER_WEB_ROOT='"$(pkgdatadir)/console"'

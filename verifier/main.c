@@ -128,6 +128,9 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     } else if (strcmp(u, "/v1/attestations") == 0 && strcmp(m, "POST") == 0) {
         req->route = "attestations";
         route_attestations(v, req, resp);
+    } else if (strcmp(u, "/v1/policies") == 0 && strcmp(m, "GET") == 0) {
+        req->route = "policies";
+        route_policies(v, req, resp, "");
     } else if (strncmp(u, "/v1/policies/", 13) == 0) {
         req->route = "policies";
         route_policies(v, req, resp, u + 13);
@@ -149,6 +152,19 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     } else if (strcmp(u, "/.well-known/jwks.json") == 0 && strcmp(m, "GET") == 0) {
         req->route = "jwks";
         route_jwks(v, req, resp);
+    } else if (strncmp(u, "/console", 8) == 0 && (u[8] == '\0' || u[8] == '/')) {
+        /* The web console: static files only; every action it takes goes
+         * through the API above with the signed-in user's token. */
+        req->route = "console";
+        if (u[8] == '\0' && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)) {
+            snprintf(resp->location, sizeof resp->location, "/console/");
+            at_http_text(resp, 308, "text/plain", "/console/\n");
+        } else if (!at_webstatic_serve(v->web, m, u, at_http_header(req, "If-None-Match"), resp)) {
+            char msg[300];
+            snprintf(msg, sizeof msg,
+                     v->web ? "console: no %s %.200s" : "console: not installed (see --web-root)", m, u);
+            at_http_error(resp, AT_E_NOT_FOUND, msg, -1);
+        }
     } else if (strcmp(u, "/healthz") == 0 && strcmp(m, "GET") == 0) {
         req->route = "healthz";
         at_http_text(resp, 200, "text/plain", "ok\n");
@@ -183,6 +199,19 @@ static int open_state(verifier *v, at_diag *d)
 {
     const verifier_config *c = &v->cfg;
     pthread_rwlock_init(&v->trust_lock, NULL);
+    /* The console: a --web-root given must load; the installed copy may be
+     * absent (a build run from its tree), then /console/ says so. */
+    static const char *const web_files[] = {"index.html", "app.js", "style.css"};
+    const char *root = c->web_root[0] ? c->web_root : AT_VERIFIER_WEB_ROOT;
+    at_diag wd = {{0}};
+    if (at_webstatic_new(root, "/console/", web_files, sizeof web_files / sizeof web_files[0], &v->web,
+                         &wd) != AT_OK) {
+        if (c->web_root[0]) {
+            at_log("fatal", "startup", "--web-root: %s", wd.msg);
+            return 1;
+        }
+        at_log("warn", "web", "console not served: %s", wd.msg);
+    }
     /* Inputs first: a missing --root leaves no database, token or key
      * behind (the database is created below). */
     if (verifier_load_roots(v, d) != AT_OK) {
@@ -228,6 +257,7 @@ static void close_state(verifier *v)
     ratelimit_free(v->rl);
     ratelimit_free(v->audit_rl);
     at_auditagg_free(v->agg);
+    at_webstatic_free(v->web);
     pthread_mutex_destroy(&v->verify_lock);
     for (size_t i = 0; i < v->cfg.n_root_files; i++)
         free(v->cfg.root_files[i]);

@@ -156,6 +156,8 @@ void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *
     f.action = at_http_query(req, "action");
     f.policy = at_http_query(req, "policy");
     f.instance_id = at_http_query(req, "instance");
+    f.actor = at_http_query(req, "actor");
+    f.code = at_http_query(req, "code");
     if (f.outcome && strcmp(f.outcome, "ok") != 0 && strcmp(f.outcome, "refused") != 0 &&
         strcmp(f.outcome, "error") != 0)
         bad = "outcome: expected ok, refused or error";

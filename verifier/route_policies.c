@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pcrimport.h"
 #include "verifier.h"
 
 at_err policy_load(at_db_conn *c, const char *name, int64_t version, at_policy **out, int64_t *version_out,
@@ -210,6 +211,18 @@ static void get_policy(verifier *v, at_http_req *req, at_http_resp *resp, const 
             current_version = ver;
         }
         json_object_set_new(e, "lint_overridden", json_boolean(at_db_column_int64(st, 6)));
+        /* Each version's document and what lint says of it today (the
+         * console compares versions side by side). */
+        const char *body = at_db_column_text(st, 1);
+        json_object_set_new(e, "policy", json_loads(body, 0, NULL));
+        at_policy *p = NULL;
+        at_diag ld = {{0}};
+        json_object_set_new(e, "lint",
+                            at_policy_parse(body, strlen(body), &p, &ld) == AT_OK &&
+                                    at_policy_lint(p, &ld) == AT_OK
+                                ? json_null()
+                                : json_string(ld.msg));
+        at_policy_free(p);
         json_array_append_new(hist, e);
     }
     if (rs != AT_DB_DONE) {
@@ -239,8 +252,120 @@ static void get_policy(verifier *v, at_http_req *req, at_http_resp *resp, const 
     at_http_json(resp, 200, o);
 }
 
+/* GET /v1/policies: the names the caller may read, with their current
+ * version (null when every version is revoked) and version count. */
+static void list_policies(verifier *v, at_http_req *req, at_http_resp *resp)
+{
+    caller who;
+    if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER) | ROLE_BIT(ROLE_AUDITOR), "policy.list", &who))
+        return;
+    at_db_conn *c = at_db_read_acquire(v->db);
+    at_db_stmt *st = NULL;
+    if (!c || at_db_prepare(c,
+                            "SELECT name, count(*), max(CASE WHEN revoked_ms IS NULL THEN version END),"
+                            " max(created_ms) FROM policy_versions GROUP BY name ORDER BY name LIMIT 10000",
+                            &st, NULL) != AT_OK) {
+        at_db_read_release(v->db, c);
+        at_http_error(resp, AT_E_INTERNAL, "database unavailable", -1);
+        return;
+    }
+    json_t *arr = json_array();
+    int rs;
+    while ((rs = at_db_step(st)) == AT_DB_ROW) {
+        const char *name = at_db_column_text(st, 0);
+        if (!at_token_scope_allows(who.scope, name))
+            continue;
+        json_t *e = json_object();
+        char t[40];
+        json_object_set_new(e, "name", json_string(name));
+        json_object_set_new(e, "versions", json_integer(at_db_column_int64(st, 1)));
+        json_object_set_new(e, "version",
+                            at_db_column_is_null(st, 2) ? json_null()
+                                                        : json_integer(at_db_column_int64(st, 2)));
+        at_time_rfc3339(at_db_column_int64(st, 3) / 1000, t, sizeof t);
+        json_object_set_new(e, "updated_at", json_string(t));
+        json_array_append_new(arr, e);
+    }
+    at_db_finalize(st);
+    at_db_read_release(v->db, c);
+    if (rs != AT_DB_DONE) {
+        json_decref(arr);
+        at_http_error(resp, AT_E_INTERNAL, "database: the policy list could not be read", -1);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "policies", arr);
+    at_http_json(resp, 200, o);
+}
+
+/* POST /v1/policies/{name}/import: the policy `attestctl policy import`
+ * would make of the files in the body (lib/pcrimport), with its lint
+ * verdict; a preview, nothing stored (PUT stores it). Body:
+ * {"files":[{"name","content"}],"format"?,"session_ttl_s"?,"max_document_age_s"?}. */
+static void import_preview(verifier *v, at_http_req *req, at_http_resp *resp, const caller *who)
+{
+    static const char *const keys[] = {"files", "format", "session_ttl_s", "max_document_age_s", NULL};
+    json_t *body = NULL, *pol = NULL;
+    at_diag d = {{0}};
+    at_err rc;
+    at_span spans[AT_PCRIMPORT_MAX_FILES];
+    const char *names[AT_PCRIMPORT_MAX_FILES];
+    if ((rc = at_http_body_json(req, &body, &d)) != AT_OK || (rc = only_keys(body, keys, &d)) != AT_OK)
+        goto refused;
+    json_t *files = json_object_get(body, "files"), *f;
+    size_t n = json_array_size(files), i;
+    if (!json_is_array(files) || n == 0 || n > AT_PCRIMPORT_MAX_FILES) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST, "files: expected an array of 1..%d {\"name\",\"content\"}",
+                     AT_PCRIMPORT_MAX_FILES);
+        goto refused;
+    }
+    json_array_foreach(files, i, f)
+    {
+        const char *nm = json_string_value(json_object_get(f, "name"));
+        json_t *ct = json_object_get(f, "content");
+        if (!nm || strlen(nm) > 200 || !json_is_string(ct)) {
+            rc = at_fail(&d, AT_E_BAD_REQUEST,
+                         "files[%zu]: expected {\"name\": at most 200 characters, \"content\": text}", i);
+            goto refused;
+        }
+        names[i] = nm;
+        spans[i] = AT_SPAN(json_string_value(ct), json_string_length(ct));
+    }
+    json_t *fmt = json_object_get(body, "format"), *ttl = json_object_get(body, "session_ttl_s"),
+           *age = json_object_get(body, "max_document_age_s");
+    if ((fmt && !json_is_string(fmt)) || (ttl && !json_is_integer(ttl)) || (age && !json_is_integer(age))) {
+        rc = at_fail(&d, AT_E_BAD_REQUEST,
+                     "format/session_ttl_s/max_document_age_s: expected a string, integers");
+        goto refused;
+    }
+    at_pcrimport_opts o = {.format = json_string_value(fmt),
+                           .session_ttl_s = ttl ? (long)json_integer_value(ttl) : 0,
+                           .max_document_age_s = age ? (long)json_integer_value(age) : 0};
+    if ((rc = at_pcrimport(spans, names, n, &o, &pol, &d)) != AT_OK)
+        goto refused;
+    at_policy *p = NULL;
+    at_diag lint = {{0}};
+    json_t *out = json_object();
+    json_object_set_new(out, "policy", pol);
+    json_object_set_new(out, "lint",
+                        at_policy_from_json(pol, &p, &lint) == AT_OK && at_policy_lint(p, &lint) == AT_OK
+                            ? json_null()
+                            : json_string(lint.msg));
+    at_policy_free(p);
+    json_decref(body);
+    at_http_json(resp, 200, out);
+    return;
+refused:
+    json_decref(body);
+    refuse(v, req, resp, who, "policy.import", rc, d.msg, NULL);
+}
+
 void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest)
 {
+    if (rest[0] == '\0' && strcmp(req->method, "GET") == 0) {
+        list_policies(v, req, resp);
+        return;
+    }
     char name[160];
     const char *slash = strchr(rest, '/');
     size_t nlen = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -313,6 +438,13 @@ void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const cha
     }
     if (!slash && strcmp(req->method, "GET") == 0) {
         get_policy(v, req, resp, name);
+        return;
+    }
+    if (slash && strcmp(slash, "/import") == 0 && strcmp(req->method, "POST") == 0) {
+        if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER), "policy.import", &who) ||
+            !require_policy(v, req, resp, &who, "policy.import", name))
+            return;
+        import_preview(v, req, resp, &who);
         return;
     }
     if (slash && strncmp(slash, "/versions/", 10) == 0 && strcmp(req->method, "DELETE") == 0) {

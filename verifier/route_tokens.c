@@ -54,9 +54,30 @@ static void revoke_one(verifier *v, at_http_req *req, at_http_resp *resp, const 
     at_http_json(resp, 200, o);
 }
 
+/* GET /v1/tokens/self: what the presented token is (its role and scope,
+ * never the token), so a client such as the console can show only what it
+ * may do; the routes themselves still decide. Any valid token. */
+static void self(verifier *v, at_http_req *req, at_http_resp *resp)
+{
+    caller who;
+    if (!require_role(v, req, resp,
+                      ROLE_BIT(ROLE_AGENT) | ROLE_BIT(ROLE_GATEWAY) | ROLE_BIT(ROLE_AUDITOR) |
+                          ROLE_BIT(ROLE_OWNER),
+                      "token.self", &who))
+        return;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(who.token_id));
+    json_object_set_new(o, "role", json_string(caller_role_name(&who)));
+    json_object_set_new(o, "actor", json_string(who.actor));
+    json_object_set_new(o, "policies", who.scope[0] ? json_string(who.scope) : json_null());
+    at_http_json(resp, 200, o);
+}
+
 void route_tokens(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest)
 {
-    if (rest[0] == '\0' && strcmp(req->method, "GET") == 0)
+    if (strcmp(rest, "/self") == 0 && strcmp(req->method, "GET") == 0)
+        self(v, req, resp);
+    else if (rest[0] == '\0' && strcmp(req->method, "GET") == 0)
         list_all(v, req, resp);
     else if (rest[0] == '/' && strcmp(req->method, "DELETE") == 0)
         revoke_one(v, req, resp, rest + 1);

@@ -108,6 +108,7 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp)
     at_evidence ev;
     at_err vrc = at_evidence_verify(trust, AT_SPAN(doc, doc_len), &o, &ev);
     json_t *out = at_evidence_json(&ev);
+    json_object_set_new(out, "chain", at_evidence_chain_json(&ev));
     char labels[96];
     snprintf(labels, sizeof labels, "outcome=\"%s\",code=\"%s\"", vrc == AT_OK ? "valid" : "invalid",
              at_err_str(vrc));

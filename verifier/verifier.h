@@ -24,6 +24,7 @@
 #include "policy.h"
 #include "token.h"
 #include "ratelimit.h"
+#include "webstatic.h"
 #include "x509v.h"
 
 #define VERIFIER_ID_DEVELOPER "attest"
@@ -49,7 +50,8 @@ typedef struct {
     char tls_cert_file[1024];    /* serve HTTPS (both or neither) */
     char tls_key_file[1024];
     char log_level[16];
-    char issuer[520]; /* EAR "iss": --issuer URL, else http(s)://host:port served */
+    char issuer[520];    /* EAR "iss": --issuer URL, else http(s)://host:port served */
+    char web_root[1024]; /* --web-root: the console's files ("" = the installed copy) */
 } verifier_config;
 
 /* Roles by privilege; admin implies every other role. */
@@ -80,6 +82,7 @@ typedef struct {
     /* GET /v1/audit/verify: one at a time, full checks rate-limited. */
     pthread_mutex_t verify_lock;
     int64_t last_full_verify_ns;
+    at_webstatic *web; /* the console under /console/ (NULL: not installed) */
 } verifier;
 
 /* The request's caller, after authentication. */
@@ -117,6 +120,8 @@ at_err verifier_load_roots(verifier *v, at_diag *d) AT_MUST_USE;
 #define ROLE_BIT(r) (1u << (r))
 bool require_role(verifier *v, at_http_req *req, at_http_resp *resp, unsigned need, const char *action,
                   caller *who);
+/* "agent", "gateway", "auditor", "owner", "admin" or "none". */
+const char *caller_role_name(const caller *who);
 /* Authenticate without requiring anything (anonymous allowed). */
 void identify(verifier *v, at_http_req *req, caller *who);
 

@@ -35,3 +35,5 @@ EXTRA_DIST += tests/e2e/chat_page.py
 # The verifier on PostgreSQL: the core e2e scripts again, and two replicas on one database (issue 12).
 TESTS += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py
 EXTRA_DIST += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py tests/e2e/pg.py docs/storage.md schema/pg
+TESTS += tests/e2e/console.py
+EXTRA_DIST += tests/e2e/console.py
