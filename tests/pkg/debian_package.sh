@@ -46,9 +46,11 @@ expect() { # package, files it must hold...
     ok "$p: $(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version), files present"
 }
 expect attest-verifier usr/bin/attest-verifier usr/share/man/man1/attest-verifier.1.gz \
-    lib/systemd/system/attest-verifier.service etc/attest/verifier.json.example
+    lib/systemd/system/attest-verifier.service etc/attest/verifier.json.example \
+    usr/share/attest/console/index.html usr/share/attest/console/app.js usr/share/attest/console/style.css
 expect attest-gateway usr/bin/attest-gateway usr/share/man/man1/attest-gateway.1.gz \
-    lib/systemd/system/attest-gateway.service etc/attest/gateway.json.example
+    lib/systemd/system/attest-gateway.service etc/attest/gateway.json.example \
+    usr/share/attest/gateway/index.html usr/share/attest/gateway/app.js usr/share/attest/gateway/style.css
 expect attest-agent usr/bin/attest-agent usr/share/man/man1/attest-agent.1.gz \
     lib/systemd/system/attest-agent.service etc/attest/agent.json.example
 expect attestctl usr/bin/attestctl usr/share/man/man1/attestctl.1.gz
