@@ -264,3 +264,18 @@ check_PROGRAMS += tests/unit/test_webstatic
 tests_unit_test_webstatic_SOURCES = tests/unit/test_webstatic.c
 tests_unit_test_webstatic_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_webstatic_LDADD = $(UNIT_LDADD)
+
+# lib/pcrimport (the verifier's import preview takes files from the network).
+check_PROGRAMS += tests/fuzz/replay_pcrimport
+tests_fuzz_replay_pcrimport_SOURCES = tests/fuzz/fuzz_pcrimport.c tests/fuzz/replay.c
+tests_fuzz_replay_pcrimport_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DAT_FUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/pcrimport"'
+tests_fuzz_replay_pcrimport_LDADD = $(AT_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/pcrimport
+if ENABLE_FUZZING
+noinst_PROGRAMS += tests/fuzz/fuzz_pcrimport
+tests_fuzz_fuzz_pcrimport_SOURCES = tests/fuzz/fuzz_pcrimport.c
+tests_fuzz_fuzz_pcrimport_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_pcrimport_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_pcrimport_LDADD = $(AT_LIBS)
+endif
