@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <linux/vm_sockets.h>
 #include <time.h>
@@ -568,6 +569,8 @@ static void run_call(at_httpd *s, struct call *k)
 static void *worker_main(void *arg)
 {
     at_httpd *s = arg;
+    if (s->o.worker_nice && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), s->o.worker_nice) != 0)
+        at_log("debug", "nice", "setpriority: %s", strerror(errno));
     pthread_mutex_lock(&s->qlock);
     for (;;) {
         if (s->qhead) {

@@ -78,6 +78,8 @@ typedef struct {
     unsigned timeout_s;         /* idle connection timeout, 0 = 30 */
     unsigned request_timeout_s; /* a whole request (head and body) must arrive within this, 0 = 30 */
     unsigned workers;           /* handler threads, 0 = 64 */
+    int worker_nice;            /* each worker's nice value (setpriority), 0 = unchanged; never
+                                 * applied to libmicrohttpd's I/O threads */
     /* NULL: every request on the pool. Else one of AT_HTTP_RUN_* for a
      * request's method and routed path; called on the I/O thread. */
     int (*classify)(void *app, const char *method, const char *path);

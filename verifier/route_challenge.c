@@ -1,5 +1,7 @@
 /* POST /v1/challenge: a fresh nonce (API.md). Stateless: the nonce carries
- * its own expiry and MAC; nothing is stored until it is consumed. */
+ * its own expiry and MAC; nothing is stored until it is consumed. Runs on
+ * libmicrohttpd's I/O thread (main.c classify), so nothing here may wait on
+ * the database: every refusal of this route is aggregated (audit_agg.c). */
 #include <string.h>
 
 #include "enc.h"
@@ -29,7 +31,12 @@ void route_challenge(verifier *v, at_http_req *req, at_http_resp *resp)
     uint8_t nonce[AT_NONCE_LEN];
     int64_t exp_ms;
     if (keys_nonce_issue(v->keys, at_now_ms(), v->cfg.nonce_ttl_s, nonce, &exp_ms) != AT_OK) {
-        refuse(v, req, resp, NULL, "challenge", AT_E_INTERNAL, "nonce: cannot mint", NULL);
+        /* Counted, not written: this route runs on the I/O thread, which
+         * must never wait on the database (main.c classify). */
+        at_log("error", "challenge", "nonce: cannot mint");
+        audit_count(v, req->client, "anonymous", "challenge", "error", at_err_str(AT_E_INTERNAL));
+        at_metrics_add(v->metrics, "attest_refusals_total", "action=\"challenge\",code=\"internal\"", 1);
+        at_http_error(resp, AT_E_INTERNAL, "nonce: cannot mint", 0);
         return;
     }
     char *b64 = at_b64_encode_new(AT_SPAN(nonce, sizeof nonce));

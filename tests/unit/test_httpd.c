@@ -2,7 +2,8 @@
  * begins is answered; a connection arriving while it drains is closed
  * without an answer; afterwards nothing listens on the port; and stopping
  * while clients keep connecting never aborts the process (MHD's quiesce
- * raced its own epoll loop and panicked: CI saw SIGABRT on SIGTERM). */
+ * raced its own epoll loop and panicked: CI saw SIGABRT on SIGTERM); the
+ * workers' nice value and inline routes. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -28,10 +31,18 @@ static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
 static bool gate_open;
 
-/* /slow waits for the test to open the gate; everything else answers. */
+/* /slow waits for the test to open the gate; /nice answers its thread's
+ * nice value; everything else answers "done". */
 static void handler(void *app, at_http_req *req, at_http_resp *resp)
 {
     (void)app;
+    if (strcmp(req->url, "/nice") == 0 || strcmp(req->url, "/inline/nice") == 0) {
+        char n[16];
+        errno = 0;
+        snprintf(n, sizeof n, "nice=%d", getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)));
+        at_http_text(resp, 200, "text/plain", n);
+        return;
+    }
     if (strcmp(req->url, "/slow") == 0) {
         pthread_mutex_lock(&gate_lock);
         while (!gate_open)
@@ -202,12 +213,65 @@ static void unix_path_of_another_kept(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+static int classify_inline(void *app, const char *method, const char *path)
+{
+    (void)app;
+    (void)method;
+    return strncmp(path, "/inline/", 8) == 0 ? AT_HTTP_RUN_INLINE : AT_HTTP_RUN_POOL;
+}
+
+/* worker_nice applies to the workers only: an inline route runs on an I/O
+ * thread, which keeps the process's priority (the verifier's /healthz once
+ * reniced the I/O thread that served it). And an inline route is answered
+ * while every worker is held. */
+static void nice_on_workers_inline_never_waits(void **state)
+{
+    (void)state;
+    int base = getpriority(PRIO_PROCESS, 0);
+    if (base > 12)
+        skip(); /* too nice already to see a +5 */
+    at_httpd_opts o = {.workers = 2, .worker_nice = 5, .classify = classify_inline};
+    at_httpd *s = NULL;
+    at_diag d = {{0}};
+    assert_int_equal(at_httpd_start("127.0.0.1:0", &o, handler, NULL, &s, &d), AT_OK);
+    uint16_t port = at_httpd_port(s);
+    char buf[512], want[32];
+    assert_true(one_request(port, "/inline/nice", buf, sizeof buf) > 0);
+    snprintf(want, sizeof want, "nice=%d", base);
+    assert_non_null(strstr(buf, want));
+    assert_true(one_request(port, "/nice", buf, sizeof buf) > 0);
+    snprintf(want, sizeof want, "nice=%d", base + 5);
+    assert_non_null(strstr(buf, want));
+    /* Both workers held by /slow: the inline route still answers. */
+    pthread_mutex_lock(&gate_lock);
+    gate_open = false;
+    pthread_mutex_unlock(&gate_lock);
+    struct slow_client c[2] = {{.port = port}, {.port = port}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, slow_main, &c[i]), 0);
+    usleep(200000);
+    assert_true(one_request(port, "/inline/nice", buf, sizeof buf) > 0);
+    snprintf(want, sizeof want, "nice=%d", base);
+    assert_non_null(strstr(buf, want));
+    pthread_mutex_lock(&gate_lock);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        assert_non_null(strstr(c[i].answer, "done"));
+    }
+    at_httpd_stop(s, 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(drains_then_closes),
         cmocka_unit_test(stop_under_connects),
         cmocka_unit_test(unix_path_of_another_kept),
+        cmocka_unit_test(nice_on_workers_inline_never_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
