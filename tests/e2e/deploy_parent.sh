@@ -17,4 +17,12 @@ systemd-analyze verify "$tmp"/attest-bridge-*.service
 grep -q 'VSOCK-CONNECT:${ENCLAVE_CID}:${AGENT_VSOCK_PORT}' "$tmp/attest-bridge-agent.service"
 grep -q 'VSOCK-LISTEN:${VERIFIER_VSOCK_PORT}' "$tmp/attest-bridge-verifier.service"
 grep -q 'VSOCK-LISTEN:${MODEL_VSOCK_PORT}' "$tmp/attest-bridge-model.service"
+grep -q 'VSOCK-LISTEN:${WEIGHTS_VSOCK_PORT}' "$tmp/attest-bridge-weights.service"
+grep -q '^WEIGHTS_VSOCK_PORT=' "$tmp/env"
+# The enclave's entrypoint fetches from the weights port (init.sh's default).
+grep -q "VSOCK-CONNECT:3:$(sed -n 's/^WEIGHTS_VSOCK_PORT=//p' "$tmp/env")" "$AT_SRCDIR/deploy/enclave/init.sh"
+if command -v shellcheck >/dev/null; then
+    shellcheck -s sh "$AT_SRCDIR/deploy/enclave/init.sh"
+    shellcheck "$AT_SRCDIR/deploy/attestable-ami/kiwi/config.sh"
+fi
 echo "ok   deploy/parent units verify"

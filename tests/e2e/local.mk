@@ -21,6 +21,9 @@ TESTS += tests/e2e/bench_gateway.sh
 EXTRA_DIST += tests/e2e/bench_gateway.sh
 TESTS += tests/e2e/deploy_parent.sh
 EXTRA_DIST += tests/e2e/deploy_parent.sh deploy/parent
+# deploy/enclave's entrypoint with the simulator and UNIX sockets; the recipes' files.
+TESTS += tests/e2e/deploy_enclave.py
+EXTRA_DIST += tests/e2e/deploy_enclave.py deploy/enclave deploy/attestable-ami
 # The operator's rough edges (issue 11).
 TESTS += tests/e2e/operator_cli.py
 EXTRA_DIST += tests/e2e/operator_cli.py
