@@ -46,8 +46,17 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
         return cmd_version(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            /* `attestctl C SUB --help`: C's usage, for every command alike
+             * (never parsed as SUB's arguments: `sim init --help` made a
+             * folder named --help). */
+            if (argc >= 4 && argv[2][0] != '-' &&
+                (strcmp(argv[3], "--help") == 0 || strcmp(argv[3], "-h") == 0)) {
+                char *help[] = {argv[1], (char *)"--help", NULL};
+                return commands[i].run(2, help);
+            }
             return commands[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "attestctl: unknown command '%s'\n", argv[1]);
     return usage(stderr);
 }

@@ -78,10 +78,19 @@ try:
         p = ctl(c, "--help")
         check(p.returncode == 0 and b"usage" in p.stdout.lower() + (b"usage" if c == "version" else b""),
               f"attestctl {c} --help: usage on stdout, exit 0 (got {p.returncode})")
-    for c, s in (("audit", "query"), ("ear", "verify"), ("secret", "put"), ("token", "create"),
-                 ("model", "seal")):
+    # Every subcommand each usage names: `attestctl C S --help` is usage on stdout, exit 0.
+    subs = set()
+    for c in cmds:
+        for line in ctl(c, "--help").stdout.decode().splitlines():
+            w = line.replace("usage:", "").split()
+            if len(w) >= 3 and w[0] == "attestctl" and w[1] == c and w[2][0].isalpha() and w[2].islower():
+                subs.update((c, sub) for sub in w[2].split("|"))
+    check(len(subs) >= 20, f"subcommands found in the usages ({len(subs)})")
+    for c, s in sorted(subs):
         p = ctl(c, s, "--help")
-        check(p.returncode == 0, f"attestctl {c} {s} --help exits 0 (got {p.returncode})")
+        check(p.returncode == 0 and b"usage" in p.stdout.lower() and not p.stderr,
+              f"attestctl {c} {s} --help: usage on stdout, exit 0 (got {p.returncode} {p.stderr[:60]!r})")
+    check(not os.path.exists("--help"), "no subcommand took --help for an argument (sim init made a folder)")
     p = ctl("attest", "--help")
     check(b"secret release" not in p.stdout and b"attestctl attest" in p.stdout,
           "attest --help shows attest's usage only")
