@@ -1,6 +1,9 @@
-// Independent check of real answers against docs/openapi.yaml (test-only),
-// with the npm package `ajv` (JSON Schema 2020-12, OpenAPI 3.1's dialect):
-// node validate_openapi.mjs OPENAPI.json CAPTURED.json
+// Independent checks of docs/openapi.yaml (test-only npm packages):
+// node validate_openapi.mjs docs/openapi.yaml CAPTURED.json
+// First the document itself against the OpenAPI 3.1 schemas
+// (@seriousme/openapi-schema-validator; exit 3 when it does not conform),
+// then real answers against its schemas with `ajv` (JSON Schema 2020-12,
+// OpenAPI 3.1's dialect).
 // CAPTURED is a list of {server, method, path (the document's template),
 // status, content_type, body}. Each answer's status must be documented on
 // its operation (or `default`), its media type listed, and a JSON body must
@@ -8,8 +11,15 @@
 // mismatch; prints "valid N" otherwise.
 import { readFileSync } from 'node:fs';
 import Ajv2020 from 'ajv/dist/2020.js';
+import { Validator } from '@seriousme/openapi-schema-validator';
 
-const doc = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const oas = new Validator();
+const res = await oas.validate(readFileSync(process.argv[2], 'utf8'));
+if (!res.valid || oas.version !== '3.1') {
+  console.error(`openapi-schema-validator: ${oas.version}: ${JSON.stringify(res.errors, null, 1)}`);
+  process.exit(3);
+}
+const doc = oas.specification;
 const captured = JSON.parse(readFileSync(process.argv[3], 'utf8'));
 const ID = 'urn:attest:openapi';
 // The document is one schema resource: component $refs resolve within it.
