@@ -14,6 +14,7 @@
    every error's code must be listed for its status on that operation. The
    document itself is checked against the OpenAPI 3.1 schemas
    (@seriousme/openapi-schema-validator)."""
+import base64
 import json
 import os
 import re
@@ -176,10 +177,8 @@ try:
           {"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "00" * 48}})}]})
     V("POST", "/v1/policies/llm/import", "/v1/policies/{name}/import", token=owner, body={"files": 3})
     kp = KeyPair(wd)
-    nonce = secrets.token_bytes(32)
     doc_ok = pki.doc(nonce=None, public_key=kp.config)
     st, ch = V("POST", "/v1/challenge", body={})
-    import base64
     nonce = base64.b64decode(ch["nonce"])
     st, att = V("POST", "/v1/attestations", body={"evidence": b64(pki.doc(nonce=nonce, public_key=kp.config)),
                                                    "policy": "llm"})
@@ -188,6 +187,16 @@ try:
                                         "policy": "llm"})  # nonce_reused
     V("POST", "/v1/attestations", body={"evidence": b64(pki.doc(nonce=secrets.token_bytes(32),
                                                                  public_key=kp.config)), "policy": "llm"})
+    V("PUT", "/v1/policies/strict", "/v1/policies/{name}", body={**pol, "pcrs": {"0": ["33" * 48]}}, token=owner)
+    ch = V("POST", "/v1/challenge", body={})[1]
+    V("POST", "/v1/attestations", body={"evidence": b64(pki.doc(nonce=base64.b64decode(ch["nonce"]),
+                                                                 public_key=kp.config)), "policy": "strict"})
+    ch = V("POST", "/v1/challenge", body={})[1]
+    V("POST", "/v1/attestations", body={"evidence": b64(pki.doc(nonce=base64.b64decode(ch["nonce"]))),
+                                        "policy": "llm"})  # key_required
+    scoped = ctl("token", "create", "--db", v.db, "--role", "owner", "--policies", "other",
+                 check_rc=0).stdout.decode().strip()
+    V("PUT", "/v1/policies/llm", "/v1/policies/{name}", body=pol, token=scoped)
     V("POST", "/v1/attestations", body={"evidence": "%%%", "policy": "llm"})
     V("POST", "/v1/attestations", body={"evidence": b64(b"\x84\x40"), "policy": "llm"})
     V("POST", "/v1/attestations", body={"evidence": b64(doc_ok), "policy": "nope"})
