@@ -207,8 +207,25 @@ static int print_pcrs(const agent *a)
     return 0;
 }
 
+/* The routes handle() answers, for --print-routes (the contract test
+ * tests/e2e/openapi_contract.py compares them with docs/openapi.yaml and
+ * probes each one on a live server, so this list cannot drift silently). */
+static const char *const routes[] = {
+    "POST /v1/ohttp", "GET /v1/key-config", "POST /v1/evidence",
+    "GET /v1/status", "GET /healthz",       "GET /metrics",
+};
+
+static int print_routes(void)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        puts(routes[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--print-routes") == 0)
+        return print_routes();
     static agent a;
     agent_config *c = &a.cfg;
     c->model_pcr = -1;

@@ -142,8 +142,25 @@ static void observe(void *app, const char *route, const char *method, int status
            sec * 1e3);
 }
 
+/* The routes handle() answers, for --print-routes (the contract test
+ * tests/e2e/openapi_contract.py compares them with docs/openapi.yaml and
+ * probes each one on a live server, so this list cannot drift silently). */
+static const char *const routes[] = {
+    "GET /v1/attestation",   "GET /v1/gateway/instances", "GET /",        "GET /{file}",
+    "GET /v1/{openai_path}", "POST /v1/{openai_path}",    "GET /healthz", "GET /metrics",
+};
+
+static int print_routes(void)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        puts(routes[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--print-routes") == 0)
+        return print_routes();
     static gateway g;
     gateway_config *c = &g.cfg;
     c->refresh_s = 5;

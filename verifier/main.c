@@ -335,8 +335,45 @@ static int rotate_signing_key(const verifier_config *c)
     return 0;
 }
 
+/* The routes handle() answers, for --print-routes (the contract test
+ * tests/e2e/openapi_contract.py compares them with docs/openapi.yaml and
+ * probes each one on a live server, so this list cannot drift silently). */
+static const char *const routes[] = {
+    "POST /v1/challenge",
+    "POST /v1/verify",
+    "POST /v1/attestations",
+    "GET /v1/policies",
+    "PUT /v1/policies/{name}",
+    "GET /v1/policies/{name}",
+    "POST /v1/policies/{name}/import",
+    "DELETE /v1/policies/{name}/versions/{version}",
+    "GET /v1/sessions",
+    "PUT /v1/secrets/{name}",
+    "POST /v1/secrets/{name}/release",
+    "GET /v1/tokens",
+    "GET /v1/tokens/self",
+    "DELETE /v1/tokens/{id}",
+    "POST /v1/peer/bindings",
+    "GET /v1/audit",
+    "GET /v1/audit/verify",
+    "GET /.well-known/jwks.json",
+    "GET /console",
+    "GET /console/{file}",
+    "GET /healthz",
+    "GET /metrics",
+};
+
+static int print_routes(void)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        puts(routes[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--print-routes") == 0)
+        return print_routes();
     static verifier v;
     verifier_config *c = &v.cfg;
     bool rotate = false;

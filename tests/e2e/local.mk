@@ -40,3 +40,6 @@ TESTS += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py
 EXTRA_DIST += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py tests/e2e/pg.py docs/storage.md schema/pg
 TESTS += tests/e2e/console.py
 EXTRA_DIST += tests/e2e/console.py
+# docs/openapi.yaml against the real servers (issue 11).
+TESTS += tests/e2e/openapi_contract.py
+EXTRA_DIST += tests/e2e/openapi_contract.py tests/interop/validate_openapi.mjs docs/openapi.yaml
