@@ -79,9 +79,11 @@ static at_err inner_error_code(int status, const char *code, const char *msg, bo
     return AT_OK;
 }
 
-static at_err inner_error(int status, const char *msg, at_bhttp_msg **out, at_diag *d)
+/* The model server did not answer: upstream_unavailable (502). */
+static at_err inner_error(const char *msg, at_bhttp_msg **out, at_diag *d)
 {
-    return inner_error_code(status, "upstream", msg, false, out, d);
+    return inner_error_code(at_err_http_status(AT_E_UPSTREAM_UNAVAILABLE),
+                            at_err_str(AT_E_UPSTREAM_UNAVAILABLE), msg, false, out, d);
 }
 
 /* The inner request's target is one the model server may be asked for
@@ -96,7 +98,6 @@ static at_err fresh_refusal(agent *a, const at_ohttp_server *srv, const at_bhttp
     const char *date = at_bhttp_fields_get(&in->headers, "date");
     at_diag dd = {{0}};
     at_err code = AT_OK;
-    int status = 400;
     int64_t now_s = at_now_ms() / 1000, date_s = 0;
     *refusal = NULL;
     if (at_target_check(in->path, true, &dd) != AT_OK) {
@@ -111,7 +112,7 @@ static at_err fresh_refusal(agent *a, const at_ohttp_server *srv, const at_bhttp
                (code = at_http_date_parse(date, &date_s, &dd)) == AT_OK &&
                (code = at_replay_check(a->replay, at_ohttp_server_encapsulation(srv), date_s, now_s, &dd)) ==
                    AT_E_REPLAYED) {
-        status = 409;
+        /* answered below */
     }
     if (code == AT_OK)
         return AT_OK;
@@ -123,7 +124,10 @@ static at_err fresh_refusal(agent *a, const at_ohttp_server *srv, const at_bhttp
     snprintf(labels, sizeof labels, "code=\"%s\"", at_err_str(code));
     at_metrics_add(a->metrics, "attest_ohttp_refused_total", labels, 1);
     at_log("info", "ohttp", "refused: %s: %s", at_err_str(code), dd.msg);
-    return inner_error_code(status, at_err_str(code), dd.msg, code != AT_E_BAD_REQUEST, refusal, d);
+    /* The status is the code's own (lib/err.h): 400 bad_request, 422
+     * clock_skew, 409 replayed. */
+    return inner_error_code(at_err_http_status(code), at_err_str(code), dd.msg, code != AT_E_BAD_REQUEST,
+                            refusal, d);
 }
 
 static void whole(agent *a, at_http_req *req, at_http_resp *resp)
@@ -151,8 +155,8 @@ static void whole(agent *a, at_http_req *req, at_http_resp *resp)
         at_metrics_add(a->metrics, "attest_upstream_errors_total", "mode=\"whole\"", 1);
         /* The caller learns that the upstream failed, not its URL or the
          * transport error (logged above). */
-        if ((rc = inner_error(502, "upstream: the local model server did not answer (unavailable)", &out,
-                              &d)) != AT_OK)
+        if ((rc = inner_error("upstream: the local model server did not answer (unavailable)", &out, &d)) !=
+            AT_OK)
             goto fail;
     }
     if ((rc = at_bhttp_encode(out, &plain, &d)) != AT_OK ||
@@ -200,7 +204,7 @@ static at_err seal_error_stream(struct chunked *c, const char *msg, at_diag *d)
     at_bhttp_msg *m = NULL;
     at_buf plain;
     at_buf_init(&plain);
-    at_err rc = inner_error(502, msg, &m, d);
+    at_err rc = inner_error(msg, &m, d);
     if (rc == AT_OK)
         rc = at_bhttp_encode_indeterminate(m, &plain, d);
     if (rc == AT_OK)

@@ -126,15 +126,15 @@ try:
             if ok_expected:
                 check(p.returncode == 0 and b"You said: dated" in out, f"a current inner Date is accepted {extra}")
             else:
-                check(p.returncode == 1 and b"400" in out and b"clock_skew" in out and b"You said" not in out,
-                      f"an inner Date an hour off is refused, sealed 400 clock_skew {extra} ({out[-300:]})")
+                check(p.returncode == 1 and b"422" in out and b"clock_skew" in out and b"You said" not in out,
+                      f"an inner Date an hour off is refused, sealed 422 clock_skew {extra} ({out[-300:]})")
 
     # an undated inner request is refused too (it would escape the window)
     p = ctl("ohttp", "request", "--key-config", agent.url + "/v1/key-config", "--url", agent.url + "/v1/ohttp",
             "--path", "/v1/completions", "--data", '{"prompt": "undated"}', "--no-date")
     out = p.stdout + p.stderr
     check(p.returncode == 1 and b"clock_skew" in out and b"date: missing" in out and b"You said" not in out,
-          f"an inner request without Date is refused, sealed 400 clock_skew ({out[-200:]})")
+          f"an inner request without Date is refused, sealed 422 clock_skew ({out[-200:]})")
     # RFC 9458 section 6.5: the same encapsulated request sent again within
     # the window is refused and the model does not run a second time
     for extra, media in (([], "message/ohttp-req"), (["--chunked"], "message/ohttp-chunked-req")):

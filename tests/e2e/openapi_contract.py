@@ -296,7 +296,7 @@ try:
     G("GET", "/v1/models", "/v1/{openai_path}")
     G("POST", "/v1/chat/completions", "/v1/{openai_path}",
       body={"model": "standin", "messages": [{"role": "user", "content": "hi"}]})
-    llm.stop()  # the agent's sealed 502 (code upstream), relayed by the gateway
+    llm.stop()  # the agent's sealed 502 (code upstream_unavailable), relayed by the gateway
     st, body = G("GET", "/v1/models", "/v1/{openai_path}")
     check(st == 502, f"model server down: 502 through the gateway ({st} {body})")
     call("gateway", empty.url + "/v1/models", "GET", "/v1/{openai_path}")

@@ -633,6 +633,8 @@ static const struct {
     {AT_E_TOKEN_INVALID, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
     {AT_E_INSTANCE_UNREACHABLE, "attest-gateway's answer to consumers (gateway_flow.py, openai_sdk.py)"},
     {AT_E_REPLAYED, "the agent's OHTTP replay memory (lib/replay.c, test_replay, agent_flow.py)"},
+    {AT_E_UPSTREAM_UNAVAILABLE,
+     "the agent's model server did not answer (agent/route_ohttp.c, openai_sdk.py)"},
 };
 
 static void every_code_covered(void **state)
