@@ -24,6 +24,7 @@ int ctl_secret_release(int argc, char **argv);
 int cmd_peer(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_secret(int argc, char **argv);
+int cmd_session(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

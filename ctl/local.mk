@@ -7,3 +7,4 @@ ctl_attestctl_SOURCES = \
 ctl_attestctl_LDADD = $(AT_LIBS) $(CURL_LIBS)
 ctl_attestctl_SOURCES += ctl/cmd_hpke.c ctl/cmd_ohttp.c
 ctl_attestctl_SOURCES += ctl/cmd_peer.c
+ctl_attestctl_SOURCES += ctl/cmd_session.c

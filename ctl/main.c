@@ -21,6 +21,7 @@ static const struct {
     {"peer", cmd_peer, "mutual attestation with another service, then a protected channel"},
     {"policy", cmd_policy, "put, get, revoke and import PCR policies"},
     {"secret", cmd_secret, "store a secret on the verifier, bound to a policy"},
+    {"session", cmd_session, "list the verifier's sessions, revoke one"},
     {"sim", cmd_sim, "simulated Nitro PKI and attestation documents (tests, demos)"},
     {"token", cmd_token, "create (in the database), list and revoke API tokens"},
     {"verify", cmd_verify, "verify attestation documents offline, print JSON"},

@@ -13,27 +13,17 @@
 #include "db.h"
 #include "enc.h"
 
-const char *const at_audit_actions[] = {"attestation.create",
-                                        "audit.query",
-                                        "audit.verify",
-                                        "challenge",
-                                        "http.body",
-                                        "key.create",
-                                        "key.rotate",
-                                        "policy.get",
-                                        "policy.put",
-                                        "policy.revoke",
-                                        "refusal.aggregate",
-                                        "secret.put",
-                                        "secret.release",
-                                        "session.expire",
-                                        "session.list",
-                                        "token.create",
-                                        "token.list",
-                                        "token.revoke",
-                                        "verify",
-                                        "verify.aggregate",
-                                        NULL};
+const char *const at_audit_actions[] = {"attestation.create", "audit.query",
+                                        "audit.verify",       "challenge",
+                                        "http.body",          "key.create",
+                                        "key.rotate",         "policy.get",
+                                        "policy.put",         "policy.revoke",
+                                        "refusal.aggregate",  "secret.put",
+                                        "secret.release",     "session.expire",
+                                        "session.list",       "session.revoke",
+                                        "token.create",       "token.list",
+                                        "token.revoke",       "verify",
+                                        "verify.aggregate",   NULL};
 
 static void set_str(json_t *o, const char *k, const char *v)
 {

@@ -64,7 +64,8 @@
     X(AT_E_TOKEN_INVALID, "token_invalid", 502)                           \
     X(AT_E_INSTANCE_UNREACHABLE, "instance_unreachable", 502)             \
     X(AT_E_REPLAYED, "replayed", 409)                                     \
-    X(AT_E_UPSTREAM_UNAVAILABLE, "upstream_unavailable", 502)
+    X(AT_E_UPSTREAM_UNAVAILABLE, "upstream_unavailable", 502)             \
+    X(AT_E_SESSION_NOT_FOUND, "session_not_found", 404)
 
 typedef enum {
 #define AT_ERR_ENUM(sym, str, http) sym,

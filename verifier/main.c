@@ -137,6 +137,9 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     } else if (strcmp(u, "/v1/sessions") == 0 && strcmp(m, "GET") == 0) {
         req->route = "sessions";
         route_sessions(v, req, resp);
+    } else if (strncmp(u, "/v1/sessions/", 13) == 0) {
+        req->route = "sessions";
+        route_session_revoke(v, req, resp, u + 13);
     } else if (strncmp(u, "/v1/secrets/", 12) == 0) {
         req->route = "secrets";
         route_secrets(v, req, resp, u + 12);
@@ -348,6 +351,7 @@ static const char *const routes[] = {
     "POST /v1/policies/{name}/import",
     "DELETE /v1/policies/{name}/versions/{version}",
     "GET /v1/sessions",
+    "DELETE /v1/sessions/{id}",
     "PUT /v1/secrets/{name}",
     "POST /v1/secrets/{name}/release",
     "GET /v1/tokens",

@@ -1,7 +1,9 @@
-/* GET /v1/sessions?policy=NAME&state=active|all: sessions for gateways and
- * auditors (agents: one session by id, to notice it ended), each with the
- * attested key config, PCRs, endpoint and the attestation result token; a
- * token limited to policies sees only theirs. */
+/* GET /v1/sessions?policy=NAME&version=N&state=active|all: sessions for
+ * gateways, auditors and owners (agents: one session by id, to notice it
+ * ended), each with the attested key config, PCRs, endpoint and the
+ * attestation result token; a token limited to policies sees only theirs.
+ * DELETE /v1/sessions/{id}: an owner (within its scope) or admin ends one
+ * session at once (state "revoked"), audited as session.revoke. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,15 +13,18 @@
 void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
 {
     caller who;
-    if (!require_role(v, req, resp, ROLE_BIT(ROLE_GATEWAY) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_AGENT),
+    if (!require_role(v, req, resp,
+                      ROLE_BIT(ROLE_GATEWAY) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_OWNER) |
+                          ROLE_BIT(ROLE_AGENT),
                       "session.list", &who))
         return;
     const char *policy = at_http_query(req, "policy");
     const char *state = at_http_query(req, "state");
     const char *instance = at_http_query(req, "instance");
     const char *id = at_http_query(req, "id");
+    const char *version_s = at_http_query(req, "version");
     /* An agent checks its own session by id (it knows the id), nothing more. */
-    if (who.role == ROLE_AGENT && (!id || policy || instance)) {
+    if (who.role == ROLE_AGENT && (!id || policy || instance || version_s)) {
         refuse(v, req, resp, &who, "session.list", AT_E_FORBIDDEN,
                "authorization: an agent token reads one session by id (?id=), not lists", NULL);
         return;
@@ -33,6 +38,19 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
                NULL);
         return;
     }
+    /* version=N: the sessions one version of the named policy admitted. */
+    long long version = 0;
+    if (version_s) {
+        char *end;
+        version = strtoll(version_s, &end, 10);
+        if (!policy || !version_s[0] || *end || version < 1) {
+            refuse(v, req, resp, &who, "session.list", AT_E_BAD_REQUEST,
+                   policy ? "version: expected a positive integer"
+                          : "version: only with policy= (a version of which policy?)",
+                   NULL);
+            return;
+        }
+    }
     /* A token limited to policies sees only their sessions. */
     if (policy && !require_policy(v, req, resp, &who, "session.list", policy))
         return;
@@ -45,13 +63,15 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
                     " policy_version, ended_ms, end_reason, module_id, format FROM sessions WHERE 1 = 1";
     /* $k numbered in the order the conditions are added (PostgreSQL needs
      * every $1..$N it is given to appear). */
-    int k = 0, k_now = 0, k_policy = 0, k_scope = 0, k_instance = 0, k_id = 0;
+    int k = 0, k_now = 0, k_policy = 0, k_version = 0, k_scope = 0, k_instance = 0, k_id = 0;
     size_t len = strlen(sql);
 #define ADD(...) len += (size_t)snprintf(sql + len, sizeof sql - len, __VA_ARGS__)
     if (!all)
         ADD(" AND ended_ms IS NULL AND expires_ms > $%d", k_now = ++k);
     if (policy)
         ADD(" AND policy = $%d", k_policy = ++k);
+    if (version)
+        ADD(" AND policy_version = $%d", k_version = ++k);
     /* substring search: instr() in SQLite, strpos() in PostgreSQL, the one
      * function the two dialects spell differently (docs/storage.md). */
     if (!policy && who.scope[0])
@@ -73,6 +93,8 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
         at_db_bind_int64(st, k_now, now);
     if (k_policy)
         at_db_bind_text(st, k_policy, policy, -1);
+    if (k_version)
+        at_db_bind_int64(st, k_version, version);
     if (k_scope)
         at_db_bind_text(st, k_scope, who.scope, -1);
     if (k_instance)
@@ -127,5 +149,139 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
     at_db_read_release(v->db, c);
     json_t *o = json_object();
     json_object_set_new(o, "sessions", arr);
+    at_http_json(resp, 200, o);
+}
+
+struct end_job {
+    const char *id;
+    const caller *who;
+    const char *client, *reason;
+    char policy[128], ref[200], instance[160], state[64];
+    bool already;
+    int64_t audit_id;
+};
+
+/* Read the session, check the caller's scope against its policy, end it
+ * when live; one audit row either way (a refusal keeps only its row). */
+static at_err end_session(at_db_conn *c, void *ctx, at_diag *d)
+{
+    struct end_job *j = ctx;
+    at_err rc = AT_E_INTERNAL;
+    at_db_stmt *st = NULL;
+    int64_t now = at_now_ms();
+    AT_TRY(at_db_prepare(c,
+                         "SELECT policy, policy_version, module_id, ended_ms, end_reason, expires_ms"
+                         " FROM sessions WHERE id = $1",
+                         &st, d));
+    at_db_bind_text(st, 1, j->id, -1);
+    int s = at_db_step(st);
+    at_audit_row row = {
+        .actor = j->who->actor, .action = "session.revoke", .session_id = j->id, .client = j->client};
+    if (s == AT_DB_DONE) {
+        at_db_finalize(st);
+        st = NULL;
+        char why[AT_DIAG_MAX];
+        snprintf(why, sizeof why, "session: no session with id %.64s", j->id);
+        row.outcome = "refused";
+        row.code = at_err_str(AT_E_SESSION_NOT_FOUND);
+        row.message = why;
+        AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
+        rc = at_fail(d, AT_E_SESSION_NOT_FOUND, "%s", why);
+        goto out;
+    }
+    AT_ENSURE(s == AT_DB_ROW, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+    snprintf(j->policy, sizeof j->policy, "%s", at_db_column_text(st, 0));
+    snprintf(j->ref, sizeof j->ref, "%s@%lld", j->policy, (long long)at_db_column_int64(st, 1));
+    snprintf(j->instance, sizeof j->instance, "%s", at_db_column_text(st, 2));
+    j->already = !at_db_column_is_null(st, 3) || at_db_column_int64(st, 5) <= now;
+    const char *er = at_db_column_is_null(st, 3) ? "expired" : at_db_column_text(st, 4);
+    snprintf(j->state, sizeof j->state, "%s", j->already ? (er ? er : "ended") : "revoked");
+    at_db_finalize(st);
+    st = NULL;
+    row.policy = j->ref;
+    row.instance_id = j->instance;
+    if (!at_token_scope_allows(j->who->scope, j->policy)) {
+        char why[AT_TOKEN_SCOPE_MAX + 300];
+        snprintf(why, sizeof why, "authorization: token %lld is limited to policies %s, not %.128s",
+                 (long long)j->who->token_id, j->who->scope, j->policy);
+        row.outcome = "refused";
+        row.code = at_err_str(AT_E_FORBIDDEN);
+        row.message = why;
+        AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
+        rc = at_fail(d, AT_E_FORBIDDEN, "%.*s", AT_DIAG_MAX - 1, why);
+        goto out;
+    }
+    char msg[300];
+    if (!j->already) {
+        AT_TRY(at_db_prepare(c,
+                             "UPDATE sessions SET ended_ms = $1, end_reason = 'revoked'"
+                             " WHERE id = $2 AND ended_ms IS NULL",
+                             &st, d));
+        at_db_bind_int64(st, 1, now);
+        at_db_bind_text(st, 2, j->id, -1);
+        AT_ENSURE(at_db_step(st) == AT_DB_DONE, d, AT_E_INTERNAL, "database: %s", at_db_errmsg(c));
+        snprintf(msg, sizeof msg, "session revoked%s%.200s", j->reason ? ": " : "",
+                 j->reason ? j->reason : "");
+    } else {
+        snprintf(msg, sizeof msg, "session had already ended (%s)", j->state);
+    }
+    row.outcome = "ok";
+    row.message = msg;
+    AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
+    rc = AT_OK;
+out:
+    at_db_finalize(st);
+    return rc;
+}
+
+void route_session_revoke(verifier *v, at_http_req *req, at_http_resp *resp, const char *id)
+{
+    caller who;
+    at_diag d = {{0}};
+    if (strcmp(req->method, "DELETE") != 0) {
+        at_http_error(resp, AT_E_NOT_FOUND, "sessions: no such resource or method", -1);
+        return;
+    }
+    if (!require_role(v, req, resp, ROLE_BIT(ROLE_OWNER), "session.revoke", &who))
+        return;
+    /* Session ids are the verifier's own (hex); anything else is refused
+     * before the database sees it. */
+    if (!valid_name(id) || strlen(id) > 64) {
+        refuse(v, req, resp, &who, "session.revoke", AT_E_BAD_REQUEST,
+               "session: id expected [A-Za-z0-9._-]{1,64}", NULL);
+        return;
+    }
+    /* Optional reason, recorded in the audit row: ?reason= (printable, at
+     * most 200 bytes). */
+    const char *reason = at_http_query(req, "reason");
+    if (reason) {
+        size_t n = strlen(reason);
+        bool ok = n > 0 && n <= 200;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (unsigned char)reason[i] >= 0x20 && reason[i] != 0x7f;
+        if (!ok) {
+            refuse(v, req, resp, &who, "session.revoke", AT_E_BAD_REQUEST,
+                   "reason: expected 1..200 printable bytes", NULL);
+            return;
+        }
+    }
+    struct end_job j = {.id = id, .who = &who, .client = req->client, .reason = reason};
+    at_err rc = at_db_write(v->db, end_session, &j, &d);
+    if (rc != AT_OK) {
+        if (rc == AT_E_FORBIDDEN || rc == AT_E_SESSION_NOT_FOUND) {
+            char labels[128];
+            snprintf(labels, sizeof labels, "action=\"session.revoke\",code=\"%s\"", at_err_str(rc));
+            at_metrics_add(v->metrics, "attest_refusals_total", labels, 1);
+        }
+        at_http_error(resp, rc, d.msg, j.audit_id);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "policy", json_string(j.ref));
+    json_object_set_new(o, "instance_id", json_string(j.instance));
+    json_object_set_new(o, "state", json_string(j.state));
+    json_object_set_new(o, "revoked", json_boolean(!j.already));
+    json_object_set_new(o, "audit_id", json_integer(j.audit_id));
     at_http_json(resp, 200, o);
 }

@@ -192,6 +192,7 @@ void route_verify(verifier *v, at_http_req *req, at_http_resp *resp);
 void route_attestations(verifier *v, at_http_req *req, at_http_resp *resp);
 void route_policies(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
 void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp);
+void route_session_revoke(verifier *v, at_http_req *req, at_http_resp *resp, const char *id);
 void route_secrets(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
 void route_audit(verifier *v, at_http_req *req, at_http_resp *resp, const char *rest);
 void route_jwks(verifier *v, at_http_req *req, at_http_resp *resp);

@@ -3,8 +3,9 @@ driven by Selenium, against a real verifier on loopback with a populated
 database. An auditor sees audit and sessions but no policy write controls,
 and a write from the page's own JS context is refused (403); an owner
 imports a measurements file through the file input, previews and stores it
-as a new version, compares two versions and revokes one (its session
-ends; an admin does the same from the sessions view). The inspector shows a genuine AWS document's chain and the server's
+as a new version, compares two versions, sees the live sessions each
+version admits and revokes one (its session ends); an owner scoped to one
+policy sees only its sessions and ends one from the sessions view. The inspector shows a genuine AWS document's chain and the server's
 verdict at the document's own time, and names the failing check of a
 tampered one. Hostile strings (provenance, audit message, module id, file
 name) stay text; no CSP violation is logged; the export holds the rows
@@ -28,7 +29,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, SRCDIR, VERIFIER, KeyPair, Pki, Verifier, Workdir, b64, check, finish, run
+from harness import ATTESTCTL, BUILD, SRCDIR, VERIFIER, KeyPair, Pki, Verifier, Workdir, b64, check, finish, run
 
 WEB = os.path.join(SRCDIR, "web", "console")
 GENUINE = os.path.join(SRCDIR, "tests", "data", "nitro", "ev_beta_prod_2022.cbor")
@@ -282,29 +283,57 @@ try:
     check(HOSTILE_ID in q("#doc-fields").text and q("#verdict").text.startswith("Valid"),
           "hostile module id (a valid document) shown as text")
 
-    # ---- admin: revoke from the sessions view; the session ends ---------------
-    sign_in(v.admin)
+    # ---- owner scoped to web: revoke one session from the sessions view --------
+    st, _ = v.call("PUT", "/v1/policies/other", body=base, token=owner)
+    kp2 = KeyPair(wd)
+    st2, body = v.call("POST", "/v1/attestations", body={
+        "evidence": b64(pki.doc(public_key=kp2.config, extra=["--module-id", "i-0fedcba9876543210-enc0fedcba987654321"])),
+        "policy": "other"})
+    check(st == 201 and st2 == 201, f"a live session under other@1 too ({st2})")
+    owner_web = run(ATTESTCTL, "token", "create", "--db", v.db, "--role", "owner", "--policies", "web",
+                    check_rc=0).stdout.decode().strip()
+    sign_in(owner_web)
+    visible = [b.get_attribute("data-view") for b in qa("#nav button") if b.is_displayed()]
+    check(visible == ["inspect", "policies", "sessions"], f"owner sees inspector, policies and sessions ({visible})")
     view("sessions")
-    wait(lambda: len(qa("#sessions tbody tr button.revoke")) == 1, "admin: a revoke button per session")
+    wait(lambda: len(qa("#sessions tbody tr button.revoke")) == 1, "owner (web): one session, with a revoke button")
+    check([t for t in texts("#sessions tbody tr td:nth-child(2)")] == ["web@2"],
+          "owner scoped to web: only web's session listed (not other's)")
     rev = q("#sessions tbody tr button.revoke")
-    check(rev.text == "Revoke web@2", f"the button names policy@version ({rev.text})")
+    check(rev.text == "Revoke session", f"the button ends the session ({rev.text})")
     rev.click()
     check("Confirm" in q("#sessions tbody tr button.revoke").text, "revoke asks for a second click")
+    shot("sessions-owner-confirm")
     q("#sessions tbody tr button.revoke").click()
     wait(lambda: js("return document.querySelectorAll('#sessions tbody tr').length") == 0, "the session left the list")
     st, body = v.call("GET", f"/v1/sessions?state=all&id={session_id}", token=v.admin)
-    check(st == 200 and body["sessions"][0]["state"] == "policy revoked", "its session ended (policy revoked)")
+    check(st == 200 and body["sessions"][0]["state"] == "revoked", "its session ended (revoked)")
+    st, body = v.call("GET", f"/v1/audit?action=session.revoke&outcome=ok", token=auditor)
+    rows = body.get("entries", []) if st == 200 else []
+    check(len(rows) == 1 and rows[0]["session_id"] == session_id and rows[0]["policy"] == "web@2",
+          "one session.revoke audit row naming the session and web@2")
     shot("sessions-revoked")
+    axe("sessions-owner")
+    # the instance attests again (as its agent would on its next check): web@2 still admits it
+    st, body = v.call("POST", "/v1/attestations", body={"evidence": b64(pki.doc(public_key=kp.config)),
+                                                         "policy": "web"})
+    check(st == 201, f"the instance re-attests under web@2 ({st})")
+    session_id = body.get("session", {}).get("id")
 
     # ---- owner --------------------------------------------------------------
     sign_in(owner)
     visible = [b.get_attribute("data-view") for b in qa("#nav button") if b.is_displayed()]
-    check(visible == ["inspect", "policies"], f"owner sees inspector and policies only ({visible})")
+    check(visible == ["inspect", "policies", "sessions"], f"owner sees inspector, policies and sessions ({visible})")
     view("policies")
+    Select(q("#policy-name")).select_by_value("web")  # "other" comes first now
     wait(lambda: len(qa("#versions tbody tr")) == 2, "two versions listed (owner)")
     check(q("#policy-import").is_displayed(), "owner: import control shown")
-    check("not visible to role owner" in q("#versions tbody tr td:nth-child(7)").text,
-          "owner: sessions per version not readable with this role, said plainly")
+    wait(lambda: texts("#versions tbody tr td:nth-child(7)")[1].startswith("1:"), "owner: live sessions per version")
+    live = texts("#versions tbody tr td:nth-child(7)")
+    _, sess = v.call("GET", f"/v1/sessions?id={session_id}", token=owner)
+    check(live[0] == "none" and live[1] == "1: " + sess["sessions"][0]["instance_id"],
+          f"owner: v1 admits none, v2 one session, its instance named ({live})")
+    shot("policies-owner-sessions")
     hostile_file = wd(HOSTILE.replace("/", "_") + ".json")
     with open(hostile_file, "w") as f:
         f.write(open(EIF).read())
@@ -324,19 +353,22 @@ try:
     Select(q("#diff-b")).select_by_value("3")
     wait(lambda: len(qa("#diff tbody tr.differs")) >= 3, "v2 vs v3: PCR0-2 differ")
     shot("diff")
-    rev = [b for b in qa("#versions button.revoke") if b.get_attribute("data-version") == "1"][0]
+    rev = [b for b in qa("#versions button.revoke") if b.get_attribute("data-version") == "2"][0]
     rev.click()
     check("Confirm" in rev.text, "revoke asks for a second click")
     rev.click()
-    wait(lambda: "revoked" in js("const r = document.querySelector(\"#versions tbody tr[data-version='1']\");"
-                                 " return r ? r.textContent : ''"), "v1 shown revoked")
+    wait(lambda: "revoked" in js("const r = document.querySelector(\"#versions tbody tr[data-version='2']\");"
+                                 " return r ? r.textContent : ''"), "v2 shown revoked")
+    check(texts("#versions tbody tr td:nth-child(7)")[1] == "none", "v2 admits no live session any more")
     st, body = v.call("GET", "/v1/policies/web", token=owner)
-    check(st == 200 and [h["revoked_at"] is not None for h in body["history"]] == [True, True, False]
-          and body["version"] == 3, "v1 and v2 revoked, v3 current")
+    check(st == 200 and [h["revoked_at"] is not None for h in body["history"]] == [False, True, False]
+          and body["version"] == 3, "v2 revoked, v3 current")
+    st, body = v.call("GET", f"/v1/sessions?state=all&id={session_id}", token=v.admin)
+    check(st == 200 and body["sessions"][0]["state"] == "policy revoked", "its session ended (policy revoked)")
     shot("revoked")
 
     bad = {k: f for k, f in axe_findings.items() if f}
-    check(len(axe_findings) == 5 and not bad, f"axe-core: no serious or critical violation in any view ({bad})")
+    check(len(axe_findings) == 6 and not bad, f"axe-core: no serious or critical violation in any view ({bad})")
 
     # ---- nothing hostile ran, no CSP violation --------------------------------
     check(js("return window.__pwned === undefined"), "no injected script ran (global marker unset)")

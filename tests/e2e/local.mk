@@ -43,3 +43,5 @@ EXTRA_DIST += tests/e2e/console.py
 # docs/openapi.yaml against the real servers (issue 11).
 TESTS += tests/e2e/openapi_contract.py
 EXTRA_DIST += tests/e2e/openapi_contract.py tests/interop/validate_openapi.mjs docs/openapi.yaml
+TESTS += tests/e2e/session_revoke.py
+EXTRA_DIST += tests/e2e/session_revoke.py

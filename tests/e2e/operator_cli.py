@@ -72,8 +72,8 @@ try:
     # ---- attestctl: version, help, missing flags -------------------------
     p = ctl("--version")
     check(p.returncode == 0 and p.stdout.decode().startswith("attestctl "), "attestctl --version")
-    cmds = ["attest", "audit", "ear", "hpke", "model", "ohttp", "peer", "policy", "secret", "sim",
-            "token", "verify", "version"]
+    cmds = ["attest", "audit", "ear", "hpke", "model", "ohttp", "peer", "policy", "secret", "session",
+            "sim", "token", "verify", "version"]
     for c in cmds:
         p = ctl(c, "--help")
         check(p.returncode == 0 and b"usage" in p.stdout.lower() + (b"usage" if c == "version" else b""),

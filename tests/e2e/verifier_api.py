@@ -151,7 +151,10 @@ try:
           and base64.b64decode(ss[0]["key_config"]) == kp.config and ss[0]["token"] == token,
           "GET /v1/sessions lists the session with endpoint, key config, token")
     st, body = v.call("GET", "/v1/sessions?policy=llm", token=owner)
-    refused(st, body, 403, "forbidden", "owner cannot list sessions")
+    check(st == 200 and [s["id"] for s in body["sessions"]] == [st_json["session"]],
+          "an owner lists its policy's sessions (issue 13; scopes: session_revoke.py)")
+    st, body = v.call("GET", "/v1/sessions?policy=llm", token=agent_tok)
+    refused(st, body, 403, "forbidden", "an agent token cannot list sessions")
 
     # a live session is replaced only by a document binding the same endpoint
     for elsewhere in (["--endpoint", "http://127.0.0.1:9/elsewhere"], []):

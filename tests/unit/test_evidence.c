@@ -602,6 +602,7 @@ static const struct {
     {AT_E_POLICY_NOT_FOUND, "policy lookup in the verifier"},
     {AT_E_POLICY_LINT, "policy parsing (test_policy.c), before verification"},
     {AT_E_SESSION_EXPIRED, "verifier sessions"},
+    {AT_E_SESSION_NOT_FOUND, "DELETE /v1/sessions/{id} (session_revoke.py)"},
     {AT_E_UNAUTHORIZED, "HTTP authentication"},
     {AT_E_FORBIDDEN, "HTTP authorization"},
     {AT_E_NOT_FOUND, "HTTP routing and storage"},

@@ -278,7 +278,7 @@ async function loadPolicy() {
   if (r.status !== 200) return;
   policyDoc = r.body;
   let live = null;
-  if (can('gateway', 'auditor')) {
+  if (can('gateway', 'auditor', 'owner')) {
     const s = await api('GET', '/v1/sessions?policy=' + encodeURIComponent(name));
     if (s.status === 200) live = s.body.sessions;
   }
@@ -405,28 +405,32 @@ async function loadSessions() {
     if (s.key_config) sha256Hex(b64ToBytes(s.key_config)).then((h) => { kc.textContent = h || 'unavailable'; });
     const exp = el('span', fmtDuration(s.expires_at_ms - Date.now()), 'countdown');
     exp.dataset.expires = s.expires_at_ms;
+    // An owner (within its scope: the list holds only its policies'
+    // sessions) or an admin ends one session; its agent re-attests and comes
+    // back if the version still admits it (revoke the version to bar it).
     let rev = el('span', '');
-    const at = s.policy.lastIndexOf('@');
-    if (can('owner') && at > 0) {
-      rev = el('button', 'Revoke ' + s.policy, 'revoke');
+    if (can('owner')) {
+      rev = el('button', 'Revoke session', 'revoke');
       rev.type = 'button';
-      rev.addEventListener('click', () => revokeFromSessions(rev, s.policy.slice(0, at), s.policy.slice(at + 1)));
+      rev.dataset.session = s.id;
+      rev.addEventListener('click', () => revokeSession(rev, s.id, s.instance_id));
     }
     const tr = row([s.instance_id, s.policy, s.endpoint, kc, exp, s.state, rev]);
     tr.dataset.session = s.id;
     tb.appendChild(tr);
   }
 }
-// An admin (owner and auditor at once) revokes the version a session runs
-// under; every session on that version ends with it.
-async function revokeFromSessions(button, name, version) {
+// Two steps, as for a policy version: the first click asks, the second ends it.
+async function revokeSession(button, id, instance) {
   if (button.dataset.armed !== '1') {
     button.dataset.armed = '1';
-    button.textContent = 'Confirm: revoke ' + name + '@' + version + ' and end its sessions';
+    button.textContent = 'Confirm: end the session of ' + instance;
     return;
   }
-  const r = await api('DELETE', '/v1/policies/' + encodeURIComponent(name) + '/versions/' + encodeURIComponent(version));
-  if (r.status === 200) await loadSessions();
+  const r = await api('DELETE', '/v1/sessions/' + encodeURIComponent(id));
+  if (r.status !== 200) return;
+  await loadSessions();
+  $('whoami').dataset.lastAction = 'session ' + id + ' ' + r.body.state;
 }
 function tick() {
   for (const c of document.querySelectorAll('.countdown')) c.textContent = fmtDuration(Number(c.dataset.expires) - Date.now());
