@@ -1049,6 +1049,29 @@ static at_err listen_stream(const struct sockaddr_storage *ss, socklen_t sl, con
     return AT_OK;
 }
 
+at_err at_httpd_check_listen(const char *listen, at_diag *d)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    at_err rc = at_parse_listen(listen, &ss, &sl, d);
+    if (rc != AT_OK)
+        return rc;
+    if (ss.ss_family == AF_UNIX) {
+        struct stat st;
+        if (lstat(((const struct sockaddr_un *)&ss)->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode))
+            return AT_OK; /* absent (or not a socket: at_httpd_start says why) */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && connect(probe, (const struct sockaddr *)&ss, sl) == 0;
+        if (probe >= 0)
+            close(probe);
+        return live ? at_fail(d, AT_E_IO, "listen: cannot serve on %s (address in use)", listen) : AT_OK;
+    }
+    if (ss.ss_family == AF_VSOCK)
+        return AT_OK; /* bound for real at start; nothing to probe without taking it */
+    const char *why = bind_problem(&ss, sl);
+    return why ? at_fail(d, AT_E_IO, "listen: cannot serve on %s: %s", listen, why) : AT_OK;
+}
+
 static void httpd_free(at_httpd *s)
 {
     free(s->workers);

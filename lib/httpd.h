@@ -137,6 +137,12 @@ int at_httpd_opt_default(int code, const char *arg, at_httpd_opts *o, const char
 at_err at_httpd_start(const char *listen, const at_httpd_opts *o, at_http_handler h, void *app,
                       at_httpd **out, at_diag *d) AT_MUST_USE;
 uint16_t at_httpd_port(const at_httpd *s);
+/* Before a server creates any state: whether at_httpd_start could serve on
+ * listen now (a TCP address bound and released at once, a UNIX path not a
+ * live socket). AT_E_IO "listen: cannot serve on ADDR (address in use)" or
+ * the bind error; AT_E_BAD_REQUEST for an address that does not parse. A
+ * check, not a reservation: at_httpd_start still reports a later loss. */
+at_err at_httpd_check_listen(const char *listen, at_diag *d) AT_MUST_USE;
 /* Write the bound port to path atomically (tests and scripts pick free
  * ports with port 0 and read it back). 0 or -1. */
 int at_httpd_write_port_file(const at_httpd *s, const char *path);

@@ -221,6 +221,12 @@ static int open_state(verifier *v, at_diag *d)
         at_log("fatal", "startup", "%s", d->msg);
         return 1;
     }
+    /* ... and an address already served by another process (a second
+     * verifier on the same port) creates nothing either. */
+    if (at_httpd_check_listen(c->listen, d) != AT_OK) {
+        at_log("fatal", "listen", "%s", d->msg);
+        return 1;
+    }
     if (at_db_open(c->db_path, &v->db, d) != AT_OK) {
         at_log("fatal", "db", "%s", d->msg);
         return 1;

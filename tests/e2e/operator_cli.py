@@ -63,6 +63,8 @@ try:
     p = run(VERIFIER, "--listen", f"127.0.0.1:{v.port}", "--db", wd("second.db"), "--root", pki.root)
     check(p.returncode != 0 and "address in use" in out_of(p),
           f"second verifier on port {v.port} refused: address in use (exit {p.returncode})")
+    check(not any(os.path.exists(wd("second.db" + x)) for x in ("", ".admin-token", ".storage-key")),
+          "the refused verifier created no database, admin token or storage key")
     for line in out_of(p).splitlines():
         if line.startswith("{"):
             json.loads(line)  # libmicrohttpd's own message is JSON too

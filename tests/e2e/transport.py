@@ -181,6 +181,7 @@ try:
                            timeout=30)
         check(p.returncode != 0 and b"address in use" in p.stderr,
               "a second server on a live UNIX socket path is refused (address in use)")
+        check(not os.path.exists(wd("other.db")), "... before it created a database")
         # a bad connect address is refused up front, naming the option
         p = subprocess.run(a2_args[:-2] + ["--upstream", "vsock:5000"], capture_output=True, timeout=30)
         check(p.returncode == 2 and b"--upstream" in p.stderr and b"CID" in p.stderr,
