@@ -1,11 +1,17 @@
 /* POST /v1/challenge: a fresh nonce (API.md). Stateless: the nonce carries
  * its own expiry and MAC; nothing is stored until it is consumed. Runs on
  * libmicrohttpd's I/O thread (main.c classify), so nothing here may wait on
- * the database: every refusal of this route is aggregated (audit_agg.c). */
+ * the database (every refusal of this route is aggregated, audit_agg.c) or
+ * cost more than a small fixed amount of work (a body is parsed only when
+ * it is at most CHALLENGE_BODY_MAX bytes). */
+#include <stdio.h>
 #include <string.h>
 
 #include "enc.h"
 #include "verifier.h"
+
+/* "{}" with some white space; anything longer is refused unparsed. */
+#define CHALLENGE_BODY_MAX 64
 
 void route_challenge(verifier *v, at_http_req *req, at_http_resp *resp)
 {
@@ -15,6 +21,13 @@ void route_challenge(verifier *v, at_http_req *req, at_http_resp *resp)
         return;
     }
     /* The body is "{}" (or empty): anything else is a client bug worth naming. */
+    if (req->body.len > CHALLENGE_BODY_MAX) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "body: expected {} or nothing, got %zu bytes (at most %d read)",
+                 req->body.len, CHALLENGE_BODY_MAX);
+        refuse(v, req, resp, NULL, "challenge", AT_E_BAD_REQUEST, msg, NULL);
+        return;
+    }
     if (req->body.len) {
         json_t *b = NULL;
         at_diag d = {{0}};

@@ -4,6 +4,7 @@
  * attestation result token; a token limited to policies sees only theirs.
  * DELETE /v1/sessions/{id}: an owner (within its scope) or admin ends one
  * session at once (state "revoked"), audited as session.revoke. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,10 +43,11 @@ void route_sessions(verifier *v, at_http_req *req, at_http_resp *resp)
     long long version = 0;
     if (version_s) {
         char *end;
+        errno = 0;
         version = strtoll(version_s, &end, 10);
-        if (!policy || !version_s[0] || *end || version < 1) {
+        if (!policy || !version_s[0] || *end || errno || version < 1) {
             refuse(v, req, resp, &who, "session.list", AT_E_BAD_REQUEST,
-                   policy ? "version: expected a positive integer"
+                   policy ? "version: expected a positive integer (at most 19 digits)"
                           : "version: only with policy= (a version of which policy?)",
                    NULL);
             return;
@@ -170,7 +172,7 @@ static at_err end_session(at_db_conn *c, void *ctx, at_diag *d)
     at_db_stmt *st = NULL;
     int64_t now = at_now_ms();
     AT_TRY(at_db_prepare(c,
-                         "SELECT policy, policy_version, module_id, ended_ms, end_reason, expires_ms"
+                         "SELECT policy, policy_version, instance_id, ended_ms, end_reason, expires_ms"
                          " FROM sessions WHERE id = $1",
                          &st, d));
     at_db_bind_text(st, 1, j->id, -1);
@@ -201,14 +203,19 @@ static at_err end_session(at_db_conn *c, void *ctx, at_diag *d)
     row.policy = j->ref;
     row.instance_id = j->instance;
     if (!at_token_scope_allows(j->who->scope, j->policy)) {
+        /* Answered exactly as an unknown id: a token limited to some
+         * policies learns nothing of sessions outside them (not that the id
+         * exists, not its policy). The audit row keeps the real reason. */
         char why[AT_TOKEN_SCOPE_MAX + 300];
-        snprintf(why, sizeof why, "authorization: token %lld is limited to policies %s, not %.128s",
-                 (long long)j->who->token_id, j->who->scope, j->policy);
+        snprintf(
+            why, sizeof why,
+            "session: %.64s is under policy %.128s, outside token %lld's policies %s (answered as not found)",
+            j->id, j->policy, (long long)j->who->token_id, j->who->scope);
         row.outcome = "refused";
-        row.code = at_err_str(AT_E_FORBIDDEN);
+        row.code = at_err_str(AT_E_SESSION_NOT_FOUND);
         row.message = why;
         AT_TRY(at_audit_append(c, &row, &j->audit_id, d));
-        rc = at_fail(d, AT_E_FORBIDDEN, "%.*s", AT_DIAG_MAX - 1, why);
+        rc = at_fail(d, AT_E_SESSION_NOT_FOUND, "session: no session with id %.64s", j->id);
         goto out;
     }
     char msg[300];

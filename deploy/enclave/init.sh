@@ -31,6 +31,11 @@ set -eu
 : "${ATTEST_MODEL_DIR:=/run/model}"
 : "${ATTEST_MODEL_NAME:=model.gguf}"
 : "${ATTEST_AGENT:=attest-agent}"
+# The sealed file's largest acceptable size and the time its transfer may
+# take: a parent that streams forever or stalls fails the start (fail closed)
+# instead of filling enclave memory or hanging it.
+: "${ATTEST_WEIGHTS_MAX_BYTES:=68719476736}"
+: "${ATTEST_WEIGHTS_TIMEOUT_S:=3600}"
 : "${ATTEST_AGENT_EXTRA:=}"
 # The model server, started with MODEL set to the opened weights' path.
 : "${ATTEST_MODEL_SERVER:=llama-server --host 127.0.0.1 --port 8080 --model \"\$MODEL\"}"
@@ -43,11 +48,13 @@ export MODEL
 # The agent's command line: the same for --print-pcrs and the real run (the
 # simulator's PCR2 is a hash of this configuration). ATTEST_AGENT_EXTRA is
 # split into words on purpose (several flags; no spaces within one).
+set -f # ... and not glob-expanded
 # shellcheck disable=SC2086
 set -- "$ATTEST_AGENT" --attester "$ATTEST_ATTESTER" --policy "$ATTEST_POLICY" \
     --verifier "$ATTEST_VERIFIER" --listen "$ATTEST_LISTEN" --advertise "$ATTEST_ADVERTISE" \
     --upstream "$ATTEST_UPSTREAM" --model-sealed "$sealed" --model-secret "$ATTEST_MODEL_SECRET" \
     --model-out "$MODEL" ${ATTEST_AGENT_EXTRA}
+set +f
 
 say() { printf '%s\n' "init: $*" >&2; }
 
@@ -63,8 +70,20 @@ mkdir -p "$ATTEST_MODEL_DIR"
 chmod 0700 "$ATTEST_MODEL_DIR"
 say "fetching the sealed model from $ATTEST_WEIGHTS_FROM"
 rm -f "$sealed" "$MODEL"
-socat -u "$ATTEST_WEIGHTS_FROM" "CREATE:$sealed,perm=0600"
-[ -s "$sealed" ] || { say "no sealed model received from $ATTEST_WEIGHTS_FROM"; exit 1; }
+umask 077
+# One byte more than the cap is read, so an oversized file is told apart.
+timeout "$ATTEST_WEIGHTS_TIMEOUT_S" socat -u "$ATTEST_WEIGHTS_FROM" STDOUT |
+    head -c "$((ATTEST_WEIGHTS_MAX_BYTES + 1))" >"$sealed" || true
+size=$(wc -c <"$sealed")
+if [ "$size" -eq 0 ]; then
+    say "no sealed model received from $ATTEST_WEIGHTS_FROM (within ${ATTEST_WEIGHTS_TIMEOUT_S} s)"
+    exit 1
+fi
+if [ "$size" -gt "$ATTEST_WEIGHTS_MAX_BYTES" ]; then
+    say "the sealed model from $ATTEST_WEIGHTS_FROM is larger than ATTEST_WEIGHTS_MAX_BYTES ($ATTEST_WEIGHTS_MAX_BYTES)"
+    rm -f "$sealed"
+    exit 1
+fi
 
 agent_pid=""
 server_pid=""
@@ -88,6 +107,9 @@ while [ ! -e "$MODEL" ]; do
     sleep 1
 done
 say "weights open at $MODEL; starting the model server"
+# The ciphertext is no longer needed (the agent checks it again only before
+# a release, which has happened): free its memory.
+rm -f "$sealed"
 sh -c "exec $ATTEST_MODEL_SERVER" &
 server_pid=$!
 

@@ -5,8 +5,9 @@ the sealed model like deploy/parent/attest-bridge-weights.service does).
 1. init fetches the sealed model from the "parent", the agent attests, has the
    data key released and opens the weights; only then the model server starts;
    a consumer's chat completion goes gateway -> agent -> model server.
-2. A tampered sealed model: the weights never open and the model server is
-   never started (fail closed); SIGTERM stops init and the agent.
+2. More bytes than ATTEST_WEIGHTS_MAX_BYTES: init stops before the agent
+   starts. A tampered sealed model: the weights never open and the model
+   server is never started (fail closed); SIGTERM stops init and the agent.
 3. The Dockerfile copies only files that exist; the KIWI fragment is XML and
    its agent.json is a configuration attest-agent accepts."""
 import json
@@ -124,6 +125,8 @@ try:
     check(opened and open(model, "rb").read() == weights, "the opened weights are the owner's, byte for byte")
     check(oct(os.stat(model_dir).st_mode & 0o777) == "0o700", "the weights' folder is 0700")
     check(wait_for(lambda: os.path.exists(llm_sock), 30), "the model server started after the weights opened")
+    check(wait_for(lambda: not os.path.exists(os.path.join(model_dir, "model.sealed")), 10),
+          "the ciphertext is removed from enclave memory once the weights are open")
 
     def one_instance():
         st, inst = http("GET", gw.url + "/v1/gateway/instances")
@@ -139,11 +142,18 @@ try:
     gw.stop()
     procs.remove(gw)
 
-    # ---- 2. a tampered sealed model: fail closed -------------------------------------
+    # ---- 2. a parent sending more than the image allows, then a tampered file: fail closed
+    small = dict(env, ATTEST_WEIGHTS_MAX_BYTES=str(1 << 20))
+    p = subprocess.run(["sh", INIT], env=small, capture_output=True, timeout=120)
+    check(p.returncode == 1 and b"larger than ATTEST_WEIGHTS_MAX_BYTES" in p.stderr
+          and b"attest-agent started" not in p.stderr and not os.listdir(model_dir),
+          f"a sealed file over ATTEST_WEIGHTS_MAX_BYTES: init stops before the agent, nothing kept "
+          f"({p.returncode} {p.stderr[-200:]!r})")
     raw = bytearray(open(wd("model.sealed"), "rb").read())
     raw[len(raw) // 2] ^= 1
     open(wd("model.sealed"), "wb").write(bytes(raw))
-    os.remove(model)
+    if os.path.exists(model):
+        os.remove(model)
     if os.path.exists(llm_sock):
         os.remove(llm_sock)  # the stand-in leaves its socket file behind when killed
     init = start_init(env, wd("init2.log"))

@@ -100,6 +100,8 @@ try:
     refused(st, body, 400, "bad_request", "version= without policy=", "session.list")
     st, body = v.call("GET", "/v1/sessions?policy=llm&version=x", token=owner_llm)
     refused(st, body, 400, "bad_request", "version=x", "session.list")
+    st, body = v.call("GET", "/v1/sessions?policy=llm&version=99999999999999999999", token=owner_llm)
+    refused(st, body, 400, "bad_request", "version= beyond 64 bits", "session.list")
     st, body = v.call("GET", "/v1/sessions?policy=llm&version=0", token=owner_llm)
     refused(st, body, 400, "bad_request", "version=0", "session.list")
     st, body = v.call("GET", f"/v1/sessions?id={sid1}&version=1", token=open(agent_tok).read().strip())
@@ -107,9 +109,11 @@ try:
 
     # ---- revoke: refusals --------------------------------------------------------
     st, body = v.call("DELETE", f"/v1/sessions/{sid1}", token=owner_other)
-    row = refused(st, body, 403, "forbidden", "owner scoped to other revokes llm's session", "session.revoke")
-    check(row.get("session_id") == sid1 and row.get("policy") == "llm@1",
-          f"the refusal's row names the session and policy@version ({row.get('session_id')} {row.get('policy')})")
+    row = refused(st, body, 404, "session_not_found", "owner scoped to other revokes llm's session: as if unknown",
+                  "session.revoke")
+    check("llm" not in body["error"]["message"], f"... the answer does not name llm ({body['error']['message']})")
+    check(row.get("session_id") == sid1 and row.get("policy") == "llm@1" and "outside" in row.get("message", ""),
+          f"the refusal's row names the session, policy@version and why ({row})")
     for tok, who in [(gateway, "gateway"), (auditor, "auditor"), (open(agent_tok).read().strip(), "agent")]:
         st, body = v.call("DELETE", f"/v1/sessions/{sid1}", token=tok)
         refused(st, body, 403, "forbidden", f"a {who} token cannot revoke", "session.revoke")

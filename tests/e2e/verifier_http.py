@@ -131,6 +131,18 @@ try:
         st2, _ = v.call("GET", "/healthz")
         check(st2 == 200, f"after {what}: the verifier still answers")
 
+    # POST /v1/challenge runs on the I/O thread: a body longer than "{}" needs
+    # is refused without being parsed (a large JSON body cost ~4 ms there).
+    big = json.dumps({f"k{i}": [i] for i in range(3000)}).encode()
+    st, body = v.call("POST", "/v1/challenge", raw=big)
+    check(st == 400 and body["error"]["code"] == "bad_request" and "expected {} or nothing" in
+          body["error"]["message"] and "k0" not in body["error"]["message"],
+          f"a {len(big)}-byte challenge body: 400 bad_request unparsed (got {st} {body})")
+    st, body = v.call("POST", "/v1/challenge", raw=b'{ "x": 1 }')
+    check(st == 400 and "x" in body["error"]["message"], f"a short one is parsed and its field named ({body})")
+    st, body = v.call("POST", "/v1/challenge", raw=b" {  } ")
+    check(st == 201 and body.get("nonce"), "{} with white space: a nonce")
+
     st, body = v.call("PUT", "/v1/policies/llm", body=pol, token=owner)
     check(st == 201 and body["version"] == 2, "policy llm v2")
     st, body = v.call("DELETE", "/v1/policies/llm%2Fversions%2F1", token=owner)
