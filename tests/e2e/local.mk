@@ -37,3 +37,5 @@ TESTS += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py
 EXTRA_DIST += tests/e2e/verifier_pg.sh tests/e2e/verifier_replicas.py tests/e2e/pg.py docs/storage.md schema/pg
 TESTS += tests/e2e/console.py
 EXTRA_DIST += tests/e2e/console.py
+TESTS += tests/e2e/pg_resilience.py
+EXTRA_DIST += tests/e2e/pg_resilience.py
