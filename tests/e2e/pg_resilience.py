@@ -36,6 +36,7 @@ reps = [Verifier(wds[0], roots=[pki.root], extra=["--rate", "0"]).start()]
 reps += [Verifier(wds[i], roots=[pki.root], extra=["--rate", "0"], db=reps[0].db).start() for i in (1, 2)]
 A, B, C = reps
 lock = threading.Lock()
+mint_lock = threading.Lock()
 loads = []  # stopped in the finally clause whatever failed
 
 
@@ -98,7 +99,11 @@ class Load:
             if st != 201:
                 time.sleep(0.05)
                 continue
-            doc = pki.doc(nonce=base64.b64decode(body["nonce"]), public_key=self.kp.config)
+            # one `attestctl sim doc` at a time: a renewing sim rewrites
+            # leaf.pem then leaf.key, and a concurrent one may read a new
+            # certificate with the old key (bad_signature)
+            with mint_lock:
+                doc = pki.doc(nonce=base64.b64decode(body["nonce"]), public_key=self.kp.config)
             phase = self.phase
             st, body, h = req(to, "POST", "/v1/attestations", body={"evidence": b64(doc), "policy": "res"})
             with lock:
