@@ -18,6 +18,17 @@
 #define BATCH_MAX 512
 #define TARGET_MAX 1024
 
+static __thread bool thread_unavailable;
+
+void at_db_mark_unavailable(void) { thread_unavailable = true; }
+
+bool at_db_thread_unavailable(void)
+{
+    bool was = thread_unavailable;
+    thread_unavailable = false;
+    return was;
+}
+
 struct job {
     at_db_write_fn fn;
     void *ctx;
@@ -260,6 +271,7 @@ static void run_batch(at_db *db, struct job *batch)
 {
     at_diag scratch;
     at_db_conn *w = db->wconn;
+    thread_unavailable = false;
     bool in_tx = at_db_exec(w, db->eng->writer_begin_sql, NULL) == AT_OK;
     bool lost = false;
     uint64_t n = 0;
@@ -318,6 +330,16 @@ static void run_batch(at_db *db, struct job *batch)
         }
         for (struct job *j = batch; j; j = j->next)
             j->rc = at_fail(j->d, AT_E_INTERNAL, "database: commit failed: %s", why);
+    }
+    /* The connection failed under this batch: nothing of it committed, or
+     * the COMMIT's outcome is unknown. Either way nothing is acknowledged,
+     * and the callers hear 503, not a 500. */
+    if (thread_unavailable) {
+        thread_unavailable = false;
+        for (struct job *j = batch; j; j = j->next)
+            j->rc = at_fail(j->d, AT_E_UNAVAILABLE,
+                            "database: unavailable (%s); the write was not acknowledged, retry later",
+                            at_db_errmsg(w));
     }
     pthread_mutex_lock(&db->lock);
     db->stats.transactions++;
@@ -379,6 +401,8 @@ at_err at_db_write(at_db *db, at_db_write_fn fn, void *ctx, at_diag *d)
         pthread_cond_wait(&j.cond, &db->lock);
     pthread_mutex_unlock(&db->lock);
     pthread_cond_destroy(&j.cond);
+    if (j.rc == AT_E_UNAVAILABLE)
+        thread_unavailable = true;
     return j.rc;
 }
 
@@ -438,8 +462,10 @@ at_db_conn *at_db_read_acquire(at_db *db)
     if (db->n_pool)
         c = db->pool[--db->n_pool];
     pthread_mutex_unlock(&db->pool_lock);
-    if (!c && db->eng->open(db->target, db->redacted, true, &c, NULL) != AT_OK)
+    if (!c && db->eng->open(db->target, db->redacted, true, &c, NULL) != AT_OK) {
+        thread_unavailable = true;
         return NULL;
+    }
     return c;
 }
 
@@ -455,6 +481,16 @@ void at_db_read_release(at_db *db, at_db_conn *c)
     pthread_mutex_unlock(&db->pool_lock);
     if (c)
         db->eng->close(c);
+}
+
+bool at_db_ping(at_db *db)
+{
+    at_db_conn *c = at_db_read_acquire(db);
+    if (!c)
+        return false;
+    bool ok = at_db_exec(c, "SELECT 1", NULL) == AT_OK;
+    at_db_read_release(db, c);
+    return ok;
 }
 
 void at_db_stats_get(at_db *db, at_db_stats *s)

@@ -82,6 +82,19 @@ typedef at_err (*at_db_write_fn)(at_db_conn *conn, void *ctx, at_diag *d);
  * Returns fn's result, or AT_E_INTERNAL when the commit failed. */
 at_err at_db_write(at_db *db, at_db_write_fn fn, void *ctx, at_diag *d) AT_MUST_USE;
 
+/* Whether a database connection failed at the connection level in the
+ * calling thread since the last call (the server unreachable or restarting,
+ * a connection lost, a commit whose outcome is unknown); clears the mark.
+ * The verifier answers such a request 503 `unavailable` with Retry-After,
+ * whatever error the caller made of it. A write job whose transaction met
+ * such a failure is reported AT_E_UNAVAILABLE (nothing of it committed, or
+ * the commit in doubt: not acknowledged either way) and marks the waiting
+ * thread. Connections reconnect by themselves on their next use (never in
+ * the middle of a transaction the server dropped). */
+bool at_db_thread_unavailable(void);
+/* Whether the database answers a trivial query now (a read connection). */
+bool at_db_ping(at_db *db);
+
 /* transactions and jobs committed so far, the largest batch, and the jobs
  * queued for the writer right now (not yet taken into a transaction). */
 typedef struct {

@@ -5,6 +5,11 @@
 
 #include "db.h"
 
+/* An engine calls this when a connection failed at the connection level
+ * (server unreachable, connection lost, an in-doubt commit): the calling
+ * thread's mark, read by at_db_thread_unavailable. */
+void at_db_mark_unavailable(void);
+
 struct at_db_engine {
     const char *name;
     const at_db_migration *migrations;

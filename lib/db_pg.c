@@ -19,6 +19,12 @@
 typedef struct {
     at_db_conn base;
     PGconn *h;
+    bool readonly;
+    /* The server dropped the connection inside a transaction: it stays
+     * down (every statement fails) until the transaction is ended (ROLLBACK)
+     * or a new one begins, so the rest of a job can never run on a fresh
+     * connection in autocommit mode (half a write, committed). */
+    bool tx_broken;
     int64_t changes;
     char err[512];
 } pg_conn;
@@ -49,25 +55,103 @@ static void set_err(pg_conn *c, const char *what, const char *msg)
         c->err[--n] = '\0';
 }
 
-/* A connection the server dropped (restart, failover) is re-opened before
- * its next use; the transaction it held is gone, which the writer reports
- * as a lost transaction. */
-static void revive(pg_conn *c)
+static bool starts(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+static at_err session_settings(pg_conn *c, at_diag *d);
+static void quiet(void *arg, const char *msg);
+
+/* Whether a failed call failed at the connection level: the connection is
+ * gone, or the server refused for its state (class 08 connection
+ * exception; 57P01-57P03 shutdown, crash, cannot connect now). */
+static bool conn_level(pg_conn *c, PGresult *r)
 {
-    if (PQstatus(c->h) == CONNECTION_BAD)
-        PQreset(c->h);
+    if (!r || PQstatus(c->h) == CONNECTION_BAD)
+        return true;
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return st && (starts(st, "08") || starts(st, "57P0"));
+}
+
+/* After a failed call: mark the thread (503, not 500) and remember a
+ * transaction the server dropped. */
+static void failed(pg_conn *c, PGresult *r, bool was_in_tx)
+{
+    if (!conn_level(c, r))
+        return;
+    at_db_mark_unavailable();
+    if (was_in_tx)
+        c->tx_broken = true;
+}
+
+static bool in_tx(pg_conn *c)
+{
+    PGTransactionStatusType t = PQtransactionStatus(c->h);
+    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
+}
+
+/* A connection the server dropped (restart, failover) is re-opened before
+ * its next use, with its session settings again; never in the middle of a
+ * transaction it lost (tx_broken), only when that one ends (ROLLBACK) or a
+ * new one begins. False: still down (c->err says why; the thread is
+ * marked). */
+static bool revive(pg_conn *c, const char *sql)
+{
+    if (PQstatus(c->h) != CONNECTION_BAD)
+        return true;
+    if (c->tx_broken && !(sql && (starts(sql, "BEGIN") || strcmp(sql, "ROLLBACK") == 0))) {
+        set_err(c, "", "connection lost inside a transaction: it was rolled back");
+        at_db_mark_unavailable();
+        return false;
+    }
+    PQreset(c->h);
+    if (PQstatus(c->h) != CONNECTION_OK) {
+        set_err(c, "reconnect: ", PQerrorMessage(c->h));
+        at_db_mark_unavailable();
+        return false;
+    }
+    c->tx_broken = false;
+    PQsetNoticeProcessor(c->h, quiet, NULL);
+    if (session_settings(c, NULL) != AT_OK) {
+        at_db_mark_unavailable();
+        return false;
+    }
+    return true;
+}
+
+/* A call that failed at the connection level outside a transaction is
+ * tried once more on a fresh connection when that cannot write twice: a
+ * read-only connection, or a BEGIN (nothing ran yet). So the first request
+ * after a server restart does not fail on every pooled connection. */
+static bool retry_safe(pg_conn *c, const char *sql, PGresult *r, bool was_in_tx)
+{
+    return !was_in_tx && conn_level(c, r) && PQstatus(c->h) == CONNECTION_BAD &&
+           (c->readonly || starts(sql, "BEGIN"));
+}
+
+static bool ok_status(PGresult *r)
+{
+    ExecStatusType s = PQresultStatus(r);
+    return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
 }
 
 static at_err pg_exec(at_db_conn *base, const char *sql, at_diag *d)
 {
     pg_conn *c = C(base);
-    revive(c);
+    if (!revive(c, sql))
+        return at_fail(d, AT_E_UNAVAILABLE, "database: %s", c->err);
+    bool was_in_tx = in_tx(c);
     PGresult *r = PQexec(c->h, sql);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        set_err(c, "", r ? PQresultErrorMessage(r) : PQerrorMessage(c->h));
+    if (!ok_status(r) && retry_safe(c, sql, r, was_in_tx) && revive(c, sql)) {
         PQclear(r);
-        return at_fail(d, AT_E_INTERNAL, "database: %s", c->err);
+        r = PQexec(c->h, sql);
+    }
+    if (!ok_status(r)) {
+        set_err(c, "", r ? PQresultErrorMessage(r) : PQerrorMessage(c->h));
+        if (!*PQresultErrorMessage(r) && PQstatus(c->h) == CONNECTION_BAD)
+            set_err(c, "", PQerrorMessage(c->h));
+        failed(c, r, was_in_tx);
+        bool down = conn_level(c, r);
+        PQclear(r);
+        return at_fail(d, down ? AT_E_UNAVAILABLE : AT_E_INTERNAL, "database: %s", c->err);
     }
     PQclear(r);
     return AT_OK;
@@ -79,6 +163,20 @@ static void quiet(void *arg, const char *msg)
 {
     (void)arg;
     (void)msg;
+}
+
+static at_err session_settings(pg_conn *c, at_diag *d)
+{
+    PGresult *r =
+        PQexec(c->h, c->readonly ? "SET default_transaction_read_only = on; SET client_encoding = 'UTF8'"
+                                 : "SET client_encoding = 'UTF8'");
+    if (!ok_status(r)) {
+        set_err(c, "", r ? PQresultErrorMessage(r) : PQerrorMessage(c->h));
+        PQclear(r);
+        return at_fail(d, AT_E_UNAVAILABLE, "database: %s", c->err);
+    }
+    PQclear(r);
+    return AT_OK;
 }
 
 static at_err pg_open(const char *target, const char *redacted, bool readonly, at_db_conn **out, at_diag *d)
@@ -97,10 +195,8 @@ static at_err pg_open(const char *target, const char *redacted, bool readonly, a
         return rc;
     }
     PQsetNoticeProcessor(c->h, quiet, NULL);
-    at_err rc = pg_exec(&c->base,
-                        readonly ? "SET default_transaction_read_only = on; SET client_encoding = 'UTF8'"
-                                 : "SET client_encoding = 'UTF8'",
-                        d);
+    c->readonly = readonly;
+    at_err rc = session_settings(c, d);
     if (rc != AT_OK) {
         PQfinish(c->h);
         free(c);
@@ -343,10 +439,17 @@ static int pg_step(at_db_stmt *st)
         s->row = s->nrows;
         return AT_DB_DONE;
     }
-    revive(c);
+    if (!revive(c, s->sql))
+        return AT_DB_ERROR;
+    bool was_in_tx = in_tx(c);
     PGresult *r = PQexecParams(c->h, s->sql, s->n, (const Oid *)s->types, s->vals, s->lens, s->fmts, 0);
+    if (!ok_status(r) && retry_safe(c, s->sql, r, was_in_tx) && revive(c, s->sql)) {
+        PQclear(r);
+        r = PQexecParams(c->h, s->sql, s->n, (const Oid *)s->types, s->vals, s->lens, s->fmts, 0);
+    }
     ExecStatusType es = PQresultStatus(r);
     if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
+        failed(c, r, was_in_tx);
         /* Class 23: integrity constraint violation. Read before PQclear:
          * the field lives in the result. */
         const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -432,7 +535,8 @@ static bool pg_tx_failed(at_db_conn *c) { return PQtransactionStatus(C(c)->h) ==
 
 static at_err pg_snapshot_begin(at_db_conn *c, bool *began, at_diag *d)
 {
-    revive(C(c));
+    if (!revive(C(c), NULL))
+        return at_fail(d, AT_E_UNAVAILABLE, "database: %s", C(c)->err);
     if (PQtransactionStatus(C(c)->h) != PQTRANS_IDLE)
         return AT_OK; /* inside the writer's transaction: its view */
     at_err rc = pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", d);

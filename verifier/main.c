@@ -67,6 +67,8 @@ static bool tls_pair_ok(const char *cert_pem, const char *key_pem, at_diag *d)
  * thread must not be starved by the parallel ones (lib/httpd applies it to
  * its workers only, never to the I/O threads). */
 #define REQUEST_NICE 5
+/* Seconds a client is asked to wait while the database is unavailable. */
+#define DB_RETRY_AFTER_S 2
 
 /* Without --issuer: the URL this process serves, http(s)://host:port with
  * the bound port; a wildcard, unix: or vsock: listener names localhost. */
@@ -108,9 +110,32 @@ static int classify(void *app, const char *method, const char *path)
     return AT_HTTP_RUN_POOL;
 }
 
+static void route(verifier *v, at_http_req *req, at_http_resp *resp);
+
+/* A request during which the database failed at the connection level
+ * (down, restarting, a connection lost, a commit in doubt) is answered 503
+ * `unavailable` with Retry-After, whatever the route made of the failure:
+ * never a 500, and never a refusal that only reflects a missing read. A
+ * success stands: it was committed or read whole. */
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
 {
-    verifier *v = app;
+    if (at_db_thread_unavailable()) {
+        /* a mark left by an earlier request on this thread */
+    }
+    route(app, req, resp);
+    bool down = at_db_thread_unavailable();
+    if ((down && resp->status >= 400) || (resp->status == 503 && !strstr(resp->headers, "Retry-After:"))) {
+        if (down) {
+            at_http_error(resp, AT_E_UNAVAILABLE, "database: unavailable; nothing was written, retry later",
+                          -1);
+        }
+        size_t n = strlen(resp->headers);
+        snprintf(resp->headers + n, sizeof resp->headers - n, "Retry-After: %d\n", DB_RETRY_AFTER_S);
+    }
+}
+
+static void route(verifier *v, at_http_req *req, at_http_resp *resp)
+{
     const char *u = req->url;
     const char *m = req->method;
     if (req->body_too_large) {
@@ -171,6 +196,13 @@ static void handle(void *app, at_http_req *req, at_http_resp *resp)
     } else if (strcmp(u, "/healthz") == 0 && strcmp(m, "GET") == 0) {
         req->route = "healthz";
         at_http_text(resp, 200, "text/plain", "ok\n");
+    } else if (strcmp(u, "/readyz") == 0 && strcmp(m, "GET") == 0) {
+        /* Ready: the database answers now (a load balancer's check). */
+        req->route = "readyz";
+        if (at_db_ping(v->db))
+            at_http_text(resp, 200, "text/plain", "ready\n");
+        else
+            at_http_error(resp, AT_E_UNAVAILABLE, "database: not answering", -1);
     } else if (strcmp(u, "/metrics") == 0 && strcmp(m, "GET") == 0) {
         req->route = "metrics";
         route_metrics(v, req, resp);
@@ -370,6 +402,7 @@ static const char *const routes[] = {
     "GET /console",
     "GET /console/{file}",
     "GET /healthz",
+    "GET /readyz",
     "GET /metrics",
 };
 

@@ -45,3 +45,5 @@ TESTS += tests/e2e/openapi_contract.py
 EXTRA_DIST += tests/e2e/openapi_contract.py tests/interop/validate_openapi.mjs docs/openapi.yaml
 TESTS += tests/e2e/session_revoke.py
 EXTRA_DIST += tests/e2e/session_revoke.py
+TESTS += tests/e2e/pg_resilience.py
+EXTRA_DIST += tests/e2e/pg_resilience.py

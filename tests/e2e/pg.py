@@ -87,13 +87,32 @@ class Server:
             opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir}"
                     " -c fsync=on -c synchronous_commit=on -c max_connections=400"
                     " -c shared_buffers=16MB")
-            r = self._run([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-l", self.log, "-o", opts,
-                           "-w", "-t", "60", "start"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.opts = opts
+            r = self._pg_ctl_start()
             if r.returncode == 0:
                 self.started = True
                 return self
         raise RuntimeError("postgres did not start: " + r.stdout.decode(errors="replace") +
                            open(self.log, errors="replace").read()[-2000:])
+
+    def _pg_ctl_start(self):
+        return self._run([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-l", self.log, "-o", self.opts,
+                          "-w", "-t", "60", "start"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def halt(self):
+        """pg_ctl stop -m fast: the server goes away under its clients
+        (tests/e2e/pg_resilience.py); resume() starts it again on the same
+        port and data."""
+        r = self._run([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m", "fast", "-w", "-t", "60",
+                       "stop"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise RuntimeError("pg_ctl stop: " + r.stdout.decode(errors="replace"))
+
+    def resume(self):
+        r = self._pg_ctl_start()
+        if r.returncode != 0:
+            raise RuntimeError("pg_ctl start again: " + r.stdout.decode(errors="replace") +
+                               open(self.log, errors="replace").read()[-2000:])
 
     def base_url(self):
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/"

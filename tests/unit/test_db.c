@@ -386,6 +386,49 @@ static void pg_refuses_async_commit(void **state)
     assert_null(db);
 }
 
+/* PostgreSQL: the server drops the writer's connection in the middle of a
+ * job (here the job terminates its own backend) and the job carries on
+ * regardless. Its later statement must not run on a fresh connection in
+ * autocommit mode: nothing of the job is written, the caller hears
+ * AT_E_UNAVAILABLE (503, not 500) and is marked, and the next write
+ * reconnects by itself. */
+static at_err dropped_mid_job(at_db_conn *c, void *ctx, at_diag *d)
+{
+    (void)ctx;
+    if (at_db_exec(c, "INSERT INTO t (x) VALUES (20)", d) != AT_OK ||
+        at_db_exec(c, "SELECT pg_terminate_backend(pg_backend_pid())", d) == AT_OK) {
+        return AT_OK; /* the test below fails on what is (not) on disk */
+    }
+    if (at_db_exec(c, "INSERT INTO t (x) VALUES (21)", d) != AT_OK) {
+        /* careless on purpose: the writer must not commit anything of it */
+    }
+    return AT_OK;
+}
+
+static void pg_connection_lost_mid_job(void **state)
+{
+    (void)state;
+    if (!at_db_is_url(target))
+        skip();
+    at_db *db = NULL;
+    at_diag d = {{0}};
+    assert_int_equal(at_db_open(target, &db, &d), AT_OK);
+    cur_db = db;
+    assert_int_equal(at_db_write(db, create_table, NULL, &d), AT_OK);
+    assert_false(at_db_thread_unavailable());
+    assert_int_equal(at_db_write(db, dropped_mid_job, NULL, &d), AT_E_UNAVAILABLE);
+    assert_non_null(strstr(d.msg, "not acknowledged"));
+    assert_true(at_db_thread_unavailable());
+    assert_false(at_db_thread_unavailable()); /* reading clears the mark */
+    assert_false(row_exists(20));
+    assert_false(row_exists(21));
+    struct insert again = {22, NULL, false};
+    assert_int_equal(at_db_write(db, insert_job, &again, &d), AT_OK);
+    assert_true(row_exists(22));
+    assert_true(at_db_ping(db));
+    at_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +438,7 @@ int main(void)
         cmocka_unit_test(statements),
         cmocka_unit_test(redaction),
         cmocka_unit_test(pg_refuses_async_commit),
+        cmocka_unit_test(pg_connection_lost_mid_job),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
