@@ -15,7 +15,7 @@
 # 5. exits when either process exits (the enclave then stops).
 #
 # Every address is a variable, so the same script runs outside an enclave
-# with the simulator and UNIX sockets (tests/e2e/deploy_enclave.sh).
+# with the simulator and UNIX sockets (tests/e2e/deploy_enclave.py).
 # `init.sh --print-pcrs` prints the agent's PCRs for this configuration as a
 # policy (with the simulator only; an enclave's PCR0-2 come from nitro-cli).
 set -eu
