@@ -119,9 +119,7 @@ static void route(verifier *v, at_http_req *req, at_http_resp *resp);
  * success stands: it was committed or read whole. */
 static void handle(void *app, at_http_req *req, at_http_resp *resp)
 {
-    if (at_db_thread_unavailable()) {
-        /* a mark left by an earlier request on this thread */
-    }
+    (void)at_db_thread_unavailable(); /* clear a mark an earlier request on this thread left */
     route(app, req, resp);
     bool down = at_db_thread_unavailable();
     if ((down && resp->status >= 400) || (resp->status == 503 && !strstr(resp->headers, "Retry-After:"))) {
